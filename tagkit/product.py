@@ -1,0 +1,83 @@
+"""The records every part of tagkit passes around: a product, a tag, a problem with the input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+CATEGORY_SEPARATOR = " > "
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Tag:
+    """A tag: an attribute value (`color: Navy Blue`) or a plain value (`name` empty)."""
+
+    name: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> Tag:
+        """Read `name: value` (split at the first colon) or a plain value."""
+        name, sep, value = text.partition(":")
+        if sep and name.strip() and value.strip():
+            return cls(name.strip(), value.strip())
+        return cls("", text.strip())
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value}" if self.name else self.value
+
+
+def parse_category(text: str) -> tuple[str, ...]:
+    """Split a category path `A > B > C` into its levels, dropping empty ones."""
+    return tuple(part.strip() for part in text.split(">") if part.strip())
+
+
+def format_category(levels: tuple[str, ...]) -> str:
+    """Join category levels into `A > B > C`."""
+    return CATEGORY_SEPARATOR.join(levels)
+
+
+@dataclass(slots=True)
+class Product:
+    """One product as tagkit sees it, whatever file or folder it came from.
+
+    `image` is an absolute path (or None); `source` and `row` say where the record was read
+    (row = the line number where the record starts, the CSV header being line 1; for a JSON
+    array, the 1-based item number; for a folder, the 1-based file number).
+    """
+
+    id: str
+    title: str = ""
+    description: str = ""
+    image: str | None = None
+    category: tuple[str, ...] = ()
+    tags: tuple[Tag, ...] = ()
+    source: str = ""
+    row: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def category_path(self) -> str:
+        return format_category(self.category)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with one input record or field, said so a person can find and fix it.
+
+    `skipped` is True when the whole record was left out, False when the record was kept
+    (without the bad field, or with the problem noted).
+    """
+
+    file: str
+    row: int | None
+    field: str | None
+    message: str
+    skipped: bool = False
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.field:
+            where.append(f"field {self.field!r}")
+        return f"{', '.join(where)}: {self.message}"
