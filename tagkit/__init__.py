@@ -1,0 +1,42 @@
+"""tagkit: categories and tags for e-commerce products, from images and Persian or English titles.
+
+The library under the `tagkit` command. Names are imported on first use, so `import tagkit` stays cheap:
+
+    from tagkit import Store, import_products, ImageEmbedder
+    with Store("tagkit.db") as store:
+        report = import_products(store, "products.csv", embedder=ImageEmbedder())
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Product": "tagkit.product",
+    "Tag": "tagkit.product",
+    "Problem": "tagkit.product",
+    "Store": "tagkit.store",
+    "import_products": "tagkit.ingest",
+    "ImportReport": "tagkit.ingest",
+    "read_input": "tagkit.catalogue",
+    "read_products": "tagkit.catalogue",
+    "read_folder": "tagkit.catalogue",
+    "load_config": "tagkit.config",
+    "Mapping": "tagkit.config",
+    "ImageEmbedder": "tagkit.image",
+    "ImageError": "tagkit.image",
+    "load_image": "tagkit.image",
+    "normalize": "tagkit.text",
+    "tokens": "tagkit.text",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tagkit' has no attribute {name!r}")

@@ -1,12 +1,386 @@
-"""Image loading and the bundled ONNX image embedder."""
+"""Image loading and the bundled ONNX image embedder.
+
+Loading (`load_image`) turns any product photo a shop is likely to have (JPEG, PNG, WebP, GIF, BMP,
+TIFF, AVIF, JPEG 2000; CMYK, palette, 16-bit, 1-bit, with alpha, EXIF-rotated, animated) into an RGB
+`PIL.Image`, or raises `ImageError` with a short message a person can act on. It never decodes an
+image larger than `MAX_PIXELS`, never accepts a truncated file, and touches no global Pillow setting.
+
+Embedding (`ImageEmbedder`) runs the bundled EfficientNet-Lite0 ONNX model (see
+`tagkit/data/image_models.json`) over many images: decoding and letterboxing run in a thread pool
+while onnxruntime works on the previous batch, results come back in input order, and one bad image
+only costs its own result. onnxruntime is imported on first use, not with this module.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib
+import io
+import json
+import os
+import re
+import struct
+import threading
+import zlib
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
+
+from tagkit import archive
 
 INPUT_SIZE = 224
 PAD_COLOUR = (255, 255, 255)
+
+MAX_PIXELS = 40_000_000
+"""Images with more pixels than this are refused before decoding (decompression-bomb guard)."""
+
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""Files larger than this are not read at all."""
+
+DRAFT_FACTOR = 2
+"""A large JPEG asked for at `target_size` is decoded (DCT-scaled) to at least this many times the
+letterboxed size along each side: measured to change letterboxed pixels by < 1 grey level on average."""
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+MANIFEST = DATA_DIR / "image_models.json"
+
+# Formats tried, in this order, on the file's first bytes. Others (EPS, PSD, TGA, ICO, ...) are refused:
+# no product photo comes in them, and some of Pillow's readers for them run external programs or
+# guess from weak signatures.
+_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF", "JPEG2000")
+_PLUGINS = (
+    "JpegImagePlugin",
+    "PngImagePlugin",
+    "WebPImagePlugin",
+    "GifImagePlugin",
+    "BmpImagePlugin",
+    "TiffImagePlugin",
+    "AvifImagePlugin",
+    "Jpeg2KImagePlugin",
+)
+_FORMAT_NAMES = {"JPEG2000": "JPEG 2000", "WEBP": "WebP", "MPO": "JPEG"}
+_plugins_lock = threading.Lock()
+_plugins_ready = False
+
+K = TypeVar("K")
+
+
+class ImageError(ValueError):
+    """An image that cannot be used, with a short reason a person can act on.
+
+    `reason` is the bare reason ("truncated JPEG (the file is cut short)"); it depends only on the
+    file's content (or on the path for "file not found"), so it can be cached by content hash.
+    `name`, when given, is put in front of the reason in `str(error)`.
+    """
+
+    def __init__(self, reason: str, name: str = "") -> None:
+        self.reason = reason
+        self.name = name
+        super().__init__(f"{name}: {reason}" if name else reason)
+
+
+class ModelError(RuntimeError):
+    """The bundled image model is missing, damaged or cannot be run."""
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and decoding
+
+
+def content_hash(data: bytes) -> str:
+    """The features cache key of an image's bytes: sha256, hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_image_bytes(path: str | Path, name: str = "") -> bytes:
+    """Read an image file whole; ImageError if it is missing, unreadable, empty or far too big.
+
+    `path` may name a member of a .tar or .zip archive (`images.tar!/images/1.jpg`, see tagkit.archive).
+    """
+    if archive.split(str(path)):
+        try:
+            data = archive.read_member(str(path))
+        except FileNotFoundError:
+            raise ImageError("file not found", name) from None
+        except OSError as e:
+            raise ImageError(f"could not read the archive ({e})", name) from None
+        if not data:
+            raise ImageError("empty file (0 bytes)", name)
+        return data
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise ImageError(
+                    f"file too large for an image ({size / 2**20:.0f} MiB, limit {MAX_FILE_BYTES // 2**20} MiB)",
+                    name,
+                )
+            data = f.read()
+    except FileNotFoundError:
+        raise ImageError("file not found", name) from None
+    except IsADirectoryError:
+        raise ImageError("is a folder, not a file", name) from None
+    except PermissionError:
+        raise ImageError("permission denied", name) from None
+    except OSError as e:
+        raise ImageError(f"could not read the file ({e.strerror or e})", name) from None
+    if not data:
+        raise ImageError("empty file (0 bytes)", name)
+    return data
+
+
+def load_image(
+    source: str | Path | bytes,
+    name: str = "",
+    *,
+    target_size: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> Image.Image:
+    """Decode an image file (a path or its bytes) into an RGB image, or raise ImageError.
+
+    Applies the EXIF orientation; converts CMYK (through its ICC profile when it has one), palette,
+    grey, 1-bit and 16-bit images to RGB; composites transparency onto white; takes the first frame
+    of an animation. Images over `max_pixels` are refused before any pixel is decoded; truncated
+    and corrupt files are errors, never half-grey images.
+
+    `target_size`: when the caller will shrink the image to fit a `target_size` square anyway
+    (`letterbox`), a large JPEG is decoded at a reduced scale (libjpeg's DCT scaling, several times
+    cheaper) that still keeps `DRAFT_FACTOR` times the pixels needed.
+    """
+    data = read_image_bytes(source, name) if isinstance(source, (str, os.PathLike)) else bytes(source)
+    if not data:
+        raise ImageError("empty file (0 bytes)", name)
+    im, kind = _open(data, name)
+    try:
+        rgb = _decode(im, data, kind, name, target_size, max_pixels)
+    except BaseException:
+        im.close()
+        raise
+    if rgb is not im:
+        im.close()  # frees the decoded source pixels now, not at the next garbage collection
+    return rgb
+
+
+def _decode(im: Any, data: bytes, kind: str, name: str, target_size: int | None, max_pixels: int) -> Image.Image:
+    width, height = im.size
+    if width * height > max_pixels:
+        raise ImageError(
+            f"image too large: {width}x{height} = {width * height / 1e6:.1f} Mpx, limit {max_pixels / 1e6:g} Mpx",
+            name,
+        )
+    if target_size and im.format in ("JPEG", "MPO"):
+        scale = target_size * DRAFT_FACTOR / max(width, height)
+        if scale < 0.5:  # DCT scaling can only halve, quarter or eighth
+            im.draft(None, (max(1, round(width * scale)), max(1, round(height * scale))))
+    try:
+        im.load()
+    except Image.DecompressionBombError:
+        raise ImageError("image too large (a frame is over Pillow's decompression-bomb limit)", name) from None
+    except MemoryError:
+        raise ImageError("image too large to decode (out of memory)", name) from None
+    except Exception as e:  # Pillow's decoders raise many types; none may stop a batch
+        raise ImageError(_decode_failure(kind, e, data), name) from None
+    with contextlib.suppress(Exception):  # a malformed EXIF block: keep the image as stored
+        ImageOps.exif_transpose(im, in_place=True)
+    try:
+        return _to_rgb(im)
+    except ImageError as e:
+        raise ImageError(e.reason, name) from None
+    except Exception as e:
+        reason = f"could not convert {kind} colour mode {im.mode} to RGB ({_clean(e)})"
+        raise ImageError(reason, name) from None
+
+
+def _ensure_plugins() -> None:
+    global _plugins_ready
+    if _plugins_ready:
+        return
+    with _plugins_lock:
+        for module in _PLUGINS:
+            with contextlib.suppress(ImportError):  # a Pillow built without it: that format is not tried
+                importlib.import_module(f"PIL.{module}")
+        _plugins_ready = True
+
+
+def _open(data: bytes, name: str) -> tuple[Any, str]:
+    """Identify and open (parse the header of) an image; no pixels are decoded here.
+
+    Works like `Image.open` restricted to `_FORMATS`, but without Pillow's global decompression-bomb
+    check (we apply our own limit with the image's size in the message) and telling "a damaged JPEG"
+    apart from "not an image".
+    """
+    _ensure_plugins()
+    prefix = data[:16]
+    failure = None
+    for fmt in _FORMATS:
+        if fmt not in Image.OPEN:
+            continue
+        factory, accept = Image.OPEN[fmt]
+        accepted = accept(prefix) if accept else False
+        if not accepted or isinstance(accepted, str):  # a str is Pillow's "looks like it, but unsupported"
+            continue
+        kind = _FORMAT_NAMES.get(fmt, fmt)
+        try:
+            return factory(io.BytesIO(data), ""), kind
+        except Image.DecompressionBombError:
+            failure = failure or "image too large (over Pillow's decompression-bomb limit)"
+        except Exception as e:
+            failure = failure or _decode_failure(kind, e, data, header=True)
+    raise ImageError(failure or _not_an_image(data), name)
+
+
+_TRUNCATED = re.compile(
+    r"truncat|premature end|end of file|unexpected end|not enough data|incomplete|buffer is not large",
+    re.IGNORECASE,
+)
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82", "GIF": b"\x3b"}
+
+
+def _is_cut(kind: str, data: bytes) -> bool | None:
+    """Whether the file visibly ends too early (None: this format does not tell)."""
+    end = _END_MARKERS.get(kind)
+    if end is not None:
+        return not data.rstrip(b"\0").endswith(end)
+    if kind == "WebP" and len(data) >= 8:  # RIFF: the header says how long the file is
+        return len(data) < struct.unpack("<I", data[4:8])[0] + 8
+    return None
+
+
+def _decode_failure(kind: str, e: BaseException, data: bytes, *, header: bool = False) -> str:
+    """The reason for a failure to parse (`header`) or decode an image that a reader accepted."""
+    cut = _is_cut(kind, data)
+    ran_out = isinstance(e, EOFError) or bool(_TRUNCATED.search(str(e)))
+    if cut or (cut is None and ran_out):
+        return f"truncated {kind} (the file is cut short)"
+    if header:
+        return f"corrupt {kind} file (damaged header)"
+    if ran_out:  # the file ends where it should: damaged data sent the reader past its end
+        return f"corrupt {kind} file (damaged data)"
+    if isinstance(e, (struct.error, zlib.error, IndexError)) or not str(e):
+        return f"corrupt {kind} file"
+    return f"corrupt {kind} file ({_clean(e)})"
+
+
+def _clean(e: BaseException) -> str:
+    """An exception's message without object addresses or paths, so it is the same in every run."""
+    text = re.sub(r"\s*<[^>]* at 0x[0-9a-f]+>", "", str(e)).strip().rstrip(".")
+    return text[:120] or type(e).__name__
+
+
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+_OTHER_FORMATS = (
+    (b"%PDF", "not an image file (it is a PDF document)"),
+    (b"8BPS", "Photoshop (PSD) files are not supported: export a JPEG or PNG"),
+    (b"%!PS", "PostScript/EPS files are not supported: export a JPEG or PNG"),
+    (b"\xff\x0a", "JPEG XL images are not supported: convert to JPEG or PNG"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL images are not supported: convert to JPEG or PNG"),
+    (b"PK\x03\x04", "not an image file (it is a ZIP archive)"),
+    (b"\x1f\x8b", "not an image file (it is gzip-compressed)"),
+)
+
+
+def _not_an_image(data: bytes) -> str:
+    """Say what a file that no image reader accepted seems to be."""
+    if data.startswith(b"\xff\xd8"):
+        return "corrupt JPEG file (damaged header)"
+    if data.startswith(b"\x89PNG"):
+        return "corrupt PNG file (damaged header)"
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return "HEIC/HEIF images are not supported: convert to JPEG or PNG"
+    for magic, message in _OTHER_FORMATS:
+        if data.startswith(magic):
+            return message
+    head = data[:4096]
+    for bom in (b"\xef\xbb\xbf",):
+        head = head.removeprefix(bom)
+    lower = head.lstrip().lower()
+    if lower.startswith((b"<!doctype html", b"<html")) or b"<html" in lower[:1024]:
+        return "not an image file (it is an HTML page)"
+    if b"<svg" in lower[:1024]:
+        return "SVG images are not supported: convert to PNG"
+    if b"\0" not in head:
+        try:
+            head.decode("utf-8")
+            return "not an image file (it is a text file)"
+        except UnicodeDecodeError as e:
+            if e.start >= len(head) - 3:  # a character cut at the 4096-byte mark
+                return "not an image file (it is a text file)"
+    return "not an image file (could not identify format)"
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode to RGB: alpha onto white, CMYK through its ICC profile, 16 bits scaled down."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode in ("L", "1", "YCbCr"):
+        return im.convert("RGB")
+    if mode == "P":
+        if "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA"):
+            return _on_white(im.convert("RGBA"))
+        return im.convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return _on_white(im if mode == "RGBA" else im.convert("RGBA"))
+    if mode == "CMYK":
+        return _cmyk_to_rgb(im)
+    if mode.startswith(("I;16", "I", "F")):
+        return _wide_to_rgb(im)
+    try:
+        return im.convert("RGB")
+    except ValueError:
+        raise ImageError(f"unsupported colour mode {mode}") from None
+
+
+def _on_white(rgba: Image.Image) -> Image.Image:
+    canvas = Image.new("RGB", rgba.size, PAD_COLOUR)
+    canvas.paste(rgba, mask=rgba.getchannel("A"))
+    return canvas
+
+
+def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            converted = ImageCms.profileToProfile(
+                im,
+                ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                ImageCms.createProfile("sRGB"),
+                renderingIntent=ImageCms.Intent.PERCEPTUAL,
+                outputMode="RGB",
+            )
+            if converted is not None:
+                return converted
+        except Exception:  # a broken or non-CMYK profile: fall back to the plain formula
+            pass
+    return im.convert("RGB")
+
+
+def _wide_to_rgb(im: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grey (I;16, I, F) to 8-bit RGB; I and F over 255 are taken as 16-bit."""
+    values = np.asarray(im)
+    if im.mode.startswith("I;16") or float(np.nanmax(values, initial=0)) > 255:
+        values = np.clip(np.nan_to_num(values.astype(np.float64)), 0, 65535) / 257.0
+    grey = np.clip(np.nan_to_num(values.astype(np.float64)), 0, 255).round().astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")
+
+
+def _letterbox_canvas(image: Image.Image, size: int) -> Image.Image:
+    width, height = image.size
+    scale = size / max(width, height)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = image.resize(new_size, Image.Resampling.BICUBIC)
+    canvas = Image.new("RGB", (size, size), PAD_COLOUR)
+    canvas.paste(resized, ((size - new_size[0]) // 2, (size - new_size[1]) // 2))
+    return canvas
 
 
 def letterbox(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
@@ -15,10 +389,247 @@ def letterbox(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
     Returns float32 [3, size, size], RGB, 0..255: the bundled model's input contract.
     Letterboxing keeps the whole product (centre-cropping cuts the top and bottom of tall photos).
     """
-    width, height = image.size
-    scale = size / max(width, height)
-    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = image.resize(new_size, Image.Resampling.BICUBIC)
-    canvas = Image.new("RGB", (size, size), PAD_COLOUR)
-    canvas.paste(resized, ((size - new_size[0]) // 2, (size - new_size[1]) // 2))
-    return np.asarray(canvas, dtype=np.float32).transpose(2, 0, 1)
+    return np.asarray(_letterbox_canvas(image, size), dtype=np.float32).transpose(2, 0, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# The embedder
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def load_manifest(path: str | Path = MANIFEST) -> dict[str, Any]:
+    """The image-model manifest (which ONNX file each variant is, its checksum and tensors)."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"image model manifest not found: {path} (is tagkit fully installed?)") from None
+    except (OSError, ValueError) as e:
+        raise ModelError(f"image model manifest {path} cannot be read: {e}") from None
+    if not isinstance(manifest, dict):
+        raise ModelError(f"image model manifest {path} is not a JSON object")
+    return manifest
+
+
+def _variants(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    variants = manifest.get("variants", manifest)
+    if isinstance(variants, list):
+        variants = {str(v.get("variant") or v.get("name")): v for v in variants if isinstance(v, dict)}
+    return {k: v for k, v in variants.items() if isinstance(v, dict) and "file" in v}
+
+
+def _tensor_name(spec: Any, default: str) -> str:
+    if isinstance(spec, dict):
+        return str(spec.get("name", default))
+    if isinstance(spec, str):
+        return spec
+    return default
+
+
+class ImageEmbedder:
+    """The bundled EfficientNet-Lite0 image model: images in, L2-normalised embeddings out.
+
+    `variant` is "int8" (default: about twice as fast, same accuracy) or "fp32". `threads` is
+    onnxruntime's intra-op thread count (default: every core this process may use).
+    `decode_threads` decode and letterbox images while the model runs (default: 1 per 2 cores,
+    at least 1). `manifest` points at another image_models.json (tests, experiments).
+    """
+
+    def __init__(
+        self,
+        variant: str = "int8",
+        threads: int | None = None,
+        batch_size: int = 32,
+        *,
+        decode_threads: int | None = None,
+        manifest: str | Path | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        manifest_path = Path(manifest) if manifest is not None else MANIFEST
+        info = load_manifest(manifest_path)
+        variants = _variants(info)
+        if variant not in variants:
+            known = ", ".join(sorted(variants)) or "none"
+            raise ModelError(f"unknown image model variant {variant!r} (known: {known})")
+        spec = variants[variant]
+        self.variant = variant
+        self.path = (manifest_path.parent / spec["file"]).resolve()
+        if not self.path.is_file():
+            raise ModelError(
+                f"image model file missing: {self.path} (variant {variant!r}; reinstall tagkit or rebuild "
+                "the model with the script in tools/)"
+            )
+        self.sha256 = str(spec.get("sha256", "")).lower()
+        self.threads = threads if threads and threads > 0 else _cpu_count()
+        self.batch_size = batch_size
+        if decode_threads is None or decode_threads < 1:
+            decode_threads = max(1, _cpu_count() // 2)
+        self.decode_threads = decode_threads
+        self.input_size = INPUT_SIZE
+        self._input_name = _tensor_name(spec.get("input", info.get("input")), "image")
+        outputs = spec.get("outputs", info.get("outputs")) or {}
+        self._output_name = "embedding"
+        self._dim: int | None = spec["dim"] if isinstance(spec.get("dim"), int) else None
+        embedding_spec = outputs.get("embedding") if isinstance(outputs, dict) else None
+        if isinstance(embedding_spec, dict):
+            self._output_name = str(embedding_spec.get("name", "embedding"))
+            shape = embedding_spec.get("shape")
+            if self._dim is None and isinstance(shape, list) and shape and isinstance(shape[-1], int):
+                self._dim = shape[-1]
+        model = str(spec.get("model") or info.get("model") or "efficientnet-lite0")
+        self._model_name = model.lower().replace("_", "-")
+        self._session: Any = None
+        self._session_lock = threading.Lock()
+
+    # -- identity ------------------------------------------------------------------------------
+
+    @property
+    def model_id(self) -> str:
+        """Names the model file and preprocessing: the features cache key next to the content hash."""
+        digest = self.sha256[:12] if self.sha256 else self._file_sha256()[:12]
+        return f"{self._model_name}-{self.variant}-letterbox{self.input_size}@{digest}"
+
+    @property
+    def dim(self) -> int:
+        """Length of an embedding."""
+        if self._dim is None:
+            shape = self._get_session().get_outputs()[self._output_index()].shape
+            self._dim = int(shape[-1])
+        return self._dim
+
+    def _file_sha256(self) -> str:
+        digest = hashlib.sha256()
+        with self.path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    # -- onnxruntime ---------------------------------------------------------------------------
+
+    def _get_session(self) -> Any:
+        if self._session is None:
+            with self._session_lock:
+                if self._session is None:
+                    self._session = self._make_session()
+        return self._session
+
+    def _make_session(self) -> Any:
+        actual = self._file_sha256()
+        if self.sha256 and actual != self.sha256:
+            raise ModelError(
+                f"image model file {self.path} is damaged: sha256 {actual[:12]}..., expected {self.sha256[:12]}..."
+            )
+        self.sha256 = actual
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning threads would burn the cores the decoding threads need between two batches.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise ModelError(f"image model {self.path} cannot be loaded by onnxruntime: {e}") from None
+        inputs = [i.name for i in session.get_inputs()]
+        outputs = [o.name for o in session.get_outputs()]
+        if self._input_name not in inputs or self._output_name not in outputs:
+            raise ModelError(
+                f"image model {self.path} has inputs {inputs} and outputs {outputs}; "
+                f"expected input {self._input_name!r} and output {self._output_name!r}"
+            )
+        return session
+
+    def _output_index(self) -> int:
+        names = [o.name for o in self._get_session().get_outputs()]
+        return names.index(self._output_name)
+
+    # -- embedding -----------------------------------------------------------------------------
+
+    def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """Embed letterboxed images: float32 [N, 3, 224, 224] RGB 0..255 → float32 [N, dim]."""
+        batch = np.asarray(batch)
+        expected = (3, self.input_size, self.input_size)
+        if batch.ndim != 4 or batch.shape[1:] != expected:
+            raise ValueError(
+                f"expected an array of shape [N, 3, {self.input_size}, {self.input_size}], got {list(batch.shape)}"
+            )
+        session = self._get_session()
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = []
+        for start in range(0, len(batch), self.batch_size):
+            chunk = np.ascontiguousarray(batch[start : start + self.batch_size], dtype=np.float32)
+            parts.append(session.run([self._output_name], {self._input_name: chunk})[0])
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def embed(self, items: Iterable[tuple[K, bytes | str | Path]]) -> Iterator[tuple[K, np.ndarray | ImageError]]:
+        """Embed (key, image bytes or path) pairs; yield (key, embedding or ImageError) in input order.
+
+        Decoding runs in `decode_threads` threads while the model works on the previous batch. The input
+        is read lazily, at most about two batches ahead, so it can be a generator over any number of images.
+        """
+        session = self._get_session()
+        size = self.input_size
+        batch_size = self.batch_size
+        lookahead = 2 * batch_size + self.decode_threads
+        source = iter(items)
+        pending: deque[tuple[K, Future[np.ndarray | ImageError]]] = deque()
+        buffer = np.empty((batch_size, 3, size, size), dtype=np.float32)
+        pool = ThreadPoolExecutor(self.decode_threads, thread_name_prefix="tagkit-decode")
+        exhausted = False
+
+        def top_up() -> None:
+            nonlocal exhausted
+            while not exhausted and len(pending) < lookahead:
+                try:
+                    key, item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    return
+                pending.append((key, pool.submit(_prepare, item, size)))
+
+        try:
+            top_up()
+            while pending:
+                keys: list[K] = []
+                results: list[np.ndarray | ImageError] = []
+                good: list[int] = []
+                while pending and len(keys) < batch_size:
+                    key, future = pending.popleft()
+                    result = future.result()
+                    if isinstance(result, np.ndarray):
+                        buffer[len(good)] = result.transpose(2, 0, 1)
+                        good.append(len(keys))
+                    keys.append(key)
+                    results.append(result)
+                    top_up()
+                if good:
+                    vectors = session.run([self._output_name], {self._input_name: buffer[: len(good)]})[0]
+                    for row, index in enumerate(good):
+                        results[index] = vectors[row].copy()
+                yield from zip(keys, results, strict=True)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _prepare(item: bytes | str | Path, size: int) -> np.ndarray | ImageError:
+    """Decode and letterbox one image: uint8 [size, size, 3], or the ImageError saying why not."""
+    try:
+        return np.asarray(_letterbox_canvas(load_image(item, target_size=size), size))
+    except ImageError as e:
+        return e
+    except MemoryError:
+        return ImageError("image too large to decode (out of memory)")
+    except Exception as e:  # never let one odd file stop a run over thousands
+        return ImageError(f"could not decode the image ({type(e).__name__}: {_clean(e)})")

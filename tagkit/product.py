@@ -42,7 +42,8 @@ class Product:
 
     `image` is an absolute path (or None); `source` and `row` say where the record was read
     (row = the line number where the record starts, the CSV header being line 1; for a JSON
-    array, the 1-based item number; for a folder, the 1-based file number).
+    array, the 1-based item number; for a folder, the 1-based file number). `image_hash` is the
+    sha256 of the image file's bytes, once tagkit has read it.
     """
 
     id: str
@@ -54,6 +55,7 @@ class Product:
     source: str = ""
     row: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    image_hash: str | None = None
 
     @property
     def category_path(self) -> str:
@@ -65,7 +67,8 @@ class Problem:
     """Something wrong with one input record or field, said so a person can find and fix it.
 
     `skipped` is True when the whole record was left out, False when the record was kept
-    (without the bad field, or with the problem noted).
+    (without the bad field, or with the problem noted). `info` marks a note that is only
+    information: nothing was lost or changed.
     """
 
     file: str
@@ -73,6 +76,7 @@ class Problem:
     field: str | None
     message: str
     skipped: bool = False
+    info: bool = False
 
     def __str__(self) -> str:
         where = [self.file]

@@ -1,0 +1,36 @@
+# `make demo` runs tagkit on the bundled demo catalogue; `make test` runs the tests.
+# Both create (or reuse) a virtual environment in .venv with python3.12 and install tagkit into it.
+
+PYTHON ?= python3.12
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.tagkit-installed
+DEMO   := out/demo
+
+.PHONY: demo test lint install clean
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --editable '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(BIN)/tagkit --db $(DEMO)/tagkit.db import examples/demo/train.csv
+	$(BIN)/tagkit --db $(DEMO)/tagkit.db import examples/demo/train.csv
+	$(BIN)/tagkit --db $(DEMO)/tagkit.db import examples/demo/new --products examples/demo/new.csv
+	$(BIN)/tagkit --db $(DEMO)/tagkit.db stats
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -ra
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,100 @@
+"""Images inside a .tar or .zip archive, read in place (catalogue dumps often come as one archive).
+
+An image inside an archive is named `ARCHIVE!/MEMBER`, e.g. `/data/fashion/images.tar!/images/123.jpg`.
+The archive is indexed once per process; members are then read by offset, safely from many threads.
+Compressed tars (.tar.gz, .tgz) cannot be read in place: extract them, or repack as .tar or .zip.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+SEPARATOR = "!/"
+ARCHIVE_SUFFIXES = (".tar", ".zip")
+
+_lock = threading.Lock()
+_indexes: dict[str, _Archive] = {}
+
+
+class ArchiveError(OSError):
+    """An archive or member that cannot be read; the message says which and why."""
+
+
+def member_path(archive: str | Path, member: str) -> str:
+    """The name tagkit uses for `member` inside `archive`."""
+    return f"{archive}{SEPARATOR}{member.lstrip('/')}"
+
+
+def split(path: str) -> tuple[str, str] | None:
+    """(archive, member) when `path` names a member of a .tar or .zip archive, else None."""
+    archive, sep, member = str(path).partition(SEPARATOR)
+    if sep and archive.lower().endswith(ARCHIVE_SUFFIXES):
+        return archive, member
+    return None
+
+
+def read_member(path: str) -> bytes:
+    """The bytes of `ARCHIVE!/MEMBER`; raises FileNotFoundError for a missing member, ArchiveError."""
+    parts = split(path)
+    if parts is None:
+        raise ValueError(f"not an archive member path: {path}")
+    archive, member = parts
+    return _archive(archive).read(member)
+
+
+class _Archive:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def read(self, member: str) -> bytes:
+        raise NotImplementedError
+
+
+class _Tar(_Archive):
+    """An uncompressed tar: member offsets found once, then read with pread (thread-safe)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        try:
+            with tarfile.open(path, mode="r:") as tar:
+                self.members = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+        except tarfile.ReadError as error:
+            raise ArchiveError(f"{path}: not an uncompressed tar archive ({error}); "
+                               "extract it or use .tar/.zip") from None
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def read(self, member: str) -> bytes:
+        if member not in self.members:
+            raise FileNotFoundError(f"no {member} in {self.path}")
+        offset, size = self.members[member]
+        return os.pread(self.fd, size, offset)
+
+
+class _Zip(_Archive):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as error:
+            raise ArchiveError(f"{path}: not a readable zip archive ({error})") from None
+        self.lock = threading.Lock()
+
+    def read(self, member: str) -> bytes:
+        try:
+            with self.lock:
+                return self.zip.read(member)
+        except KeyError:
+            raise FileNotFoundError(f"no {member} in {self.path}") from None
+
+
+def _archive(path: str) -> _Archive:
+    with _lock:
+        if path not in _indexes:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"archive not found: {path}")
+            _indexes[path] = _Zip(path) if path.lower().endswith(".zip") else _Tar(path)
+        return _indexes[path]

@@ -1,0 +1,820 @@
+"""Read a catalogue: a products file (CSV/TSV, JSON Lines, JSON array) or a folder of images.
+
+Every reader yields `Product` records and `Problem`s in file order and keeps going after a bad row.
+A `Problem` says where (file, row = the line where the record starts, CSV header = line 1; field =
+the column as named in the file) and what was done (`skipped`: the whole row was left out).
+A `Problem` with `info` set is only information (see `note`): nothing was lost or changed.
+
+Decisions a caller should know:
+- A later row with an id already seen is yielded again, after a Problem "duplicate id X: row N
+  replaces row M": consumers store products by id, so the later row wins (like an update).
+- No id column: the id is the row's image path (as written), else its line number; said once.
+- A row with an empty id is skipped (it could not be written back to the catalogue).
+- A CSV row with more fields than the header is skipped (its values may sit under the wrong
+  columns); one with fewer is kept with the missing ones empty. Trailing empty fields are ignored.
+- Text that is not UTF-8 stops the file at the first undecodable line (one Problem).
+- Image paths are resolved, not opened (a missing image file is the image stage's business);
+  URLs are not fetched (tagkit is offline): the product is kept without an image.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from itertools import chain
+from pathlib import Path, PurePath
+from typing import Any, BinaryIO
+
+from tagkit.archive import member_path
+from tagkit.config import CANONICAL_FIELDS, Mapping
+from tagkit.product import Problem, Product, Tag
+from tagkit.text import strip_html
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+JSONL_EXTENSIONS = frozenset({".jsonl", ".ndjson", ".jsonlines"})
+MAX_DESCRIPTION_LENGTH = 20_000
+DELIMITER_CANDIDATES = (",", "\t", ";", "|")
+DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "|"}
+_URL = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://|//|data:)")
+_ARABIC_SCRIPT = re.compile(r"[\u0600-\u06ff]{2}")
+
+Item = Product | Problem
+
+
+def note(file: str, row: int | None, field: str | None, message: str) -> Problem:
+    """A Problem that is only information (nothing lost or changed): `info` is True."""
+    return Problem(file, row, field, message, info=True)
+
+
+def read_input(
+    path: str | Path, mapping: Mapping | None = None, products: str | Path | None = None
+) -> Iterator[Item]:
+    """Products from a file (`read_products`) or a folder of images (`read_folder`).
+
+    Raises FileNotFoundError for a path that is not there, ValueError for `products` with a file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return read_folder(path, products=products, mapping=mapping)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    if products is not None:
+        raise ValueError(f"a products file ({products}) goes with a folder of images, but {path} is a file")
+    return read_products(path, mapping)
+
+
+def read_products(path: str | Path, mapping: Mapping | None = None) -> Iterator[Item]:
+    """Stream the products of a CSV/TSV, JSON Lines or JSON array file, with a Problem per bad row.
+
+    The format comes from `mapping.format`, else the extension (.csv .tsv .txt / .jsonl .ndjson /
+    .json), else the first character. CSV and JSON Lines are read line by line in constant memory
+    (besides the ids seen, for duplicates); a JSON array is read whole. Raises FileNotFoundError
+    when the file is not there.
+    """
+    return iter(_ProductsReader(Path(path), mapping or Mapping()))
+
+
+def read_folder(
+    folder: str | Path, products: str | Path | None = None, mapping: Mapping | None = None
+) -> Iterator[Item]:
+    """A Product per image under `folder` (recursive, sorted, hidden files and folders skipped).
+
+    The id is the image path relative to the folder (`shoes/12.jpg`). With a `products` file, each
+    of its rows is joined to an image by its image path (resolved, relative to the folder, or just
+    the file name) or by its id (= relative path, file name or file name without extension); a
+    joined product keeps the file's id (when the file has an id column) and gets its title,
+    description, category and tags, and its `source`/`row` point at its row in the products file.
+    Rows matching no image are reported and left out. The folder listing and the joined rows are
+    held in memory.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"not a folder: {folder}")
+    if products is not None and not Path(products).is_file():
+        raise FileNotFoundError(f"no such products file: {products}")
+    return _read_folder(folder, None if products is None else Path(products), mapping or Mapping())
+
+
+# -- decoding ------------------------------------------------------------------------------
+
+
+class _NotUtf8(Exception):
+    """Line `line` of a file could not be decoded as UTF-8."""
+
+    def __init__(self, line: int, raw: bytes, position: int) -> None:
+        super().__init__(line)
+        self.line = line
+        self.raw = raw
+        self.position = position
+
+    def problem(self, label: str) -> Problem:
+        guess = _guess_encoding(self.raw)
+        byte = self.raw[self.position] if self.position < len(self.raw) else 0
+        before = "; the rows before it were read" if self.line > 1 else ""
+        return Problem(
+            label, self.line, None,
+            f"not UTF-8: line {self.line} has a byte (0x{byte:02X}) that UTF-8 cannot decode; the file "
+            f"looks saved as {guess}. Save it as UTF-8 (Excel: 'CSV UTF-8'; LibreOffice: character set "
+            f"'Unicode (UTF-8)') and read it again. Reading stopped at line {self.line}, since in the "
+            f"wrong encoding every later row would be garbled{before}",
+            skipped=True,
+        )
+
+
+def _guess_encoding(raw: bytes) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or raw.count(b"\x00") * 4 > len(raw):
+        return "UTF-16"
+    if _ARABIC_SCRIPT.search(raw.decode("cp1256", errors="replace")):
+        return "Windows-1256 (Persian/Arabic Windows)"
+    return "Windows-1252 or Latin-1"
+
+
+class _Lines:
+    """The decoded lines of a binary file (BOM dropped); `count` = lines read so far.
+
+    Raises _NotUtf8 at the first line that is not UTF-8. Sets `nul_seen` when a line has NUL bytes.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.count = 0
+        self.nul_seen = False
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self.stream:
+            self.count += 1
+            if self.count == 1:
+                if raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                elif raw.startswith((b"\xff\xfe", b"\xfe\xff")) or raw.count(b"\x00") * 4 > len(raw):
+                    raise _NotUtf8(1, raw, 0)  # UTF-16: its NULs would pass as UTF-8
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise _NotUtf8(self.count, raw, error.start) from None
+            if "\x00" in text:
+                self.nul_seen = True
+            yield text
+
+
+def _decode_whole(raw: bytes) -> str:
+    """A whole file's text; raises _NotUtf8 with the line of the first undecodable byte."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _NotUtf8(1, raw[: raw.find(b"\n") + 1 or None], 0)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line_start = raw.rfind(b"\n", 0, error.start) + 1
+        line_end = raw.find(b"\n", error.start)
+        line = raw[line_start : line_end if line_end >= 0 else None]
+        raise _NotUtf8(raw.count(b"\n", 0, error.start) + 1, line, error.start - line_start) from None
+
+
+# -- one products file -----------------------------------------------------------------------
+
+
+class _ProductsReader:
+    """Reads one products file; `has_id_column` is known once the header or first record is read."""
+
+    def __init__(self, path: Path, mapping: Mapping) -> None:
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        self.path = path
+        self.label = str(path)
+        self.mapping = mapping
+        self.builder = _RecordBuilder(self.label, path, mapping)
+
+    @property
+    def has_id_column(self) -> bool:
+        return bool(self.builder.id_keys)
+
+    def __iter__(self) -> Iterator[Item]:
+        file_format = self.mapping.format or _detect_format(self.path)
+        if file_format in ("csv", "tsv"):
+            return self._csv(file_format)
+        if file_format == "jsonl":
+            return self._jsonl()
+        return self._json()
+
+    # CSV / TSV -------------------------------------------------------------------------------
+
+    def _csv(self, file_format: str) -> Iterator[Item]:
+        label = self.label
+        with self.path.open("rb") as stream:
+            lines = _Lines(stream)
+            line_iter = iter(lines)
+            try:
+                header_line = next(line_iter, None)
+            except _NotUtf8 as error:
+                yield error.problem(label)
+                return
+            if header_line is None or not header_line.strip():
+                message = ("the file is empty: no header line, no products" if header_line is None else
+                           "line 1 is empty; the first line must name the columns (id, title, ...)")
+                yield Problem(label, None if header_line is None else 1, None, message, skipped=True)
+                return
+            delimiter = self.mapping.delimiter or ("\t" if file_format == "tsv" else _sniff(header_line))
+            reader = csv.reader(chain([header_line], line_iter), delimiter=delimiter)
+            header, notes = _header(label, next(reader))
+            yield from notes
+            yield from self.builder.resolve(header, from_header=True)
+            width = len(header)
+            rows = 0
+            while True:
+                start = reader.line_num + 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except _NotUtf8 as error:
+                    yield error.problem(label)
+                    return
+                except csv.Error as error:
+                    yield Problem(label, start, None, f"could not read this row ({error}): a quote (\") "
+                                  f"that is never closed? Lines {start} to {reader.line_num} skipped",
+                                  skipped=True)
+                    continue
+                if not any(value.strip() for value in row):
+                    continue  # a blank line
+                rows += 1
+                if lines.nul_seen:
+                    lines.nul_seen = False
+                    yield from _remove_nul(label, start, header, row)
+                if len(row) != width:
+                    problem, row = _fit_row(label, start, reader.line_num, header, row, delimiter)
+                    if problem:
+                        yield problem
+                    if row is None:
+                        continue
+                yield from self.builder.build(dict(zip(header, row, strict=True)), start)
+            if not rows:
+                yield Problem(label, None, None, "the file has a header line but no products")
+
+    # JSON Lines ------------------------------------------------------------------------------
+
+    def _jsonl(self) -> Iterator[Item]:
+        label = self.label
+        resolved = False
+        records = 0
+        with self.path.open("rb") as stream:
+            lines = _Lines(stream)
+            try:
+                for text in lines:
+                    line = lines.count
+                    if not text.strip():
+                        continue
+                    if lines.nul_seen:
+                        lines.nul_seen = False
+                        count = text.count("\x00")
+                        text = text.replace("\x00", "")
+                        yield Problem(label, line, None, f"{count} NUL byte(s) removed from the line")
+                    record = _parse_json_line(label, line, text)
+                    if isinstance(record, Problem):
+                        yield record
+                        continue
+                    records += 1
+                    if not resolved:
+                        resolved = True
+                        yield from self.builder.resolve(list(record), from_header=False)
+                    yield from self.builder.build(record, line)
+            except _NotUtf8 as error:
+                yield error.problem(label)
+                return
+        if not records:
+            yield Problem(label, None, None, "the file holds no products (no JSON object lines)")
+
+    # JSON array ------------------------------------------------------------------------------
+
+    def _json(self) -> Iterator[Item]:
+        label = self.label
+        try:
+            text = _decode_whole(self.path.read_bytes())
+        except _NotUtf8 as error:
+            yield error.problem(label)
+            return
+        if "\x00" in text:
+            yield Problem(label, None, None, f"{text.count(chr(0))} NUL byte(s) removed from the file")
+            text = text.replace("\x00", "")
+        if not text.strip():
+            yield Problem(label, None, None, "the file is empty: no products", skipped=True)
+            return
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            if error.msg == "Extra data" and text.lstrip().startswith("{"):
+                yield from self._jsonl()  # one object per line, in a .json file
+                return
+            yield Problem(label, error.lineno, None, f"not valid JSON: {error.msg} at line {error.lineno}, "
+                          f"column {error.colno}; nothing read from this file", skipped=True)
+            return
+        if not isinstance(data, list):
+            yield Problem(label, None, None, f"the file holds {_json_kind(data)}, not a list of products "
+                          "([{...}, ...]) or one product object per line (JSON Lines)", skipped=True)
+            return
+        resolved = False
+        for number, record in enumerate(data, 1):
+            if not isinstance(record, dict):
+                yield Problem(label, number, None, f"item {number} is {_json_kind(record)}, not a product "
+                              "object {...}; skipped", skipped=True)
+                continue
+            if not resolved:
+                resolved = True
+                yield from self.builder.resolve(list(record), from_header=False)
+            yield from self.builder.build(record, number)
+        if not resolved:
+            yield Problem(label, None, None, "the file holds no products (no JSON objects in the list)")
+
+
+def _detect_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in JSONL_EXTENSIONS:
+        return "jsonl"
+    if suffix == ".tsv":
+        return "tsv"
+    if suffix in (".csv", ".txt", ".tab", ".psv"):
+        return "csv"
+    with path.open("rb") as stream:
+        start = stream.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
+    if suffix == ".json" or start.startswith(b"["):
+        return "json"  # a .json starting with `{` may be JSON Lines: _json() falls back
+    return "jsonl" if start.startswith(b"{") else "csv"
+
+
+def _sniff(header_line: str) -> str:
+    """The delimiter of a CSV header line: the most frequent of , tab ; | outside quotes."""
+    unquoted = re.sub(r'"[^"]*"', "", header_line)
+    counts = [(unquoted.count(candidate), -rank, candidate)
+              for rank, candidate in enumerate(DELIMITER_CANDIDATES)]
+    best = max(counts)
+    return best[2] if best[0] else ","
+
+
+def _header(label: str, cells: list[str]) -> tuple[list[str], list[Problem]]:
+    """Column names (stripped; blank ones named, repeated ones numbered) and notes about them."""
+    names: list[str] = []
+    notes: list[Problem] = []
+    seen: set[str] = set()
+    for number, cell in enumerate(cells, 1):
+        name = cell.strip() or f"column {number}"
+        if name in seen:
+            renamed = f"{name} ({number})"
+            notes.append(Problem(label, 1, name, f"column {name!r} appears again as column {number}; "
+                                 f"that one is read as {renamed!r}"))
+            name = renamed
+        seen.add(name)
+        names.append(name)
+    return names, notes
+
+
+def _remove_nul(label: str, row: int, header: list[str], values: list[str]) -> Iterator[Problem]:
+    """Drop NUL bytes from the row's values in place, one Problem per field that had some."""
+    for index, value in enumerate(values):
+        if "\x00" in value:
+            values[index] = value.replace("\x00", "")
+            field = header[index] if index < len(header) else None
+            yield Problem(label, row, field, f"{value.count(chr(0))} NUL byte(s) removed")
+
+
+def _fit_row(
+    label: str, start: int, end: int, header: list[str], row: list[str], delimiter: str
+) -> tuple[Problem | None, list[str] | None]:
+    """A row with the wrong number of fields: (the Problem, the row to use or None to skip it)."""
+    width = len(header)
+    span = (f" The row runs from line {start} to line {end}: a quote (\") that is never closed?"
+            if end > start else "")
+    if len(row) > width:
+        if not any(value.strip() for value in row[width:]):
+            return None, row[:width]  # trailing empty fields, e.g. `a,b,c,`
+        return Problem(
+            label, start, None,
+            f"expected {width} fields (one per column), found {len(row)}: a value containing a "
+            f"{DELIMITER_NAMES[delimiter]} that is not in quotes?{span} Row skipped, since its values "
+            "may sit under the wrong columns",
+            skipped=True,
+        ), None
+    missing = header[len(row):]
+    if end > start:  # fewer fields over several lines: an open quote swallowed the rows after it
+        return Problem(
+            label, start, None,
+            f"expected {width} fields (one per column), found {len(row)}.{span} Row skipped, since the "
+            "rows after it were read as part of it",
+            skipped=True,
+        ), None
+    return Problem(
+        label, start, None,
+        f"expected {width} fields (one per column), found {len(row)}: {', '.join(missing)} missing.{span} "
+        "Row kept with those fields empty",
+    ), row + [""] * len(missing)
+
+
+def _parse_json_line(label: str, line: int, text: str) -> dict[str, Any] | Problem:
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        return Problem(label, line, None, f"not valid JSON: {error.msg} at column {error.colno}; "
+                       "line skipped", skipped=True)
+    if not isinstance(record, dict):
+        return Problem(label, line, None, f"the line holds {_json_kind(record)}, not a product object "
+                       "{...}; line skipped", skipped=True)
+    return record
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "one JSON object"
+    if isinstance(value, list):
+        return "a JSON list"
+    if isinstance(value, str):
+        return "a JSON string"
+    if value is None:
+        return "null"
+    return f"a JSON {type(value).__name__}"
+
+
+# -- records to products ----------------------------------------------------------------------
+
+
+class _RecordBuilder:
+    """Turns the records (column -> value) of one file into Products, checking each field."""
+
+    def __init__(self, label: str, path: Path, mapping: Mapping) -> None:
+        self.label = label
+        self.mapping = mapping
+        folder = mapping.image_folder or path.parent
+        self.image_base = os.path.abspath(folder)
+        self.image_archive = (os.path.abspath(os.path.join(path.parent, os.path.expanduser(mapping.image_archive)))
+                              if mapping.image_archive else None)
+        self.skip = frozenset(value.casefold() for value in mapping.skip_values)
+        self.separator = mapping.tag_separator
+        self.value_separator: str | None = None  # splits one attribute's values: CSV cells only
+        self.keys: dict[str, tuple[str, ...]] = {name: () for name in CANONICAL_FIELDS}
+        self.attributes: list[tuple[str, tuple[str, ...]]] = []
+        self.used: set[str] = set()
+        self.seen: dict[str, int] = {}
+        self.has_title_column = False
+
+    @property
+    def id_keys(self) -> tuple[str, ...]:
+        return self.keys["id"]
+
+    # once per file ---------------------------------------------------------------------------
+
+    def resolve(self, columns: list[str], from_header: bool) -> Iterator[Problem]:
+        """Match the mapping to the file's columns (CSV header, or the keys of the first JSON record)."""
+        label, mapping = self.label, self.mapping
+        exact = set(columns)
+        folded: dict[str, str] = {}
+        for column in columns:
+            folded.setdefault(column.casefold(), column)
+        where = "the file" if from_header else "the first record"
+
+        def find(name: str) -> str | None:
+            return name if name in exact else folded.get(name.casefold())
+
+        def missing(names: Iterable[str], purpose: str) -> Problem:
+            names = list(names)
+            quoted = ", ".join(repr(name) for name in names)
+            what = (f"column {quoted} ({purpose}) is" if len(names) == 1
+                    else f"columns {quoted} ({purpose}) are")
+            return Problem(label, None, names[0] if len(names) == 1 else None,
+                           f"{what} not in {where}{_closest(names[0], columns)}; "
+                           f"its columns are: {', '.join(columns)}")
+
+        for name in CANONICAL_FIELDS:
+            wanted, explicit = mapping.columns(name)
+            found = [key for key in map(find, wanted) if key]
+            if name == "category" and explicit and len(wanted) > 1:
+                absent = [column for column in wanted if not find(column)]
+                if absent:
+                    yield missing(absent, "category levels")
+            elif explicit and wanted and not found:
+                yield missing(wanted, f"mapped to {name}")
+            if not from_header and name != "id":
+                # JSON records need not all have the same keys: look for the mapped ones in each
+                # (whether the file has ids at all is decided by the first record)
+                found = [find(column) or column for column in wanted]
+            self.keys[name] = tuple(dict.fromkeys(found))
+        for tag_name, wanted in mapping.attributes.items():
+            found = [key for key in map(find, wanted) if key]
+            if not found:
+                yield missing(wanted, f"for tag {tag_name!r}")
+            if not from_header:
+                found = [find(column) or column for column in wanted]
+            self.attributes.append((tag_name, tuple(dict.fromkeys(found))))
+        self.value_separator = self.separator if from_header else None
+        self.used = {key for keys in self.keys.values() for key in keys}
+        self.used.update(key for _, keys in self.attributes for key in keys)
+        self.has_title_column = any(find(key) for key in self.keys["title"])
+        has_image_column = any(find(key) for key in self.keys["image"])
+
+        if not self.keys["id"]:
+            source = ("its image path (as written), or its line number when it has none"
+                      if has_image_column else "its line number")
+            wanted, explicit = mapping.columns("id")
+            if not explicit or wanted:
+                yield note(label, None, None, f"no id column in {where}: each product's id is {source}. "
+                           "Map an id column (--map id=COLUMN, or input.id in tagkit.yaml) to keep ids "
+                           "stable")
+        if not self.has_title_column:
+            if has_image_column:
+                yield note(label, None, None, "no title column: products will be placed by their images only")
+            else:
+                yield Problem(label, None, None, f"no title column and no image column in {where}: nothing "
+                              "to place the products by. Map one (--map title=COLUMN, or input.title in "
+                              f"tagkit.yaml); the columns are: {', '.join(columns)}")
+        unused = [column for column in columns if column not in self.used]
+        if unused:
+            yield note(label, None, None, "columns not mapped to a tagkit field, kept as extra data: "
+                       f"{', '.join(unused)}")
+
+    # once per record -------------------------------------------------------------------------
+
+    def build(self, record: dict[str, Any], row: int) -> Iterator[Item]:
+        """The Product of one record, after a Problem for each thing wrong with it."""
+        label, keys = self.label, self.keys
+        problems: list[Problem] = []
+        image_text, image_key = _first(record, keys["image"])
+        if keys["id"]:
+            product_id, id_key = _first(record, keys["id"])
+            if not product_id:
+                yield Problem(label, row, keys["id"][0], "empty id: row skipped (every product needs an id "
+                              "to be written back to the catalogue)", skipped=True)
+                return
+        else:
+            product_id, id_key = image_text or str(row), None
+
+        title, title_key = _first(record, keys["title"])
+        title = _one_line(title)
+        if len(title) > self.mapping.max_title_length:
+            problems.append(Problem(label, row, title_key, f"title is {len(title):,} characters long; cut to "
+                                    f"the first {self.mapping.max_title_length}"))
+            title = _cut(title, self.mapping.max_title_length)
+        if not title and self.has_title_column:
+            nothing = "" if image_text else " (and it has no image: nothing to place it by)"
+            problems.append(note(label, row, keys["title"][0],
+                                 f"empty title: product kept, to be placed by its image only{nothing}"))
+
+        description, description_key = _first(record, keys["description"])
+        if "<" in description or "&" in description:
+            description = strip_html(description)
+        if len(description) > MAX_DESCRIPTION_LENGTH:
+            problems.append(Problem(label, row, description_key, f"description is {len(description):,} "
+                                    f"characters long; cut to the first {MAX_DESCRIPTION_LENGTH:,}"))
+            description = _cut(description, MAX_DESCRIPTION_LENGTH)
+
+        image = self._image(image_text, image_key, row, problems) if image_text else None
+        category = self._category(record, row, problems)
+        tags = self._tags(record, row, problems)
+        extra = {key: _text(value) for key, value in record.items() if key not in self.used}
+
+        previous = self.seen.get(product_id)
+        if previous is not None:
+            problems.append(Problem(label, row, id_key, f"duplicate id {product_id!r}: row {row} replaces "
+                                    f"row {previous}"))
+        self.seen[product_id] = row
+        yield from problems
+        yield Product(id=product_id, title=title, description=description, image=image, category=category,
+                      tags=tags, source=label, row=row, extra=extra)
+
+    def _image(self, text: str, key: str | None, row: int, problems: list[Problem]) -> str | None:
+        if ("/" in text[:2] or ":" in text) and _URL.match(text):
+            if text.lower().startswith("file://"):
+                from urllib.parse import unquote, urlparse
+
+                return os.path.abspath(unquote(urlparse(text).path))
+            problems.append(Problem(self.label, row, key, f"image {text[:200]!r} is a URL: tagkit is offline "
+                                    "and does not fetch images. Download them and give file paths; product "
+                                    "kept without an image"))
+            return None
+        if os.sep == "/":
+            text = text.replace("\\", "/")
+        if self.image_archive:
+            return member_path(self.image_archive, os.path.normpath(text).lstrip("/"))
+        if text.startswith("~"):
+            text = os.path.expanduser(text)
+        return os.path.normpath(os.path.join(self.image_base, text))
+
+    def _category(self, record: dict[str, Any], row: int, problems: list[Problem]) -> tuple[str, ...]:
+        keys = self.keys["category"]
+        if not keys:
+            return ()
+        if len(keys) == 1:
+            value = record.get(keys[0])
+            if isinstance(value, list):
+                levels = [_one_line(_text(level)) for level in value]
+            else:
+                levels = [_one_line(level) for level in _text(value).split(self.mapping.category_separator)]
+            return tuple(level for level in levels if level and level.casefold() not in self.skip)
+        levels = [_one_line(_first(record, (key,))[0]) for key in keys]
+        levels = ["" if level.casefold() in self.skip else level for level in levels]
+        if "" in levels:
+            cut = levels.index("")
+            if any(levels[cut:]):
+                problems.append(Problem(self.label, row, keys[cut], f"category level {cut + 1} is empty but "
+                                        f"a deeper one is set; category cut to {levels[:cut]}"))
+            levels = levels[:cut]
+        return tuple(levels)
+
+    def _tags(self, record: dict[str, Any], row: int, problems: list[Problem]) -> tuple[Tag, ...]:
+        skip = self.skip
+        tags: list[Tag] = []
+        for tag_name, keys in self.attributes:
+            for key in keys:
+                values = [value for value in _values(record.get(key), self.value_separator)
+                          if value.casefold() not in skip]
+                if values:
+                    tags.extend(Tag(tag_name, value) for value in values)
+                    break
+        for key in self.keys["tags"]:
+            value = record.get(key)
+            if value not in (None, ""):
+                listed = _tag_list(value, self.separator, self.label, row, key, problems)
+                tags.extend(tag for tag in listed if tag.value and tag.value.casefold() not in skip)
+        return tuple(dict.fromkeys(tags)) if len(tags) > 1 else tuple(tags)
+
+
+# -- field helpers ----------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    """A record value as stripped text (numbers without a needless `.0`, lists/objects as JSON)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _first(record: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, str | None]:
+    """The first non-empty value among `keys` and the key it came from."""
+    for key in keys:
+        value = record.get(key)
+        text = value.strip() if type(value) is str else _text(value)
+        if text:
+            return text, key
+    return "", keys[0] if keys else None
+
+
+def _one_line(text: str) -> str:
+    """Markup removed and all whitespace collapsed to single spaces."""
+    if "<" in text or "&" in text:
+        text = strip_html(text)
+    return " ".join(text.split())
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, at a space when there is one near the end."""
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return cut[:space].rstrip() if space > limit * 0.8 else cut
+
+
+def _values(value: Any, separator: str | None) -> list[str]:
+    """The values in one attribute cell: text split at `separator`, a list, or {value: score} keys."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped[:1] in ("[", "{"):
+            try:
+                return _values(json.loads(stripped), None)
+            except json.JSONDecodeError:
+                pass
+        if separator is None or separator not in stripped:
+            return [_one_line(stripped)] if stripped else []
+        return [part for part in (_one_line(part) for part in stripped.split(separator)) if part]
+    if isinstance(value, list):
+        return [part for item in value for part in _values(item, separator) if part]
+    if isinstance(value, dict):
+        return [_one_line(str(key)) for key in value if str(key).strip()]
+    return [_text(value)]
+
+
+def _tag_list(
+    value: Any, separator: str, label: str, row: int, key: str, problems: list[Problem]
+) -> list[Tag]:
+    """Tags from a cell: `a: b | c` text, a JSON list of strings or {name, value(s)}, or {name: values}."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped[:1] in ("[", "{"):
+            try:
+                return _tag_list(json.loads(stripped), separator, label, row, key, problems)
+            except json.JSONDecodeError:
+                pass
+        return [Tag.parse(_one_line(part)) for part in stripped.split(separator) if part.strip()]
+    if isinstance(value, dict):
+        return [Tag(_one_line(str(name)), item) for name, values in value.items()
+                for item in _values(values, None)]
+    if isinstance(value, list):
+        tags: list[Tag] = []
+        for number, item in enumerate(value, 1):
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                values = item["values"] if "values" in item else item.get("value")
+                tags.extend(Tag(_one_line(item["name"]), part) for part in _values(values, None))
+            elif isinstance(item, str | int | float) and not isinstance(item, bool):
+                tags.append(Tag.parse(_one_line(_text(item))))
+            else:
+                problems.append(Problem(label, row, key, f"tag {number} ({_text(item)[:100]}) is neither a "
+                                        "value nor a {name, value} object; left out"))
+        return tags
+    return [Tag.parse(_text(value))]
+
+
+def _closest(name: str, columns: Iterable[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(columns), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# -- folders of images ------------------------------------------------------------------------
+
+
+def _list_images(folder: Path) -> list[str]:
+    """Image paths under `folder`, relative with `/` separators, sorted; hidden entries skipped."""
+    found: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        for name in files:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                found.append(PurePath(os.path.relpath(os.path.join(root, name), folder)).as_posix())
+    return sorted(found)
+
+
+class _ImageIndex:
+    """Finds an image of the folder by absolute path, relative path, file name or name without extension."""
+
+    def __init__(self, folder: Path, images: list[str]) -> None:
+        self.base = os.path.abspath(folder)
+        self.by_path = {path: index for index, path in enumerate(images)}
+        self.by_name: dict[str, int | None] = {}
+        self.by_stem: dict[str, int | None] = {}
+        for index, path in enumerate(images):
+            name = path.rsplit("/", 1)[-1]
+            for table, key in ((self.by_name, name), (self.by_stem, os.path.splitext(name)[0])):
+                table[key] = None if key in table else index  # None: several images share it
+
+    def match(self, product: Product, by_id: bool) -> int | None:
+        if product.image:
+            relative = os.path.relpath(product.image, self.base)
+            if not relative.startswith(".."):
+                found = self.by_path.get(PurePath(relative).as_posix())
+                if found is not None:
+                    return found
+            parts = PurePath(product.image).parts
+            for start in range(1, len(parts)):  # the longest tail that is a path in the folder
+                found = self.by_path.get("/".join(parts[start:]))
+                if found is not None:
+                    return found
+            found = self.by_name.get(parts[-1])
+            if found is not None:
+                return found
+        if by_id:
+            for table in (self.by_path, self.by_name, self.by_stem):
+                found = table.get(product.id)
+                if found is not None:
+                    return found
+        return None
+
+
+def _read_folder(folder: Path, products: Path | None, mapping: Mapping) -> Iterator[Item]:
+    label = str(folder)
+    images = _list_images(folder)
+    base = os.path.abspath(folder)
+    joined: dict[int, Product] = {}
+    if products is not None:
+        index = _ImageIndex(folder, images)
+        reader = _ProductsReader(products, mapping)
+        for item in reader:
+            if isinstance(item, Problem):
+                yield item
+                continue
+            found = index.match(item, by_id=reader.has_id_column)
+            if found is None:
+                what = f"id {item.id!r}" + (f", image {item.image}" if item.image else "")
+                yield Problem(reader.label, item.row, None, f"no image in {folder} matches this row "
+                              f"({what}); row left out", skipped=True)
+                continue
+            previous = joined.get(found)
+            if previous is not None and previous.id != item.id:  # equal ids: already said "duplicate id"
+                yield Problem(reader.label, item.row, None, f"rows {previous.row} and {item.row} both match "
+                              f"image {images[found]}; row {item.row} (the later) is used")
+            joined[found] = replace(item, id=item.id if reader.has_id_column else images[found],
+                                    image=os.path.join(base, images[found]))
+    for number, path in enumerate(images, 1):
+        product = joined.get(number - 1)
+        yield product or Product(id=path, image=os.path.join(base, path), source=label, row=number)
+    if products is not None and len(joined) < len(images):
+        yield note(label, None, None, f"{len(images) - len(joined):,} of {len(images):,} images have no row "
+                   f"in {products}; they are kept without title or labels")
+    if not images:
+        yield Problem(label, None, None, "no image files in the folder (looked for "
+                      f"{', '.join(sorted(IMAGE_EXTENSIONS))}, hidden files and folders skipped)")

@@ -1,0 +1,93 @@
+"""Products with their image features, as aligned arrays: what models train and predict on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tagkit.product import Product, Tag
+
+if TYPE_CHECKING:
+    from tagkit.store import Store
+
+
+@dataclass
+class Dataset:
+    """N products side by side. `embeddings[i]` is zeros where `has_image[i]` is False.
+
+    `texts` hold the raw title and description (models normalise them their own way);
+    `categories[i]` is () and `tags[i]` is () where a product has no such labels.
+    """
+
+    ids: list[str]
+    texts: list[str]
+    embeddings: np.ndarray
+    has_image: np.ndarray
+    categories: list[tuple[str, ...]]
+    tags: list[tuple[Tag, ...]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def has_text(self) -> np.ndarray:
+        return np.array([bool(t.strip()) for t in self.texts], dtype=bool)
+
+    @classmethod
+    def from_products(cls, products: Sequence[Product], embeddings: dict[str, np.ndarray], dim: int) -> Dataset:
+        """Align products with their embeddings (looked up by product id)."""
+        matrix = np.zeros((len(products), dim), dtype=np.float32)
+        has_image = np.zeros(len(products), dtype=bool)
+        for i, product in enumerate(products):
+            vector = embeddings.get(product.id)
+            if vector is not None:
+                matrix[i] = vector
+                has_image[i] = True
+        return cls(
+            ids=[p.id for p in products],
+            texts=[product_text(p) for p in products],
+            embeddings=matrix,
+            has_image=has_image,
+            categories=[p.category for p in products],
+            tags=[p.tags for p in products],
+        )
+
+    def subset(self, index: Iterable[int] | np.ndarray) -> Dataset:
+        """The products at these positions, in that order."""
+        idx = np.asarray(list(index) if not isinstance(index, np.ndarray) else index)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        return Dataset(
+            ids=[self.ids[i] for i in idx],
+            texts=[self.texts[i] for i in idx],
+            embeddings=self.embeddings[idx],
+            has_image=self.has_image[idx],
+            categories=[self.categories[i] for i in idx],
+            tags=[self.tags[i] for i in idx],
+        )
+
+    def without_text(self) -> Dataset:
+        """The same products with their titles removed (for image-only evaluation)."""
+        return Dataset(self.ids, [""] * len(self), self.embeddings, self.has_image, self.categories, self.tags)
+
+    def without_images(self) -> Dataset:
+        """The same products with their images removed (for title-only evaluation)."""
+        return Dataset(self.ids, self.texts, np.zeros_like(self.embeddings), np.zeros(len(self), dtype=bool),
+                       self.categories, self.tags)
+
+
+def product_text(product: Product) -> str:
+    """The text a model reads for a product: its title, then its description."""
+    return f"{product.title}\n{product.description}".strip()
+
+
+def load_dataset(store: Store, image_model: str, dim: int, where: str | None = None,
+                 params: Iterable[object] = ()) -> Dataset:
+    """Every stored product (or those matching `where`) with its cached embedding for `image_model`."""
+    products = list(store.iter_products(where, params))
+    vectors = store.get_features(image_model, [p.image_hash for p in products if p.image_hash])
+    embeddings = {p.id: vectors[p.image_hash] for p in products if p.image_hash in vectors}
+    return Dataset.from_products(products, embeddings, dim)

@@ -1,0 +1,10 @@
+"""Exit codes of the `tagkit` command, for scripts and cron (documented in the README)."""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0  # everything went through
+    ERROR = 1  # an unexpected failure (a bug, a full disk): the message says what
+    USAGE = 2  # a bad command line or configuration, or an input that cannot be read at all
+    PARTIAL = 3  # finished, but some rows, fields or images had problems (on stderr and in `problems`)

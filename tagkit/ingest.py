@@ -1,0 +1,202 @@
+"""`tagkit import`: read a catalogue (file or image folder), store its products, cache image features."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tagkit.catalogue import read_input
+from tagkit.image import ImageError, content_hash, read_image_bytes
+from tagkit.product import Problem, Product
+
+if TYPE_CHECKING:
+    from tagkit.config import Mapping
+    from tagkit.image import ImageEmbedder
+    from tagkit.store import Store
+
+CHUNK_SIZE = 512
+MAX_PROBLEMS_KEPT = 1000
+
+
+@dataclass
+class ImportReport:
+    """What an import did. `problems` keeps the first 1,000; all of them are in the database.
+
+    Every product with an image path counts once in `images` and once in exactly one of:
+    `images_embedded` (computed now), `images_cached` (features already stored, or the same
+    picture as another product), `images_unreadable`, `images_missing`.
+    """
+
+    source: str
+    image_model: str | None = None
+    products_stored: int = 0
+    rows_skipped: int = 0
+    images: int = 0
+    images_missing: int = 0
+    images_embedded: int = 0
+    images_cached: int = 0
+    images_unreadable: int = 0
+    problem_count: int = 0
+    note_count: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int | float | str | None]:
+        """The report as plain numbers (for `--json` and the `runs` table)."""
+        return {k: v for k, v in asdict(self).items() if k != "problems"}
+
+
+class _Problems:
+    """Collects problems: counts them all, keeps the first few, tells the caller about each."""
+
+    def __init__(self, report: ImportReport, on_problem: Callable[[Problem], None] | None) -> None:
+        self.report = report
+        self.on_problem = on_problem
+        self.pending: list[Problem] = []
+
+    def add(self, problem: Problem) -> None:
+        if problem.info:
+            self.report.note_count += 1
+        else:
+            self.report.problem_count += 1
+        if problem.skipped:
+            self.report.rows_skipped += 1
+        if len(self.report.problems) < MAX_PROBLEMS_KEPT:
+            self.report.problems.append(problem)
+        self.pending.append(problem)
+        if self.on_problem:
+            self.on_problem(problem)
+
+    def take(self) -> list[Problem]:
+        taken, self.pending = self.pending, []
+        return taken
+
+
+def import_products(
+    store: Store,
+    source: str | Path,
+    *,
+    mapping: Mapping | None = None,
+    products_file: str | Path | None = None,
+    embedder: ImageEmbedder | None = None,
+    on_problem: Callable[[Problem], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    run_id: int | None = None,
+    chunk_size: int = CHUNK_SIZE,
+) -> ImportReport:
+    """Store every product of `source` (a products file or a folder of images) and embed its images.
+
+    Works in chunks: each chunk's products are written in one transaction, then the images whose
+    content hash has no cached features for `embedder`'s model are embedded and stored. A bad row
+    or image becomes a `Problem` (also written to the `problems` table when `run_id` is given);
+    the rest of the input goes on. Pass `embedder=None` to store products without features.
+    """
+    started = time.monotonic()
+    report = ImportReport(source=str(source), image_model=embedder.model_id if embedder else None)
+    problems = _Problems(report, on_problem)
+    records = read_input(source, mapping=mapping, products=products_file)
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="tagkit-hash") as pool:
+        for chunk in _chunks(records, problems, chunk_size):
+            hashes = _hash_images(chunk, pool, report, problems)
+            report.products_stored += store.upsert_products(chunk, hashes)
+            if embedder is not None:
+                _embed_missing(store, embedder, chunk, hashes, report, problems)
+            if run_id is not None:
+                store.add_problems(run_id, problems.take())
+            if on_progress:
+                on_progress(report.products_stored)
+    if run_id is not None:
+        store.add_problems(run_id, problems.take())
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _chunks(records: Iterable[Product | Problem], problems: _Problems, size: int) -> Iterator[list[Product]]:
+    """Products in lists of `size`; problems go to `problems` as they pass."""
+    chunk: list[Product] = []
+    for record in records:
+        if isinstance(record, Problem):
+            problems.add(record)
+            continue
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _hash_images(
+    chunk: list[Product], pool: ThreadPoolExecutor, report: ImportReport, problems: _Problems
+) -> dict[str, str | None]:
+    """Content hash of each product's image (None where it cannot be read)."""
+    with_image = [p for p in chunk if p.image]
+    report.images += len(with_image)
+    hashes: dict[str, str | None] = {}
+    for product, result in zip(with_image, pool.map(_hash_file, [p.image for p in with_image]), strict=True):
+        if isinstance(result, ImageError):
+            report.images_missing += 1
+            problems.add(_image_problem(product, result))
+            hashes[product.id] = None
+        else:
+            hashes[product.id] = result
+    return hashes
+
+
+def _hash_file(path: str) -> str | ImageError:
+    try:
+        return content_hash(read_image_bytes(path))
+    except ImageError as error:
+        return error
+
+
+def _embed_missing(
+    store: Store,
+    embedder: ImageEmbedder,
+    chunk: list[Product],
+    hashes: dict[str, str | None],
+    report: ImportReport,
+    problems: _Problems,
+) -> None:
+    """Embed the chunk's images that have no cached features yet; report unreadable ones."""
+    products_by_hash: dict[str, list[Product]] = {}
+    for product in chunk:
+        image_hash = hashes.get(product.id)
+        if image_hash:
+            products_by_hash.setdefault(image_hash, []).append(product)
+    known = store.known_features(embedder.model_id, products_by_hash)
+    for image_hash, error in known.items():
+        sharing = products_by_hash[image_hash]
+        if error:
+            report.images_unreadable += len(sharing)
+            for product in sharing:
+                problems.add(_image_problem(product, ImageError(error)))
+        else:
+            report.images_cached += len(sharing)
+    todo = [(h, products[0].image) for h, products in products_by_hash.items() if h not in known]
+    batch: list[tuple[str, np.ndarray | str]] = []
+    for image_hash, result in embedder.embed(todo):
+        sharing = products_by_hash[image_hash]
+        if isinstance(result, ImageError):
+            report.images_unreadable += len(sharing)
+            for product in sharing:
+                problems.add(_image_problem(product, result))
+            batch.append((image_hash, str(result)))
+        else:
+            report.images_embedded += 1
+            report.images_cached += len(sharing) - 1  # the same picture under other products
+            batch.append((image_hash, result))
+        if len(batch) >= 256:
+            store.put_features(embedder.model_id, batch)
+            batch = []
+    store.put_features(embedder.model_id, batch)
+
+
+def _image_problem(product: Product, error: ImageError) -> Problem:
+    return Problem(product.source, product.row, "image", f"{error} ({product.image}); product kept without image")

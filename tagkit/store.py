@@ -1,0 +1,340 @@
+"""The tagkit database: one SQLite file, written through sqlite-utils.
+
+Tables (open the file with `sqlite-utils tables tagkit.db --counts` to look around):
+
+- `products`     one row per product id: title, description, image path and content hash, labels
+                 (`category` as `A > B > C`, `tags` as a JSON list of `name: value`), where it was read.
+- `features`     image embeddings keyed by (image content hash, model id): nothing is embedded twice.
+                 A row with `error` set records an image that could not be decoded.
+- `models`       trained model versions (filled by `tagkit train`).
+- `predictions`  one row per (product, model version) (filled by `tagkit predict`).
+- `feedback`     review decisions (filled by `tagkit review`).
+- `taxonomy`     categories, attributes and their values (filled by `tagkit taxonomy`).
+- `runs`         every command that wrote to the database, with its counts and outcome.
+- `problems`     what was wrong with the input of each run: file, row, field, message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from tagkit.product import Problem, Product, Tag, format_category, parse_category
+
+DEFAULT_DB = "tagkit.db"
+SCHEMA_VERSION = 1
+
+_SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
+    "products": (
+        {
+            "id": str,
+            "title": str,
+            "description": str,
+            "image": str,
+            "image_hash": str,
+            "category": str,
+            "tags": str,
+            "extra": str,
+            "source": str,
+            "source_row": int,
+            "imported_at": str,
+            "updated_at": str,
+        },
+        "id",
+    ),
+    "features": (
+        {"image_hash": str, "model": str, "dim": int, "vector": bytes, "error": str, "created_at": str},
+        ("image_hash", "model"),
+    ),
+    "models": (
+        {
+            "id": str,
+            "created_at": str,
+            "path": str,
+            "tagkit_version": str,
+            "input_hash": str,
+            "duration_s": float,
+            "counts": str,
+            "params": str,
+            "metrics": str,
+        },
+        "id",
+    ),
+    "predictions": (
+        {
+            "product_id": str,
+            "model_id": str,
+            "created_at": str,
+            "category": str,
+            "category_score": float,
+            "alternatives": str,
+            "tags": str,
+        },
+        ("product_id", "model_id"),
+    ),
+    "feedback": (
+        {
+            "id": int,
+            "product_id": str,
+            "model_id": str,
+            "field": str,
+            "predicted": str,
+            "decision": str,
+            "corrected": str,
+            "reviewer": str,
+            "created_at": str,
+        },
+        "id",
+    ),
+    "taxonomy": (
+        {
+            "id": int,
+            "kind": str,
+            "name": str,
+            "parent_id": int,
+            "canonical_id": int,
+            "multi_valued": int,
+            "synonyms": str,
+        },
+        "id",
+    ),
+    "runs": (
+        {
+            "id": int,
+            "command": str,
+            "args": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,
+            "counts": str,
+        },
+        "id",
+    ),
+    "problems": (
+        {"id": int, "run_id": int, "file": str, "row": int, "field": str, "message": str, "skipped": int,
+         "info": int},
+        "id",
+    ),
+    "meta": ({"key": str, "value": str}, "key"),
+}
+
+_INDEXES = {
+    "products": [["image_hash"]],
+    "predictions": [["model_id"]],
+    "feedback": [["product_id"], ["model_id"]],
+    "problems": [["run_id"]],
+    "taxonomy": [["kind", "name"]],
+}
+
+
+def now() -> str:
+    """The current time as an ISO 8601 string in UTC, to the second."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def default_db_path() -> Path:
+    """`$TAGKIT_DB` if set, else `./tagkit.db`."""
+    return Path(os.environ.get("TAGKIT_DB") or DEFAULT_DB)
+
+
+class Store:
+    """The tagkit database. Every write method runs in one transaction."""
+
+    def __init__(self, path: str | Path | None = None, timeout: float = 30.0) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        if self.path.parent and not self.path.parent.exists():
+            raise FileNotFoundError(f"folder for the database does not exist: {self.path.parent}")
+        conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False)
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._create_schema()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def transaction(self) -> AbstractContextManager[sqlite_utils.Database]:
+        """All writes inside commit together or not at all."""
+        return self.db.atomic()
+
+    def _create_schema(self) -> None:
+        with self.transaction():
+            for name, (columns, pk) in _SCHEMA.items():
+                table = self.db.table(name)
+                if not table.exists():
+                    table.create(columns, pk=pk, not_null=_not_null(pk))
+                    for index in _INDEXES.get(name, []):
+                        table.create_index(index)
+            self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+
+    # products -----------------------------------------------------------------------------
+
+    def upsert_products(self, products: Iterable[Product], image_hashes: dict[str, str | None]) -> int:
+        """Insert or update products (the later record of an id wins); return how many were written."""
+        stamp = now()
+        rows = [
+            {
+                "id": p.id,
+                "title": p.title,
+                "description": p.description,
+                "image": p.image,
+                "image_hash": image_hashes.get(p.id),
+                "category": format_category(p.category) or None,
+                "tags": json.dumps([str(t) for t in p.tags], ensure_ascii=False) if p.tags else None,
+                "extra": json.dumps(p.extra, ensure_ascii=False) if p.extra else None,
+                "source": p.source,
+                "source_row": p.row,
+                "updated_at": stamp,
+            }
+            for p in products
+        ]
+        if not rows:
+            return 0
+        with self.transaction():
+            existing = self._existing_ids([r["id"] for r in rows])
+            for row in rows:
+                if row["id"] not in existing:
+                    row["imported_at"] = stamp
+            self.db.table("products").upsert_all(rows, pk="id")
+        return len(rows)
+
+    def _existing_ids(self, ids: list[str]) -> set[str]:
+        return {r[0] for r in self._select_in("select id from products where id in ({marks})", [], ids)}
+
+    def _select_in(self, sql: str, params: list[Any], values: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+        """Run `sql` (with an `in ({marks})` list) over `values` in chunks small enough for SQLite."""
+        unique = list(dict.fromkeys(values))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            yield from self.db.execute(sql.format(marks=",".join("?" * len(chunk))), [*params, *chunk])
+
+    def product(self, product_id: str) -> Product | None:
+        """One stored product, or None."""
+        rows = list(self.db.query("select * from products where id = ?", [product_id]))
+        return _product_from_row(rows[0]) if rows else None
+
+    def iter_products(self, where: str | None = None, params: Iterable[Any] = ()) -> Iterator[Product]:
+        """Stored products in id order, streamed."""
+        sql = "select * from products" + (f" where {where}" if where else "") + " order by id"
+        for row in self.db.query(sql, list(params)):
+            yield _product_from_row(row)
+
+    def image_hash(self, product_id: str) -> str | None:
+        rows = list(self.db.query("select image_hash from products where id = ?", [product_id]))
+        return rows[0]["image_hash"] if rows else None
+
+    # features -----------------------------------------------------------------------------
+
+    def known_features(self, model: str, hashes: Iterable[str]) -> dict[str, str | None]:
+        """Image hashes that already have a features row for `model`, with the row's error (None if fine)."""
+        sql = "select image_hash, error from features where model = ? and image_hash in ({marks})"
+        return dict(self._select_in(sql, [model], hashes))
+
+    def put_features(self, model: str, items: Iterable[tuple[str, np.ndarray | str]]) -> int:
+        """Store embeddings (float32 vectors) or decoding errors (str) for image hashes."""
+        stamp = now()
+        rows = []
+        for image_hash, result in items:
+            if isinstance(result, str):
+                rows.append({"image_hash": image_hash, "model": model, "dim": None, "vector": None,
+                             "error": result, "created_at": stamp})
+            else:
+                vector = np.asarray(result, dtype=np.float32)
+                rows.append({"image_hash": image_hash, "model": model, "dim": int(vector.shape[0]),
+                             "vector": vector.tobytes(), "error": None, "created_at": stamp})
+        if rows:
+            with self.transaction():
+                self.db.table("features").upsert_all(rows, pk=("image_hash", "model"))
+        return len(rows)
+
+    def get_features(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Stored embeddings for these image hashes (those without one are left out)."""
+        sql = ("select image_hash, vector from features where model = ? and vector is not null"
+               " and image_hash in ({marks})")
+        return {h: np.frombuffer(blob, dtype=np.float32) for h, blob in self._select_in(sql, [model], hashes)}
+
+    # runs and problems ----------------------------------------------------------------------
+
+    def start_run(self, command: str, args: dict[str, Any]) -> int:
+        """Record that a command started; returns the run id."""
+        with self.transaction():
+            table = self.db.table("runs")
+            table.insert({"command": command, "args": json.dumps(args, ensure_ascii=False, default=str),
+                          "started_at": now(), "status": "running"})
+            return int(table.last_pk)
+
+    def finish_run(self, run_id: int, status: str, counts: dict[str, Any]) -> None:
+        with self.transaction():
+            self.db.table("runs").update(run_id, {"finished_at": now(), "status": status,
+                                                   "counts": json.dumps(counts, ensure_ascii=False)})
+
+    def add_problems(self, run_id: int, problems: Iterable[Problem]) -> None:
+        rows = [{"run_id": run_id, "file": p.file, "row": p.row, "field": p.field, "message": p.message,
+                 "skipped": int(p.skipped), "info": int(p.info)} for p in problems]
+        if rows:
+            with self.transaction():
+                self.db.table("problems").insert_all(rows)
+
+    # summary ------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """What the database holds: counts per table and the main facts about products and features."""
+        one = lambda sql: self.db.execute(sql).fetchone()[0]  # noqa: E731
+        features_by_model = {
+            model: {"embeddings": n_ok, "unreadable_images": n_err}
+            for model, n_ok, n_err in self.db.execute(
+                "select model, count(vector), count(error) from features group by model order by model")
+        }
+        last_run = next(self.db.query("select * from runs order by id desc limit 1"), None)
+        return {
+            "database": str(self.path),
+            "size_bytes": self.path.stat().st_size if self.path.exists() else 0,
+            "tables": {name: self.db.table(name).count for name in _SCHEMA if name != "meta"},
+            "products": {
+                "total": one("select count(*) from products"),
+                "with_title": one("select count(*) from products where coalesce(title, '') != ''"),
+                "with_image": one("select count(*) from products where image is not null"),
+                "with_readable_image": one(
+                    "select count(*) from products p where exists (select 1 from features f"
+                    " where f.image_hash = p.image_hash and f.vector is not null)"),
+                "with_category": one("select count(*) from products where category is not null"),
+                "with_tags": one("select count(*) from products where tags is not null"),
+                "categories": one("select count(distinct category) from products"),
+            },
+            "features": features_by_model,
+            "last_run": last_run,
+        }
+
+
+def _not_null(pk: str | tuple[str, ...]) -> set[str]:
+    return set(pk) if isinstance(pk, tuple) else {pk}
+
+
+def _product_from_row(row: dict[str, Any]) -> Product:
+    return Product(
+        id=row["id"],
+        title=row["title"] or "",
+        description=row["description"] or "",
+        image=row["image"],
+        category=parse_category(row["category"] or ""),
+        tags=tuple(Tag.parse(t) for t in json.loads(row["tags"] or "[]")),
+        source=row["source"] or "",
+        row=row["source_row"] or 0,
+        extra=json.loads(row["extra"] or "{}"),
+        image_hash=row["image_hash"],
+    )

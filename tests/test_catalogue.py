@@ -1,0 +1,572 @@
+"""The catalogue reader: real data sets through the example mappings, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from tagkit.catalogue import read_folder, read_input, read_products
+from tagkit.config import Mapping, load_config
+from tagkit.product import Problem, Product, Tag
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def split(items: Iterable[Product | Problem]) -> tuple[list[Product], list[Problem]]:
+    products: list[Product] = []
+    problems: list[Problem] = []
+    for item in items:
+        (problems if isinstance(item, Problem) else products).append(item)
+    return products, problems
+
+
+def read(path: Path, mapping: Mapping | None = None) -> tuple[list[Product], list[Problem]]:
+    return split(read_products(path, mapping))
+
+
+def write(folder: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
+    path = folder / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def only(problems: list[Problem], **match: object) -> Problem:
+    """The one problem whose attributes equal `match` (fails when there are none or several)."""
+    found = [p for p in problems if all(getattr(p, key) == value for key, value in match.items())]
+    assert len(found) == 1, f"expected one problem with {match}, got: {[str(p) for p in problems]}"
+    return found[0]
+
+
+def warnings(problems: list[Problem]) -> list[Problem]:
+    """Problems that are not just notes."""
+    return [p for p in problems if not p.info]
+
+
+# -- real data --------------------------------------------------------------------------------
+
+
+def test_fashion_styles_through_the_example_mapping(shared_data: Path) -> None:
+    styles = shared_data / "fashion" / "styles.csv"
+    products, problems = read(styles, load_config(EXAMPLES / "fashion.yaml").mapping)
+    assert problems == []
+    assert len(products) == 30_921
+    assert len({p.id for p in products}) == 30_921
+    assert all(len(p.category) == 3 for p in products)
+    assert len({p.category[0] for p in products}) == 7
+    first = products[0]
+    assert first.id == "12783"
+    assert first.title == "Mother Earth Women Aug Bagru Red Kurtas"
+    assert first.category == ("Apparel", "Topwear", "Kurtas")
+    assert first.tags == (Tag("color", "Red"), Tag("usage", "Ethnic"))
+    assert first.image == str(shared_data / "fashion" / "images" / "12783.jpg")
+    assert (first.source, first.row) == (str(styles), 2)
+    assert products[-1].row == 30_922
+    assert all({t.name for t in p.tags} == {"color", "usage"} for p in products)
+    assert Counter(t.value for p in products for t in p.tags if t.name == "usage")["Casual"] == 24_132
+    assert all(p.extra == {} for p in products)  # every column is mapped
+
+
+def test_fashion_sample_images_resolve_to_files_that_exist(fashion_sample: Path) -> None:
+    products, problems = read(fashion_sample / "styles.csv", load_config(EXAMPLES / "fashion.yaml").mapping)
+    assert problems == []
+    assert len(products) == 300
+    for product in products:
+        assert product.image is not None and os.path.isabs(product.image)
+        assert Path(product.image).is_file()
+        assert Path(product.image).name == f"{product.id}.jpg"
+
+
+def test_fashion_reading_speed(shared_data: Path) -> None:
+    """Reading speed on the real 30,921-row CSV (printed; run with -s to see it)."""
+    mapping = load_config(EXAMPLES / "fashion.yaml").mapping
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        count = sum(1 for _ in read_products(shared_data / "fashion" / "styles.csv", mapping))
+        best = min(best, time.perf_counter() - started)
+    print(f"\nfashion styles.csv: {count:,} rows in {best:.2f} s = {count / best:,.0f} rows/s")
+    assert count == 30_921
+    assert count / best > 5_000  # far below what it does; catches an accidental quadratic step
+
+
+def test_torob_attributes_through_the_example_mapping(shared_data: Path) -> None:
+    path = shared_data / "torob_attributes" / "products.jsonl"
+    products, problems = read(path, load_config(EXAMPLES / "torob.yaml").mapping)
+    assert len(products) == 5_121
+    assert warnings(problems) == []
+    unused = only(problems, row=None)
+    assert "entities, image_url, source_files" in unused.message
+    first = products[0]
+    assert first.id == "d978b7ba-89e6-4c1b-b193-a4fdd4c16cfe"
+    assert first.title == "پیراهن زنانه سفید ال سی وایکیکی | S5MF93Z8NVY اورجینال"
+    assert first.category == ("پیراهن",)
+    assert first.tags == (Tag("برند", "ال سی وایکیکی"), Tag("جنسیت", "زنانه"), Tag("رنگ", "سفید"),
+                          Tag("نوع کلی", "پیراهن"))
+    assert first.image is None
+    assert first.extra["image_url"].startswith("https://")
+    # attribute tags from `attributes`, an audience tag from gender/group, never the "unknown" value
+    names = Counter(t.name for p in products for t in p.tags)
+    raw = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert names["رنگ"] == sum(len(set(r["attributes"].get("رنگ", [])) - {"نامشخص"}) for r in raw)
+    branded = [r for r in raw if r["brand"] not in (None, "نامشخص") or r["attributes"].get("برند")]
+    assert names["برند"] >= len(branded) > 2000
+    # a JSON string is one value, even with the CSV tag separator in it
+    assert any(Tag("برند", "دکستور | Daxtors") in p.tags for p in products)
+    assert not any(t.value == "نامشخص" for p in products for t in p.tags)
+    assert not any("نامشخص" in p.category for p in products)
+    assert all(len(p.category) <= 1 for p in products)
+    assert len({p.category for p in products if p.category}) > 600
+    assert all(len(set(p.tags)) == len(p.tags) for p in products)  # برند from brand and attributes once
+
+
+def test_torob_titles_with_map_overrides(shared_data: Path) -> None:
+    path = shared_data / "torob_titles" / "torob_quera_train.csv"
+    mapping = Mapping().with_overrides(["title=name1", "description=name2", "category=cat_id"])
+    products, problems = read(path, mapping)
+    assert len(products) == 8_822
+    assert Counter(p.category for p in products)[("0",)] == 787
+    assert {p.category for p in products} == {(str(n),) for n in range(11)}
+    assert all(p.title for p in products)
+    assert products[0].title == "کاپشن کوهنوردی پر سنگین نورث فیس"
+    # no id column: ids are line numbers, said once
+    assert [p.id for p in products[:2]] == ["2", "3"]
+    note = only(problems)
+    assert note.info and "no id column" in note.message
+
+
+def test_torob_titles_without_a_mapping_says_what_to_map(shared_data: Path) -> None:
+    products, problems = read(shared_data / "torob_titles" / "torob_quera_train.csv")
+    assert len(products) == 8_822
+    assert products[0].extra["name1"] == "کاپشن کوهنوردی پر سنگین نورث فیس"
+    problem = only(warnings(problems))
+    assert "no title column and no image column" in problem.message
+    assert "name1, name2, cat_id" in problem.message
+
+
+def test_ae110k_score_maps_become_tags_without_na(shared_data: Path) -> None:
+    mapping = Mapping().with_overrides(["title=input", "tags=target_scores"])
+    products, _ = read(shared_data / "ae110k" / "test.jsonl", mapping)
+    assert len(products) == 524
+    assert products[0].category == ("Lure",)
+    assert products[0].tags == (Tag("Brand Name", "YTQHXY"), Tag("Material", "Metal"))  # n/a left out
+
+
+# -- formats and encodings -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("p.csv", "id,title,category\n1,Red shirt,Men > Shirts\n2,Blue cap,Men > Caps\n"),
+        ("p.csv", "\ufeffid,title,category\n1,Red shirt,Men > Shirts\n2,Blue cap,Men > Caps\n"),
+        ("p.csv", "id,title,category\r\n1,Red shirt,Men > Shirts\r\n2,Blue cap,Men > Caps\r\n"),
+        ("p.tsv", "id\ttitle\tcategory\n1\tRed shirt\tMen > Shirts\n2\tBlue cap\tMen > Caps\n"),
+        ("p.csv", "id\ttitle\tcategory\n1\tRed shirt\tMen > Shirts\n2\tBlue cap\tMen > Caps\n"),
+        ("p.csv", "id;title;category\n1;Red shirt;Men > Shirts\n2;Blue cap;Men > Caps\n"),
+        ("p.txt", "id|title|category\n1|Red shirt|Men > Shirts\n2|Blue cap|Men > Caps\n"),
+        ("p.csv", '"id";"ti,tle";category\n1;Red shirt;Men > Shirts\n2;Blue cap;Men > Caps\n'),
+    ],
+    ids=["comma", "bom", "crlf", "tsv", "tab-in-csv", "semicolon", "pipe", "quoted-comma-header"],
+)
+def test_csv_dialects(tmp_path: Path, name: str, text: str) -> None:
+    products, problems = read(write(tmp_path, name, text))
+    assert [(p.id, p.category) for p in products] == [("1", ("Men", "Shirts")), ("2", ("Men", "Caps"))]
+    assert [p.row for p in products] == [2, 3]
+    if "ti,tle" not in text:
+        assert problems == []
+        assert [p.title for p in products] == ["Red shirt", "Blue cap"]
+
+
+@pytest.mark.parametrize("name", ["p.jsonl", "p.json", "p.ndjson", "products"])
+def test_json_lines(tmp_path: Path, name: str) -> None:
+    lines = [{"id": 1, "title": "Red shirt", "category": ["Men", "Shirts"]},
+             {"id": "2", "title": "Blue cap", "category": "Men > Caps"}]
+    path = write(tmp_path, name, "\n".join(json.dumps(line) for line in lines) + "\n\n")
+    products, problems = read(path)
+    assert problems == []
+    assert [(p.id, p.title, p.category, p.row) for p in products] == [
+        ("1", "Red shirt", ("Men", "Shirts"), 1), ("2", "Blue cap", ("Men", "Caps"), 2)]
+
+
+def test_json_array_rows_are_item_numbers(tmp_path: Path) -> None:
+    data = [{"id": 1, "title": "Red shirt"}, "oops", {"id": 3.0, "title": "Blue cap"}]
+    products, problems = read(write(tmp_path, "p.json", json.dumps(data, indent=2)))
+    assert [(p.id, p.row) for p in products] == [("1", 1), ("3", 3)]
+    problem = only(problems)
+    assert (problem.row, problem.field, problem.skipped) == (2, None, True)
+    assert "item 2 is a JSON string, not a product object" in problem.message
+
+
+def test_json_object_instead_of_list(tmp_path: Path) -> None:
+    products, problems = read(write(tmp_path, "p.json", '{\n  "products": [{"id": 1}]\n}\n'))
+    assert products == []
+    assert "one JSON object, not a list of products" in only(problems).message
+
+
+def test_not_utf8_cp1256_stops_at_the_bad_line(tmp_path: Path) -> None:
+    text = "id,title\n1,Plain ASCII shirt\n2,پيراهن مردانه\n3,Another shirt\n"  # Arabic yeh: cp1256 has it
+    path = write(tmp_path, "persian.csv", text, encoding="cp1256")
+    products, problems = read(path)
+    assert [p.id for p in products] == ["1"]  # the rows before the bad line come through
+    problem = only(problems)
+    assert (problem.file, problem.row, problem.field, problem.skipped) == (str(path), 3, None, True)
+    assert "not UTF-8" in problem.message and "Save it as UTF-8" in problem.message
+    assert "Windows-1256" in problem.message
+    assert "Reading stopped at line 3" in problem.message
+
+
+def test_not_utf8_latin1(tmp_path: Path) -> None:
+    path = write(tmp_path, "latin.csv", "id,title\n1,Café au lait mug\n", encoding="latin-1")
+    products, problems = read(path)
+    assert products == []
+    problem = only(problems)
+    assert problem.row == 2 and "Latin-1" in problem.message
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le"])
+def test_utf16_is_named(tmp_path: Path, encoding: str) -> None:
+    path = write(tmp_path, "wide.csv", "id,title\n1,Red shirt\n", encoding=encoding)
+    products, problems = read(path)
+    assert products == []
+    problem = only(problems)
+    assert problem.row == 1 and "UTF-16" in problem.message and "not UTF-8" in problem.message
+
+
+def test_not_utf8_in_json_array_names_the_line(tmp_path: Path) -> None:
+    text = '[\n{"id": 1, "title": "ok"},\n{"id": 2, "title": "Café"}\n]\n'
+    products, problems = read(write(tmp_path, "p.json", text, encoding="latin-1"))
+    assert products == []
+    assert only(problems).row == 3
+
+
+def test_not_utf8_in_jsonl(tmp_path: Path) -> None:
+    text = '{"id": 1, "title": "ok"}\n{"id": 2, "title": "پيراهن"}\n{"id": 3, "title": "ok"}\n'
+    products, problems = read(write(tmp_path, "p.jsonl", text, encoding="cp1256"))
+    assert [p.id for p in products] == ["1"]
+    assert only(problems).row == 2
+
+
+def test_empty_and_header_only_files(tmp_path: Path) -> None:
+    assert "empty" in only(read(write(tmp_path, "empty.csv", ""))[1]).message
+    products, problems = read(write(tmp_path, "header.csv", "id,title\n"))
+    assert products == [] and "no products" in only(problems).message
+
+
+# -- row-level problems -----------------------------------------------------------------------
+
+
+def test_duplicate_id_later_row_wins(tmp_path: Path) -> None:
+    text = "id,title\n1,Old title\n2,Other\n1,New title\n"
+    path = write(tmp_path, "dup.csv", text)
+    items = list(read_products(path))
+    products, problems = split(items)
+    problem = only(problems)
+    assert (problem.file, problem.row, problem.field, problem.skipped) == (str(path), 4, "id", False)
+    assert problem.message == "duplicate id '1': row 4 replaces row 2"
+    assert items.index(problem) == items.index(products[-1]) - 1  # said just before the new row
+    latest = {p.id: p for p in products}  # how a consumer stores them: the later row wins
+    assert latest["1"].title == "New title" and latest["1"].row == 4
+
+
+def test_empty_title_is_kept_and_noted(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "id,title,image\n1,,a.jpg\n2,Cap,b.jpg\n3,,\n")
+    products, problems = read(path)
+    assert [p.id for p in products] == ["1", "2", "3"]
+    assert len(problems) == 2 and all(p.info for p in problems)
+    first = only(problems, row=2)
+    assert (first.field, first.skipped) == ("title", False)
+    assert "empty title" in first.message
+    assert "no image" in only(problems, row=4).message
+
+
+def test_empty_title_not_noted_without_a_title_column(tmp_path: Path) -> None:
+    products, problems = read(write(tmp_path, "p.csv", "id,image\n1,a.jpg\n2,b.jpg\n"))
+    assert len(products) == 2
+    assert [p.message for p in problems] == ["no title column: products will be placed by their images only"]
+
+
+def test_row_with_extra_fields_is_skipped(tmp_path: Path) -> None:
+    text = "id,title,category\n1,Shirt,Men\n2,Shirt, red,Men\n3,Cap,Men,\n"
+    path = write(tmp_path, "p.csv", text)
+    products, problems = read(path)
+    assert [p.id for p in products] == ["1", "3"]  # a trailing empty field is harmless
+    problem = only(problems)
+    assert (problem.file, problem.row, problem.field, problem.skipped) == (str(path), 3, None, True)
+    assert "expected 3 fields (one per column), found 4" in problem.message
+    assert "comma that is not in quotes" in problem.message and "Row skipped" in problem.message
+
+
+def test_row_with_missing_fields_is_kept(tmp_path: Path) -> None:
+    products, problems = read(write(tmp_path, "p.csv", "id,title,category,tags\n1,Shirt\n2,Cap,Men,red\n"))
+    assert [(p.id, p.title, p.category) for p in products] == [("1", "Shirt", ()), ("2", "Cap", ("Men",))]
+    problem = only(problems)
+    assert (problem.row, problem.field, problem.skipped) == (2, None, False)
+    assert "expected 4 fields (one per column), found 2: category, tags missing" in problem.message
+    assert "Row kept" in problem.message
+
+
+def test_multiline_quoted_field_keeps_line_numbers(tmp_path: Path) -> None:
+    text = 'id,title,description\n1,Shirt,"line one\nline two\nline three"\n2,Cap,short\n'
+    products, problems = read(write(tmp_path, "p.csv", text))
+    assert problems == []
+    assert [(p.id, p.row) for p in products] == [("1", 2), ("2", 5)]
+    assert products[0].description == "line one\nline two\nline three"
+
+
+def test_unclosed_quote_is_pointed_out(tmp_path: Path) -> None:
+    text = 'id,title,category\n1,"Shirt,Men\n2,Cap,Men\n3,Hat,Men\n'
+    products, problems = read(write(tmp_path, "p.csv", text))
+    assert products == []
+    problem = only(problems, skipped=True)
+    assert problem.row == 2
+    assert "runs from line 2 to line 4" in problem.message and "never closed" in problem.message
+
+
+def test_bad_json_lines_are_skipped_and_the_rest_read(tmp_path: Path) -> None:
+    text = '{"id": 1, "title": "Shirt"}\n{"id": 2, "title": "Cap"\n[1, 2]\n\n{"id": 5, "title": "Hat"}\n'
+    path = write(tmp_path, "p.jsonl", text)
+    products, problems = read(path)
+    assert [(p.id, p.row) for p in products] == [("1", 1), ("5", 5)]
+    bad = only(problems, row=2)
+    assert (bad.file, bad.field, bad.skipped) == (str(path), None, True)
+    assert bad.message.startswith("not valid JSON: Expecting ',' delimiter")
+    not_object = only(problems, row=3)
+    assert not_object.skipped and "a JSON list, not a product object" in not_object.message
+
+
+def test_url_image_is_not_fetched(tmp_path: Path) -> None:
+    text = "id,title,image\n1,Shirt,https://example.com/a.jpg\n2,Cap,pics/b.jpg\n3,Hat,/abs/c.png\n"
+    path = write(tmp_path, "p.csv", text)
+    products, problems = read(path)
+    assert [p.image for p in products] == [None, str(tmp_path / "pics" / "b.jpg"), "/abs/c.png"]
+    problem = only(problems)
+    assert (problem.row, problem.field, problem.skipped) == (2, "image", False)
+    assert "is a URL: tagkit is offline" in problem.message
+
+
+def test_image_folder_from_mapping(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "sku,name,photo\n1,Shirt,b.jpg\n")
+    mapping = Mapping(id=("sku",), title=("name",), image=("photo",), image_folder=tmp_path / "photos")
+    products, problems = read(path, mapping)
+    assert problems == [] and products[0].image == str(tmp_path / "photos" / "b.jpg")
+
+
+def test_html_is_stripped_from_description_and_title(tmp_path: Path) -> None:
+    rows = [{"id": "1", "title": "<b>Red</b> &amp; blue\n shirt",
+             "description": "<p>Soft <i>cotton</i>.</p><ul><li>Machine wash</li></ul><script>x()</script>"}]
+    products, problems = read(write(tmp_path, "p.jsonl", json.dumps(rows[0])))
+    assert problems == []
+    assert products[0].title == "Red & blue shirt"
+    assert products[0].description == "Soft cotton.\nMachine wash"
+
+
+def test_nul_bytes_are_removed_and_reported(tmp_path: Path) -> None:
+    products, problems = read(write(tmp_path, "p.csv", "id,title\n1,Sh\x00irt\n2,Cap\n"))
+    assert [p.title for p in products] == ["Shirt", "Cap"]
+    problem = only(problems)
+    assert (problem.row, problem.field, problem.skipped) == (2, "title", False)
+    assert "NUL" in problem.message
+
+
+def test_long_title_is_cut(tmp_path: Path) -> None:
+    title = "word " * 200  # 1,000 characters
+    path = write(tmp_path, "p.csv", f"id,title\n1,{title}\n")
+    products, problems = read(path, Mapping(max_title_length=100))
+    assert len(products[0].title) <= 100 and products[0].title.endswith("word")
+    problem = only(problems)
+    assert (problem.row, problem.field) == (2, "title")
+    assert "title is 999 characters long; cut to the first 100" in problem.message
+
+
+def test_empty_id_is_skipped(tmp_path: Path) -> None:
+    products, problems = read(write(tmp_path, "p.csv", "id,title\n,Shirt\n2,Cap\n"))
+    assert [p.id for p in products] == ["2"]
+    problem = only(problems)
+    assert (problem.row, problem.field, problem.skipped) == (2, "id", True)
+
+
+def test_no_id_column_uses_image_path_or_line_number(tmp_path: Path) -> None:
+    products, problems = read(write(tmp_path, "p.csv", "title,image\nShirt,a.jpg\nCap,\n"))
+    assert [p.id for p in products] == ["a.jpg", "3"]
+    note = only(problems)
+    assert note.info and note.row is None
+    assert "no id column" in note.message and "image path" in note.message
+
+
+def test_unused_columns_are_noted_once_and_kept_as_extra(tmp_path: Path) -> None:
+    products, problems = read(write(tmp_path, "p.csv", "id,title,price,stock\n1,Shirt,10,3\n2,Cap,5,0\n"))
+    assert products[0].extra == {"price": "10", "stock": "3"}
+    note = only(problems)
+    assert note.info
+    assert note.message == "columns not mapped to a tagkit field, kept as extra data: price, stock"
+
+
+def test_mapped_column_missing_from_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "id,ProductName\n1,Shirt\n")
+    products, problems = read(path, Mapping(title=("productName",)))
+    assert products[0].title == "Shirt"  # names match regardless of case
+    products, problems = read(path, Mapping(title=("productTitle",)))
+    problem = only(problems, field="productTitle")
+    expected = "column 'productTitle' (mapped to title) is not in the file (did you mean 'ProductName'?)"
+    assert expected in problem.message
+    assert problem.message.endswith("its columns are: id, ProductName")
+
+
+def test_category_levels_and_a_gap(tmp_path: Path) -> None:
+    text = "id,title,a,b,c\n1,Shirt,Men,Tops,Shirts\n2,Cap,Men,,Caps\n3,Hat,Men,Hats,\n4,Bag,NaN,,\n"
+    mapping = Mapping(category=("a", "b", "c"))
+    products, problems = read(write(tmp_path, "p.csv", text), mapping)
+    assert [p.category for p in products] == [("Men", "Tops", "Shirts"), ("Men",), ("Men", "Hats"), ()]
+    problem = only(problems)
+    assert (problem.row, problem.field) == (3, "b")
+    assert "category level 2 is empty but a deeper one is set" in problem.message
+
+
+def test_tags_column_in_csv(tmp_path: Path) -> None:
+    text = 'id,title,tags\n1,Shirt,color: red | cotton |  | size:XL\n2,Cap,"[""summer"", ""color: blue""]"\n'
+    products, problems = read(write(tmp_path, "p.csv", text))
+    assert problems == []
+    assert products[0].tags == (Tag("color", "red"), Tag("", "cotton"), Tag("size", "XL"))
+    assert products[1].tags == (Tag("", "summer"), Tag("color", "blue"))
+
+
+def test_attribute_columns_and_json_tag_shapes(tmp_path: Path) -> None:
+    record = {
+        "id": "t1", "title": "Shirt", "colour": ["Red", "Blue"], "material": "", "size": "S|M",
+        "attributes": {"جنس": ["نخی"], "سایز": "XL", "n": {"a": 1, "n/a": 1}},
+        "entities": [{"name": "طرح", "values": ["ساده"]}, {"name": "یقه", "value": "گرد"},
+                     "plain", 7, {"x": 1}],
+    }
+    attributes = {"color": ("colour",), "material": ("material", "colour"), "size": ("size",)}
+    mapping = Mapping(tags=("attributes", "entities"), attributes=attributes)
+    products, problems = read(write(tmp_path, "p.jsonl", json.dumps(record, ensure_ascii=False)), mapping)
+    assert products[0].tags == (
+        Tag("color", "Red"), Tag("color", "Blue"), Tag("material", "Red"), Tag("material", "Blue"),
+        Tag("size", "S|M"),  # a JSON string is one value; lists hold several
+        Tag("جنس", "نخی"), Tag("سایز", "XL"), Tag("n", "a"), Tag("طرح", "ساده"), Tag("یقه", "گرد"),
+        Tag("", "plain"), Tag("", "7"),
+    )
+    problem = only(problems)
+    assert (problem.row, problem.field) == (1, "entities")
+    assert 'tag 5 ({"x": 1}) is neither a value nor a {name, value} object' in problem.message
+
+
+def test_reading_streams_in_constant_memory(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    description = "cotton " * 1_500  # 10 KB a row, 20 MB in all
+    with path.open("w", encoding="utf-8") as f:
+        f.write("id,title,description\n")
+        for number in range(2_000):
+            f.write(f"{number},Shirt {number},{description}\n")
+    tracemalloc.start()
+    try:
+        count = sum(1 for item in read_products(path) if isinstance(item, Product))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 2_000
+    assert peak < 3_000_000, f"peak {peak:,} bytes: the file is being held in memory"
+
+
+# -- folders ----------------------------------------------------------------------------------
+
+
+def make_folder(root: Path, names: list[str]) -> Path:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"not really an image")  # the reader does not open images
+    return root
+
+
+def test_folder_lists_images_sorted_recursive_without_hidden(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "shop", [
+        "b.JPG", "a.png", "shoes/c.webp", "shoes/.d.jpg", ".hidden/e.jpg", "notes.txt", "x.TIFF", "y.jpeg",
+    ])
+    products, problems = split(read_folder(folder))
+    assert problems == []
+    assert [p.id for p in products] == ["a.png", "b.JPG", "shoes/c.webp", "x.TIFF", "y.jpeg"]
+    assert products[2].image == str(folder / "shoes" / "c.webp")
+    assert [p.row for p in products] == [1, 2, 3, 4, 5]
+    assert all(p.source == str(folder) and p.title == "" for p in products)
+
+
+def test_folder_with_products_file_joins_by_image_and_id(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "shop", ["img/1.jpg", "img/2.jpg", "3.png", "4.jpg"])
+    products_file = write(tmp_path, "products.csv", (
+        "id,title,image,category\n"
+        "p1,Shirt,img/1.jpg,Men\n"       # image path relative to the folder
+        "p2,Cap,elsewhere/2.jpg,Men\n"   # only the file name matches
+        "3,Hat,,Women\n"                 # id = file name without extension
+        "p9,Ghost,img/9.jpg,Men\n"       # nothing matches
+    ))
+    items = list(read_folder(folder, products=products_file))
+    products, problems = split(items)
+    by_image = {Path(p.image).relative_to(folder).as_posix(): p for p in products}
+    assert sorted(by_image) == ["3.png", "4.jpg", "img/1.jpg", "img/2.jpg"]
+    assert (by_image["img/1.jpg"].id, by_image["img/1.jpg"].title) == ("p1", "Shirt")
+    assert (by_image["img/2.jpg"].id, by_image["img/2.jpg"].category) == ("p2", ("Men",))
+    assert (by_image["3.png"].id, by_image["3.png"].title) == ("3", "Hat")
+    assert (by_image["4.jpg"].id, by_image["4.jpg"].title) == ("4.jpg", "")
+    ghost = only(problems, skipped=True)
+    assert (ghost.file, ghost.row) == (str(products_file), 5)
+    assert "no image in" in ghost.message and "'p9'" in ghost.message
+    assert "1 of 4 images have no row" in only(problems, skipped=False).message
+
+
+def test_fashion_sample_folder_with_its_styles(fashion_sample: Path) -> None:
+    mapping = load_config(EXAMPLES / "fashion.yaml").mapping
+    products, problems = split(read_folder(fashion_sample, products=fashion_sample / "styles.csv",
+                                           mapping=mapping))
+    assert problems == []
+    assert len(products) == 300
+    assert all(p.title and len(p.category) == 3 for p in products)
+    assert all(Path(p.image).name == f"{p.id}.jpg" for p in products)
+    # the images folder itself, with the products file outside it: joined by the path's tail
+    products, problems = split(read_folder(fashion_sample / "images", products=fashion_sample / "styles.csv",
+                                           mapping=mapping))
+    assert problems == [] and len(products) == 300 and all(p.title for p in products)
+
+
+def test_read_input_dispatches(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "shop", ["a.jpg"])
+    csv_path = write(tmp_path, "p.csv", "id,title\n1,Shirt\n")
+    assert [p.id for p in read_input(folder)] == ["a.jpg"]
+    assert [p.id for p in read_input(csv_path)] == ["1"]
+    with pytest.raises(FileNotFoundError):
+        read_input(tmp_path / "missing.csv")
+    with pytest.raises(ValueError, match="goes with a folder"):
+        read_input(csv_path, products=csv_path)
+
+
+def test_attribute_cell_in_csv_splits_at_the_tag_separator(tmp_path: Path) -> None:
+    text = "id,title,colour\n1,Shirt,Red | Blue\n2,Cap,n/a\n3,Hat,Green;Grey\n"
+    mapping = Mapping(attributes={"color": ("colour",)})
+    products, problems = read(write(tmp_path, "p.csv", text), mapping)
+    assert problems == []
+    assert [p.tags for p in products] == [
+        (Tag("color", "Red"), Tag("color", "Blue")), (), (Tag("color", "Green;Grey"),)]
+    products, _ = read(write(tmp_path, "p.csv", text), mapping.with_overrides(["tag_separator=;"]))
+    assert products[2].tags == (Tag("color", "Green"), Tag("color", "Grey"))
+
+
+def test_json_records_need_not_share_keys(tmp_path: Path) -> None:
+    lines = [{"id": "1", "title": "Shirt"}, {"id": "2", "title": "Cap", "image": "cap.jpg", "price": 3}]
+    path = write(tmp_path, "p.jsonl", "\n".join(json.dumps(line) for line in lines))
+    products, problems = read(path)
+    assert problems == []
+    assert products[1].image == str(tmp_path / "cap.jpg")
+    assert products[1].extra == {"price": "3"}
+
+
+def test_json_without_title_or_image_says_what_to_map(tmp_path: Path) -> None:
+    products, problems = read(write(tmp_path, "p.jsonl", '{"sku": "A7", "name": "Shirt"}\n'))
+    assert [p.id for p in products] == ["1"]
+    assert "no title column and no image column in the first record" in warnings(problems)[0].message

@@ -1,0 +1,242 @@
+"""`tagkit import` end to end: bad input of every kind goes through with clear problems, nothing is lost,
+and nothing is embedded twice."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from tagkit.cli import main
+from tagkit.exitcodes import ExitCode
+from tagkit.image import ImageEmbedder
+from tagkit.ingest import import_products
+from tagkit.store import Store
+
+
+def _photo(seed: int, size: tuple[int, int] = (60, 80)) -> Image.Image:
+    """A small, real-looking picture: smooth colour gradients plus noise (compresses like a photo)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : size[1], 0 : size[0]]
+    base = rng.uniform(40, 215, 3)
+    pixels = np.stack([base[c] + 30 * np.sin(x / (5 + c) + seed) + 20 * np.cos(y / (7 + c)) for c in range(3)], -1)
+    pixels += rng.normal(0, 6, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+def _jpeg(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    _photo(seed).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def bad_catalogue(tmp_path: Path) -> Path:
+    """A products CSV whose rows hit every bad-input case, next to its images."""
+    images = tmp_path / "images"
+    images.mkdir()
+    good = _jpeg(1)
+    (images / "good.jpg").write_bytes(good)
+    (images / "copy.jpg").write_bytes(good)  # the same picture under another product
+    corrupt = bytearray(_jpeg(2))
+    corrupt[20:400] = np.random.default_rng(2).integers(0, 256, 380, dtype=np.uint8).tobytes()  # damaged header
+    (images / "corrupt.jpg").write_bytes(bytes(corrupt))
+    (images / "truncated.jpg").write_bytes(_jpeg(3)[:700])
+    (images / "empty.jpg").write_bytes(b"")
+    (images / "text.jpg").write_bytes(b"this is not an image, only text with a .jpg name\n" * 5)
+    rgba = _photo(4).convert("RGBA")
+    rgba.putalpha(Image.new("L", rgba.size, 0))  # fully transparent: must come out white
+    rgba.save(images / "alpha.png")
+    _photo(5).convert("CMYK").save(images / "cmyk.jpg", "JPEG")
+    frames = [_photo(6 + i).convert("P") for i in range(3)]
+    frames[0].save(images / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    Image.new("1", (20000, 20000)).save(images / "huge.png")  # 400 Mpx, a few KB on disk
+    rows = [
+        ["id", "title", "description", "image", "category", "tags"],
+        ["p1", "کیف پول چرم مردانه A54", "<p>چرم <b>طبیعی</b></p>", "images/good.jpg", "مد > کیف", "رنگ: قهوه‌ای"],
+        ["p2", "Corrupt photo", "", "images/corrupt.jpg", "A > B", ""],
+        ["p3", "Truncated photo", "", "images/truncated.jpg", "A > B", ""],
+        ["p4", "Empty file", "", "images/empty.jpg", "A > B", ""],
+        ["p5", "Missing file", "", "images/missing.jpg", "A > B", ""],
+        ["p6", "PNG with alpha", "", "images/alpha.png", "A > C", "color: White"],
+        ["p7", "CMYK", "", "images/cmyk.jpg", "A > C", ""],
+        ["p8", "GIF", "", "images/anim.gif", "A > C", ""],
+        ["p9", "Huge", "", "images/huge.png", "A > C", ""],
+        ["p10", "Text with a jpg name", "", "images/text.jpg", "A > C", ""],
+        ["p11", "", "", "images/copy.jpg", "A > D", ""],
+        ["p12", "extra column", "", "images/good.jpg", "A > D", "", "surprise"],
+        ["p13", "missing columns"],
+        ["p1", "کیف پول چرم مردانه A54 (updated)", "", "images/good.jpg", "مد > کیف", "رنگ: مشکی"],
+    ]
+    with (tmp_path / "products.csv").open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(rows)
+    return tmp_path
+
+
+def _invoke(db: Path, *args: str):
+    return CliRunner().invoke(main, ["--db", str(db), "import", *args], catch_exceptions=False)
+
+
+def test_every_bad_input_is_reported_and_the_rest_goes_through(bad_catalogue: Path, tmp_path: Path):
+    db = tmp_path / "tagkit.db"
+    result = _invoke(db, str(bad_catalogue / "products.csv"))
+    assert result.exit_code == ExitCode.PARTIAL, result.output
+    err = result.stderr
+    source = str(bad_catalogue / "products.csv")
+
+    def problem_line(row: int, field: str) -> str:
+        lines = [line for line in err.splitlines() if line.startswith(f"{source}, row {row}, field {field!r}")]
+        assert lines, f"no problem reported for row {row}, field {field}:\n{err}"
+        return lines[0]
+
+    assert "truncated" in problem_line(4, "image")
+    assert "empty file" in problem_line(5, "image")
+    assert "not found" in problem_line(6, "image")
+    assert "too large" in problem_line(10, "image")
+    assert "not an image" in problem_line(11, "image")
+    assert "corrupt JPEG" in problem_line(3, "image")
+    assert "replaces row 2" in problem_line(15, "id")
+    assert f"{source}, row 13: expected 6 fields (one per column), found 7" in err
+    assert f"{source}, row 14: expected 6 fields (one per column), found 2" in err
+    assert f"note: {source}, row 12, field 'title': empty title" in err
+
+    with Store(db) as store:
+        ids = {p.id for p in store.iter_products()}
+        assert ids == {f"p{i}" for i in range(1, 14) if i != 12}, "only the row with too many fields is skipped"
+        updated = store.product("p1")
+        assert updated.title.endswith("(updated)") and [str(t) for t in updated.tags] == ["رنگ: مشکی"]
+        assert store.product("p13").title == "missing columns"
+        model = ImageEmbedder().model_id
+        embedded = {p.id for p in store.iter_products() if p.image_hash
+                    and p.image_hash in store.get_features(model, [p.image_hash])}
+        assert embedded == {"p1", "p6", "p7", "p8", "p11"}
+        problems = {(r["row"], r["field"]) for r in store.db.table("problems").rows_where("info = 0")}
+        assert {(3, "image"), (4, "image"), (5, "image"), (6, "image"), (10, "image"), (11, "image")} <= problems
+        run = next(store.db.table("runs").rows)
+        assert run["status"] == "partial"
+
+
+def test_alpha_png_is_composited_on_white_before_embedding(bad_catalogue: Path, tmp_path: Path):
+    """The fully transparent PNG embeds exactly like a plain white picture."""
+    white = tmp_path / "white.png"
+    Image.new("RGB", (60, 80), (255, 255, 255)).save(white)
+    embedder = ImageEmbedder()
+    (_, alpha), (_, plain) = embedder.embed([("a", bad_catalogue / "images" / "alpha.png"), ("w", white)])
+    np.testing.assert_allclose(alpha, plain, atol=1e-6)
+
+
+def test_second_import_embeds_nothing(bad_catalogue: Path, tmp_path: Path):
+    db = tmp_path / "tagkit.db"
+    _invoke(db, str(bad_catalogue / "products.csv"))
+    again = _invoke(db, str(bad_catalogue / "products.csv"), "--json")
+    report = json.loads(again.stdout)
+    assert report["images_embedded"] == 0
+    assert report["images_cached"] == 6  # rows of p1 (twice), p6, p7, p8, p11 (p11 is p1's picture)
+    assert report["images_unreadable"] + report["images_missing"] == 6
+    assert report["products_stored"] == 13  # rows written: p1 twice (the later row wins)
+
+
+def test_clean_input_exits_zero_and_reports_on_stdout(tmp_path: Path):
+    (tmp_path / "a.jpg").write_bytes(_jpeg(10))
+    (tmp_path / "b.jpg").write_bytes(_jpeg(11))
+    (tmp_path / "products.csv").write_text("id,title,image\na,Red shirt,a.jpg\nb,Blue shirt,b.jpg\n", "utf-8")
+    result = _invoke(tmp_path / "t.db", str(tmp_path / "products.csv"))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert "embedded now    2" in result.stdout
+    assert result.stderr == ""
+
+
+def test_non_utf8_file_is_a_clear_problem_and_earlier_rows_are_kept(tmp_path: Path):
+    text = "id,title\n1,Plain ASCII title\n2,كيف پول چرم\n3,Another\n"
+    (tmp_path / "cp1256.csv").write_bytes(text.encode("cp1256"))
+    result = _invoke(tmp_path / "t.db", str(tmp_path / "cp1256.csv"), "--no-images")
+    assert result.exit_code == ExitCode.PARTIAL
+    assert "row 3" in result.stderr and "UTF-8" in result.stderr
+    with Store(tmp_path / "t.db") as store:
+        assert [p.id for p in store.iter_products()] == ["1"]
+
+
+def test_folder_import_with_titles(tmp_path: Path):
+    folder = tmp_path / "photos"
+    (folder / "shoes").mkdir(parents=True)
+    (folder / "shoes" / "s1.jpg").write_bytes(_jpeg(20))
+    (folder / "bag.jpg").write_bytes(_jpeg(21))
+    (tmp_path / "titles.csv").write_text("id,title\nshoes/s1.jpg,کفش ورزشی\n", "utf-8")
+    result = _invoke(tmp_path / "t.db", str(folder), "--products", str(tmp_path / "titles.csv"))
+    assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.stderr
+    with Store(tmp_path / "t.db") as store:
+        products = {p.id: p for p in store.iter_products()}
+    assert set(products) == {"bag.jpg", "shoes/s1.jpg"}
+    assert products["shoes/s1.jpg"].title == "کفش ورزشی"
+
+
+def test_a_crash_half_way_keeps_what_was_stored(bad_catalogue: Path, tmp_path: Path):
+    """An import that dies after its first chunk keeps that chunk; the re-run completes it."""
+    db = tmp_path / "tagkit.db"
+    embedder = ImageEmbedder()
+    calls = {"n": 0}
+
+    def die_on_second_chunk(done: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    with Store(db) as store, pytest.raises(KeyboardInterrupt):
+        import_products(store, bad_catalogue / "products.csv", embedder=embedder, chunk_size=4,
+                        on_progress=die_on_second_chunk)
+    with Store(db) as store:
+        assert store.db.table("products").count == 8  # two chunks of 4 were committed
+        report = import_products(store, bad_catalogue / "products.csv", embedder=embedder)
+        assert store.db.table("products").count == 12
+        assert report.images_cached >= 1  # what the first run embedded is not recomputed
+
+
+def test_fashion_sample_imports_with_labels_and_features(fashion_sample: Path, tmp_path: Path):
+    config = Path(__file__).resolve().parent.parent / "examples" / "fashion.yaml"
+    local = tmp_path / "fashion.yaml"
+    # the sample's images are extracted next to its styles.csv: drop the archive line
+    local.write_text("\n".join(line for line in config.read_text("utf-8").splitlines()
+                               if "image_archive" not in line), "utf-8")
+    result = _invoke(tmp_path / "t.db", str(fashion_sample / "styles.csv"), "--config", str(local), "--json")
+    report = json.loads(result.stdout)
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert report["products_stored"] == 300
+    assert report["images_embedded"] + report["images_cached"] == 300
+    with Store(tmp_path / "t.db") as store:
+        product = store.product("12783")
+        assert product.category == ("Apparel", "Topwear", "Kurtas")
+        assert {str(t) for t in product.tags} == {"color: Red", "usage: Ethnic"}
+
+
+def test_images_read_in_place_from_the_fashion_archive(shared_data: Path, tmp_path: Path):
+    """examples/fashion.yaml reads images straight out of images.tar (no extraction)."""
+    styles = shared_data / "fashion" / "styles.csv"
+    head = tmp_path / "fashion"
+    head.mkdir()
+    with styles.open(encoding="utf-8") as f:
+        (head / "styles.csv").write_text("".join(next(f) for _ in range(21)), "utf-8")
+    (head / "images.tar").symlink_to(shared_data / "fashion" / "images.tar")
+    config = Path(__file__).resolve().parent.parent / "examples" / "fashion.yaml"
+    result = _invoke(tmp_path / "t.db", str(head / "styles.csv"), "--config", str(config), "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert json.loads(result.stdout)["images_embedded"] == 20
+
+
+def test_stats_describes_the_database(bad_catalogue: Path, tmp_path: Path):
+    db = tmp_path / "tagkit.db"
+    _invoke(db, str(bad_catalogue / "products.csv"))
+    result = CliRunner().invoke(main, ["--db", str(db), "stats", "--json"])
+    facts = json.loads(result.stdout)
+    assert facts["products"]["total"] == 12
+    assert facts["products"]["with_readable_image"] == 5
+    assert facts["last_run"]["command"] == "import"
+    shutil.rmtree(bad_catalogue / "images")
+    missing = CliRunner().invoke(main, ["--db", str(tmp_path / "none.db"), "stats"])
+    assert missing.exit_code == ExitCode.USAGE and "no database" in missing.stderr

@@ -1,0 +1,86 @@
+"""The SQLite store: schema, WAL, transactions, the features cache."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from tagkit.product import Problem, Product, Tag
+from tagkit.store import Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "tagkit.db") as opened:
+        yield opened
+
+
+def test_schema_has_every_table_and_wal(store, tmp_path):
+    conn = sqlite3.connect(tmp_path / "tagkit.db")
+    tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
+    assert {"products", "features", "models", "predictions", "feedback", "taxonomy", "runs", "problems"} <= tables
+    assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_products_round_trip_and_later_record_wins(store):
+    first = Product("p1", title="کیف پول چرم", category=("مد و پوشاک", "کیف"), tags=(Tag("رنگ", "قهوه‌ای"),),
+                    source="a.csv", row=2)
+    store.upsert_products([first], {"p1": "hash-a"})
+    imported_at = store.db.table("products").get("p1")["imported_at"]
+    again = Product("p1", title="کیف پول چرم مردانه", tags=(Tag("", "اورجینال"),), source="b.csv", row=7)
+    store.upsert_products([again], {"p1": None})
+
+    stored = store.product("p1")
+    assert stored is not None
+    assert stored.title == "کیف پول چرم مردانه"
+    assert stored.tags == (Tag("", "اورجینال"),)
+    assert (stored.source, stored.row) == ("b.csv", 7)
+    row = store.db.table("products").get("p1")
+    assert row["imported_at"] == imported_at, "first import time is kept on update"
+    assert json.loads(row["tags"]) == ["اورجینال"]
+    assert store.db.table("products").count == 1
+
+
+def test_features_cache_keyed_by_hash_and_model(store):
+    vector = np.linspace(-1, 1, 1280, dtype=np.float32)
+    store.put_features("model-a", [("h1", vector), ("h2", "not an image file")])
+    assert store.known_features("model-a", ["h1", "h2", "h3"]) == {"h1": None, "h2": "not an image file"}
+    assert store.known_features("model-b", ["h1"]) == {}
+    got = store.get_features("model-a", ["h1", "h2"])
+    assert list(got) == ["h1"]
+    np.testing.assert_array_equal(got["h1"], vector)
+
+
+def test_a_failed_transaction_leaves_stored_data_alone(store):
+    store.upsert_products([Product("keep", title="kept")], {})
+    with pytest.raises(RuntimeError), store.transaction():
+        store.db.table("products").insert({"id": "lost", "title": "half-way"})
+        raise RuntimeError("crash half-way")
+    assert [p.id for p in store.iter_products()] == ["keep"]
+
+
+def test_runs_and_problems_are_recorded(store):
+    run = store.start_run("import", {"source": "x.csv"})
+    store.add_problems(run, [Problem("x.csv", 3, "image", "file not found", skipped=False)])
+    store.finish_run(run, "partial", {"products_stored": 1})
+    stats = store.stats()
+    assert stats["tables"]["problems"] == 1
+    assert stats["last_run"]["status"] == "partial"
+    problem = next(store.db.table("problems").rows)
+    assert (problem["file"], problem["row"], problem["field"]) == ("x.csv", 3, "image")
+
+
+def test_reopening_keeps_data(tmp_path):
+    path = tmp_path / "db.sqlite"
+    with Store(path) as first:
+        first.upsert_products([Product("a", title="t")], {})
+    with Store(path) as second:
+        assert second.product("a").title == "t"
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Store(tmp_path / "nowhere" / "tagkit.db")
