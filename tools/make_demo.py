@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import math
 import random
 import sys
@@ -76,7 +77,7 @@ FEATURES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 BRANDS_FA = ("رانیکا", "آوین", "پارمیس", "نیلا", "کاژه", "سپیدار", "تارا", "ویونا", "آرتمن", "بهسا")
 BRANDS_FA_LATIN = ("Ranika", "Avin", "Velora", "Kazhe", "Artman")
-BRANDS_EN = ("Denvor", "Kronix", "Trekko", "Mugly", "Velto", "Northam", "Oakrest", "Bluefin", "Zentra", "Corvi")
+BRANDS_EN = ("Denvor", "Kronix", "Trekko", "Maplo", "Velto", "Northam", "Oakrest", "Bluefin", "Zentra", "Corvi")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +198,7 @@ def paste_text(layer: Image.Image, text: str, centre: tuple[float, float], colou
 
 def dashed(d: ImageDraw.ImageDraw, pts: Sequence[tuple[float, float]], colour: RGB, width: int, dash: float) -> None:
     """A dashed polyline (stitching, zips)."""
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
         length = math.hypot(x1 - x0, y1 - y0)
         n = max(1, int(length / dash))
         for i in range(0, n, 2):
@@ -224,8 +225,7 @@ def draw_tshirt(d: ImageDraw.ImageDraw, layer: Image.Image, b: Box, s: Spec) -> 
     left = [(0.5 - nw, 0.03), (0.5 - bw - 0.05, 0.07), (0.02, 0.10 + sl), (0.16, 0.17 + sl), (0.5 - bw, 0.34),
             (0.5 - bw + r.uniform(-0.02, 0.02), 0.98)]
     right = [(1 - u, v) for u, v in reversed(left)]
-    neck = [(0.5, 0.03 + nd)] if vneck else [(0.5 + nw * math.cos(math.radians(a)), 0.03 + nd * math.sin(math.radians(a)))
-                                            for a in range(15, 180, 15)]
+    neck = arc_pts(0.5, 0.03, nw, nd, 15, 165, 10) if not vneck else [(0.5, 0.03 + nd)]
     outline = [*left, *right, *neck]
     d.polygon(b.pts(outline), fill=c, outline=edge(c), width=b.lw(0.012))
     trim = mix(c, WHITE, 0.5) if sum(c) < 300 else shade(c, 0.8)
@@ -233,7 +233,7 @@ def draw_tshirt(d: ImageDraw.ImageDraw, layer: Image.Image, b: Box, s: Spec) -> 
         accent = WHITE if sum(c) < 450 else (200, 30, 40)
         if r.random() < 0.5:  # contrast raglan sleeves
             for sign in (0, 1):
-                sleeve = [(0.5 - nw, 0.03), (0.5 - bw - 0.05, 0.07), (0.02, 0.10 + sl), (0.16, 0.17 + sl), (0.5 - bw, 0.34)]
+                sleeve = [(0.5 - nw, 0.03), *left[1:5]]
                 if sign:
                     sleeve = [(1 - u, v) for u, v in sleeve]
                 d.polygon(b.pts(sleeve), fill=accent, outline=edge(c), width=b.lw(0.01))
@@ -271,13 +271,16 @@ def draw_sneaker(d: ImageDraw.ImageDraw, layer: Image.Image, b: Box, s: Spec) ->
     d.rounded_rectangle(b.rect(0.01, top, 1.0, 0.97), radius=b.h * sole_h / 2.2, fill=sole_c,
                         outline=edge(sole_c), width=b.lw(0.02))
     if s.usage == "sports":  # tread line and swoosh
-        d.line(b.pts([(0.05, top + sole_h * 0.55), (0.97, top + sole_h * 0.55)]), fill=shade(sole_c, 0.75), width=b.lw(0.02))
-        accent = r.choice((WHITE, DARK, (230, 120, 30), (40, 170, 200))) if sum(c) < 600 else r.choice((DARK, (200, 40, 50)))
+        tread = top + sole_h * 0.55
+        d.line(b.pts([(0.05, tread), (0.97, tread)]), fill=shade(sole_c, 0.75), width=b.lw(0.02))
+        bright = sum(c) >= 600
+        accent = r.choice((DARK, (200, 40, 50)) if bright else (WHITE, DARK, (230, 120, 30), (40, 170, 200)))
         swoosh = [(0.14, top - 0.04), (0.5, top - 0.16), (0.82, 0.42), (0.55, top - 0.06), (0.2, top)]
         d.polygon(b.pts(swoosh), fill=accent)
     else:  # toe cap and a stitched quarter panel
         d.line(b.pts([(0.78, top + 0.01), (0.82, 0.5), (0.96, 0.6)]), fill=edge(c), width=b.lw(0.02))
-        dashed(d, b.pts([(0.08, top - 0.05), (0.3, top - 0.1), (0.6, top - 0.08)]), shade(c, 0.7), b.lw(0.015), b.w * 0.02)
+        quarter = [(0.08, top - 0.05), (0.3, top - 0.1), (0.6, top - 0.08)]
+        dashed(d, b.pts(quarter), shade(c, 0.7), b.lw(0.015), b.w * 0.02)
     lace = WHITE if sum(c) < 500 else DARK
     for i in range(r.randint(4, 6)):
         t = 0.12 + i * 0.15
@@ -329,15 +332,16 @@ def draw_sunglasses(d: ImageDraw.ImageDraw, layer: Image.Image, b: Box, s: Spec)
     """Sunglasses from the front: coloured frame, dark lenses (round, wayfarer, aviator, or a sports shield)."""
     r, c = s.r, s.rgb
     lens = r.choice(((38, 38, 42), (70, 50, 34), (44, 60, 52), (50, 80, 130)))
-    fw = b.lw(r.uniform(0.05, 0.09))
+    fw = b.lw(r.uniform(0.07, 0.12))
     d.line(b.pts([(0.04, 0.22), (-0.01, 0.3)]), fill=c, width=fw)  # temple stubs
     d.line(b.pts([(0.96, 0.22), (1.01, 0.3)]), fill=c, width=fw)
     shine = mix(lens, WHITE, 0.35)
     if s.usage == "sports":  # one wrap-around shield
         shield = [(0.03, 0.15), (0.97, 0.15), (0.95, 0.6), (0.8, 0.85), (0.58, 0.8), (0.5, 0.6), (0.42, 0.8),
                   (0.2, 0.85), (0.05, 0.6)]
-        d.polygon(b.pts(shield), fill=lens, outline=edge(lens), width=b.lw(0.02))
-        d.line(b.pts([(0.03, 0.15), (0.97, 0.15)]), fill=c, width=fw * 2)
+        d.polygon(b.pts(shield), fill=lens, outline=c, width=fw)
+        d.rounded_rectangle(b.rect(0.01, 0.06, 0.99, 0.24), radius=fw, fill=c)
+        d.polygon(b.pts([(0.44, 0.24), (0.56, 0.24), (0.52, 0.45), (0.48, 0.45)]), fill=c)  # nose bridge
         d.line(b.pts([(0.15, 0.7), (0.3, 0.3)]), fill=shine, width=b.lw(0.05))
         return
     shape = r.choice(("round", "wayfarer", "aviator"))
@@ -368,8 +372,9 @@ def draw_jeans(d: ImageDraw.ImageDraw, layer: Image.Image, b: Box, s: Spec) -> N
     slim = "slimfit" in s.features
     hem = r.uniform(0.14, 0.2) if slim else r.uniform(0.24, 0.3)
     crotch = r.uniform(0.3, 0.38)
-    legs = [(0.12, 0.06), (0.88, 0.06), (0.95 - (0.06 if slim else 0), 1.0), (0.95 - (0.06 if slim else 0) - hem, 1.0),
-            (0.52, crotch), (0.48, crotch), (0.05 + (0.06 if slim else 0) + hem, 1.0), (0.05 + (0.06 if slim else 0), 1.0)]
+    out = 0.06 if slim else 0.0  # slim legs end further in
+    legs = [(0.12, 0.06), (0.88, 0.06), (0.95 - out, 1.0), (0.95 - out - hem, 1.0),
+            (0.52, crotch), (0.48, crotch), (0.05 + out + hem, 1.0), (0.05 + out, 1.0)]
     d.polygon(b.pts(legs), fill=c, outline=edge(c), width=b.lw(0.015))
     d.rectangle(b.rect(0.12, 0.0, 0.88, 0.07), fill=shade(c, 0.85), outline=edge(c), width=b.lw(0.01))
     thread = (214, 140, 60) if s.colour != "white" else (150, 150, 160)
@@ -417,7 +422,8 @@ def draw_watch(d: ImageDraw.ImageDraw, layer: Image.Image, b: Box, s: Spec) -> N
         elif sports:
             for k in range(1, 6):
                 y = v0 + (v1 - v0) * k / 6
-                d.line(b.pts([(0.5 - sw / 2 + 0.05, y), (0.5 + sw / 2 - 0.05, y)]), fill=shade(c, 0.75), width=b.lw(0.03))
+                rib = [(0.5 - sw / 2 + 0.05, y), (0.5 + sw / 2 - 0.05, y)]
+                d.line(b.pts(rib), fill=shade(c, 0.75), width=b.lw(0.03))
         if leather:
             for u in (0.5 - sw / 2 + 0.05, 0.5 + sw / 2 - 0.05):
                 dashed(d, b.pts([(u, v0 + 0.01), (u, v1 - 0.01)]), mix(c, WHITE, 0.5), b.lw(0.015), b.h * 0.012)
@@ -440,7 +446,11 @@ def draw_watch(d: ImageDraw.ImageDraw, layer: Image.Image, b: Box, s: Spec) -> N
     dial_c = r.choice(((245, 243, 235), (245, 243, 235), (25, 25, 30), (30, 50, 110), (20, 90, 70)))
     inner = rad * (0.72 if sports else 0.84)
     if sports:  # bezel
-        d.ellipse([cx - rad * 0.9, cy - rad * 0.9, cx + rad * 0.9, cy + rad * 0.9], fill=DARK)
+        bezel = [cx - rad * 0.9, cy - rad * 0.9, cx + rad * 0.9, cy + rad * 0.9]
+        if square:
+            d.rounded_rectangle(bezel, radius=rad * 0.28, fill=DARK)
+        else:
+            d.ellipse(bezel, fill=DARK)
     if square:
         d.rounded_rectangle([cx - inner, cy - inner, cx + inner, cy + inner], radius=inner * 0.25, fill=dial_c)
     else:
@@ -449,15 +459,17 @@ def draw_watch(d: ImageDraw.ImageDraw, layer: Image.Image, b: Box, s: Spec) -> N
     for k in range(12):
         a = math.radians(k * 30)
         r0 = inner * (0.72 if k % 3 else 0.6)
-        d.line([cx + math.cos(a) * r0, cy + math.sin(a) * r0, cx + math.cos(a) * inner * 0.9, cy + math.sin(a) * inner * 0.9],
+        r1 = inner * 0.9
+        d.line([cx + math.cos(a) * r0, cy + math.sin(a) * r0, cx + math.cos(a) * r1, cy + math.sin(a) * r1],
                fill=ink, width=b.lw(0.02 if k % 3 else 0.035))
     hour, minute = r.uniform(0, 360), r.uniform(0, 360)
-    for ang, length, width in ((hour, 0.5, 0.05), (minute, 0.78, 0.03)):
-        a = math.radians(ang - 90)
-        d.line([cx, cy, cx + math.cos(a) * inner * length, cy + math.sin(a) * inner * length], fill=ink, width=b.lw(width))
+    hands = [(hour, 0.5, 0.05, ink), (minute, 0.78, 0.03, ink)]
     if r.random() < 0.5:
-        a = math.radians(r.uniform(0, 360))
-        d.line([cx, cy, cx + math.cos(a) * inner * 0.85, cy + math.sin(a) * inner * 0.85], fill=(210, 40, 40), width=b.lw(0.012))
+        hands.append((r.uniform(0, 360), 0.85, 0.012, (210, 40, 40)))  # second hand
+    for ang, length, width, colour in hands:
+        a = math.radians(ang - 90)
+        tip = (cx + math.cos(a) * inner * length, cy + math.sin(a) * inner * length)
+        d.line([(cx, cy), tip], fill=colour, width=b.lw(width))
 
 
 def draw_backpack(d: ImageDraw.ImageDraw, layer: Image.Image, b: Box, s: Spec) -> None:
@@ -542,7 +554,7 @@ def render(cat: Category, spec: Spec, size: tuple[int, int], transparent: bool, 
     width, height = size
     big = (width * SS, height * SS)
     aspect = cat.aspect * r.uniform(0.85, 1.15)
-    w = big[0] * r.uniform(0.62, 0.86)
+    w = big[0] * (r.uniform(0.8, 0.95) if cat.aspect < 0.6 else r.uniform(0.62, 0.86))
     h = w * aspect
     if h > big[1] * 0.86:
         w, h = w * big[1] * 0.86 / h, big[1] * 0.86
@@ -556,14 +568,17 @@ def render(cat: Category, spec: Spec, size: tuple[int, int], transparent: bool, 
     DRAWERS[cat.key](ImageDraw.Draw(layer), layer, box, spec)
     if spec.flip:
         layer = layer.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    layer = layer.rotate(r.uniform(-7, 7), resample=Image.Resampling.BICUBIC, center=(big[0] - cx if spec.flip else cx, cy))
+    bbox = layer.getbbox() or (0, 0, big[0], big[1])
+    part = layer.crop(bbox).rotate(r.uniform(-7, 7), resample=Image.Resampling.BILINEAR, expand=True)
+    layer = Image.new("RGBA", big, (0, 0, 0, 0))
+    layer.paste(part, ((bbox[0] + bbox[2] - part.width) // 2, (bbox[1] + bbox[3] - part.height) // 2))
 
     # light from one side: a linear ramp over the product
-    arr = np.asarray(layer, dtype=np.float32)
+    arr = np.asarray(layer, dtype=np.float32).copy()
     angle = r.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0 : big[1], 0 : big[0]].astype(np.float32)
-    ramp = ((xx - cx) * math.cos(angle) + (yy - cy) * math.sin(angle)) / max(w, h)
-    arr[..., :3] *= (1.0 + r.uniform(0.1, 0.3) * ramp)[..., None]
+    xs = (np.arange(big[0], dtype=np.float32) - cx) * math.cos(angle) / max(w, h)
+    ys = (np.arange(big[1], dtype=np.float32) - cy) * math.sin(angle) / max(w, h)
+    arr[..., :3] *= (1.0 + r.uniform(0.1, 0.3) * (ys[:, None] + xs[None, :]))[..., None]
     layer = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGBA")
 
     if transparent:
@@ -784,8 +799,7 @@ def make_item(cat: Category, item_id: str, r: random.Random) -> Item:
     return item
 
 
-def photo(item: Item, seed: int, r: random.Random, folder: Path, name: str, png: bool,
-          transparent: bool) -> bytes:
+def photo(item: Item, seed: int, r: random.Random, name: str, png: bool, transparent: bool) -> bytes:
     """Render the product's picture and return the encoded file."""
     spec = Spec(COLOURS[item.colour][2], item.colour, item.usage, set(item.features),
                 r.choice(BRANDS_EN if item.cat.lang == "en" else BRANDS_FA_LATIN), r)
@@ -815,9 +829,9 @@ def build(seed: int = SEED) -> dict[str, bytes]:
         elif shape < 0.11:
             item.image = "-"  # title only
         if item.image != "-":
-            png = r.random() < 0.05
+            png = r.random() < 0.03
             item.image = f"images/{item.id}.{'png' if png else 'jpg'}"
-            files[item.image] = photo(item, seed, r, Path(), item.image, png, transparent=png and r.random() < 0.5)
+            files[item.image] = photo(item, seed, r, item.image, png, transparent=png and r.random() < 0.5)
         else:
             item.image = ""
         items.append(item)
@@ -840,7 +854,7 @@ def build(seed: int = SEED) -> dict[str, bytes]:
         name = f"scan_{i:02d}.png" if png else f"IMG_{number}.jpg"
         item = make_item(cat, name, r)
         item.image = f"new/{name}"
-        files[item.image] = photo(item, seed, r, Path(), item.image, png, transparent=png and i % 24 == 5)
+        files[item.image] = photo(item, seed, r, item.image, png, transparent=png and i % 24 == 5)
         if r.random() < 0.5:
             new_rows.append({**item.row(labelled=False), "description": ""})
     files["new.csv"] = csv_bytes(new_rows)
