@@ -20,9 +20,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP)
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(BIN)/tagkit --db $(DEMO)/tagkit.db import examples/demo/train.csv
-	$(BIN)/tagkit --db $(DEMO)/tagkit.db import examples/demo/train.csv
-	$(BIN)/tagkit --db $(DEMO)/tagkit.db import examples/demo/new --products examples/demo/new.csv
+	@echo "== train on examples/demo/train.csv (400 labelled products, Persian and English)"
+	$(BIN)/tagkit --db $(DEMO)/tagkit.db train examples/demo/train.csv
+	@echo "== predict for 60 new product photos (titles for some of them in new.csv)"
+	$(BIN)/tagkit --db $(DEMO)/tagkit.db predict examples/demo/new --products examples/demo/new.csv \
+		--export csv -o $(DEMO)/predictions.csv
+	head -n 6 $(DEMO)/predictions.csv
+	@echo "== evaluate on examples/demo/test.csv (100 held-out products)"
+	$(BIN)/tagkit --db $(DEMO)/tagkit.db eval examples/demo/test.csv
 	$(BIN)/tagkit --db $(DEMO)/tagkit.db stats
 
 lint: $(STAMP)

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from tagkit import __version__
 from tagkit.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from tagkit.predicting import PredictedProduct
+    from tagkit.store import Store
 
 
 class Context:
@@ -28,13 +34,46 @@ class Context:
         if not self.quiet:
             click.echo(message, err=True)
 
-    def open_store(self):  # -> tagkit.store.Store
+    def fail(self, message: str, code: ExitCode) -> NoReturn:
+        click.echo(f"error: {message}", err=True)
+        sys.exit(code)
+
+    def open_store(self) -> Store:
         from tagkit.store import Store
 
         try:
             return Store(self.db)
-        except (OSError, FileNotFoundError) as error:
+        except OSError as error:
             raise click.UsageError(f"cannot open the database {self.db}: {error}") from error
+
+    @contextmanager
+    def run(self, command: str, args: dict[str, Any], label: str) -> Iterator[Run]:
+        """Open the database, record the run, show progress; a run that dies is recorded as failed."""
+        with self.open_store() as store, _Progress(self, label) as progress:
+            run = Run(store, store.start_run(command, {k: v for k, v in args.items() if v}), progress)
+            try:
+                yield run
+            except BaseException:
+                if not run.finished:
+                    store.finish_run(run.id, "failed", {})
+                raise
+
+
+class Run:
+    """One command's run: its database, its row in `runs`, and where progress and problems go."""
+
+    def __init__(self, store: Store, run_id: int, progress: _Progress) -> None:
+        self.store = store
+        self.id = run_id
+        self.progress = progress
+        self.finished = False
+
+    def callbacks(self) -> dict[str, Any]:
+        return {"on_problem": self.progress.problem, "on_progress": self.progress.update, "run_id": self.id}
+
+    def finish(self, counts: dict[str, Any], problems: int, status: str | None = None) -> None:
+        self.store.finish_run(self.id, status or ("partial" if problems else "ok"), counts)
+        self.finished = True
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,35 +92,43 @@ def main(ctx: click.Context, db: Path, quiet: bool) -> None:
     """Put products into categories and give them tags, from images and titles.
 
     \b
-    tagkit import products.csv        read a catalogue into the database
-    tagkit stats                      what the database holds
+    tagkit train products.csv            learn categories and tags from a labelled catalogue
+    tagkit predict folder/ --export csv  predict for new images (and titles, when there are any)
+    tagkit eval test.csv                 how good is it, honestly
+    tagkit import products.csv           only read a catalogue into the database
+    tagkit models | stats                the trained models | what the database holds
     """
     ctx.obj = Context(db, quiet)
 
 
+def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that say how to read a products file, shared by every command that reads one."""
+    for option in reversed([
+        click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Column mapping (tagkit.yaml). Default: ./tagkit.yaml when it exists."),
+        click.option("-m", "--map", "overrides", multiple=True, metavar="FIELD=COLUMN",
+                     help="Read a tagkit field from a column, e.g. --map title=productDisplayName. Repeatable."),
+    ]):
+        command = option(command)
+    return command
+
+
+products_option = click.option(
+    "--products", "products_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With a folder of images: a products file giving their titles (and labels).")
+
+
 @main.command("import")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Column mapping (tagkit.yaml). Default: ./tagkit.yaml when it exists.")
-@click.option("-m", "--map", "overrides", multiple=True, metavar="FIELD=COLUMN",
-              help="Read a tagkit field from a column, e.g. --map title=productDisplayName. Repeatable.")
-@click.option("--products", "products_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="With a folder of images: a products file giving their titles and labels.")
+@input_options
+@products_option
 @click.option("--image-model", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True,
               help="Bundled image model variant used for the features.")
 @click.option("--no-images", is_flag=True, help="Store products only; compute no image features.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.pass_obj
-def import_command(
-    obj: Context,
-    source: Path,
-    config_path: Path | None,
-    overrides: tuple[str, ...],
-    products_file: Path | None,
-    image_model: str,
-    no_images: bool,
-    as_json: bool,
-) -> None:
+def import_command(obj: Context, source: Path, config_path: Path | None, overrides: tuple[str, ...],
+                   products_file: Path | None, image_model: str, no_images: bool, as_json: bool) -> None:
     """Read a catalogue (CSV/TSV/JSONL/JSON file, or a folder of images) into the database.
 
     Products are stored (a later row with the same id replaces an earlier one) and each image is
@@ -92,24 +139,162 @@ def import_command(
 
     mapping = _load_mapping(config_path, overrides)
     embedder = None if no_images else ImageEmbedder(variant=image_model)
-    with obj.open_store() as store, _Progress(obj, "importing") as progress:
-        run_id = store.start_run("import", {"source": str(source), "config": str(config_path or ""),
-                                            "map": list(overrides), "image_model": image_model})
-        try:
-            report = import_products(
-                store, source, mapping=mapping, products_file=products_file, embedder=embedder,
-                on_problem=progress.problem, on_progress=progress.update, run_id=run_id)
-        except BaseException:
-            store.finish_run(run_id, "failed", {})
-            raise
-        status = "partial" if report.problem_count else "ok"
-        store.finish_run(run_id, status, report.counts())
+    args = {"source": source, "config": config_path, "map": overrides, "image_model": image_model}
+    with obj.run("import", args, "importing") as run:
+        report = import_products(run.store, source, mapping=mapping, products_file=products_file,
+                                 embedder=embedder, **run.callbacks())
+        run.finish(report.counts(), report.problem_count)
     if as_json:
         click.echo(json.dumps({**report.counts(), "problems": [_problem_dict(p) for p in report.problems]},
                               ensure_ascii=False, indent=2))
     else:
         _print_import_report(report)
     sys.exit(ExitCode.PARTIAL if report.problem_count else ExitCode.OK)
+
+
+@main.command()
+@click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
+@input_options
+@products_option
+@click.option("--image-model", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True,
+              help="Bundled image model variant used for the features.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same input + seed = same model).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.pass_obj
+def train(obj: Context, source: Path | None, config_path: Path | None, overrides: tuple[str, ...],
+          products_file: Path | None, image_model: str, seed: int, as_json: bool) -> None:
+    """Learn categories and tags from labelled products, and save a new model version.
+
+    SOURCE (a products file or image folder) is imported first and the model learns from its
+    labelled products; without SOURCE it learns from every labelled product in the database.
+    """
+    from tagkit.image import ImageEmbedder
+    from tagkit.training import NothingToLearn
+    from tagkit.training import train as train_model
+
+    mapping = _load_mapping(config_path, overrides)
+    args = {"source": source, "config": config_path, "map": overrides, "image_model": image_model, "seed": seed}
+    with obj.run("train", args, "importing") as run:
+        try:
+            report = train_model(run.store, source, embedder=ImageEmbedder(variant=image_model), mapping=mapping,
+                                 products_file=products_file, seed=seed, **run.callbacks())
+        except NothingToLearn as error:
+            run.finish({}, 0, status="failed")
+            obj.fail(str(error), ExitCode.NO_MODEL)
+        problems = report.import_report.problem_count if report.import_report else 0
+        run.finish({"version": report.version, **report.counts, "seconds": report.seconds}, problems)
+    summary = {"version": report.version, "path": report.path, "seconds": report.seconds, "counts": report.counts,
+               "validation": report.model_report.get("validation", {}),
+               "not_learned": report.model_report.get("not_learned", {})}
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
+    else:
+        _print_train_report(summary)
+    sys.exit(ExitCode.PARTIAL if problems else ExitCode.OK)
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@input_options
+@products_option
+@click.option("--export", "export_format", type=click.Choice(["csv", "jsonl", "json"]),
+              help="Write the predictions in this format (to stdout, or to -o FILE).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the export here.")
+@click.option("--top-k", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="How many categories to give per product (the best and the next alternatives).")
+@click.option("--model", "version", help="Model version to use (default: the newest; see `tagkit models`).")
+@click.pass_obj
+def predict(obj: Context, source: Path, config_path: Path | None, overrides: tuple[str, ...],
+            products_file: Path | None, export_format: str | None, output: Path | None, top_k: int,
+            version: str | None) -> None:
+    """Predict categories and tags for new products (a products file or a folder of images).
+
+    Predictions are stored in the database (for `tagkit review`) and written out as they come.
+    """
+    from tagkit.export import Exporter
+    from tagkit.predicting import ModelMismatch
+    from tagkit.predicting import predict as run_predict
+    from tagkit.versions import ModelNotFound
+
+    mapping = _load_mapping(config_path, overrides)
+    if output and not export_format:
+        export_format = {".jsonl": "jsonl", ".json": "json"}.get(output.suffix.lower(), "csv")
+    out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    exporter = Exporter(out, export_format) if export_format else None
+    on_prediction = exporter.write if exporter else _print_prediction
+    args = {"source": source, "config": config_path, "map": overrides, "model": version, "export": export_format}
+    try:
+        with obj.run("predict", args, "predicting") as run:
+            try:
+                report = run_predict(run.store, source, version=version, mapping=mapping, products_file=products_file,
+                                     top_k=top_k, on_prediction=on_prediction, **run.callbacks())
+            except (ModelNotFound, ModelMismatch) as error:
+                run.finish({}, 0, status="failed")
+                obj.fail(str(error), ExitCode.NO_MODEL)
+            problems = report.import_report.problem_count if report.import_report else 0
+            run.finish({"model": report.model, "products": report.products, "seconds": report.seconds}, problems)
+    finally:
+        if exporter:
+            exporter.close()
+        if output:
+            out.close()
+    obj.log(f"{report.products:,} products predicted with model {report.model} in {report.seconds:.1f} s"
+            + (f", written to {output}" if output else ""))
+    sys.exit(ExitCode.PARTIAL if problems else ExitCode.OK)
+
+
+@main.command("eval")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@input_options
+@click.option("--model", "version", help="Model version to evaluate (default: the newest).")
+@click.option("--top-k", type=click.IntRange(1, 20), default=3, show_default=True, help="k of top-k accuracy.")
+@click.option("--json", "as_json", is_flag=True, help="Print every metric as JSON on stdout.")
+@click.pass_obj
+def eval_command(obj: Context, source: Path, config_path: Path | None, overrides: tuple[str, ...],
+                 version: str | None, top_k: int, as_json: bool) -> None:
+    """Score a model on labelled products it has not seen: categories and tags."""
+    from tagkit.evaluation import evaluate
+    from tagkit.predicting import ModelMismatch
+    from tagkit.versions import ModelNotFound
+
+    mapping = _load_mapping(config_path, overrides)
+    args = {"source": source, "config": config_path, "map": overrides, "model": version}
+    with obj.run("eval", args, "evaluating") as run:
+        try:
+            result = evaluate(run.store, source, version=version, mapping=mapping, top_k=top_k, **run.callbacks())
+        except (ModelNotFound, ModelMismatch) as error:
+            run.finish({}, 0, status="failed")
+            obj.fail(str(error), ExitCode.NO_MODEL)
+        run.finish({"model": result["model"], "products": result["products"]}, 0)
+    if result["seen_in_training"]:
+        obj.log(f"warning: {result['seen_in_training']:,} of the {result['products']:,} products were in the "
+                "model's training data: their scores are not an honest estimate")
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+    else:
+        from tagkit.report import print_evaluation
+
+        print_evaluation(result, top_k)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.pass_obj
+def models(obj: Context, as_json: bool) -> None:
+    """List the trained model versions, newest first."""
+    from tagkit.versions import list_versions
+
+    with obj.open_store() as store:
+        versions = list_versions(store)
+    if as_json:
+        click.echo(json.dumps(versions, ensure_ascii=False, indent=2, default=str))
+        return
+    if not versions:
+        obj.log(f"no trained model in {obj.db} (run `tagkit train PRODUCTS`)")
+        return
+    from tagkit.report import print_models
+
+    print_models(versions)
 
 
 @main.command()
@@ -185,14 +370,47 @@ def _print_import_report(report: Any) -> None:
     click.echo("\n".join(lines))
 
 
+def _print_train_report(summary: dict[str, Any]) -> None:
+    counts = summary["counts"]
+    lines = [
+        f"model version     {summary['version']}",
+        f"saved in          {summary['path']}",
+        f"products          {counts['products']:,} ({counts['with_title']:,} with a title, "
+        f"{counts['with_image']:,} with an image)",
+        f"categories        {counts['categories']:,} (on {counts['with_category']:,} products)",
+        f"tags              {counts['tags']:,} (on {counts['with_tags']:,} products)",
+    ]
+    for name, value in summary["validation"].items():
+        if isinstance(value, int | float):
+            lines.append(f"validation        {name} {value:.3f}")
+    for what, items in summary["not_learned"].items():
+        if items:
+            shown = ", ".join(f"{k} ({v})" for k, v in list(items.items())[:10]) if isinstance(items, dict) else items
+            lines.append(f"too rare to learn {what}: {shown}")
+    lines.append(f"time              {summary['seconds']:.1f} s")
+    click.echo("\n".join(lines))
+
+
+def _print_prediction(record: PredictedProduct) -> None:
+    tags = ", ".join(f"{tag} ({score:.2f})" for tag, score in record.tags)
+    category = f"{record.category} ({record.category_score:.2f})" if record.category else "-"
+    click.echo(f"{record.id}\t{category}\t{tags}")
+
+
 class _Progress:
-    """A progress bar on stderr when it is a terminal; problems printed above it."""
+    """A progress bar on stderr when it is a terminal; problems printed above it.
+
+    Notes (information only) of one kind are printed up to NOTES_SHOWN times, then counted.
+    """
+
+    NOTES_SHOWN = 5
 
     def __init__(self, obj: Context, label: str) -> None:
         self.obj = obj
         self.label = label
         self.bar = None
         self.task = None
+        self.notes: dict[tuple[str | None, str], int] = {}
 
     def __enter__(self) -> _Progress:
         if not self.obj.quiet and sys.stderr.isatty():
@@ -209,6 +427,10 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
+        for (field, kind), count in self.notes.items():
+            if count > self.NOTES_SHOWN and not self.obj.quiet:
+                click.echo(f"note: {count - self.NOTES_SHOWN:,} more like {kind!r} (field {field!r}); "
+                           "all of them are in the database's problems table", err=True)
 
     def update(self, done: int) -> None:
         if self.bar is not None:
@@ -217,6 +439,11 @@ class _Progress:
     def problem(self, problem: Any) -> None:
         if self.obj.quiet:
             return
+        if problem.info:
+            kind = (problem.field, problem.message.split(":")[0])
+            self.notes[kind] = self.notes.get(kind, 0) + 1
+            if self.notes[kind] > self.NOTES_SHOWN:
+                return
         text = f"note: {problem}" if problem.info else str(problem)
         if self.bar is not None:
             self.bar.console.print(text, markup=False, highlight=False)

@@ -57,7 +57,7 @@ class Dataset:
 
     def subset(self, index: Iterable[int] | np.ndarray) -> Dataset:
         """The products at these positions, in that order."""
-        idx = np.asarray(list(index) if not isinstance(index, np.ndarray) else index)
+        idx = index if isinstance(index, np.ndarray) else np.fromiter(index, dtype=np.intp)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
         return Dataset(

@@ -8,3 +8,4 @@ class ExitCode(IntEnum):
     ERROR = 1  # an unexpected failure (a bug, a full disk): the message says what
     USAGE = 2  # a bad command line or configuration, or an input that cannot be read at all
     PARTIAL = 3  # finished, but some rows, fields or images had problems (on stderr and in `problems`)
+    NO_MODEL = 4  # no trained model (or not the one asked for), or nothing to train on

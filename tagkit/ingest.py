@@ -87,6 +87,7 @@ def import_products(
     embedder: ImageEmbedder | None = None,
     on_problem: Callable[[Problem], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    on_chunk: Callable[[list[Product]], None] | None = None,
     run_id: int | None = None,
     chunk_size: int = CHUNK_SIZE,
 ) -> ImportReport:
@@ -96,6 +97,8 @@ def import_products(
     content hash has no cached features for `embedder`'s model are embedded and stored. A bad row
     or image becomes a `Problem` (also written to the `problems` table when `run_id` is given);
     the rest of the input goes on. Pass `embedder=None` to store products without features.
+    `on_chunk` gets each chunk's products once they and their features are stored (with
+    `image_hash` set where the image could be read): `predict` and `train` work from there.
     """
     started = time.monotonic()
     report = ImportReport(source=str(source), image_model=embedder.model_id if embedder else None)
@@ -107,6 +110,8 @@ def import_products(
             report.products_stored += store.upsert_products(chunk, hashes)
             if embedder is not None:
                 _embed_missing(store, embedder, chunk, hashes, report, problems)
+            if on_chunk:
+                on_chunk(chunk)
             if run_id is not None:
                 store.add_problems(run_id, problems.take())
             if on_progress:
@@ -145,7 +150,7 @@ def _hash_images(
             problems.add(_image_problem(product, result))
             hashes[product.id] = None
         else:
-            hashes[product.id] = result
+            hashes[product.id] = product.image_hash = result
     return hashes
 
 

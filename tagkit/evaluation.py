@@ -1,0 +1,74 @@
+"""`tagkit eval`: how good a model is on labelled products it was not trained on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tagkit.dataset import Dataset
+from tagkit.ingest import import_products
+from tagkit.predicting import dataset_for, embedder_for, last_per_id, load_model
+from tagkit.product import Problem, Product
+
+if TYPE_CHECKING:
+    from tagkit.config import Mapping
+    from tagkit.models import Prediction
+    from tagkit.store import Store
+
+
+def evaluate(
+    store: Store,
+    source: str | Path,
+    *,
+    version: str | None = None,
+    mapping: Mapping | None = None,
+    top_k: int = 3,
+    on_problem: Callable[[Problem], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    run_id: int | None = None,
+) -> dict[str, Any]:
+    """Predict for the labelled products of `source` and score the predictions against their labels.
+
+    The result has `category` (accuracy, top-k, macro-F1, per-category table, most confused pairs),
+    `tags` (micro/macro P/R/F1, per-tag table, Hamming score, exact match), `tags_by_attribute`, and
+    `products`, `model`, `seen_in_training` (how many evaluated products the model was trained on:
+    an honest score needs 0).
+    """
+    from tagkit.models.metrics import evaluate as score
+
+    started = time.monotonic()
+    found, model = load_model(store, version)
+    embedder = embedder_for(found)
+    training_ids_file = found.path / "training_ids.txt"
+    training_ids = set(training_ids_file.read_text("utf-8").split("\n")) if training_ids_file.exists() else set()
+    categories: list[tuple[str, ...]] = []
+    tags: list[tuple] = []
+    predictions: list[Prediction] = []
+    ids: list[str] = []
+
+    def on_chunk(chunk: list[Product]) -> None:
+        products = [p for p in last_per_id(chunk) if p.category or p.tags]
+        if not products:
+            return
+        data = dataset_for(store, embedder, products)
+        predictions.extend(model.predict(data, top_k=top_k))
+        categories.extend(data.categories)
+        tags.extend(data.tags)
+        ids.extend(data.ids)
+
+    import_products(store, source, mapping=mapping, embedder=embedder, on_problem=on_problem,
+                    on_progress=on_progress, on_chunk=on_chunk, run_id=run_id)
+    truth = Dataset(ids, [""] * len(ids), np.zeros((len(ids), 0), np.float32), np.zeros(len(ids), bool),
+                    categories, tags)
+    result = score(truth, predictions, top_k=top_k)
+    result.update({
+        "model": found.id,
+        "products": len(ids),
+        "seen_in_training": sum(1 for i in ids if i in training_ids),
+        "seconds": round(time.monotonic() - started, 3),
+    })
+    return result

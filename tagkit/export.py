@@ -1,0 +1,64 @@
+"""Write predictions as CSV, JSON Lines or a JSON array, one product at a time (streaming)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import IO, Any
+
+from tagkit.predicting import PredictedProduct
+
+FORMATS = ("csv", "jsonl", "json")
+CSV_COLUMNS = ("id", "title", "category", "category_score", "alternatives", "tags", "tag_scores", "candidates",
+               "model")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run as a formula: text starting with = + - @ gets a leading '."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class Exporter:
+    """Writes predicted products to `out` in one of FORMATS; call `close()` at the end."""
+
+    def __init__(self, out: IO[str], fmt: str) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+        self.out = out
+        self.fmt = fmt
+        self.count = 0
+        if fmt == "csv":
+            self.writer = csv.writer(out)
+            self.writer.writerow(CSV_COLUMNS)
+
+    def write(self, record: PredictedProduct) -> None:
+        if self.fmt == "csv":
+            self.writer.writerow([safe_cell(v) for v in csv_row(record)])
+        else:
+            text = json.dumps(record.as_dict(), ensure_ascii=False)
+            if self.fmt == "json":
+                text = ("[\n" if self.count == 0 else ",\n") + text
+            self.out.write(text + ("\n" if self.fmt == "jsonl" else ""))
+        self.count += 1
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.out.write("[]\n" if self.count == 0 else "\n]\n")
+        self.out.flush()
+
+
+def csv_row(record: PredictedProduct) -> list[Any]:
+    return [
+        record.id,
+        record.title,
+        record.category or "",
+        record.category_score,
+        " | ".join(f"{path} ({score:.3f})" for path, score in record.alternatives),
+        " | ".join(tag for tag, _ in record.tags),
+        " | ".join(f"{score:.3f}" for _, score in record.tags),
+        " | ".join(f"{tag} ({score:.3f})" for tag, score in record.candidates),
+        record.model,
+    ]

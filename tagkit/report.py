@@ -1,0 +1,75 @@
+"""Readable terminal tables for `tagkit eval` and `tagkit models` (rich, on stdout)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+PER_CLASS_ROWS = 25
+
+
+def print_evaluation(result: dict[str, Any], top_k: int = 3, console: Console | None = None) -> None:
+    """Headline scores, the weakest categories and tags, and the most confused category pairs."""
+    console = console or Console()
+    category, tags = result["category"], result["tags"]
+    head = Table(title=f"model {result['model']} on {result['products']:,} labelled products", show_header=False)
+    if category["n"]:
+        head.add_row("category accuracy (top-1)", f"{category['accuracy']:.3f}", f"{category['n']:,} products")
+        head.add_row(f"category top-{top_k} accuracy", f"{category[f'top{top_k}']:.3f}", "")
+        head.add_row("category macro-F1", f"{category['macro_f1']:.3f}", "")
+    if tags["n"]:
+        head.add_row("tags micro P / R / F1", f"{tags['micro_precision']:.3f} / {tags['micro_recall']:.3f} / "
+                     f"{tags['micro_f1']:.3f}", f"{tags['n']:,} products")
+        head.add_row("tags macro P / R / F1", f"{tags['macro_precision']:.3f} / {tags['macro_recall']:.3f} / "
+                     f"{tags['macro_f1']:.3f}", "")
+        head.add_row("tags Hamming score", f"{tags['hamming_score']:.3f}", "mean |Y∩Z| / |Y∪Z|")
+        head.add_row("tags exact match", f"{tags['exact_match']:.3f}", "")
+    console.print(head)
+    if category["n"]:
+        console.print(_class_table("categories (weakest first)", "category", category["per_category"]))
+        if category["confused"]:
+            confused = Table(title="most confused categories")
+            for column in ("true", "predicted as", "count"):
+                confused.add_column(column, justify="right" if column == "count" else "left")
+            for row in category["confused"][:10]:
+                confused.add_row(row["true"], row["predicted"], str(row["count"]))
+            console.print(confused)
+    if tags["n"]:
+        by_attribute = Table(title="tags by attribute")
+        for column in ("attribute", "n", "precision", "recall", "F1"):
+            by_attribute.add_column(column, justify="left" if column == "attribute" else "right")
+        for name, row in result.get("tags_by_attribute", {}).items():
+            by_attribute.add_row(name or "(plain tags)", f"{row['n']:,}", f"{row['micro_precision']:.3f}",
+                                 f"{row['micro_recall']:.3f}", f"{row['micro_f1']:.3f}")
+        console.print(by_attribute)
+        console.print(_class_table("tags (weakest first)", "tag", tags["per_tag"]))
+
+
+def _class_table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for column in (key, "support", "predicted", "precision", "recall", "F1"):
+        table.add_column(column, justify="left" if column == key else "right")
+    scored = sorted((r for r in rows if r["support"]), key=lambda r: (r["f1"], -r["support"]))
+    for row in scored[:PER_CLASS_ROWS]:
+        table.add_row(row[key], f"{row['support']:,}", f"{row['predicted']:,}", f"{row['precision']:.3f}",
+                      f"{row['recall']:.3f}", f"{row['f1']:.3f}")
+    if len(scored) > PER_CLASS_ROWS:
+        table.caption = f"{len(scored) - PER_CLASS_ROWS} more; all of them with --json"
+    return table
+
+
+def print_models(versions: list[dict[str, Any]], console: Console | None = None) -> None:
+    """One row per model version, newest first."""
+    console = console or Console()
+    table = Table(title="model versions (newest first; `predict` uses the newest)")
+    for column in ("version", "created", "products", "categories", "tags", "validation", "train s", "folder"):
+        table.add_column(column)
+    for row in versions:
+        counts, metrics = row["counts"], row["metrics"]
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, int | float))
+        table.add_row(row["id"], row["created_at"], f"{counts.get('products', 0):,}", str(counts.get("categories", "")),
+                      str(counts.get("tags", "")), shown, f"{row['duration_s'] or 0:.1f}",
+                      "ok" if row["available"] else "missing")
+    console.print(table)

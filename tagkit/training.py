@@ -1,0 +1,122 @@
+"""`tagkit train`: learn categories and tags from labelled products, and publish a model version."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tagkit import __version__
+from tagkit.dataset import Dataset, load_dataset
+from tagkit.ingest import ImportReport, import_products
+from tagkit.product import Problem
+from tagkit.versions import ModelVersion, write_version
+
+if TYPE_CHECKING:
+    from tagkit.config import Mapping
+    from tagkit.image import ImageEmbedder
+    from tagkit.store import Store
+
+
+class NothingToLearn(ValueError):
+    """No labelled products: nothing to train on."""
+
+
+@dataclass
+class TrainReport:
+    """What `train` did: the new version, what it learned from, and how well it validated."""
+
+    version: str
+    path: str
+    products: int
+    counts: dict[str, int]
+    seconds: float
+    model_report: dict[str, Any] = field(default_factory=dict)
+    import_report: ImportReport | None = None
+
+
+def train(
+    store: Store,
+    source: str | Path | None = None,
+    *,
+    embedder: ImageEmbedder,
+    mapping: Mapping | None = None,
+    products_file: str | Path | None = None,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+    on_problem: Callable[[Problem], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    run_id: int | None = None,
+) -> TrainReport:
+    """Train a model version on the labelled products of `source` (imported first), or of the whole
+    database when `source` is None. The same products and seed give the same model."""
+    from tagkit.models import CatalogueModel
+
+    started = time.monotonic()
+    import_report = None
+    ids: set[str] | None = None
+    if source is not None:
+        ids = set()
+        import_report = import_products(
+            store, source, mapping=mapping, products_file=products_file, embedder=embedder,
+            on_problem=on_problem, on_progress=on_progress, run_id=run_id,
+            on_chunk=lambda chunk: ids.update(p.id for p in chunk))
+    data = labelled(load_dataset(store, embedder.model_id, embedder.dim), ids)
+    if not len(data):
+        where = f"in {source}" if source is not None else f"in {store.path}"
+        raise NothingToLearn(f"no product with a category or tags {where}: nothing to learn from")
+    params = dict(params or {})
+    model = CatalogueModel(seed=seed, **params).fit(data)
+    counts = dataset_counts(data)
+    seconds = round(time.monotonic() - started, 3)
+    manifest = {
+        "tagkit_version": __version__,
+        "image_model": embedder.model_id,
+        "image_variant": embedder.variant,
+        "input_hash": input_hash(data),
+        "seed": seed,
+        "params": params,
+        "counts": counts,
+        "duration_s": seconds,
+        "metrics": model.report.get("validation", {}),
+    }
+
+    def save(folder: Path) -> None:
+        model.save(folder)
+        (folder / "training_ids.txt").write_text("\n".join(sorted(data.ids)) + "\n", "utf-8")
+
+    version: ModelVersion = write_version(store, save, manifest)
+    return TrainReport(version.id, str(version.path), len(data), counts, seconds, model.report, import_report)
+
+
+def labelled(data: Dataset, ids: set[str] | None = None) -> Dataset:
+    """The products that carry a category or tags (and, when `ids` is given, are among them)."""
+    keep = [i for i, pid in enumerate(data.ids)
+            if (data.categories[i] or data.tags[i]) and (ids is None or pid in ids)]
+    return data.subset(keep)
+
+
+def dataset_counts(data: Dataset) -> dict[str, int]:
+    return {
+        "products": len(data),
+        "with_category": sum(1 for c in data.categories if c),
+        "with_tags": sum(1 for t in data.tags if t),
+        "with_image": int(data.has_image.sum()),
+        "with_title": int(data.has_text.sum()),
+        "categories": len({c for c in data.categories if c}),
+        "tags": len({t for tags in data.tags for t in tags}),
+    }
+
+
+def input_hash(data: Dataset) -> str:
+    """A fingerprint of exactly what the model learns from (texts, labels, which images)."""
+    digest = hashlib.sha256()
+    for i in sorted(range(len(data)), key=lambda i: data.ids[i]):
+        record = [data.ids[i], data.texts[i], list(data.categories[i]), sorted(map(str, data.tags[i])),
+                  data.embeddings[i].tobytes().hex()[:64] if data.has_image[i] else None]
+        digest.update(json.dumps(record, ensure_ascii=False).encode())
+    return digest.hexdigest()

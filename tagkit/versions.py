@@ -1,0 +1,101 @@
+"""Model versions: one folder per trained model next to the database, and a row in `models`.
+
+`tagkit.db` keeps its models in `tagkit.db.models/<version>/`. A version is written into a hidden
+temporary folder first and renamed into place when complete, so a crash never leaves a half model
+that `predict` could pick up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tagkit.store import Store, now
+
+MANIFEST = "version.json"
+
+
+class ModelNotFound(LookupError):
+    """No trained model (or not the one asked for)."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A trained model's version id, folder and manifest (what it was trained on, how well it did)."""
+
+    id: str
+    path: Path
+    manifest: dict[str, Any]
+
+
+def models_folder(store: Store) -> Path:
+    """Where the database's model versions live: `<database file>.models/`."""
+    return store.path.with_name(store.path.name + ".models")
+
+
+def new_version_id() -> str:
+    """A sortable id from the time (UTC), e.g. `20261122-013045-123`."""
+    stamp = datetime.now(UTC)
+    return stamp.strftime("%Y%m%d-%H%M%S-") + f"{stamp.microsecond // 1000:03d}"
+
+
+def write_version(store: Store, save: Callable[[Path], None], manifest: dict[str, Any]) -> ModelVersion:
+    """Save a model with `save(folder)`, add its manifest, publish it atomically, record it in `models`."""
+    root = models_folder(store)
+    root.mkdir(parents=True, exist_ok=True)
+    version = new_version_id()
+    while (root / version).exists():
+        version = new_version_id()
+    temporary = root / f".tmp-{version}-{os.getpid()}"
+    try:
+        temporary.mkdir()
+        save(temporary)
+        manifest = {"version": version, "created_at": now(), **manifest}
+        (temporary / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", "utf-8")
+        os.replace(temporary, root / version)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    with store.transaction():
+        store.db.table("models").insert({
+            "id": version,
+            "created_at": manifest["created_at"],
+            "path": str(root / version),
+            "tagkit_version": manifest.get("tagkit_version"),
+            "input_hash": manifest.get("input_hash"),
+            "duration_s": manifest.get("duration_s"),
+            "counts": json.dumps(manifest.get("counts", {}), ensure_ascii=False),
+            "params": json.dumps(manifest.get("params", {}), ensure_ascii=False),
+            "metrics": json.dumps(manifest.get("metrics", {}), ensure_ascii=False),
+        })
+    return ModelVersion(version, root / version, manifest)
+
+
+def list_versions(store: Store) -> list[dict[str, Any]]:
+    """Every recorded model version, newest first, with its counts and validation metrics."""
+    rows = list(store.db.query("select * from models order by id desc"))
+    for row in rows:
+        for key in ("counts", "params", "metrics"):
+            row[key] = json.loads(row[key] or "{}")
+        row["available"] = Path(row["path"]).is_dir()
+    return rows
+
+
+def find_version(store: Store, version: str | None = None) -> ModelVersion:
+    """The newest model version whose folder exists, or the one named (an id or a unique prefix)."""
+    candidates = [row for row in list_versions(store) if row["available"]]
+    if version:
+        candidates = [row for row in candidates if row["id"].startswith(version)]
+        if len(candidates) > 1:
+            raise ModelNotFound(f"model {version!r} is ambiguous: {', '.join(r['id'] for r in candidates)}")
+    if not candidates:
+        which = f"model {version!r}" if version else "trained model"
+        raise ModelNotFound(f"no {which} in {store.path} (run `tagkit train` first; `tagkit models` lists them)")
+    path = Path(candidates[0]["path"])
+    manifest = json.loads((path / MANIFEST).read_text("utf-8"))
+    return ModelVersion(candidates[0]["id"], path, manifest)

@@ -1,0 +1,108 @@
+"""The train → predict → eval commands on the bundled demo catalogue: outputs, files and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tagkit.cli import main
+from tagkit.exitcodes import ExitCode
+from tagkit.store import Store
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
+
+
+def tagkit(db: Path, *args: str):
+    return CliRunner().invoke(main, ["--db", str(db), *args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with one model trained on the demo catalogue."""
+    db = tmp_path_factory.mktemp("cli") / "tagkit.db"
+    result = tagkit(db, "train", str(DEMO / "train.csv"), "--json")
+    assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.stderr
+    return db
+
+
+def test_train_reports_and_records_a_version(trained: Path):
+    with Store(trained) as store:
+        rows = list(store.db.table("models").rows)
+    assert len(rows) == 1
+    manifest = json.loads((Path(rows[0]["path"]) / "version.json").read_text("utf-8"))
+    assert manifest["counts"]["products"] >= 300
+    assert manifest["image_model"].startswith("efficientnet-lite0-int8")
+    listed = json.loads(tagkit(trained, "models", "--json").stdout)
+    assert [m["id"] for m in listed] == [rows[0]["id"]]
+
+
+def test_predict_folder_exports_csv_and_stores_predictions(trained: Path, tmp_path: Path):
+    result = tagkit(trained, "predict", str(DEMO / "new"), "--export", "csv")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    images = sorted(p for p in (DEMO / "new").rglob("*") if p.is_file() and not p.name.startswith("."))
+    assert len(rows) == len(images)
+    assert all(row["category"] for row in rows), "every product with an image gets a category"
+    known = {row["category"] for row in csv.DictReader((DEMO / "train.csv").open(encoding="utf-8"))}
+    assert {row["category"] for row in rows} <= known, "predicted paths exist in the taxonomy"
+    with Store(trained) as store:
+        assert store.db.table("predictions").count >= len(rows)
+
+
+def test_predict_writes_jsonl_to_a_file(trained: Path, tmp_path: Path):
+    out = tmp_path / "predictions.jsonl"
+    result = tagkit(trained, "predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv"), "-o", str(out),
+                    "--top-k", "2")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert result.stdout == ""
+    records = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert records and all(len(r["alternatives"]) <= 1 for r in records)
+    assert all(0.0 <= r["category_score"] <= 1.0 for r in records)
+
+
+def test_eval_on_held_out_products(trained: Path):
+    result = tagkit(trained, "eval", str(DEMO / "test.csv"), "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["seen_in_training"] == 0
+    assert scores["products"] >= 80
+    assert scores["category"]["accuracy"] > 0.5
+    assert scores["tags"]["micro_f1"] > 0.3
+    table = tagkit(trained, "eval", str(DEMO / "test.csv"))
+    assert "category accuracy" in table.stdout
+
+
+def test_eval_warns_when_products_were_trained_on(trained: Path):
+    result = tagkit(trained, "eval", str(DEMO / "train.csv"), "--json")
+    scores = json.loads(result.stdout)
+    assert scores["seen_in_training"] == scores["products"]
+    assert "not an honest estimate" in result.stderr
+
+
+def test_predict_without_a_model_exits_with_no_model(tmp_path: Path):
+    result = tagkit(tmp_path / "empty.db", "predict", str(DEMO / "new"))
+    assert result.exit_code == ExitCode.NO_MODEL
+    assert "no trained model" in result.stderr
+
+
+def test_train_without_labels_exits_with_no_model(tmp_path: Path):
+    folder = tmp_path / "unlabelled"
+    shutil.copytree(DEMO / "new", folder)
+    result = tagkit(tmp_path / "t.db", "train", str(folder))
+    assert result.exit_code == ExitCode.NO_MODEL
+    assert "nothing to learn" in result.stderr
+
+
+def test_csv_export_neutralises_formulas():
+    from tagkit.export import safe_cell
+
+    assert safe_cell("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    assert safe_cell("@SUM(A1)") == "'@SUM(A1)"
+    assert safe_cell("کیف پول") == "کیف پول"
+    assert safe_cell(0.5) == 0.5
