@@ -29,6 +29,10 @@ _EXPORTS = {
     "ImageEmbedder": "tagkit.image",
     "ImageError": "tagkit.image",
     "load_image": "tagkit.image",
+    "train": "tagkit.training",
+    "predict": "tagkit.predicting",
+    "evaluate": "tagkit.evaluation",
+    "Dataset": "tagkit.dataset",
     "normalize": "tagkit.text",
     "tokens": "tagkit.text",
 }

@@ -7,7 +7,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from functools import cache
 from pathlib import Path
 
@@ -342,15 +341,3 @@ def test_attribute_values_are_found_in_titles(shared_data: Path) -> None:
                 matched += _contains(title_tokens, tokens(value))
     assert total > 10_000
     assert matched / total >= 0.915 and matched > raw, (matched / total, raw / total)
-
-
-@pytest.mark.slow
-def test_tokens_speed_on_real_titles(shared_data: Path) -> None:
-    titles = _torob_titles(shared_data)
-    tokens("گرم کن")  # load hazm and its lexicon first
-    unseen = [f"{t} {i}" for i, t in enumerate(titles)]  # not in any cache yet
-    start = time.perf_counter()
-    for title in unseen:
-        tokens(title)
-    rate = len(unseen) / (time.perf_counter() - start)
-    assert rate > 3000, f"tokens() ran at {rate:,.0f} titles/s"
