@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import importlib
 import io
+import itertools
 import json
 import os
 import re
@@ -433,7 +434,7 @@ def _tensor_name(spec: Any, default: str) -> str:
 
 
 class ImageEmbedder:
-    """The bundled EfficientNet-Lite0 image model: images in, L2-normalised embeddings out.
+    """The bundled EfficientNet-Lite0 image model: images in, unit-length feature vectors out (see README).
 
     `variant` is "int8" (default: about twice as fast, same accuracy) or "fp32". `threads` is
     onnxruntime's intra-op thread count (default: every core this process may use).
@@ -475,13 +476,15 @@ class ImageEmbedder:
         self.input_size = INPUT_SIZE
         self._input_name = _tensor_name(spec.get("input", info.get("input")), "image")
         outputs = spec.get("outputs", info.get("outputs")) or {}
-        self._output_name = "embedding"
+        # The output cached as an image's feature vector: the manifest's `feature_output`, else `embedding`.
+        feature = str(spec.get("feature_output") or info.get("feature_output") or "embedding")
+        self._output_name = feature
         self._dim: int | None = spec["dim"] if isinstance(spec.get("dim"), int) else None
-        embedding_spec = outputs.get("embedding") if isinstance(outputs, dict) else None
+        embedding_spec = outputs.get(feature) if isinstance(outputs, dict) else None
         if isinstance(embedding_spec, dict):
-            self._output_name = str(embedding_spec.get("name", "embedding"))
+            self._output_name = str(embedding_spec.get("name", feature))
             shape = embedding_spec.get("shape")
-            if self._dim is None and isinstance(shape, list) and shape and isinstance(shape[-1], int):
+            if isinstance(shape, list) and shape and isinstance(shape[-1], int):
                 self._dim = shape[-1]
         model = str(spec.get("model") or info.get("model") or "efficientnet-lite0")
         self._model_name = model.lower().replace("_", "-")
@@ -556,6 +559,11 @@ class ImageEmbedder:
 
     # -- embedding -----------------------------------------------------------------------------
 
+    def _run(self, session: Any, tensor: np.ndarray) -> np.ndarray:
+        """The feature output for a batch, each row scaled to unit length (whatever its parts' norms)."""
+        vectors = session.run([self._output_name], {self._input_name: tensor})[0]
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
         """Embed letterboxed images: float32 [N, 3, 224, 224] RGB 0..255 → float32 [N, dim]."""
         batch = np.asarray(batch)
@@ -570,57 +578,66 @@ class ImageEmbedder:
         parts = []
         for start in range(0, len(batch), self.batch_size):
             chunk = np.ascontiguousarray(batch[start : start + self.batch_size], dtype=np.float32)
-            parts.append(session.run([self._output_name], {self._input_name: chunk})[0])
+            parts.append(self._run(session, chunk))
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def embed(self, items: Iterable[tuple[K, bytes | str | Path]]) -> Iterator[tuple[K, np.ndarray | ImageError]]:
         """Embed (key, image bytes or path) pairs; yield (key, embedding or ImageError) in input order.
 
-        Decoding runs in `decode_threads` threads while the model works on the previous batch. The input
-        is read lazily, at most about two batches ahead, so it can be a generator over any number of images.
+        The input is cut into batches of `batch_size`. While the model runs on one batch, `decode_threads`
+        threads decode and letterbox the next one straight into its input tensor. The input is read lazily,
+        a batch or two ahead, so it can be a generator over any number of images.
         """
         session = self._get_session()
-        size = self.input_size
-        batch_size = self.batch_size
-        lookahead = 2 * batch_size + self.decode_threads
+        size, batch_size = self.input_size, self.batch_size
         source = iter(items)
-        pending: deque[tuple[K, Future[np.ndarray | ImageError]]] = deque()
-        buffer = np.empty((batch_size, 3, size, size), dtype=np.float32)
         pool = ThreadPoolExecutor(self.decode_threads, thread_name_prefix="tagkit-decode")
-        exhausted = False
+        spare: list[np.ndarray] = []  # input tensors whose batch is done, to be refilled
+        queued: deque[tuple[list[K], list[Future[ImageError | None]], np.ndarray]] = deque()
 
-        def top_up() -> None:
-            nonlocal exhausted
-            while not exhausted and len(pending) < lookahead:
-                try:
-                    key, item = next(source)
-                except StopIteration:
-                    exhausted = True
-                    return
-                pending.append((key, pool.submit(_prepare, item, size)))
+        def queue_batch() -> None:
+            chunk = list(itertools.islice(source, batch_size))
+            if chunk:
+                tensor = spare.pop() if spare else np.empty((batch_size, 3, size, size), dtype=np.float32)
+                futures = [pool.submit(_prepare_into, item, tensor[row]) for row, (_, item) in enumerate(chunk)]
+                queued.append(([key for key, _ in chunk], futures, tensor))
 
         try:
-            top_up()
-            while pending:
-                keys: list[K] = []
-                results: list[np.ndarray | ImageError] = []
-                good: list[int] = []
-                while pending and len(keys) < batch_size:
-                    key, future = pending.popleft()
-                    result = future.result()
-                    if isinstance(result, np.ndarray):
-                        buffer[len(good)] = result.transpose(2, 0, 1)
-                        good.append(len(keys))
-                    keys.append(key)
-                    results.append(result)
-                    top_up()
+            for _ in range(_BATCHES_AHEAD + 1):
+                queue_batch()
+            while queued:
+                keys, futures, tensor = queued.popleft()
+                errors = [future.result() for future in futures]
+                good = [row for row, error in enumerate(errors) if error is None]
+                if len(good) < len(keys) and good:
+                    tensor[: len(good)] = tensor[good]  # only real images go through the model
+                vectors: np.ndarray = np.empty((0, 0), dtype=np.float32)
                 if good:
-                    vectors = session.run([self._output_name], {self._input_name: buffer[: len(good)]})[0]
-                    for row, index in enumerate(good):
-                        results[index] = vectors[row].copy()
-                yield from zip(keys, results, strict=True)
+                    vectors = self._run(session, tensor[: len(good)])
+                spare.append(tensor)
+                queue_batch()  # decoding goes on while the caller handles these results
+                rows = iter(vectors)
+                for key, error in zip(keys, errors, strict=True):
+                    if error is None:
+                        yield key, next(rows).copy()
+                    else:
+                        yield key, error
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+_BATCHES_AHEAD = 1
+"""Batches decoded while the model runs on one (more only costs memory: decoding thumbnails is several times
+faster than the model, and with large photos decoding is the bottleneck however far ahead it runs)."""
+
+
+def _prepare_into(item: bytes | str | Path, out: np.ndarray) -> ImageError | None:
+    """Decode and letterbox one image into `out` (float32 [3, size, size]); or say why not."""
+    result = _prepare(item, out.shape[-1])
+    if isinstance(result, ImageError):
+        return result
+    out[...] = result.transpose(2, 0, 1)
+    return None
 
 
 def _prepare(item: bytes | str | Path, size: int) -> np.ndarray | ImageError:

