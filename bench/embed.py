@@ -7,6 +7,9 @@ On the fashion thumbnails of ../shared/data/fashion (images.tar is extracted onc
 - end to end:  `import_products` on a products file with N images into a new database: read the CSV,
                hash and decode the images, embed, write products and the features cache.
 Each measurement runs in its own process (so its peak memory is its own); medians of --runs runs.
+With --accuracy N it also measures what each variant's features are worth: logistic regression on the
+first N fashion products (by id), category (articleType path) top-1 on a fixed 80/20 split (every 5th
+product by id is held out); features come from a cached bench database (bench/.cache/embed.db).
 Prints a table and writes bench/results/embed.json.
 """
 
@@ -108,6 +111,44 @@ def worker_end_to_end(variant: str, count: int) -> dict[str, float]:
 WORKERS = {"bare": worker_bare, "end_to_end": worker_end_to_end}
 
 
+def accuracy(variant: str, count: int) -> dict[str, float]:
+    """Category top-1/top-3 of a logistic regression on `variant` features (first `count` products by id)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from tagkit.dataset import load_dataset
+    from tagkit.image import ImageEmbedder
+    from tagkit.ingest import import_products
+    from tagkit.store import Store
+
+    folder = fashion_folder()
+    with (SHARED / "styles.csv").open(encoding="utf-8", newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: int(r["id"]))[:count]
+    products = BENCH / ".cache" / f"accuracy-{count}.csv"
+    with products.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["id", "image", "category"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({"id": row["id"], "image": str(folder / row["image"]), "category":
+                             f"{row['masterCategory']} > {row['subCategory']} > {row['articleType']}"})
+    embedder = ImageEmbedder(variant=variant)
+    with Store(BENCH / ".cache" / "embed.db") as store:
+        import_products(store, products, embedder=embedder)
+        data = load_dataset(store, embedder.model_id, embedder.dim, "id in (select value from json_each(?))",
+                            [json.dumps([r["id"] for r in rows])])
+    order = sorted(range(len(data)), key=lambda i: int(data.ids[i]))
+    test = np.zeros(len(data), bool)
+    test[[i for rank, i in enumerate(order) if rank % 5 == 0]] = True
+    labels = np.array([" > ".join(c) for c in data.categories])
+    model = LogisticRegression(C=10.0, max_iter=1000).fit(data.embeddings[~test], labels[~test])
+    proba = model.predict_proba(data.embeddings[test])
+    top = np.argsort(-proba, axis=1)[:, :3]
+    truth = labels[test]
+    return {"top1": float(np.mean(model.classes_[top[:, 0]] == truth)),
+            "top3": float(np.mean([t in model.classes_[row] for t, row in zip(truth, top, strict=True)])),
+            "train": int((~test).sum()), "test": int(test.sum())}
+
+
 def measure(kind: str, variant: str, count: int) -> dict[str, float]:
     """Run one measurement in a fresh process."""
     out = subprocess.run([sys.executable, __file__, "--worker", kind, "--variants", variant, "--images", str(count)],
@@ -120,6 +161,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--variants", nargs="+", default=["int8", "fp32"])
+    parser.add_argument("--accuracy", type=int, default=0, metavar="N",
+                        help="also measure category accuracy of each variant's features on N products")
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -138,16 +181,21 @@ def main() -> None:
             "end_to_end_peak_mb": round(statistics.median(r["peak_mb"] for r in runs["end_to_end"]), 0),
             "bare_runs": [round(r["images_per_s"], 1) for r in runs["bare"]],
             "end_to_end_runs": [round(r["images_per_s"], 1) for r in runs["end_to_end"]],
+            **({f"lr_{k}": v for k, v in accuracy(variant, args.accuracy).items()} if args.accuracy else {}),
         })
     header = f"{'variant':8} {'bare img/s':>11} {'end-to-end img/s':>17} {'ratio':>6} {'peak MB':>8}"
+    if args.accuracy:
+        header += f" {'LR top-1':>9} {'LR top-3':>9}"
     print(f"fashion thumbnails, {args.images} images, {os.cpu_count()} cores, median of {args.runs} runs")
     print(header)
     for r in rows:
         print(f"{r['variant']:8} {r['bare_images_per_s']:>11.1f} {r['end_to_end_images_per_s']:>17.1f} "
-              f"{r['end_to_end_vs_bare']:>6.2f} {r['end_to_end_peak_mb']:>8.0f}")
+              f"{r['end_to_end_vs_bare']:>6.2f} {r['end_to_end_peak_mb']:>8.0f}"
+              + (f" {r['lr_top1']:>9.3f} {r['lr_top3']:>9.3f}" if args.accuracy else ""))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "embed.json").write_text(json.dumps({"images": args.images, "cores": os.cpu_count(),
-                                                    "runs": args.runs, "results": rows}, indent=2) + "\n")
+                                                    "runs": args.runs, "accuracy_products": args.accuracy,
+                                                    "results": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
