@@ -15,7 +15,7 @@ from tagkit.product import Tag, format_category
 
 if TYPE_CHECKING:
     from tagkit.dataset import Dataset
-    from tagkit.models.predict import Prediction
+    from tagkit.models.prediction import Prediction
 
 Path = tuple[str, ...]
 

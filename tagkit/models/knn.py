@@ -1,0 +1,96 @@
+"""Inverse-distance-weighted nearest neighbours on image embeddings (PCA-reduced for speed)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK = 2048
+
+
+class NeighbourIndex:
+    """The training images, reduced to `dim` principal components and re-normalised; `query` finds the
+    `k` nearest (cosine) and weights them by 1 / distance, normalised to sum to 1."""
+
+    def __init__(self, dim: int = 128, k: int = 10, eps: float = 1e-3) -> None:
+        self.dim = dim
+        self.k = k
+        self.eps = eps
+        self.mean: np.ndarray | None = None
+        self.components: np.ndarray | None = None
+        self.vectors: np.ndarray | None = None
+
+    def fit(self, e: np.ndarray) -> NeighbourIndex:
+        self.mean = e.mean(0).astype(np.float32)
+        centred = (e - self.mean).astype(np.float32)
+        if len(e) < e.shape[1]:  # few images: the SVD of the data is cheaper than the covariance's
+            _, _, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+            comps = vt[: min(self.dim, len(vt))].T
+        else:
+            w, v = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+            comps = v[:, np.argsort(-w)[: min(self.dim, e.shape[1])]]
+        comps *= np.sign(comps[np.abs(comps).argmax(0), np.arange(comps.shape[1])])  # fixed signs
+        self.components = comps.astype(np.float32)
+        self.vectors = self.reduce(e)
+        return self
+
+    def reduce(self, e: np.ndarray) -> np.ndarray:
+        assert self.mean is not None and self.components is not None, "fit first"
+        z = (e - self.mean) @ self.components
+        z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        return z.astype(np.float32)
+
+    def query(self, e: np.ndarray, leave_one_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbour positions (n × k) and weights (n × k). With `leave_one_out`, `e` must be the
+        training matrix itself and each row's own position is skipped."""
+        assert self.vectors is not None, "fit first"
+        z = self.vectors if leave_one_out else self.reduce(e)
+        k = min(self.k, len(self.vectors) - int(leave_one_out))
+        n = len(z)
+        if k <= 0:
+            return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
+        idx = np.empty((n, k), dtype=np.int64)
+        sims = np.empty((n, k), dtype=np.float32)
+        for start in range(0, n, BLOCK):
+            s = z[start:start + BLOCK] @ self.vectors.T
+            if leave_one_out:
+                s[np.arange(len(s)), np.arange(start, start + len(s))] = -np.inf
+            part, ps = top_k(s, k)
+            idx[start:start + BLOCK] = part
+            sims[start:start + BLOCK] = ps
+        dist = np.sqrt(np.maximum(2.0 - 2.0 * sims, 0.0))
+        w = 1.0 / (dist + self.eps)
+        return idx, (w / w.sum(1, keepdims=True)).astype(np.float32)
+
+
+def top_k(s: np.ndarray, k: int, buckets: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and values of each row's k largest entries, largest first (ties: lower position first).
+
+    Faster than a full argpartition for wide rows: the k-th largest of the bucket maxima is a lower
+    bound of the row's k-th largest value, so only the entries at or above it are sorted.
+    """
+    n, m = s.shape
+    if m <= 4 * buckets or k > buckets // 2:
+        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    else:
+        width = -(-m // buckets)
+        padded = np.full((n, width * buckets), -np.inf, dtype=s.dtype)
+        padded[:, :m] = s
+        maxima = padded.reshape(n, buckets, width).max(2)
+        bound = -np.partition(-maxima, k - 1, axis=1)[:, k - 1]
+        rows, cols = np.nonzero(s >= bound[:, None])
+        order = np.lexsort((cols, -s[rows, cols], rows))
+        rows, cols = rows[order], cols[order]
+        first = np.searchsorted(rows, np.arange(n))
+        take = first[:, None] + np.arange(k)[None, :]
+        return cols[take], s[rows[take], cols[take]]
+    vals = np.take_along_axis(s, part, 1)
+    order = np.lexsort((part, -vals), axis=1)
+    return np.take_along_axis(part, order, 1), np.take_along_axis(vals, order, 1)
+
+
+def votes(idx: np.ndarray, weights: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Weighted neighbour votes per class: `labels` is a (n_train × n_classes) 0/1 matrix."""
+    out = np.zeros((len(idx), labels.shape[1]), dtype=np.float32)
+    for j in range(idx.shape[1]):
+        out += weights[:, j:j + 1] * labels[idx[:, j]]
+    return out

@@ -1,0 +1,166 @@
+"""Fast linear base models: a linear SVM on title TF-IDF, closed-form ridge on image embeddings.
+
+Both give one score per class (or per tag) and are cheap enough to fit once per cross-validation fold,
+so the re-ranker can learn from out-of-fold scores.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.svm import LinearSVC
+
+ABSENT_SCORE = -3.0
+"""Score of a class a text model never saw in its training rows (below any SVM margin it would give)."""
+
+
+class TextLinear:
+    """One-vs-rest linear SVM on TF-IDF rows: multi-class (`y` = class index, -1 = unknown) or
+    multi-label (`Y` = 0/1 matrix, one binary SVM per column with at least `min_positive` positives)."""
+
+    def __init__(self, C: float = 0.5, seed: int = 0, min_positive: int = 2) -> None:
+        self.C = C
+        self.seed = seed
+        self.min_positive = min_positive
+        self.coef: np.ndarray | None = None  # (n_features, n_classes) float32
+        self.intercept: np.ndarray | None = None
+
+    def _svm(self) -> LinearSVC:
+        return LinearSVC(C=self.C, tol=1e-3, max_iter=300, random_state=self.seed)
+
+    def fit_multiclass(self, x: sp.csr_matrix, y: np.ndarray, n_classes: int) -> TextLinear:
+        coef = np.zeros((x.shape[1], n_classes), dtype=np.float32)
+        intercept = np.full(n_classes, ABSENT_SCORE, dtype=np.float32)
+        rows = np.flatnonzero(y >= 0)
+        present = np.unique(y[rows])
+        if len(present) == 1:
+            intercept[present[0]] = 1.0
+        elif len(present) > 1:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                svm = self._svm().fit(x[rows], y[rows])
+            if len(present) == 2:  # liblinear keeps one weight vector for two classes
+                w = svm.coef_[0].astype(np.float32)
+                coef[:, present[1]], coef[:, present[0]] = w, -w
+                intercept[present[1]], intercept[present[0]] = svm.intercept_[0], -svm.intercept_[0]
+            else:
+                coef[:, present] = svm.coef_.T
+                intercept[present] = svm.intercept_
+        self.coef, self.intercept = coef, intercept
+        return self
+
+    def fit_multilabel(self, x: sp.csr_matrix, y: np.ndarray, rows: np.ndarray) -> TextLinear:
+        n_labels = y.shape[1]
+        coef = np.zeros((x.shape[1], n_labels), dtype=np.float32)
+        intercept = np.full(n_labels, ABSENT_SCORE, dtype=np.float32)
+        xr, yr = x[rows], y[rows]
+        for j in range(n_labels):
+            positives = int(yr[:, j].sum())
+            if positives < self.min_positive or positives == len(rows):
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                svm = self._svm().fit(xr, yr[:, j])
+            coef[:, j] = svm.coef_[0]
+            intercept[j] = svm.intercept_[0]
+        self.coef, self.intercept = coef, intercept
+        return self
+
+    def decision(self, x: sp.csr_matrix) -> np.ndarray:
+        assert self.coef is not None and self.intercept is not None, "fit first"
+        return np.asarray(x @ self.coef, dtype=np.float32) + self.intercept
+
+
+class TextNB:
+    """Complement naive Bayes on TF-IDF rows (multi-class): a very cheap second opinion on titles."""
+
+    def __init__(self, alpha: float = 0.3) -> None:
+        self.alpha = alpha
+        self.weights: np.ndarray | None = None  # (n_features, n_classes)
+
+    def fit_multiclass(self, x: sp.csr_matrix, y: np.ndarray, n_classes: int) -> TextNB:
+        rows = np.flatnonzero(y >= 0)
+        onehot = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (y[rows], rows)),
+                               shape=(n_classes, x.shape[0]))
+        counts = np.asarray((onehot @ x).todense(), dtype=np.float64)  # (n_classes, n_features)
+        complement = counts.sum(0, keepdims=True) - counts + self.alpha
+        logged = np.log(complement / complement.sum(1, keepdims=True))
+        w = logged / logged.sum(1, keepdims=True)  # weight normalisation (Rennie et al.)
+        present = np.bincount(y[rows], minlength=n_classes) > 0
+        w[~present] = 0.0
+        self.weights = (-w).T.astype(np.float32)
+        self.absent = ~present
+        return self
+
+    def decision(self, x: sp.csr_matrix) -> np.ndarray:
+        assert self.weights is not None, "fit first"
+        out = np.asarray(x @ self.weights, dtype=np.float32)
+        out[:, self.absent] = out.min() - 1.0 if out.size else 0.0
+        return out
+
+
+class ImageRidge:
+    """Multi-output ridge regression of 0/1 targets on image embeddings, solved in closed form.
+
+    With `landmarks` > 0 the embeddings first go through an RBF Nyström map (a kernel ridge approximation).
+    Every task's targets are solved together (one Gram matrix), and out-of-fold solutions come from the
+    same Gram matrix minus each fold's share, so cross-validation costs little more than one fit.
+    """
+
+    def __init__(self, landmarks: int = 0, gamma: float = 1.0, alpha: float = 0.1, seed: int = 0) -> None:
+        self.landmarks = landmarks
+        self.gamma = gamma
+        self.alpha = alpha
+        self.seed = seed
+        self.centres: np.ndarray | None = None
+        self.projection: np.ndarray | None = None  # folds the Nyström whitening into the landmark kernel
+        self.mean: np.ndarray | None = None
+        self.weights: np.ndarray | None = None
+
+    def _fit_map(self, e: np.ndarray) -> None:
+        if self.landmarks and len(e) > self.landmarks:
+            rng = np.random.default_rng(self.seed)
+            self.centres = e[np.sort(rng.choice(len(e), self.landmarks, replace=False))].astype(np.float32)
+            kmm = self._kernel(self.centres).astype(np.float64)
+            w, v = np.linalg.eigh(kmm)
+            w = np.maximum(w, 1e-6 * w.max())
+            self.projection = ((v / np.sqrt(w)) @ v.T).astype(np.float32)
+        else:
+            self.centres = self.projection = None
+
+    def _kernel(self, e: np.ndarray) -> np.ndarray:
+        assert self.centres is not None
+        sq = np.maximum(2.0 - 2.0 * (e @ self.centres.T), 0.0)  # embeddings are L2-normalised
+        return np.exp(-self.gamma * sq).astype(np.float32)
+
+    def features(self, e: np.ndarray) -> np.ndarray:
+        f = self._kernel(e) @ self.projection if self.centres is not None else e.astype(np.float32)
+        return np.hstack([f, np.ones((len(f), 1), dtype=np.float32)])
+
+    def fit_oof(self, e: np.ndarray, y: np.ndarray, folds: np.ndarray, n_folds: int) -> np.ndarray:
+        """Fit on all rows of `e` (targets `y`, n × k) and return out-of-fold scores for those rows."""
+        self._fit_map(e)
+        f = self.features(e)
+        self.mean = f.mean(0)
+        self.mean[-1] = 0.0
+        fc = f - self.mean
+        gram = (fc.T @ fc).astype(np.float64)
+        cross = (fc.T @ y).astype(np.float64)
+        ridge = self.alpha * np.eye(gram.shape[0])
+        self.weights = np.linalg.solve(gram + ridge, cross).astype(np.float32)
+        oof = np.zeros(y.shape, dtype=np.float32)
+        for k in range(n_folds):
+            rows = np.flatnonzero(folds == k)
+            if not len(rows):
+                continue
+            part = fc[rows]
+            w = np.linalg.solve(gram - part.T @ part + ridge, cross - part.T @ y[rows])
+            oof[rows] = part @ w.astype(np.float32)
+        return oof
+
+    def decision(self, e: np.ndarray) -> np.ndarray:
+        assert self.weights is not None and self.mean is not None, "fit first"
+        return (self.features(e) - self.mean) @ self.weights

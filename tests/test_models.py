@@ -1,0 +1,207 @@
+"""CatalogueModel on small real data: every input combination, tags, storage, determinism, metrics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tagkit.catalogue import read_input
+from tagkit.config import load_config
+from tagkit.dataset import Dataset
+from tagkit.image import ImageEmbedder
+from tagkit.models import CatalogueModel, Prediction
+from tagkit.models.metrics import category_metrics, evaluate, tag_metrics
+from tagkit.product import Product, Tag
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = {"folds": 2, "rounds": 40, "knn_k": 5, "knn_dim": 32, "n_jobs": 2}
+
+
+def _products(source: Path, config: str) -> list[Product]:
+    mapping = load_config(REPO / "examples" / config).mapping
+    return [r for r in read_input(source, mapping=mapping) if isinstance(r, Product)]
+
+
+@pytest.fixture(scope="session")
+def fashion(fashion_sample: Path) -> tuple[Dataset, Dataset]:
+    """The 300 sample products with real embeddings, split 240 / 60 by position."""
+    products = _products(fashion_sample / "styles.csv", "fashion.yaml")
+    for p in products:  # the images extracted next to styles.csv
+        p.image = str(fashion_sample / "images" / f"{p.id}.jpg")
+    embedder = ImageEmbedder("int8")
+    vectors = {key: v for key, v in embedder.embed([(p.id, p.image) for p in products]) if isinstance(v, np.ndarray)}
+    data = Dataset.from_products(products, vectors, embedder.dim)
+    assert data.has_image.all()
+    return data.subset(np.arange(240)), data.subset(np.arange(240, len(data)))
+
+
+@pytest.fixture(scope="session")
+def fashion_model(fashion: tuple[Dataset, Dataset]) -> CatalogueModel:
+    return CatalogueModel(seed=0, **FAST).fit(fashion[0])
+
+
+@pytest.fixture(scope="session")
+def torob(shared_data: Path) -> Dataset:
+    """800 Torob products (Persian titles, no images, multi-valued attributes; grouped by type in the file)."""
+    products = _products(shared_data / "torob_attributes" / "products.jsonl", "torob.yaml")[:800]
+    return Dataset.from_products(products, {}, 16)
+
+
+def _accuracy(data: Dataset, preds: list[Prediction]) -> float:
+    return float(np.mean([p.category == c for p, c in zip(preds, data.categories, strict=True)]))
+
+
+def _check_shapes(model: CatalogueModel, train: Dataset, preds: list[Prediction], top_k: int = 3) -> None:
+    paths = set(train.categories)
+    single = set(model.report["single_valued_attributes"])
+    for p in preds:
+        assert p.category in paths
+        assert all(path in paths for path, _ in p.alternatives)
+        assert len(p.alternatives) == top_k - 1
+        assert p.category not in [a for a, _ in p.alternatives]
+        scores = [p.category_score] + [s for _, s in p.alternatives]
+        assert scores == sorted(scores, reverse=True)
+        assert 0.0 <= sum(scores) <= 1.0 + 1e-5
+        names = Counter(t.name for t, _ in p.tags)
+        assert all(names[name] <= 1 for name in single), p.tags
+        assert not {t for t, _ in p.tags} & {t for t, _ in p.candidates}
+
+
+def test_title_and_image(fashion, fashion_model):
+    train, test = fashion
+    preds = fashion_model.predict(test)
+    _check_shapes(fashion_model, train, preds)
+    assert _accuracy(test, preds) >= 0.75
+    assert tag_metrics(test.tags, [[t for t, _ in p.tags] for p in preds])["micro_f1"] >= 0.6
+    assert fashion_model.report["single_valued_attributes"] == ["color", "usage"]
+    assert fashion_model.report["inputs"] == {"text": True, "image": True}
+
+
+def test_missing_modality_at_predict(fashion, fashion_model):
+    train, test = fashion
+    image_only = fashion_model.predict(test.without_text())
+    title_only = fashion_model.predict(test.without_images())
+    for preds in (image_only, title_only):
+        _check_shapes(fashion_model, train, preds)
+        assert not any(p.low_confidence for p in preds)
+    assert _accuracy(test, title_only) >= 0.7
+    # a whole input without titles must not collapse onto a few classes
+    assert _accuracy(test, image_only) >= 0.5
+    assert len({p.category for p in image_only}) >= 8
+    # mixed: some products lose the title, some the image, one loses both
+    mixed = Dataset(test.ids, [t if i % 3 else "" for i, t in enumerate(test.texts)], test.embeddings.copy(),
+                    test.has_image.copy(), test.categories, test.tags)
+    mixed.has_image[1::4] = False
+    mixed.embeddings[1::4] = 0
+    mixed.texts[0], mixed.has_image[0] = "", False
+    preds = fashion_model.predict(mixed)
+    _check_shapes(fashion_model, train, preds)
+    assert preds[0].low_confidence and not preds[0].tags
+    neither = ~(mixed.has_text | mixed.has_image)
+    assert [p.low_confidence for p in preds] == neither.tolist()
+    prior = Counter(train.categories).most_common(1)[0][0]
+    assert preds[0].category == prior
+    # the same product predicted alone or within a batch gets the same answer
+    alone = fashion_model.predict(mixed.subset([5]))[0]
+    assert alone == preds[5]
+
+
+def test_image_only_training(fashion):
+    train, test = fashion
+    model = CatalogueModel(seed=0, **FAST).fit(train.without_text())
+    assert model.report["inputs"] == {"text": False, "image": True}
+    preds = model.predict(test.without_text())
+    _check_shapes(model, train, preds)
+    assert _accuracy(test, preds) >= 0.5
+    # titles given at predict time are ignored by a model that never saw any, not an error
+    assert len(model.predict(test)) == len(test)
+
+
+def test_title_only_training(fashion):
+    train, test = fashion
+    model = CatalogueModel(seed=0, **FAST).fit(train.without_images())
+    assert model.report["inputs"] == {"text": True, "image": False}
+    preds = model.predict(test)
+    _check_shapes(model, train, preds)
+    assert _accuracy(test, preds) >= 0.7
+    # an explicit validation set is what calibrates and tunes thresholds
+    titles = train.without_images()
+    tuned = CatalogueModel(seed=0, **FAST).fit(titles.subset(np.arange(180)), titles.subset(np.arange(180, 240)))
+    assert tuned.report["validation_products"] == 60 and tuned.report["products"] == 240
+    assert _accuracy(test, tuned.predict(test)) >= 0.7
+
+
+def test_deterministic_and_save_load(fashion, fashion_model, tmp_path):
+    train, test = fashion
+    again = CatalogueModel(seed=0, **FAST).fit(train)
+    first = fashion_model.predict(test)
+    assert again.predict(test) == first
+    fashion_model.save(tmp_path / "m")
+    assert (tmp_path / "m" / "manifest.json").exists()
+    loaded = CatalogueModel.load(tmp_path / "m")
+    assert loaded.predict(test) == first
+    assert loaded.predict(test.without_text()) == fashion_model.predict(test.without_text())
+    assert loaded.report == fashion_model.report
+
+
+def test_thresholds_and_report(fashion_model):
+    report = fashion_model.report
+    assert set(report["thresholds"]) == {"color", "usage"}
+    assert all(0.0 <= v <= 1.0 for v in report["thresholds"].values())
+    assert {"both", "image", "text"} <= set(report["validation"])
+    # 240 products: many colours are seen fewer than 5 times; they are reported with their counts
+    assert report["tags_too_rare"] and all(isinstance(c, int) and c < 5 for c in report["tags_too_rare"].values())
+    assert all(name.startswith("color: ") or name.startswith("usage: ") for name in report["tags_too_rare"])
+
+
+def test_multi_valued_attributes(torob):
+    every = np.arange(len(torob))
+    train, test = torob.subset(every[every % 5 != 0]), torob.subset(every[every % 5 == 0])
+    model = CatalogueModel(seed=0, **FAST).fit(train)
+    report = model.report
+    assert report["inputs"] == {"text": True, "image": False}
+    assert report["multi_valued_attributes"], "some Torob attributes have several values on a product"
+    assert "tags" in report["thresholds"] and report["classes"]["tags"] > 0
+    rare = report["tags_too_rare"]
+    assert rare and min(rare.values()) >= 1
+    preds = model.predict(test)
+    _check_shapes(model, train, preds)
+    accepted = [[t for t, _ in p.tags] for p in preds]
+    assert tag_metrics(test.tags, accepted)["micro_f1"] >= 0.25
+    multi = set(report["multi_valued_attributes"])
+    assert any(Counter(t.name for t in tags if t.name in multi).most_common(1)[0][1] > 1
+               for tags in accepted if any(t.name in multi for t in tags))
+    assert _accuracy(test, preds) >= 0.5
+
+
+def test_category_metrics():
+    a, b, c = ("A", "x"), ("A", "y"), ("B", "z")
+    m = category_metrics([a, a, b, c, ()], [[a, b], [b, a], [b], [a, b, c], [a]])
+    assert m["n"] == 4
+    assert m["accuracy"] == 0.5 and m["top3"] == 1.0
+    rows = {r["category"]: r for r in m["per_category"]}
+    assert rows["A > x"]["recall"] == 0.5 and rows["A > y"]["precision"] == 0.5
+    assert rows["B > z"]["f1"] == 0.0
+    assert m["macro_f1"] == pytest.approx((1 / 2 + 2 / 3 + 0) / 3)
+    assert m["confused"][0]["count"] == 1
+
+
+def test_tag_metrics():
+    r, g, s = Tag("color", "Red"), Tag("color", "Green"), Tag("", "sale")
+    m = tag_metrics([[r, s], [g], [], [r]], [[r], [g, s], [r], []])
+    assert m["n"] == 3
+    assert m["micro_precision"] == pytest.approx(2 / 3) and m["micro_recall"] == pytest.approx(2 / 4)
+    assert m["micro_f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
+    assert m["hamming_score"] == pytest.approx((1 / 2 + 1 / 2 + 0) / 3)
+    assert m["exact_match"] == 0.0
+    assert tag_metrics([[r]], [[r]])["exact_match"] == 1.0
+
+
+def test_evaluate_uses_alternatives(fashion, fashion_model):
+    _, test = fashion
+    result = evaluate(test, fashion_model.predict(test))
+    assert result["category"]["top3"] >= result["category"]["accuracy"]
+    assert set(result["tags_by_attribute"]) == {"color", "usage"}
