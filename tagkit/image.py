@@ -438,8 +438,9 @@ class ImageEmbedder:
 
     `variant` is "int8" (default: about twice as fast, same accuracy) or "fp32". `threads` is
     onnxruntime's intra-op thread count (default: every core this process may use).
-    `decode_threads` decode and letterbox images while the model runs (default: 1 per 2 cores,
-    at least 1). `manifest` points at another image_models.json (tests, experiments).
+    `decode_threads` decode and letterbox images while the model runs (default: one per core; on
+    2 cores, 2 threads embed 500-1300 px photos 40 % faster than 1, and thumbnails as fast).
+    `manifest` points at another image_models.json (tests, experiments).
     """
 
     def __init__(
@@ -471,7 +472,7 @@ class ImageEmbedder:
         self.threads = threads if threads and threads > 0 else _cpu_count()
         self.batch_size = batch_size
         if decode_threads is None or decode_threads < 1:
-            decode_threads = max(1, _cpu_count() // 2)
+            decode_threads = _cpu_count()
         self.decode_threads = decode_threads
         self.input_size = INPUT_SIZE
         self._input_name = _tensor_name(spec.get("input", info.get("input")), "image")
