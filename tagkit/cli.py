@@ -185,7 +185,7 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
         run.finish({"version": report.version, **report.counts, "seconds": report.seconds}, problems)
     summary = {"version": report.version, "path": report.path, "seconds": report.seconds, "counts": report.counts,
                "validation": report.model_report.get("validation", {}),
-               "not_learned": report.model_report.get("not_learned", {})}
+               "tags_too_rare": report.model_report.get("tags_too_rare", {})}
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
     else:
@@ -380,13 +380,15 @@ def _print_train_report(summary: dict[str, Any]) -> None:
         f"categories        {counts['categories']:,} (on {counts['with_category']:,} products)",
         f"tags              {counts['tags']:,} (on {counts['with_tags']:,} products)",
     ]
-    for name, value in summary["validation"].items():
-        if isinstance(value, int | float):
-            lines.append(f"validation        {name} {value:.3f}")
-    for what, items in summary["not_learned"].items():
-        if items:
-            shown = ", ".join(f"{k} ({v})" for k, v in list(items.items())[:10]) if isinstance(items, dict) else items
-            lines.append(f"too rare to learn {what}: {shown}")
+    for inputs, metrics in summary["validation"].items():
+        if isinstance(metrics, dict):
+            shown = ", ".join(f"{name} {value:.3f}" for name, value in metrics.items() if isinstance(value, float))
+            lines.append(f"validation        {inputs}: {shown}")
+    rare = summary["tags_too_rare"]
+    if rare:
+        items = list(rare.items()) if isinstance(rare, dict) else [(tag, "") for tag in rare]
+        shown = ", ".join(f"{tag} ({count})" if count != "" else str(tag) for tag, count in items[:10])
+        lines.append(f"too rare to learn {len(items)} tags: {shown}" + (", ..." if len(items) > 10 else ""))
     lines.append(f"time              {summary['seconds']:.1f} s")
     click.echo("\n".join(lines))
 

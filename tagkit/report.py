@@ -64,12 +64,14 @@ def print_models(versions: list[dict[str, Any]], console: Console | None = None)
     """One row per model version, newest first."""
     console = console or Console()
     table = Table(title="model versions (newest first; `predict` uses the newest)")
-    for column in ("version", "created", "products", "categories", "tags", "validation", "train s", "folder"):
+    table.add_column("version", no_wrap=True, min_width=19)
+    for column in ("products", "categories", "tags", "validation top-1 (inputs)", "train s", "folder"):
         table.add_column(column)
     for row in versions:
         counts, metrics = row["counts"], row["metrics"]
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, int | float))
-        table.add_row(row["id"], row["created_at"], f"{counts.get('products', 0):,}", str(counts.get("categories", "")),
+        shown = ", ".join(f"{inputs} {m['category_top1']:.3f}" for inputs, m in metrics.items()
+                          if isinstance(m, dict) and isinstance(m.get("category_top1"), float))
+        table.add_row(row["id"], f"{counts.get('products', 0):,}", str(counts.get("categories", "")),
                       str(counts.get("tags", "")), shown, f"{row['duration_s'] or 0:.1f}",
                       "ok" if row["available"] else "missing")
     console.print(table)
