@@ -104,26 +104,18 @@ def read_image_bytes(path: str | Path, name: str = "") -> bytes:
 
     `path` may name a member of a .tar or .zip archive (`images.tar!/images/1.jpg`, see tagkit.archive).
     """
-    if archive.split(str(path)):
-        try:
-            data = archive.read_member(str(path))
-        except FileNotFoundError:
-            raise ImageError("file not found", name) from None
-        except OSError as e:
-            raise ImageError(f"could not read the archive ({e})", name) from None
-        if not data:
-            raise ImageError("empty file (0 bytes)", name)
-        return data
-    path = Path(path)
     try:
-        with path.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                raise ImageError(
-                    f"file too large for an image ({size / 2**20:.0f} MiB, limit {MAX_FILE_BYTES // 2**20} MiB)",
-                    name,
-                )
-            data = f.read()
+        if archive.split(str(path)):
+            data = archive.read_member(str(path))
+        else:
+            with Path(path).open("rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > MAX_FILE_BYTES:
+                    raise ImageError(
+                        f"file too large for an image ({size / 2**20:.0f} MiB, limit {MAX_FILE_BYTES // 2**20} MiB)",
+                        name,
+                    )
+                data = f.read()
     except FileNotFoundError:
         raise ImageError("file not found", name) from None
     except IsADirectoryError:
