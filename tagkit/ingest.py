@@ -106,10 +106,10 @@ def import_products(
     records = read_input(source, mapping=mapping, products=products_file)
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="tagkit-hash") as pool:
         for chunk in _chunks(records, problems, chunk_size):
-            hashes = _hash_images(chunk, pool, report, problems)
-            report.products_stored += store.upsert_products(chunk, hashes)
+            _hash_images(chunk, pool, report, problems)
+            report.products_stored += store.upsert_products(chunk)
             if embedder is not None:
-                _embed_missing(store, embedder, chunk, hashes, report, problems)
+                _embed_missing(store, embedder, chunk, report, problems)
             if on_chunk:
                 on_chunk(chunk)
             if run_id is not None:
@@ -139,19 +139,16 @@ def _chunks(records: Iterable[Product | Problem], problems: _Problems, size: int
 
 def _hash_images(
     chunk: list[Product], pool: ThreadPoolExecutor, report: ImportReport, problems: _Problems
-) -> dict[str, str | None]:
-    """Content hash of each product's image (None where it cannot be read)."""
+) -> None:
+    """Set each product's `image_hash` to its image's content hash (left None where it cannot be read)."""
     with_image = [p for p in chunk if p.image]
     report.images += len(with_image)
-    hashes: dict[str, str | None] = {}
     for product, result in zip(with_image, pool.map(_hash_file, [p.image for p in with_image]), strict=True):
         if isinstance(result, ImageError):
             report.images_missing += 1
             problems.add(_image_problem(product, result))
-            hashes[product.id] = None
         else:
-            hashes[product.id] = product.image_hash = result
-    return hashes
+            product.image_hash = result
 
 
 def _hash_file(path: str) -> str | ImageError:
@@ -165,16 +162,14 @@ def _embed_missing(
     store: Store,
     embedder: ImageEmbedder,
     chunk: list[Product],
-    hashes: dict[str, str | None],
     report: ImportReport,
     problems: _Problems,
 ) -> None:
     """Embed the chunk's images that have no cached features yet; report unreadable ones."""
     products_by_hash: dict[str, list[Product]] = {}
     for product in chunk:
-        image_hash = hashes.get(product.id)
-        if image_hash:
-            products_by_hash.setdefault(image_hash, []).append(product)
+        if product.image_hash:
+            products_by_hash.setdefault(product.image_hash, []).append(product)
     known = store.known_features(embedder.model_id, products_by_hash)
     for image_hash, error in known.items():
         sharing = products_by_hash[image_hash]

@@ -184,7 +184,7 @@ class Store:
 
     # products -----------------------------------------------------------------------------
 
-    def upsert_products(self, products: Iterable[Product], image_hashes: dict[str, str | None]) -> int:
+    def upsert_products(self, products: Iterable[Product]) -> int:
         """Insert or update products (the later record of an id wins); return how many were written."""
         stamp = now()
         rows = [
@@ -193,7 +193,7 @@ class Store:
                 "title": p.title,
                 "description": p.description,
                 "image": p.image,
-                "image_hash": image_hashes.get(p.id),
+                "image_hash": p.image_hash,
                 "category": format_category(p.category) or None,
                 "tags": json.dumps([str(t) for t in p.tags], ensure_ascii=False) if p.tags else None,
                 "extra": json.dumps(p.extra, ensure_ascii=False) if p.extra else None,
@@ -233,10 +233,6 @@ class Store:
         sql = "select * from products" + (f" where {where}" if where else "") + " order by id"
         for row in self.db.query(sql, list(params)):
             yield _product_from_row(row)
-
-    def image_hash(self, product_id: str) -> str | None:
-        rows = list(self.db.query("select image_hash from products where id = ?", [product_id]))
-        return rows[0]["image_hash"] if rows else None
 
     # features -----------------------------------------------------------------------------
 

@@ -116,7 +116,7 @@ def input_hash(data: Dataset) -> str:
     """A fingerprint of exactly what the model learns from (texts, labels, which images)."""
     digest = hashlib.sha256()
     for i in sorted(range(len(data)), key=lambda i: data.ids[i]):
-        record = [data.ids[i], data.texts[i], list(data.categories[i]), sorted(map(str, data.tags[i])),
-                  data.embeddings[i].tobytes().hex()[:64] if data.has_image[i] else None]
+        record = [data.ids[i], data.texts[i], list(data.categories[i]), sorted(map(str, data.tags[i]))]
         digest.update(json.dumps(record, ensure_ascii=False).encode())
+        digest.update(data.embeddings[i].tobytes() if data.has_image[i] else b"no image")
     return digest.hexdigest()

@@ -27,11 +27,11 @@ def test_schema_has_every_table_and_wal(store, tmp_path):
 
 def test_products_round_trip_and_later_record_wins(store):
     first = Product("p1", title="کیف پول چرم", category=("مد و پوشاک", "کیف"), tags=(Tag("رنگ", "قهوه‌ای"),),
-                    source="a.csv", row=2)
-    store.upsert_products([first], {"p1": "hash-a"})
+                    source="a.csv", row=2, image_hash="hash-a")
+    store.upsert_products([first])
     imported_at = store.db.table("products").get("p1")["imported_at"]
     again = Product("p1", title="کیف پول چرم مردانه", tags=(Tag("", "اورجینال"),), source="b.csv", row=7)
-    store.upsert_products([again], {"p1": None})
+    store.upsert_products([again])
 
     stored = store.product("p1")
     assert stored is not None
@@ -55,7 +55,7 @@ def test_features_cache_keyed_by_hash_and_model(store):
 
 
 def test_a_failed_transaction_leaves_stored_data_alone(store):
-    store.upsert_products([Product("keep", title="kept")], {})
+    store.upsert_products([Product("keep", title="kept")])
     with pytest.raises(RuntimeError), store.transaction():
         store.db.table("products").insert({"id": "lost", "title": "half-way"})
         raise RuntimeError("crash half-way")
@@ -76,7 +76,7 @@ def test_runs_and_problems_are_recorded(store):
 def test_reopening_keeps_data(tmp_path):
     path = tmp_path / "db.sqlite"
     with Store(path) as first:
-        first.upsert_products([Product("a", title="t")], {})
+        first.upsert_products([Product("a", title="t")])
     with Store(path) as second:
         assert second.product("a").title == "t"
 
