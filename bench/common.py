@@ -57,8 +57,11 @@ def fashion_dataset(variant: str = "int8", verbose: bool = True):
     embedder = ImageEmbedder(variant)
     db = CACHE / ("fashion.db" if variant == "int8" else f"fashion-{variant}.db")
     with Store(db) as store:
-        known = store.db.execute("select count(*) from features where model = ?", [embedder.model_id]).fetchone()[0]
-        if known < 30_921:
+        missing = store.db.execute(
+            "select count(distinct p.image_hash) from products p left join features f on f.image_hash = p.image_hash "
+            "and f.model = ? where f.image_hash is null", [embedder.model_id]).fetchone()[0]
+        products = store.db.execute("select count(*) from products").fetchone()[0]
+        if products < 30_921 or missing:
             if verbose:
                 print(f"importing the fashion catalogue into {db} (embeddings for {embedder.model_id}) ...")
             mapping = load_config(REPO / "examples" / "fashion.yaml").mapping

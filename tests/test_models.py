@@ -150,11 +150,28 @@ def test_deterministic_and_save_load(fashion, fashion_model, tmp_path):
 def test_thresholds_and_report(fashion_model):
     report = fashion_model.report
     assert set(report["thresholds"]) == {"color", "usage"}
-    assert all(0.0 <= v <= 1.0 for v in report["thresholds"].values())
+    # one threshold per attribute and input condition, each tuned on that condition's validation rows
+    for by_condition in report["thresholds"].values():
+        assert set(by_condition) == {"both", "image", "text"}
+        assert all(0.0 <= v <= 1.0 for v in by_condition.values())
     assert {"both", "image", "text"} <= set(report["validation"])
     # 240 products: many colours are seen fewer than 5 times; they are reported with their counts
     assert report["tags_too_rare"] and all(isinstance(c, int) and c < 5 for c in report["tags_too_rare"].values())
     assert all(name.startswith("color: ") or name.startswith("usage: ") for name in report["tags_too_rare"])
+
+
+def test_accepted_tags_meet_their_condition_threshold(fashion_model, fashion):
+    _, test = fashion
+    thresholds = fashion_model.report["thresholds"]
+    for condition, data in (("both", test), ("image", test.without_text()), ("text", test.without_images())):
+        preds = fashion_model.predict(data)
+        scores = [(tag, q) for p in preds for tag, q in p.tags]
+        assert scores, f"no tags accepted under {condition}"
+        assert all(q >= thresholds[tag.name][condition] - 1e-4 for tag, q in scores)
+        # a rejected best value sits below its threshold
+        for p in preds:
+            named = {t.name for t, _ in p.tags}
+            assert all(q < thresholds[t.name][condition] + 1e-4 for t, q in p.candidates if t.name not in named)
 
 
 def test_multi_valued_attributes(torob):

@@ -12,7 +12,7 @@ import json
 import os
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,11 @@ from tagkit.models.knn import NeighbourIndex, votes
 from tagkit.models.labels import NONE_VALUE, MultiTask, SingleTask, TagPlan, category_task, tag_tasks
 from tagkit.models.linear import ImageRidge, TextLinear, TextNB
 from tagkit.models.prediction import Prediction
-from tagkit.models.rerank import CONDITIONS, TEXT_BLOCKS, Reranker
+from tagkit.models.rerank import CONDITIONS, TEXT_BLOCKS, Reranker, condition_of
 from tagkit.models.text_features import TextFeatures
 from tagkit.product import Tag
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MIN_IMAGES = 20  # fewer training images than this: no image models
 
 
@@ -50,15 +50,16 @@ class CatalogueModel:
 
     Parameters: `seed`; `folds` (cross-validation folds for the out-of-fold base scores);
     `validation_share` (held-out share when `fit` gets no validation set); `min_tag_count` (tags seen
-    fewer times are reported as too rare); `C` (text SVM); `ridge_alpha`, `landmarks`, `gamma` (image
-    ridge; `landmarks` > 0 = RBF kernel approximation); `knn_k`, `knn_dim` (neighbour votes); `n_candidates`,
-    `rounds`, `learning_rate` (re-ranker); `n_jobs`.
+    fewer times are reported as too rare); `C` (text SVM); `knn_k`, `knn_dim`, `knn_temperature`
+    (image neighbour votes on `knn_dim` principal components); `ridge_alpha`, `landmarks`, `gamma` (image
+    ridge on those components; `landmarks` > 0 = RBF kernel features); `n_candidates`, `rounds`,
+    `learning_rate` (re-ranker); `n_jobs`.
     """
 
     def __init__(self, seed: int = 0, *, folds: int = 3, validation_share: float = 0.15, min_tag_count: int = 5,
-                 C: float = 0.5, ridge_alpha: float = 0.1, landmarks: int = 0, gamma: float = 1.0,
-                 knn_k: int = 10, knn_dim: int = 128, n_candidates: int = 10, rounds: int = 300,
-                 learning_rate: float = 0.1, n_jobs: int | None = None) -> None:
+                 C: float = 0.5, ridge_alpha: float = 0.01, landmarks: int = 5000, gamma: float = 0.7,
+                 knn_k: int = 10, knn_dim: int = 256, knn_temperature: float = 0.05, n_candidates: int = 10,
+                 rounds: int = 300, learning_rate: float = 0.1, n_jobs: int | None = None) -> None:
         self.seed = seed
         self.folds = folds
         self.validation_share = validation_share
@@ -69,6 +70,7 @@ class CatalogueModel:
         self.gamma = gamma
         self.knn_k = knn_k
         self.knn_dim = knn_dim
+        self.knn_temperature = knn_temperature
         self.n_candidates = n_candidates
         self.rounds = rounds
         self.learning_rate = learning_rate
@@ -91,7 +93,7 @@ class CatalogueModel:
 
     def get_params(self) -> dict[str, Any]:
         keys = ("seed", "folds", "validation_share", "min_tag_count", "C", "ridge_alpha", "landmarks", "gamma",
-                "knn_k", "knn_dim", "n_candidates", "rounds", "learning_rate", "n_jobs")
+                "knn_k", "knn_dim", "knn_temperature", "n_candidates", "rounds", "learning_rate", "n_jobs")
         return {k: getattr(self, k) for k in keys}
 
     @property
@@ -240,10 +242,10 @@ class CatalogueModel:
             width = targets[name].shape[1]
             self.ridge_columns[name] = slice(start, start + width)
             start += width
+        self.index = NeighbourIndex(self.knn_dim, self.knn_k, self.knn_temperature).fit(e[rows])
         self.ridge = ImageRidge(self.landmarks, self.gamma, self.ridge_alpha, self.seed)
-        oof = self.ridge.fit_oof(e[rows], y, folds[rows], self.folds)
-        self.index = NeighbourIndex(self.knn_dim, self.knn_k).fit(e[rows])
-        idx, w = self.index.query(e[rows], leave_one_out=True)
+        oof = self.ridge.fit_oof(self.index.vectors, y, folds[rows], self.folds)
+        idx, w = self.index.query(None)
         for name in names:
             full = np.full(targets[name].shape, np.nan, dtype=np.float32)
             full[rows] = oof[:, self.ridge_columns[name]]
@@ -258,9 +260,9 @@ class CatalogueModel:
         metrics: dict[str, Any] = {}
         if not len(val_rows):
             self.report["validation"] = metrics
-            self.report["thresholds"] = {t.name: t.threshold for t in self.tasks if not t.is_category}
+            self.report["thresholds"] = {t.name: _by_condition(t.thresholds) for t in self.tasks if not t.is_category}
             if self.multi is not None:
-                self.multi.thresholds = np.full(len(self.multi.classes), 0.5, dtype=np.float32)
+                self.multi.thresholds = np.full((3, len(self.multi.classes)), 0.5, dtype=np.float32)
             return
         conditions = []
         for c, name in enumerate(CONDITIONS):
@@ -268,6 +270,7 @@ class CatalogueModel:
             hi = has_image[val_rows] & (c != 2)
             if c == 0 or (ht != has_text[val_rows]).any() or (hi != has_image[val_rows]).any():
                 conditions.append((name, ht, hi))
+        effective = np.concatenate([condition_of(ht, hi) for _, ht, hi in conditions])
         outputs = {}
         for task in self.tasks:
             rr = self.rerankers[task.name]
@@ -287,26 +290,27 @@ class CatalogueModel:
                 pf = np.where(cand[:, 0] == none, p[:, 1] if p.shape[1] > 1 else 0.0, p[:, 0])
                 best.append(first)
                 score.append(pf)
-            known = np.concatenate([truth >= 0] * len(outs))
-            b, s = np.concatenate(best)[known], np.concatenate(score)[known]
-            t = np.concatenate([truth] * len(outs))[known]
-            has_value = t != none
-            task.threshold = _best_threshold(s, b == t, int(has_value.sum()))
+            b, s, t = np.concatenate(best), np.concatenate(score), np.concatenate([truth] * len(outs))
+            task.thresholds = _thresholds_by_condition(
+                lambda m, b=b, s=s, t=t, none=none: _best_threshold(s[m], b[m] == t[m], int((t[m] != none).sum())),
+                t >= 0, effective)
         if self.multi is not None:
             rr = self.rerankers["tags"]
-            rows = val_rows[self.multi.labelled[val_rows]]
-            y = self.multi.y
-            scores, _hits, positives = [], [], np.zeros(len(self.multi.classes))
-            for _, ht, hi in conditions:
-                sel = self.multi.labelled[val_rows]
-                cand, p = rr.predict(_mask_blocks(blocks["tags"], rows, ht[sel], hi[sel]), ht[sel], hi[sel])
-                scores.append((cand, p, y[rows]))
-                positives += y[rows].sum(0)
-            self.multi.thresholds = _tag_thresholds(scores, positives, len(self.multi.classes))
-        self.report["thresholds"] = {t.name: round(float(t.threshold), 4) for t in self.tasks if not t.is_category}
+            sel = self.multi.labelled[val_rows]
+            rows = val_rows[sel]
+            outs_multi = [rr.predict(_mask_blocks(blocks["tags"], rows, ht[sel], hi[sel]), ht[sel], hi[sel])
+                          for _, ht, hi in conditions]
+            cand = np.concatenate([c for c, _ in outs_multi])
+            p = np.concatenate([q for _, q in outs_multi])
+            y = np.concatenate([self.multi.y[rows]] * len(outs_multi))
+            per_row = np.concatenate([e[sel] for e in np.split(effective, len(conditions))])
+            k = len(self.multi.classes)
+            self.multi.thresholds = _thresholds_by_condition(
+                lambda m: _tag_thresholds(cand[m], p[m], y[m], k), np.ones(len(cand), bool), per_row)
+        self.report["thresholds"] = {t.name: _by_condition(t.thresholds) for t in self.tasks if not t.is_category}
         if self.multi is not None:
-            self.report["thresholds"]["tags"] = {str(tag): round(float(th), 4) for tag, th in
-                                                 zip(self.multi.classes, self.multi.thresholds, strict=True)}
+            self.report["thresholds"]["tags"] = {str(tag): _by_condition(th) for tag, th in
+                                                 zip(self.multi.classes, self.multi.thresholds.T, strict=True)}
         # tag micro-F1 per condition, from the whole prediction path
         for c, (cname, ht, hi) in enumerate(conditions):
             preds = self._assemble(len(val_rows), {name: outs[c] for name, outs in outputs.items()},
@@ -360,9 +364,9 @@ class CatalogueModel:
                 raise ValueError(f"image embeddings have {data.embeddings.shape[1]} dimensions; "
                                  f"this model was trained on {self.dim}")
             rows = np.flatnonzero(has_image)
-            e = data.embeddings[rows]
-            ridge = self.ridge.decision(e)
-            idx, w = self.index.query(e)
+            z = self.index.reduce(data.embeddings[rows])
+            ridge = self.ridge.decision(z)
+            idx, w = self.index.query(z)
             for name in names:
                 s = np.full((n, widths[name]), np.nan, dtype=np.float32)
                 s[rows] = ridge[:, self.ridge_columns[name]]
@@ -384,6 +388,7 @@ class CatalogueModel:
     def _assemble(self, n, outs, multi, has_text, has_image, top_k) -> list[Prediction]:
         preds = []
         low = ~(has_text | has_image)
+        cond = np.minimum(condition_of(has_text, has_image), 2)
         for i in range(n):
             category, score, alternatives = None, 0.0, []
             tags: list[tuple[Tag, float]] = []
@@ -401,7 +406,7 @@ class CatalogueModel:
                     if value == NONE_VALUE:
                         continue
                     tag = Tag(task.name, value)
-                    if not accepted and not low[i] and q >= task.threshold:
+                    if not accepted and not low[i] and q >= task.thresholds[cond[i]]:
                         tags.append((tag, float(q)))
                         accepted = True
                     elif q >= 0.05 and len([1 for t, _ in candidates if t.name == task.name]) < 3:
@@ -410,7 +415,7 @@ class CatalogueModel:
                 cand, p = multi
                 for c, q in zip(cand[i], p[i], strict=True):
                     tag = self.multi.classes[c]
-                    if not low[i] and q >= self.multi.thresholds[c]:
+                    if not low[i] and q >= self.multi.thresholds[cond[i], c]:
                         tags.append((tag, float(q)))
                     elif q >= 0.05:
                         candidates.append((tag, float(q)))
@@ -505,24 +510,31 @@ def _best_threshold(score: np.ndarray, correct: np.ndarray, positives: int) -> f
     return float((score[order[best]] + below) / 2)
 
 
-def _tag_thresholds(scores: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], positives: np.ndarray,
-                    k: int, min_positives: int = 5) -> np.ndarray:
-    """Per-tag thresholds maximising F1 on validation; tags with few validation positives share one."""
-    per_tag: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(k)]
-    all_s, all_c = [], []
-    for cand, p, y in scores:
-        hit = np.take_along_axis(y, cand, 1) > 0
-        all_s.append(p.ravel())
-        all_c.append(hit.ravel())
-        for j in np.unique(cand):
-            sel = cand == j
-            per_tag[j].append((p[sel], hit[sel]))
-    s, c = np.concatenate(all_s), np.concatenate(all_c)
-    shared = _best_threshold(s, c, int(positives.sum()))
+def _thresholds_by_condition(tune: Callable[[np.ndarray], Any], rows: np.ndarray, condition: np.ndarray,
+                             min_rows: int = 50) -> np.ndarray:
+    """`tune(mask)` for each input condition (both, image, text) with at least `min_rows` of `rows`;
+    the other conditions get `tune` over all of `rows`."""
+    pooled = np.asarray(tune(rows), dtype=np.float32)
+    out = []
+    for c in range(len(CONDITIONS)):
+        sel = rows & (condition == c)
+        out.append(np.asarray(tune(sel), dtype=np.float32) if sel.sum() >= min_rows else pooled)
+    return np.stack(out)
+
+
+def _by_condition(thresholds: np.ndarray) -> dict[str, float]:
+    return {name: round(float(t), 4) for name, t in zip(CONDITIONS, thresholds, strict=True)}
+
+
+def _tag_thresholds(cand: np.ndarray, p: np.ndarray, y: np.ndarray, k: int, min_positives: int = 5) -> np.ndarray:
+    """Per-tag thresholds maximising F1 on validation rows (candidates `cand`, their scores `p`, truth
+    matrix `y`); tags with fewer validation positives than `min_positives` share one."""
+    hit = np.take_along_axis(y, cand, 1) > 0
+    positives = y.sum(0)
+    shared = _best_threshold(p.ravel(), hit.ravel(), int(positives.sum()))
     out = np.full(k, shared, dtype=np.float32)
-    for j in range(k):
-        if positives[j] >= min_positives and per_tag[j]:
-            sj = np.concatenate([a for a, _ in per_tag[j]])
-            cj = np.concatenate([b for _, b in per_tag[j]])
-            out[j] = _best_threshold(sj, cj, int(positives[j]))
+    for j in np.unique(cand):
+        if positives[j] >= min_positives:
+            sel = cand == j
+            out[j] = _best_threshold(p[sel], hit[sel], int(positives[j]))
     return out

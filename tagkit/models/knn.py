@@ -9,11 +9,13 @@ BLOCK = 2048
 
 class NeighbourIndex:
     """The training images, reduced to `dim` principal components and re-normalised; `query` finds the
-    `k` nearest (cosine) and weights them by 1 / distance, normalised to sum to 1."""
+    `k` nearest (cosine) and weights them, normalised to sum to 1: by exp((s - s_best) / temperature)
+    of their cosine similarity s, or by 1 / distance when `temperature` is 0."""
 
-    def __init__(self, dim: int = 128, k: int = 10, eps: float = 1e-3) -> None:
+    def __init__(self, dim: int = 256, k: int = 10, temperature: float = 0.05, eps: float = 1e-3) -> None:
         self.dim = dim
         self.k = k
+        self.temperature = temperature
         self.eps = eps
         self.mean: np.ndarray | None = None
         self.components: np.ndarray | None = None
@@ -39,11 +41,12 @@ class NeighbourIndex:
         z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
         return z.astype(np.float32)
 
-    def query(self, e: np.ndarray, leave_one_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Neighbour positions (n × k) and weights (n × k). With `leave_one_out`, `e` must be the
-        training matrix itself and each row's own position is skipped."""
+    def query(self, z: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbour positions (n × k) and weights (n × k) of reduced vectors `z` (see `reduce`);
+        `z` None: of the training images themselves, each one's own position left out."""
         assert self.vectors is not None, "fit first"
-        z = self.vectors if leave_one_out else self.reduce(e)
+        leave_one_out = z is None
+        z = self.vectors if z is None else z
         k = min(self.k, len(self.vectors) - int(leave_one_out))
         n = len(z)
         if k <= 0:
@@ -57,8 +60,10 @@ class NeighbourIndex:
             part, ps = top_k(s, k)
             idx[start:start + BLOCK] = part
             sims[start:start + BLOCK] = ps
-        dist = np.sqrt(np.maximum(2.0 - 2.0 * sims, 0.0))
-        w = 1.0 / (dist + self.eps)
+        if self.temperature > 0:
+            w = np.exp((sims - sims[:, :1]) / self.temperature)
+        else:
+            w = 1.0 / (np.sqrt(np.maximum(2.0 - 2.0 * sims, 0.0)) + self.eps)
         return idx, (w / w.sum(1, keepdims=True)).astype(np.float32)
 
 

@@ -22,7 +22,7 @@ class SingleTask:
     classes: list  # paths (tuples) for the category; values (str, NONE_VALUE included) for attributes
     y: np.ndarray  # class id per product, -1 = unknown (not used for training)
     hierarchy: Hierarchy | None = None
-    threshold: float = 0.0
+    thresholds: np.ndarray = field(default_factory=lambda: np.full(3, 0.5, dtype=np.float32))  # per input condition
 
     @property
     def is_category(self) -> bool:
@@ -36,7 +36,7 @@ class MultiTask:
     classes: list[Tag]
     y: np.ndarray  # (n × k) 0/1
     labelled: np.ndarray  # products with at least one tag
-    thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    thresholds: np.ndarray = field(default_factory=lambda: np.zeros((3, 0), dtype=np.float32))  # condition × tag
 
 
 def category_task(categories: list[tuple[str, ...]]) -> SingleTask | None:

@@ -105,10 +105,14 @@ class TextNB:
 class ImageRidge:
     """Multi-output ridge regression of 0/1 targets on image embeddings, solved in closed form.
 
-    With `landmarks` > 0 the embeddings first go through an RBF Nyström map (a kernel ridge approximation).
-    Every task's targets are solved together (one Gram matrix), and out-of-fold solutions come from the
-    same Gram matrix minus each fold's share, so cross-validation costs little more than one fit.
+    With `landmarks` > 0 the features are RBF kernel values against that many training images picked at
+    random (a kernel ridge on a subset of regressors), else the embeddings themselves. Every task's targets
+    are solved together (one Gram matrix), and out-of-fold solutions come from the per-fold Gram matrices,
+    so cross-validation costs little more than one fit. Features are made in blocks, so memory stays at
+    about one n × landmarks float32 matrix.
     """
+
+    BLOCK = 4096
 
     def __init__(self, landmarks: int = 0, gamma: float = 1.0, alpha: float = 0.1, seed: int = 0) -> None:
         self.landmarks = landmarks
@@ -116,51 +120,44 @@ class ImageRidge:
         self.alpha = alpha
         self.seed = seed
         self.centres: np.ndarray | None = None
-        self.projection: np.ndarray | None = None  # folds the Nyström whitening into the landmark kernel
         self.mean: np.ndarray | None = None
         self.weights: np.ndarray | None = None
-
-    def _fit_map(self, e: np.ndarray) -> None:
-        if self.landmarks and len(e) > self.landmarks:
-            rng = np.random.default_rng(self.seed)
-            self.centres = e[np.sort(rng.choice(len(e), self.landmarks, replace=False))].astype(np.float32)
-            kmm = self._kernel(self.centres).astype(np.float64)
-            w, v = np.linalg.eigh(kmm)
-            w = np.maximum(w, 1e-6 * w.max())
-            self.projection = ((v / np.sqrt(w)) @ v.T).astype(np.float32)
-        else:
-            self.centres = self.projection = None
-
-    def _kernel(self, e: np.ndarray) -> np.ndarray:
-        assert self.centres is not None
-        sq = np.maximum(2.0 - 2.0 * (e @ self.centres.T), 0.0)  # embeddings are L2-normalised
-        return np.exp(-self.gamma * sq).astype(np.float32)
+        self.bias: np.ndarray | None = None
 
     def features(self, e: np.ndarray) -> np.ndarray:
-        f = self._kernel(e) @ self.projection if self.centres is not None else e.astype(np.float32)
-        return np.hstack([f, np.ones((len(f), 1), dtype=np.float32)])
+        if self.centres is None:
+            return e.astype(np.float32)
+        out = np.empty((len(e), len(self.centres)), dtype=np.float32)
+        for start in range(0, len(e), self.BLOCK):
+            sq = np.maximum(2.0 - 2.0 * (e[start:start + self.BLOCK] @ self.centres.T), 0.0)  # unit-length rows
+            out[start:start + self.BLOCK] = np.exp(-self.gamma * sq)
+        return out
 
     def fit_oof(self, e: np.ndarray, y: np.ndarray, folds: np.ndarray, n_folds: int) -> np.ndarray:
         """Fit on all rows of `e` (targets `y`, n × k) and return out-of-fold scores for those rows."""
-        self._fit_map(e)
+        self.centres = None
+        if self.landmarks and len(e) > self.landmarks:
+            rng = np.random.default_rng(self.seed)
+            self.centres = e[np.sort(rng.choice(len(e), self.landmarks, replace=False))].astype(np.float32)
         f = self.features(e)
         self.mean = f.mean(0)
-        self.mean[-1] = 0.0
-        fc = f - self.mean
-        gram = (fc.T @ fc).astype(np.float64)
-        cross = (fc.T @ y).astype(np.float64)
+        f -= self.mean
+        # one Gram matrix per fold: the full one is their sum, each out-of-fold one the sum of the others
+        fold_grams = [f[folds == k].T @ f[folds == k] for k in range(n_folds)]
+        fold_cross = [(f[folds == k].T @ y[folds == k]).astype(np.float64) for k in range(n_folds)]
+        gram = np.sum(fold_grams, axis=0, dtype=np.float64)
+        cross = sum(fold_cross)
         ridge = self.alpha * np.eye(gram.shape[0])
+        self.bias = y.mean(0).astype(np.float32)
         self.weights = np.linalg.solve(gram + ridge, cross).astype(np.float32)
         oof = np.zeros(y.shape, dtype=np.float32)
         for k in range(n_folds):
             rows = np.flatnonzero(folds == k)
-            if not len(rows):
-                continue
-            part = fc[rows]
-            w = np.linalg.solve(gram - part.T @ part + ridge, cross - part.T @ y[rows])
-            oof[rows] = part @ w.astype(np.float32)
+            if len(rows):
+                w = np.linalg.solve(gram - fold_grams[k] + ridge, cross - fold_cross[k])
+                oof[rows] = f[rows] @ w.astype(np.float32) + self.bias
         return oof
 
     def decision(self, e: np.ndarray) -> np.ndarray:
-        assert self.weights is not None and self.mean is not None, "fit first"
-        return (self.features(e) - self.mean) @ self.weights
+        assert self.weights is not None and self.mean is not None and self.bias is not None, "fit first"
+        return (self.features(e) - self.mean) @ self.weights + self.bias
