@@ -96,6 +96,8 @@ def main(ctx: click.Context, db: Path, quiet: bool) -> None:
     tagkit predict folder/ --export csv  predict for new images (and titles, when there are any)
     tagkit eval test.csv                 how good is it, honestly
     tagkit import products.csv           only read a catalogue into the database
+    tagkit review                        accept, reject or correct predictions, one product at a time
+    tagkit feedback export | import      the review decisions as CSV, for a spreadsheet
     tagkit models | stats                the trained models | what the database holds
     """
     ctx.obj = Context(db, quiet)
@@ -324,6 +326,115 @@ def stats(obj: Context, as_json: bool) -> None:
         run = facts["last_run"]
         table.add_row("last run", f"#{run['id']} {run['command']} {run['started_at']} {run['status']}")
     Console().print(table)
+
+
+@main.command()
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most N products.")
+@click.option("--order", type=click.Choice(["uncertain", "random", "id"]), default="uncertain", show_default=True,
+              help="uncertain: where an answer helps most first (alike products spread out); random (seeded); id.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --order random.")
+@click.option("--category", metavar="PATH", help="Only products predicted in this category (or below it).")
+@click.option("--tag", metavar="NAME", help="Only products with this tag (`name: value`, or an attribute name) "
+                                            "predicted or among the candidates.")
+@click.option("--reviewer", metavar="NAME", help="Name stored with each decision (default: your login name).")
+@click.option("--model", "version", help="Review this model version's predictions (default: each product's latest).")
+@click.pass_obj
+def review(obj: Context, limit: int | None, order: str, seed: int, category: str | None, tag: str | None,
+           reviewer: str | None, version: str | None) -> None:
+    """Accept, reject or correct the predictions, one product at a time, with single keys (? shows them).
+
+    Every decision is stored in the database the moment it is made; quitting (q) or a crash loses
+    nothing, and the next `tagkit review` carries on with the products not reviewed yet. Needs a
+    terminal: without one it exits with code 5.
+    """
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        obj.fail("tagkit review needs a terminal (stdin and stdout are not one: a pipe, a file or cron?). "
+                 "To review in a spreadsheet, export the predictions (`tagkit predict ... --export csv`), write "
+                 "the decisions in a feedback CSV and load it with `tagkit feedback import FILE`.",
+                 ExitCode.NOT_A_TERMINAL)
+    from tagkit.queue import predicted_model, review_queue
+    from tagkit.review import Session
+    from tagkit.tui import run
+
+    reviewer = reviewer or _login_name()
+    with obj.open_store() as store:
+        try:
+            version = predicted_model(store, version)
+        except LookupError as error:
+            obj.fail(str(error.args[0]), ExitCode.NO_MODEL)
+        queue = review_queue(store, order=order, seed=seed, model_id=version, category=category, tag=tag,
+                             limit=limit)
+        if not queue:
+            obj.log("nothing left to review: every predicted product that matches has been reviewed")
+            return
+        session = Session(store, queue, reviewer)
+        args = {"order": order, "seed": seed, "category": category, "tag": tag, "limit": limit, "model": version,
+                "reviewer": reviewer}
+        run_id = store.start_run("review", {k: v for k, v in args.items() if v is not None})
+        status = "failed"
+        try:
+            run(session)
+            status = "ok"
+        finally:
+            decisions = sum(len(step.ids) for step in session.history)
+            store.finish_run(run_id, status, {"products_reviewed": session.decided, "decisions": decisions})
+    left = len(queue) - session.position
+    obj.log(f"{session.decided:,} products reviewed, {decisions:,} decisions stored in {obj.db} (table feedback)"
+            + (f"; {left:,} left in this queue" if left > 0 else ""))
+
+
+@main.group()
+def feedback() -> None:
+    """The review decisions as CSV: export them, or import decisions made in a spreadsheet."""
+
+
+@feedback.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
+@click.pass_obj
+def feedback_export(obj: Context, output: Path | None) -> None:
+    """Write every review decision as CSV, oldest first."""
+    from tagkit.feedback import export_csv
+
+    with obj.open_store() as store:
+        if output:
+            with output.open("w", encoding="utf-8", newline="") as out:
+                count = export_csv(store, out)
+        else:
+            count = export_csv(store, sys.stdout)
+    obj.log(f"{count:,} decisions exported" + (f" to {output}" if output else ""))
+
+
+@feedback.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def feedback_import(obj: Context, file: Path) -> None:
+    """Add the decisions of a CSV file (columns as `tagkit feedback export` writes them; product_id, field
+    and decision are required). Bad rows are reported and left out; rows already stored are not added again.
+    """
+    from tagkit.feedback import FeedbackFileError, import_csv
+
+    with obj.run("feedback import", {"file": file}, "importing feedback") as run:
+        try:
+            report = import_csv(run.store, file)
+        except FeedbackFileError as error:
+            run.finish({}, 0, status="failed")
+            raise click.UsageError(str(error)) from error
+        run.store.add_problems(run.id, report.problems)
+        for problem in report.problems:
+            run.progress.problem(problem)
+        run.finish(report.counts(), len(report.problems))
+    obj.log(f"{report.added:,} decisions added, {report.already_there:,} already there, "
+            f"{len(report.problems):,} rows left out")
+    sys.exit(ExitCode.PARTIAL if report.problems else ExitCode.OK)
+
+
+def _login_name() -> str | None:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
 
 
 def _load_mapping(config_path: Path | None, overrides: tuple[str, ...]):  # -> Mapping | None

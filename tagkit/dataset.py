@@ -87,7 +87,11 @@ def product_text(product: Product) -> str:
 def load_dataset(store: Store, image_model: str, dim: int, where: str | None = None,
                  params: Iterable[object] = ()) -> Dataset:
     """Every stored product (or those matching `where`) with its cached embedding for `image_model`."""
-    products = list(store.iter_products(where, params))
+    return products_dataset(store, list(store.iter_products(where, params)), image_model, dim)
+
+
+def products_dataset(store: Store, products: Sequence[Product], image_model: str, dim: int) -> Dataset:
+    """These products with their cached embeddings for `image_model`."""
     vectors = store.get_features(image_model, [p.image_hash for p in products if p.image_hash])
     embeddings = {p.id: vectors[p.image_hash] for p in products if p.image_hash in vectors}
     return Dataset.from_products(products, embeddings, dim)

@@ -8,4 +8,5 @@ class ExitCode(IntEnum):
     ERROR = 1  # an unexpected failure (a bug, a full disk): the message says what
     USAGE = 2  # a bad command line or configuration, or an input that cannot be read at all
     PARTIAL = 3  # finished, but some rows, fields or images had problems (on stderr and in `problems`)
-    NO_MODEL = 4  # no trained model (or not the one asked for), or nothing to train on
+    NO_MODEL = 4  # no trained model (or not the one asked for), nothing to train on, or no predictions to review
+    NOT_A_TERMINAL = 5  # `tagkit review` needs a terminal (stdin and stdout), and was run from a pipe or cron

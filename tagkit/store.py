@@ -8,7 +8,7 @@ Tables (open the file with `sqlite-utils tables tagkit.db --counts` to look arou
                  A row with `error` set records an image that could not be decoded.
 - `models`       trained model versions (filled by `tagkit train`).
 - `predictions`  one row per (product, model version) (filled by `tagkit predict`).
-- `feedback`     review decisions (filled by `tagkit review`).
+- `feedback`     review decisions, one row per decision (filled by `tagkit review` and `tagkit feedback import`).
 - `taxonomy`     categories, attributes and their values (filled by `tagkit taxonomy`).
 - `runs`         every command that wrote to the database, with its counts and outcome.
 - `problems`     what was wrong with the input of each run: file, row, field, message.
@@ -31,7 +31,7 @@ import sqlite_utils
 from tagkit.product import Problem, Product, Tag, format_category, parse_category
 
 DEFAULT_DB = "tagkit.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
     "products": (
@@ -78,6 +78,7 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "category_score": float,
             "alternatives": str,
             "tags": str,
+            "tag_candidates": str,
         },
         ("product_id", "model_id"),
     ),
@@ -88,6 +89,7 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "model_id": str,
             "field": str,
             "predicted": str,
+            "score": float,
             "decision": str,
             "corrected": str,
             "reviewer": str,
@@ -173,13 +175,19 @@ class Store:
         return self.db.atomic()
 
     def _create_schema(self) -> None:
+        """Create missing tables; add the columns and indexes a database made by an older tagkit lacks."""
         with self.transaction():
             for name, (columns, pk) in _SCHEMA.items():
                 table = self.db.table(name)
                 if not table.exists():
                     table.create(columns, pk=pk, not_null=_not_null(pk))
-                    for index in _INDEXES.get(name, []):
-                        table.create_index(index)
+                else:
+                    present = table.columns_dict
+                    for column, kind in columns.items():
+                        if column not in present:
+                            table.add_column(column, kind)
+                for index in _INDEXES.get(name, []):
+                    table.create_index(index, if_not_exists=True)
             self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 
     # products -----------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tagkit import __version__
-from tagkit.dataset import Dataset, load_dataset
+from tagkit.dataset import Dataset, products_dataset
+from tagkit.feedback import apply_feedback, feedback_rows
 from tagkit.ingest import ImportReport, import_products
 from tagkit.product import Problem
 from tagkit.versions import ModelVersion, write_version
@@ -65,7 +66,8 @@ def train(
             store, source, mapping=mapping, products_file=products_file, embedder=embedder,
             on_problem=on_problem, on_progress=on_progress, run_id=run_id,
             on_chunk=lambda chunk: ids.update(p.id for p in chunk))
-    data = labelled(load_dataset(store, embedder.model_id, embedder.dim), ids)
+    products = apply_feedback(store.iter_products(), feedback_rows(store))  # review decisions override labels
+    data = labelled(products_dataset(store, products, embedder.model_id, embedder.dim), ids)
     if not len(data):
         where = f"in {source}" if source is not None else f"in {store.path}"
         raise NothingToLearn(f"no product with a category or tags {where}: nothing to learn from")

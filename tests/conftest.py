@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 import tarfile
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+DEMO = REPO / "examples" / "demo"
 
 
 def _need(path: Path) -> Path:
@@ -43,3 +45,31 @@ def fashion_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_predicted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with a model trained on the demo catalogue and its predictions for the 60 new demo photos."""
+    from click.testing import CliRunner
+
+    from tagkit.cli import main
+
+    db = tmp_path_factory.mktemp("demo") / "tagkit.db"
+    for args in (["train", str(DEMO / "train.csv")],
+                 ["predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv")]):
+        result = CliRunner().invoke(main, ["--db", str(db), "-q", *args], catch_exceptions=False)
+        assert result.exit_code in (0, 3), result.output
+    return db
+
+
+@pytest.fixture
+def demo_db(demo_predicted: Path, tmp_path: Path) -> Path:
+    """A private copy of `demo_predicted` to write decisions into (the model files stay shared)."""
+    copy = tmp_path / "tagkit.db"
+    source, target = sqlite3.connect(demo_predicted), sqlite3.connect(copy)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    return copy

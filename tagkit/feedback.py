@@ -1,0 +1,290 @@
+"""Review decisions: record and undo them, read them back, turn them into labels, move them through CSV.
+
+One row of the `feedback` table is one decision about one product's predictions from one model version:
+
+- `field` `category`: `accept` the predicted path, `reject` it, or `correct` it (`corrected` = the right path).
+- `field` `tag`: `accept` a tag (`predicted`), `reject` it, or `correct` it: `corrected` is the right tag and
+  `predicted` the tag it replaces (empty when a tag is added).
+- `field` `product`: the review of the product's predictions is finished (`accept` with `a`, `reject` with `x`);
+  a product with such a row for a model version is not shown again for that version.
+
+How decisions become labels (`apply_feedback`, used by `tagkit train`): for each product and field (the
+category, or one tag) the latest decision wins, whoever made it and whichever model it was about; its value
+replaces the catalogue label (correction > accept > catalogue label). A rejected tag leaves the label set;
+a rejected category without a correction leaves the product without that category.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from tagkit.product import Problem, Product, Tag, format_category, parse_category
+
+if TYPE_CHECKING:
+    from tagkit.store import Store
+
+FIELDS = ("category", "tag", "product")
+DECISIONS = ("accept", "reject", "correct")
+CSV_COLUMNS = ("id", "product_id", "model_id", "field", "predicted", "score", "decision", "corrected", "reviewer",
+               "created_at")
+_CONTENT = ("product_id", "model_id", "field", "predicted", "score", "decision", "corrected", "reviewer", "created_at")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def stamp() -> str:
+    """The current time in UTC to the millisecond (decisions made within one second keep their order)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One review decision, as stored in a `feedback` row."""
+
+    product_id: str
+    model_id: str | None
+    field: str
+    decision: str
+    predicted: str | None = None
+    corrected: str | None = None
+    score: float | None = None
+    reviewer: str | None = None
+    created_at: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "created_at": self.created_at or stamp()}
+
+
+# the feedback table --------------------------------------------------------------------------------------
+
+def record(store: Store, decisions: Iterable[Decision]) -> list[int]:
+    """Store decisions in one transaction (committed on return); returns their row ids."""
+    ids = []
+    with store.transaction():
+        table = store.db.table("feedback")
+        for decision in decisions:
+            table.insert(decision.row())
+            ids.append(int(table.last_pk))
+    return ids
+
+
+def undo(store: Store, ids: Iterable[int]) -> int:
+    """Delete these decisions (an undo); returns how many rows went."""
+    ids = list(ids)
+    if not ids:
+        return 0
+    with store.transaction():
+        cursor = store.db.execute(f"delete from feedback where id in ({','.join('?' * len(ids))})", ids)
+        return cursor.rowcount
+
+
+def decisions_for(store: Store, product_id: str, model_id: str | None) -> list[dict[str, Any]]:
+    """The decisions about one product's predictions from one model version, oldest first."""
+    return list(store.db.query(
+        "select * from feedback where product_id = ? and model_id is ? order by created_at, id",
+        [product_id, model_id]))
+
+
+def finished(store: Store) -> set[tuple[str, str | None]]:
+    """(product id, model version) pairs whose review is finished (a `product` decision exists)."""
+    return {(r[0], r[1]) for r in store.db.execute(
+        "select distinct product_id, model_id from feedback where field = 'product'")}
+
+
+def feedback_rows(store: Store) -> list[dict[str, Any]]:
+    """Every decision, oldest first."""
+    return list(store.db.query("select * from feedback order by created_at, id"))
+
+
+# decisions → labels --------------------------------------------------------------------------------------
+
+def apply_feedback(products: Iterable[Product], rows: Iterable[Mapping[str, Any]]) -> list[Product]:
+    """The products with their labels as the review decisions say (see the module docstring)."""
+    by_product: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (r["created_at"] or "", r.get("id") or 0)):
+        by_product[row["product_id"]].append(row)
+    return [relabel(p, by_product[p.id]) if p.id in by_product else p for p in products]
+
+
+def relabel(product: Product, rows: Iterable[Mapping[str, Any]]) -> Product:
+    """One product with its decisions (oldest first) applied to its category and tags."""
+    tags = {str(t): t for t in product.tags}
+    last_category = None
+    for row in rows:
+        if row["field"] == "category":
+            last_category = row
+        elif row["field"] == "tag":
+            predicted, corrected = _tag(row["predicted"]), _tag(row["corrected"])
+            if row["decision"] == "accept" and predicted:
+                tags[str(predicted)] = predicted
+            elif row["decision"] in ("reject", "correct") and predicted:
+                tags.pop(str(predicted), None)
+            if row["decision"] == "correct" and corrected:
+                tags[str(corrected)] = corrected
+    category = product.category
+    if last_category is not None:
+        decision, predicted = last_category["decision"], parse_category(last_category["predicted"] or "")
+        if decision == "accept" and predicted:
+            category = predicted
+        elif decision == "correct":
+            category = parse_category(last_category["corrected"] or "")
+        elif decision == "reject" and predicted == category:
+            category = ()
+    return dataclasses.replace(product, category=category, tags=tuple(tags.values()))
+
+
+def _tag(text: str | None) -> Tag | None:
+    return Tag.parse(text) if text and text.strip() else None
+
+
+# CSV -----------------------------------------------------------------------------------------------------
+
+def export_csv(store: Store, out: IO[str]) -> int:
+    """Write every decision, oldest first, as CSV (cells a spreadsheet would run as formulas get a `'`)."""
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for row in feedback_rows(store):
+        writer.writerow([_safe(row[c]) for c in CSV_COLUMNS])
+        count += 1
+    return count
+
+
+@dataclass
+class FeedbackImport:
+    """What `import_csv` did."""
+
+    file: str
+    added: int = 0
+    already_there: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {"added": self.added, "already_there": self.already_there, "rows_failed": len(self.problems)}
+
+
+class FeedbackFileError(ValueError):
+    """The file cannot be read as a feedback CSV at all (missing, not UTF-8, no required columns)."""
+
+
+def import_csv(store: Store, path: str | Path) -> FeedbackImport:
+    """Add the decisions of a CSV file (as written by `export_csv`, or made in a spreadsheet).
+
+    A bad row is reported (file, row, field) and left out; the others go in, in one transaction. Rows
+    already in the database (same content) are not added twice, so importing a file again changes nothing.
+    """
+    path = Path(path)
+    report = FeedbackImport(str(path))
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            missing = {"product_id", "field", "decision"} - set(reader.fieldnames or ())
+            if missing:
+                raise FeedbackFileError(f"{path}: no column {', '.join(sorted(missing))} (the header must name "
+                                        f"at least product_id, field and decision; see `tagkit feedback export`)")
+            rows: list[tuple[dict[str, Any], int]] = []
+            line = 2  # where the record starts: the header is line 1
+            for raw in reader:
+                checked = _check_row(raw, str(path), line)
+                if isinstance(checked, Problem):
+                    report.problems.append(checked)
+                else:
+                    rows.append((checked, line))
+                line = reader.line_num + 1
+    except OSError as error:
+        raise FeedbackFileError(f"cannot read {path}: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise FeedbackFileError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from error
+    except csv.Error as error:
+        raise FeedbackFileError(f"{path}: not a readable CSV file ({error})") from error
+    known = _known_products(store, [r["product_id"] for r, _ in rows])
+    seen: dict[tuple[Any, ...], int] = defaultdict(int)
+    new = []
+    with store.transaction():
+        for row, line in rows:
+            if row["product_id"] not in known:
+                report.problems.append(Problem(str(path), line, "product_id",
+                                               f"no product {row['product_id']!r} in the database; row skipped",
+                                               skipped=True))
+                continue
+            key = tuple(row[c] for c in _CONTENT)
+            seen[key] += 1
+            if seen[key] <= _count_same(store, row):
+                report.already_there += 1
+            else:
+                new.append(row)
+        store.db.table("feedback").insert_all(new)
+    report.added = len(new)
+    return report
+
+
+def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Problem:
+    """A CSV record as a feedback row, or the first thing wrong with it."""
+    def bad(column: str, message: str) -> Problem:
+        return Problem(file, line, column, f"{message}; row skipped", skipped=True)
+
+    if None in raw:
+        return bad("", "more cells than the header has columns")
+    cell = {c: _unsafe((raw.get(c) or "").strip()) for c in CSV_COLUMNS}
+    if not cell["product_id"]:
+        return bad("product_id", "empty product id")
+    if cell["field"] not in FIELDS:
+        return bad("field", f"unknown field {cell['field']!r} (category, tag or product)")
+    if cell["decision"] not in DECISIONS:
+        return bad("decision", f"unknown decision {cell['decision']!r} (accept, reject or correct)")
+    if cell["field"] == "product" and cell["decision"] == "correct":
+        return bad("decision", "a product decision is accept or reject")
+    if cell["decision"] == "correct" and not cell["corrected"]:
+        return bad("corrected", "a correction needs the corrected value")
+    if cell["decision"] != "correct" and cell["corrected"]:
+        return bad("corrected", f"a corrected value goes with decision 'correct', not {cell['decision']!r}")
+    if cell["field"] != "product" and cell["decision"] != "correct" and not cell["predicted"]:
+        return bad("predicted", f"{cell['decision']} of which {cell['field']}? predicted is empty")
+    for column in ("predicted", "corrected"):
+        if cell[column] and cell["field"] == "category":
+            cell[column] = format_category(parse_category(cell[column]))
+        elif cell[column] and cell["field"] == "tag":
+            cell[column] = str(Tag.parse(cell[column]))
+    score = None
+    if cell["score"]:
+        try:
+            score = float(cell["score"])
+        except ValueError:
+            return bad("score", f"not a number: {cell['score']!r}")
+        if not 0.0 <= score <= 1.0:
+            return bad("score", f"{score} is not between 0 and 1")
+    created = stamp()
+    if cell["created_at"]:
+        try:
+            when = datetime.fromisoformat(cell["created_at"])
+        except ValueError:
+            return bad("created_at", f"not a date and time: {cell['created_at']!r} (ISO 8601, e.g. "
+                                     "2026-01-31T14:05:00+00:00)")
+        when = when.replace(tzinfo=when.tzinfo or UTC).astimezone(UTC)
+        created = when.isoformat(timespec="milliseconds" if "." in cell["created_at"] else "seconds")
+    return {**{c: cell[c] or None for c in _CONTENT}, "score": score, "created_at": created}
+
+
+def _known_products(store: Store, ids: list[str]) -> set[str]:
+    sql = "select id from products where id in (select value from json_each(?))"
+    return {r[0] for r in store.db.execute(sql, [json.dumps(sorted(set(ids)), ensure_ascii=False)])}
+
+
+def _count_same(store: Store, row: dict[str, Any]) -> int:
+    where = " and ".join(f"{c} is ?" for c in _CONTENT)
+    return store.db.execute(f"select count(*) from feedback where {where}", [row[c] for c in _CONTENT]).fetchone()[0]
+
+
+def _safe(value: Any) -> Any:
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+
+def _unsafe(value: str) -> str:
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_STARTS) else value

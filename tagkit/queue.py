@@ -1,0 +1,184 @@
+"""Which products `tagkit review` shows, and in which order.
+
+`uncertain` puts first the products where a person's answer helps most: a small margin between the two best
+categories, tag scores close to their thresholds (`uncertainty`). A product whose predicted category and title
+are much like those of a product ranked above it is pushed down (`diversify`), so near-identical products do
+not fill the queue. `random` is seeded; `id` sorts by product id.
+
+The ranking works on `PredictedProduct` records, so a script can rank fresh predictions without a database:
+
+    records = [to_record(product, prediction, "m") for product, prediction in zip(products, predictions)]
+    ids = [r.id for r in rank_uncertain(records)]
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tagkit.feedback import finished
+from tagkit.predicting import PredictedProduct
+from tagkit.product import Tag, parse_category
+
+if TYPE_CHECKING:
+    from tagkit.store import Store
+
+ORDERS = ("uncertain", "random", "id")
+TAG_WEIGHT = 0.5  # a tag at its threshold counts half as much as a tie between the two best categories
+SIMILAR_TITLES = 0.6  # Jaccard similarity of title words (digits left out) from which two titles are alike
+SIMILAR_PENALTY = 0.5  # the uncertainty of a product is multiplied by this for each alike product above it
+SIMILAR_WINDOW = 20  # how many products ranked above, in the same category, a product is compared with
+
+Thresholds = Mapping[str, Any]  # tag or attribute name -> threshold, or {"both"|"image"|"text": threshold}
+
+
+# loading ---------------------------------------------------------------------------------------------------
+
+def load_items(store: Store, model_id: str | None = None) -> list[PredictedProduct]:
+    """Each product's latest predictions (or those of one model version), with its title and image."""
+    sql = ("select p.*, r.title, r.image from predictions p join products r on r.id = p.product_id where "
+           + ("p.model_id = ?" if model_id else
+              "p.model_id = (select max(q.model_id) from predictions q where q.product_id = p.product_id)"))
+    return [_record(row) for row in store.db.query(sql, [model_id] if model_id else [])]
+
+
+def predicted_model(store: Store, version: str | None = None) -> str | None:
+    """The model version named by `version` (an id or a unique prefix) that has predictions, or None when
+    `version` is None; LookupError when there are no predictions (of that version) or the prefix is ambiguous."""
+    if not store.db.execute("select exists (select 1 from predictions)").fetchone()[0]:
+        raise LookupError(f"no predictions to review in {store.path} (run `tagkit predict SOURCE` first)")
+    if not version:
+        return None
+    found = [r[0] for r in store.db.execute(
+        "select distinct model_id from predictions where substr(model_id, 1, length(?)) = ? order by 1",
+        [version, version])]
+    if len(found) != 1:
+        raise LookupError(f"model {version!r} is ambiguous: {', '.join(found)}" if found else
+                          f"no predictions of model {version!r} in {store.path} (see `tagkit models`)")
+    return found[0]
+
+
+def _record(row: dict[str, Any]) -> PredictedProduct:
+    def pairs(text: str | None) -> list[tuple[str, float]]:
+        return [(str(value), float(score)) for value, score in json.loads(text or "[]")]
+
+    return PredictedProduct(
+        id=row["product_id"], title=row["title"] or "", image=row["image"], model=row["model_id"],
+        category=row["category"], category_score=float(row["category_score"] or 0.0),
+        alternatives=pairs(row["alternatives"]), tags=pairs(row["tags"]), candidates=pairs(row.get("tag_candidates")))
+
+
+def model_thresholds(store: Store, model_id: str) -> dict[str, Any]:
+    """The tag thresholds a model version tuned (from its folder's manifest), or {} when unknown."""
+    row = next(store.db.query("select path from models where id = ?", [model_id]), None)
+    try:
+        manifest = json.loads((Path(row["path"]) / "manifest.json").read_text("utf-8")) if row else {}
+        thresholds = manifest.get("report", {}).get("thresholds", {})
+        return {**thresholds, **thresholds.get("tags", {})} if isinstance(thresholds, dict) else {}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def review_queue(store: Store, *, order: str = "uncertain", seed: int = 0, model_id: str | None = None,
+                 category: str | None = None, tag: str | None = None, limit: int | None = None
+                 ) -> list[PredictedProduct]:
+    """The products to review, in order: predicted, matching the filters, and not yet reviewed for the
+    model version that predicted them. The order is computed over all matching predictions before the
+    reviewed ones are left out, so a new session carries on where the last one stopped."""
+    items = [i for i in load_items(store, model_id) if matches(i, category, tag)]
+    thresholds = {m: model_thresholds(store, m) for m in {i.model for i in items}} if order == "uncertain" else {}
+    ordered = order_items(items, order, seed=seed, thresholds=thresholds)
+    done = finished(store)
+    queue = [i for i in ordered if (i.id, i.model) not in done]
+    return queue[:limit] if limit else queue
+
+
+def matches(item: PredictedProduct, category: str | None = None, tag: str | None = None) -> bool:
+    """Whether the predicted category starts with the path `category` and a predicted or candidate tag is
+    `tag` (a whole `name: value` tag or an attribute name; case does not matter)."""
+    if category:
+        prefix = parse_category(category)
+        if parse_category(item.category or "")[: len(prefix)] != prefix:
+            return False
+    if tag:
+        wanted = tag.strip().casefold()
+        tags = [Tag.parse(t) for t, _ in [*item.tags, *item.candidates]]
+        if not any(wanted in (str(t).casefold(), t.name.casefold()) for t in tags):
+            return False
+    return True
+
+
+# ordering --------------------------------------------------------------------------------------------------
+
+def order_items(items: Sequence[PredictedProduct], order: str, *, seed: int = 0,
+                thresholds: Mapping[str, Thresholds] | None = None) -> list[PredictedProduct]:
+    """`items` in review order (`order` one of ORDERS); `thresholds` per model version, for `uncertain`."""
+    by_id = sorted(items, key=lambda i: (i.id, i.model))
+    if order == "id":
+        return by_id
+    if order == "random":
+        random.Random(seed).shuffle(by_id)
+        return by_id
+    if order == "uncertain":
+        return rank_uncertain(by_id, thresholds)
+    raise ValueError(f"unknown order {order!r} (known: {', '.join(ORDERS)})")
+
+
+def rank_uncertain(items: Iterable[PredictedProduct],
+                   thresholds: Mapping[str, Thresholds] | None = None) -> list[PredictedProduct]:
+    """Most uncertain first, alike products pushed down. `thresholds`: per model version (may be empty)."""
+    thresholds = thresholds or {}
+    scored = sorted(((uncertainty(i, thresholds.get(i.model)), i) for i in items), key=lambda s: (-s[0], s[1].id))
+    return [item for _, item in diversify(scored)]
+
+
+def uncertainty(item: PredictedProduct, thresholds: Thresholds | None = None) -> float:
+    """How much a person's answer would teach: 1 - (best category's probability - the next one's), plus
+    TAG_WEIGHT times the closeness (1 at the threshold, 0 at 0.5 away) of the tag nearest its threshold."""
+    second = item.alternatives[0][1] if item.alternatives else 0.0
+    margin = item.category_score - second if item.category else 0.0
+    inputs = "both" if item.title and item.image else "text" if item.title else "image"
+    closeness = [max(0.0, 1.0 - 2.0 * abs(score - threshold_for(tag, inputs, thresholds)))
+                 for tag, score in [*item.tags, *item.candidates]]
+    return round(1.0 - margin + TAG_WEIGHT * max(closeness, default=0.0), 6)
+
+
+def threshold_for(tag: str, inputs: str, thresholds: Thresholds | None) -> float:
+    """The threshold of a tag (its own, else its attribute's) for the inputs a product had; 0.5 if unknown."""
+    thresholds = thresholds or {}
+    value = thresholds.get(tag, thresholds.get(Tag.parse(tag).name))
+    if isinstance(value, Mapping):
+        value = value.get(inputs, value.get("both"))
+    return float(value) if isinstance(value, int | float) else 0.5
+
+
+def diversify(scored: Sequence[tuple[float, PredictedProduct]]) -> list[tuple[float, PredictedProduct]]:
+    """Re-rank (score, item) pairs sorted best first: each item's score is multiplied by SIMILAR_PENALTY for
+    every alike item (same predicted category, similar title words; no title: same category) among the
+    SIMILAR_WINDOW ranked above it in its category."""
+    recent: dict[str | None, deque[frozenset[str]]] = defaultdict(lambda: deque(maxlen=SIMILAR_WINDOW))
+    out = []
+    for rank, (score, item) in enumerate(scored):
+        words = title_words(item.title)
+        above = recent[item.category]
+        alike = sum(1 for other in above if _similar(words, other))
+        above.append(words)
+        out.append((score * SIMILAR_PENALTY ** alike, rank, item))
+    out.sort(key=lambda s: (-s[0], s[1]))
+    return [(score, item) for score, _, item in out]
+
+
+def title_words(title: str) -> frozenset[str]:
+    """The words of a title, lower case, without digits (sizes and model numbers make no difference)."""
+    return frozenset(w for w in re.findall(r"[^\W\d_]+", title.casefold()) if len(w) > 1)
+
+
+def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
+    if not a or not b:
+        return not a and not b
+    return len(a & b) / len(a | b) >= SIMILAR_TITLES

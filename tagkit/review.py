@@ -1,0 +1,243 @@
+"""A review session without the terminal: what one product's screen shows, and what each key records.
+
+The screen's state is always read back from the `feedback` table, so what is shown is what is stored: a
+session that is quit, killed or crashes loses nothing, and the next one shows a half-reviewed product as it
+was left. Each action records its decisions in one transaction at once and can be undone (several steps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tagkit.feedback import Decision, decisions_for, record, undo
+from tagkit.product import Tag, format_category, parse_category
+
+if TYPE_CHECKING:
+    from tagkit.predicting import PredictedProduct
+    from tagkit.store import Store
+
+KEYS = "1234567890"  # the keys of the first ten suggestions
+
+
+@dataclass
+class Suggestion:
+    """One line of the screen: a category path or a tag, shown on (chosen) or off, decided or not yet."""
+
+    kind: str  # "category", "tag" (predicted or added) or "candidate" (a tag below its threshold)
+    value: str
+    score: float | None
+    on: bool
+    decision: str | None = None  # the stored decision about it: accept, reject, correct; None: not yet
+    key: str = ""
+
+
+@dataclass
+class Screen:
+    """What is shown for one product: its suggestions, with the keys that toggle them."""
+
+    item: PredictedProduct
+    suggestions: list[Suggestion]
+    finished: str | None = None  # "accept" or "reject" once the product is done
+
+    def by_key(self, key: str) -> Suggestion | None:
+        return next((s for s in self.suggestions if s.key == key), None)
+
+
+def screen_for(item: PredictedProduct, rows: list[dict]) -> Screen:
+    """The screen of a product given the stored decisions about its predictions (oldest first)."""
+    chosen, category_decision = item.category, None
+    tags: dict[str, list] = {}  # tag -> [kind, score, on, decision]
+    for tag, score in item.tags:
+        tags[tag] = ["tag", score, True, None]
+    for tag, score in item.candidates:
+        tags.setdefault(tag, ["candidate", score, False, None])
+    finished = None
+    for row in rows:
+        if row["field"] == "category":
+            category_decision = row["decision"]
+            chosen = row["corrected"] if row["decision"] == "correct" else (
+                row["predicted"] if row["decision"] == "accept" else None)
+        elif row["field"] == "tag":
+            if row["predicted"]:
+                entry = tags.setdefault(row["predicted"], ["tag", None, False, None])
+                entry[2] = row["decision"] == "accept"
+                entry[3] = "accept" if row["decision"] == "accept" else "reject"
+            if row["decision"] == "correct" and row["corrected"]:
+                entry = tags.setdefault(row["corrected"], ["tag", None, True, None])
+                entry[2], entry[3] = True, "correct"
+        elif row["field"] == "product":
+            finished = row["decision"]
+    options = [(item.category, item.category_score)] if item.category else []
+    options += [(path, score) for path, score in item.alternatives if path != item.category]
+    if chosen and chosen not in [path for path, _ in options]:
+        options.append((chosen, None))
+    suggestions = []
+    for path, score in options:
+        on = path == chosen
+        decision = category_decision if on or (path == item.category and category_decision == "reject") else None
+        suggestions.append(Suggestion("category", path, score, on, decision))
+    for kind in ("tag", "candidate"):
+        suggestions += [Suggestion(k, tag, score, on, decision)
+                        for tag, (k, score, on, decision) in tags.items() if k == kind]
+    for key, suggestion in zip(KEYS, suggestions, strict=False):
+        suggestion.key = key
+    return Screen(item, suggestions, finished)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One action, for undo: where it was made, the feedback rows it stored, what it did."""
+
+    position: int
+    ids: list[int]
+    what: str
+    finishes: bool = False
+
+
+@dataclass
+class Session:
+    """A queue of products reviewed one at a time by one reviewer; every action is stored at once."""
+
+    store: Store
+    queue: list[PredictedProduct]
+    reviewer: str | None = None
+    position: int = 0
+    history: list[Step] = field(default_factory=list)
+    decided: int = 0  # products finished in this session
+    _known: tuple[list[str], list[str]] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def item(self) -> PredictedProduct | None:
+        return self.queue[self.position] if self.position < len(self.queue) else None
+
+    def screen(self) -> Screen | None:
+        item = self.item
+        return screen_for(item, decisions_for(self.store, item.id, item.model)) if item else None
+
+    # actions: each returns a short message for the status line ------------------------------------------
+
+    def toggle(self, key: str) -> str:
+        """Turn the suggestion on key `key` off if it is on, on if it is off."""
+        screen = self.screen()
+        suggestion = screen.by_key(key) if screen else None
+        if screen is None or suggestion is None:
+            return f"no suggestion on key {key}"
+        if suggestion.kind == "category":
+            if suggestion.on:
+                return self._do([self._category("reject", screen)], f"category rejected: {suggestion.value}")
+            return self._choose_category(screen, suggestion.value)
+        decision = "reject" if suggestion.on else "accept"
+        row = self._decision("tag", decision, predicted=suggestion.value, score=suggestion.score)
+        return self._do([row], f"{decision}ed: {suggestion.value}")
+
+    def accept_all(self) -> str:
+        """Accept every suggestion shown on that is not decided yet, and finish the product."""
+        return self._finish("accept")
+
+    def reject_all(self) -> str:
+        """Reject every prediction not decided yet, and finish the product."""
+        return self._finish("reject")
+
+    def edit(self, text: str) -> str:
+        """Type a category path or a tag (`name: value`, or a known plain tag): the category is chosen, the
+        tag turned on or added; a tag whose attribute has exactly one predicted value on replaces it."""
+        screen = self.screen()
+        path = format_category(parse_category(text))
+        if screen is None or not path:
+            return "nothing changed"
+        categories, tags = self.known_values()
+        if path not in categories and (":" in text or str(Tag.parse(text)) in tags):
+            return self._edit_tag(screen, str(Tag.parse(text)))
+        note = "" if path in categories else " (a new category)"
+        return self._choose_category(screen, path) + note
+
+    def skip(self) -> str:
+        """Go on to the next product without a decision (it is shown again by the next session)."""
+        item = self.item
+        if item is None:
+            return "nothing to skip"
+        self.position += 1
+        return f"skipped {item.id}"
+
+    def undo(self) -> str:
+        """Remove the last action's decisions and go back to its product."""
+        if not self.history:
+            return "nothing to undo"
+        step = self.history.pop()
+        undo(self.store, step.ids)
+        self.decided -= step.finishes
+        self.position = step.position
+        return f"undone: {step.what}"
+
+    def known_values(self) -> tuple[list[str], list[str]]:
+        """The category paths and tags the database knows (labels and predictions), for completion."""
+        if self._known is None:
+            self._known = known_values(self.store)
+        return self._known
+
+    # helpers ---------------------------------------------------------------------------------------------
+
+    def _finish(self, decision: str) -> str:
+        screen = self.screen()
+        if screen is None:
+            return "nothing to decide"
+        rows = []
+        category = next((s for s in screen.suggestions if s.kind == "category" and s.decision), None)
+        if category is None and screen.item.category:
+            rows.append(self._category(decision, screen))
+        for s in screen.suggestions:
+            if s.kind == "tag" and s.decision is None and s.on:
+                rows.append(self._decision("tag", decision, predicted=s.value, score=s.score))
+        rows.append(self._decision("product", decision))
+        message = self._do(rows, f"{decision}ed all: {screen.item.id}", finishes=True)
+        self.position += 1
+        self.decided += 1
+        return message
+
+    def _choose_category(self, screen: Screen, path: str) -> str:
+        item = screen.item
+        if path == item.category:
+            return self._do([self._category("accept", screen)], f"category accepted: {path}")
+        return self._do([self._category("correct", screen, corrected=path)], f"category set: {path}")
+
+    def _edit_tag(self, screen: Screen, tag: str) -> str:
+        shown = {s.value: s for s in screen.suggestions if s.kind != "category"}
+        if tag in shown:
+            if shown[tag].on:
+                return f"already on: {tag}"
+            return self._do([self._decision("tag", "accept", predicted=tag, score=shown[tag].score)],
+                            f"accepted: {tag}")
+        name = Tag.parse(tag).name
+        same = [s for s in screen.suggestions if s.kind == "tag" and s.on and name and Tag.parse(s.value).name == name]
+        replaced = same[0] if len(same) == 1 else None
+        row = self._decision("tag", "correct", predicted=replaced.value if replaced else None, corrected=tag,
+                             score=replaced.score if replaced else None)
+        return self._do([row], f"{replaced.value} → {tag}" if replaced else f"added: {tag}")
+
+    def _category(self, decision: str, screen: Screen, corrected: str | None = None) -> Decision:
+        return self._decision("category", decision, predicted=screen.item.category, corrected=corrected,
+                              score=screen.item.category_score if screen.item.category else None)
+
+    def _decision(self, field_: str, decision: str, *, predicted: str | None = None, corrected: str | None = None,
+                  score: float | None = None) -> Decision:
+        item = self.item
+        assert item is not None
+        return Decision(item.id, item.model, field_, decision, predicted=predicted, corrected=corrected,
+                        score=score, reviewer=self.reviewer)
+
+    def _do(self, decisions: list[Decision], what: str, finishes: bool = False) -> str:
+        self.history.append(Step(self.position, record(self.store, decisions), what, finishes))
+        return what
+
+
+def known_values(store: Store) -> tuple[list[str], list[str]]:
+    """The distinct category paths and tags of the products' labels and of the predictions, sorted."""
+    categories = [r[0] for r in store.db.execute(
+        "select category from products where category is not null"
+        " union select category from predictions where category is not null order by 1")]
+    tags = [r[0] for r in store.db.execute(
+        "select j.value from products, json_each(products.tags) j where products.tags is not null"
+        " union select json_extract(j.value, '$[0]') from predictions, json_each(predictions.tags) j"
+        " where predictions.tags is not null order by 1")]
+    return categories, [t for t in tags if t]

@@ -1,0 +1,164 @@
+"""Review decisions: how they become labels, their CSV round trip, and a correction changing the next model."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tagkit.cli import main
+from tagkit.exitcodes import ExitCode
+from tagkit.feedback import Decision, apply_feedback, feedback_rows, record
+from tagkit.product import Product, Tag
+from tagkit.store import Store
+
+
+def tagkit(db: Path, *args: str):
+    return CliRunner().invoke(main, ["--db", str(db), *args], catch_exceptions=False)
+
+
+def row(field: str, decision: str, predicted: str | None = None, corrected: str | None = None, at: str = "",
+        product: str = "p1") -> dict:
+    return {"product_id": product, "field": field, "decision": decision, "predicted": predicted,
+            "corrected": corrected, "created_at": at, "id": 0}
+
+
+SHOE = Product("p1", "Runner", category=("Shoes", "Sports"), tags=(Tag("color", "Red"), Tag("usage", "Sports")))
+
+
+def test_decisions_override_catalogue_labels():
+    [p] = apply_feedback([SHOE], [
+        row("category", "correct", "Shoes > Sports", "Shoes > Running", at="2026-01-01T10:00:00+00:00"),
+        row("tag", "reject", "color: Red", at="2026-01-01T10:00:01+00:00"),
+        row("tag", "correct", None, "color: Blue", at="2026-01-01T10:00:02+00:00"),
+        row("tag", "accept", "feature: Waterproof", at="2026-01-01T10:00:03+00:00"),
+    ])
+    assert p.category == ("Shoes", "Running")
+    assert set(map(str, p.tags)) == {"usage: Sports", "color: Blue", "feature: Waterproof"}
+    assert p.title == "Runner"
+
+
+def test_latest_decision_per_field_wins():
+    rows = [row("category", "correct", "Shoes > Sports", "Shoes > Running", at="2026-01-01T10:00:05+00:00"),
+            row("category", "accept", "Bags", at="2026-01-01T10:00:09+00:00"),
+            row("tag", "accept", "color: Green", at="2026-01-01T10:00:01+00:00"),
+            row("tag", "reject", "color: Green", at="2026-01-01T10:00:02+00:00"),
+            row("tag", "correct", "usage: Sports", "usage: Casual", at="2026-01-01T10:00:03+00:00")]
+    [p] = apply_feedback([SHOE], reversed(rows))  # the order given does not matter, the time does
+    assert p.category == ("Bags",)
+    assert set(map(str, p.tags)) == {"color: Red", "usage: Casual"}
+
+
+def test_rejected_category_without_correction():
+    [same] = apply_feedback([SHOE], [row("category", "reject", "Shoes > Sports", at="2026-01-01")])
+    assert same.category == (), "the rejected path is no label"
+    [other] = apply_feedback([SHOE], [row("category", "reject", "Bags", at="2026-01-01")])
+    assert other.category == ("Shoes", "Sports"), "rejecting another path says nothing about the catalogue's"
+    untouched = Product("p2", "Bag", category=("Bags",))
+    assert apply_feedback([untouched], [row("category", "reject", "Bags", at="x")]) == [untouched]
+
+
+def test_export_import_round_trip(demo_db: Path, tmp_path: Path):
+    with Store(demo_db) as store:
+        ids = [r["product_id"] for r in store.db.query("select product_id from predictions order by 1 limit 2")]
+        record(store, [
+            Decision(ids[0], "m1", "category", "correct", predicted="A > B", corrected="=C > D", score=0.5,
+                     reviewer="ana"),
+            Decision(ids[0], "m1", "tag", "accept", predicted="color: Red", score=0.25, reviewer="ana"),
+            Decision(ids[0], "m1", "tag", "reject", predicted="color: Red", score=0.25, reviewer="ana"),
+            Decision(ids[0], "m1", "tag", "accept", predicted="color: Red", score=0.25, reviewer="ana"),
+            Decision(ids[1], "m1", "product", "reject", reviewer="بهار"),
+        ])
+    exported = tmp_path / "feedback.csv"
+    assert tagkit(demo_db, "feedback", "export", "-o", str(exported)).exit_code == 0
+    assert "'=C > D" in exported.read_text("utf-8"), "a cell a spreadsheet would run is neutralised"
+    fresh = tmp_path / "fresh.db"
+    with Store(fresh) as store:
+        store.upsert_products([Product(i, "x") for i in ids])
+    result = tagkit(fresh, "feedback", "import", str(exported))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert "5 decisions added" in result.stderr
+
+    def content(db: Path) -> list[dict]:
+        with Store(db) as store:
+            return [{k: v for k, v in r.items() if k != "id"} for r in feedback_rows(store)]
+
+    assert content(fresh) == content(demo_db)
+    assert content(fresh)[0]["corrected"] == "=C > D" and content(fresh)[4]["reviewer"] == "بهار"
+    again = tagkit(fresh, "feedback", "import", str(exported))
+    assert again.exit_code == ExitCode.OK and "0 decisions added, 5 already there" in again.stderr
+    assert tagkit(fresh, "feedback", "export").stdout == tagkit(demo_db, "feedback", "export").stdout
+
+
+def test_import_reports_bad_rows_and_keeps_the_rest(demo_db: Path, tmp_path: Path):
+    with Store(demo_db) as store:
+        pid = next(store.db.query("select product_id from predictions limit 1"))["product_id"]
+    lines = [
+        "product_id,field,decision,predicted,corrected,created_at",
+        f"{pid},category,correct,A > B,A > C,2026-01-02T03:04:05+00:00",
+        f"{pid},colour,accept,color: Red,,",
+        f"{pid},tag,maybe,color: Red,,",
+        "no-such-product,tag,accept,color: Red,,",
+        f"{pid},tag,correct,color: Red,,",
+        f"{pid},tag,accept,color: Red,,yesterday",
+        f"{pid},tag,reject,\"usage:\nSports\",,",
+    ]
+    file = tmp_path / "sheet.csv"
+    file.write_text("\n".join(lines) + "\n", "utf-8")
+    result = tagkit(demo_db, "feedback", "import", str(file))
+    assert result.exit_code == ExitCode.PARTIAL == 3
+    err = result.stderr
+    assert f"{file}, row 3, field 'field': unknown field 'colour'" in err
+    assert "row 4, field 'decision': unknown decision 'maybe'" in err
+    assert "row 5, field 'product_id': no product 'no-such-product'" in err
+    assert "row 6, field 'corrected': a correction needs the corrected value" in err
+    assert "row 7, field 'created_at': not a date and time: 'yesterday'" in err
+    assert "2 decisions added" in err
+    with Store(demo_db) as store:
+        stored = [(r["field"], r["decision"], r["predicted"], r["corrected"]) for r in feedback_rows(store)]
+        problems = list(store.db.query("select row, field from problems where run_id = "
+                                       "(select max(id) from runs) order by row"))
+    assert stored == [("category", "correct", "A > B", "A > C"), ("tag", "reject", "usage: Sports", None)]
+    assert [(p["row"], p["field"]) for p in problems] == [(3, "field"), (4, "decision"), (5, "product_id"),
+                                                          (6, "corrected"), (7, "created_at")]
+    missing = tmp_path / "missing.csv"
+    missing.write_text("id,title\n1,x\n", "utf-8")
+    bad = tagkit(demo_db, "feedback", "import", str(missing))
+    assert bad.exit_code == ExitCode.USAGE and "no column decision, field, product_id" in bad.stderr
+
+
+def test_an_older_database_gets_the_new_columns(tmp_path: Path):
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table feedback (id integer primary key, product_id text, model_id text, field text,"
+                     " predicted text, decision text, corrected text, reviewer text, created_at text)")
+    conn.close()
+    with Store(db) as store:
+        assert "score" in store.db.table("feedback").columns_dict
+        assert "tag_candidates" in store.db.table("predictions").columns_dict
+
+
+def test_a_correction_changes_the_next_model(demo_db: Path):
+    from tagkit.image import ImageEmbedder
+    from tagkit.predicting import embedder_for, load_model, predict_chunk
+    from tagkit.training import train
+
+    def predicted_category(store: Store, product: Product) -> str | None:
+        found, model = load_model(store)
+        return predict_chunk(store, model, found, embedder_for(found), [product], 3)[0].category
+
+    with Store(demo_db) as store:
+        product = store.product("dm-0001")
+        assert product is not None
+        before = predicted_category(store, product)
+        assert before == product.category_path
+        target = next(r["category"] for r in store.db.query(
+            "select distinct category from products where category is not null order by 1")
+            if r["category"] != before)
+        record(store, [Decision(product.id, None, "category", "correct", predicted=before, corrected=target,
+                                reviewer="ana")])
+        report = train(store, embedder=ImageEmbedder())
+        assert report.counts["products"] >= 300
+        assert predicted_category(store, product) == target
+        assert store.product("dm-0001").category_path == before, "the catalogue itself is not rewritten"

@@ -1,0 +1,343 @@
+"""`tagkit review` driven through a pseudo-terminal on the demo catalogue's predictions: keys in, screens
+out, decisions in the database; and the review queue's order."""
+
+from __future__ import annotations
+
+import codecs
+import fcntl
+import os
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tagkit.cli import main
+from tagkit.exitcodes import ExitCode
+from tagkit.predicting import PredictedProduct
+from tagkit.queue import load_items, rank_uncertain, review_queue, uncertainty
+from tagkit.review import known_values, screen_for
+from tagkit.store import Store
+
+TAGKIT = Path(sys.executable).with_name("tagkit")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>78]|\r")
+CLEAR = "\x1b[2J"
+
+
+class Terminal:
+    """`tagkit review` running on a pseudo-terminal: type keys, read what it draws."""
+
+    def __init__(self, db: Path, *args: str, rows: int = 30, cols: int = 110, env: dict[str, str] | None = None):
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.proc = subprocess.Popen(
+            [str(TAGKIT), "--db", str(db), "review", "--reviewer", "tester", *args],
+            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+            env={**os.environ, "TERM": "xterm-256color", **(env or {})})
+        os.close(slave)
+        self.fd = master
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.raw = ""
+        self.closed = False
+
+    def _read(self, wait: float) -> None:
+        if select.select([self.fd], [], [], wait)[0]:
+            try:
+                data = os.read(self.fd, 65536)
+            except OSError:  # the child is gone
+                data = b""
+            if data:
+                self.raw += self.decoder.decode(data)
+            else:
+                self.closed = True
+
+    def expect(self, marker: str, timeout: float = 30.0) -> str:
+        """The text drawn since the last screen clear, up to `marker` (escape codes removed)."""
+        deadline = time.monotonic() + timeout
+        while marker not in ANSI.sub("", self.raw):
+            if self.closed or time.monotonic() > deadline:
+                raise AssertionError(f"never saw {marker!r}; last output:\n{ANSI.sub('', self.raw)[-3000:]}")
+            self._read(0.2)
+        text = ANSI.sub("", self.raw.split(CLEAR)[-1])
+        self.raw = ""
+        return text
+
+    def screen(self) -> str:
+        return self.expect("q quit")
+
+    def press(self, keys: str) -> str:
+        """Type `keys` and return the screen drawn after them."""
+        os.write(self.fd, keys.encode())
+        return self.screen()
+
+    def type(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def quit(self) -> tuple[int, str]:
+        """Press q; the exit code and what was printed on the way out."""
+        os.write(self.fd, b"q")
+        return self.wait()
+
+    def wait(self) -> tuple[int, str]:
+        code = self.proc.wait(timeout=30)
+        while not self.closed:
+            self._read(0.2)
+        return code, ANSI.sub("", self.raw)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.fd)
+
+
+@pytest.fixture
+def terminals():
+    started: list[Terminal] = []
+
+    def start(db: Path, *args: str, **kwargs) -> Terminal:
+        started.append(Terminal(db, *args, **kwargs))
+        return started[-1]
+
+    yield start
+    for terminal in started:
+        terminal.close()
+
+
+def items_by_id(db: Path) -> list[PredictedProduct]:
+    with Store(db) as store:
+        return sorted(load_items(store), key=lambda i: i.id)
+
+
+def rows(db: Path, product_id: str | None = None) -> list[dict]:
+    with Store(db) as store:
+        where, params = ("where product_id = ?", [product_id]) if product_id else ("", [])
+        return list(store.db.query(f"select * from feedback {where} order by id", params))
+
+
+def decisions(db: Path, product_id: str) -> set[tuple]:
+    return {(r["field"], r["decision"], r["predicted"], r["corrected"]) for r in rows(db, product_id)}
+
+
+def key_of(item: PredictedProduct, kind: str, index: int = 0) -> tuple[str, str]:
+    """The key and value of the `index`-th suggestion of this kind on a fresh screen of `item`."""
+    suggestions = [s for s in screen_for(item, []).suggestions if s.kind == kind and s.key]
+    return suggestions[index].key, suggestions[index].value
+
+
+def test_review_without_a_terminal_exits_with_its_code(demo_db: Path):
+    result = CliRunner().invoke(main, ["--db", str(demo_db), "review"])
+    assert result.exit_code == ExitCode.NOT_A_TERMINAL == 5
+    assert "needs a terminal" in result.stderr
+    piped = subprocess.run([str(TAGKIT), "--db", str(demo_db), "review"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=60)
+    assert piped.returncode == ExitCode.NOT_A_TERMINAL
+    assert "needs a terminal" in piped.stderr and piped.stdout == ""
+
+
+def test_accept_reject_toggle_skip_then_quit_and_resume(demo_db: Path, terminals):
+    first, second, third, fourth = items_by_id(demo_db)[:4]
+    term = terminals(demo_db, "--order", "id")
+    screen = term.screen()
+    assert f"product 1 of 60: {first.id}" in screen
+    assert "▀" in screen, "the image is drawn with half blocks"
+    assert f"· {first.category}" in screen, "the predicted category is shown, not yet decided"
+    alternative_key, alternative = key_of(first, "category", 1)
+    tag_key, tag = key_of(first, "tag")
+    screen = term.press(alternative_key)
+    assert f"{alternative_key} ✓ {alternative}" in screen
+    assert decisions(demo_db, first.id) == {("category", "correct", first.category, alternative)}
+    screen = term.press(tag_key)
+    assert f"{tag_key} ✗ {tag}" in screen
+    screen = term.press("a")
+    assert f"product 2 of 60: {second.id}" in screen
+    other_tags = {t for t, _ in first.tags} - {tag}
+    assert decisions(demo_db, first.id) == {
+        ("category", "correct", first.category, alternative), ("tag", "reject", tag, None),
+        *{("tag", "accept", t, None) for t in other_tags}, ("product", "accept", None, None)}
+    assert {r["reviewer"] for r in rows(demo_db)} == {"tester"}
+    assert all(r["model_id"] == first.model for r in rows(demo_db))
+
+    screen = term.press("x")
+    assert f"product 3 of 60: {third.id}" in screen
+    assert decisions(demo_db, second.id) == {
+        ("category", "reject", second.category, None), *{("tag", "reject", t, None) for t, _ in second.tags},
+        ("product", "reject", None, None)}
+    screen = term.press(" ")
+    assert f"product 4 of 60: {fourth.id}" in screen
+    assert rows(demo_db, third.id) == [], "a skip stores nothing"
+    code, text = term.quit()
+    assert code == 0
+    assert "2 products reviewed" in text
+
+    again = terminals(demo_db, "--order", "id")
+    screen = again.screen()
+    assert f"product 1 of 58: {third.id}" in screen, "resumes at the first product not reviewed"
+    seen = [screen]
+    for _ in range(58):
+        seen.append(again.press(" "))
+    assert "the queue is done" in seen[-1]
+    shown = "".join(seen)
+    assert f": {first.id} ·" not in shown and f": {second.id} ·" not in shown, "reviewed products never come back"
+    assert again.quit()[0] == 0
+
+
+def test_undo_goes_back_several_steps(demo_db: Path, terminals):
+    first, second, third = items_by_id(demo_db)[:3]
+    term = terminals(demo_db, "--order", "id")
+    term.screen()
+    tag_key, tag = key_of(first, "tag")
+    assert f"{tag_key} ✗ {tag}" in term.press(tag_key)
+    assert second.id in term.press("a")
+    assert third.id in term.press("a")
+    assert {r["product_id"] for r in rows(demo_db)} == {first.id, second.id}
+    screen = term.press("u")
+    assert f"product 2 of 60: {second.id}" in screen and "undone: accepted all" in screen
+    assert rows(demo_db, second.id) == []
+    screen = term.press("u")
+    assert f"product 1 of 60: {first.id}" in screen
+    assert decisions(demo_db, first.id) == {("tag", "reject", tag, None)}, "the toggle made before is kept"
+    screen = term.press("u")
+    assert f"{tag_key} · {tag}" in screen
+    assert rows(demo_db) == []
+    assert "nothing to undo" in term.press("u")
+    assert term.quit()[0] == 0
+
+
+def unique_prefix(value: str, options: list[str]) -> str:
+    """The shortest beginning of `value` that no other option has."""
+    for end in range(1, len(value) + 1):
+        if [o for o in options if o.startswith(value[:end])] == [value]:
+            return value[:end]
+    raise AssertionError(f"{value!r} has no unique prefix")
+
+
+def test_edit_with_tab_completion(demo_db: Path, terminals):
+    first = items_by_id(demo_db)[0]
+    with Store(demo_db) as store:
+        categories, tags = known_values(store)
+    options = categories + tags
+    target = next(c for c in categories if c != first.category and c not in dict(first.alternatives))
+    replaced = first.tags[0][0]
+    name = replaced.split(":")[0]
+    replacement = next(t for t in tags if t.startswith(f"{name}: ") and t != replaced)
+    term = terminals(demo_db, "--order", "id")
+    term.screen()
+    term.type("e")
+    term.expect("edit> ")
+    term.type(unique_prefix(target, options) + "\t")
+    term.expect(f"edit> {target}")
+    screen = term.press("\r")
+    assert f"✓ {target}" in screen and "(yours)" in screen
+    term.type("e")
+    term.expect("edit> ")
+    term.type(unique_prefix(replacement, options) + "\t")
+    term.expect(f"edit> {replacement}")
+    screen = term.press("\r")
+    assert f"{replaced} → {replacement}" in screen
+    assert f"✗ {replaced}" in screen and f"✓ {replacement}" in screen
+    term.type("e")
+    term.expect("edit> ")
+    term.type("zzz\x1b")
+    assert "edit cancelled" in term.screen()
+    assert decisions(demo_db, first.id) == {("category", "correct", first.category, target),
+                                            ("tag", "correct", replaced, replacement)}
+    assert term.quit()[0] == 0
+
+
+def test_help_then_back(demo_db: Path, terminals):
+    first = items_by_id(demo_db)[0]
+    term = terminals(demo_db, "--order", "id")
+    term.screen()
+    term.type("?")
+    text = term.expect("Press any key to go back.")
+    for key in ("accept", "reject", "toggle", "edit", "skip", "undo", "quit"):
+        assert key in text
+    assert first.id in term.press("z")
+    assert rows(demo_db) == []
+    assert term.quit()[0] == 0
+
+
+def test_kill_minus_9_loses_no_decision(demo_db: Path, terminals):
+    first, second, third = items_by_id(demo_db)[:3]
+    term = terminals(demo_db, "--order", "id")
+    term.screen()
+    term.press(key_of(first, "tag")[0])
+    term.press("a")
+    tag_key, tag = key_of(second, "tag", 1)
+    category_key, _ = key_of(second, "category")
+    term.press(tag_key)
+    assert f"{category_key} ✗ {second.category}" in term.press(category_key)
+    stored = rows(demo_db)
+    term.proc.kill()
+    term.proc.wait()
+    assert rows(demo_db) == stored
+    assert {(r["product_id"], r["field"]) for r in stored} >= {(first.id, "product"), (second.id, "tag"),
+                                                                (second.id, "category")}
+    again = terminals(demo_db, "--order", "id")
+    screen = again.screen()
+    assert f"product 1 of 59: {second.id}" in screen, "the half-reviewed product comes back, as it was left"
+    assert f"{tag_key} ✗ {tag}" in screen and f"{category_key} ✗ {second.category}" in screen
+    assert third.id in again.press("a")
+    assert again.quit()[0] == 0
+
+
+def test_placeholder_without_colours(demo_db: Path, terminals):
+    term = terminals(demo_db, "--order", "id", env={"TERM": "dumb"})
+    screen = term.screen()
+    assert "▀" not in screen
+    assert "image not drawn" in screen
+    assert term.quit()[0] == 0
+
+
+def test_filters_and_limit(demo_db: Path):
+    with Store(demo_db) as store:
+        everything = review_queue(store, order="id")
+        category = everything[0].category
+        top = category.split(" > ")[0]
+        in_top = review_queue(store, order="id", category=top)
+        assert in_top and all(i.category.startswith(top + " > ") for i in in_top)
+        assert len(review_queue(store, order="id", category=category)) <= len(in_top)
+        name = everything[0].tags[0][0].split(":")[0]
+        with_tag = review_queue(store, order="random", seed=3, tag=name)
+        assert with_tag and all(any(t.startswith(name + ":") for t, _ in [*i.tags, *i.candidates])
+                                for i in with_tag)
+        assert [i.id for i in review_queue(store, order="random", seed=3, tag=name)] == [i.id for i in with_tag]
+        assert len(review_queue(store, limit=5)) == 5
+
+
+def item(pid: str, score: float, second: float, title: str = "", category: str = "A > B",
+         tags: list[tuple[str, float]] | None = None) -> PredictedProduct:
+    return PredictedProduct(pid, title, None, "m", category, score, [("C > D", second)], tags or [], [])
+
+
+def test_uncertain_first_and_alike_products_spread_out():
+    sure = item("sure", 0.98, 0.01, "Red leather wallet")
+    tie = item("tie", 0.5, 0.45, "Blue canvas backpack", category="C > D")
+    near = item("near", 0.98, 0.01, "Steel watch", category="E", tags=[("color: Red", 0.51)])
+    assert uncertainty(tie) > uncertainty(near) > uncertainty(sure)
+    assert uncertainty(near, {"color": 0.9}) < uncertainty(near), "far from a tuned threshold: less to learn"
+    assert [i.id for i in rank_uncertain([sure, near, tie])] == ["tie", "near", "sure"]
+    twins = [item(f"twin{n}", 0.6, 0.3, f"Kronix E{n}0 Ceramic Mug 350ml") for n in range(1, 4)]
+    other = item("other", 0.62, 0.02, "Oakrest 30L Backpack", category="X > Y")
+    ranked = [i.id for i in rank_uncertain([*twins, other])]
+    assert ranked[0] == "twin1" and ranked[1] == "other", "a near-identical product does not come second"
+
+
+def test_review_needs_predictions(tmp_path: Path, demo_db: Path):
+    from tagkit.queue import predicted_model
+
+    with Store(tmp_path / "empty.db") as store, pytest.raises(LookupError, match="no predictions to review"):
+        predicted_model(store)
+    with Store(demo_db) as store:
+        model = store.db.execute("select model_id from predictions limit 1").fetchone()[0]
+        assert predicted_model(store, model[:8]) == model
+        assert predicted_model(store) is None
+        with pytest.raises(LookupError, match="no predictions of model 'nope'"):
+            predicted_model(store, "nope")
