@@ -250,7 +250,7 @@ class CatalogueModel:
             full = np.full(targets[name].shape, np.nan, dtype=np.float32)
             full[rows] = oof[:, self.ridge_columns[name]]
             blocks[name]["ridge"] = full
-            self.neighbour_labels[name] = targets[name][rows]
+            self.neighbour_labels[name] = (targets[name][rows] > 0).astype(np.uint8)
             v = np.full(targets[name].shape, np.nan, dtype=np.float32)
             v[rows] = votes(idx, w, self.neighbour_labels[name])
             blocks[name]["knn"] = v
@@ -440,7 +440,7 @@ class CatalogueModel:
         try:
             for rr in self.rerankers.values():
                 rr.booster = None
-            joblib.dump(self, folder / "model.joblib", compress=3)
+            joblib.dump(self, folder / "model.joblib")  # not compressed: `load` maps its arrays from the file
         finally:
             for name, rr in self.rerankers.items():
                 rr.booster = boosters[name]
@@ -455,7 +455,7 @@ class CatalogueModel:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         if manifest.get("format") != "tagkit-catalogue-model" or manifest.get("version") != FORMAT_VERSION:
             raise ValueError(f"{folder}: not a tagkit catalogue model of format version {FORMAT_VERSION}")
-        model = joblib.load(folder / "model.joblib")
+        model = joblib.load(folder / "model.joblib", mmap_mode="r")  # arrays are read-only pages of the file
         if not isinstance(model, cls):
             raise ValueError(f"{folder}/model.joblib does not hold a {cls.__name__}")
         for name, file in manifest["rerankers"].items():

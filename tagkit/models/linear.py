@@ -134,29 +134,56 @@ class ImageRidge:
         return out
 
     def fit_oof(self, e: np.ndarray, y: np.ndarray, folds: np.ndarray, n_folds: int) -> np.ndarray:
-        """Fit on all rows of `e` (targets `y`, n × k) and return out-of-fold scores for those rows."""
+        """Fit on all rows of `e` (targets `y`, n × k) and return out-of-fold scores for those rows.
+
+        Features are made block by block and never held for all rows: each fold's sums (Gram matrix,
+        feature sums, feature × target sums) are accumulated, centred on the overall mean afterwards;
+        the full fit uses all folds' sums, each out-of-fold fit the other folds' sums."""
         self.centres = None
         if self.landmarks and len(e) > self.landmarks:
             rng = np.random.default_rng(self.seed)
             self.centres = e[np.sort(rng.choice(len(e), self.landmarks, replace=False))].astype(np.float32)
-        f = self.features(e)
-        self.mean = f.mean(0)
-        f -= self.mean
-        # one Gram matrix per fold: the full one is their sum, each out-of-fold one the sum of the others
-        fold_grams = [f[folds == k].T @ f[folds == k] for k in range(n_folds)]
-        fold_cross = [(f[folds == k].T @ y[folds == k]).astype(np.float64) for k in range(n_folds)]
-        gram = np.sum(fold_grams, axis=0, dtype=np.float64)
-        cross = sum(fold_cross)
-        ridge = self.alpha * np.eye(gram.shape[0])
+        parts = [self._sums(e, y, np.flatnonzero(folds == k)) for k in range(n_folds)]
+        self.mean = (sum(p[1] for p in parts) / len(e)).astype(np.float32)
         self.bias = y.mean(0).astype(np.float32)
-        self.weights = np.linalg.solve(gram + ridge, cross).astype(np.float32)
+        self.weights = self._solve(parts).astype(np.float32)
         oof = np.zeros(y.shape, dtype=np.float32)
         for k in range(n_folds):
             rows = np.flatnonzero(folds == k)
             if len(rows):
-                w = np.linalg.solve(gram - fold_grams[k] + ridge, cross - fold_cross[k])
-                oof[rows] = f[rows] @ w.astype(np.float32) + self.bias
+                w = self._solve(parts[:k] + parts[k + 1:]).astype(np.float32)
+                for start in range(0, len(rows), self.BLOCK):
+                    block = rows[start:start + self.BLOCK]
+                    oof[block] = (self.features(e[block]) - self.mean) @ w + self.bias
         return oof
+
+    def _sums(self, e: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Gram matrix (float32), feature sums, feature × target sums, target sums and count of `rows`."""
+        width = len(self.centres) if self.centres is not None else e.shape[1]
+        gram = np.zeros((width, width), dtype=np.float32)
+        total = np.zeros(width, dtype=np.float64)
+        cross = np.zeros((width, y.shape[1]), dtype=np.float64)
+        for start in range(0, len(rows), self.BLOCK):
+            block = rows[start:start + self.BLOCK]
+            f = self.features(e[block])
+            gram += f.T @ f
+            total += f.sum(0)
+            cross += f.T @ y[block]
+        return gram, total, cross, y[rows].sum(0).astype(np.float64), len(rows)
+
+    def _solve(self, parts: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+        """Ridge weights from the sums of `parts`, features centred on the overall mean."""
+        assert self.mean is not None
+        mu = self.mean.astype(np.float64)
+        gram = parts[0][0].astype(np.float64)
+        for part in parts[1:]:
+            gram += part[0]
+        total = np.sum([p[1] for p in parts], axis=0)
+        n = sum(p[4] for p in parts)
+        gram -= np.outer(total, mu) + np.outer(mu, total) - n * np.outer(mu, mu)
+        cross = np.sum([p[2] for p in parts], axis=0) - np.outer(mu, np.sum([p[3] for p in parts], axis=0))
+        gram[np.diag_indices_from(gram)] += self.alpha
+        return np.linalg.solve(gram, cross)
 
     def decision(self, e: np.ndarray) -> np.ndarray:
         assert self.weights is not None and self.mean is not None and self.bias is not None, "fit first"
