@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from tagkit.store import Store
 
 ORDERS = ("uncertain", "random", "id")
-TAG_WEIGHT = 0.5  # a tag at its threshold counts half as much as a tie between the two best categories
+TAG_WEIGHT = 1.0  # a tag at its threshold counts as much as a tie between the two best categories (bench/active.py)
 SIMILAR_TITLES = 0.6  # Jaccard similarity of title words (digits left out) from which two titles are alike
 SIMILAR_PENALTY = 0.5  # the uncertainty of a product is multiplied by this for each alike product above it
 SIMILAR_WINDOW = 20  # how many products ranked above, in the same category, a product is compared with

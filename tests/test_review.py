@@ -321,9 +321,11 @@ def test_uncertain_first_and_alike_products_spread_out():
     sure = item("sure", 0.98, 0.01, "Red leather wallet")
     tie = item("tie", 0.5, 0.45, "Blue canvas backpack", category="C > D")
     near = item("near", 0.98, 0.01, "Steel watch", category="E", tags=[("color: Red", 0.51)])
-    assert uncertainty(tie) > uncertainty(near) > uncertainty(sure)
+    both = item("both", 0.5, 0.45, "Green wool scarf", category="F", tags=[("color: Green", 0.5)])
+    assert uncertainty(both) > uncertainty(tie) > uncertainty(sure)
+    assert uncertainty(both) > uncertainty(near) > uncertainty(sure)
     assert uncertainty(near, {"color": 0.9}) < uncertainty(near), "far from a tuned threshold: less to learn"
-    assert [i.id for i in rank_uncertain([sure, near, tie])] == ["tie", "near", "sure"]
+    assert [i.id for i in rank_uncertain([sure, near, both])] == ["both", "near", "sure"]
     twins = [item(f"twin{n}", 0.6, 0.3, f"Kronix E{n}0 Ceramic Mug 350ml") for n in range(1, 4)]
     other = item("other", 0.62, 0.02, "Oakrest 30L Backpack", category="X > Y")
     ranked = [i.id for i in rank_uncertain([*twins, other])]
