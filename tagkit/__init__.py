@@ -38,6 +38,9 @@ _EXPORTS = {
     "Dataset": "tagkit.dataset",
     "normalize": "tagkit.text",
     "tokens": "tagkit.text",
+    "Taxonomy": "tagkit.taxonomy",
+    "load_taxonomy": "tagkit.taxonomy",
+    "AttributeExtractor": "tagkit.extract",
 }
 
 __all__ = ["__version__", *_EXPORTS]

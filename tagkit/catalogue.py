@@ -13,6 +13,9 @@ Decisions a caller should know:
 - A CSV row with more fields than the header is skipped (its values may sit under the wrong
   columns); one with fewer is kept with the missing ones empty. Trailing empty fields are ignored.
 - Text that is not UTF-8 stops the file at the first undecodable line (one Problem).
+- A carriage return inside a CSV line (not ending it) is read as a space (the csv module would reject the row).
+- A lone surrogate escape in JSON (`"\\ud800"`, which no UTF-8 text can hold) becomes U+FFFD.
+- An image file whose name is not UTF-8 is skipped with a Problem (its name could not be stored).
 - Image paths are resolved, not opened (a missing image file is the image stage's business);
   URLs are not fetched (tagkit is offline): the product is kept without an image.
 """
@@ -37,10 +40,14 @@ from tagkit.text import strip_html
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 JSONL_EXTENSIONS = frozenset({".jsonl", ".ndjson", ".jsonlines"})
 MAX_DESCRIPTION_LENGTH = 20_000
+MAX_CSV_FIELD = 64 * 2**20
+"""Longest CSV cell read (characters): the csv module's default, 128 Ki, would skip rows with a long title
+or description that tagkit can simply cut. Raised process-wide (csv has no per-reader setting), never lowered."""
 DELIMITER_CANDIDATES = (",", "\t", ";", "|")
 DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "|"}
 _URL = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://|//|data:)")
 _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06ff]{2}")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 Item = Product | Problem
 
@@ -218,7 +225,9 @@ class _ProductsReader:
                 yield Problem(label, None if header_line is None else 1, None, message, skipped=True)
                 return
             delimiter = self.mapping.delimiter or ("\t" if file_format == "tsv" else _sniff(header_line))
-            reader = csv.reader(chain([header_line], line_iter), delimiter=delimiter)
+            if csv.field_size_limit() < MAX_CSV_FIELD:
+                csv.field_size_limit(MAX_CSV_FIELD)
+            reader = csv.reader(_bare_cr_as_space(chain([header_line], line_iter)), delimiter=delimiter)
             header, notes = _header(label, next(reader))
             yield from notes
             yield from self.builder.resolve(header, from_header=True)
@@ -234,6 +243,10 @@ class _ProductsReader:
                     yield error.problem(label)
                     return
                 except csv.Error as error:
+                    if "field limit" in str(error):
+                        yield Problem(label, start, None, f"a field is over {MAX_CSV_FIELD:,} characters long: "
+                                      f"lines {start} to {reader.line_num} skipped", skipped=True)
+                        continue
                     yield Problem(label, start, None, f"could not read this row ({error}): a quote (\") "
                                   f"that is never closed? Lines {start} to {reader.line_num} skipped",
                                   skipped=True)
@@ -304,6 +317,12 @@ class _ProductsReader:
             return
         try:
             data = json.loads(text)
+            if _SURROGATE_ESCAPE.search(text):
+                data = _without_lone_surrogates(data)
+        except RecursionError:
+            yield Problem(label, None, None, "not readable JSON: it is nested too deeply (lists or objects inside "
+                          "one another thousands of times); nothing read from this file", skipped=True)
+            return
         except json.JSONDecodeError as error:
             if error.msg == "Extra data" and text.lstrip().startswith("{"):
                 yield from self._jsonl()  # one object per line, in a .json file
@@ -342,6 +361,13 @@ def _detect_format(path: Path) -> str:
     if suffix == ".json" or start.startswith(b"["):
         return "json"  # a .json starting with `{` may be JSON Lines: _json() falls back
     return "jsonl" if start.startswith(b"{") else "csv"
+
+
+def _bare_cr_as_space(lines: Iterable[str]) -> Iterator[str]:
+    """The lines with each carriage return that does not end its line turned into a space."""
+    for line in lines:
+        body = line.rstrip("\r\n")
+        yield body.replace("\r", " ") + line[len(body):] if "\r" in body else line
 
 
 def _sniff(header_line: str) -> str:
@@ -414,6 +440,11 @@ def _fit_row(
 def _parse_json_line(label: str, line: int, text: str) -> dict[str, Any] | Problem:
     try:
         record = json.loads(text)
+        if _SURROGATE_ESCAPE.search(text):
+            record = _without_lone_surrogates(record)
+    except RecursionError:
+        return Problem(label, line, None, "not readable JSON: nested too deeply (lists or objects inside one "
+                       "another thousands of times); line skipped", skipped=True)
     except json.JSONDecodeError as error:
         return Problem(label, line, None, f"not valid JSON: {error.msg} at column {error.colno}; "
                        "line skipped", skipped=True)
@@ -421,6 +452,17 @@ def _parse_json_line(label: str, line: int, text: str) -> dict[str, Any] | Probl
         return Problem(label, line, None, f"the line holds {_json_kind(record)}, not a product object "
                        "{...}; line skipped", skipped=True)
     return record
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """A parsed JSON value with every lone surrogate (from a `\\udXXX` escape) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(key): _without_lone_surrogates(item) for key, item in value.items()}
+    return value
 
 
 def _json_kind(value: Any) -> str:
@@ -535,6 +577,14 @@ class _RecordBuilder:
 
     def build(self, record: dict[str, Any], row: int) -> Iterator[Item]:
         """The Product of one record, after a Problem for each thing wrong with it."""
+        try:
+            items = list(self._build(record, row))
+        except RecursionError:  # a value of lists in lists thousands deep: one bad row, not a crash
+            items = [Problem(self.label, row, None, "a value is nested too deeply (lists or objects inside one "
+                             "another thousands of times); row skipped", skipped=True)]
+        yield from items
+
+    def _build(self, record: dict[str, Any], row: int) -> Iterator[Item]:
         label, keys = self.label, self.keys
         problems: list[Problem] = []
         image_text, image_key = _first(record, keys["image"])
@@ -686,7 +736,7 @@ def _values(value: Any, separator: str | None) -> list[str]:
         if stripped[:1] in ("[", "{"):
             try:
                 return _values(json.loads(stripped), None)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 pass
         if separator is None or separator not in stripped:
             return [_one_line(stripped)] if stripped else []
@@ -707,7 +757,7 @@ def _tag_list(
         if stripped[:1] in ("[", "{"):
             try:
                 return _tag_list(json.loads(stripped), separator, label, row, key, problems)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 pass
         return [Tag.parse(_one_line(part)) for part in stripped.split(separator) if part.strip()]
     if isinstance(value, dict):
@@ -749,6 +799,15 @@ def _list_images(folder: Path) -> list[str]:
     return sorted(found)
 
 
+def _is_utf8(name: str) -> bool:
+    """Whether a file name from the file system is proper text (not bytes smuggled in as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _ImageIndex:
     """Finds an image of the folder by absolute path, relative path, file name or name without extension."""
 
@@ -788,6 +847,11 @@ class _ImageIndex:
 def _read_folder(folder: Path, products: Path | None, mapping: Mapping) -> Iterator[Item]:
     label = str(folder)
     images = _list_images(folder)
+    for path in [path for path in images if not _is_utf8(path)]:
+        images.remove(path)
+        shown = os.fsencode(path).decode("utf-8", "replace")
+        yield Problem(label, None, "image", f"file name {shown!r} is not UTF-8 (saved on another system?); "
+                      "image skipped: rename it", skipped=True)
     base = os.path.abspath(folder)
     joined: dict[int, Product] = {}
     if products is not None:

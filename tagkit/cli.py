@@ -7,11 +7,12 @@ Heavy modules (numpy, onnxruntime, hazm, sqlite-utils) are imported inside the c
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -24,19 +25,49 @@ if TYPE_CHECKING:
 
 
 class Context:
-    """What every command gets: where the database is and how talkative to be."""
+    """What every command gets: where the database is, how talkative to be, how long to wait for the
+    writer lock, and the log file (lines with a timestamp, whatever `quiet` says)."""
 
-    def __init__(self, db: Path, quiet: bool) -> None:
+    def __init__(self, db: Path, quiet: bool, wait: float = 0.0, log_file: IO[str] | None = None) -> None:
         self.db = db
         self.quiet = quiet
+        self.wait = wait
+        self.log_file = log_file
 
     def log(self, message: str) -> None:
         if not self.quiet:
             click.echo(message, err=True)
+        self.to_log_file(message)
+
+    def to_log_file(self, message: str) -> None:
+        if self.log_file is not None:
+            from tagkit.store import now
+
+            for line in message.splitlines() or [""]:
+                self.log_file.write(f"{now()} tagkit[{os.getpid()}] {line}\n")
 
     def fail(self, message: str, code: ExitCode) -> NoReturn:
         click.echo(f"error: {message}", err=True)
+        self.to_log_file(f"error: {message} (exit code {int(code)})")
         sys.exit(code)
+
+    @contextmanager
+    def writer_lock(self, command: str) -> Iterator[None]:
+        """Hold the database's writer lock (see tagkit.lock); exit with LOCKED when another process keeps it."""
+        from tagkit.lock import Locked, WriterLock
+
+        lock = WriterLock(self.db, command, self.wait)
+        try:
+            lock.acquire()
+        except Locked as error:
+            self.fail(str(error), ExitCode.LOCKED)
+        except OSError as error:
+            reason = error if self.db.parent.is_dir() else f"the folder {self.db.parent} does not exist"
+            raise click.UsageError(f"cannot open the database {self.db}: {reason}") from error
+        try:
+            yield
+        finally:
+            lock.release()
 
     def open_store(self) -> Store:
         from tagkit.store import Store
@@ -48,21 +79,27 @@ class Context:
 
     @contextmanager
     def run(self, command: str, args: dict[str, Any], label: str) -> Iterator[Run]:
-        """Open the database, record the run, show progress; a run that dies is recorded as failed."""
-        with self.open_store() as store, _Progress(self, label) as progress:
-            run = Run(store, store.start_run(command, {k: v for k, v in args.items() if v}), progress)
+        """Take the writer lock, open the database, record the run, show progress; a run that dies is
+        recorded as failed (one that is killed, as interrupted by the next run)."""
+        with self.writer_lock(command), self.open_store() as store, _Progress(self, label) as progress:
+            shown = {k: v for k, v in args.items() if v}
+            run = Run(self, store, store.start_run(command, shown), progress)
+            self.to_log_file(f"{command} started: run #{run.id}, {json.dumps(shown, ensure_ascii=False, default=str)}")
             try:
                 yield run
-            except BaseException:
+            except BaseException as error:
                 if not run.finished:
                     store.finish_run(run.id, "failed", {})
+                    if not isinstance(error, SystemExit):
+                        self.to_log_file(f"{command} failed: run #{run.id}: {type(error).__name__}: {error}")
                 raise
 
 
 class Run:
     """One command's run: its database, its row in `runs`, and where progress and problems go."""
 
-    def __init__(self, store: Store, run_id: int, progress: _Progress) -> None:
+    def __init__(self, obj: Context, store: Store, run_id: int, progress: _Progress) -> None:
+        self.obj = obj
         self.store = store
         self.id = run_id
         self.progress = progress
@@ -72,8 +109,11 @@ class Run:
         return {"on_problem": self.progress.problem, "on_progress": self.progress.update, "run_id": self.id}
 
     def finish(self, counts: dict[str, Any], problems: int, status: str | None = None) -> None:
-        self.store.finish_run(self.id, status or ("partial" if problems else "ok"), counts)
+        status = status or ("partial" if problems else "ok")
+        self.store.finish_run(self.id, status, counts)
         self.finished = True
+        self.obj.to_log_file(f"run #{self.id} finished: {status}, {problems:,} problems, "
+                             f"{json.dumps(counts, ensure_ascii=False, default=str)}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,8 +127,13 @@ class Run:
     help="The SQLite database file (env TAGKIT_DB).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print no progress or problems on stderr (for cron).")
+@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True, envvar="TAGKIT_WAIT",
+              metavar="SECONDS", help="When another tagkit process is writing to the database, wait this long "
+              "for it before giving up with exit code 6 (env TAGKIT_WAIT).")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), metavar="PATH",
+              help="Also append what is said on stderr (and, with -q, would be), with timestamps, to this file.")
 @click.pass_context
-def main(ctx: click.Context, db: Path, quiet: bool) -> None:
+def main(ctx: click.Context, db: Path, quiet: bool, wait: float, log_file: Path | None) -> None:
     """Put products into categories and give them tags, from images and titles.
 
     \b
@@ -99,8 +144,19 @@ def main(ctx: click.Context, db: Path, quiet: bool) -> None:
     tagkit review                        accept, reject or correct predictions, one product at a time
     tagkit feedback export | import      the review decisions as CSV, for a spreadsheet
     tagkit models | stats                the trained models | what the database holds
+    tagkit taxonomy import | show | map | suggest   one vocabulary of categories, attributes and values
+
+    Exit codes: 0 all went through, 1 unexpected failure, 2 bad command line or input, 3 finished but
+    some rows had problems, 4 no model, 5 review without a terminal, 6 database locked by another writer.
     """
-    ctx.obj = Context(db, quiet)
+    log = None
+    if log_file is not None:
+        try:
+            log = log_file.open("a", encoding="utf-8", buffering=1)
+        except OSError as error:
+            raise click.BadParameter(f"cannot append to {log_file}: {error}", param_hint="--log-file") from error
+        ctx.call_on_close(log.close)
+    ctx.obj = Context(db, quiet, wait, log)
 
 
 def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -115,6 +171,10 @@ def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+force_option = click.option(
+    "--force", is_flag=True,
+    help="Redo everything: rewrite unchanged products, embed cached images again, predict unchanged products.")
+
 products_option = click.option(
     "--products", "products_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="With a folder of images: a products file giving their titles (and labels).")
@@ -127,24 +187,26 @@ products_option = click.option(
 @click.option("--image-model", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True,
               help="Bundled image model variant used for the features.")
 @click.option("--no-images", is_flag=True, help="Store products only; compute no image features.")
+@force_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.pass_obj
 def import_command(obj: Context, source: Path, config_path: Path | None, overrides: tuple[str, ...],
-                   products_file: Path | None, image_model: str, no_images: bool, as_json: bool) -> None:
+                   products_file: Path | None, image_model: str, no_images: bool, force: bool, as_json: bool) -> None:
     """Read a catalogue (CSV/TSV/JSONL/JSON file, or a folder of images) into the database.
 
     Products are stored (a later row with the same id replaces an earlier one) and each image is
-    embedded once: images whose content is already in the features cache are not recomputed.
+    embedded once: products whose content is unchanged are not rewritten, and images whose content
+    is already in the features cache are not recomputed (--force redoes both).
     """
     from tagkit.image import ImageEmbedder
     from tagkit.ingest import import_products
 
     mapping = _load_mapping(config_path, overrides)
     embedder = None if no_images else ImageEmbedder(variant=image_model)
-    args = {"source": source, "config": config_path, "map": overrides, "image_model": image_model}
+    args = {"source": source, "config": config_path, "map": overrides, "image_model": image_model, "force": force}
     with obj.run("import", args, "importing") as run:
         report = import_products(run.store, source, mapping=mapping, products_file=products_file,
-                                 embedder=embedder, **run.callbacks())
+                                 embedder=embedder, force=force, **run.callbacks())
         run.finish(report.counts(), report.problem_count)
     if as_json:
         click.echo(json.dumps({**report.counts(), "problems": [_problem_dict(p) for p in report.problems]},
@@ -189,6 +251,9 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
                "validation": report.model_report.get("validation", {}),
                "tags_too_rare": report.model_report.get("tags_too_rare", {})}
     if as_json:
+        if report.import_report:
+            summary["import"] = report.import_report.counts()
+            summary["problems"] = [_problem_dict(p) for p in report.import_report.problems]
         click.echo(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
     else:
         _print_train_report(summary)
@@ -205,15 +270,20 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
 @click.option("--top-k", type=click.IntRange(1, 20), default=3, show_default=True,
               help="How many categories to give per product (the best and the next alternatives).")
 @click.option("--model", "version", help="Model version to use (default: the newest; see `tagkit models`).")
+@force_option
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a summary as JSON on stdout (counts, problems); an export then needs -o FILE.")
 @click.pass_obj
 def predict(obj: Context, source: Path, config_path: Path | None, overrides: tuple[str, ...],
             products_file: Path | None, export_format: str | None, output: Path | None, top_k: int,
-            version: str | None) -> None:
+            version: str | None, force: bool, as_json: bool) -> None:
     """Predict categories and tags for new products (a products file or a folder of images).
 
-    Predictions are stored in the database (for `tagkit review`) and written out as they come.
+    Predictions are stored in the database (for `tagkit review`) and written out as they come. A
+    product whose title, description and image bytes are unchanged since this model predicted it is
+    not predicted again (its stored prediction is exported); --force predicts everything again.
     """
-    from tagkit.export import Exporter
+    from tagkit.export import Exporter, atomic_file
     from tagkit.predicting import ModelMismatch
     from tagkit.predicting import predict as run_predict
     from tagkit.versions import ModelNotFound
@@ -221,27 +291,33 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
     mapping = _load_mapping(config_path, overrides)
     if output and not export_format:
         export_format = {".jsonl": "jsonl", ".json": "json"}.get(output.suffix.lower(), "csv")
-    out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-    exporter = Exporter(out, export_format) if export_format else None
-    on_prediction = exporter.write if exporter else _print_prediction
-    args = {"source": source, "config": config_path, "map": overrides, "model": version, "export": export_format}
-    try:
-        with obj.run("predict", args, "predicting") as run:
-            try:
-                report = run_predict(run.store, source, version=version, mapping=mapping, products_file=products_file,
-                                     top_k=top_k, on_prediction=on_prediction, **run.callbacks())
-            except (ModelNotFound, ModelMismatch) as error:
-                run.finish({}, 0, status="failed")
-                obj.fail(str(error), ExitCode.NO_MODEL)
-            problems = report.import_report.problem_count if report.import_report else 0
-            run.finish({"model": report.model, "products": report.products, "seconds": report.seconds}, problems)
-    finally:
+    if as_json and export_format and not output:
+        raise click.UsageError("--json prints the summary on stdout: write the export to a file with -o FILE")
+    args = {"source": source, "config": config_path, "map": overrides, "model": version, "export": export_format,
+            "force": force}
+    with obj.run("predict", args, "predicting") as run, ExitStack() as export:  # the export starts once locked
+        out = export.enter_context(atomic_file(output)) if output else sys.stdout
+        exporter = Exporter(out, export_format) if export_format else None
         if exporter:
-            exporter.close()
-        if output:
-            out.close()
-    obj.log(f"{report.products:,} products predicted with model {report.model} in {report.seconds:.1f} s"
-            + (f", written to {output}" if output else ""))
+            export.callback(exporter.close)
+        on_prediction = exporter.write if exporter else None if as_json else _print_prediction
+        try:
+            report = run_predict(run.store, source, version=version, mapping=mapping, products_file=products_file,
+                                 top_k=top_k, on_prediction=on_prediction, force=force, **run.callbacks())
+        except (ModelNotFound, ModelMismatch) as error:
+            run.finish({}, 0, status="failed")
+            obj.fail(str(error), ExitCode.NO_MODEL)
+        export.close()  # the export file is complete (renamed into place) before the run is recorded as done
+        problems = report.import_report.problem_count if report.import_report else 0
+        run.finish(report.counts(), problems)
+    if as_json:
+        imported = report.import_report
+        click.echo(json.dumps({**report.counts(), "import": imported.counts() if imported else {},
+                               "problems": [_problem_dict(p) for p in imported.problems] if imported else []},
+                              ensure_ascii=False, indent=2))
+    obj.log(f"{report.products:,} products with model {report.model} in {report.seconds:.1f} s: "
+            f"{report.predicted:,} predicted now, {report.unchanged:,} unchanged since the last run (skipped)"
+            + (f"; written to {output}" if output else ""))
     sys.exit(ExitCode.PARTIAL if problems else ExitCode.OK)
 
 
@@ -345,7 +421,8 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
 
     Every decision is stored in the database the moment it is made; quitting (q) or a crash loses
     nothing, and the next `tagkit review` carries on with the products not reviewed yet. Needs a
-    terminal: without one it exits with code 5.
+    terminal: without one it exits with code 5. Review does not take the writer lock: each decision is
+    one short transaction, so a `predict` from cron can run while a review session is open.
     """
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         obj.fail("tagkit review needs a terminal (stdin and stdout are not one: a pipe, a file or cron?). "
@@ -397,7 +474,9 @@ def feedback_export(obj: Context, output: Path | None) -> None:
 
     with obj.open_store() as store:
         if output:
-            with output.open("w", encoding="utf-8", newline="") as out:
+            from tagkit.export import atomic_file
+
+            with atomic_file(output) as out:
                 count = export_csv(store, out)
         else:
             count = export_csv(store, sys.stdout)
@@ -461,7 +540,10 @@ def _problem_dict(problem: Any) -> dict[str, Any]:
 def _print_import_report(report: Any) -> None:
     lines = [
         f"source            {report.source}",
-        f"products stored   {report.products_stored:,}",
+        f"products read     {report.products_read:,}",
+        f"  new             {report.products_new:,}",
+        f"  changed         {report.products_changed:,}",
+        f"  unchanged       {report.products_unchanged:,}  (not rewritten)",
         f"rows skipped      {report.rows_skipped:,}",
         f"images            {report.images:,}",
     ]
@@ -541,16 +623,16 @@ class _Progress:
         if self.bar is not None:
             self.bar.stop()
         for (field, kind), count in self.notes.items():
-            if count > self.NOTES_SHOWN and not self.obj.quiet:
-                click.echo(f"note: {count - self.NOTES_SHOWN:,} more like {kind!r} (field {field!r}); "
-                           "all of them are in the database's problems table", err=True)
+            if count > self.NOTES_SHOWN:
+                self.obj.log(f"note: {count - self.NOTES_SHOWN:,} more like {kind!r} (field {field!r}); "
+                             "all of them are in the database's problems table")
 
     def update(self, done: int) -> None:
         if self.bar is not None:
             self.bar.update(self.task, completed=done)
 
     def problem(self, problem: Any) -> None:
-        if self.obj.quiet:
+        if self.obj.quiet and self.obj.log_file is None:
             return
         if problem.info:
             kind = (problem.field, problem.message.split(":")[0])
@@ -558,7 +640,15 @@ class _Progress:
             if self.notes[kind] > self.NOTES_SHOWN:
                 return
         text = f"note: {problem}" if problem.info else str(problem)
+        self.obj.to_log_file(text)
+        if self.obj.quiet:
+            return
         if self.bar is not None:
             self.bar.console.print(text, markup=False, highlight=False)
         else:
             click.echo(text, err=True)
+
+
+from tagkit.taxonomy_commands import taxonomy  # noqa: E402  (its commands import tagkit.cli only when run)
+
+main.add_command(taxonomy)

@@ -10,3 +10,4 @@ class ExitCode(IntEnum):
     PARTIAL = 3  # finished, but some rows, fields or images had problems (on stderr and in `problems`)
     NO_MODEL = 4  # no trained model (or not the one asked for), nothing to train on, or no predictions to review
     NOT_A_TERMINAL = 5  # `tagkit review` needs a terminal (stdin and stdout), and was run from a pipe or cron
+    LOCKED = 6  # another tagkit process is writing to the database and did not finish within --wait

@@ -1,12 +1,23 @@
-"""Write predictions as CSV, JSON Lines or a JSON array, one product at a time (streaming)."""
+"""Write predictions as CSV, JSON Lines or a JSON array, one product at a time (streaming).
+
+An export goes to stdout or to the one file named with `-o` (`atomic_file`: written under a temporary
+name beside it and renamed when complete). No file is ever named after a product id or any other value
+read from the input, so nothing can be written outside the folder the caller chose.
+"""
 
 from __future__ import annotations
 
 import csv
+import glob
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 from tagkit.predicting import PredictedProduct
+from tagkit.store import process_alive
 
 FORMATS = ("csv", "jsonl", "json")
 CSV_COLUMNS = ("id", "title", "category", "category_score", "alternatives", "tags", "tag_scores", "candidates",
@@ -19,6 +30,24 @@ def safe_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[IO[str]]:
+    """A UTF-8 text file written as `.<name>.tmp-<pid>` beside `path` and renamed to `path` when the block
+    ends without an error: an interrupted export never leaves a half file, nor clobbers the last one."""
+    path = Path(path)
+    for leftover in path.parent.glob(glob.escape(f".{path.name}.tmp-") + "*"):  # from a killed run
+        pid = leftover.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with temporary.open("w", encoding="utf-8", newline="") as out:
+            yield out
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 class Exporter:

@@ -124,6 +124,8 @@ def read_image_bytes(path: str | Path, name: str = "") -> bytes:
         raise ImageError("permission denied", name) from None
     except OSError as e:
         raise ImageError(f"could not read the file ({e.strerror or e})", name) from None
+    except ValueError:  # open() refuses a path with a NUL byte
+        raise ImageError("invalid file name (it holds a NUL byte)", name) from None
     if not data:
         raise ImageError("empty file (0 bytes)", name)
     return data

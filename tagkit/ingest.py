@@ -14,6 +14,7 @@ import numpy as np
 from tagkit.catalogue import read_input
 from tagkit.image import ImageError, content_hash, read_image_bytes
 from tagkit.product import Problem, Product
+from tagkit.taxonomy import stored_taxonomy
 
 if TYPE_CHECKING:
     from tagkit.config import Mapping
@@ -28,14 +29,21 @@ MAX_PROBLEMS_KEPT = 1000
 class ImportReport:
     """What an import did. `problems` keeps the first 1,000; all of them are in the database.
 
-    Every product with an image path counts once in `images` and once in exactly one of:
+    `products_read` counts the product records read (a repeated id counts each time); each is then
+    `products_new`, `products_changed` (both written: `products_stored`) or `products_unchanged` (its
+    content equals the stored row's: not rewritten), except a record replaced by a later one of the
+    same id within one chunk. Every product with an image path counts once in `images` and once in exactly one of:
     `images_embedded` (computed now), `images_cached` (features already stored, or the same
     picture as another product), `images_unreadable`, `images_missing`.
     """
 
     source: str
     image_model: str | None = None
+    products_read: int = 0
     products_stored: int = 0
+    products_new: int = 0
+    products_changed: int = 0
+    products_unchanged: int = 0
     rows_skipped: int = 0
     images: int = 0
     images_missing: int = 0
@@ -90,6 +98,7 @@ def import_products(
     on_chunk: Callable[[list[Product]], None] | None = None,
     run_id: int | None = None,
     chunk_size: int = CHUNK_SIZE,
+    force: bool = False,
 ) -> ImportReport:
     """Store every product of `source` (a products file or a folder of images) and embed its images.
 
@@ -99,23 +108,36 @@ def import_products(
     the rest of the input goes on. Pass `embedder=None` to store products without features.
     `on_chunk` gets each chunk's products once they and their features are stored (with
     `image_hash` set where the image could be read): `predict` and `train` work from there.
+
+    Incremental: a product whose content and image bytes are unchanged is not rewritten, and an image
+    whose features are cached is not embedded again. `force` rewrites every product and embeds every
+    image again. Killed at any point, the database keeps whole chunks and whole feature batches; the
+    next import finishes the work.
     """
     started = time.monotonic()
     report = ImportReport(source=str(source), image_model=embedder.model_id if embedder else None)
     problems = _Problems(report, on_problem)
     records = read_input(source, mapping=mapping, products=products_file)
+    taxonomy = stored_taxonomy(store)  # tags and categories are stored canonical when there is one
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="tagkit-hash") as pool:
         for chunk in _chunks(records, problems, chunk_size):
             _hash_images(chunk, pool, report, problems)
-            report.products_stored += store.upsert_products(chunk)
+            if taxonomy is not None:
+                taxonomy.canonicalise(chunk)
+            writes = store.upsert_products(chunk, force=force)
+            report.products_read += len(chunk)
+            report.products_stored += writes.written
+            report.products_new += writes.new
+            report.products_changed += writes.changed
+            report.products_unchanged += writes.unchanged
             if embedder is not None:
-                _embed_missing(store, embedder, chunk, report, problems)
+                _embed_missing(store, embedder, chunk, report, problems, force)
             if on_chunk:
                 on_chunk(chunk)
             if run_id is not None:
                 store.add_problems(run_id, problems.take())
             if on_progress:
-                on_progress(report.products_stored)
+                on_progress(report.products_read)
     if run_id is not None:
         store.add_problems(run_id, problems.take())
     report.seconds = round(time.monotonic() - started, 3)
@@ -164,13 +186,15 @@ def _embed_missing(
     chunk: list[Product],
     report: ImportReport,
     problems: _Problems,
+    force: bool = False,
 ) -> None:
-    """Embed the chunk's images that have no cached features yet; report unreadable ones."""
+    """Embed the chunk's images that have no cached features yet (all of them with `force`); report
+    unreadable ones."""
     products_by_hash: dict[str, list[Product]] = {}
     for product in chunk:
         if product.image_hash:
             products_by_hash.setdefault(product.image_hash, []).append(product)
-    known = store.known_features(embedder.model_id, products_by_hash)
+    known = {} if force else store.known_features(embedder.model_id, products_by_hash)
     for image_hash, error in known.items():
         sharing = products_by_hash[image_hash]
         if error:

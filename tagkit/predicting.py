@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,20 +48,31 @@ class PredictedProduct:
 
 @dataclass
 class PredictReport:
-    """What `predict` did."""
+    """What `predict` did: `products` (one per id and chunk) = `predicted` now + `unchanged` (the stored
+    prediction of this model was made from the same title, description and image bytes: reused)."""
 
     model: str
     products: int = 0
+    predicted: int = 0
+    unchanged: int = 0
     seconds: float = 0.0
     import_report: ImportReport | None = None
+
+    def counts(self) -> dict[str, int | float | str]:
+        return {"model": self.model, "products": self.products, "predicted": self.predicted,
+                "unchanged": self.unchanged, "seconds": self.seconds}
 
 
 def load_model(store: Store, version: str | None = None) -> tuple[ModelVersion, CatalogueModel]:
     """The newest model version (or the one named) and its loaded model."""
+    found = find_version(store, version)
+    return found, _load(found)
+
+
+def _load(found: ModelVersion) -> CatalogueModel:
     from tagkit.models import CatalogueModel
 
-    found = find_version(store, version)
-    return found, CatalogueModel.load(found.path)
+    return CatalogueModel.load(found.path)
 
 
 def embedder_for(found: ModelVersion) -> ImageEmbedder:
@@ -102,7 +115,37 @@ def predict_chunk(store: Store, model: CatalogueModel, found: ModelVersion, embe
     return [to_record(p, pred, found.id) for p, pred in zip(products, predictions, strict=True)]
 
 
-def store_predictions(store: Store, records: list[PredictedProduct]) -> None:
+def input_key(product: Product, top_k: int) -> str:
+    """A fingerprint of what a prediction is made from: the texts, the image bytes (hash) and top-k."""
+    text = json.dumps([product.title, product.description, product.image_hash, top_k], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+_STORED = ("product_id", "model_id", "category", "category_score", "alternatives", "tags", "tag_candidates",
+           "input_key")
+
+
+def stored_predictions(store: Store, model_id: str, keys: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The stored prediction rows of `model_id` for the products in `keys` (id -> input key) whose input
+    key matches: those products need no new prediction."""
+    sql = f"select {', '.join(_STORED)} from predictions where model_id = ? and product_id in ({{marks}})"
+    rows = (dict(zip(_STORED, row, strict=True)) for row in store.select_in(sql, [model_id], keys))
+    return {row["product_id"]: row for row in rows if row["input_key"] == keys[row["product_id"]]}
+
+
+def from_stored(product: Product, row: dict[str, Any]) -> PredictedProduct:
+    """A stored prediction row as the PredictedProduct `predict` would make again."""
+    def pairs(text: str | None) -> list[tuple[str, float]]:
+        return [(str(value), float(score)) for value, score in json.loads(text or "[]")]
+
+    return PredictedProduct(
+        id=product.id, title=product.title, image=product.image, model=row["model_id"], category=row["category"],
+        category_score=float(row["category_score"] or 0.0), alternatives=pairs(row["alternatives"]),
+        tags=pairs(row["tags"]), candidates=pairs(row["tag_candidates"]))
+
+
+def store_predictions(store: Store, records: list[PredictedProduct], keys: dict[str, str] | None = None) -> None:
+    """Upsert predictions (one row per product and model version), with each product's input key."""
     stamp = now()
     rows = [{
         "product_id": r.id,
@@ -113,6 +156,7 @@ def store_predictions(store: Store, records: list[PredictedProduct]) -> None:
         "alternatives": json.dumps(r.alternatives, ensure_ascii=False),
         "tags": json.dumps(r.tags, ensure_ascii=False),
         "tag_candidates": json.dumps(r.candidates, ensure_ascii=False),
+        "input_key": (keys or {}).get(r.id),
     } for r in records]
     with store.transaction():
         store.db.table("predictions").upsert_all(rows, pk=("product_id", "model_id"), alter=True)
@@ -130,27 +174,66 @@ def predict(
     on_problem: Callable[[Problem], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     run_id: int | None = None,
+    force: bool = False,
 ) -> PredictReport:
     """Import `source` (products file or image folder), predict each chunk as it is stored, and store
-    the predictions (one row per product and model version). Memory does not grow with the input."""
+    the predictions (one row per product and model version). Memory does not grow with the input.
+
+    Incremental: a product whose stored prediction from this model was made from the same input (see
+    `input_key`) is not predicted again; `on_prediction` gets the stored one, so an export is complete
+    either way. `force` predicts every product again (and re-imports, see `import_products`). Killed at
+    any point, the predictions of whole chunks are kept; the next run does the rest.
+    """
     started = time.monotonic()
-    found, model = load_model(store, version)
+    found = find_version(store, version)
     embedder = embedder_for(found)
     report = PredictReport(model=found.id)
+    # One worker thread loads the model (imports included) while the first images are embedded, then
+    # predicts each chunk while the next one is read and embedded; this thread stores the results.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagkit-predict")
+    loading = worker.submit(_load, found)
+    pending: list[tuple[list[Product], dict[str, str], dict[str, dict[str, Any]], Future | None]] = []
+
+    def finish() -> None:
+        products, keys, stored, future = pending.pop()
+        made = {r.id: r for r in future.result()} if future else {}
+        if made:
+            store_predictions(store, list(made.values()), keys)
+        report.products += len(products)
+        report.predicted += len(made)
+        report.unchanged += len(stored)
+        if on_prediction:
+            for product in products:
+                on_prediction(made[product.id] if product.id in made else from_stored(product, stored[product.id]))
 
     def on_chunk(chunk: list[Product]) -> None:
-        records = predict_chunk(store, model, found, embedder, last_per_id(chunk), top_k)
-        store_predictions(store, records)
-        report.products += len(records)
-        if on_prediction:
-            for record in records:
-                on_prediction(record)
+        products = last_per_id(chunk)
+        keys = {p.id: input_key(p, top_k) for p in products}
+        stored = {} if force else stored_predictions(store, found.id, keys)
+        todo = [p for p in products if p.id not in stored]
+        future = worker.submit(_predict_records, loading, dataset_for(store, embedder, todo), todo, found.id,
+                               top_k) if todo else None
+        if pending:
+            finish()
+        pending.append((products, keys, stored, future))
 
-    report.import_report = import_products(
-        store, source, mapping=mapping, products_file=products_file, embedder=embedder, on_problem=on_problem,
-        on_progress=on_progress, on_chunk=on_chunk, run_id=run_id)
+    try:
+        report.import_report = import_products(
+            store, source, mapping=mapping, products_file=products_file, embedder=embedder, on_problem=on_problem,
+            on_progress=on_progress, on_chunk=on_chunk, run_id=run_id, force=force)
+        if pending:
+            finish()
+        loading.result()  # a model that cannot be loaded is an error even when there was nothing to predict
+    finally:
+        worker.shutdown(cancel_futures=True)
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def _predict_records(loading: Future, data: Dataset, products: list[Product], model_id: str,
+                     top_k: int) -> list[PredictedProduct]:
+    predictions = loading.result().predict(data, top_k=top_k)
+    return [to_record(p, pred, model_id) for p, pred in zip(products, predictions, strict=True)]
 
 
 def last_per_id(chunk: list[Product]) -> list[Product]:

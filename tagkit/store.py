@@ -10,20 +10,23 @@ Tables (open the file with `sqlite-utils tables tagkit.db --counts` to look arou
 - `predictions`  one row per (product, model version) (filled by `tagkit predict`).
 - `feedback`     review decisions, one row per decision (filled by `tagkit review` and `tagkit feedback import`).
 - `taxonomy`     categories, attributes and their values (filled by `tagkit taxonomy`).
-- `runs`         every command that wrote to the database, with its counts and outcome.
+- `runs`         every command that wrote to the database, with its counts and outcome (`interrupted`:
+                 the process died, e.g. killed, before it could say how it ended).
 - `problems`     what was wrong with the input of each run: file, row, field, message.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import socket
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlite_utils
@@ -31,7 +34,7 @@ import sqlite_utils
 from tagkit.product import Problem, Product, Tag, format_category, parse_category
 
 DEFAULT_DB = "tagkit.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
     "products": (
@@ -48,6 +51,7 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "source_row": int,
             "imported_at": str,
             "updated_at": str,
+            "content_key": str,
         },
         "id",
     ),
@@ -79,6 +83,7 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "alternatives": str,
             "tags": str,
             "tag_candidates": str,
+            "input_key": str,
         },
         ("product_id", "model_id"),
     ),
@@ -105,7 +110,9 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "parent_id": int,
             "canonical_id": int,
             "multi_valued": int,
+            "open_values": int,
             "synonyms": str,
+            "position": int,
         },
         "id",
     ),
@@ -118,6 +125,8 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "finished_at": str,
             "status": str,
             "counts": str,
+            "pid": int,
+            "host": str,
         },
         "id",
     ),
@@ -170,12 +179,47 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def transaction(self) -> AbstractContextManager[sqlite_utils.Database]:
-        """All writes inside commit together or not at all."""
-        return self.db.atomic()
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """All writes inside commit together or not at all.
+
+        The outermost one begins IMMEDIATE: it takes SQLite's write lock at once (waiting up to the busy
+        timeout while another process writes), so a transaction that reads before it writes never fails
+        because another process committed in between. Nested ones are savepoints.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield self.db
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.rollback()
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            self.db.rollback()
+            raise
+
+    def _schema_is_current(self) -> bool:
+        """Whether every table, column and index is there already (then opening the database writes nothing)."""
+        for name, (columns, _) in _SCHEMA.items():
+            present = self.db.table(name).columns_dict if self.db.table(name).exists() else {}
+            if not present or any(column not in present for column in columns):
+                return False
+            indexed = {tuple(index.columns) for index in self.db.table(name).indexes}
+            if any(tuple(index) not in indexed for index in _INDEXES.get(name, [])):
+                return False
+        row = self.db.execute("select value from meta where key = 'schema_version'").fetchone()
+        return row is not None and row[0] == str(SCHEMA_VERSION)
 
     def _create_schema(self) -> None:
         """Create missing tables; add the columns and indexes a database made by an older tagkit lacks."""
+        if self._schema_is_current():
+            return
         with self.transaction():
             for name, (columns, pk) in _SCHEMA.items():
                 table = self.db.table(name)
@@ -192,10 +236,14 @@ class Store:
 
     # products -----------------------------------------------------------------------------
 
-    def upsert_products(self, products: Iterable[Product]) -> int:
-        """Insert or update products (the later record of an id wins); return how many were written."""
+    def upsert_products(self, products: Iterable[Product], force: bool = False) -> ProductWrites:
+        """Insert new products and update changed ones (the later record of an id wins).
+
+        A product whose content (`content_key`: title, description, image path and hash, labels, extra
+        columns) equals the stored row's is left alone, unless `force`.
+        """
         stamp = now()
-        rows = [
+        rows = list({row["id"]: row for row in (
             {
                 "id": p.id,
                 "title": p.title,
@@ -210,21 +258,24 @@ class Store:
                 "updated_at": stamp,
             }
             for p in products
-        ]
+        )}.values())
         if not rows:
-            return 0
+            return ProductWrites(0, 0, 0)
+        for row in rows:
+            row["content_key"] = content_key(row)
         with self.transaction():
-            existing = self._existing_ids([r["id"] for r in rows])
-            for row in rows:
-                if row["id"] not in existing:
-                    row["imported_at"] = stamp
-            self.db.table("products").upsert_all(rows, pk="id")
-        return len(rows)
+            sql = "select id, content_key from products where id in ({marks})"
+            existing = dict(self.select_in(sql, [], [r["id"] for r in rows]))
+            new = [row for row in rows if row["id"] not in existing]
+            changed = [row for row in rows if row["id"] in existing
+                       and (force or existing[row["id"]] != row["content_key"])]
+            for row in new:
+                row["imported_at"] = stamp
+            if new or changed:
+                self.db.table("products").upsert_all(new + changed, pk="id")
+        return ProductWrites(len(new), len(changed), len(rows) - len(new) - len(changed))
 
-    def _existing_ids(self, ids: list[str]) -> set[str]:
-        return {r[0] for r in self._select_in("select id from products where id in ({marks})", [], ids)}
-
-    def _select_in(self, sql: str, params: list[Any], values: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+    def select_in(self, sql: str, params: list[Any], values: Iterable[str]) -> Iterator[tuple[Any, ...]]:
         """Run `sql` (with an `in ({marks})` list) over `values` in chunks small enough for SQLite."""
         unique = list(dict.fromkeys(values))
         for start in range(0, len(unique), 500):
@@ -247,7 +298,7 @@ class Store:
     def known_features(self, model: str, hashes: Iterable[str]) -> dict[str, str | None]:
         """Image hashes that already have a features row for `model`, with the row's error (None if fine)."""
         sql = "select image_hash, error from features where model = ? and image_hash in ({marks})"
-        return dict(self._select_in(sql, [model], hashes))
+        return dict(self.select_in(sql, [model], hashes))
 
     def put_features(self, model: str, items: Iterable[tuple[str, np.ndarray | str]]) -> int:
         """Store embeddings (float32 vectors) or decoding errors (str) for image hashes."""
@@ -270,16 +321,25 @@ class Store:
         """Stored embeddings for these image hashes (those without one are left out)."""
         sql = ("select image_hash, vector from features where model = ? and vector is not null"
                " and image_hash in ({marks})")
-        return {h: np.frombuffer(blob, dtype=np.float32) for h, blob in self._select_in(sql, [model], hashes)}
+        return {h: np.frombuffer(blob, dtype=np.float32) for h, blob in self.select_in(sql, [model], hashes)}
 
     # runs and problems ----------------------------------------------------------------------
 
     def start_run(self, command: str, args: dict[str, Any]) -> int:
-        """Record that a command started; returns the run id."""
+        """Record that a command started; returns the run id.
+
+        Runs of this host still `running` whose process is gone (killed, or the machine went down) are
+        marked `interrupted` first.
+        """
+        host = socket.gethostname()
         with self.transaction():
+            running = self.db.execute("select id, pid from runs where status = 'running' and host = ?", [host])
+            dead = [run_id for run_id, pid in running.fetchall() if pid and not process_alive(pid)]
+            for run_id in dead:
+                self.db.table("runs").update(run_id, {"status": "interrupted"})
             table = self.db.table("runs")
             table.insert({"command": command, "args": json.dumps(args, ensure_ascii=False, default=str),
-                          "started_at": now(), "status": "running"})
+                          "started_at": now(), "status": "running", "pid": os.getpid(), "host": host})
             return int(table.last_pk)
 
     def finish_run(self, run_id: int, status: str, counts: dict[str, Any]) -> None:
@@ -323,6 +383,38 @@ class Store:
             "features": features_by_model,
             "last_run": last_run,
         }
+
+
+class ProductWrites(NamedTuple):
+    """What `upsert_products` did with a batch of products (one per id)."""
+
+    new: int
+    changed: int
+    unchanged: int
+
+    @property
+    def written(self) -> int:
+        return self.new + self.changed
+
+
+_CONTENT_COLUMNS = ("title", "description", "image", "image_hash", "category", "tags", "extra")
+
+
+def content_key(row: dict[str, Any]) -> str:
+    """A fingerprint of a product row's content (not of where or when it was read)."""
+    text = json.dumps([row.get(column) for column in _CONTENT_COLUMNS], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 def _not_null(pk: str | tuple[str, ...]) -> set[str]:

@@ -2,7 +2,7 @@
 
 `tagkit.db` keeps its models in `tagkit.db.models/<version>/`. A version is written into a hidden
 temporary folder first and renamed into place when complete, so a crash never leaves a half model
-that `predict` could pick up.
+that `predict` could pick up; the next `write_version` removes the temporary folders of dead processes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tagkit.store import Store, now
+from tagkit.store import Store, now, process_alive
 
 MANIFEST = "version.json"
 
@@ -36,7 +36,7 @@ class ModelVersion:
 
 def models_folder(store: Store) -> Path:
     """Where the database's model versions live: `<database file>.models/`."""
-    return store.path.with_name(store.path.name + ".models")
+    return store.path.resolve().with_name(store.path.name + ".models")  # absolute: rows stay valid from any cwd
 
 
 def new_version_id() -> str:
@@ -49,6 +49,7 @@ def write_version(store: Store, save: Callable[[Path], None], manifest: dict[str
     """Save a model with `save(folder)`, add its manifest, publish it atomically, record it in `models`."""
     root = models_folder(store)
     root.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(root)
     version = new_version_id()
     while (root / version).exists():
         version = new_version_id()
@@ -74,6 +75,17 @@ def write_version(store: Store, save: Callable[[Path], None], manifest: dict[str
             "metrics": json.dumps(manifest.get("metrics", {}), ensure_ascii=False),
         })
     return ModelVersion(version, root / version, manifest)
+
+
+def remove_leftovers(root: Path) -> list[Path]:
+    """Delete the temporary folders (`.tmp-<version>-<pid>`) that a killed `train` left; returns them."""
+    removed = []
+    for folder in root.glob(".tmp-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def list_versions(store: Store) -> list[dict[str, Any]]:

@@ -140,7 +140,8 @@ def test_second_import_embeds_nothing(bad_catalogue: Path, tmp_path: Path):
     assert report["images_embedded"] == 0
     assert report["images_cached"] == 6  # rows of p1 (twice), p6, p7, p8, p11 (p11 is p1's picture)
     assert report["images_unreadable"] + report["images_missing"] == 6
-    assert report["products_stored"] == 13  # rows written: p1 twice (the later row wins)
+    assert report["products_read"] == 13  # p1 twice (the later row wins)
+    assert report["products_stored"] == 0 and report["products_unchanged"] == 12, "nothing changed: nothing written"
 
 
 def test_clean_input_exits_zero_and_reports_on_stdout(tmp_path: Path):

@@ -1,0 +1,672 @@
+"""Taxonomies: a category tree and attributes with their allowed values, synonyms and arity, as YAML.
+
+A team keeps one vocabulary in a YAML file (`taxonomy/fa-fashion.yaml`, `taxonomy/en-fashion.yaml`)::
+
+    name: fa-fashion                  # optional: what this vocabulary is
+    language: fa                      # optional
+    categories:                       # the tree: each key a category, under it its children (or nothing)
+      مد و پوشاک:
+        کفش:
+        پیراهن:
+    category_synonyms:                # optional: other paths that mean a category
+      "پوشاک > کفش": "مد و پوشاک > کفش"
+    attributes:
+      - name: رنگ
+        multi_valued: false           # at most one value per product (the default)
+        open: false                   # only the listed values (the default); true: other values are allowed
+                                      # too (brands, sizes, model codes), the list holds the known ones
+        synonyms: [رنگ بندی]          # other names of the attribute
+        values:
+          - مشکی                      # a value ...
+          - value: قهوه‌ای              # ... or a value with its synonyms
+            synonyms: [قهوه ای سوخته, "توصیفگرها: قهوه‌ای"]
+
+Names, values and synonyms match by `tagkit.text.match_key`, so spellings that differ only by half-space or
+space, Arabic or Persian letters, Persian or Latin digits, or case need no synonym (`ویژگی ها` = `ویژگی‌ها`,
+`قهوه اي` = `قهوه‌ای`). A value synonym written `name: value` maps that whole tag (a value filed under
+another attribute's name). `tagkit.vocabulary` builds taxonomies from labelled products and suggests merges.
+
+In the database the `taxonomy` table holds one row per category, attribute and value (`kind`, `name`,
+`parent_id`: the parent category or the value's attribute, `multi_valued`, `open_values`, `synonyms` as
+JSON, `position` in the file). Rows are matched by (kind, name, parent) when a taxonomy is imported again,
+so ids do not change; an entry that left the file but is now a synonym of another one stays as an alias
+row (`canonical_id`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from tagkit.product import Product, Tag, format_category, parse_category
+from tagkit.text import match_key, normalize
+
+if TYPE_CHECKING:
+    from tagkit.store import Store
+
+TOP_KEYS = ("name", "language", "categories", "category_synonyms", "attributes")
+ATTRIBUTE_KEYS = ("name", "multi_valued", "open", "synonyms", "values", "description")
+VALUE_KEYS = ("value", "synonyms")
+TAG_ALIAS = ": "  # a value synonym containing this is a whole `name: value` tag
+_NULL_LEAF = re.compile(r"^( +\S.*): null$", re.MULTILINE)  # `Shirts: null` -> `Shirts:` (a category leaf)
+
+
+class TaxonomyError(ValueError):
+    """A taxonomy file or mapping that cannot be used; the message names the file, the entry and the fix."""
+
+
+@dataclass
+class Value:
+    """One allowed value of an attribute and the other ways it is written."""
+
+    name: str
+    synonyms: tuple[str, ...] = ()
+
+
+@dataclass
+class Attribute:
+    """An attribute (`رنگ`, `color`): its values, whether a product takes several, whether others are allowed."""
+
+    name: str
+    values: list[Value] = field(default_factory=list)
+    multi_valued: bool = False
+    open: bool = False
+    synonyms: tuple[str, ...] = ()
+    description: str = ""
+
+    def value(self, text: str) -> Value | None:
+        """The value written `text` (by match key, synonyms included), or None."""
+        key = match_key(text)
+        return next((v for v in self.values if key in _keys(v.name, v.synonyms)), None)
+
+
+@dataclass
+class Taxonomy:
+    """Categories (every node as a path, in tree order) and attributes; maps raw tags to canonical ones."""
+
+    name: str = ""
+    language: str = ""
+    categories: list[tuple[str, ...]] = field(default_factory=list)
+    category_synonyms: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+    attributes: list[Attribute] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._index: _Index | None = None
+
+    @property
+    def index(self) -> _Index:
+        if self._index is None:
+            self._index = _Index(self)
+        return self._index
+
+    def changed(self) -> None:
+        """Call after editing the lists in place: the lookup tables are rebuilt on next use."""
+        self._index = None
+
+    # -- lookups -----------------------------------------------------------------------------------
+
+    def attribute(self, name: str) -> Attribute | None:
+        """The attribute called `name` (or one of its synonyms), by match key."""
+        return self.index.attributes.get(match_key(name))
+
+    def value(self, attribute: Attribute, text: str) -> Value | None:
+        """The value of `attribute` written `text` (by match key, synonyms included), or None."""
+        return self.index.values[attribute.name].get(match_key(text))
+
+    def canonical(self, tag: Tag) -> Tag:
+        """The canonical spelling of a tag: its attribute's name and value when the taxonomy knows them.
+
+        Unknown attributes and values (new brands, sizes) come back normalised (`tagkit.text.normalize`);
+        `known` says whether a tag is in the vocabulary. A plain tag (no name) is only normalised.
+        """
+        if not tag.name:
+            return Tag("", normalize(tag.value))
+        alias = self.index.tag_aliases.get((match_key(tag.name), match_key(tag.value)))
+        if alias is not None:
+            return alias
+        attribute = self.attribute(tag.name)
+        if attribute is None:
+            return Tag(normalize(tag.name), normalize(tag.value))
+        value = self.index.values[attribute.name].get(match_key(tag.value))
+        return Tag(attribute.name, value.name if value else normalize(tag.value))
+
+    def canonical_tags(self, tags: Iterable[Tag]) -> tuple[Tag, ...]:
+        """Each tag made canonical, duplicates dropped, order kept."""
+        return tuple(dict.fromkeys(self.canonical(t) for t in tags))
+
+    def canonical_category(self, path: Sequence[str]) -> tuple[str, ...]:
+        """The taxonomy's path for a raw path: by match keys level by level, a synonym, or the last level alone
+        when only one category has that name; unknown paths come back normalised."""
+        key = _path_key(path)
+        found = self.index.categories.get(key)
+        return found if found is not None else tuple(normalize(level) for level in path)
+
+    def known(self, tag: Tag) -> bool:
+        """Whether `tag` (already canonical) is allowed: a known attribute, and a listed value unless it is open."""
+        attribute = self.index.by_name.get(tag.name)
+        if attribute is None:
+            return False
+        return attribute.open or tag.value in self.index.value_names[attribute.name]
+
+    def canonicalise(self, products: Iterable[Product]) -> None:
+        """Make the products' tags and categories canonical, in place (what `tagkit import` does)."""
+        for product in products:
+            if product.tags:
+                product.tags = self.canonical_tags(product.tags)
+            if product.category:
+                product.category = self.canonical_category(product.category)
+
+    def constrain(self, scored: Iterable[tuple[Tag, float]]) -> list[tuple[Tag, float]]:
+        """Predicted tags made valid: canonical, allowed by the taxonomy, one value per single-valued attribute
+        (the best-scoring), each tag once (its best score); best first."""
+        best: dict[Tag, float] = {}
+        for tag, score in scored:
+            canonical = self.canonical(tag)
+            if self.known(canonical) and score > best.get(canonical, float("-inf")):
+                best[canonical] = score
+        out: list[tuple[Tag, float]] = []
+        taken: set[str] = set()
+        for tag, score in sorted(best.items(), key=lambda item: (-item[1], item[0])):
+            attribute = self.index.by_name[tag.name]
+            if not attribute.multi_valued:
+                if tag.name in taken:
+                    continue
+                taken.add(tag.name)
+            out.append((tag, score))
+        return out
+
+    # -- the category tree ---------------------------------------------------------------------------
+
+    def children(self, parent: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+        """The paths right under `parent` (the roots for `()`), in file order."""
+        return [p for p in self.categories if len(p) == len(parent) + 1 and p[: len(parent)] == parent]
+
+    def leaves(self) -> list[tuple[str, ...]]:
+        """The category paths that have no children."""
+        parents = {p[:-1] for p in self.categories}
+        return [p for p in self.categories if p not in parents]
+
+
+class _Index:
+    """Lookup tables of a taxonomy by match key."""
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.attributes: dict[str, Attribute] = {}
+        self.by_name: dict[str, Attribute] = {}
+        self.values: dict[str, dict[str, Value]] = {}
+        self.value_names: dict[str, set[str]] = {}
+        self.tag_aliases: dict[tuple[str, str], Tag] = {}
+        self.categories: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for attribute in taxonomy.attributes:
+            self.by_name[attribute.name] = attribute
+            for key in _keys(attribute.name, attribute.synonyms):
+                self.attributes.setdefault(key, attribute)
+            values: dict[str, Value] = {}
+            for value in attribute.values:
+                for synonym in (value.name, *value.synonyms):
+                    if TAG_ALIAS in synonym:
+                        raw = Tag.parse(synonym)
+                        self.tag_aliases.setdefault((match_key(raw.name), match_key(raw.value)),
+                                                    Tag(attribute.name, value.name))
+                    else:
+                        values.setdefault(match_key(synonym), value)
+            self.values[attribute.name] = values
+            self.value_names[attribute.name] = {v.name for v in attribute.values}
+        for path in taxonomy.categories:
+            self.categories.setdefault(_path_key(path), path)
+        for raw, path in taxonomy.category_synonyms.items():
+            self.categories.setdefault(_path_key(raw), path)
+        last = Counter(match_key(path[-1]) for path in taxonomy.categories)
+        for path in taxonomy.categories:  # a category written by its own name alone, when no other has it
+            if len(path) > 1 and last[match_key(path[-1])] == 1:
+                self.categories.setdefault((match_key(path[-1]),), path)
+
+
+def _keys(name: str, synonyms: Iterable[str]) -> set[str]:
+    return {match_key(name), *(match_key(s) for s in synonyms if TAG_ALIAS not in s)} - {""}
+
+
+def _path_key(path: Sequence[str]) -> tuple[str, ...]:
+    return tuple(match_key(level) for level in path)
+
+
+# ----------------------------------------------------------------------------------------------------
+# YAML
+
+
+def load_taxonomy(path: str | Path) -> Taxonomy:
+    """Read and check a taxonomy YAML file; TaxonomyError names the file, the entry and the fix."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise TaxonomyError(f"{path}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise TaxonomyError(f"{path}: not UTF-8 ({error.reason} at byte {error.start}); save it as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        raise TaxonomyError(f"{path}:{where} not valid YAML: {getattr(error, 'problem', None) or error}") from None
+    return parse_taxonomy(data, str(path))
+
+
+def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:
+    """Check already-parsed YAML and build the Taxonomy (names normalised, duplicates refused)."""
+    if not isinstance(data, dict):
+        raise TaxonomyError(f"{label}: expected keys like `categories:` and `attributes:` at the top, "
+                            f"found {_kind(data)}")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise TaxonomyError(f"{label}: unknown key {key!r}; known keys: {', '.join(TOP_KEYS)}")
+    taxonomy = Taxonomy(name=_text(data.get("name"), f"{label}: name", empty_ok=True),
+                        language=_text(data.get("language"), f"{label}: language", empty_ok=True))
+    taxonomy.categories = _parse_tree(data.get("categories"), (), f"{label}: categories")
+    seen_paths: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for path in taxonomy.categories:
+        other = seen_paths.setdefault(_path_key(path), path)
+        if other != path:
+            raise TaxonomyError(f"{label}: categories: {format_category(path)!r} and {format_category(other)!r} "
+                                "are the same category written differently; keep one")
+    synonyms = data.get("category_synonyms") or {}
+    if not isinstance(synonyms, dict):
+        raise TaxonomyError(f"{label}: category_synonyms: expected `raw path: category path` lines, "
+                            f"found {_kind(synonyms)}")
+    for raw, target in synonyms.items():
+        where = f"{label}: category_synonyms.{raw}"
+        path = parse_category(_text(target, where))
+        if _path_key(path) not in seen_paths:
+            raise TaxonomyError(f"{where}: {format_category(path)!r} is not a category of this taxonomy")
+        taxonomy.category_synonyms[parse_category(normalize(_text(raw, where)))] = seen_paths[_path_key(path)]
+    attributes = data.get("attributes") or []
+    if not isinstance(attributes, list):
+        raise TaxonomyError(f"{label}: attributes: expected a list of `- name: ...` entries, found {_kind(attributes)}")
+    owner: dict[str, str] = {}
+    for i, item in enumerate(attributes):
+        attribute = _parse_attribute(item, f"{label}: attributes[{i}]")
+        for key in _keys(attribute.name, attribute.synonyms):
+            if key in owner and owner[key] != attribute.name:
+                raise TaxonomyError(f"{label}: attributes[{i}] ({attribute.name}): the name or synonym {key!r} "
+                                    f"is already attribute {owner[key]!r}")
+            owner[key] = attribute.name
+        if any(a.name == attribute.name for a in taxonomy.attributes):
+            raise TaxonomyError(f"{label}: attributes[{i}]: attribute {attribute.name!r} is listed twice")
+        taxonomy.attributes.append(attribute)
+    return taxonomy
+
+
+def _parse_tree(node: Any, parent: tuple[str, ...], where: str) -> list[tuple[str, ...]]:
+    if node is None:
+        return []
+    if isinstance(node, str | int | float) and not isinstance(node, bool):
+        node = {node: None}
+    if isinstance(node, list):
+        out: list[tuple[str, ...]] = []
+        for item in node:
+            out.extend(_parse_tree(item, parent, where))
+        return out
+    if not isinstance(node, dict):
+        raise TaxonomyError(f"{where}: expected category names with their children under them, found {_kind(node)}")
+    out = []
+    for name, children in node.items():
+        level = _text(name, f"{where}: category name")
+        if ">" in level:
+            raise TaxonomyError(f"{where}: category {level!r}: write the levels as a tree, not with `>`")
+        path = (*parent, level)
+        out.append(path)
+        out.extend(_parse_tree(children, path, f"{where} > {level}"))
+    return out
+
+
+def _parse_attribute(item: Any, where: str) -> Attribute:
+    if isinstance(item, str):
+        item = {"name": item}
+    if not isinstance(item, dict):
+        raise TaxonomyError(f"{where}: expected `name:`, `values:` ..., found {_kind(item)}")
+    for key in item:
+        if key not in ATTRIBUTE_KEYS:
+            raise TaxonomyError(f"{where}: unknown key {key!r}; known keys: {', '.join(ATTRIBUTE_KEYS)}")
+    name = _text(item.get("name"), f"{where}: name")
+    where = f"{where} ({name})"
+    attribute = Attribute(name=name, multi_valued=_flag(item, "multi_valued", where), open=_flag(item, "open", where),
+                          synonyms=_synonyms(item.get("synonyms"), f"{where}: synonyms"),
+                          description=_text(item.get("description"), f"{where}: description", empty_ok=True))
+    values = item.get("values") or []
+    if not isinstance(values, list):
+        raise TaxonomyError(f"{where}: values: expected a list, found {_kind(values)}")
+    owner: dict[str, str] = {}
+    for j, raw in enumerate(values):
+        at = f"{where}: values[{j}]"
+        if isinstance(raw, dict):
+            for key in raw:
+                if key not in VALUE_KEYS:
+                    raise TaxonomyError(f"{at}: unknown key {key!r}; known keys: {', '.join(VALUE_KEYS)}")
+            value = Value(_text(raw.get("value"), f"{at}: value"), _synonyms(raw.get("synonyms"), f"{at}: synonyms"))
+        else:
+            value = Value(_text(raw, at))
+        for key in _keys(value.name, value.synonyms):
+            if key in owner and owner[key] != value.name:
+                raise TaxonomyError(f"{at} ({value.name}): {key!r} is already value {owner[key]!r} of {name!r}")
+            owner[key] = value.name
+        if any(v.name == value.name for v in attribute.values):
+            raise TaxonomyError(f"{at}: value {value.name!r} is listed twice")
+        attribute.values.append(value)
+    return attribute
+
+
+def _text(value: Any, where: str, empty_ok: bool = False) -> str:
+    if value is None or value == "":
+        if empty_ok:
+            return ""
+        raise TaxonomyError(f"{where}: missing")
+    if isinstance(value, bool):
+        raise TaxonomyError(f"{where}: {value!r} is read by YAML as a true/false value; put it in quotes")
+    if not isinstance(value, str | int | float):
+        raise TaxonomyError(f"{where}: expected text, found {_kind(value)}")
+    text = normalize(str(value))
+    if not text and not empty_ok:
+        raise TaxonomyError(f"{where}: empty")
+    return text
+
+
+def _flag(item: dict[str, Any], key: str, where: str) -> bool:
+    value = item.get(key, False)
+    if not isinstance(value, bool):
+        raise TaxonomyError(f"{where}: {key}: expected true or false, found {value!r}")
+    return value
+
+
+def _synonyms(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    return tuple(dict.fromkeys(_text(item, where) for item in items))
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    names = {dict: "a mapping", list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false"}
+    return names.get(type(value), type(value).__name__)
+
+
+def taxonomy_data(taxonomy: Taxonomy) -> dict[str, Any]:
+    """The taxonomy as plain YAML-ready data (the format `parse_taxonomy` reads)."""
+    data: dict[str, Any] = {}
+    if taxonomy.name:
+        data["name"] = taxonomy.name
+    if taxonomy.language:
+        data["language"] = taxonomy.language
+
+    def tree(parent: tuple[str, ...]) -> dict[str, Any] | None:
+        kids = taxonomy.children(parent)
+        return {kid[-1]: tree(kid) for kid in kids} if kids else None
+
+    data["categories"] = tree(()) or {}
+    if taxonomy.category_synonyms:
+        data["category_synonyms"] = {format_category(raw): format_category(path)
+                                     for raw, path in taxonomy.category_synonyms.items()}
+    attributes = []
+    for attribute in taxonomy.attributes:
+        entry: dict[str, Any] = {"name": attribute.name, "multi_valued": attribute.multi_valued,
+                                 "open": attribute.open}
+        if attribute.description:
+            entry["description"] = attribute.description
+        if attribute.synonyms:
+            entry["synonyms"] = list(attribute.synonyms)
+        entry["values"] = [{"value": v.name, "synonyms": list(v.synonyms)} if v.synonyms else v.name
+                           for v in attribute.values]
+        attributes.append(entry)
+    data["attributes"] = attributes
+    return data
+
+
+def dump_taxonomy(taxonomy: Taxonomy, header: str = "") -> str:
+    """The taxonomy as YAML text (deterministic: the same taxonomy gives the same bytes)."""
+    text = yaml.safe_dump(taxonomy_data(taxonomy), allow_unicode=True, sort_keys=False, width=1000,
+                          default_flow_style=False)
+    text = _NULL_LEAF.sub(r"\1:", text).replace("\n- name: ", "\n\n- name: ")
+    comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines()) if header else ""
+    return comment + text
+
+
+# ----------------------------------------------------------------------------------------------------
+# The database
+
+
+@dataclass
+class ImportCounts:
+    """What `import_taxonomy` did to the `taxonomy` table."""
+
+    added: int = 0
+    unchanged: int = 0
+    updated: int = 0
+    aliased: int = 0
+    removed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"added": self.added, "unchanged": self.unchanged, "updated": self.updated,
+                "aliased": self.aliased, "removed": self.removed}
+
+
+def import_taxonomy(store: Store, taxonomy: Taxonomy) -> ImportCounts:
+    """Make the database's taxonomy this one, in one transaction, keeping the id of every entry already there.
+
+    Entries are matched by (kind, name, parent). An entry no longer in `taxonomy` becomes an alias row
+    (`canonical_id` = the entry it is now a synonym of) when it is one, else it is deleted.
+    """
+    counts = ImportCounts()
+    table = store.db.table("taxonomy")
+    with store.transaction():
+        rows = {(r["kind"], r["name"], r["parent_id"]): r for r in table.rows}
+        wanted: set[int] = set()
+
+        def put(kind: str, name: str, parent: int | None, **fields: Any) -> int:
+            row = {"kind": kind, "name": name, "parent_id": parent, "canonical_id": None, **fields,
+                   "position": len(wanted)}
+            old = rows.get((kind, name, parent))
+            if old is None:
+                columns = ", ".join(row)
+                marks = ", ".join("?" * len(row))
+                row_id = int(store.db.execute(f"insert into taxonomy ({columns}) values ({marks})",
+                                              list(row.values())).lastrowid)
+                counts.added += 1
+            else:
+                row_id = int(old["id"])
+                changed = {k: v for k, v in row.items() if old.get(k) != v}
+                if changed:
+                    sets = ", ".join(f"{k} = ?" for k in changed)
+                    store.db.execute(f"update taxonomy set {sets} where id = ?", [*changed.values(), row_id])
+                    counts.updated += 1
+                else:
+                    counts.unchanged += 1
+            wanted.add(row_id)
+            return row_id
+
+        category_ids: dict[tuple[str, ...], int] = {}
+        synonyms_of: dict[tuple[str, ...], list[str]] = {}
+        for raw, path in taxonomy.category_synonyms.items():
+            synonyms_of.setdefault(path, []).append(format_category(raw))
+        for path in taxonomy.categories:
+            category_ids[path] = put("category", path[-1], category_ids.get(path[:-1]),
+                                     synonyms=_json(synonyms_of.get(path, [])), multi_valued=None, open_values=None)
+        value_ids: dict[tuple[str, str], int] = {}
+        attribute_ids: dict[str, int] = {}
+        for attribute in taxonomy.attributes:
+            attribute_id = put("attribute", attribute.name, None, synonyms=_json(list(attribute.synonyms)),
+                               multi_valued=int(attribute.multi_valued), open_values=int(attribute.open))
+            attribute_ids[attribute.name] = attribute_id
+            for value in attribute.values:
+                value_ids[(attribute.name, value.name)] = put(
+                    "value", value.name, attribute_id, synonyms=_json(list(value.synonyms)),
+                    multi_valued=None, open_values=None)
+        by_id = {r["id"]: r for r in rows.values()}
+        for (kind, name, parent), old in rows.items():
+            if old["id"] in wanted:
+                continue
+            target = _alias_target(taxonomy, kind, name, parent, by_id, category_ids, attribute_ids, value_ids)
+            if target is not None:
+                if old.get("canonical_id") != target:
+                    table.update(old["id"], {"canonical_id": target})
+                counts.aliased += 1
+            else:
+                table.delete(old["id"])
+                counts.removed += 1
+        meta = store.db.table("meta")
+        meta.upsert({"key": "taxonomy_name", "value": taxonomy.name}, pk="key")
+        meta.upsert({"key": "taxonomy_language", "value": taxonomy.language}, pk="key")
+    return counts
+
+
+def _alias_target(taxonomy: Taxonomy, kind: str, name: str, parent: int | None, by_id: dict[int, dict[str, Any]],
+                  category_ids: dict[tuple[str, ...], int], attribute_ids: dict[str, int],
+                  value_ids: dict[tuple[str, str], int]) -> int | None:
+    """The id of the new entry an old entry (not in the taxonomy any more) is a synonym of, if any."""
+    if kind == "attribute":
+        found = taxonomy.attribute(name)
+        return attribute_ids.get(found.name) if found else None
+    if kind == "value":
+        owner = by_id.get(parent)
+        attribute = taxonomy.attribute(owner["name"]) if owner else None
+        value = taxonomy.value(attribute, name) if attribute else None
+        return value_ids.get((attribute.name, value.name)) if attribute and value else None
+    if kind == "category":
+        levels = [name]
+        while parent is not None and parent in by_id:
+            levels.insert(0, by_id[parent]["name"])
+            parent = by_id[parent]["parent_id"]
+        path = taxonomy.index.categories.get(_path_key(levels))
+        return category_ids.get(path) if path else None
+    return None
+
+
+def stored_taxonomy(store: Store) -> Taxonomy | None:
+    """The taxonomy in the database (alias rows left out), or None when none was imported."""
+    rows = list(store.db.query("select * from taxonomy where canonical_id is null order by position, id"))
+    if not rows:
+        return None
+    meta = {r["key"]: r["value"] for r in store.db.query(
+        "select key, value from meta where key in ('taxonomy_name', 'taxonomy_language')")}
+    taxonomy = Taxonomy(name=meta.get("taxonomy_name") or "", language=meta.get("taxonomy_language") or "")
+    paths: dict[int, tuple[str, ...]] = {}
+    attributes: dict[int, Attribute] = {}
+    for row in rows:  # in file order, so a parent comes before its children
+        synonyms = tuple(json.loads(row["synonyms"] or "[]"))
+        if row["kind"] == "category":
+            path = (*paths.get(row["parent_id"], ()), row["name"])
+            paths[row["id"]] = path
+            taxonomy.categories.append(path)
+            for raw in synonyms:
+                taxonomy.category_synonyms[parse_category(raw)] = path
+        elif row["kind"] == "attribute":
+            attributes[row["id"]] = Attribute(row["name"], multi_valued=bool(row["multi_valued"]),
+                                              open=bool(row["open_values"]), synonyms=synonyms)
+            taxonomy.attributes.append(attributes[row["id"]])
+        elif row["kind"] == "value" and row["parent_id"] in attributes:
+            attributes[row["parent_id"]].values.append(Value(row["name"], synonyms))
+    taxonomy.categories = _tree_order(taxonomy.categories)
+    return taxonomy
+
+
+def _tree_order(paths: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Paths depth-first (a child added later still comes under its parent), siblings in insertion order."""
+    position = {p: i for i, p in enumerate(paths)}
+
+    def walk(parent: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        for path in sorted((p for p in paths if p[:-1] == parent), key=position.__getitem__):
+            yield path
+            yield from walk(path)
+
+    return list(walk(()))
+
+
+def apply_taxonomy(store: Store, taxonomy: Taxonomy) -> int:
+    """Make the tags and categories of the products already stored canonical; returns how many changed."""
+    changed = []
+    for product in store.iter_products("tags is not null or category is not null"):
+        tags, category = product.tags, product.category
+        taxonomy.canonicalise([product])
+        if product.tags != tags or product.category != category:
+            changed.append(product)
+    for start in range(0, len(changed), 500):
+        store.upsert_products(changed[start : start + 500])
+    return len(changed)
+
+
+def taxonomy_ids(store: Store) -> dict[tuple[str, ...], int]:
+    """Ids of the stored entries: ("category", *path), ("attribute", name), ("value", attribute, value)."""
+    rows = {r["id"]: r for r in store.db.query("select * from taxonomy where canonical_id is null")}
+    out: dict[tuple[str, ...], int] = {}
+    for row_id, row in rows.items():
+        if row["kind"] == "category":
+            levels, parent = [row["name"]], row["parent_id"]
+            while parent is not None and parent in rows:
+                levels.insert(0, rows[parent]["name"])
+                parent = rows[parent]["parent_id"]
+            out[("category", *levels)] = row_id
+        elif row["kind"] == "attribute":
+            out[("attribute", row["name"])] = row_id
+        elif row["kind"] == "value" and row["parent_id"] in rows:
+            out[("value", rows[row["parent_id"]]["name"], row["name"])] = row_id
+    return out
+
+
+def add_synonym(store: Store, raw: str, canonical: str) -> str:
+    """Record that `raw` means `canonical` (`tagkit taxonomy map`); returns what was mapped, for a message.
+
+    `canonical` is a `name: value` tag (then `raw` is a value, or a whole `name: value` tag filed under
+    another name), an attribute name (`raw` is another name for it) or a category path (`raw` another path).
+    """
+    taxonomy = stored_taxonomy(store)
+    if taxonomy is None:
+        raise TaxonomyError("no taxonomy in the database: import one first (`tagkit taxonomy import FILE`)")
+    ids = taxonomy_ids(store)
+    raw = normalize(raw)
+    if not raw:
+        raise TaxonomyError("RAW is empty")
+    target = Tag.parse(canonical)
+    if target.name:
+        attribute = taxonomy.attribute(target.name)
+        value = taxonomy.value(attribute, target.value) if attribute else None
+        if attribute is None or value is None:
+            raise TaxonomyError(f"{canonical!r} is not a value of the taxonomy (see `tagkit taxonomy show`)")
+        raw_tag = Tag.parse(raw)
+        same_attribute = raw_tag.name and taxonomy.attribute(raw_tag.name) is attribute
+        synonym = raw_tag.value if same_attribute else f"{raw_tag.name}{TAG_ALIAS}{raw_tag.value}" \
+            if raw_tag.name else raw
+        _append_synonym(store, ids[("value", attribute.name, value.name)], synonym)
+        return f"{synonym} -> {attribute.name}: {value.name}"
+    attribute = taxonomy.attribute(canonical)
+    if attribute is not None and ">" not in canonical:
+        owner = taxonomy.attribute(raw)
+        if owner is not None and owner is not attribute:
+            raise TaxonomyError(f"{raw!r} is already attribute {owner.name!r}")
+        _append_synonym(store, ids[("attribute", attribute.name)], raw)
+        return f"{raw} -> {attribute.name}"
+    path = taxonomy.index.categories.get(_path_key(parse_category(canonical)))
+    if path is not None:
+        raw_path = parse_category(raw)
+        _append_synonym(store, ids[("category", *path)], format_category(raw_path))
+        return f"{format_category(raw_path)} -> {format_category(path)}"
+    raise TaxonomyError(f"{canonical!r} is neither a `name: value` tag, an attribute nor a category of the "
+                        "taxonomy (see `tagkit taxonomy show`)")
+
+
+def _append_synonym(store: Store, row_id: int, synonym: str) -> None:
+    table = store.db.table("taxonomy")
+    with store.transaction():
+        synonyms = json.loads(table.get(row_id)["synonyms"] or "[]")
+        if synonym not in synonyms:
+            table.update(row_id, {"synonyms": _json([*synonyms, synonym])})
+
+
+def _json(items: list[str]) -> str:
+    return json.dumps(items, ensure_ascii=False)

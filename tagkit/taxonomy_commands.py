@@ -1,0 +1,192 @@
+"""`tagkit taxonomy import | show | map | suggest`: options and output only; the work is in tagkit.taxonomy and
+tagkit.vocabulary. Registered on the `tagkit` command by tagkit.cli."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tagkit.exitcodes import ExitCode
+
+
+@click.group("taxonomy")
+def taxonomy() -> None:
+    """One vocabulary: a category tree and attributes with their values (YAML, see tagkit/taxonomy.py).
+
+    \b
+    tagkit taxonomy import taxonomy/fa-fashion.yaml   load it (ids stay the same when loaded again)
+    tagkit taxonomy show [--tree]                      what the database holds
+    tagkit taxonomy map 'قهوه ای سوخته' 'رنگ: قهوه‌ای'    another way to write a value, attribute or category
+    tagkit taxonomy suggest products.jsonl            spellings that look like one name or value
+    """
+
+
+@taxonomy.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--apply", "apply_to_products", is_flag=True,
+              help="Also make the tags and categories of the products already stored canonical.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
+@click.pass_obj
+def import_command(obj: Any, file: Path, apply_to_products: bool, as_json: bool) -> None:
+    """Load a taxonomy YAML file into the database (replacing the one there; the ids of entries already there
+    do not change). Products imported from now on get canonical tags and categories."""
+    from tagkit.taxonomy import TaxonomyError, apply_taxonomy, import_taxonomy, load_taxonomy
+
+    try:
+        loaded = load_taxonomy(file)
+    except TaxonomyError as error:
+        raise click.UsageError(str(error)) from error
+    with obj.run("taxonomy import", {"file": file, "apply": apply_to_products}, "importing the taxonomy") as run:
+        counts = import_taxonomy(run.store, loaded).as_dict()
+        if apply_to_products:
+            counts["products_changed"] = apply_taxonomy(run.store, loaded)
+        run.finish(counts, 0)
+    summary = {"taxonomy": loaded.name, "categories": len(loaded.categories), "attributes": len(loaded.attributes),
+               "values": sum(len(a.values) for a in loaded.attributes), **counts}
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        click.echo("\n".join(f"{key.replace('_', ' '):<18}{value:,}" if isinstance(value, int)
+                             else f"{key:<18}{value}" for key, value in summary.items()))
+
+
+@taxonomy.command()
+@click.option("--tree", is_flag=True, help="Print the category tree.")
+@click.option("--attribute", "attribute_name", metavar="NAME", help="Print one attribute's values and synonyms.")
+@click.option("--yaml", "as_yaml", is_flag=True, help="Print the whole taxonomy as YAML (the import format).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole taxonomy as JSON.")
+@click.pass_obj
+def show(obj: Any, tree: bool, attribute_name: str | None, as_yaml: bool, as_json: bool) -> None:
+    """Show the taxonomy in the database: its attributes (default), the category tree, or one attribute."""
+    from tagkit.taxonomy import dump_taxonomy, stored_taxonomy, taxonomy_data
+
+    with obj.open_store() as store:
+        loaded = stored_taxonomy(store)
+    if loaded is None:
+        obj.fail(f"no taxonomy in {obj.db}: load one with `tagkit taxonomy import FILE`", ExitCode.NO_MODEL)
+    if as_yaml:
+        click.echo(dump_taxonomy(loaded), nl=False)
+    elif as_json:
+        click.echo(json.dumps(taxonomy_data(loaded), ensure_ascii=False, indent=2))
+    elif tree:
+        _print_tree(loaded)
+    elif attribute_name:
+        attribute = loaded.attribute(attribute_name)
+        if attribute is None:
+            obj.fail(f"no attribute {attribute_name!r} in the taxonomy", ExitCode.USAGE)
+        click.echo(f"{attribute.name}  ({_kind(attribute)})"
+                   + (f"  also written: {', '.join(attribute.synonyms)}" if attribute.synonyms else ""))
+        for value in attribute.values:
+            click.echo(f"  {value.name}" + (f"  = {', '.join(value.synonyms)}" if value.synonyms else ""))
+    else:
+        values = sum(len(a.values) for a in loaded.attributes)
+        click.echo(f"{loaded.name or 'taxonomy'}{f' ({loaded.language})' if loaded.language else ''}: "
+                   f"{len(loaded.categories):,} categories, {len(loaded.attributes):,} attributes, {values:,} values")
+        for attribute in loaded.attributes:
+            shown = ", ".join(v.name for v in attribute.values[:6])
+            more = f", ... ({len(attribute.values):,})" if len(attribute.values) > 6 else ""
+            click.echo(f"  {attribute.name}  [{_kind(attribute)}]  {shown}{more}")
+
+
+def _kind(attribute: Any) -> str:
+    return ("several values" if attribute.multi_valued else "one value") + (", open" if attribute.open else "")
+
+
+def _print_tree(loaded: Any) -> None:
+    def walk(parent: tuple[str, ...], prefix: str) -> None:
+        kids = loaded.children(parent)
+        for i, path in enumerate(kids):
+            last = i == len(kids) - 1
+            click.echo(f"{prefix}{'└── ' if last else '├── '}{path[-1]}")
+            walk(path, prefix + ("    " if last else "│   "))
+
+    for root in loaded.children(()):
+        click.echo(root[-1])
+        walk(root, "")
+
+
+@taxonomy.command("map")
+@click.argument("raw")
+@click.argument("canonical")
+@click.pass_obj
+def map_command(obj: Any, raw: str, canonical: str) -> None:
+    """Record that RAW means CANONICAL: a `name: value` tag (RAW a value, or a tag filed under another name),
+    an attribute name, or a category path (`A > B`). Later imports map RAW to CANONICAL."""
+    from tagkit.taxonomy import TaxonomyError, add_synonym
+
+    with obj.run("taxonomy map", {"raw": raw, "canonical": canonical}, "mapping") as run:
+        try:
+            mapped = add_synonym(run.store, raw, canonical)
+        except TaxonomyError as error:
+            run.finish({}, 0, status="failed")
+            obj.fail(str(error), ExitCode.USAGE)
+        run.finish({"mapped": mapped}, 0)
+    click.echo(mapped)
+
+
+@taxonomy.command()
+@click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Column mapping (tagkit.yaml) for SOURCE. Default: ./tagkit.yaml when it exists.")
+@click.option("-m", "--map", "overrides", multiple=True, metavar="FIELD=COLUMN",
+              help="Read a tagkit field from a column, e.g. --map tags=attributes. Repeatable.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show at most N suggestions.")
+@click.option("--commands", is_flag=True, help="Print `tagkit taxonomy map` commands instead (the suggestions "
+                                               "whose spelling is in the taxonomy).")
+@click.option("--json", "as_json", is_flag=True, help="Print the suggestions as JSON.")
+@click.pass_obj
+def suggest(obj: Any, source: Path | None, config_path: Path | None, overrides: tuple[str, ...], limit: int | None,
+            commands: bool, as_json: bool) -> None:
+    """Names and values that are the same thing written differently (half-space, Arabic letters, spacing,
+    case, plural), with the spelling to keep, for a person to confirm. Reads the tags of SOURCE (a products
+    file), or of the products in the database; compares them with the database's taxonomy when there is one.
+    """
+    from tagkit.cli import _load_mapping
+    from tagkit.taxonomy import stored_taxonomy
+    from tagkit.vocabulary import suggest as find_variants
+
+    with obj.open_store() as store:
+        loaded = stored_taxonomy(store)
+        if source is None:
+            tags = [t for p in store.iter_products("tags is not null") for t in p.tags]
+        else:
+            tags = _source_tags(obj, source, _load_mapping(config_path, overrides))
+    found = find_variants(tags, loaded)[:limit]
+    if as_json:
+        click.echo(json.dumps([s.as_dict() for s in found], ensure_ascii=False, indent=2))
+    elif commands:
+        for item in found:
+            if not item.in_taxonomy:
+                continue
+            for text, _ in item.variants:
+                if text != item.canonical:
+                    click.echo(f"tagkit taxonomy map {shlex.quote(item.raw(text))} {shlex.quote(item.target())}")
+    else:
+        for item in found:
+            variants = ", ".join(f"{text} ({count:,})" for text, count in item.variants)
+            where = f"{item.attribute}: " if item.kind == "value" else ""
+            mark = "" if not loaded else "  (in the taxonomy)" if item.in_taxonomy else "  (not in the taxonomy)"
+            click.echo(f"{item.kind:<9}  {where}{variants}  ->  {item.canonical}  [{', '.join(item.reasons)}]{mark}")
+    obj.log(f"{len(found):,} suggestions from {len(tags):,} tags")
+
+
+def _source_tags(obj: Any, source: Path, mapping: Any) -> list[Any]:
+    from tagkit.catalogue import read_input
+    from tagkit.product import Product
+
+    tags, problems = [], 0
+    try:
+        for record in read_input(source, mapping=mapping):
+            if isinstance(record, Product):
+                tags.extend(record.tags)
+            elif not record.info:
+                problems += 1
+    except (OSError, ValueError) as error:
+        raise click.UsageError(f"cannot read {source}: {error}") from error
+    if problems:
+        obj.log(f"{problems:,} problems reading {source} (rows left out)")
+    return tags

@@ -1,0 +1,348 @@
+"""Vocabularies from data: spelling variants of names and values (`suggest`), and taxonomies learnt from
+labelled products (`build_taxonomy`).
+
+Two spellings are variants when their fold keys are equal: `tagkit.text.match_key` (half-space = space,
+Arabic ي/ك = Persian ی/ک, Persian digits = Latin, case) with spaces and hyphens removed and plurals reduced
+(Persian `ها`/`های`, English `-s`/`-es`/`-ies`). Variants with equal match keys need no synonym (the
+taxonomy matches them already); the others (plurals, `T-shirt`/`Tshirt`) become synonyms.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from tagkit.product import Product, Tag
+from tagkit.taxonomy import Attribute, Taxonomy, Value
+from tagkit.text import match_key, normalize
+
+_PLURAL_TOKENS = frozenset({"ها", "های", "هایی"})
+_ARABIC_LETTERS = re.compile("[يكىة]")  # Arabic letters Persian writes otherwise (ی ک ی ه)
+_ZWNJ = "\u200c"
+# A space before a suffix that standard Persian spelling joins with a half-space.
+_SUFFIX_SPACE = re.compile(r"(?<=[\u0600-\u06ff]) (?=(?:ها|های|هایی)(?:\s|$))|(?<=ه) (?=(?:ای|اي)(?:\s|$))")
+
+
+def fold_key(text: str) -> str:
+    """A key equal for spellings of one name or value: `ویژگی ها` = `ویژگی‌ها` = `ويژگيها`, `T-Shirts` =
+    `tshirt`, `Dresses` = `dress`."""
+    parts = []
+    for token in match_key(text).split():
+        if token in _PLURAL_TOKENS:
+            continue
+        if token.isascii() and token.isalpha() and len(token) > 3:
+            if token.endswith("ies"):
+                token = token[:-3] + "y"
+            elif token.endswith(("sses", "shes", "ches", "xes")):
+                token = token[:-2]
+            elif token.endswith("s") and not token.endswith("ss"):
+                token = token[:-1]
+        parts.append(token)
+    return "".join(parts) or match_key(text).replace(" ", "")
+
+
+def standard_spelling(text: str) -> str:
+    """Persian suffixes joined with a half-space as the standard spelling has them (`قهوه ای` -> `قهوه‌ای`,
+    `ویژگی ها` -> `ویژگی‌ها`); everything else as `normalize` gives it."""
+    return _SUFFIX_SPACE.sub(_ZWNJ, normalize(text))
+
+
+def preferred(variants: Mapping[str, int]) -> str:
+    """The spelling to keep among variants: standard Persian spelling (half-spaces, Persian letters) first,
+    then the most frequent, then the first in sort order."""
+    def rank(text: str) -> tuple:
+        standard = standard_spelling(text)
+        return (text != standard, bool(_ARABIC_LETTERS.search(text)), -variants[text], text)
+
+    best = min(variants, key=rank)
+    return standard_spelling(best)
+
+
+_ARABIC_TO_PERSIAN = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه"})
+_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "0123456789" * 2)
+_SPACING = re.compile(r"[\s\-_./\u200c]+")
+# Ways two spellings differ, in the order they are undone.
+_STEPS = (
+    ("Arabic letters", lambda text: text.translate(_ARABIC_TO_PERSIAN)),
+    ("digits", lambda text: text.translate(_DIGITS)),
+    ("half-space", lambda text: text.replace(_ZWNJ, " ")),
+    ("case", str.lower),
+    ("spacing", lambda text: _SPACING.sub("", text)),
+    ("spelling", lambda text: match_key(text).replace(" ", "")),
+    ("plural", fold_key),
+)
+
+
+def _reasons(variants: Iterable[str]) -> list[str]:
+    """How the spellings differ: the steps (Arabic letters, digits, half-space, case, spacing, other spelling,
+    plural) that make each pair equal, in turn."""
+    items = sorted(set(variants))
+    reasons: set[str] = set()
+    for i, a in enumerate(items):
+        for b in items[i + 1 :]:
+            for reason, step in _STEPS:
+                if a == b:
+                    break
+                new_a, new_b = step(a), step(b)
+                if (new_a, new_b) != (a, b):
+                    reasons.add(reason)
+                a, b = new_a, new_b
+    return [reason for reason, _ in _STEPS if reason in reasons]
+
+
+@dataclass
+class Suggestion:
+    """Spellings that look like one name (kind `attribute`) or one value of an attribute (kind `value`)."""
+
+    kind: str
+    canonical: str  # the spelling to keep
+    variants: list[tuple[str, int]]  # every spelling seen, with its count, most frequent first
+    attribute: str = ""  # for values: the attribute (its canonical name)
+    reasons: list[str] = field(default_factory=list)
+    in_taxonomy: bool = False  # `canonical` is already in the taxonomy
+
+    @property
+    def count(self) -> int:
+        return sum(n for _, n in self.variants)
+
+    def target(self) -> str:
+        return f"{self.attribute}: {self.canonical}" if self.kind == "value" else self.canonical
+
+    def raw(self, variant: str) -> str:
+        return f"{self.attribute}: {variant}" if self.kind == "value" else variant
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "attribute": self.attribute, "canonical": self.canonical,
+                "variants": [{"text": t, "count": n} for t, n in self.variants], "reasons": self.reasons,
+                "in_taxonomy": self.in_taxonomy}
+
+
+def suggest(tags: Iterable[Tag], taxonomy: Taxonomy | None = None) -> list[Suggestion]:
+    """Names and values that are the same thing written differently, for a person to confirm.
+
+    Without a taxonomy: groups of spellings of a name, and of a value within one attribute (its name
+    variants merged), each with the proposed spelling (also a single spelling that standard Persian
+    writes otherwise: `ویژگی ها` -> `ویژگی‌ها`). With one: also raw names and values it does not
+    map yet but whose fold key equals one of its entries (`tagkit taxonomy map RAW CANONICAL` adds them).
+    Biggest groups first.
+    """
+    counts = Counter(t for t in tags if t.name)
+    names: Counter[str] = Counter()
+    for tag, n in counts.items():
+        names[tag.name] += n
+    out: list[Suggestion] = []
+    name_of: dict[str, str] = {}
+    for group in _groups(names):
+        canonical = preferred(dict(group))
+        known = taxonomy.attribute(canonical) if taxonomy else None
+        if known is not None:
+            canonical = known.name
+        for text, _ in group:
+            name_of[text] = canonical
+        if known is not None and all(taxonomy.attribute(t) is known for t, _ in group):
+            continue  # the taxonomy maps every spelling already
+        if len(group) > 1 or group[0][0] != canonical:
+            out.append(Suggestion("attribute", canonical, group, reasons=_reasons([canonical, *(t for t, _ in group)]),
+                                  in_taxonomy=known is not None))
+    values: dict[str, Counter[str]] = defaultdict(Counter)
+    for tag, n in counts.items():
+        values[name_of[tag.name]][tag.value] += n
+    for attribute_name in sorted(values):
+        attribute = taxonomy.attribute(attribute_name) if taxonomy else None
+        for group in _groups(values[attribute_name]):
+            canonical = preferred(dict(group))
+            known_value = taxonomy.value(attribute, canonical) if taxonomy and attribute else None
+            if known_value is not None:
+                canonical = known_value.name
+                if all(taxonomy.value(attribute, t) is known_value for t, _ in group):
+                    continue
+            if len(group) > 1 or group[0][0] != canonical:
+                out.append(Suggestion("value", canonical, group, attribute_name,
+                                      _reasons([canonical, *(t for t, _ in group)]),
+                                      in_taxonomy=known_value is not None))
+    if taxonomy is not None:
+        out.extend(_unmapped(names, values, taxonomy, name_of))
+    out.sort(key=lambda s: (-s.count, s.kind, s.attribute, s.canonical))
+    return out
+
+
+def _groups(counts: Mapping[str, int]) -> list[list[tuple[str, int]]]:
+    """Spellings grouped by fold key; each group most frequent first."""
+    by_key: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for text, n in counts.items():
+        by_key[fold_key(text)].append((text, n))
+    return [sorted(group, key=lambda item: (-item[1], item[0])) for _, group in sorted(by_key.items())]
+
+
+def _unmapped(names: Counter[str], values: dict[str, Counter[str]], taxonomy: Taxonomy,
+              name_of: dict[str, str]) -> list[Suggestion]:
+    """Raw names and values the taxonomy does not map, but that fold to one of its entries."""
+    out = []
+    attribute_folds: dict[str, Attribute] = {}
+    for attribute in taxonomy.attributes:
+        for text in (attribute.name, *attribute.synonyms):
+            attribute_folds.setdefault(fold_key(text), attribute)
+    for raw, n in sorted(names.items()):
+        target = attribute_folds.get(fold_key(raw))
+        if taxonomy.attribute(raw) is None and target is not None:
+            out.append(Suggestion("attribute", target.name, [(raw, n)], reasons=_reasons([raw, target.name]),
+                                  in_taxonomy=True))
+    for attribute_name, counter in values.items():
+        attribute = taxonomy.attribute(attribute_name)
+        if attribute is None:
+            continue
+        value_folds: dict[str, Value] = {}
+        for value in attribute.values:
+            for text in (value.name, *value.synonyms):
+                value_folds.setdefault(fold_key(text), value)
+        for raw, n in sorted(counter.items()):
+            target_value = value_folds.get(fold_key(raw))
+            if taxonomy.value(attribute, raw) is None and target_value is not None:
+                out.append(Suggestion("value", target_value.name, [(raw, n)], attribute.name,
+                                      _reasons([raw, target_value.name]), in_taxonomy=True))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Building a taxonomy from labelled products
+
+
+def build_taxonomy(
+    products: Iterable[Product],
+    *,
+    name: str = "",
+    language: str = "",
+    attribute_synonyms: Mapping[str, Sequence[str]] | None = None,
+    value_synonyms: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    skip_attributes: Sequence[str] = (),
+    nest_categories: bool = False,
+    open_share: float = 0.25,
+    multi_share: float = 0.05,
+) -> Taxonomy:
+    """A taxonomy from the categories and tags of labelled products, deterministic for the same input.
+
+    Names and values are merged by fold key (spelling variants), plus the merges a person confirmed:
+    `attribute_synonyms` {canonical name: [other names]}, `value_synonyms` {attribute: {value: [others]}}.
+    Each keeps its preferred spelling (`preferred`); spellings that the match key does not already join
+    are kept as synonyms. An attribute is multi-valued when at least `multi_share` of the products that have it
+    have two or more of its values, and open
+    (new values allowed) when at least `open_share` of its occurrences are values seen once. Attributes
+    and values are ordered by frequency. `nest_categories` puts one-level categories under the longest
+    other category whose words start them (`شلوار جین بگ` under `شلوار جین` under `شلوار`).
+    """
+    products = list(products)
+    skip = {match_key(s) for s in skip_attributes}
+    confirmed: dict[str, str] = {}  # fold key -> group key of the confirmed canonical name
+    for canonical, others in (attribute_synonyms or {}).items():
+        for text in (canonical, *others):
+            confirmed[fold_key(text)] = fold_key(canonical)
+    fixed = {fold_key(c): standard_spelling(c) for c in (attribute_synonyms or {})}
+    names: Counter[str] = Counter()
+    for product in products:
+        for tag in product.tags:
+            if tag.name and match_key(tag.name) not in skip:
+                names[tag.name] += 1
+    groups: dict[str, Counter[str]] = defaultdict(Counter)
+    for raw, n in names.items():
+        key = fold_key(raw)
+        groups[confirmed.get(key, key)][raw] += n
+    name_of = {raw: key for key, group in groups.items() for raw in group}
+    spelling = {key: fixed.get(key) or preferred(group) for key, group in groups.items()}
+    occurrences: dict[str, Counter[str]] = defaultdict(Counter)  # group key -> raw value -> count
+    having: Counter[str] = Counter()
+    several: Counter[str] = Counter()
+    for product in products:
+        per_product: dict[str, set[str]] = defaultdict(set)
+        for tag in set(product.tags):
+            if tag.name in name_of:
+                key = name_of[tag.name]
+                occurrences[key][tag.value] += 1
+                per_product[key].add(fold_key(tag.value))
+        having.update(per_product.keys())
+        several.update(key for key, folds in per_product.items() if len(folds) > 1)
+    attributes = []
+    for key in sorted(groups, key=lambda k: (-sum(occurrences[k].values()), spelling[k])):
+        canonical = spelling[key]
+        raw_names = [raw for raw in groups[key] if match_key(raw) != match_key(canonical)]
+        values = _values(occurrences[key], (value_synonyms or {}).get(canonical) or {})
+        singles = sum(n for _, n in values if n == 1)
+        total = sum(n for _, n in values) or 1
+        attributes.append(Attribute(
+            name=canonical,
+            values=[value for value, _ in values],
+            multi_valued=several[key] >= max(2, multi_share * having[key]),
+            open=singles / total >= open_share,
+            synonyms=tuple(sorted(set(raw_names), key=lambda r: (-groups[key][r], r))),
+        ))
+    taxonomy = Taxonomy(name=name, language=language, attributes=attributes)
+    taxonomy.categories, taxonomy.category_synonyms = _categories(products, nest_categories)
+    return taxonomy
+
+
+def _values(counts: Counter[str], confirmed: Mapping[str, Sequence[str]]) -> list[tuple[Value, int]]:
+    """Values merged by fold key and by the confirmed merges {value: [other spellings]} (which become
+    synonyms even when the data does not have them), most frequent first, with their counts."""
+    merge = {fold_key(other): fold_key(value) for value, others in confirmed.items() for other in others}
+    extra = {fold_key(value): [value, *others] for value, others in confirmed.items()}
+    groups: dict[str, Counter[str]] = defaultdict(Counter)
+    for raw, n in counts.items():
+        key = fold_key(raw)
+        groups[merge.get(key, key)][raw] += n
+    out = []
+    for key, group in groups.items():
+        canonical = preferred(group)
+        spellings = {normalize(r) for r in (*group, *extra.get(key, ()))}
+        synonyms = tuple(sorted((r for r in spellings if match_key(r) != match_key(canonical)),
+                                key=lambda r: (-group.get(r, 0), r)))
+        out.append((Value(canonical, synonyms), sum(group.values())))
+    out.sort(key=lambda item: (-item[1], item[0].name))
+    return out
+
+
+def _categories(products: Sequence[Product], nest: bool
+                ) -> tuple[list[tuple[str, ...]], dict[tuple[str, ...], tuple[str, ...]]]:
+    """The category tree of the products' paths (spelling variants merged), biggest branches first, and the
+    raw paths that the match key does not join to their category."""
+    counts: Counter[tuple[str, ...]] = Counter(p.category for p in products if p.category)
+    groups: dict[tuple[str, ...], Counter[tuple[str, ...]]] = defaultdict(Counter)
+    for path, n in counts.items():
+        groups[tuple(fold_key(level) for level in path)][path] += n
+    chosen: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for key, group in groups.items():
+        chosen[key] = tuple(preferred(Counter({p[i]: n for p, n in group.items()})) for i in range(len(key)))
+    full_of = _nest(set(chosen.values())) if nest else {}
+    weight: Counter[tuple[str, ...]] = Counter()
+    synonyms: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for key, levels in chosen.items():
+        full = full_of.get(levels, levels)
+        for i in range(1, len(full) + 1):
+            weight[full[:i]] += sum(groups[key].values())
+        for raw in groups[key]:
+            if tuple(map(match_key, raw)) != tuple(map(match_key, levels)):
+                synonyms[raw] = full
+
+    def walk(parent: tuple[str, ...]) -> list[tuple[str, ...]]:
+        kids = sorted((p for p in weight if p[:-1] == parent), key=lambda p: (-weight[p], p))
+        return [q for kid in kids for q in (kid, *walk(kid))]
+
+    return walk(()), dict(sorted(synonyms.items()))
+
+
+def _nest(paths: set[tuple[str, ...]]) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """The full path of each one-level path put under the longest other one-level path whose words start it."""
+    flat = {match_key(p[0]): p[0] for p in paths if len(p) == 1}
+    parent: dict[str, str] = {}
+    for key in flat:
+        words = key.split()
+        for i in range(len(words) - 1, 0, -1):
+            prefix = " ".join(words[:i])
+            if prefix in flat:
+                parent[key] = prefix
+                break
+
+    def full(key: str) -> tuple[str, ...]:
+        return (*full(parent[key]), flat[key]) if key in parent else (flat[key],)
+
+    return {(flat[key],): full(key) for key in flat}

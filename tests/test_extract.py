@@ -1,0 +1,121 @@
+"""Attribute extraction from titles: candidate matching on real titles, and the extractor end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tagkit.dataset import Dataset
+from tagkit.extract import AttributeExtractor, find_spans, parse_title, shape
+from tagkit.product import Product, Tag
+from tagkit.taxonomy import load_taxonomy
+from tagkit.text import match_key
+
+REPO = Path(__file__).resolve().parent.parent
+ZWNJ = "\u200c"
+
+
+@pytest.mark.parametrize(("title", "value", "shown"), [
+    # Torob titles and their gold values: half-space in the title, a space in the label
+    ("پلیور مردانه مالدینی کد po-003 رنگ سرمه‌ای", "سرمه ای", f"سرمه{ZWNJ}ای"),
+    # a space in the title, a half-space in the vocabulary; the value inside brackets
+    ("ساعت ست زنانه و مردانه کاسیو طرح سه موتور همراه دستبند کارتیر و حلقه(نقره ای)", f"نقره{ZWNJ}ای", "نقره ای"),
+    # Persian digits in the title, Latin digits in the label
+    ("شومیز زنانه ریسانی مدل ۲۱۴۴ شیری 48", "2144", "2144"),
+    ("سوتین نخی توپی طرح مادام سایز ۸۵", "سایز 85", "سایز 85"),
+    # multi-word values, matched whole
+    ("تیشرت آستین بلند مردانه طرح venom کد F235", "آستین بلند", "آستین بلند"),
+    ("جوراب شلواری 3-4 سال طرح ساده چیکو Chicoo", "3-4 سال", "3-4 سال"),
+    ("کیف پول چند رنگ مردانه و زنانه چرمی واقعی اورجینال گتو دری Getto Deri", "چرمی واقعی", "چرمی واقعی"),
+    # Arabic letters, glued compound, English units and case
+    ("كيف دوشي زنانه مشكي", "مشکی", "مشکی"),
+    ("شلوار جین زنانه مام استایل", "مام‌استایل", "مام استایل"),
+    ("SEAPESCA 3pcs/lot Vivid Soft Fishing Lure Bait 80mm 4.5g Worm", "4.5G", "4.5g"),
+])
+def test_values_are_found_in_real_titles_however_they_are_written(title: str, value: str, shown: str) -> None:
+    parsed = parse_title(title)
+    spans = find_spans(parsed, match_key(value))
+    assert len(spans) == 1
+    assert parsed.surface(*spans[0]) == shown  # as the title writes it, normalised (Persian letters, Latin digits)
+
+
+def test_spans_stop_at_punctuation_and_shapes_generalise() -> None:
+    parsed = parse_title("شلوار جین بگ ساده | کد:192")
+    assert ("ساده", "کد") not in [tuple(parsed.keys[i:j]) for i, j in parsed.spans(6)]
+    assert find_spans(parsed, "بگ ساده") == [(2, 4)]
+    assert shape("85mm") == shape("120mm") == "9a" and shape("ya205a") == "a9a" and shape("سایز 42") == "پ 9"
+
+
+def torob_products(shared_data: Path) -> list[Product]:
+    from tagkit.catalogue import read_input
+    from tagkit.config import Mapping
+
+    mapping = Mapping(id=("random_key",), title=("title",), tags=("attributes",), skip_values=("نامشخص",))
+    return [r for r in read_input(shared_data / "torob_attributes" / "products.jsonl", mapping=mapping)
+            if isinstance(r, Product) and r.tags]
+
+
+@pytest.fixture(scope="module")
+def fitted(shared_data: Path) -> tuple[AttributeExtractor, list[Product]]:
+    """An extractor fitted on 800 Torob products with canonical labels (the shipped taxonomy)."""
+    taxonomy = load_taxonomy(REPO / "taxonomy" / "fa-fashion.yaml")
+    products = torob_products(shared_data)
+    for product in products:
+        taxonomy.canonicalise([product])
+    train, test = products[:800], products[800:1000]
+    model = AttributeExtractor(skip_attributes=["نوع کلی"], rounds=60)
+    model.fit(Dataset.from_products(train, {}, 8), taxonomy=taxonomy)
+    return model, test
+
+
+def test_candidates_match_the_vocabulary_across_spellings(fitted: tuple[AttributeExtractor, list[Product]]) -> None:
+    model, _ = fitted
+    found = {(str(tag), source, span) for tag, source, span in
+             model.candidates("شومیز زنانه آستین بلند قهوه اي سایز ۴۲ | کد 1234")}
+    assert (f"رنگ: قهوه{ZWNJ}ای", "dictionary", "قهوه ای") in found  # Arabic ي, a space: the canonical value
+    assert ("نوع آستین: آستین بلند", "dictionary", "آستین بلند") in found  # two words, one value
+    assert any(tag.startswith("سایز: ") and span == "42" for tag, _, span in found)  # Persian digits
+    assert not any("42" in span and "کد" in span for _, _, span in found)  # no span across the |
+
+
+def test_extractor_predicts_canonical_valid_tags(fitted: tuple[AttributeExtractor, list[Product]],
+                                                 tmp_path: Path) -> None:
+    model, test = fitted
+    data = Dataset.from_products(test, {}, 8)
+    predictions = model.predict(data)
+    taxonomy = model.taxonomy
+    assert all(taxonomy.canonical(tag) == tag for p in predictions for tag, _ in p.tags)
+    single = {a.name for a in taxonomy.attributes if not a.multi_valued}
+    for prediction in predictions:
+        names = [tag.name for tag, _ in prediction.tags]
+        assert all(names.count(name) == 1 for name in names if name in single)
+        assert all(0 <= score <= 1 for _, score in prediction.tags + prediction.candidates)
+    gold = {(p.id, t) for p in test for t in p.tags if t.name != "نوع کلی"}
+    predicted = {(p.id, t) for p, e in zip(test, predictions, strict=True) for t, _ in e.tags}
+    hits = len(gold & predicted)
+    assert hits / len(predicted) > 0.6 and hits / len(gold) > 0.4  # far above chance on unseen products
+    model.save(tmp_path)
+    again = AttributeExtractor.load(tmp_path).predict(data)
+    assert [e.tags for e in again] == [e.tags for e in predictions]
+
+
+def test_english_titles_with_the_attributes_asked(shared_data: Path) -> None:
+    def read(name: str) -> tuple[list[Product], list[set[str]]]:
+        products, asked = [], []
+        for n, line in enumerate((shared_data / "ae110k" / name).open(encoding="utf-8")):
+            record = json.loads(line)
+            tags = tuple(Tag(a, v) for a, vs in record["target_scores"].items() for v in vs if v != "n/a")
+            products.append(Product(id=f"{name}{n}", title=record["input"], tags=tags))
+            asked.append(set(record["target_scores"]))
+        return products, asked
+
+    train, asked = read("train.jsonl")
+    model = AttributeExtractor(rounds=60).fit(Dataset.from_products(train, {}, 8), attributes=asked)
+    title = "SEAPESCA Minnow Fishing Lure 30mm 1.6g Topwater Hard Bait Japan Crankbait Carp Fishing YA205a"
+    data = Dataset.from_products([Product(id="x", title=title)], {}, 8)
+    [only_weight] = model.predict(data, attributes=[{"Weight"}])
+    assert [str(tag) for tag, _ in only_weight.tags] == ["Weight: 1.6g"]  # a value never seen in training
+    [everything] = model.predict(data, attributes=[{"Brand Name", "Length", "Weight", "Model Number"}])
+    assert {"Brand Name: SEAPESCA", "Length: 30mm", "Weight: 1.6g"} <= {str(t) for t, _ in everything.tags}

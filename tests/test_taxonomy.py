@@ -1,0 +1,237 @@
+"""Taxonomies: the YAML format, canonical tags, stable ids in the database, spelling-variant suggestions, the CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tagkit.cli import main
+from tagkit.product import Product, Tag
+from tagkit.store import Store
+from tagkit.taxonomy import (
+    TaxonomyError,
+    add_synonym,
+    dump_taxonomy,
+    import_taxonomy,
+    load_taxonomy,
+    parse_taxonomy,
+    stored_taxonomy,
+    taxonomy_ids,
+)
+from tagkit.vocabulary import build_taxonomy, fold_key, standard_spelling, suggest
+
+REPO = Path(__file__).resolve().parent.parent
+ZWNJ = "\u200c"
+
+SMALL = f"""
+name: test
+language: fa
+categories:
+  مد و پوشاک:
+    کفش:
+    پیراهن:
+attributes:
+  - name: ویژگی{ZWNJ}ها
+    multi_valued: true
+    open: true
+    values: [اورجینال, {{value: وارداتی, synonyms: ["توصیفگرها: وارداتی"]}}]
+  - name: رنگ
+    values:
+      - مشکی
+      - value: قهوه{ZWNJ}ای
+        synonyms: [قهوه ای سوخته]
+  - name: color
+    synonyms: [colour]
+    values: [{{value: Navy Blue, synonyms: [Navy]}}, Black]
+"""
+
+
+def small(tmp_path: Path, text: str = SMALL) -> Path:
+    path = tmp_path / "taxonomy.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_canonical_tags_fold_spellings_and_follow_synonyms(tmp_path: Path) -> None:
+    taxonomy = load_taxonomy(small(tmp_path))
+    assert taxonomy.canonical(Tag("ویژگی ها", "اورجینال")) == Tag(f"ویژگی{ZWNJ}ها", "اورجینال")
+    assert taxonomy.canonical(Tag("رنگ", "قهوه ای")) == Tag("رنگ", f"قهوه{ZWNJ}ای")  # space for half-space
+    assert taxonomy.canonical(Tag("رنگ", "قهوه اي")) == Tag("رنگ", f"قهوه{ZWNJ}ای")  # Arabic ي
+    assert taxonomy.canonical(Tag("رنگ", "قهوه ای سوخته")) == Tag("رنگ", f"قهوه{ZWNJ}ای")  # a synonym
+    assert taxonomy.canonical(Tag("Colour", "navy")) == Tag("color", "Navy Blue")
+    assert taxonomy.canonical(Tag("توصیفگرها", "وارداتی")) == Tag(f"ویژگی{ZWNJ}ها", "وارداتی")  # a whole-tag alias
+    assert taxonomy.canonical(Tag("برند", "كوتون")) == Tag("برند", "کوتون")  # unknown: only normalised
+    assert not taxonomy.known(taxonomy.canonical(Tag("برند", "کوتون")))
+    assert taxonomy.canonical_category(["مد و پوشاک", "كفش"]) == ("مد و پوشاک", "کفش")
+    assert taxonomy.canonical_category(["پیراهن"]) == ("مد و پوشاک", "پیراهن")  # the leaf's name alone
+
+
+def test_constrain_makes_predictions_valid(tmp_path: Path) -> None:
+    taxonomy = load_taxonomy(small(tmp_path))
+    predicted = [(Tag("رنگ", "مشکی"), 0.6), (Tag("رنگ", "قهوه ای"), 0.9), (Tag("رنگ", "بنفش"), 0.95),
+                 (Tag("ویژگی ها", "اورجینال"), 0.8), (Tag("ویژگی‌ها", "دست دوز"), 0.7), (Tag("color", "navy"), 0.5),
+                 (Tag("color", "Navy Blue"), 0.4), (Tag("سایز", "XL"), 0.9)]
+    assert taxonomy.constrain(predicted) == [
+        (Tag("رنگ", f"قهوه{ZWNJ}ای"), 0.9),  # one value for a single-valued attribute; بنفش is not allowed
+        (Tag(f"ویژگی{ZWNJ}ها", "اورجینال"), 0.8),
+        (Tag(f"ویژگی{ZWNJ}ها", "دست دوز"), 0.7),  # an open attribute takes new values
+        (Tag("color", "Navy Blue"), 0.5),  # once, with its best score
+    ]  # سایز is not an attribute of the taxonomy
+
+
+def test_dump_reads_back_the_same(tmp_path: Path) -> None:
+    taxonomy = load_taxonomy(small(tmp_path))
+    text = dump_taxonomy(taxonomy, "a header")
+    again = load_taxonomy(small(tmp_path / "..", text))
+    assert dump_taxonomy(again, "a header") == text
+    assert again.categories == [("مد و پوشاک",), ("مد و پوشاک", "کفش"), ("مد و پوشاک", "پیراهن")]
+    assert again.attribute("colour").values[0].synonyms == ("Navy",)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("attributes:\n  - name: رنگ\n  - name: رنگ\n", "listed twice"),
+    ("attributes:\n  - name: رنگ\n  - {name: color, synonyms: [رنگ]}\n", "is already attribute 'رنگ'"),
+    ("attributes:\n  - {name: رنگ, values: [قهوه ای, قهوه‌ای]}\n", "is already value"),
+    ("attributes:\n  - {name: رنگ, multi: true}\n", "unknown key 'multi'"),
+    ("attributes:\n  - {name: رنگ, open: yes please}\n", "expected true or false"),
+    ("categories: {A: {B: }}\ncategory_synonyms: {X: A > C}\n", "not a category"),
+    ("colours: []\n", "unknown key 'colours'"),
+    ("attributes: [{name: رنگ, values: [{value: سفید, synonym: [x]}]}]\n", "unknown key 'synonym'"),
+])
+def test_bad_taxonomies_are_refused_with_the_entry_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(TaxonomyError, match=message) as error:
+        load_taxonomy(small(tmp_path, text))
+    assert "taxonomy.yaml" in str(error.value)
+
+
+def test_reimport_keeps_ids_and_aliases_renamed_entries(tmp_path: Path) -> None:
+    with Store(tmp_path / "t.db") as store:
+        assert import_taxonomy(store, load_taxonomy(small(tmp_path))).added == 12
+        ids = taxonomy_ids(store)
+        again = import_taxonomy(store, load_taxonomy(small(tmp_path)))
+        assert (again.added, again.unchanged, again.updated) == (0, 12, 0)
+        assert taxonomy_ids(store) == ids
+        # Black becomes a synonym of a new value Dark, a category and a value are added, مشکی is dropped
+        edited = SMALL.replace("Black]", "{value: Dark, synonyms: [Black]}, Navy Green]").replace(
+            "      - مشکی\n", "").replace("    کفش:\n", "    کفش:\n    کیف:\n")
+        counts = import_taxonomy(store, parse_taxonomy(__import__("yaml").safe_load(edited)))
+        assert (counts.added, counts.aliased, counts.removed) == (3, 1, 1)
+        new_ids = taxonomy_ids(store)
+        assert {k: v for k, v in new_ids.items() if k in ids} == {k: v for k, v in ids.items() if k in new_ids}
+        alias = store.db.execute("select canonical_id from taxonomy where id = ?",
+                                 [ids[("value", "color", "Black")]]).fetchone()[0]
+        assert alias == new_ids[("value", "color", "Dark")]
+        loaded = stored_taxonomy(store)
+        assert loaded.canonical(Tag("color", "black")) == Tag("color", "Dark")
+        assert loaded.categories[:3] == [("مد و پوشاک",), ("مد و پوشاک", "کفش"), ("مد و پوشاک", "کیف")]
+
+
+def test_map_adds_synonyms_that_later_imports_follow(tmp_path: Path) -> None:
+    with Store(tmp_path / "t.db") as store:
+        import_taxonomy(store, load_taxonomy(small(tmp_path)))
+        assert add_synonym(store, "قهوه ای تیره", f"رنگ: قهوه{ZWNJ}ای") == f"قهوه ای تیره -> رنگ: قهوه{ZWNJ}ای"
+        add_synonym(store, "شیک: اورجینال", "ویژگی ها: اورجینال")
+        add_synonym(store, "فام", "رنگ")
+        add_synonym(store, "پوشاک > کفش", "مد و پوشاک > کفش")
+        with pytest.raises(TaxonomyError, match="not a value"):
+            add_synonym(store, "x", "رنگ: بنفش")
+        loaded = stored_taxonomy(store)
+    assert loaded.canonical(Tag("فام", "قهوه‌ای تیره")) == Tag("رنگ", f"قهوه{ZWNJ}ای")
+    assert loaded.canonical(Tag("شیک", "اورجینال")) == Tag(f"ویژگی{ZWNJ}ها", "اورجینال")
+    assert loaded.canonical_category(["پوشاک", "کفش"]) == ("مد و پوشاک", "کفش")
+
+
+def test_fold_keys_and_standard_spelling() -> None:
+    assert fold_key("ویژگی ها") == fold_key("ویژگی‌ها") == fold_key("ويژگيها") == fold_key("ویژگی")
+    assert fold_key("T-Shirts") == fold_key("tshirt") and fold_key("Dresses") == fold_key("dress")
+    assert fold_key("سایز ۴۲") == fold_key("سایز 42") != fold_key("سایز 44")
+    assert standard_spelling("قهوه ای") == f"قهوه{ZWNJ}ای"
+    assert standard_spelling("ويژگي ها") == f"ویژگی{ZWNJ}ها"
+    assert standard_spelling("دست دوز") == "دست دوز"
+
+
+def torob_products(shared_data: Path) -> list[Product]:
+    from tagkit.catalogue import read_input
+    from tagkit.config import load_config
+
+    mapping = load_config(REPO / "examples" / "torob.yaml").mapping
+    return [r for r in read_input(shared_data / "torob_attributes" / "products.jsonl", mapping=mapping)
+            if isinstance(r, Product)]
+
+
+def test_suggest_finds_the_known_torob_duplicates(shared_data: Path) -> None:
+    found = suggest(t for p in torob_products(shared_data) for t in p.tags)
+    names = {s.canonical: s for s in found if s.kind == "attribute"}
+    assert [t for t, _ in names[f"ویژگی{ZWNJ}ها"].variants] == ["ویژگی ها"]
+    assert "half-space" in names[f"ویژگی{ZWNJ}ها"].reasons
+    assert {t for t, _ in names["کاربرد"].variants} == {"کاربرد", "كاربرد"}  # Arabic ك
+    assert {t for t, _ in names["منشأ"].variants} == {"منشأ", "منشا", "منشاء"}
+    assert {t for t, _ in names["توصیفگرها"].variants} == {"توصیفگرها", "توصیفگر"}  # plural
+    values = {(s.attribute, s.canonical): {t for t, _ in s.variants} for s in found if s.kind == "value"}
+    assert values[("رنگ", f"سرمه{ZWNJ}ای")] == {"سرمه ای"}
+    assert {"ال سی وایکیکی", "السی وایکیکی"} <= values[("برند", "ال سی وایکیکی")]
+    assert values[("نوع کلی", "تیشرت")] == {"تیشرت", "تی شرت"}
+    assert {"XL", "xl"} <= values[("سایز", "XL")]
+
+
+def test_shipped_taxonomies_are_what_the_tool_builds(shared_data: Path) -> None:
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import build_taxonomy as tool
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    products = torob_products(shared_data)
+    built = build_taxonomy(products, name="fa-fashion", language="fa",
+                           attribute_synonyms=tool.FA_ATTRIBUTE_SYNONYMS, nest_categories=True)
+    shipped = load_taxonomy(REPO / "taxonomy" / "fa-fashion.yaml")
+    assert dump_taxonomy(built) == dump_taxonomy(shipped)
+    descriptors = shipped.attribute("توصیفگرها")
+    assert descriptors is shipped.attribute("ویژگی ها") and descriptors.open and descriptors.multi_valued
+    assert shipped.attribute("نوع آستین").multi_valued is False
+    assert ("شلوار", "شلوار جین", "شلوار جین بگ") in shipped.categories
+    # every raw Torob tag maps into the vocabulary
+    assert all(shipped.known(shipped.canonical(t)) for p in products for t in p.tags)
+    english = load_taxonomy(REPO / "taxonomy" / "en-fashion.yaml")
+    assert english.canonical(Tag("color", "navy")) == Tag("color", "Navy Blue")
+    assert ("Apparel", "Topwear", "Shirts") in english.categories
+    assert not english.attribute("usage").multi_valued
+
+
+def test_cli_import_show_map_suggest(tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = str(tmp_path / "t.db")
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, ["--db", db, *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert json.loads(run("taxonomy", "import", str(small(tmp_path)), "--json"))["added"] == 12
+    assert json.loads(run("taxonomy", "import", str(small(tmp_path)), "--json"))["unchanged"] == 12
+    assert "├── کفش" in run("taxonomy", "show", "--tree")
+    assert "رنگ  [one value]" in run("taxonomy", "show")
+    run("taxonomy", "map", "سیاه", "رنگ: مشکی")
+    assert "مشکی  = سیاه" in run("taxonomy", "show", "--attribute", "رنگ")
+    products = tmp_path / "products.jsonl"
+    products.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
+        {"id": "1", "title": "کیف", "category": "كفش", "attributes": {"ويژگي ها": ["اورجینال"], "رنگ": ["سیاه"]}},
+        {"id": "2", "title": "کیف", "attributes": {"رنگ": ["قهوه ای", "قهوه‌ای"], "colour": ["NAVY"]}},
+    ]), encoding="utf-8")
+    run("import", str(products), "--no-images", "--map", "tags=attributes")
+    with Store(db) as store:
+        stored = {p.id: p for p in store.iter_products()}
+    assert stored["1"].tags == (Tag(f"ویژگی{ZWNJ}ها", "اورجینال"), Tag("رنگ", "مشکی"))
+    assert stored["1"].category == ("مد و پوشاک", "کفش")
+    assert stored["2"].tags == (Tag("رنگ", f"قهوه{ZWNJ}ای"), Tag("color", "Navy Blue"))
+    assert "ویژگی‌ها" not in run("taxonomy", "suggest")  # canonical already: nothing to suggest
+    fresh = str(tmp_path / "fresh.db")
+    out = runner.invoke(main, ["--db", fresh, "taxonomy", "suggest", str(products), "--map", "tags=attributes"])
+    assert out.exit_code == 0 and f"ويژگي ها (1)  ->  ویژگی{ZWNJ}ها  [Arabic letters, half-space]" in out.output
+    missing = runner.invoke(main, ["--db", fresh, "taxonomy", "show"])
+    assert missing.exit_code == 4 and "no taxonomy" in missing.output
+    bad = runner.invoke(main, ["--db", fresh, "taxonomy", "map", "x", "y"])
+    assert bad.exit_code == 2
