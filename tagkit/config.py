@@ -142,16 +142,20 @@ class Config:
     sections: dict[str, Any] = field(default_factory=dict)
 
 
+def read_utf8(path: Path, error: type[Exception]) -> str:
+    """The text of a UTF-8 file (BOM or not); `error` names the file and the fix when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except UnicodeDecodeError as reason:
+        raise error(f"{path}: not UTF-8 ({reason.reason} at byte {reason.start}); save it as UTF-8") from None
+
+
 def load_config(path: str | Path) -> Config:
     """Read and check a tagkit.yaml; raise ConfigError naming the file, key and fix when it is wrong."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 ({error.reason} at byte {error.start}); "
-                          "save it as UTF-8") from None
+    text = read_utf8(path, ConfigError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

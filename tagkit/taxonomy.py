@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from tagkit.config import read_utf8
 from tagkit.product import Product, Tag, format_category, parse_category
 from tagkit.text import match_key, normalize
 
@@ -244,12 +245,7 @@ def _path_key(path: Sequence[str]) -> tuple[str, ...]:
 def load_taxonomy(path: str | Path) -> Taxonomy:
     """Read and check a taxonomy YAML file; TaxonomyError names the file, the entry and the fix."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise TaxonomyError(f"{path}: no such file") from None
-    except UnicodeDecodeError as error:
-        raise TaxonomyError(f"{path}: not UTF-8 ({error.reason} at byte {error.start}); save it as UTF-8") from None
+    text = read_utf8(path, TaxonomyError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

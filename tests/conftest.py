@@ -65,11 +65,15 @@ def demo_predicted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def demo_db(demo_predicted: Path, tmp_path: Path) -> Path:
     """A private copy of `demo_predicted` to write decisions into (the model files stay shared)."""
-    copy = tmp_path / "tagkit.db"
-    source, target = sqlite3.connect(demo_predicted), sqlite3.connect(copy)
+    return copy_db(demo_predicted, tmp_path / "tagkit.db")
+
+
+def copy_db(source: Path, target: Path) -> Path:
+    """A copy of a database (its model versions stay where they are: the copy points at them)."""
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
     try:
-        source.backup(target)
+        src.backup(dst)
     finally:
-        source.close()
-        target.close()
-    return copy
+        src.close()
+        dst.close()
+    return target

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import copy_db
 from PIL import Image
 
 from tagkit.cli import main
@@ -32,17 +33,6 @@ KILLS = 4
 
 def tagkit(db: Path, *args: str):
     return CliRunner().invoke(main, ["--db", str(db), *args], catch_exceptions=False)
-
-
-def copy_db(source: Path, target: Path) -> Path:
-    """A copy of a database (its model versions stay where they are: the copy points at them)."""
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
-    return target
 
 
 def catalogue(folder: Path, rows: int, distinct: int) -> Path:
