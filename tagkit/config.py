@@ -142,27 +142,27 @@ class Config:
     sections: dict[str, Any] = field(default_factory=dict)
 
 
-def read_utf8(path: Path, error: type[Exception]) -> str:
-    """The text of a UTF-8 file (BOM or not); `error` names the file and the fix when it cannot be read."""
+def load_yaml(path: Path, error: type[Exception]) -> Any:
+    """The parsed YAML of a UTF-8 file (BOM or not); `error` names the file, the place and the fix when the
+    file cannot be read or parsed."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise error(f"{path}: no such file") from None
     except UnicodeDecodeError as reason:
         raise error(f"{path}: not UTF-8 ({reason.reason} at byte {reason.start}); save it as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as reason:
+        mark = getattr(reason, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        raise error(f"{path}:{where} not valid YAML: {getattr(reason, 'problem', None) or reason}") from None
 
 
 def load_config(path: str | Path) -> Config:
     """Read and check a tagkit.yaml; raise ConfigError naming the file, key and fix when it is wrong."""
     path = Path(path)
-    text = read_utf8(path, ConfigError)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"{path}:{where}: not valid YAML: {reason}") from None
+    data = load_yaml(path, ConfigError)
     return parse_config(data, path)
 
 

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tagkit.config import read_utf8
+from tagkit.config import load_yaml
 from tagkit.product import Product, Tag, format_category, parse_category
 from tagkit.text import match_key, normalize
 
@@ -245,13 +245,7 @@ def _path_key(path: Sequence[str]) -> tuple[str, ...]:
 def load_taxonomy(path: str | Path) -> Taxonomy:
     """Read and check a taxonomy YAML file; TaxonomyError names the file, the entry and the fix."""
     path = Path(path)
-    text = read_utf8(path, TaxonomyError)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
-        raise TaxonomyError(f"{path}:{where} not valid YAML: {getattr(error, 'problem', None) or error}") from None
+    data = load_yaml(path, TaxonomyError)
     return parse_taxonomy(data, str(path))
 
 

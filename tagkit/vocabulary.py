@@ -176,14 +176,21 @@ def _groups(counts: Mapping[str, int]) -> list[list[tuple[str, int]]]:
     return [sorted(group, key=lambda item: (-item[1], item[0])) for _, group in sorted(by_key.items())]
 
 
+def _by_fold_key[T: (Attribute, Value)](entries: Iterable[T]) -> dict[str, T]:
+    """Taxonomy entries (attributes or values) by the fold key of their name and of each synonym; the first
+    entry wins a shared key."""
+    out: dict[str, T] = {}
+    for entry in entries:
+        for text in (entry.name, *entry.synonyms):
+            out.setdefault(fold_key(text), entry)
+    return out
+
+
 def _unmapped(names: Counter[str], values: dict[str, Counter[str]], taxonomy: Taxonomy,
               name_of: dict[str, str]) -> list[Suggestion]:
     """Raw names and values the taxonomy does not map, but that fold to one of its entries."""
     out = []
-    attribute_folds: dict[str, Attribute] = {}
-    for attribute in taxonomy.attributes:
-        for text in (attribute.name, *attribute.synonyms):
-            attribute_folds.setdefault(fold_key(text), attribute)
+    attribute_folds = _by_fold_key(taxonomy.attributes)
     for raw, n in sorted(names.items()):
         target = attribute_folds.get(fold_key(raw))
         if taxonomy.attribute(raw) is None and target is not None:
@@ -193,10 +200,7 @@ def _unmapped(names: Counter[str], values: dict[str, Counter[str]], taxonomy: Ta
         attribute = taxonomy.attribute(attribute_name)
         if attribute is None:
             continue
-        value_folds: dict[str, Value] = {}
-        for value in attribute.values:
-            for text in (value.name, *value.synonyms):
-                value_folds.setdefault(fold_key(text), value)
+        value_folds = _by_fold_key(attribute.values)
         for raw, n in sorted(counter.items()):
             target_value = value_folds.get(fold_key(raw))
             if taxonomy.value(attribute, raw) is None and target_value is not None:
