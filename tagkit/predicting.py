@@ -135,13 +135,18 @@ def stored_predictions(store: Store, model_id: str, keys: dict[str, str]) -> dic
 
 def from_stored(product: Product, row: dict[str, Any]) -> PredictedProduct:
     """A stored prediction row as the PredictedProduct `predict` would make again."""
+    return stored_record(row, product.title, product.image)
+
+
+def stored_record(row: dict[str, Any], title: str, image: str | None) -> PredictedProduct:
+    """A row of the `predictions` table (with the product's title and image) as a PredictedProduct."""
     def pairs(text: str | None) -> list[tuple[str, float]]:
         return [(str(value), float(score)) for value, score in json.loads(text or "[]")]
 
     return PredictedProduct(
-        id=product.id, title=product.title, image=product.image, model=row["model_id"], category=row["category"],
+        id=row["product_id"], title=title, image=image, model=row["model_id"], category=row["category"],
         category_score=float(row["category_score"] or 0.0), alternatives=pairs(row["alternatives"]),
-        tags=pairs(row["tags"]), candidates=pairs(row["tag_candidates"]))
+        tags=pairs(row["tags"]), candidates=pairs(row.get("tag_candidates")))
 
 
 def store_predictions(store: Store, records: list[PredictedProduct], keys: dict[str, str] | None = None) -> None:

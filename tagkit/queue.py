@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tagkit.feedback import finished
-from tagkit.predicting import PredictedProduct
+from tagkit.predicting import PredictedProduct, stored_record
 from tagkit.product import Tag, parse_category
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ def load_items(store: Store, model_id: str | None = None) -> list[PredictedProdu
     sql = ("select p.*, r.title, r.image from predictions p join products r on r.id = p.product_id where "
            + ("p.model_id = ?" if model_id else
               "p.model_id = (select max(q.model_id) from predictions q where q.product_id = p.product_id)"))
-    return [_record(row) for row in store.db.query(sql, [model_id] if model_id else [])]
+    return [stored_record(row, row["title"] or "", row["image"])
+            for row in store.db.query(sql, [model_id] if model_id else [])]
 
 
 def predicted_model(store: Store, version: str | None = None) -> str | None:
@@ -61,16 +62,6 @@ def predicted_model(store: Store, version: str | None = None) -> str | None:
         raise LookupError(f"model {version!r} is ambiguous: {', '.join(found)}" if found else
                           f"no predictions of model {version!r} in {store.path} (see `tagkit models`)")
     return found[0]
-
-
-def _record(row: dict[str, Any]) -> PredictedProduct:
-    def pairs(text: str | None) -> list[tuple[str, float]]:
-        return [(str(value), float(score)) for value, score in json.loads(text or "[]")]
-
-    return PredictedProduct(
-        id=row["product_id"], title=row["title"] or "", image=row["image"], model=row["model_id"],
-        category=row["category"], category_score=float(row["category_score"] or 0.0),
-        alternatives=pairs(row["alternatives"]), tags=pairs(row["tags"]), candidates=pairs(row.get("tag_candidates")))
 
 
 def model_thresholds(store: Store, model_id: str) -> dict[str, Any]:
