@@ -252,8 +252,7 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
                "tags_too_rare": report.model_report.get("tags_too_rare", {})}
     if as_json:
         if report.import_report:
-            summary["import"] = report.import_report.counts()
-            summary["problems"] = [_problem_dict(p) for p in report.import_report.problems]
+            summary.update(_import_summary(report.import_report))
         click.echo(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
     else:
         _print_train_report(summary)
@@ -311,10 +310,8 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
         problems = report.import_report.problem_count if report.import_report else 0
         run.finish(report.counts(), problems)
     if as_json:
-        imported = report.import_report
-        click.echo(json.dumps({**report.counts(), "import": imported.counts() if imported else {},
-                               "problems": [_problem_dict(p) for p in imported.problems] if imported else []},
-                              ensure_ascii=False, indent=2))
+        imported = _import_summary(report.import_report) if report.import_report else {"import": {}, "problems": []}
+        click.echo(json.dumps({**report.counts(), **imported}, ensure_ascii=False, indent=2))
     obj.log(f"{report.products:,} products with model {report.model} in {report.seconds:.1f} s: "
             f"{report.predicted:,} predicted now, {report.unchanged:,} unchanged since the last run (skipped)"
             + (f"; written to {output}" if output else ""))
@@ -530,6 +527,11 @@ def _load_mapping(config_path: Path | None, overrides: tuple[str, ...]):  # -> M
     except ConfigError as error:
         raise click.UsageError(str(error)) from error
     return mapping
+
+
+def _import_summary(report: Any) -> dict[str, Any]:
+    """An import report's counts and problems, for a command's --json summary."""
+    return {"import": report.counts(), "problems": [_problem_dict(p) for p in report.problems]}
 
 
 def _problem_dict(problem: Any) -> dict[str, Any]:
