@@ -66,7 +66,7 @@ def fashion_dataset(variant: str = "int8", verbose: bool = True):
                 print(f"importing the fashion catalogue into {db} (embeddings for {embedder.model_id}) ...")
             mapping = load_config(REPO / "examples" / "fashion.yaml").mapping
             import_products(store, styles, mapping=mapping, embedder=embedder)
-        return load_dataset(store, embedder.model_id, embedder.dim)
+        return load_dataset(store, embedder)
 
 
 def torob_titles_dataset():

@@ -134,7 +134,7 @@ def accuracy(variant: str, count: int) -> dict[str, float]:
     embedder = ImageEmbedder(variant=variant)
     with Store(BENCH / ".cache" / "embed.db") as store:
         import_products(store, products, embedder=embedder)
-        data = load_dataset(store, embedder.model_id, embedder.dim, "id in (select value from json_each(?))",
+        data = load_dataset(store, embedder, "id in (select value from json_each(?))",
                             [json.dumps([r["id"] for r in rows])])
     order = sorted(range(len(data)), key=lambda i: int(data.ids[i]))
     test = np.zeros(len(data), bool)

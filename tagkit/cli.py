@@ -236,12 +236,13 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
     from tagkit.training import NothingToLearn
     from tagkit.training import train as train_model
 
-    mapping = _load_mapping(config_path, overrides)
+    config, mapping = _load_config(config_path, overrides)
     args = {"source": source, "config": config_path, "map": overrides, "image_model": image_model, "seed": seed}
     with obj.run("train", args, "importing") as run:
         try:
             report = train_model(run.store, source, embedder=ImageEmbedder(variant=image_model), mapping=mapping,
-                                 products_file=products_file, seed=seed, **run.callbacks())
+                                 products_file=products_file, seed=seed, extract=config.extract if config else False,
+                                 **run.callbacks())
         except NothingToLearn as error:
             run.finish({}, 0, status="failed")
             obj.fail(str(error), ExitCode.NO_MODEL)
@@ -250,6 +251,8 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
     summary = {"version": report.version, "path": report.path, "seconds": report.seconds, "counts": report.counts,
                "validation": report.model_report.get("validation", {}),
                "tags_too_rare": report.model_report.get("tags_too_rare", {})}
+    if "extractor" in report.model_report:
+        summary["extractor"] = report.model_report["extractor"]
     if as_json:
         if report.import_report:
             summary.update(_import_summary(report.import_report))
@@ -514,6 +517,11 @@ def _login_name() -> str | None:
 
 
 def _load_mapping(config_path: Path | None, overrides: tuple[str, ...]):  # -> Mapping | None
+    return _load_config(config_path, overrides)[1]
+
+
+def _load_config(config_path: Path | None, overrides: tuple[str, ...]):  # -> tuple[Config | None, Mapping | None]
+    """The tagkit.yaml (--config, else ./tagkit.yaml when there is one) and its mapping with the --map overrides."""
     from tagkit.config import ConfigError, load_config
 
     path = config_path or (Path("tagkit.yaml") if Path("tagkit.yaml").exists() else None)
@@ -526,7 +534,7 @@ def _load_mapping(config_path: Path | None, overrides: tuple[str, ...]):  # -> M
             mapping = (mapping or Mapping()).with_overrides(list(overrides))
     except ConfigError as error:
         raise click.UsageError(str(error)) from error
-    return mapping
+    return config, mapping
 
 
 def _import_summary(report: Any) -> dict[str, Any]:
@@ -584,8 +592,20 @@ def _print_train_report(summary: dict[str, Any]) -> None:
         items = list(rare.items()) if isinstance(rare, dict) else [(tag, "") for tag in rare]
         shown = ", ".join(f"{tag} ({count})" if count != "" else str(tag) for tag, count in items[:10])
         lines.append(f"too rare to learn {len(items)} tags: {shown}" + (", ..." if len(items) > 10 else ""))
+    extractor = summary.get("extractor")
+    if extractor:
+        lines.append(_extractor_line(extractor))
     lines.append(f"time              {summary['seconds']:.1f} s")
     click.echo("\n".join(lines))
+
+
+def _extractor_line(report: dict[str, Any]) -> str:
+    missing = f"; not in the labels: {', '.join(report['not_in_labels'])}" if report.get("not_in_labels") else ""
+    if "skipped" in report:
+        return f"extractor         none: {report['skipped']}{missing}"
+    oof = report["out_of_fold"]
+    return (f"extractor         {len(report['attributes']):,} attributes from titles, out of fold precision "
+            f"{oof['precision']:.3f} recall {oof['recall']:.3f} F1 {oof['f1']:.3f} (per attribute: --json){missing}")
 
 
 def _print_prediction(record: PredictedProduct) -> None:

@@ -33,6 +33,13 @@ objects, or an object `{name: value | [values] | {value: score}}` (Torob `attrib
 On the command line, `--map KEY=VALUE` sets one key of `input:` (`--map title=productDisplayName`,
 `--map category=masterCategory,subCategory`, `--map attributes.color=baseColour`, `--map description=`
 to read none); commas separate the columns of a list.
+
+The `train:` section is read by `tagkit train` (`Config.extract`; other keys are kept in `Config.sections`)::
+
+    train:
+      extract: true                 # also learn to read attribute values from titles (tagkit.extract):
+                                    # true = every attribute the labels have; a list = only these
+                                    # (extract: [رنگ, جنس, نوع آستین]); false or left out = off (the default)
 """
 
 from __future__ import annotations
@@ -135,11 +142,12 @@ class Mapping:
 
 @dataclass(frozen=True)
 class Config:
-    """A loaded tagkit.yaml: the input mapping plus the other (reserved) sections, unparsed."""
+    """A loaded tagkit.yaml: the input mapping, `train.extract`, and the other (reserved) sections as they are."""
 
     path: Path | None = None
     mapping: Mapping = field(default_factory=Mapping)
     sections: dict[str, Any] = field(default_factory=dict)
+    extract: bool | tuple[str, ...] = False  # train.extract: every attribute (True), these, or none (False)
 
 
 def load_yaml(path: Path, error: type[Exception]) -> Any:
@@ -181,7 +189,30 @@ def parse_config(data: Any, path: Path | None = None) -> Config:
     base = path.resolve().parent if path else Path.cwd()
     mapping = _parse_input(data.get(INPUT_SECTION), label, base)
     sections = {key: value for key, value in data.items() if key != INPUT_SECTION}
-    return Config(path=path, mapping=mapping, sections=sections)
+    return Config(path=path, mapping=mapping, sections=sections, extract=_parse_extract(data.get("train"), label))
+
+
+def _parse_extract(section: Any, label: str) -> bool | tuple[str, ...]:
+    """`train.extract`: True (every attribute), a tuple of attribute names, or False (off)."""
+    if section is None:
+        return False
+    if not isinstance(section, dict):
+        raise ConfigError(f"{label}: `train:` should hold keys like `extract: true`, found {_kind(section)}")
+    value = section.get("extract")
+    where = f"{label}: train.extract"
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{where}: expected true, false or a list of attribute names (extract: [رنگ, جنس]), "
+                          f"found {_kind(value)} {value!r}")
+    names: list[str] = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, str | int | float) or not str(item).strip():
+            raise ConfigError(f"{where}: {item!r} is not an attribute name (write the names as text)")
+        names.append(str(item).strip())
+    if not names:
+        raise ConfigError(f"{where}: the list is empty; name the attributes to extract, or write `extract: false`")
+    return tuple(dict.fromkeys(names))
 
 
 # -- the input section ---------------------------------------------------------------------

@@ -11,12 +11,14 @@ import numpy as np
 from tagkit.product import Product, Tag
 
 if TYPE_CHECKING:
+    from tagkit.image import ImageEmbedder
     from tagkit.store import Store
 
 
 @dataclass
 class Dataset:
-    """N products side by side. `embeddings[i]` is zeros where `has_image[i]` is False.
+    """N products side by side. `embeddings[i]` is zeros where `has_image[i]` is False; its last `colour_dim`
+    values are the image's colour features (`tagkit.colour`), the rest the image model's embedding.
 
     `texts` hold the raw title and description (models normalise them their own way);
     `categories[i]` is () and `tags[i]` is () where a product has no such labels.
@@ -28,6 +30,7 @@ class Dataset:
     has_image: np.ndarray
     categories: list[tuple[str, ...]]
     tags: list[tuple[Tag, ...]]
+    colour_dim: int = 0
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -37,8 +40,9 @@ class Dataset:
         return np.array([bool(t.strip()) for t in self.texts], dtype=bool)
 
     @classmethod
-    def from_products(cls, products: Sequence[Product], embeddings: dict[str, np.ndarray], dim: int) -> Dataset:
-        """Align products with their embeddings (looked up by product id)."""
+    def from_products(cls, products: Sequence[Product], embeddings: dict[str, np.ndarray], dim: int,
+                      colour_dim: int = 0) -> Dataset:
+        """Align products with their image features (looked up by product id)."""
         matrix = np.zeros((len(products), dim), dtype=np.float32)
         has_image = np.zeros(len(products), dtype=bool)
         for i, product in enumerate(products):
@@ -53,6 +57,7 @@ class Dataset:
             has_image=has_image,
             categories=[p.category for p in products],
             tags=[p.tags for p in products],
+            colour_dim=colour_dim,
         )
 
     def subset(self, index: Iterable[int] | np.ndarray) -> Dataset:
@@ -67,16 +72,18 @@ class Dataset:
             has_image=self.has_image[idx],
             categories=[self.categories[i] for i in idx],
             tags=[self.tags[i] for i in idx],
+            colour_dim=self.colour_dim,
         )
 
     def without_text(self) -> Dataset:
         """The same products with their titles removed (for image-only evaluation)."""
-        return Dataset(self.ids, [""] * len(self), self.embeddings, self.has_image, self.categories, self.tags)
+        return Dataset(self.ids, [""] * len(self), self.embeddings, self.has_image, self.categories, self.tags,
+                       self.colour_dim)
 
     def without_images(self) -> Dataset:
         """The same products with their images removed (for title-only evaluation)."""
         return Dataset(self.ids, self.texts, np.zeros_like(self.embeddings), np.zeros(len(self), dtype=bool),
-                       self.categories, self.tags)
+                       self.categories, self.tags, self.colour_dim)
 
 
 def product_text(product: Product) -> str:
@@ -84,14 +91,14 @@ def product_text(product: Product) -> str:
     return f"{product.title}\n{product.description}".strip()
 
 
-def load_dataset(store: Store, image_model: str, dim: int, where: str | None = None,
+def load_dataset(store: Store, embedder: ImageEmbedder, where: str | None = None,
                  params: Iterable[object] = ()) -> Dataset:
-    """Every stored product (or those matching `where`) with its cached embedding for `image_model`."""
-    return products_dataset(store, list(store.iter_products(where, params)), image_model, dim)
+    """Every stored product (or those matching `where`) with its cached image features from `embedder`."""
+    return products_dataset(store, list(store.iter_products(where, params)), embedder)
 
 
-def products_dataset(store: Store, products: Sequence[Product], image_model: str, dim: int) -> Dataset:
-    """These products with their cached embeddings for `image_model`."""
-    vectors = store.get_features(image_model, [p.image_hash for p in products if p.image_hash])
+def products_dataset(store: Store, products: Sequence[Product], embedder: ImageEmbedder) -> Dataset:
+    """These products with their cached image features from `embedder`."""
+    vectors = store.get_features(embedder.model_id, [p.image_hash for p in products if p.image_hash])
     embeddings = {p.id: vectors[p.image_hash] for p in products if p.image_hash in vectors}
-    return Dataset.from_products(products, embeddings, dim)
+    return Dataset.from_products(products, embeddings, embedder.dim, embedder.colour_dim)

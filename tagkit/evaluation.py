@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tagkit.dataset import Dataset
+from tagkit.dataset import Dataset, products_dataset
 from tagkit.ingest import import_products
-from tagkit.predicting import dataset_for, embedder_for, last_per_id, load_model
+from tagkit.predicting import embedder_for, last_per_id, load_model
 from tagkit.product import Problem, Product
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def evaluate(
         products = [p for p in last_per_id(chunk) if p.category or p.tags]
         if not products:
             return
-        data = dataset_for(store, embedder, products)
+        data = products_dataset(store, products, embedder)
         predictions.extend(model.predict(data, top_k=top_k))
         categories.extend(data.categories)
         tags.extend(data.tags)

@@ -363,7 +363,32 @@ class AttributeExtractor:
             [golds[n] for n in owners], n_gold)
         self.report.update({"rounds": rounds, "threshold": round(self.threshold, 3),
                             "thresholds": {a: round(t, 3) for a, t in sorted(self.thresholds.items())}})
+        self.report["out_of_fold"] = self._out_of_fold(
+            candidates, [oof[offsets[k] : offsets[k + 1]] for k in range(len(candidates))], owners, golds)
         return self
+
+    def _out_of_fold(self, candidates: list[list[_Candidate]], scores: list[np.ndarray], owners: list[int],
+                     golds: list[dict[str, set[str]]]) -> dict[str, Any]:
+        """Micro and per-attribute precision, recall and F1 of the tuned decisions on the out-of-fold scores of
+        the training products (the thresholds were tuned on them: a little optimistic)."""
+        hits: Counter[str] = Counter()
+        kept: Counter[str] = Counter()
+        support: Counter[str] = Counter({a: 0 for a in self.attribute_ids})
+        for gold in golds:
+            support.update({a: len(keys) for a, keys in gold.items()})
+        for cands, oof, n in zip(candidates, scores, owners, strict=True):
+            for k in self._decode(cands, oof, self.thresholds, self.threshold)[0]:
+                kept[cands[k].attribute] += 1
+                hits[cands[k].attribute] += int(cands[k].key in golds[n].get(cands[k].attribute, ()))
+
+        def prf(tp: int, predicted: int, gold: int) -> dict[str, float]:
+            p, r = tp / predicted if predicted else 0.0, tp / gold if gold else 0.0
+            f1 = 2 * p * r / (p + r) if p + r else 0.0
+            return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f1, 4)}
+
+        by_attribute = {a: {"support": support[a], **prf(hits[a], kept[a], support[a])}
+                        for a in sorted(support, key=lambda a: (-support[a], a))}
+        return {**prf(sum(hits.values()), sum(kept.values()), sum(support.values())), "attributes": by_attribute}
 
     def _gold(self, tags: Iterable[Tag], skip: set[str]) -> dict[str, set[str]]:
         gold: dict[str, set[str]] = defaultdict(set)
@@ -704,22 +729,18 @@ class AttributeExtractor:
 def merge_tags(*sources: Iterable[tuple[Tag, float]], taxonomy: Taxonomy | None = None,
                single_valued: Collection[str] = ()) -> list[tuple[Tag, float]]:
     """Tags from several models (the catalogue model's, the extractor's) as one list, best first: each tag once
-    with its best score, one value per single-valued attribute. With a taxonomy, `Taxonomy.constrain` decides
-    (canonical tags it allows, its arity)."""
+    with its best score, one value per single-valued attribute (`single_valued`). With a taxonomy,
+    `Taxonomy.constrain` decides for the attributes it knows (canonical tags it allows, its arity); tags of
+    attributes it does not know pass through unchanged."""
+    from tagkit.taxonomy import best_first
+
     scored = [item for source in sources for item in source]
     if taxonomy is not None:
-        return taxonomy.constrain(scored)
+        return taxonomy.constrain(scored, keep_unknown=True, single_valued=single_valued)
     best: dict[Tag, float] = {}
     for tag, score in scored:
         best[tag] = max(score, best.get(tag, float("-inf")))
-    out, taken = [], set()
-    for tag, score in sorted(best.items(), key=lambda item: (-item[1], item[0])):
-        if tag.name in single_valued:
-            if tag.name in taken:
-                continue
-            taken.add(tag.name)
-        out.append((tag, score))
-    return out
+    return best_first(best, set(single_valued))
 
 
 _ROMAN = str.maketrans({"ب": "b", "پ": "p", "ت": "t", "ث": "s", "ج": "j", "چ": "c", "ح": "h", "خ": "k", "د": "d",

@@ -8,7 +8,10 @@ image larger than `MAX_PIXELS`, never accepts a truncated file, and touches no g
 Embedding (`ImageEmbedder`) runs the bundled EfficientNet-Lite0 ONNX model (see
 `tagkit/data/image_models.json`) over many images: decoding and letterboxing run in a thread pool
 while onnxruntime works on the previous batch, results come back in input order, and one bad image
-only costs its own result. onnxruntime is imported on first use, not with this module.
+only costs its own result. onnxruntime is imported on first use, not with this module. An image's
+feature vector is the model's unit-length embedding followed, by default, by the `tagkit.colour`
+features of the decoded photo (computed in the same decoding threads): the network's features know
+what a product is far better than what colour it is.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image, ImageOps
 
-from tagkit import archive
+from tagkit import archive, colour
 
 INPUT_SIZE = 224
 PAD_COLOUR = (255, 255, 255)
@@ -435,6 +438,7 @@ class ImageEmbedder:
     `decode_threads` decode and letterbox images while the model runs (default: one per core; on
     2 cores, 2 threads embed 500-1300 px photos 40 % faster than 1, and thumbnails as fast).
     `manifest` points at another image_models.json (tests, experiments).
+    `colour`: append the `tagkit.colour` features (`colour_dim` values) to each embedding (default).
     """
 
     def __init__(
@@ -445,6 +449,7 @@ class ImageEmbedder:
         *,
         decode_threads: int | None = None,
         manifest: str | Path | None = None,
+        colour: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
@@ -483,6 +488,7 @@ class ImageEmbedder:
                 self._dim = shape[-1]
         model = str(spec.get("model") or info.get("model") or "efficientnet-lite0")
         self._model_name = model.lower().replace("_", "-")
+        self.colour = colour
         self._session: Any = None
         self._session_lock = threading.Lock()
 
@@ -492,15 +498,26 @@ class ImageEmbedder:
     def model_id(self) -> str:
         """Names the model file and preprocessing: the features cache key next to the content hash."""
         digest = self.sha256[:12] if self.sha256 else self._file_sha256()[:12]
-        return f"{self._model_name}-{self.variant}-letterbox{self.input_size}@{digest}"
+        suffix = f"+colour{colour.VERSION}" if self.colour else ""
+        return f"{self._model_name}-{self.variant}-letterbox{self.input_size}@{digest}{suffix}"
 
     @property
-    def dim(self) -> int:
-        """Length of an embedding."""
+    def embedding_dim(self) -> int:
+        """Length of the network's embedding (the first part of a feature vector)."""
         if self._dim is None:
             shape = self._get_session().get_outputs()[self._output_index()].shape
             self._dim = int(shape[-1])
         return self._dim
+
+    @property
+    def colour_dim(self) -> int:
+        """Length of the colour features at the end of a feature vector (0 without them)."""
+        return colour.DIM if self.colour else 0
+
+    @property
+    def dim(self) -> int:
+        """Length of a feature vector: the embedding, then the colour features."""
+        return self.embedding_dim + self.colour_dim
 
     def _file_sha256(self) -> str:
         digest = hashlib.sha256()
@@ -560,7 +577,8 @@ class ImageEmbedder:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
     def embed_arrays(self, batch: np.ndarray) -> np.ndarray:
-        """Embed letterboxed images: float32 [N, 3, 224, 224] RGB 0..255 → float32 [N, dim]."""
+        """Embed letterboxed images: float32 [N, 3, 224, 224] RGB 0..255 → float32 [N, embedding_dim] (the
+        network's part of the features only: colour features need the photo before letterboxing)."""
         batch = np.asarray(batch)
         expected = (3, self.input_size, self.input_size)
         if batch.ndim != 4 or batch.shape[1:] != expected:
@@ -569,7 +587,7 @@ class ImageEmbedder:
             )
         session = self._get_session()
         if len(batch) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, self.embedding_dim), dtype=np.float32)
         parts = []
         for start in range(0, len(batch), self.batch_size):
             chunk = np.ascontiguousarray(batch[start : start + self.batch_size], dtype=np.float32)
@@ -577,31 +595,35 @@ class ImageEmbedder:
         return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
     def embed(self, items: Iterable[tuple[K, bytes | str | Path]]) -> Iterator[tuple[K, np.ndarray | ImageError]]:
-        """Embed (key, image bytes or path) pairs; yield (key, embedding or ImageError) in input order.
+        """Embed (key, image bytes or path) pairs; yield (key, feature vector or ImageError) in input order.
 
         The input is cut into batches of `batch_size`. While the model runs on one batch, `decode_threads`
-        threads decode and letterbox the next one straight into its input tensor. The input is read lazily,
-        a batch or two ahead, so it can be a generator over any number of images.
+        threads decode and letterbox the next one straight into its input tensor (and compute its colour
+        features). The input is read lazily, a batch or two ahead, so it can be a generator over any number
+        of images.
         """
         session = self._get_session()
-        size, batch_size = self.input_size, self.batch_size
+        size, batch_size, colour_dim = self.input_size, self.batch_size, self.colour_dim
         source = iter(items)
         pool = ThreadPoolExecutor(self.decode_threads, thread_name_prefix="tagkit-decode")
-        spare: list[np.ndarray] = []  # input tensors whose batch is done, to be refilled
-        queued: deque[tuple[list[K], list[Future[ImageError | None]], np.ndarray]] = deque()
+        spare: list[tuple[np.ndarray, np.ndarray]] = []  # input tensors whose batch is done, to be refilled
+        queued: deque[tuple[list[K], list[Future[ImageError | None]], np.ndarray, np.ndarray]] = deque()
 
         def queue_batch() -> None:
             chunk = list(itertools.islice(source, batch_size))
             if chunk:
-                tensor = spare.pop() if spare else np.empty((batch_size, 3, size, size), dtype=np.float32)
-                futures = [pool.submit(_prepare_into, item, tensor[row]) for row, (_, item) in enumerate(chunk)]
-                queued.append(([key for key, _ in chunk], futures, tensor))
+                tensor, colours = spare.pop() if spare else (
+                    np.empty((batch_size, 3, size, size), dtype=np.float32),
+                    np.empty((batch_size, colour_dim), dtype=np.float32))
+                futures = [pool.submit(_prepare_into, item, tensor[row], colours[row] if colour_dim else None)
+                           for row, (_, item) in enumerate(chunk)]
+                queued.append(([key for key, _ in chunk], futures, tensor, colours))
 
         try:
             for _ in range(_BATCHES_AHEAD + 1):
                 queue_batch()
             while queued:
-                keys, futures, tensor = queued.popleft()
+                keys, futures, tensor, colours = queued.popleft()
                 errors = [future.result() for future in futures]
                 good = [row for row, error in enumerate(errors) if error is None]
                 if len(good) < len(keys) and good:
@@ -609,7 +631,9 @@ class ImageEmbedder:
                 vectors: np.ndarray = np.empty((0, 0), dtype=np.float32)
                 if good:
                     vectors = self._run(session, tensor[: len(good)])
-                spare.append(tensor)
+                    if colour_dim:
+                        vectors = np.hstack([vectors, colours[good]])
+                spare.append((tensor, colours))
                 queue_batch()  # decoding goes on while the caller handles these results
                 rows = iter(vectors)
                 for key, error in zip(keys, errors, strict=True):
@@ -626,19 +650,24 @@ _BATCHES_AHEAD = 1
 faster than the model, and with large photos decoding is the bottleneck however far ahead it runs)."""
 
 
-def _prepare_into(item: bytes | str | Path, out: np.ndarray) -> ImageError | None:
-    """Decode and letterbox one image into `out` (float32 [3, size, size]); or say why not."""
-    result = _prepare(item, out.shape[-1])
+def _prepare_into(item: bytes | str | Path, out: np.ndarray, colours: np.ndarray | None = None) -> ImageError | None:
+    """Decode and letterbox one image into `out` (float32 [3, size, size]) and, when `colours` is given, put its
+    colour features there; or say why not."""
+    result = _prepare(item, out.shape[-1], colours)
     if isinstance(result, ImageError):
         return result
     out[...] = result.transpose(2, 0, 1)
     return None
 
 
-def _prepare(item: bytes | str | Path, size: int) -> np.ndarray | ImageError:
-    """Decode and letterbox one image: uint8 [size, size, 3], or the ImageError saying why not."""
+def _prepare(item: bytes | str | Path, size: int, colours: np.ndarray | None = None) -> np.ndarray | ImageError:
+    """Decode and letterbox one image: uint8 [size, size, 3] (and its colour features into `colours`, when
+    given), or the ImageError saying why not."""
     try:
-        return np.asarray(_letterbox_canvas(load_image(item, target_size=size), size))
+        image = load_image(item, target_size=size)
+        if colours is not None:
+            colours[...] = colour.colour_features(image)
+        return np.asarray(_letterbox_canvas(image, size))
     except ImageError as e:
         return e
     except MemoryError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,9 +119,11 @@ def import_products(
     problems = _Problems(report, on_problem)
     records = read_input(source, mapping=mapping, products=products_file)
     taxonomy = stored_taxonomy(store)  # tags and categories are stored canonical when there is one
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="tagkit-hash") as pool:
-        for chunk in _chunks(records, problems, chunk_size):
-            _hash_images(chunk, pool, report, problems)
+    with (ThreadPoolExecutor(max_workers=8, thread_name_prefix="tagkit-hash") as pool,
+          ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagkit-read") as ahead):
+        # The next chunk's image files are read and hashed while this one is embedded.
+        for chunk, hashes in _ahead(_chunks(records, problems, chunk_size), lambda c: ahead.submit(_hashes, c, pool)):
+            _set_hashes(chunk, hashes.result(), report, problems)
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
             writes = store.upsert_products(chunk, force=force)
@@ -159,13 +161,30 @@ def _chunks(records: Iterable[Product | Problem], problems: _Problems, size: int
         yield chunk
 
 
-def _hash_images(
-    chunk: list[Product], pool: ThreadPoolExecutor, report: ImportReport, problems: _Problems
-) -> None:
-    """Set each product's `image_hash` to its image's content hash (left None where it cannot be read)."""
+def _ahead(chunks: Iterator[list[Product]], start: Callable[[list[Product]], Future]
+           ) -> Iterator[tuple[list[Product], Future]]:
+    """Each chunk with the future of `start(chunk)`, started when the chunk before it is handed out."""
+    pending = None
+    for chunk in chunks:
+        started = (chunk, start(chunk))
+        if pending is not None:
+            yield pending
+        pending = started
+    if pending is not None:
+        yield pending
+
+
+def _hashes(chunk: list[Product], pool: ThreadPoolExecutor) -> list[str | ImageError]:
+    """The content hash (or the ImageError) of the image of each product that names one, in order."""
+    return list(pool.map(_hash_file, [p.image for p in chunk if p.image]))
+
+
+def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: ImportReport,
+                problems: _Problems) -> None:
+    """Set each product's `image_hash` (left None where its image cannot be read, and reported)."""
     with_image = [p for p in chunk if p.image]
     report.images += len(with_image)
-    for product, result in zip(with_image, pool.map(_hash_file, [p.image for p in with_image]), strict=True):
+    for product, result in zip(with_image, hashes, strict=True):
         if isinstance(result, ImageError):
             report.images_missing += 1
             problems.add(_image_problem(product, result))

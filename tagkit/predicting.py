@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tagkit.dataset import Dataset
+from tagkit.dataset import Dataset, products_dataset
 from tagkit.ingest import ImportReport, import_products
 from tagkit.product import Problem, Product, format_category
 from tagkit.store import now
@@ -20,8 +20,9 @@ from tagkit.versions import ModelVersion, find_version
 if TYPE_CHECKING:
     from tagkit.config import Mapping
     from tagkit.image import ImageEmbedder
-    from tagkit.models import CatalogueModel, Prediction
+    from tagkit.models import Prediction
     from tagkit.store import Store
+    from tagkit.tagger import Tagger
 
 
 class ModelMismatch(ValueError):
@@ -63,24 +64,26 @@ class PredictReport:
                 "unchanged": self.unchanged, "seconds": self.seconds}
 
 
-def load_model(store: Store, version: str | None = None) -> tuple[ModelVersion, CatalogueModel]:
-    """The newest model version (or the one named) and its loaded model."""
+def load_model(store: Store, version: str | None = None) -> tuple[ModelVersion, Tagger]:
+    """The newest model version (or the one named) and its loaded model (with its attribute extractor, if any)."""
     found = find_version(store, version)
     return found, _load(found)
 
 
-def _load(found: ModelVersion) -> CatalogueModel:
-    from tagkit.models import CatalogueModel
+def _load(found: ModelVersion) -> Tagger:
+    from tagkit.tagger import Tagger
 
-    return CatalogueModel.load(found.path)
+    return Tagger.load(found.path)
 
 
 def embedder_for(found: ModelVersion) -> ImageEmbedder:
     """The image embedder the model was trained with; an error if the installed one differs."""
     from tagkit.image import ImageEmbedder
 
-    embedder = ImageEmbedder(variant=found.manifest.get("image_variant", "int8"))
     expected = found.manifest.get("image_model")
+    # Models trained before colour features were part of an image's features keep their embeddings alone.
+    with_colour = not expected or "+colour" in expected
+    embedder = ImageEmbedder(variant=found.manifest.get("image_variant", "int8"), colour=with_colour)
     if expected and embedder.model_id != expected:
         raise ModelMismatch(f"model {found.id} was trained on {expected} image features, but this tagkit has "
                             f"{embedder.model_id}: train a new model (`tagkit train`)")
@@ -101,17 +104,10 @@ def to_record(product: Product, prediction: Prediction, model: str) -> Predicted
     )
 
 
-def dataset_for(store: Store, embedder: ImageEmbedder, products: list[Product]) -> Dataset:
-    """Stored products with their cached image features, as a Dataset."""
-    vectors = store.get_features(embedder.model_id, [p.image_hash for p in products if p.image_hash])
-    embeddings = {p.id: vectors[p.image_hash] for p in products if p.image_hash in vectors}
-    return Dataset.from_products(products, embeddings, embedder.dim)
-
-
-def predict_chunk(store: Store, model: CatalogueModel, found: ModelVersion, embedder: ImageEmbedder,
+def predict_chunk(store: Store, model: Tagger, found: ModelVersion, embedder: ImageEmbedder,
                   products: list[Product], top_k: int) -> list[PredictedProduct]:
     """Predict for products already stored with their features."""
-    predictions = model.predict(dataset_for(store, embedder, products), top_k=top_k)
+    predictions = model.predict(products_dataset(store, products, embedder), top_k=top_k)
     return [to_record(p, pred, found.id) for p, pred in zip(products, predictions, strict=True)]
 
 
@@ -216,7 +212,7 @@ def predict(
         keys = {p.id: input_key(p, top_k) for p in products}
         stored = {} if force else stored_predictions(store, found.id, keys)
         todo = [p for p in products if p.id not in stored]
-        future = worker.submit(_predict_records, loading, dataset_for(store, embedder, todo), todo, found.id,
+        future = worker.submit(_predict_records, loading, products_dataset(store, todo, embedder), todo, found.id,
                                top_k) if todo else None
         if pending:
             finish()

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,24 +164,28 @@ class Taxonomy:
             if product.category:
                 product.category = self.canonical_category(product.category)
 
-    def constrain(self, scored: Iterable[tuple[Tag, float]]) -> list[tuple[Tag, float]]:
-        """Predicted tags made valid: canonical, allowed by the taxonomy, one value per single-valued attribute
-        (the best-scoring), each tag once (its best score); best first."""
+    def valid(self, scored: Iterable[tuple[Tag, float]], *, keep_unknown: bool = False) -> dict[Tag, float]:
+        """Each tag the taxonomy allows, canonical, with its best score. A tag of an attribute the taxonomy does
+        not know is dropped, or with `keep_unknown` kept as it is (the taxonomy has no say on it)."""
         best: dict[Tag, float] = {}
         for tag, score in scored:
             canonical = self.canonical(tag)
-            if self.known(canonical) and score > best.get(canonical, float("-inf")):
-                best[canonical] = score
-        out: list[tuple[Tag, float]] = []
-        taken: set[str] = set()
-        for tag, score in sorted(best.items(), key=lambda item: (-item[1], item[0])):
-            attribute = self.index.by_name[tag.name]
-            if not attribute.multi_valued:
-                if tag.name in taken:
-                    continue
-                taken.add(tag.name)
-            out.append((tag, score))
-        return out
+            if self.known(canonical):
+                tag = canonical
+            elif not keep_unknown or canonical.name in self.index.by_name:
+                continue
+            if score > best.get(tag, float("-inf")):
+                best[tag] = score
+        return best
+
+    def constrain(self, scored: Iterable[tuple[Tag, float]], *, keep_unknown: bool = False,
+                  single_valued: Collection[str] = ()) -> list[tuple[Tag, float]]:
+        """Predicted tags made valid: canonical, allowed by the taxonomy, one value per single-valued attribute
+        (the best-scoring), each tag once (its best score); best first. Tags of attributes the taxonomy does not
+        know are dropped, or with `keep_unknown` kept as they are, one value each for those in `single_valued`."""
+        single = {a.name for a in self.attributes if not a.multi_valued}
+        single.update(name for name in single_valued if name not in self.index.by_name)
+        return best_first(self.valid(scored, keep_unknown=keep_unknown), single)
 
     # -- the category tree ---------------------------------------------------------------------------
 
@@ -193,6 +197,19 @@ class Taxonomy:
         """The category paths that have no children."""
         parents = {p[:-1] for p in self.categories}
         return [p for p in self.categories if p not in parents]
+
+
+def best_first(best: Mapping[Tag, float], single_valued: Collection[str] = ()) -> list[tuple[Tag, float]]:
+    """Scored tags best first (ties by tag), only the best value of each attribute in `single_valued`."""
+    out: list[tuple[Tag, float]] = []
+    taken: set[str] = set()
+    for tag, score in sorted(best.items(), key=lambda item: (-item[1], item[0])):
+        if tag.name in single_valued:
+            if tag.name in taken:
+                continue
+            taken.add(tag.name)
+        out.append((tag, score))
+    return out
 
 
 class _Index:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,10 +15,14 @@ from tagkit.dataset import Dataset, products_dataset
 from tagkit.feedback import apply_feedback, feedback_rows
 from tagkit.ingest import ImportReport, import_products
 from tagkit.product import Problem
+from tagkit.tagger import EXTRACTOR_FOLDER
+from tagkit.taxonomy import stored_taxonomy
+from tagkit.text import match_key
 from tagkit.versions import ModelVersion, write_version
 
 if TYPE_CHECKING:
     from tagkit.config import Mapping
+    from tagkit.extract import AttributeExtractor
     from tagkit.image import ImageEmbedder
     from tagkit.store import Store
 
@@ -49,12 +53,17 @@ def train(
     products_file: str | Path | None = None,
     seed: int = 0,
     params: dict[str, Any] | None = None,
+    extract: bool | Collection[str] = False,
     on_problem: Callable[[Problem], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     run_id: int | None = None,
 ) -> TrainReport:
     """Train a model version on the labelled products of `source` (imported first), or of the whole
-    database when `source` is None. The same products and seed give the same model."""
+    database when `source` is None. The same products and seed give the same model.
+
+    `extract` (tagkit.yaml `train: extract:`) also fits an `AttributeExtractor` on the same products, for every
+    attribute of their labels (True) or for the attributes named; it is saved in the version's `extractor/`
+    folder and `predict`/`eval` merge its tags with the model's (see `tagkit.tagger`)."""
     from tagkit.models import CatalogueModel
 
     started = time.monotonic()
@@ -67,32 +76,76 @@ def train(
             on_problem=on_problem, on_progress=on_progress, run_id=run_id,
             on_chunk=lambda chunk: ids.update(p.id for p in chunk))
     products = apply_feedback(store.iter_products(), feedback_rows(store))  # review decisions override labels
-    data = labelled(products_dataset(store, products, embedder.model_id, embedder.dim), ids)
+    data = labelled(products_dataset(store, products, embedder), ids)
     if not len(data):
         where = f"in {source}" if source is not None else f"in {store.path}"
         raise NothingToLearn(f"no product with a category or tags {where}: nothing to learn from")
     params = dict(params or {})
     model = CatalogueModel(seed=seed, **params).fit(data)
+    extractor, extractor_report = fit_extractor(data, extract, store, seed) if extract else (None, {})
     counts = dataset_counts(data)
     seconds = round(time.monotonic() - started, 3)
+    metrics = dict(model.report.get("validation", {}))
+    if extractor is not None:
+        oof = extractor_report["out_of_fold"]
+        metrics["extractor"] = {key: oof[key] for key in ("precision", "recall", "f1")}
     manifest = {
         "tagkit_version": __version__,
         "image_model": embedder.model_id,
         "image_variant": embedder.variant,
         "input_hash": input_hash(data),
         "seed": seed,
-        "params": params,
+        "params": {**params, "extract": extractor_report["asked"]} if extract else params,
         "counts": counts,
         "duration_s": seconds,
-        "metrics": model.report.get("validation", {}),
+        "metrics": metrics,
+        **({"extractor": extractor_report} if extractor_report else {}),
     }
 
     def save(folder: Path) -> None:
         model.save(folder)
+        if extractor is not None:
+            extractor.save(folder / EXTRACTOR_FOLDER)
         (folder / "training_ids.txt").write_text("\n".join(sorted(data.ids)) + "\n", "utf-8")
 
     version: ModelVersion = write_version(store, save, manifest)
-    return TrainReport(version.id, str(version.path), len(data), counts, seconds, model.report, import_report)
+    model_report = {**model.report, "extractor": extractor_report} if extractor_report else model.report
+    return TrainReport(version.id, str(version.path), len(data), counts, seconds, model_report, import_report)
+
+
+def fit_extractor(data: Dataset, extract: bool | Collection[str], store: Store, seed: int = 0
+                  ) -> tuple[AttributeExtractor | None, dict[str, Any]]:
+    """An AttributeExtractor fitted on the titled, tagged products of `data` for every attribute of their labels
+    (`extract` True) or those named (by match key, or a synonym in the stored taxonomy), with its report: the
+    attributes, out-of-fold precision/recall, seconds. None (and the reason in the report) when nothing is left
+    to learn."""
+    from tagkit.extract import AttributeExtractor
+
+    started = time.monotonic()
+    extract = [extract] if isinstance(extract, str) else extract
+    taxonomy = stored_taxonomy(store)
+    in_labels = {tag.name for tags in data.tags for tag in tags if tag.name}
+    wanted = set(in_labels) if extract is True else set()
+    missing: list[str] = []
+    if extract is not True:
+        for name in extract:
+            known = taxonomy.attribute(name) if taxonomy is not None else None
+            keys = {match_key(name), *([match_key(known.name)] if known else [])}
+            found = {a for a in in_labels if match_key(a) in keys}
+            wanted |= found
+            missing += [] if found else [name]
+    report: dict[str, Any] = {"asked": extract if isinstance(extract, bool) else list(extract),
+                              "not_in_labels": missing}
+    rows = [i for i, tags in enumerate(data.tags) if data.texts[i].strip() and any(t.name in wanted for t in tags)]
+    if not rows:
+        report["skipped"] = "no product with a title has a value of the attributes to extract"
+        return None, report
+    extractor = AttributeExtractor(seed=seed, skip_attributes=sorted(in_labels - wanted))
+    extractor.fit(data.subset([i for i, tags in enumerate(data.tags) if data.texts[i].strip() and tags]),
+                  taxonomy=taxonomy)
+    report.update({**extractor.report, "folder": EXTRACTOR_FOLDER, "attributes": sorted(extractor.attribute_ids),
+                   "single_valued": sorted(extractor.single_valued), "seconds": round(time.monotonic() - started, 3)})
+    return extractor, report
 
 
 def labelled(data: Dataset, ids: set[str] | None = None) -> Dataset:

@@ -87,6 +87,15 @@ def test_reserved_sections_are_kept_for_their_owners(tmp_path: Path) -> None:
     assert config.mapping.title == ("name",)
 
 
+def test_train_extract_is_off_unless_asked(tmp_path: Path) -> None:
+    assert load_config(EXAMPLES / "fashion.yaml").extract is False
+    assert load_config(EXAMPLES / "torob.yaml").extract is True
+    assert load_config(write_config(tmp_path, "train: {extract: false}\n")).extract is False
+    config = load_config(write_config(tmp_path, "train:\n  extract: [رنگ, جنس, رنگ, 42]\n"))
+    assert config.extract == ("رنگ", "جنس", "42")
+    assert config.sections == {"train": {"extract": ["رنگ", "جنس", "رنگ", 42]}}
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -103,6 +112,10 @@ def test_reserved_sections_are_kept_for_their_owners(tmp_path: Path) -> None:
         ("input:\n  title: {a: b}\n", "input.title: expected a column name or a list of them, found a map"),
         ("input: title\n", "`input:` should hold keys like `title: column`, found text"),
         ("- input\n", "expected sections like `input:` at the top, found a list"),
+        ("train: {extract: yes please}\n", "train.extract: expected true, false or a list of attribute names"),
+        ("train: {extract: []}\n", "train.extract: the list is empty"),
+        ("train: {extract: [رنگ, null]}\n", "train.extract: None is not an attribute name"),
+        ("train: [extract]\n", "`train:` should hold keys like `extract: true`, found a list"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, text: str, expected: str) -> None:

@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tagkit import colour
+from tagkit.colour import colour_features
 from tagkit.image import (
     INPUT_SIZE,
     MANIFEST,
@@ -491,16 +493,21 @@ def images() -> list[bytes]:
 
 
 def reference(embedder: ImageEmbedder, data: bytes) -> np.ndarray:
-    """The plain one-image path: load, letterbox, embed alone."""
-    return embedder.embed_arrays(letterbox(load_image(data, target_size=INPUT_SIZE))[None])[0]
+    """The plain one-image path: load, letterbox, embed alone; then the colour features of the decoded photo."""
+    image = load_image(data, target_size=INPUT_SIZE)
+    embedding = embedder.embed_arrays(letterbox(image)[None])[0]
+    return np.concatenate([embedding, colour_features(image)]) if embedder.colour else embedding
 
 
 def test_embedder_identity(tiny_manifest: Path) -> None:
     model_bytes = (tiny_manifest.parent / "tiny.onnx").read_bytes()
     embedder = ImageEmbedder("int8", manifest=tiny_manifest)
     digest = hashlib.sha256(model_bytes).hexdigest()
-    assert embedder.model_id == f"efficientnet-lite0-int8-letterbox224@{digest[:12]}"
-    assert embedder.dim == 196
+    assert embedder.model_id == f"efficientnet-lite0-int8-letterbox224@{digest[:12]}+colour{colour.VERSION}"
+    assert (embedder.embedding_dim, embedder.colour_dim, embedder.dim) == (196, colour.DIM, 196 + colour.DIM)
+    plain = ImageEmbedder("int8", manifest=tiny_manifest, colour=False)  # the features of models before colour
+    assert plain.model_id == f"efficientnet-lite0-int8-letterbox224@{digest[:12]}"
+    assert (plain.colour_dim, plain.dim) == (0, 196)
     assert ImageEmbedder("fp32", manifest=tiny_manifest).model_id.startswith("efficientnet-lite0-fp32-")
     assert embedder.threads >= 1
     assert embedder.decode_threads >= 1
@@ -549,7 +556,7 @@ def test_embed_keeps_order_and_reports_bad_images_in_place(
     vectors = {key: value for key, value in results if not isinstance(value, ImageError)}
     for i, data in enumerate(images):
         vector = vectors[f"img{i}"]
-        assert vector.shape == (196,)
+        assert vector.shape == (196 + colour.DIM,)
         assert vector.dtype == np.float32
         np.testing.assert_allclose(vector, reference(embedder, data), atol=1e-5)
     np.testing.assert_allclose(vectors["path"], vectors["img3"], atol=1e-6)
@@ -628,7 +635,8 @@ def fashion_images(fashion_sample: Path) -> list[Path]:
 
 def test_bundled_model_on_real_fashion_images(fashion_images: list[Path]) -> None:
     int8, fp32 = bundled("int8"), bundled("fp32")
-    assert int8.dim == fp32.dim == load_manifest()["variants"]["int8"]["dim"]
+    assert int8.embedding_dim == fp32.embedding_dim == load_manifest()["variants"]["int8"]["dim"]
+    assert int8.dim == int8.embedding_dim + colour.DIM
     assert int8.model_id.startswith("efficientnet-lite0-int8-letterbox224@")
     assert int8.model_id != fp32.model_id
     items = [(path.name, path) for path in fashion_images]
@@ -638,11 +646,11 @@ def test_bundled_model_on_real_fashion_images(fashion_images: list[Path]) -> Non
     assert list(results) == [path.name for path in fashion_images]
     vectors = np.stack(list(results.values()))  # type: ignore[arg-type]
     assert vectors.shape == (len(fashion_images), int8.dim)
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(vectors[:, : int8.embedding_dim], axis=1), 1.0, atol=1e-4)
     for i in (0, 50):
         np.testing.assert_allclose(vectors[i], reference(int8, fashion_images[i].read_bytes()), atol=1e-4)
     again = np.stack([v for _, v in int8.embed(items[:20]) if not isinstance(v, ImageError)])
     assert np.array_equal(again, vectors[:19])
     full = np.stack([v for _, v in fp32.embed((p.name, p) for p in fashion_images[:40])])  # type: ignore[misc]
-    cosine = np.sum(full * vectors[:40], axis=1)
+    cosine = np.sum((full * vectors[:40])[:, : int8.embedding_dim], axis=1)
     assert cosine.mean() > 0.95, cosine.mean()  # MODEL-NOTES: about 0.98

@@ -208,8 +208,8 @@ def test_batches_give_unit_embeddings_equal_to_single_runs(
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_tagkit_caches_the_features_output(sessions: dict[str, ort.InferenceSession], variant: str) -> None:
     embedder = ImageEmbedder(variant, threads=2)
-    assert embedder.dim == FEATURE_DIM
-    assert embedder.model_id.endswith("@" + MANIFEST["variants"][variant]["sha256"][:12])
+    assert embedder.embedding_dim == FEATURE_DIM
+    assert embedder.model_id.endswith("@" + MANIFEST["variants"][variant]["sha256"][:12] + "+colour1")
     images = five_images()
     (expected,) = sessions[variant].run(["features"], {"image": images})
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)  # the embedder returns unit vectors

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 
@@ -33,7 +34,7 @@ def fashion(fashion_sample: Path) -> tuple[Dataset, Dataset]:
         p.image = str(fashion_sample / "images" / f"{p.id}.jpg")
     embedder = ImageEmbedder("int8")
     vectors = {key: v for key, v in embedder.embed([(p.id, p.image) for p in products]) if isinstance(v, np.ndarray)}
-    data = Dataset.from_products(products, vectors, embedder.dim)
+    data = Dataset.from_products(products, vectors, embedder.dim, embedder.colour_dim)
     assert data.has_image.all()
     return data.subset(np.arange(240)), data.subset(np.arange(240, len(data)))
 
@@ -93,7 +94,7 @@ def test_missing_modality_at_predict(fashion, fashion_model):
     assert len({p.category for p in image_only}) >= 8
     # mixed: some products lose the title, some the image, one loses both
     mixed = Dataset(test.ids, [t if i % 3 else "" for i, t in enumerate(test.texts)], test.embeddings.copy(),
-                    test.has_image.copy(), test.categories, test.tags)
+                    test.has_image.copy(), test.categories, test.tags, test.colour_dim)
     mixed.has_image[1::4] = False
     mixed.embeddings[1::4] = 0
     mixed.texts[0], mixed.has_image[0] = "", False
@@ -145,6 +146,48 @@ def test_deterministic_and_save_load(fashion, fashion_model, tmp_path):
     assert loaded.predict(test) == first
     assert loaded.predict(test.without_text()) == fashion_model.predict(test.without_text())
     assert loaded.report == fashion_model.report
+
+
+def test_colour_features(fashion, fashion_model, tmp_path):
+    """The images' colour features get their own model, which alone names the colour of unseen products far
+    better than the most common colour does; a model trained without them (as before colour features) still
+    loads and predicts, and neither kind takes the other's features."""
+    from tagkit.colour import DIM
+    from tagkit.models.linear import ColourRidge
+
+    train, test = fashion
+    assert train.colour_dim == DIM and fashion_model.colour is not None
+    colours = sorted({t.value for tags in train.tags for t in tags if t.name == "color"})
+
+    def colour_of(data: Dataset) -> np.ndarray:
+        return np.array([next((colours.index(t.value) for t in tags if t.name == "color" and t.value in colours), -1)
+                         for tags in data.tags])
+
+    y, truth = colour_of(train), colour_of(test)
+    ridge = ColourRidge(landmarks=100, gamma=1.0, alpha=0.01)
+    ridge.fit_oof(train.embeddings[:, -DIM:], np.eye(len(colours), dtype=np.float32)[y], np.arange(len(y)) % 2, 2)
+    guess = ridge.decision(test.embeddings[:, -DIM:]).argmax(1)
+    known = truth >= 0
+    majority = np.bincount(y).argmax()
+    assert (guess[known] == truth[known]).mean() >= (truth[known] == majority).mean() + 0.1
+
+    def plain(data: Dataset) -> Dataset:  # the features of a model from before colour features
+        return Dataset(data.ids, data.texts, data.embeddings[:, :-DIM].copy(), data.has_image, data.categories,
+                       data.tags)
+
+    old = CatalogueModel(seed=0, **FAST).fit(plain(train))
+    assert old.colour is None and old.colour_dim == 0
+    old.save(tmp_path / "old")
+    pickled = joblib.load(tmp_path / "old" / "model.joblib")
+    for name in ("colour", "colour_dim", "colour_landmarks", "colour_gamma", "colour_alpha"):
+        del pickled.__dict__[name]  # as pickled by an older tagkit
+    joblib.dump(pickled, tmp_path / "old" / "model.joblib")
+    loaded = CatalogueModel.load(tmp_path / "old")
+    assert loaded.colour is None and loaded.predict(plain(test)) == old.predict(plain(test))
+    with pytest.raises(ValueError, match="of colour"):
+        loaded.predict(test)
+    with pytest.raises(ValueError, match="of colour"):
+        fashion_model.predict(plain(test))
 
 
 def test_thresholds_and_report(fashion_model):
@@ -222,3 +265,33 @@ def test_evaluate_uses_alternatives(fashion, fashion_model):
     result = evaluate(test, fashion_model.predict(test))
     assert result["category"]["top3"] >= result["category"]["accuracy"]
     assert set(result["tags_by_attribute"]) == {"color", "usage"}
+
+
+@pytest.mark.parametrize("width", [50, 257, 30_921])
+def test_top_k_matches_a_full_sort(width):
+    """The bucketed top-k (wide rows, a last bucket shorter than the others) equals a stable full sort, ties by
+    position."""
+    from tagkit.models.knn import top_k
+
+    rng = np.random.default_rng(width)
+    s = rng.integers(0, 40, size=(64, width)).astype(np.float32)  # many ties
+    idx, vals = top_k(s, 10)
+    order = np.lexsort((np.broadcast_to(np.arange(width), s.shape), -s), axis=1)[:, :10]
+    assert idx.tolist() == order.tolist()
+    assert vals.tolist() == np.take_along_axis(s, order, 1).tolist()
+
+
+def test_predict_uses_the_image_features_the_model_was_trained_on(tmp_path):
+    """A model version trained before colour features were part of an image's features is given an embedder
+    without them; one trained on features this tagkit cannot make is refused with a clear message."""
+    from tagkit.predicting import ModelMismatch, embedder_for
+    from tagkit.versions import ModelVersion
+
+    current, plain = ImageEmbedder("int8"), ImageEmbedder("int8", colour=False)
+    for embedder in (current, plain):
+        found = ModelVersion("v", tmp_path, {"image_model": embedder.model_id, "image_variant": "int8"})
+        assert embedder_for(found).model_id == embedder.model_id
+        assert embedder_for(found).dim == embedder.dim
+    other = ModelVersion("v", tmp_path, {"image_model": "efficientnet-lite0-int8-letterbox224@0123456789ab"})
+    with pytest.raises(ModelMismatch, match="train a new model"):
+        embedder_for(other)

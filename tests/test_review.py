@@ -226,7 +226,8 @@ def test_edit_with_tab_completion(demo_db: Path, terminals):
     target = next(c for c in categories if c != first.category and c not in dict(first.alternatives))
     replaced = first.tags[0][0]
     name = replaced.split(":")[0]
-    replacement = next(t for t in tags if t.startswith(f"{name}: ") and t != replaced)
+    shown = {t for t, _ in [*first.tags, *first.candidates]}  # editing to a shown tag accepts it instead
+    replacement = next(t for t in tags if t.startswith(f"{name}: ") and t not in shown)
     term = terminals(demo_db, "--order", "id")
     term.screen()
     term.type("e")

@@ -83,6 +83,24 @@ def test_constrain_makes_predictions_valid(tmp_path: Path) -> None:
     ]  # سایز is not an attribute of the taxonomy
 
 
+def test_merged_tags_keep_attributes_the_taxonomy_does_not_know(tmp_path: Path) -> None:
+    from tagkit.extract import merge_tags
+
+    taxonomy = load_taxonomy(small(tmp_path))
+    model = [(Tag("رنگ", "مشکی"), 0.6), (Tag("سایز", "XL"), 0.9), (Tag("برند", "کوتون"), 0.5)]
+    extracted = [(Tag("رنگ", "قهوه ای"), 0.8), (Tag("رنگ", "بنفش"), 0.95), (Tag("سایز", "L"), 0.7),
+                 (Tag("سایز", "XL"), 0.4), (Tag("برند", "ال سی وایکیکی"), 0.6)]
+    assert merge_tags(model, extracted, taxonomy=taxonomy, single_valued={"سایز"}) == [
+        (Tag("سایز", "XL"), 0.9),  # not in the taxonomy: passes through; one value (single-valued), its best score
+        (Tag("رنگ", f"قهوه{ZWNJ}ای"), 0.8),  # canonical; بنفش is not allowed; one value for رنگ
+        (Tag("برند", "ال سی وایکیکی"), 0.6),  # not in the taxonomy, multi-valued: both values
+        (Tag("برند", "کوتون"), 0.5),
+    ]
+    assert taxonomy.constrain(model + extracted) == [(Tag("رنگ", f"قهوه{ZWNJ}ای"), 0.8)]  # unknown: dropped
+    assert merge_tags(model, extracted, single_valued={"رنگ"})[:3] == [
+        (Tag("رنگ", "بنفش"), 0.95), (Tag("سایز", "XL"), 0.9), (Tag("سایز", "L"), 0.7)]  # no taxonomy
+
+
 def test_dump_reads_back_the_same(tmp_path: Path) -> None:
     taxonomy = load_taxonomy(small(tmp_path))
     text = dump_taxonomy(taxonomy, "a header")

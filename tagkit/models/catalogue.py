@@ -1,6 +1,7 @@
 """`CatalogueModel`: category paths and tags for products, from their titles and image embeddings.
 
-Fit: title TF-IDF → linear SVMs, image embeddings → ridge and nearest-neighbour votes, each giving
+Fit: title TF-IDF → linear SVMs, image embeddings → ridge and nearest-neighbour votes, image colour
+features (when the images have them) → kernel ridge, each giving
 out-of-fold class scores for every task (the category, each single-valued attribute, the multi-label
 tags); one LightGBM re-ranker per task learns from those scores; a validation share of the products
 (never scored by a base model that saw them) calibrates the probabilities and tunes the tag thresholds.
@@ -24,7 +25,7 @@ from joblib import Parallel, delayed
 from tagkit.dataset import Dataset
 from tagkit.models.knn import NeighbourIndex, votes
 from tagkit.models.labels import NONE_VALUE, MultiTask, SingleTask, TagPlan, category_task, tag_tasks
-from tagkit.models.linear import ImageRidge, TextLinear, TextNB
+from tagkit.models.linear import ColourRidge, ImageRidge, TextLinear, TextNB
 from tagkit.models.prediction import Prediction
 from tagkit.models.rerank import CONDITIONS, TEXT_BLOCKS, Reranker, condition_of
 from tagkit.models.text_features import TextFeatures
@@ -52,13 +53,15 @@ class CatalogueModel:
     `validation_share` (held-out share when `fit` gets no validation set); `min_tag_count` (tags seen
     fewer times are reported as too rare); `C` (text SVM); `knn_k`, `knn_dim`, `knn_temperature`
     (image neighbour votes on `knn_dim` principal components); `ridge_alpha`, `landmarks`, `gamma` (image
-    ridge on those components; `landmarks` > 0 = RBF kernel features); `n_candidates`, `rounds`,
+    ridge on those components; `landmarks` > 0 = RBF kernel features); `colour_landmarks`, `colour_gamma`,
+    `colour_alpha` (kernel ridge on the images' colour features); `n_candidates`, `rounds`,
     `learning_rate` (re-ranker); `n_jobs`.
     """
 
     def __init__(self, seed: int = 0, *, folds: int = 3, validation_share: float = 0.15, min_tag_count: int = 5,
                  C: float = 0.5, ridge_alpha: float = 0.01, landmarks: int = 5000, gamma: float = 0.7,
-                 knn_k: int = 10, knn_dim: int = 256, knn_temperature: float = 0.05, n_candidates: int = 10,
+                 knn_k: int = 10, knn_dim: int = 256, knn_temperature: float = 0.05, colour_landmarks: int = 2000,
+                 colour_gamma: float = 1.0, colour_alpha: float = 0.01, n_candidates: int = 10,
                  rounds: int = 300, learning_rate: float = 0.1, n_jobs: int | None = None) -> None:
         self.seed = seed
         self.folds = folds
@@ -71,6 +74,9 @@ class CatalogueModel:
         self.knn_k = knn_k
         self.knn_dim = knn_dim
         self.knn_temperature = knn_temperature
+        self.colour_landmarks = colour_landmarks
+        self.colour_gamma = colour_gamma
+        self.colour_alpha = colour_alpha
         self.n_candidates = n_candidates
         self.rounds = rounds
         self.learning_rate = learning_rate
@@ -88,12 +94,15 @@ class CatalogueModel:
         self.ridge_columns: dict[str, slice] = {}
         self.index: NeighbourIndex | None = None
         self.neighbour_labels: dict[str, np.ndarray] = {}
+        self.colour: ColourRidge | None = None
         self.rerankers: dict[str, Reranker] = {}
         self.dim = 0
+        self.colour_dim = 0
 
     def get_params(self) -> dict[str, Any]:
         keys = ("seed", "folds", "validation_share", "min_tag_count", "C", "ridge_alpha", "landmarks", "gamma",
-                "knn_k", "knn_dim", "knn_temperature", "n_candidates", "rounds", "learning_rate", "n_jobs")
+                "knn_k", "knn_dim", "knn_temperature", "colour_landmarks", "colour_gamma", "colour_alpha",
+                "n_candidates", "rounds", "learning_rate", "n_jobs")
         return {k: getattr(self, k) for k in keys}
 
     @property
@@ -119,6 +128,7 @@ class CatalogueModel:
                 val = np.zeros(len(data), dtype=bool)
         n = len(data)
         self.dim = int(data.embeddings.shape[1])
+        self.colour_dim = data.colour_dim
         folds = np.array([stable_hash(i, f"fold{self.seed}") % self.folds for i in data.ids])
         fit_rows, val_rows = np.flatnonzero(~val), np.flatnonzero(val)
 
@@ -233,7 +243,8 @@ class CatalogueModel:
         self.nb_models[task.name] = TextNB().fit_multiclass(x, np.where(has_text, task.y, -1), len(task.classes))
         return out
 
-    def _fit_images(self, e, has_image, folds, targets, blocks) -> None:
+    def _fit_images(self, features, has_image, folds, targets, blocks) -> None:
+        e, colours = self._split(features)
         rows = np.flatnonzero(has_image)
         names = list(targets)
         y = np.hstack([targets[name][rows] for name in names])
@@ -254,6 +265,19 @@ class CatalogueModel:
             v = np.full(targets[name].shape, np.nan, dtype=np.float32)
             v[rows] = votes(idx, w, self.neighbour_labels[name])
             blocks[name]["knn"] = v
+        if colours is not None:
+            self.colour = ColourRidge(self.colour_landmarks, self.colour_gamma, self.colour_alpha, self.seed)
+            oof = self.colour.fit_oof(colours[rows], y, folds[rows], self.folds)
+            for name in names:
+                full = np.full(targets[name].shape, np.nan, dtype=np.float32)
+                full[rows] = oof[:, self.ridge_columns[name]]
+                blocks[name]["colour"] = full
+
+    def _split(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Image features → the image model's embeddings and the colour features (None without them)."""
+        if not self.colour_dim:
+            return features, None
+        return features[:, : -self.colour_dim], features[:, -self.colour_dim:]
 
     def _tune(self, blocks, val_rows, has_text, has_image, data: Dataset) -> None:
         """Thresholds and validation metrics from the validation rows under each input condition."""
@@ -360,13 +384,15 @@ class CatalogueModel:
         else:
             has_text = np.zeros(n, dtype=bool)
         if self.ridge is not None and self.index is not None:
-            if data.embeddings.shape[1] != self.dim:
-                raise ValueError(f"image embeddings have {data.embeddings.shape[1]} dimensions; "
-                                 f"this model was trained on {self.dim}")
+            if data.embeddings.shape[1] != self.dim or data.colour_dim != self.colour_dim:
+                raise ValueError(f"image features have {data.embeddings.shape[1]} dimensions ({data.colour_dim} of "
+                                 f"colour); this model was trained on {self.dim} ({self.colour_dim} of colour)")
             rows = np.flatnonzero(has_image)
-            z = self.index.reduce(data.embeddings[rows])
+            e, colours = self._split(data.embeddings[rows])
+            z = self.index.reduce(e)
             ridge = self.ridge.decision(z)
             idx, w = self.index.query(z)
+            colour = self.colour.decision(colours) if self.colour is not None and colours is not None else None
             for name in names:
                 s = np.full((n, widths[name]), np.nan, dtype=np.float32)
                 s[rows] = ridge[:, self.ridge_columns[name]]
@@ -374,6 +400,10 @@ class CatalogueModel:
                 v = np.full((n, widths[name]), np.nan, dtype=np.float32)
                 v[rows] = votes(idx, w, self.neighbour_labels[name])
                 blocks[name]["knn"] = v
+                if colour is not None:
+                    c = np.full((n, widths[name]), np.nan, dtype=np.float32)
+                    c[rows] = colour[:, self.ridge_columns[name]]
+                    blocks[name]["colour"] = c
         return blocks, has_text, has_image
 
     def predict(self, data: Dataset, top_k: int = 3) -> list[Prediction]:
@@ -458,6 +488,9 @@ class CatalogueModel:
         model = joblib.load(folder / "model.joblib", mmap_mode="r")  # arrays are read-only pages of the file
         if not isinstance(model, cls):
             raise ValueError(f"{folder}/model.joblib does not hold a {cls.__name__}")
+        # A model saved before a parameter or part existed gets its default (no colour model, for one).
+        for name, value in vars(cls()).items():
+            model.__dict__.setdefault(name, value)
         for name, file in manifest["rerankers"].items():
             model.rerankers[name].booster = lgb.Booster(model_file=str(folder / file))
         return model
@@ -480,7 +513,7 @@ def _fit_text_job(x, has_text: np.ndarray, folds: np.ndarray, C: float, seed: in
 def _concat(a: Dataset, b: Dataset) -> Dataset:
     return Dataset(ids=a.ids + b.ids, texts=a.texts + b.texts, embeddings=np.vstack([a.embeddings, b.embeddings]),
                    has_image=np.concatenate([a.has_image, b.has_image]), categories=a.categories + b.categories,
-                   tags=a.tags + b.tags)
+                   tags=a.tags + b.tags, colour_dim=a.colour_dim)
 
 
 def _log_prior(y: np.ndarray, k: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Fast linear base models: a linear SVM on title TF-IDF, closed-form ridge on image embeddings.
+"""Fast linear base models: a linear SVM on title TF-IDF, closed-form ridge on image embeddings and colours.
 
 Both give one score per class (or per tag) and are cheap enough to fit once per cross-validation fold,
 so the re-ranker can learn from out-of-fold scores.
@@ -188,3 +188,27 @@ class ImageRidge:
     def decision(self, e: np.ndarray) -> np.ndarray:
         assert self.weights is not None and self.mean is not None and self.bias is not None, "fit first"
         return (self.features(e) - self.mean) @ self.weights + self.bias
+
+
+class ColourRidge:
+    """`ImageRidge` on colour features (`tagkit.colour`): each feature standardised on the training images, each
+    vector scaled to unit length, RBF kernel features against `landmarks` training images."""
+
+    def __init__(self, landmarks: int = 2000, gamma: float = 1.0, alpha: float = 0.01, seed: int = 0) -> None:
+        self.ridge = ImageRidge(landmarks, gamma, alpha, seed)
+        self.centre: np.ndarray | None = None
+        self.scale: np.ndarray | None = None
+
+    def _unit(self, c: np.ndarray) -> np.ndarray:
+        assert self.centre is not None and self.scale is not None, "fit first"
+        z = (c - self.centre) / self.scale
+        return (z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def fit_oof(self, c: np.ndarray, y: np.ndarray, folds: np.ndarray, n_folds: int) -> np.ndarray:
+        """Fit on colour features `c` (targets `y`) and return out-of-fold scores (see `ImageRidge.fit_oof`)."""
+        self.centre = c.mean(0).astype(np.float32)
+        self.scale = (c.std(0) + 1e-6).astype(np.float32)
+        return self.ridge.fit_oof(self._unit(c), y, folds, n_folds)
+
+    def decision(self, c: np.ndarray) -> np.ndarray:
+        return self.ridge.decision(self._unit(c))

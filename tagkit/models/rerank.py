@@ -1,6 +1,6 @@
 """The LightGBM candidate re-ranker: one binary model over (product, candidate class) pairs.
 
-The base models (text SVM, image ridge, image neighbours) each give a score per class, missing (NaN) when
+The base models (text SVM, image ridge, image neighbours, colour ridge) each give a score per class, missing (NaN) when
 their input is absent. For each product the top candidates by rank fusion get a feature row: each base
 model's score, rank and margin for that candidate, the same for the candidate's parents in the hierarchy,
 the class prior, which inputs the product has, and how many base models put it first. LightGBM scores the
@@ -20,7 +20,7 @@ import numpy as np
 
 TEXT_BLOCKS = frozenset({"text", "nb"})
 CONDITIONS = ("both", "image", "text")
-BLOCK_ORDER = ("text", "nb", "ridge", "knn")
+BLOCK_ORDER = ("text", "nb", "ridge", "knn", "colour")
 
 
 @dataclass

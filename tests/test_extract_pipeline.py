@@ -1,0 +1,192 @@
+"""The attribute extractor inside train → predict → eval → review (`train: extract:` in tagkit.yaml), through the
+CLI, on 200 real Torob products (and 150 held out), with a taxonomy that knows only some of their attributes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tagkit.cli import main
+from tagkit.dataset import Dataset
+from tagkit.exitcodes import ExitCode
+from tagkit.product import Product, Tag
+from tagkit.queue import load_items
+from tagkit.store import Store
+from tagkit.tagger import EXTRACTOR_FOLDER, Tagger
+from tagkit.taxonomy import dump_taxonomy, load_taxonomy, parse_taxonomy
+from tagkit.text import match_key
+from tagkit.training import fit_extractor
+
+REPO = Path(__file__).resolve().parent.parent
+TOROB_YAML = REPO / "examples" / "torob.yaml"
+KNOWN = ("رنگ", "جنس", "ویژگی‌ها", "نوع آستین", "جنسیت", "نوع کلی")  # the test taxonomy's attributes
+UNKNOWN = "طرح"  # an attribute of the labels the test taxonomy does not have
+
+
+def tagkit(db: Path, *args: str):
+    return CliRunner().invoke(main, ["--db", str(db), "-q", *args], catch_exceptions=False)
+
+
+def ok(result) -> str:
+    assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.stderr or result.output
+    return result.stdout
+
+
+@dataclass
+class Trained:
+    db: Path
+    folder: Path
+    test_file: Path
+    off_yaml: Path
+    plain: dict  # train --json of the version trained with `extract: false`
+    extracting: dict  # train --json of the version trained with examples/torob.yaml (`extract: true`)
+    titles: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """One database, a taxonomy with a few Torob attributes, and two versions trained on the same 200 products:
+    the first without an extractor (as every version before `extract:`), the newest with one."""
+    folder = tmp_path_factory.mktemp("extract")
+    lines = (shared_data / "torob_attributes" / "products.jsonl").read_text("utf-8").splitlines(keepends=True)
+    (folder / "train.jsonl").write_text("".join(lines[:200]), "utf-8")
+    (folder / "test.jsonl").write_text("".join(lines[200:350]), "utf-8")
+    shipped = (REPO / "taxonomy" / "fa-fashion.yaml").read_text("utf-8")
+    taxonomy = parse_taxonomy(yaml.load(shipped, Loader=yaml.CSafeLoader))  # libyaml: 10 times faster
+    taxonomy.attributes = [a for a in taxonomy.attributes if a.name in KNOWN]
+    taxonomy.categories, taxonomy.category_synonyms = [], {}
+    taxonomy.changed()
+    (folder / "taxonomy.yaml").write_text(dump_taxonomy(taxonomy), "utf-8")
+    config = yaml.safe_load(TOROB_YAML.read_text("utf-8"))
+    assert config["train"] == {"extract": True}
+    (folder / "off.yaml").write_text(yaml.safe_dump({**config, "train": {"extract": False}}, allow_unicode=True),
+                                     "utf-8")
+    db = folder / "tagkit.db"
+    ok(tagkit(db, "taxonomy", "import", str(folder / "taxonomy.yaml")))
+    train = str(folder / "train.jsonl")
+    plain = json.loads(ok(tagkit(db, "train", train, "--config", str(folder / "off.yaml"), "--json")))
+    extracting = json.loads(ok(tagkit(db, "train", train, "--config", str(TOROB_YAML), "--json")))
+    titles = {json.loads(line)["random_key"]: json.loads(line)["title"] for line in lines[200:350]}
+    return Trained(db, folder, folder / "test.jsonl", folder / "off.yaml", plain, extracting, titles)
+
+
+def predictions(trained: Trained, *model: str) -> dict[str, dict]:
+    out = ok(tagkit(trained.db, "predict", str(trained.test_file), "--config", str(TOROB_YAML), "--export", "jsonl",
+                    *model))
+    return {row["id"]: row for row in map(json.loads, out.splitlines())}
+
+
+def tags_of(row: dict) -> set[str]:
+    return {tag for tag, _ in row["tags"]}
+
+
+def written_in(title: str, tag: str) -> bool:
+    return f" {match_key(Tag.parse(tag).value)} " in f" {match_key(title)} "
+
+
+def test_extracted_tags_of_values_written_in_titles_reach_predict_eval_and_review(trained: Trained) -> None:
+    assert trained.extracting["extractor"]["attributes"] and "extractor" not in trained.plain
+    plain = predictions(trained, "--model", trained.plain["version"])
+    extracting = predictions(trained)
+    assert {row["model"] for row in extracting.values()} == {trained.extracting["version"]}
+    added = {(pid, tag) for pid, row in extracting.items() for tag in tags_of(row) - tags_of(plain[pid])}
+    in_title = {(pid, tag) for pid, tag in added if written_in(trained.titles[pid], tag)}
+    assert len(in_title) >= 40, f"only {len(in_title)} extracted tags written in the titles"
+    assert {Tag.parse(tag).name for _, tag in in_title} >= {"رنگ", UNKNOWN}
+
+    csv_rows = csv.DictReader(io.StringIO(ok(tagkit(trained.db, "predict", str(trained.test_file), "--config",
+                                                    str(TOROB_YAML), "--export", "csv"))))
+    exported = {(row["id"], tag) for row in csv_rows for tag in row["tags"].split(" | ") if tag}
+    with Store(trained.db) as store:
+        stored = {(item.id, tag) for item in load_items(store) for tag, _ in item.tags}  # what review shows
+    assert in_title <= stored
+    assert {(pid, tag) for pid, tag in in_title if "|" not in tag} <= exported  # `|` separates tags in CSV
+
+    def tag_scores(version: str) -> dict:
+        return json.loads(ok(tagkit(trained.db, "eval", str(trained.test_file), "--config", str(TOROB_YAML), "--json",
+                                    "--model", version)))["tags"]
+
+    with_extractor, without = tag_scores(trained.extracting["version"]), tag_scores(trained.plain["version"])
+    assert with_extractor["micro_recall"] > without["micro_recall"] + 0.1
+    assert with_extractor["micro_f1"] > without["micro_f1"]
+
+
+def test_a_single_valued_attribute_never_gets_two_values(trained: Trained) -> None:
+    tagger = Tagger.load(trained.extracting["path"])
+    single = tagger.single_valued | {a.name for a in tagger.taxonomy.attributes if not a.multi_valued}
+    assert "جنسیت" in single
+    for row in predictions(trained).values():
+        names = Counter(Tag.parse(tag).name for tag in tags_of(row))
+        assert all(names[name] <= 1 for name in single), row
+
+
+def test_tags_are_canonical_for_the_taxonomy_and_unknown_attributes_pass_through(trained: Trained) -> None:
+    taxonomy = load_taxonomy(trained.folder / "taxonomy.yaml")
+    tags = [Tag.parse(tag) for row in predictions(trained).values() for tag in tags_of(row)]
+    known = [tag for tag in tags if tag.name in KNOWN]
+    assert known and all(taxonomy.known(tag) and taxonomy.canonical(tag) == tag for tag in known)
+    assert not any(tag.name in ("ویژگی ها", "توصیفگرها") for tag in tags)  # read as ویژگی‌ها
+    assert sum(tag.name == UNKNOWN for tag in tags) >= 10  # not in the taxonomy: kept, not dropped
+
+
+def test_extract_false_trains_no_extractor_and_such_a_version_still_predicts(trained: Trained) -> None:
+    plain = Path(trained.plain["path"])
+    manifest = json.loads((plain / "version.json").read_text("utf-8"))
+    assert not (plain / EXTRACTOR_FOLDER).exists() and "extractor" not in manifest
+    assert "extract" not in manifest["params"] and "extractor" not in manifest["metrics"]
+    extracting = json.loads((Path(trained.extracting["path"]) / "version.json").read_text("utf-8"))
+    assert (Path(trained.extracting["path"]) / EXTRACTOR_FOLDER / "extractor.joblib").exists()
+    assert extracting["params"]["extract"] is True
+    oof = extracting["extractor"]["out_of_fold"]
+    assert 0 < oof["precision"] <= 1 and 0 < oof["recall"] <= 1
+    assert {"support", "precision", "recall", "f1"} <= set(oof["attributes"]["رنگ"])
+    assert extracting["metrics"]["extractor"] == {key: oof[key] for key in ("precision", "recall", "f1")}
+    rows = predictions(trained, "--model", trained.plain["version"])
+    assert len(rows) == 150 and all(row["category"] for row in rows.values())
+
+
+def test_images_without_titles_get_nothing_from_the_extractor(trained: Trained, shared_data: Path) -> None:
+    images = shared_data / "torob_attributes" / "images"
+
+    def predict(version: str) -> dict[str, list]:
+        out = ok(tagkit(trained.db, "predict", str(images), "--export", "jsonl", "--model", version))
+        return {row["id"]: row["tags"] for row in map(json.loads, out.splitlines())}
+
+    with_extractor = predict(trained.extracting["version"])
+    assert len(with_extractor) >= 20
+    assert with_extractor == predict(trained.plain["version"])
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("maybe", "train.extract: expected true, false or a list of attribute names"),
+    ("[]", "train.extract: the list is empty"),
+    ("[رنگ, {جنس: 1}]", "train.extract: {'جنس': 1} is not an attribute name"),
+])
+def test_a_bad_extract_value_exits_2_naming_the_key(tmp_path: Path, value: str, message: str) -> None:
+    config = tmp_path / "tagkit.yaml"
+    config.write_text(f"input:\n  id: random_key\ntrain:\n  extract: {value}\n", "utf-8")
+    result = tagkit(tmp_path / "tagkit.db", "train", str(config), "--config", str(config))
+    assert result.exit_code == ExitCode.USAGE
+    assert message in result.stderr
+    assert not (tmp_path / "tagkit.db.models").exists()
+
+
+def test_a_list_of_attributes_extracts_only_those(trained: Trained) -> None:
+    products = [Product(id=r["random_key"], title=r["title"],
+                        tags=tuple(Tag(name, value) for name, values in r["attributes"].items() for value in values))
+                for r in map(json.loads, trained.test_file.read_text("utf-8").splitlines())]
+    load_taxonomy(trained.folder / "taxonomy.yaml").canonicalise(products)  # as `tagkit import` stores them
+    data = Dataset.from_products([p for p in products if p.tags], {}, 8)
+    with Store(trained.db) as store:  # its taxonomy says that توصیفگرها is ویژگی‌ها
+        extractor, report = fit_extractor(data, ["رنگ", "توصیفگرها", "no such attribute"], store)
+    assert extractor is not None and report["attributes"] == ["رنگ", "ویژگی‌ها"]
+    assert report["not_in_labels"] == ["no such attribute"]
+    assert set(report["out_of_fold"]["attributes"]) == {"رنگ", "ویژگی‌ها"}
