@@ -140,8 +140,9 @@ def accuracy(variant: str, count: int) -> dict[str, float]:
     test = np.zeros(len(data), bool)
     test[[i for rank, i in enumerate(order) if rank % 5 == 0]] = True
     labels = np.array([" > ".join(c) for c in data.categories])
-    model = LogisticRegression(C=10.0, max_iter=1000).fit(data.embeddings[~test], labels[~test])
-    proba = model.predict_proba(data.embeddings[test])
+    e = data.embeddings[:, : data.embeddings.shape[1] - data.colour_dim]  # the network part, as measured before
+    model = LogisticRegression(C=10.0, max_iter=1000).fit(e[~test], labels[~test])
+    proba = model.predict_proba(e[test])
     top = np.argsort(-proba, axis=1)[:, :3]
     truth = labels[test]
     return {"top1": float(np.mean(model.classes_[top[:, 0]] == truth)),

@@ -65,6 +65,12 @@ class Labels:
         return ranked, tags
 
 
+def network_part(data: Dataset) -> np.ndarray:
+    """The image model's unit-length embeddings, without the colour features stored after them: what the
+    baselines are defined on."""
+    return data.embeddings[:, : data.embeddings.shape[1] - data.colour_dim]
+
+
 def one_hot(y: np.ndarray, k: int) -> np.ndarray:
     out = np.zeros((len(y), k), dtype=np.float32)
     out[np.flatnonzero(y >= 0), y[y >= 0]] = 1
@@ -77,11 +83,11 @@ class KnnBaseline:
     def __init__(self, train: Dataset, k: int = 5) -> None:
         self.labels, self.k = Labels(train), k
         self.rows = np.flatnonzero(train.has_image)
-        self.e = train.embeddings[self.rows]
+        self.e = network_part(train)[self.rows]
 
     def predict(self, test: Dataset):
         labels, k, rows = self.labels, self.k, self.rows
-        sims = test.embeddings @ self.e.T
+        sims = network_part(test) @ self.e.T
         idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         dist = np.sqrt(np.maximum(2 - 2 * np.take_along_axis(sims, idx, 1), 0))
         w = 1 / (dist + 1e-3)
@@ -112,7 +118,7 @@ class LinearBaseline:
     def _x(self, data: Dataset, norm):
         x = self.feats.transform(norm)
         if self.image_weight is not None:
-            x = sp.hstack([x, sp.csr_matrix(self.image_weight * data.embeddings)], format="csr")
+            x = sp.hstack([x, sp.csr_matrix(self.image_weight * network_part(data))], format="csr")
         return x
 
     @staticmethod

@@ -510,7 +510,6 @@ def test_embedder_identity(tiny_manifest: Path) -> None:
     assert (plain.colour_dim, plain.dim) == (0, 196)
     assert ImageEmbedder("fp32", manifest=tiny_manifest).model_id.startswith("efficientnet-lite0-fp32-")
     assert embedder.threads >= 1
-    assert embedder.decode_threads >= 1
 
 
 def test_embedder_clear_errors(tiny_manifest: Path, tmp_path: Path) -> None:
@@ -535,7 +534,7 @@ def test_embedder_clear_errors(tiny_manifest: Path, tmp_path: Path) -> None:
 def test_embed_keeps_order_and_reports_bad_images_in_place(
     tiny_manifest: Path, images: list[bytes], tmp_path: Path, batch_size: int
 ) -> None:
-    embedder = ImageEmbedder(batch_size=batch_size, decode_threads=2, manifest=tiny_manifest)
+    embedder = ImageEmbedder(batch_size=batch_size, threads=2, manifest=tiny_manifest)
     good_path = write(tmp_path, "good.jpg", images[3])
     items: list[tuple[str, bytes | str | Path]] = [(f"img{i}", data) for i, data in enumerate(images)]
     items.insert(2, ("truncated", images[0][:300]))
@@ -582,7 +581,7 @@ def test_embed_only_errors_and_empty_input(tiny_manifest: Path) -> None:
 
 
 def test_embed_reads_its_input_lazily(tiny_manifest: Path, images: list[bytes]) -> None:
-    embedder = ImageEmbedder(batch_size=4, decode_threads=2, manifest=tiny_manifest)
+    embedder = ImageEmbedder(batch_size=4, threads=2, manifest=tiny_manifest)
     pulled = 0
 
     def endless() -> object:
@@ -594,10 +593,11 @@ def test_embed_reads_its_input_lazily(tiny_manifest: Path, images: list[bytes]) 
     stream = embedder.embed(endless())  # type: ignore[arg-type]
     first = [next(stream) for _ in range(10)]
     assert [k for k, _ in first] == list(range(10))
-    assert pulled <= (3 + 2) * 4  # the three batches being yielded, plus at most two queued
-    stream.close()  # stops the decoding threads
-    assert pulled <= (3 + 2) * 4
-    threads = [t.name for t in threading.enumerate() if t.name.startswith("tagkit-decode")]
+    ahead = embedder.threads + 1  # batches being embedded or queued while one is yielded
+    assert pulled <= (3 + ahead) * 4  # the three batches being yielded, plus those ahead
+    stream.close()  # stops the embedding threads
+    assert pulled <= (3 + ahead) * 4
+    threads = [t.name for t in threading.enumerate() if t.name.startswith("tagkit-embed")]
     assert threads == []
 
 
