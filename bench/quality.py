@@ -108,7 +108,7 @@ class LinearBaseline:
 
     def __init__(self, train: Dataset, image_weight: float | None) -> None:
         self.labels, self.image_weight = Labels(train), image_weight
-        self.feats = TextFeatures()
+        self.feats = TextFeatures(boundaries=False)  # the baseline as defined: plain word 1-2 + char 2-5
         norm, _ = TextFeatures.prepare(train.texts)
         self.feats.fit([t for t in norm if t])
         x = self._x(train, norm)

@@ -295,3 +295,19 @@ def test_predict_uses_the_image_features_the_model_was_trained_on(tmp_path):
     other = ModelVersion("v", tmp_path, {"image_model": "efficientnet-lite0-int8-letterbox224@0123456789ab"})
     with pytest.raises(ModelMismatch, match="train a new model"):
         embedder_for(other)
+
+
+def test_word_pairs_mark_the_start_and_end_of_a_title(torob):
+    """The first word of a Persian title (usually the product type) is a feature of its own, `<s> word`; the
+    plain analyzer (models saved before, the bench baseline) has no markers."""
+    from tagkit.models.text_features import TextFeatures
+
+    norm, has_text = TextFeatures.prepare(torob.texts)
+    titles = [t for t, h in zip(norm, has_text, strict=True) if h]
+    bounded = TextFeatures().fit(titles)
+    firsts = {t.split()[0] for t in titles}
+    assert all(f"<s> {w}" in bounded.words.vocabulary_ for w in firsts)
+    assert f"{titles[0].split()[-1]} </s>" in bounded.words.vocabulary_
+    plain = TextFeatures(boundaries=False).fit(titles)
+    assert not any(term.startswith("<s>") for term in plain.words.vocabulary_)
+    assert bounded.transform(titles[:5]).shape == (5, bounded.n_features)

@@ -59,7 +59,7 @@ class CatalogueModel:
     """
 
     def __init__(self, seed: int = 0, *, folds: int = 3, validation_share: float = 0.15, min_tag_count: int = 5,
-                 C: float = 0.5, ridge_alpha: float = 0.01, landmarks: int = 5000, gamma: float = 0.7,
+                 C: float = 1.0, ridge_alpha: float = 0.01, landmarks: int = 5000, gamma: float = 0.7,
                  knn_k: int = 10, knn_dim: int = 256, knn_temperature: float = 0.05, colour_landmarks: int = 2000,
                  colour_gamma: float = 1.5, colour_alpha: float = 0.01, n_candidates: int = 10,
                  rounds: int = 300, learning_rate: float = 0.1, n_jobs: int | None = None) -> None:

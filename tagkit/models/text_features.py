@@ -1,4 +1,5 @@
-"""Title text → sparse TF-IDF features: hazm-normalised word 1–2-grams and character 2–5-grams."""
+"""Title text → sparse TF-IDF features: hazm-normalised word 1–2-grams (the pairs marked at the title's start
+and end) and character 2–5-grams."""
 
 from __future__ import annotations
 
@@ -23,14 +24,23 @@ def word_ngrams(text: str) -> list[str]:
     return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
 
 
+def bounded_word_ngrams(text: str) -> list[str]:
+    """Words and word pairs, the pairs including a start and an end marker (`<s> کاپشن`): a title's first word
+    usually names the product type. Measured (Torob titles, 5-fold CV on the training part): 0.954 → 0.960."""
+    words = text.split()
+    return words + [f"{a} {b}" for a, b in itertools.pairwise(["<s>", *words, "</s>"])]
+
+
 class TextFeatures:
     """Fits the vocabularies on training titles; turns titles into one L2-normalised-per-block CSR matrix.
 
     A product without text (empty after normalisation) gets an all-zero row; `has_text` says which.
+    `boundaries`: mark the start and end of the title in the word pairs (`bounded_word_ngrams`).
     """
 
     def __init__(self, char_ngrams: tuple[int, int] = (2, 5), char_min_df: int = 2,
-                 max_char_features: int = 200_000) -> None:
+                 max_char_features: int = 200_000, boundaries: bool = True) -> None:
+        self.boundaries = boundaries
         self.char_ngrams = char_ngrams
         self.char_min_df = char_min_df
         self.max_char_features = max_char_features
@@ -44,7 +54,8 @@ class TextFeatures:
 
     def fit(self, norm: Sequence[str]) -> TextFeatures:
         docs = [n for n in norm if n] or ["_"]
-        self.words = TfidfVectorizer(analyzer=word_ngrams, sublinear_tf=True, dtype=np.float32)
+        analyzer = bounded_word_ngrams if self.boundaries else word_ngrams
+        self.words = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, dtype=np.float32)
         self.words.fit(docs)
         min_df = self.char_min_df if len(docs) >= 20 * self.char_min_df else 1
         self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=self.char_ngrams, min_df=min_df,
