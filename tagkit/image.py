@@ -371,14 +371,19 @@ def _wide_to_rgb(im: Image.Image) -> Image.Image:
     return Image.fromarray(grey).convert("RGB")
 
 
-def _letterbox_canvas(image: Image.Image, size: int) -> Image.Image:
+def letterbox_into(image: Image.Image, out: np.ndarray) -> None:
+    """Letterbox an RGB image into `out` (float32 [3, size, size]): scaled so its longer side is `size`
+    (bicubic), centred on white. Writes the tensor directly (no padded image in between)."""
+    size = out.shape[-1]
     width, height = image.size
     scale = size / max(width, height)
-    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = image.resize(new_size, Image.Resampling.BICUBIC)
-    canvas = Image.new("RGB", (size, size), PAD_COLOUR)
-    canvas.paste(resized, ((size - new_size[0]) // 2, (size - new_size[1]) // 2))
-    return canvas
+    new_width, new_height = max(1, round(width * scale)), max(1, round(height * scale))
+    resized = image.resize((new_width, new_height), Image.Resampling.BICUBIC)
+    left, top = (size - new_width) // 2, (size - new_height) // 2
+    pad = np.asarray(PAD_COLOUR, dtype=np.float32)[:, None, None]
+    out[:, :top], out[:, top + new_height :] = pad, pad
+    out[:, :, :left], out[:, :, left + new_width :] = pad, pad
+    out[:, top : top + new_height, left : left + new_width] = np.asarray(resized).transpose(2, 0, 1)
 
 
 def letterbox(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
@@ -387,7 +392,9 @@ def letterbox(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
     Returns float32 [3, size, size], RGB, 0..255: the bundled model's input contract.
     Letterboxing keeps the whole product (centre-cropping cuts the top and bottom of tall photos).
     """
-    return np.asarray(_letterbox_canvas(image, size), dtype=np.float32).transpose(2, 0, 1)
+    out = np.empty((3, size, size), dtype=np.float32)
+    letterbox_into(image, out)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -645,21 +652,12 @@ class ImageEmbedder:
 def _prepare_into(item: bytes | str | Path, out: np.ndarray, colours: np.ndarray | None = None) -> ImageError | None:
     """Decode and letterbox one image into `out` (float32 [3, size, size]) and, when `colours` is given, put its
     colour features there; or say why not."""
-    result = _prepare(item, out.shape[-1], colours)
-    if isinstance(result, ImageError):
-        return result
-    out[...] = result.transpose(2, 0, 1)
-    return None
-
-
-def _prepare(item: bytes | str | Path, size: int, colours: np.ndarray | None = None) -> np.ndarray | ImageError:
-    """Decode and letterbox one image: uint8 [size, size, 3] (and its colour features into `colours`, when
-    given), or the ImageError saying why not."""
     try:
-        image = load_image(item, target_size=size)
+        image = load_image(item, target_size=out.shape[-1])
         if colours is not None:
             colours[...] = colour.colour_features(image)
-        return np.asarray(_letterbox_canvas(image, size))
+        letterbox_into(image, out)
+        return None
     except ImageError as e:
         return e
     except MemoryError:

@@ -8,6 +8,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tagkit.catalogue import read_input
 from tagkit.config import load_config
@@ -311,3 +313,48 @@ def test_word_pairs_mark_the_start_and_end_of_a_title(torob):
     plain = TextFeatures(boundaries=False).fit(titles)
     assert not any(term.startswith("<s>") for term in plain.words.vocabulary_)
     assert bounded.transform(titles[:5]).shape == (5, bounded.n_features)
+
+
+def _micro_f1(attributes, thresholds) -> float:
+    made = [s >= t for (s, _, _), t in zip(attributes, thresholds, strict=True)]
+    tp = sum(int((m & right).sum()) for m, (_, right, _) in zip(made, attributes, strict=True))
+    predicted = sum(int(m.sum()) for m in made)
+    positives = sum(gold for *_, gold in attributes)
+    return 2 * tp / (predicted + positives)
+
+
+def test_thresholds_tuned_together_for_micro_f1():
+    """A hard attribute's weak guesses, worth keeping for its own F1, cost micro-F1 over all tags: tuned
+    together, its threshold goes up and micro-F1 with it; never below the attributes' own thresholds."""
+    from tagkit.models.catalogue import _best_threshold, _micro_thresholds
+
+    rng = np.random.default_rng(0)
+    n = 2_000
+    easy_score = rng.uniform(0.6, 1.0, n)
+    easy = (easy_score, rng.uniform(size=n) < easy_score, n)  # right about as often as it is sure
+    hard_score = rng.uniform(0.0, 0.7, n)
+    hard = (hard_score, rng.uniform(size=n) < hard_score, n)
+    attributes = [easy, hard]
+    own = [_best_threshold(*a) for a in attributes]
+    joint = _micro_thresholds(attributes)
+    assert joint[1] > own[1] + 0.05
+    assert _micro_f1(attributes, joint) > _micro_f1(attributes, own) + 0.005
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 60), st.integers(0, 2**16)), min_size=1, max_size=4))
+def test_thresholds_tuned_together_never_lose_micro_f1(shapes):
+    from tagkit.models.catalogue import _best_threshold, _micro_thresholds
+
+    attributes = []
+    for n, seed in shapes:
+        rng = np.random.default_rng(seed)
+        score = rng.uniform(size=n).astype(np.float32)
+        right = rng.uniform(size=n) < score
+        attributes.append((score, right, int(right.sum() + rng.integers(0, n))))
+    if not sum(gold for *_, gold in attributes):
+        return
+    own = [_best_threshold(*a) for a in attributes]
+    joint = _micro_thresholds(attributes)
+    assert all(0.0 <= t <= 1.0 for t in joint)
+    assert _micro_f1(attributes, joint) >= _micro_f1(attributes, own) - 1e-9

@@ -4,7 +4,8 @@ Fit: title TF-IDF → linear SVMs, image embeddings → ridge and nearest-neighb
 features (when the images have them) → kernel ridge, each giving
 out-of-fold class scores for every task (the category, each single-valued attribute, the multi-label
 tags); one LightGBM re-ranker per task learns from those scores; a validation share of the products
-(never scored by a base model that saw them) calibrates the probabilities and tunes the tag thresholds.
+(never scored by a base model that saw them) calibrates the probabilities and tunes the tag thresholds
+(the single-valued attributes' together, for micro-F1 over all of them; each multi-valued tag for its F1).
 """
 
 from __future__ import annotations
@@ -296,6 +297,7 @@ class CatalogueModel:
                 conditions.append((name, ht, hi))
         effective = np.concatenate([condition_of(ht, hi) for _, ht, hi in conditions])
         outputs = {}
+        attributes: list[tuple[SingleTask, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         for task in self.tasks:
             rr = self.rerankers[task.name]
             outs = [rr.predict(_mask_blocks(blocks[task.name], val_rows, ht, hi), ht, hi) for _, ht, hi in conditions]
@@ -315,9 +317,14 @@ class CatalogueModel:
                 best.append(first)
                 score.append(pf)
             b, s, t = np.concatenate(best), np.concatenate(score), np.concatenate([truth] * len(outs))
-            task.thresholds = _thresholds_by_condition(
-                lambda m, b=b, s=s, t=t, none=none: _best_threshold(s[m], b[m] == t[m], int((t[m] != none).sum())),
-                t >= 0, effective)
+            attributes.append((task, s, b == t, t != none, t >= 0))
+        if attributes:
+            known_any = np.logical_or.reduce([known for *_, known in attributes])
+            thresholds = _thresholds_by_condition(
+                lambda m: _micro_thresholds([(s[m & k], right[m & k], int(gold[m & k].sum()))
+                                             for _, s, right, gold, k in attributes]), known_any, effective)
+            for j, (task, *_) in enumerate(attributes):
+                task.thresholds = thresholds[:, j]
         if self.multi is not None:
             rr = self.rerankers["tags"]
             sel = self.multi.labelled[val_rows]
@@ -534,13 +541,45 @@ def _best_threshold(score: np.ndarray, correct: np.ndarray, positives: int) -> f
     """The threshold on the best value's score maximising F1 (a prediction is right when `correct`)."""
     if not len(score) or positives == 0:
         return 0.5
+    return _threshold_for_micro_f1(score, correct, positives, allow_none=False)
+
+
+def _threshold_for_micro_f1(score: np.ndarray, correct: np.ndarray, positives: int, tp_other: int = 0,
+                            predicted_other: int = 0, *, allow_none: bool = True) -> float:
+    """The threshold on `score` maximising micro-F1 = 2 TP / (predicted + `positives`) when these predictions
+    join `tp_other` right ones out of `predicted_other` made elsewhere (`positives` counts all gold values).
+    With `allow_none`, predicting none of these is one of the choices (the threshold is then halfway between the
+    highest score and 1)."""
     order = np.argsort(-score, kind="stable")
-    tp = np.cumsum(correct[order])
-    predicted = np.arange(1, len(score) + 1)
-    f1 = 2 * tp / (predicted + positives)
+    tp = tp_other + np.concatenate([[0], np.cumsum(correct[order])])
+    predicted = predicted_other + np.arange(len(score) + 1)
+    f1 = 2 * tp / np.maximum(predicted + positives, 1)
+    if not allow_none:
+        f1[0] = -1.0
     best = int(np.argmax(f1))
-    below = score[order[best + 1]] if best + 1 < len(score) else 0.0
-    return float((score[order[best]] + below) / 2)
+    if best == 0:
+        return (float(score[order[0]]) + 1.0) / 2 if len(score) else 0.5
+    below = score[order[best]] if best < len(score) else 0.0
+    return float((score[order[best - 1]] + below) / 2)
+
+
+def _micro_thresholds(attributes: list[tuple[np.ndarray, np.ndarray, int]], rounds: int = 3) -> np.ndarray:
+    """One threshold per single-valued attribute (its best value's score, whether that value is right, its gold
+    count) that together maximise the tags' micro-F1: each attribute's own best threshold first, then each in
+    turn re-tuned given the others' predictions (a few rounds of coordinate ascent). A threshold tuned for an
+    attribute's own F1 keeps too many weak guesses of a hard attribute (colour) when F1 counts all tags."""
+    thresholds = [_best_threshold(s, right, gold) for s, right, gold in attributes]
+    positives = sum(gold for *_, gold in attributes)
+    if positives == 0:
+        return np.asarray(thresholds, dtype=np.float32)
+    for _ in range(rounds):
+        for i, (s, right, _) in enumerate(attributes):
+            others = [(s2 >= t2, right2) for j, ((s2, right2, _), t2) in enumerate(zip(attributes, thresholds,
+                                                                                       strict=True)) if j != i]
+            tp_other = sum(int((made & r).sum()) for made, r in others)
+            predicted_other = sum(int(made.sum()) for made, _ in others)
+            thresholds[i] = _threshold_for_micro_f1(s, right, positives, tp_other, predicted_other)
+    return np.asarray(thresholds, dtype=np.float32)
 
 
 def _thresholds_by_condition(tune: Callable[[np.ndarray], Any], rows: np.ndarray, condition: np.ndarray,
