@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from tagkit.feedback import finished
 from tagkit.predicting import PredictedProduct, stored_record
 from tagkit.product import Tag, parse_category
+from tagkit.versions import MANIFEST as VERSION_MANIFEST
 
 if TYPE_CHECKING:
     from tagkit.store import Store
@@ -65,14 +66,25 @@ def predicted_model(store: Store, version: str | None = None) -> str | None:
 
 
 def model_thresholds(store: Store, model_id: str) -> dict[str, Any]:
-    """The tag thresholds a model version tuned (from its folder's manifest), or {} when unknown."""
+    """The tag thresholds a model version tuned, or {} when unknown: the catalogue model's (from its folder's
+    manifest) and, for attributes only its attribute extractor fills in, the extractor's (from version.json)."""
     row = next(store.db.query("select path from models where id = ?", [model_id]), None)
-    try:
-        manifest = json.loads((Path(row["path"]) / "manifest.json").read_text("utf-8")) if row else {}
-        thresholds = manifest.get("report", {}).get("thresholds", {})
-        return {**thresholds, **thresholds.get("tags", {})} if isinstance(thresholds, dict) else {}
-    except (OSError, ValueError, AttributeError, TypeError):
+    if row is None:
         return {}
+    folder = Path(row["path"])
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
+        thresholds = manifest.get("report", {}).get("thresholds", {})
+        thresholds = {**thresholds, **thresholds.get("tags", {})} if isinstance(thresholds, dict) else {}
+    except (OSError, ValueError, AttributeError, TypeError):
+        thresholds = {}
+    try:
+        extractor = json.loads((folder / VERSION_MANIFEST).read_text("utf-8")).get("extractor") or {}
+        tuned, default = extractor.get("thresholds", {}), extractor.get("threshold", 0.5)
+        extracted = {name: tuned.get(name, default) for name in extractor.get("attributes", [])}
+    except (OSError, ValueError, AttributeError, TypeError):
+        extracted = {}
+    return {**extracted, **thresholds}
 
 
 def review_queue(store: Store, *, order: str = "uncertain", seed: int = 0, model_id: str | None = None,

@@ -18,7 +18,7 @@ from tagkit.cli import main
 from tagkit.dataset import Dataset
 from tagkit.exitcodes import ExitCode
 from tagkit.product import Product, Tag
-from tagkit.queue import load_items
+from tagkit.queue import load_items, model_thresholds, threshold_for
 from tagkit.store import Store
 from tagkit.tagger import EXTRACTOR_FOLDER, Tagger
 from tagkit.taxonomy import dump_taxonomy, load_taxonomy, parse_taxonomy
@@ -190,3 +190,20 @@ def test_a_list_of_attributes_extracts_only_those(trained: Trained) -> None:
     assert extractor is not None and report["attributes"] == ["رنگ", "ویژگی‌ها"]
     assert report["not_in_labels"] == ["no such attribute"]
     assert set(report["out_of_fold"]["attributes"]) == {"رنگ", "ویژگی‌ها"}
+
+
+def test_review_weighs_extracted_tags_against_the_extractors_thresholds(trained: Trained) -> None:
+    """`tagkit review --order uncertain` ranks a product by how near its tags are to their thresholds: for an
+    attribute only the extractor fills in, that is the extractor's tuned threshold, not a default 0.5."""
+    report = trained.extracting["extractor"]
+    with Store(trained.db) as store:
+        thresholds = model_thresholds(store, trained.extracting["version"])
+        plain = model_thresholds(store, trained.plain["version"])
+    extracted_only = [name for name in report["attributes"] if name not in plain]
+    assert UNKNOWN in extracted_only
+    tuned = {name: report["thresholds"].get(name, report["threshold"]) for name in extracted_only}
+    assert {name: thresholds[name] for name in extracted_only} == tuned
+    assert any(abs(value - 0.5) > 0.05 for value in tuned.values())
+    name = extracted_only[0]
+    assert threshold_for(f"{name}: x", "text", thresholds) == pytest.approx(tuned[name])
+    assert threshold_for(f"{name}: x", "text", plain) == 0.5  # a version without an extractor: unknown

@@ -259,8 +259,10 @@ def test_kill_9_at_random_points_then_a_rerun_equals_an_uninterrupted_run(demo_p
     assert duplicates.fetchone()[0] == 0
     assert conn.execute("select count(*) from products where id like 'c%'").fetchone()[0] == 3000
     conn.close()
-    statuses = [run["status"] for run in runs(killed_db)]
-    assert statuses[-KILLS - 1:] == ["interrupted"] * KILLS + ["ok"]
+    # A kill that lands while a finished run's process exits leaves that run `ok`; the others are interrupted.
+    statuses = [run["status"] for run in runs(killed_db)][-KILLS - 1:]
+    assert statuses[-1] == "ok" and set(statuses[:-1]) <= {"interrupted", "ok"}
+    assert statuses.count("interrupted") >= KILLS - 1, statuses
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name], "no temporary export file is left"
     _print_kill_table(work, table, summary)
 
@@ -280,14 +282,13 @@ def test_train_killed_at_random_points_never_shows_a_half_model(demo_predicted: 
     db = copy_db(demo_predicted, tmp_path / "train.db")
     rng = random.Random(3)
     before = len(runs(db, "train"))
-    killed = []
+    versions_before = len(json.loads(tagkit(db, "models", "--json").stdout))
     for attempt in range(2):
         process = start(db, "-q", "train", str(DEMO / "train.csv"))
         wait_for_run(db, process, before + attempt, "train")
         time.sleep(rng.uniform(0.5, 6.0))
         process.send_signal(signal.SIGKILL)
         process.wait()
-        killed.append(process.returncode == -signal.SIGKILL)
         listed = json.loads(tagkit(db, "models", "--json").stdout)
         assert all(m["available"] for m in listed)
         assert all((Path(m["path"]) / "version.json").is_file() for m in listed)
@@ -295,9 +296,13 @@ def test_train_killed_at_random_points_never_shows_a_half_model(demo_predicted: 
     assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.stderr
     folder = Path(json.loads(result.stdout)["path"]).parent
     assert not list(folder.glob(".tmp-*")), "the killed runs' temporary folders are gone"
-    assert any(killed), "at least one kill landed while training"
     statuses = [run["status"] for run in runs(db, "train")][before:]
-    assert statuses == ["interrupted" if hit else "ok" for hit in killed] + ["ok"]
+    assert len(statuses) == 3 and set(statuses) <= {"interrupted", "ok"} and statuses[-1] == "ok"
+    assert "interrupted" in statuses, "at least one kill landed while training"
+    # Every `ok` run published its whole model version (a kill can land after that, while the process exits);
+    # an interrupted one published nothing, or a whole version if the kill came after it was written.
+    published = len(json.loads(tagkit(db, "models", "--json").stdout)) - versions_before
+    assert statuses.count("ok") <= published <= len(statuses)
 
 
 def test_review_killed_keeps_every_decision_whole(demo_db: Path):
