@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.sparse import hstack as sp_hstack
 
 from tagkit.catalogue import read_input
 from tagkit.config import load_config
@@ -308,10 +310,10 @@ def test_word_pairs_mark_the_start_and_end_of_a_title(torob):
     titles = [t for t, h in zip(norm, has_text, strict=True) if h]
     bounded = TextFeatures().fit(titles)
     firsts = {t.split()[0] for t in titles}
-    assert all(f"<s> {w}" in bounded.words.vocabulary_ for w in firsts)
-    assert f"{titles[0].split()[-1]} </s>" in bounded.words.vocabulary_
+    assert all(f"<s> {w}" in bounded.words.vocabulary for w in firsts)
+    assert f"{titles[0].split()[-1]} </s>" in bounded.words.vocabulary
     plain = TextFeatures(boundaries=False).fit(titles)
-    assert not any(term.startswith("<s>") for term in plain.words.vocabulary_)
+    assert not any(term.startswith("<s>") for term in plain.words.vocabulary)
     assert bounded.transform(titles[:5]).shape == (5, bounded.n_features)
 
 
@@ -358,3 +360,70 @@ def test_thresholds_tuned_together_never_lose_micro_f1(shapes):
     joint = _micro_thresholds(attributes)
     assert all(0.0 <= t <= 1.0 for t in joint)
     assert _micro_f1(attributes, joint) >= _micro_f1(attributes, own) - 1e-9
+
+
+@pytest.mark.parametrize("analyzer", ["bounded_word_ngrams", "char_wb"])
+def test_tfidf_transform_equals_scikit_learns(torob, fashion, analyzer):
+    """The TF-IDF a model keeps (and predicts with, without importing scikit-learn) gives scikit-learn's
+    numbers to the bit, on Persian and English titles; a model pickled with scikit-learn's vectorisers
+    loads into it."""
+    import pickle
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from tagkit.models.text_features import TextFeatures, Tfidf, bounded_word_ngrams
+
+    how = {"analyzer": "char_wb", "ngram_range": (2, 5), "min_df": 2} if analyzer == "char_wb" else \
+        {"analyzer": bounded_word_ngrams}
+    for titles in (torob.texts, fashion[0].texts + fashion[1].texts):
+        norm, _ = TextFeatures.prepare(titles)
+        train, test = [n for n in norm[:-100] if n], [*norm[-100:], "", "  ", "x"]
+        vectoriser = TfidfVectorizer(sublinear_tf=True, dtype=np.float32, **how).fit(train)
+        expected, got = vectoriser.transform(test), Tfidf.from_vectoriser(vectoriser).transform(test)
+        expected.sort_indices()
+        assert got.shape == expected.shape and got.nnz == expected.nnz > 0
+        assert np.array_equal(got.indptr, expected.indptr) and np.array_equal(got.indices, expected.indices)
+        assert np.array_equal(got.data, expected.data)
+
+    old = TextFeatures().fit(norm[:-100])
+    old.words = TfidfVectorizer(sublinear_tf=True, dtype=np.float32, analyzer=bounded_word_ngrams).fit(train)
+    old.chars = TfidfVectorizer(sublinear_tf=True, dtype=np.float32, analyzer="char_wb", ngram_range=(2, 5)).fit(train)
+    loaded = pickle.loads(pickle.dumps(old))
+    assert isinstance(loaded.words, Tfidf) and isinstance(loaded.chars, Tfidf)
+    both = sp_hstack([old.words.transform(test), old.chars.transform(test)])
+    assert np.array_equal(loaded.transform(test).toarray(), (both * np.float32(np.sqrt(0.5))).toarray())
+
+
+def test_a_saved_model_predicts_without_importing_scikit_learn_or_lightgbm(fashion, fashion_model, tmp_path):
+    """LightGBM's library is called directly (`SavedBooster`): the same scores as `lightgbm.Booster`, and a
+    fresh process loads and predicts without importing scikit-learn, LightGBM or scipy.stats (0.8 s)."""
+    import subprocess
+    import sys
+
+    import lightgbm as lgb
+
+    from tagkit.models.booster import SavedBooster
+
+    fashion_model.save(tmp_path / "model")
+    test = fashion[1]
+    rng = np.random.default_rng(0)
+    for name, file in json.loads((tmp_path / "model" / "manifest.json").read_text("utf-8"))["rerankers"].items():
+        saved, reference = CatalogueModel.load(tmp_path / "model").rerankers[name].booster, \
+            lgb.Booster(model_file=str(tmp_path / "model" / file))
+        assert isinstance(saved, SavedBooster)
+        x = rng.normal(size=(500, reference.num_feature()))
+        rounds = fashion_model.rerankers[name].best_rounds
+        assert np.array_equal(saved.predict(x, num_iteration=rounds),
+                              reference.predict(x, num_iteration=rounds, raw_score=True))
+    joblib.dump(test, tmp_path / "test.joblib")
+    script = (
+        "import sys, joblib; from tagkit.models import CatalogueModel;"
+        f"m = CatalogueModel.load({str(tmp_path / 'model')!r}); d = joblib.load({str(tmp_path / 'test.joblib')!r});"
+        "p = m.predict(d); print(sum(x.category is not None for x in p));"
+        "print(sorted(n for n in ('sklearn', 'lightgbm', 'scipy.stats') if n in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == str(len(test)) and out[1] == "[]"
+    expected = fashion_model.predict(test)
+    assert [p.category for p in CatalogueModel.load(tmp_path / "model").predict(test)] == \
+        [p.category for p in expected]

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import lightgbm as lgb
 import numpy as np
 from joblib import Parallel, delayed
 
 from tagkit.dataset import Dataset
+from tagkit.models.booster import load_booster
 from tagkit.models.knn import NeighbourIndex, votes
 from tagkit.models.labels import NONE_VALUE, MultiTask, SingleTask, TagPlan, category_task, tag_tasks
 from tagkit.models.linear import ColourRidge, ImageRidge, TextLinear, TextNB
@@ -499,7 +499,7 @@ class CatalogueModel:
         for name, value in vars(cls()).items():
             model.__dict__.setdefault(name, value)
         for name, file in manifest["rerankers"].items():
-            model.rerankers[name].booster = lgb.Booster(model_file=str(folder / file))
+            model.rerankers[name].booster = load_booster(folder / file)
         return model
 
 

@@ -7,11 +7,10 @@ so the re-ranker can learn from out-of-fold scores.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.svm import LinearSVC
 
 ABSENT_SCORE = -3.0
 """Score of a class a text model never saw in its training rows (below any SVM margin it would give)."""
@@ -28,8 +27,14 @@ class TextLinear:
         self.coef: np.ndarray | None = None  # (n_features, n_classes) float32
         self.intercept: np.ndarray | None = None
 
-    def _svm(self) -> LinearSVC:
-        return LinearSVC(C=self.C, tol=1e-3, max_iter=300, random_state=self.seed)
+    def _fit_quietly(self, x: sp.csr_matrix, y: np.ndarray) -> Any:
+        """A fitted LinearSVC (scikit-learn is imported for fitting only: the model predicts with its arrays)."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.svm import LinearSVC
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return LinearSVC(C=self.C, tol=1e-3, max_iter=300, random_state=self.seed).fit(x, y)
 
     def fit_multiclass(self, x: sp.csr_matrix, y: np.ndarray, n_classes: int) -> TextLinear:
         coef = np.zeros((x.shape[1], n_classes), dtype=np.float32)
@@ -39,9 +44,7 @@ class TextLinear:
         if len(present) == 1:
             intercept[present[0]] = 1.0
         elif len(present) > 1:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                svm = self._svm().fit(x[rows], y[rows])
+            svm = self._fit_quietly(x[rows], y[rows])
             if len(present) == 2:  # liblinear keeps one weight vector for two classes
                 w = svm.coef_[0].astype(np.float32)
                 coef[:, present[1]], coef[:, present[0]] = w, -w
@@ -61,9 +64,7 @@ class TextLinear:
             positives = int(yr[:, j].sum())
             if positives < self.min_positive or positives == len(rows):
                 continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                svm = self._svm().fit(xr, yr[:, j])
+            svm = self._fit_quietly(xr, yr[:, j])
             coef[:, j] = svm.coef_[0]
             intercept[j] = svm.intercept_[0]
         self.coef, self.intercept = coef, intercept

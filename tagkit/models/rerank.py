@@ -14,8 +14,8 @@ the title only (modality dropout), so the model knows what to do when one input 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 
 TEXT_BLOCKS = frozenset({"text", "nb"})
@@ -136,7 +136,7 @@ class Reranker:
         self.seed = seed
         self.n_jobs = n_jobs
         self.augment = augment
-        self.booster: lgb.Booster | None = None
+        self.booster: Any = None  # a lightgbm.Booster after `fit`; a loaded model's may be a SavedBooster
         self.log_prior: np.ndarray | None = None
         self.hierarchy: Hierarchy | None = None
         self.temperatures = [1.0, 1.0, 1.0]
@@ -191,6 +191,8 @@ class Reranker:
             "bagging_fraction": 1.0, "max_bin": 63, "num_threads": self.n_jobs, "seed": self.seed,
             "deterministic": True, "force_row_wise": True, "verbosity": -1,
         }
+        import lightgbm as lgb  # training only: predicting needs no import of it (tagkit.models.booster)
+
         train_set = lgb.Dataset(np.concatenate(xs_or_empty(tx)), np.concatenate(ty).ravel(), free_raw_data=True)
         callbacks = []
         valid_sets = []

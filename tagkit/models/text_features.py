@@ -4,11 +4,13 @@ and end) and character 2–5-grams."""
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from tagkit.text import tokens
 
@@ -31,6 +33,91 @@ def bounded_word_ngrams(text: str) -> list[str]:
     return words + [f"{a} {b}" for a, b in itertools.pairwise(["<s>", *words, "</s>"])]
 
 
+def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
+    """Character `low`–`high`-grams inside words padded with a space, as scikit-learn's `analyzer="char_wb"`
+    makes them (lowercased; a word shorter than an n-gram counts once)."""
+    grams: list[str] = []
+    for word in _SPACES.sub(" ", text.lower()).split():
+        grams.extend(_word_char_ngrams(word, low, high))
+    return grams
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_char_ngrams(word: str, low: int, high: int) -> tuple[str, ...]:
+    """One word's char_wb n-grams (titles repeat their words: cached)."""
+    padded, grams = f" {word} ", []
+    for n in range(low, high + 1):
+        grams.extend(padded[i : i + n] for i in range(max(1, len(padded) - n + 1)))
+        if len(padded) <= n:
+            break
+    return tuple(grams)
+
+
+_SPACES = re.compile(r"\s\s+")
+_WORD_ANALYZERS = {"word_ngrams": word_ngrams, "bounded_word_ngrams": bounded_word_ngrams}
+
+
+class Tfidf:
+    """A fitted TF-IDF vocabulary: term -> column, an idf per column, and how titles are cut into terms
+    (`analyzer`: a word analyzer's name, or "char_wb" with `ngrams`). `transform` gives what scikit-learn's
+    `TfidfVectorizer(sublinear_tf=True)` it was taken from gives (1 + log tf, times idf, rows of unit length),
+    without importing scikit-learn at prediction time."""
+
+    def __init__(self, vocabulary: dict[str, int], idf: np.ndarray, analyzer: str,
+                 ngrams: tuple[int, int] = (1, 1)) -> None:
+        self.vocabulary = vocabulary
+        self.idf = np.asarray(idf, dtype=np.float32)
+        self.analyzer = analyzer
+        self.ngrams = ngrams
+
+    @classmethod
+    def fit(cls, docs: Sequence[str], analyzer: str, ngrams: tuple[int, int] = (1, 1), **options: Any) -> Tfidf:
+        """Fit scikit-learn's vectoriser on `docs` (`options`: min_df, max_features) and keep what it learnt."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        how = {"analyzer": "char_wb", "ngram_range": ngrams} if analyzer == "char_wb" else \
+            {"analyzer": _WORD_ANALYZERS[analyzer]}
+        vectoriser = TfidfVectorizer(sublinear_tf=True, dtype=np.float32, **how, **options).fit(docs)
+        return cls.from_vectoriser(vectoriser)
+
+    @classmethod
+    def from_vectoriser(cls, vectoriser: Any) -> Tfidf:
+        """The vocabulary and idf of a fitted `TfidfVectorizer` (word analyzers of this module, or char_wb)."""
+        analyzer = vectoriser.analyzer if isinstance(vectoriser.analyzer, str) else vectoriser.analyzer.__name__
+        if analyzer not in (*_WORD_ANALYZERS, "char_wb"):
+            raise ValueError(f"unknown analyzer {analyzer!r}")
+        vocabulary = {term: int(column) for term, column in vectoriser.vocabulary_.items()}
+        return cls(vocabulary, vectoriser.idf_, analyzer, tuple(vectoriser.ngram_range))
+
+    def terms(self, text: str) -> list[str]:
+        if self.analyzer == "char_wb":
+            return char_wb_ngrams(text, *self.ngrams)
+        return _WORD_ANALYZERS[self.analyzer](text)
+
+    def transform(self, docs: Sequence[str]) -> sp.csr_matrix:
+        indptr, columns, counts = [0], [], []
+        vocabulary = self.vocabulary
+        for doc in docs:
+            found: dict[int, int] = {}
+            for term in self.terms(doc):
+                column = vocabulary.get(term)
+                if column is not None:
+                    found[column] = found.get(column, 0) + 1
+            for column in sorted(found):
+                columns.append(column)
+                counts.append(found[column])
+            indptr.append(len(columns))
+        cols = np.asarray(columns, dtype=np.int32)
+        data = np.log(np.asarray(counts, dtype=np.float32)) + np.float32(1.0)
+        data *= self.idf[cols]
+        # Unit rows, rounded as scikit-learn's normalize() rounds (float32 squares summed in float64).
+        rows = np.repeat(np.arange(len(docs)), np.diff(indptr))
+        norms = np.sqrt(np.bincount(rows, weights=(data * data).astype(np.float64), minlength=len(docs)))
+        data = (data / norms[rows]).astype(np.float32)
+        return sp.csr_matrix((data, cols, np.asarray(indptr, dtype=np.int32)),
+                             shape=(len(docs), len(self.idf)), dtype=np.float32)
+
+
 class TextFeatures:
     """Fits the vocabularies on training titles; turns titles into one L2-normalised-per-block CSR matrix.
 
@@ -44,8 +131,15 @@ class TextFeatures:
         self.char_ngrams = char_ngrams
         self.char_min_df = char_min_df
         self.max_char_features = max_char_features
-        self.words: TfidfVectorizer | None = None
-        self.chars: TfidfVectorizer | None = None
+        self.words: Tfidf | None = None
+        self.chars: Tfidf | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Models saved before `Tfidf` hold scikit-learn vectorisers: keep what they learnt.
+        for name in ("words", "chars"):
+            if state.get(name) is not None and not isinstance(state[name], Tfidf):
+                state[name] = Tfidf.from_vectoriser(state[name])
+        self.__dict__.update(state)
 
     @staticmethod
     def prepare(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -54,13 +148,9 @@ class TextFeatures:
 
     def fit(self, norm: Sequence[str]) -> TextFeatures:
         docs = [n for n in norm if n] or ["_"]
-        analyzer = bounded_word_ngrams if self.boundaries else word_ngrams
-        self.words = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, dtype=np.float32)
-        self.words.fit(docs)
+        self.words = Tfidf.fit(docs, "bounded_word_ngrams" if self.boundaries else "word_ngrams")
         min_df = self.char_min_df if len(docs) >= 20 * self.char_min_df else 1
-        self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=self.char_ngrams, min_df=min_df,
-                                     sublinear_tf=True, dtype=np.float32, max_features=self.max_char_features)
-        self.chars.fit(docs)
+        self.chars = Tfidf.fit(docs, "char_wb", self.char_ngrams, min_df=min_df, max_features=self.max_char_features)
         return self
 
     def transform(self, norm: Sequence[str]) -> sp.csr_matrix:
@@ -74,4 +164,4 @@ class TextFeatures:
     @property
     def n_features(self) -> int:
         assert self.words is not None and self.chars is not None
-        return len(self.words.vocabulary_) + len(self.chars.vocabulary_)
+        return len(self.words.idf) + len(self.chars.idf)

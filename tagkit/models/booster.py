@@ -1,0 +1,92 @@
+"""A saved LightGBM model, predicted through LightGBM's C library without importing the `lightgbm` package.
+
+`import lightgbm` imports scikit-learn and with it scipy.stats: about 0.8 s of start-up, spent by every
+`tagkit predict` (measured: bench/notes/speed.md). Predicting needs only two calls of the library that
+package ships (`lib_lightgbm`), so `SavedBooster` loads that library itself. Where it cannot be found (an
+unusual install), `load_booster` falls back to `lightgbm.Booster`; both predict the same numbers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import platform
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_DTYPE_FLOAT64 = 1  # C_API_DTYPE_FLOAT64
+_PREDICT_RAW_SCORE = 1  # C_API_PREDICT_RAW_SCORE
+
+
+@cache
+def _library() -> ctypes.CDLL | None:
+    """LightGBM's C library from the installed `lightgbm` package (found without importing it), or None."""
+    spec = importlib.util.find_spec("lightgbm")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = Path(next(iter(spec.submodule_search_locations)))
+    name = {"Windows": "lib_lightgbm.dll", "Darwin": "lib_lightgbm.dylib"}.get(platform.system(), "lib_lightgbm.so")
+    for folder in (package / "lib", package / "bin", package.parent):
+        if (folder / name).is_file():
+            try:
+                lib = ctypes.CDLL(str(folder / name))
+            except OSError:
+                return None
+            lib.LGBM_GetLastError.restype = ctypes.c_char_p
+            return lib
+    return None
+
+
+class SavedBooster:
+    """A LightGBM model file, for raw-score predictions (the subset of `lightgbm.Booster` tagkit predicts with)."""
+
+    def __init__(self, path: str | Path, lib: ctypes.CDLL) -> None:
+        self._lib = lib
+        self._handle = ctypes.c_void_p()
+        iterations = ctypes.c_int()
+        self._check(lib.LGBM_BoosterCreateFromModelfile(str(path).encode("utf-8"), ctypes.byref(iterations),
+                                                        ctypes.byref(self._handle)))
+        classes = ctypes.c_int()
+        self._check(lib.LGBM_BoosterGetNumClasses(self._handle, ctypes.byref(classes)))
+        self.num_classes = classes.value
+
+    def _check(self, code: int) -> None:
+        if code != 0:
+            raise RuntimeError(f"LightGBM: {self._lib.LGBM_GetLastError().decode('utf-8', 'replace')}")
+
+    def predict(self, x: np.ndarray, num_iteration: int = -1, raw_score: bool = True) -> np.ndarray:
+        """Raw scores of the rows of `x` (one per row, or rows × classes), from the first `num_iteration`
+        trees (all when <= 0). Runs on one thread: tagkit predicts while images are embedded."""
+        if not raw_score:
+            raise ValueError("SavedBooster gives raw scores only")
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        rows = x.shape[0]
+        out = np.empty(rows * self.num_classes, dtype=np.float64)
+        if rows == 0:
+            return out
+        length = ctypes.c_int64()
+        self._check(self._lib.LGBM_BoosterPredictForMat(
+            self._handle, x.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(_DTYPE_FLOAT64), ctypes.c_int32(rows),
+            ctypes.c_int32(x.shape[1]), ctypes.c_int(1), ctypes.c_int(_PREDICT_RAW_SCORE), ctypes.c_int(0),
+            ctypes.c_int(num_iteration if num_iteration and num_iteration > 0 else -1), b"num_threads=1",
+            ctypes.byref(length), out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
+        return out if self.num_classes == 1 else out.reshape(rows, self.num_classes)
+
+    def __del__(self) -> None:
+        if getattr(self, "_handle", None) is not None and self._handle.value:
+            self._lib.LGBM_BoosterFree(self._handle)
+            self._handle = ctypes.c_void_p()
+
+
+def load_booster(path: str | Path) -> Any:
+    """A model file as a `SavedBooster`, or as a `lightgbm.Booster` when LightGBM's library cannot be loaded
+    on its own."""
+    lib = _library()
+    if lib is not None:
+        return SavedBooster(path, lib)
+    import lightgbm as lgb
+
+    return lgb.Booster(model_file=str(path))
