@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from tagkit import archive, colour
+from tagkit.cpus import usable_cpus
 
 INPUT_SIZE = 224
 PAD_COLOUR = (255, 255, 255)
@@ -401,13 +402,6 @@ def letterbox(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
 # The embedder
 
 
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def load_manifest(path: str | Path = MANIFEST) -> dict[str, Any]:
     """The image-model manifest (which ONNX file each variant is, its checksum and tensors)."""
     path = Path(path)
@@ -475,7 +469,7 @@ class ImageEmbedder:
                 "the model with the script in tools/)"
             )
         self.sha256 = str(spec.get("sha256", "")).lower()
-        self.threads = threads if threads and threads > 0 else _cpu_count() + 1
+        self.threads = threads if threads and threads > 0 else usable_cpus() + 1
         self.batch_size = batch_size
         self.input_size = INPUT_SIZE
         self._input_name = _tensor_name(spec.get("input", info.get("input")), "image")
@@ -601,9 +595,8 @@ class ImageEmbedder:
 
         The input is cut into batches of `batch_size`; `threads` batches are worked on at once (see
         `_embed_batch`), one more is queued. The input is read lazily, a few batches ahead, so it can be a
-        generator over any number of images.
+        generator over any number of images. The model is loaded when the first batch needs it (never, for none).
         """
-        session = self._get_session()
         source = iter(items)
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="tagkit-embed")
         buffers = threading.local()  # each thread's input tensor, reused batch after batch
@@ -613,7 +606,7 @@ class ImageEmbedder:
             chunk = list(itertools.islice(source, self.batch_size))
             if chunk:
                 images = [item for _, item in chunk]
-                queued.append(([key for key, _ in chunk], pool.submit(self._embed_batch, session, images, buffers)))
+                queued.append(([key for key, _ in chunk], pool.submit(self._embed_batch, images, buffers)))
 
         try:
             for _ in range(self.threads + 1):
@@ -626,7 +619,7 @@ class ImageEmbedder:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _embed_batch(self, session: Any, images: list[bytes | str | Path], buffers: threading.local
+    def _embed_batch(self, images: list[bytes | str | Path], buffers: threading.local
                      ) -> list[np.ndarray | ImageError]:
         """Decode and letterbox `images` into this thread's input tensor (and compute their colour features),
         then run the model on the good ones: a feature vector or the ImageError for each image, in order."""
@@ -642,7 +635,7 @@ class ImageEmbedder:
             return errors  # type: ignore[return-value]
         if len(good) < len(images):
             tensor[: len(good)] = tensor[good]  # only real images go through the model
-        vectors = self._run(session, tensor[: len(good)])
+        vectors = self._run(self._get_session(), tensor[: len(good)])
         if colour_dim:
             vectors = np.hstack([vectors, colours[good]])
         rows = iter(vectors)

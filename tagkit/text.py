@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from html.parser import HTMLParser
+from pathlib import Path
 
 __all__ = ["match_key", "normalize", "strip_html", "tokens"]
 
@@ -221,10 +222,19 @@ _GLUED_SUFFIXES = ("های", "ها", "دار")
 
 @functools.cache
 def _lexicon() -> dict[str, int]:
-    """hazm's word list (word -> corpus frequency), with compounds spelt with a half-space (تی‌شرت)."""
-    from hazm.utils import words_list  # lazy
+    """hazm's word list (word -> corpus frequency), with compounds spelt with a half-space (تی‌شرت).
 
-    return {word: count for word, count, _tags in words_list()}
+    Read from hazm's words file as `hazm.utils.words_list` reads it, without building its tag tuples
+    (0.44 -> 0.17 s)."""
+    from hazm.utils import default_words  # lazy
+
+    lexicon: dict[str, int] = {}
+    with Path(default_words).open(encoding="utf-8") as file:
+        for line in file:
+            fields = line.strip().split("\t")
+            if len(fields) == 3:
+                lexicon[fields[0]] = int(fields[1])
+    return lexicon
 
 
 @functools.lru_cache(maxsize=1 << 16)

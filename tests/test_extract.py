@@ -119,3 +119,76 @@ def test_english_titles_with_the_attributes_asked(shared_data: Path) -> None:
     assert [str(tag) for tag, _ in only_weight.tags] == ["Weight: 1.6g"]  # a value never seen in training
     [everything] = model.predict(data, attributes=[{"Brand Name", "Length", "Weight", "Model Number"}])
     assert {"Brand Name: SEAPESCA", "Length: 30mm", "Weight: 1.6g"} <= {str(t) for t, _ in everything.tags}
+
+
+FIT_IN_A_NEW_PROCESS = """
+import hashlib, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_extract import torob_products
+from tagkit.dataset import Dataset
+from tagkit.extract import AttributeExtractor
+products = torob_products(Path({shared!r}))[:300]
+model = AttributeExtractor(skip_attributes=["نوع کلی"], rounds=40, n_jobs=1)
+model.fit(Dataset.from_products(products, {{}}, 8))
+model.save({folder!r})
+print(hashlib.sha256(model.booster.model_to_string().encode()).hexdigest())
+"""
+PREDICT_IN_A_NEW_PROCESS = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_extract import torob_products
+from tagkit.dataset import Dataset
+from tagkit.extract import AttributeExtractor
+data = Dataset.from_products(torob_products(Path({shared!r}))[300:400], {{}}, 8)
+print(repr([[(str(t), s) for t, s in e.tags] for e in AttributeExtractor.load({folder!r}).predict(data)]))
+print("lightgbm" in sys.modules)
+"""
+
+
+def test_the_same_products_give_the_same_extractor_in_any_process(shared_data: Path, tmp_path: Path) -> None:
+    """Python orders sets of strings differently in each process (hash randomisation): the candidates, and so the
+    model, must not depend on it. A saved extractor predicts in a fresh process without importing the `lightgbm`
+    package (hazm imports scikit-learn for Persian titles anyway, through nltk), and predicts what it predicted
+    before it was saved."""
+    import os
+    import subprocess
+    import sys
+
+    def run(script: str, seed: int, folder: Path) -> list[str]:
+        code = script.format(tests=str(REPO / "tests"), shared=str(shared_data), folder=str(folder))
+        env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        return done.stdout.splitlines()
+
+    first, second = run(FIT_IN_A_NEW_PROCESS, 1, tmp_path / "a"), run(FIT_IN_A_NEW_PROCESS, 2, tmp_path / "b")
+    assert first == second
+    tags, imported = run(PREDICT_IN_A_NEW_PROCESS, 3, tmp_path / "a")
+    assert imported == "False"
+    assert tags == run(PREDICT_IN_A_NEW_PROCESS, 4, tmp_path / "b")[0]
+    assert sum(len(t) for t in eval(tags)) > 50  # it does extract
+
+    products = torob_products(shared_data)
+    model = AttributeExtractor.load(tmp_path / "a")
+    assert repr([[(str(t), s) for t, s in e.tags] for e in model.predict(
+        Dataset.from_products(products[300:400], {}, 8))]) == tags
+
+
+def test_an_extractor_saved_by_an_earlier_tagkit_still_loads(fitted: tuple[AttributeExtractor, list[Product]],
+                                                            tmp_path: Path) -> None:
+    """Earlier versions wrote `extractor.joblib` with a scikit-learn vectoriser inside: it loads, its vocabulary
+    and idf become a `Tfidf`, and it predicts what the extractor it was saved from predicts."""
+    import joblib
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from tagkit.extract import _title_terms
+
+    model, test = fitted
+    vectoriser = TfidfVectorizer(analyzer=_title_terms, sublinear_tf=True)
+    vectoriser.vocabulary_ = dict(model.vectorizer.vocabulary)
+    vectoriser.idf_ = model.vectorizer.idf.astype(float)
+    joblib.dump({**model.__dict__, "vectorizer": vectoriser, "booster": model.booster.model_to_string()},
+                tmp_path / "extractor.joblib", compress=3)
+    data = Dataset.from_products(test, {}, 8)
+    assert [e.tags for e in AttributeExtractor.load(tmp_path).predict(data)] == [e.tags for e in model.predict(data)]

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from tagkit.cli import main
 from tagkit.dataset import Dataset
 from tagkit.exitcodes import ExitCode
+from tagkit.extract import SAVED_FILE
 from tagkit.product import Product, Tag
 from tagkit.queue import load_items, model_thresholds, threshold_for
 from tagkit.store import Store
@@ -143,7 +144,7 @@ def test_extract_false_trains_no_extractor_and_such_a_version_still_predicts(tra
     assert not (plain / EXTRACTOR_FOLDER).exists() and "extractor" not in manifest
     assert "extract" not in manifest["params"] and "extractor" not in manifest["metrics"]
     extracting = json.loads((Path(trained.extracting["path"]) / "version.json").read_text("utf-8"))
-    assert (Path(trained.extracting["path"]) / EXTRACTOR_FOLDER / "extractor.joblib").exists()
+    assert (Path(trained.extracting["path"]) / EXTRACTOR_FOLDER / SAVED_FILE).exists()
     assert extracting["params"]["extract"] is True
     oof = extracting["extractor"]["out_of_fold"]
     assert 0 < oof["precision"] <= 1 and 0 < oof["recall"] <= 1

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 _DTYPE_FLOAT64 = 1  # C_API_DTYPE_FLOAT64
+_PREDICT_NORMAL = 0  # C_API_PREDICT_NORMAL
 _PREDICT_RAW_SCORE = 1  # C_API_PREDICT_RAW_SCORE
 
 
@@ -41,14 +42,20 @@ def _library() -> ctypes.CDLL | None:
 
 
 class SavedBooster:
-    """A LightGBM model file, for raw-score predictions (the subset of `lightgbm.Booster` tagkit predicts with)."""
+    """A saved LightGBM model (a model file, or the text of one), for predictions: the subset of
+    `lightgbm.Booster` tagkit predicts with."""
 
-    def __init__(self, path: str | Path, lib: ctypes.CDLL) -> None:
+    def __init__(self, lib: ctypes.CDLL, *, path: str | Path | None = None, text: str | None = None) -> None:
         self._lib = lib
+        self._path, self._text = path, text
         self._handle = ctypes.c_void_p()
         iterations = ctypes.c_int()
-        self._check(lib.LGBM_BoosterCreateFromModelfile(str(path).encode("utf-8"), ctypes.byref(iterations),
-                                                        ctypes.byref(self._handle)))
+        if text is not None:
+            self._check(lib.LGBM_BoosterLoadModelFromString(text.encode("utf-8"), ctypes.byref(iterations),
+                                                            ctypes.byref(self._handle)))
+        else:
+            self._check(lib.LGBM_BoosterCreateFromModelfile(str(path).encode("utf-8"), ctypes.byref(iterations),
+                                                            ctypes.byref(self._handle)))
         classes = ctypes.c_int()
         self._check(lib.LGBM_BoosterGetNumClasses(self._handle, ctypes.byref(classes)))
         self.num_classes = classes.value
@@ -57,11 +64,14 @@ class SavedBooster:
         if code != 0:
             raise RuntimeError(f"LightGBM: {self._lib.LGBM_GetLastError().decode('utf-8', 'replace')}")
 
-    def predict(self, x: np.ndarray, num_iteration: int = -1, raw_score: bool = True) -> np.ndarray:
-        """Raw scores of the rows of `x` (one per row, or rows × classes), from the first `num_iteration`
-        trees (all when <= 0). Runs on one thread: tagkit predicts while images are embedded."""
-        if not raw_score:
-            raise ValueError("SavedBooster gives raw scores only")
+    def model_to_string(self) -> str:
+        return self._text if self._text is not None else Path(str(self._path)).read_text("utf-8")
+
+    def predict(self, x: np.ndarray, num_iteration: int = -1, raw_score: bool = True, num_threads: int = 1
+                ) -> np.ndarray:
+        """Scores of the rows of `x` (one per row, or rows × classes), from the first `num_iteration` trees (all
+        when <= 0): raw, or through the objective's transformation (a probability for "binary") with
+        `raw_score=False`. One thread unless told otherwise: tagkit predicts while images are embedded."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         rows = x.shape[0]
         out = np.empty(rows * self.num_classes, dtype=np.float64)
@@ -70,9 +80,11 @@ class SavedBooster:
         length = ctypes.c_int64()
         self._check(self._lib.LGBM_BoosterPredictForMat(
             self._handle, x.ctypes.data_as(ctypes.c_void_p), ctypes.c_int(_DTYPE_FLOAT64), ctypes.c_int32(rows),
-            ctypes.c_int32(x.shape[1]), ctypes.c_int(1), ctypes.c_int(_PREDICT_RAW_SCORE), ctypes.c_int(0),
-            ctypes.c_int(num_iteration if num_iteration and num_iteration > 0 else -1), b"num_threads=1",
-            ctypes.byref(length), out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
+            ctypes.c_int32(x.shape[1]), ctypes.c_int(1),
+            ctypes.c_int(_PREDICT_RAW_SCORE if raw_score else _PREDICT_NORMAL), ctypes.c_int(0),
+            ctypes.c_int(num_iteration if num_iteration and num_iteration > 0 else -1),
+            f"num_threads={num_threads}".encode(), ctypes.byref(length),
+            out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
         return out if self.num_classes == 1 else out.reshape(rows, self.num_classes)
 
     def __del__(self) -> None:
@@ -86,7 +98,17 @@ def load_booster(path: str | Path) -> Any:
     on its own."""
     lib = _library()
     if lib is not None:
-        return SavedBooster(path, lib)
+        return SavedBooster(lib, path=path)
     import lightgbm as lgb
 
     return lgb.Booster(model_file=str(path))
+
+
+def booster_from_string(text: str) -> Any:
+    """`load_booster` for the text of a model file (`lightgbm.Booster.model_to_string()`)."""
+    lib = _library()
+    if lib is not None:
+        return SavedBooster(lib, text=text)
+    import lightgbm as lgb
+
+    return lgb.Booster(model_str=text)

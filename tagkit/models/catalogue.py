@@ -11,7 +11,6 @@ tags); one LightGBM re-ranker per task learns from those scores; a validation sh
 from __future__ import annotations
 
 import json
-import os
 import time
 import zlib
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import joblib
 import numpy as np
 from joblib import Parallel, delayed
 
+from tagkit.cpus import usable_cpus
 from tagkit.dataset import Dataset
 from tagkit.models.booster import load_booster
 from tagkit.models.knn import NeighbourIndex, votes
@@ -38,13 +38,6 @@ MIN_IMAGES = 20  # fewer training images than this: no image models
 
 def stable_hash(text: str, salt: str = "") -> int:
     return zlib.crc32(f"{salt}{text}".encode())
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 class CatalogueModel:
@@ -108,7 +101,7 @@ class CatalogueModel:
 
     @property
     def _jobs(self) -> int:
-        return max(1, self.n_jobs or min(_cpus(), 4))
+        return max(1, self.n_jobs or min(usable_cpus(), 4))
 
     # -- fitting -----------------------------------------------------------------------------------
 

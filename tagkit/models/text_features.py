@@ -33,6 +33,11 @@ def bounded_word_ngrams(text: str) -> list[str]:
     return words + [f"{a} {b}" for a, b in itertools.pairwise(["<s>", *words, "</s>"])]
 
 
+def given_terms(terms: Sequence[str]) -> list[str]:
+    """For documents that already are lists of terms (the attribute extractor's titles)."""
+    return list(terms)
+
+
 def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
     """Character `low`–`high`-grams inside words padded with a space, as scikit-learn's `analyzer="char_wb"`
     makes them (lowercased; a word shorter than an n-gram counts once)."""
@@ -54,12 +59,13 @@ def _word_char_ngrams(word: str, low: int, high: int) -> tuple[str, ...]:
 
 
 _SPACES = re.compile(r"\s\s+")
-_WORD_ANALYZERS = {"word_ngrams": word_ngrams, "bounded_word_ngrams": bounded_word_ngrams}
+_WORD_ANALYZERS = {"word_ngrams": word_ngrams, "bounded_word_ngrams": bounded_word_ngrams, "given_terms": given_terms}
 
 
 class Tfidf:
     """A fitted TF-IDF vocabulary: term -> column, an idf per column, and how titles are cut into terms
-    (`analyzer`: a word analyzer's name, or "char_wb" with `ngrams`). `transform` gives what scikit-learn's
+    (`analyzer`: a word analyzer's name, "given_terms" for documents given as lists of terms, or "char_wb" with
+    `ngrams`). `transform` gives what scikit-learn's
     `TfidfVectorizer(sublinear_tf=True)` it was taken from gives (1 + log tf, times idf, rows of unit length),
     without importing scikit-learn at prediction time."""
 
