@@ -150,8 +150,7 @@ print("lightgbm" in sys.modules)
 def test_the_same_products_give_the_same_extractor_in_any_process(shared_data: Path, tmp_path: Path) -> None:
     """Python orders sets of strings differently in each process (hash randomisation): the candidates, and so the
     model, must not depend on it. A saved extractor predicts in a fresh process without importing the `lightgbm`
-    package (hazm imports scikit-learn for Persian titles anyway, through nltk), and predicts what it predicted
-    before it was saved."""
+    package (hazm imports scikit-learn for Persian titles anyway, through nltk), and the same in every process."""
     import os
     import subprocess
     import sys

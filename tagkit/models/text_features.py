@@ -65,9 +65,8 @@ _WORD_ANALYZERS = {"word_ngrams": word_ngrams, "bounded_word_ngrams": bounded_wo
 class Tfidf:
     """A fitted TF-IDF vocabulary: term -> column, an idf per column, and how titles are cut into terms
     (`analyzer`: a word analyzer's name, "given_terms" for documents given as lists of terms, or "char_wb" with
-    `ngrams`). `transform` gives what scikit-learn's
-    `TfidfVectorizer(sublinear_tf=True)` it was taken from gives (1 + log tf, times idf, rows of unit length),
-    without importing scikit-learn at prediction time."""
+    `ngrams`). `transform` gives what scikit-learn's `TfidfVectorizer(sublinear_tf=True)` it was taken from
+    gives (1 + log tf, times idf, rows of unit length), without importing scikit-learn at prediction time."""
 
     def __init__(self, vocabulary: dict[str, int], idf: np.ndarray, analyzer: str,
                  ngrams: tuple[int, int] = (1, 1)) -> None:
