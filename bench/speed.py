@@ -535,7 +535,7 @@ def main() -> None:
         else:
             print(f"persian: skipped, {TOROB} is missing", file=sys.stderr)
     load_end = os.getloadavg()
-    print(f"fashion catalogue through `tagkit`, {info['cpu_count']} cores, median of {args.runs} runs; "
+    print(f"through `tagkit`, {info['cpu_count']} cores, median of {args.runs} runs; "
           f"load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end")
     print("\n".join(table(results, args.quick)))
     RESULTS.mkdir(exist_ok=True)
