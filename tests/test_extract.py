@@ -101,7 +101,7 @@ def test_extractor_predicts_canonical_valid_tags(fitted: tuple[AttributeExtracto
     assert [e.tags for e in again] == [e.tags for e in predictions]
 
 
-def test_english_titles_with_the_attributes_asked(shared_data: Path) -> None:
+def test_english_titles_with_the_attributes_asked(shared_data: Path, tmp_path: Path) -> None:
     def read(name: str) -> tuple[list[Product], list[set[str]]]:
         products, asked = [], []
         for n, line in enumerate((shared_data / "ae110k" / name).open(encoding="utf-8")):
@@ -119,6 +119,21 @@ def test_english_titles_with_the_attributes_asked(shared_data: Path) -> None:
     assert [str(tag) for tag, _ in only_weight.tags] == ["Weight: 1.6g"]  # a value never seen in training
     [everything] = model.predict(data, attributes=[{"Brand Name", "Length", "Weight", "Model Number"}])
     assert {"Brand Name: SEAPESCA", "Length: 30mm", "Weight: 1.6g"} <= {str(t) for t, _ in everything.tags}
+
+    # saved and loaded in a fresh process: the same tags, without importing scikit-learn, LightGBM's package,
+    # scipy.stats or hazm (English titles need none of them at prediction time)
+    import subprocess
+    import sys
+
+    model.save(tmp_path)
+    code = (f"import sys; from tagkit.extract import AttributeExtractor; from tagkit.dataset import Dataset; "
+            f"from tagkit.product import Product; "
+            f"d = Dataset.from_products([Product(id='x', title={title!r})], {{}}, 8); "
+            f"print(sorted(str(t) for t, _ in AttributeExtractor.load({str(tmp_path)!r}).predict(d)[0].tags)); "
+            f"print(sorted(n for n in ('sklearn', 'lightgbm', 'scipy.stats', 'hazm') if n in sys.modules))")
+    tags, imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                    check=True).stdout.splitlines()
+    assert tags == str(sorted(str(t) for t, _ in model.predict(data)[0].tags)) and imported == "[]"
 
 
 FIT_IN_A_NEW_PROCESS = """
