@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tagkit.cpus import usable_cpus
-from tagkit.models.booster import booster_from_string
+from tagkit.models.booster import load_booster
 from tagkit.models.text_features import Tfidf
 from tagkit.product import Tag
 from tagkit.text import match_key, normalize, tokens
@@ -759,10 +759,10 @@ class AttributeExtractor:
             state = joblib.load(folder / "extractor.joblib")
         extractor = cls.__new__(cls)
         extractor.__dict__.update(state)
-        extractor.booster = booster_from_string(state["booster"])
-        if not isinstance(extractor.vectorizer, Tfidf):  # saved before `Tfidf`: a scikit-learn vectoriser
-            v = extractor.vectorizer
-            extractor.vectorizer = Tfidf({t: int(c) for t, c in v.vocabulary_.items()}, v.idf_, "given_terms")
+        extractor.booster = load_booster(text=state["booster"])
+        if not isinstance(extractor.vectorizer, Tfidf):
+            # saved before `Tfidf`: a scikit-learn vectoriser cutting titles with `_title_terms`
+            extractor.vectorizer = Tfidf.from_vectoriser(extractor.vectorizer, "given_terms")
         return extractor
 
 

@@ -93,22 +93,12 @@ class SavedBooster:
             self._handle = ctypes.c_void_p()
 
 
-def load_booster(path: str | Path) -> Any:
-    """A model file as a `SavedBooster`, or as a `lightgbm.Booster` when LightGBM's library cannot be loaded
-    on its own."""
+def load_booster(path: str | Path | None = None, *, text: str | None = None) -> Any:
+    """A saved model (a model file, or its `text`: `lightgbm.Booster.model_to_string()`) as a `SavedBooster`, or
+    as a `lightgbm.Booster` when LightGBM's library cannot be loaded on its own."""
     lib = _library()
     if lib is not None:
-        return SavedBooster(lib, path=path)
+        return SavedBooster(lib, path=path, text=text)
     import lightgbm as lgb
 
-    return lgb.Booster(model_file=str(path))
-
-
-def booster_from_string(text: str) -> Any:
-    """`load_booster` for the text of a model file (`lightgbm.Booster.model_to_string()`)."""
-    lib = _library()
-    if lib is not None:
-        return SavedBooster(lib, text=text)
-    import lightgbm as lgb
-
-    return lgb.Booster(model_str=text)
+    return lgb.Booster(model_str=text) if text is not None else lgb.Booster(model_file=str(path))

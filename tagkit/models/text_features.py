@@ -86,9 +86,11 @@ class Tfidf:
         return cls.from_vectoriser(vectoriser)
 
     @classmethod
-    def from_vectoriser(cls, vectoriser: Any) -> Tfidf:
-        """The vocabulary and idf of a fitted `TfidfVectorizer` (word analyzers of this module, or char_wb)."""
-        analyzer = vectoriser.analyzer if isinstance(vectoriser.analyzer, str) else vectoriser.analyzer.__name__
+    def from_vectoriser(cls, vectoriser: Any, analyzer: str | None = None) -> Tfidf:
+        """The vocabulary and idf of a fitted `TfidfVectorizer` (word analyzers of this module, or char_wb);
+        `analyzer` names one of them to use instead of the vectoriser's own, when that cuts the same terms."""
+        if analyzer is None:
+            analyzer = vectoriser.analyzer if isinstance(vectoriser.analyzer, str) else vectoriser.analyzer.__name__
         if analyzer not in (*_WORD_ANALYZERS, "char_wb"):
             raise ValueError(f"unknown analyzer {analyzer!r}")
         vocabulary = {term: int(column) for term, column in vectoriser.vocabulary_.items()}
