@@ -121,13 +121,14 @@ class _NotUtf8(Exception):
     def problem(self, label: str) -> Problem:
         guess = _guess_encoding(self.raw)
         byte = self.raw[self.position] if self.position < len(self.raw) else 0
+        why = ("has NUL bytes between its letters" if guess == "UTF-16" else
+               f"has a byte (0x{byte:02X}) that UTF-8 cannot decode")
         before = "; the rows before it were read" if self.line > 1 else ""
         return Problem(
             label, self.line, None,
-            f"not UTF-8: line {self.line} has a byte (0x{byte:02X}) that UTF-8 cannot decode; the file "
-            f"looks saved as {guess}. Save it as UTF-8 (Excel: 'CSV UTF-8'; LibreOffice: character set "
-            f"'Unicode (UTF-8)') and read it again. Reading stopped at line {self.line}, since in the "
-            f"wrong encoding every later row would be garbled{before}",
+            f"not UTF-8: line {self.line} {why}; the file looks saved as {guess}. Save it as UTF-8 (Excel: "
+            "'CSV UTF-8'; LibreOffice: character set 'Unicode (UTF-8)') and read it again. Reading stopped at "
+            f"line {self.line}, since in the wrong encoding every later row would be garbled{before}",
             skipped=True,
         )
 
@@ -570,8 +571,11 @@ class _RecordBuilder:
                               f"tagkit.yaml); the columns are: {', '.join(columns)}")
         unused = [column for column in columns if column not in self.used]
         if unused:
+            # a misspelt field name (`titel`, `catgory`) is named beside the field it was probably meant for
+            unfound = [name for field in CANONICAL_FIELDS if not self.keys[field]
+                       for name in mapping.columns(field)[0]]
             yield note(label, None, None, "columns not mapped to a tagkit field, kept as extra data: "
-                       f"{', '.join(unused)}")
+                       + ", ".join(f"{column}{_closest(column, unfound)}" for column in unused))
 
     # once per record -------------------------------------------------------------------------
 

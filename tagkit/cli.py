@@ -20,6 +20,7 @@ from tagkit import __version__
 from tagkit.exitcodes import ExitCode
 
 if TYPE_CHECKING:
+    from tagkit.ingest import ImportReport
     from tagkit.predicting import PredictedProduct
     from tagkit.store import Store
 
@@ -70,11 +71,13 @@ class Context:
             lock.release()
 
     def open_store(self) -> Store:
+        import sqlite3
+
         from tagkit.store import Store
 
         try:
             return Store(self.db)
-        except OSError as error:
+        except (OSError, sqlite3.DatabaseError) as error:
             raise click.UsageError(f"cannot open the database {self.db}: {error}") from error
 
     @contextmanager
@@ -87,6 +90,15 @@ class Context:
             self.to_log_file(f"{command} started: run #{run.id}, {json.dumps(shown, ensure_ascii=False, default=str)}")
             try:
                 yield run
+            except (KeyboardInterrupt, BrokenPipeError) as error:
+                store.finish_run(run.id, "interrupted", {})
+                if isinstance(error, KeyboardInterrupt):
+                    self.fail(f"{command} interrupted (Ctrl-C): run #{run.id}; what was stored is kept, the next "
+                              "run carries on", ExitCode.INTERRUPTED)
+                # stdout was closed (`| head`): say nothing more on it
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                self.fail(f"{command} stopped: its output was closed (run #{run.id}); what was stored is kept",
+                          ExitCode.OUTPUT_CLOSED)
             except BaseException as error:
                 if not run.finished:
                     store.finish_run(run.id, "failed", {})
@@ -147,7 +159,8 @@ def main(ctx: click.Context, db: Path, quiet: bool, wait: float, log_file: Path 
     tagkit taxonomy import | show | map | suggest   one vocabulary of categories, attributes and values
 
     Exit codes: 0 all went through, 1 unexpected failure, 2 bad command line or input, 3 finished but
-    some rows had problems, 4 no model, 5 review without a terminal, 6 database locked by another writer.
+    some rows had problems, 4 no model, 5 review without a terminal, 6 database locked by another writer,
+    130 interrupted (Ctrl-C), 141 stdout closed.
     """
     log = None
     if log_file is not None:
@@ -205,6 +218,7 @@ def import_command(obj: Context, source: Path, config_path: Path | None, overrid
     embedder = None if no_images else ImageEmbedder(variant=image_model)
     args = {"source": source, "config": config_path, "map": overrides, "image_model": image_model, "force": force}
     with obj.run("import", args, "importing") as run:
+        _check_source(source, products_file)
         report = import_products(run.store, source, mapping=mapping, products_file=products_file,
                                  embedder=embedder, force=force, **run.callbacks())
         run.finish(report.counts(), report.problem_count)
@@ -213,7 +227,7 @@ def import_command(obj: Context, source: Path, config_path: Path | None, overrid
                               ensure_ascii=False, indent=2))
     else:
         _print_import_report(report)
-    sys.exit(ExitCode.PARTIAL if report.problem_count else ExitCode.OK)
+    sys.exit(_outcome(report))
 
 
 @main.command()
@@ -239,6 +253,8 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
     config, mapping = _load_config(config_path, overrides)
     args = {"source": source, "config": config_path, "map": overrides, "image_model": image_model, "seed": seed}
     with obj.run("train", args, "importing") as run:
+        if source is not None:
+            _check_source(source, products_file)
         try:
             report = train_model(run.store, source, embedder=ImageEmbedder(variant=image_model), mapping=mapping,
                                  products_file=products_file, seed=seed, extract=config.extract if config else False,
@@ -286,9 +302,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
     not predicted again (its stored prediction is exported); --force predicts everything again.
     """
     from tagkit.export import Exporter, atomic_file
-    from tagkit.predicting import ModelMismatch
     from tagkit.predicting import predict as run_predict
-    from tagkit.versions import ModelNotFound
 
     mapping = _load_mapping(config_path, overrides)
     if output and not export_format:
@@ -297,19 +311,27 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
         raise click.UsageError("--json prints the summary on stdout: write the export to a file with -o FILE")
     args = {"source": source, "config": config_path, "map": overrides, "model": version, "export": export_format,
             "force": force}
-    with obj.run("predict", args, "predicting") as run, ExitStack() as export:  # the export starts once locked
-        out = export.enter_context(atomic_file(output)) if output else sys.stdout
-        exporter = Exporter(out, export_format) if export_format else None
-        if exporter:
-            export.callback(exporter.close)
-        on_prediction = exporter.write if exporter else None if as_json else _print_prediction
+    if output:
+        _check_output(output)
+    with obj.run("predict", args, "predicting") as run:  # the export starts once locked
+        _check_source(source, products_file)
+        _check_model(obj, run, version)  # before the export writes anything
         try:
-            report = run_predict(run.store, source, version=version, mapping=mapping, products_file=products_file,
-                                 top_k=top_k, on_prediction=on_prediction, force=force, **run.callbacks())
-        except (ModelNotFound, ModelMismatch) as error:
-            run.finish({}, 0, status="failed")
-            obj.fail(str(error), ExitCode.NO_MODEL)
-        export.close()  # the export file is complete (renamed into place) before the run is recorded as done
+            with ExitStack() as export:
+                out = export.enter_context(atomic_file(output)) if output else sys.stdout
+                exporter = Exporter(out, export_format) if export_format else None
+                if exporter:
+                    export.callback(exporter.close)
+                on_prediction = exporter.write if exporter else None if as_json else _print_prediction
+                report = run_predict(run.store, source, version=version, mapping=mapping,
+                                     products_file=products_file, top_k=top_k, on_prediction=on_prediction,
+                                     force=force, **run.callbacks())
+                if _outcome(report.import_report) == ExitCode.USAGE:
+                    raise _NothingRead  # and the last export stays as it was
+            # the export file is complete (renamed into place) before the run is recorded as done
+        except _NothingRead:
+            run.finish(report.counts(), report.import_report.problem_count, status="failed")
+            obj.fail(f"nothing could be read from {source}", ExitCode.USAGE)
         problems = report.import_report.problem_count if report.import_report else 0
         run.finish(report.counts(), problems)
     if as_json:
@@ -318,7 +340,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
     obj.log(f"{report.products:,} products with model {report.model} in {report.seconds:.1f} s: "
             f"{report.predicted:,} predicted now, {report.unchanged:,} unchanged since the last run (skipped)"
             + (f"; written to {output}" if output else ""))
-    sys.exit(ExitCode.PARTIAL if problems else ExitCode.OK)
+    sys.exit(_outcome(report.import_report))
 
 
 @main.command("eval")
@@ -332,18 +354,20 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
                  version: str | None, top_k: int, as_json: bool) -> None:
     """Score a model on labelled products it has not seen: categories and tags."""
     from tagkit.evaluation import evaluate
-    from tagkit.predicting import ModelMismatch
-    from tagkit.versions import ModelNotFound
 
     mapping = _load_mapping(config_path, overrides)
     args = {"source": source, "config": config_path, "map": overrides, "model": version}
     with obj.run("eval", args, "evaluating") as run:
-        try:
-            result = evaluate(run.store, source, version=version, mapping=mapping, top_k=top_k, **run.callbacks())
-        except (ModelNotFound, ModelMismatch) as error:
-            run.finish({}, 0, status="failed")
-            obj.fail(str(error), ExitCode.NO_MODEL)
-        run.finish({"model": result["model"], "products": result["products"]}, 0)
+        _check_model(obj, run, version)
+        result = evaluate(run.store, source, version=version, mapping=mapping, top_k=top_k, **run.callbacks())
+        imported = result.pop("import_report")
+        outcome = _outcome(imported)
+        run.finish({"model": result["model"], "products": result["products"]}, imported.problem_count,
+                   status="failed" if outcome == ExitCode.USAGE or not result["products"] else None)
+        if outcome == ExitCode.USAGE:
+            obj.fail(f"nothing could be read from {source}", ExitCode.USAGE)
+        if not result["products"]:
+            obj.fail(f"no product with a category or tags in {source}: nothing to score", ExitCode.NO_MODEL)
     if result["seen_in_training"]:
         obj.log(f"warning: {result['seen_in_training']:,} of the {result['products']:,} products were in the "
                 "model's training data: their scores are not an honest estimate")
@@ -353,6 +377,7 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
         from tagkit.report import print_evaluation
 
         print_evaluation(result, top_k)
+    sys.exit(outcome)
 
 
 @main.command()
@@ -362,8 +387,10 @@ def models(obj: Context, as_json: bool) -> None:
     """List the trained model versions, newest first."""
     from tagkit.versions import list_versions
 
-    with obj.open_store() as store:
-        versions = list_versions(store)
+    versions = []
+    if obj.db.exists():  # a mistyped --db is not created
+        with obj.open_store() as store:
+            versions = list_versions(store)
     if as_json:
         click.echo(json.dumps(versions, ensure_ascii=False, indent=2, default=str))
         return
@@ -429,7 +456,7 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
                  "To review in a spreadsheet, export the predictions (`tagkit predict ... --export csv`), write "
                  "the decisions in a feedback CSV and load it with `tagkit feedback import FILE`.",
                  ExitCode.NOT_A_TERMINAL)
-    from tagkit.queue import predicted_model, review_queue
+    from tagkit.queue import load_items, matches, predicted_model, review_queue
     from tagkit.review import Session
     from tagkit.tui import run
 
@@ -442,6 +469,9 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
         queue = review_queue(store, order=order, seed=seed, model_id=version, category=category, tag=tag,
                              limit=limit)
         if not queue:
+            if (category or tag) and not any(matches(i, category, tag) for i in load_items(store, version)):
+                given = " and ".join(f"--{k} {v!r}" for k, v in (("category", category), ("tag", tag)) if v)
+                obj.fail(f"no predicted product matches {given}", ExitCode.NO_MODEL)
             obj.log("nothing left to review: every predicted product that matches has been reviewed")
             return
         session = Session(store, queue, reviewer)
@@ -472,6 +502,8 @@ def feedback_export(obj: Context, output: Path | None) -> None:
     """Write every review decision as CSV, oldest first."""
     from tagkit.feedback import export_csv
 
+    if output:
+        _check_output(output)
     with obj.open_store() as store:
         if output:
             from tagkit.export import atomic_file
@@ -608,6 +640,44 @@ def _extractor_line(report: dict[str, Any]) -> str:
             f"{oof['precision']:.3f} recall {oof['recall']:.3f} F1 {oof['f1']:.3f} (per attribute: --json){missing}")
 
 
+class _NothingRead(Exception):
+    """The input could not be read at all (every record a problem): the export is not replaced."""
+
+
+def _outcome(report: ImportReport | None) -> ExitCode:
+    """The exit code of a command that read an input: USAGE when nothing at all could be read from it,
+    PARTIAL when some rows, fields or images had problems."""
+    if report is None or not report.problem_count:
+        return ExitCode.OK
+    return ExitCode.USAGE if not report.products_read else ExitCode.PARTIAL
+
+
+def _check_source(source: Path, products_file: Path | None) -> None:
+    if products_file is not None and not source.is_dir():
+        raise click.UsageError(f"--products names the titles of a folder of images, but {source} is a file "
+                               "(a products file is given as SOURCE alone)")
+
+
+def _check_output(output: Path) -> None:
+    folder = output.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"the folder {folder} does not exist", param_hint="-o")
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"cannot write in {folder}", param_hint="-o")
+
+
+def _check_model(obj: Context, run: Run, version: str | None) -> None:
+    """Exit with NO_MODEL when there is no model to predict with (or not the one asked for)."""
+    from tagkit.predicting import ModelMismatch, embedder_for
+    from tagkit.versions import ModelNotFound, find_version
+
+    try:
+        embedder_for(find_version(run.store, version))
+    except (ModelNotFound, ModelMismatch) as error:
+        run.finish({}, 0, status="failed")
+        obj.fail(str(error), ExitCode.NO_MODEL)
+
+
 def _print_prediction(record: PredictedProduct) -> None:
     tags = ", ".join(f"{tag} ({score:.2f})" for tag, score in record.tags)
     category = f"{record.category} ({record.category_score:.2f})" if record.category else "-"
@@ -636,7 +706,8 @@ class _Progress:
 
             self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"),
                                 TextColumn("{task.completed:,} products"), TimeElapsedColumn(),
-                                console=Console(stderr=True), transient=True)
+                                console=Console(stderr=True), transient=True,
+                                redirect_stdout=False)  # stdout carries the data: never through the bar
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=None)
         return self

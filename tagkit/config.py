@@ -150,6 +150,21 @@ class Config:
     extract: bool | tuple[str, ...] = False  # train.extract: every attribute (True), these, or none (False)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (PyYAML would keep the
+    last silently, losing what came under the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: Path, error: type[Exception]) -> Any:
     """The parsed YAML of a UTF-8 file (BOM or not); `error` names the file, the place and the fix when the
     file cannot be read or parsed."""
@@ -160,7 +175,7 @@ def load_yaml(path: Path, error: type[Exception]) -> Any:
     except UnicodeDecodeError as reason:
         raise error(f"{path}: not UTF-8 ({reason.reason} at byte {reason.start}); save it as UTF-8") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as reason:
         mark = getattr(reason, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""

@@ -36,7 +36,8 @@ def evaluate(
     The result has `category` (accuracy, top-k, macro-F1, per-category table, most confused pairs),
     `tags` (micro/macro P/R/F1, per-tag table, Hamming score, exact match), `tags_by_attribute`, and
     `products`, `model`, `seen_in_training` (how many evaluated products the model was trained on:
-    an honest score needs 0).
+    an honest score needs 0) and `import_report` (what reading `source` did, its problems). An id given
+    twice is scored once, as its last row says.
     """
     from tagkit.models.metrics import evaluate as score
 
@@ -45,23 +46,21 @@ def evaluate(
     embedder = embedder_for(found)
     training_ids_file = found.path / "training_ids.txt"
     training_ids = set(training_ids_file.read_text("utf-8").split("\n")) if training_ids_file.exists() else set()
-    categories: list[tuple[str, ...]] = []
-    tags: list[tuple] = []
-    predictions: list[Prediction] = []
-    ids: list[str] = []
+    scored: dict[str, tuple[tuple[str, ...], tuple, Prediction]] = {}  # a later row of an id replaces it
 
     def on_chunk(chunk: list[Product]) -> None:
         products = [p for p in last_per_id(chunk) if p.category or p.tags]
         if not products:
             return
         data = products_dataset(store, products, embedder)
-        predictions.extend(model.predict(data, top_k=top_k))
-        categories.extend(data.categories)
-        tags.extend(data.tags)
-        ids.extend(data.ids)
+        for i, prediction in enumerate(model.predict(data, top_k=top_k)):
+            scored.pop(data.ids[i], None)
+            scored[data.ids[i]] = (data.categories[i], data.tags[i], prediction)
 
-    import_products(store, source, mapping=mapping, embedder=embedder, on_problem=on_problem,
-                    on_progress=on_progress, on_chunk=on_chunk, run_id=run_id)
+    imported = import_products(store, source, mapping=mapping, embedder=embedder, on_problem=on_problem,
+                               on_progress=on_progress, on_chunk=on_chunk, run_id=run_id)
+    ids = list(scored)
+    categories, tags, predictions = ([entry[k] for entry in scored.values()] for k in range(3))
     truth = Dataset(ids, [""] * len(ids), np.zeros((len(ids), 0), np.float32), np.zeros(len(ids), bool),
                     categories, tags)
     result = score(truth, predictions, top_k=top_k)
@@ -70,5 +69,6 @@ def evaluate(
         "products": len(ids),
         "seen_in_training": sum(1 for i in ids if i in training_ids),
         "seconds": round(time.monotonic() - started, 3),
+        "import_report": imported,
     })
     return result

@@ -214,12 +214,14 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
                                                f"no product {row['product_id']!r} in the database; row skipped",
                                                skipped=True))
                 continue
-            key = tuple(row[c] for c in _CONTENT)
+            # A row without a time (typed in a spreadsheet) is there already when the same decision is, at any time.
+            columns = _CONTENT if row["created_at"] else _CONTENT[:-1]
+            key = tuple(row[c] for c in columns)
             seen[key] += 1
-            if seen[key] <= _count_same(store, row):
+            if seen[key] <= _count_same(store, row, columns):
                 report.already_there += 1
             else:
-                new.append(row)
+                new.append({**row, "created_at": row["created_at"] or stamp()})
         store.db.table("feedback").insert_all(new)
     report.added = len(new)
     return report
@@ -260,7 +262,7 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
             return bad("score", f"not a number: {cell['score']!r}")
         if not 0.0 <= score <= 1.0:
             return bad("score", f"{score} is not between 0 and 1")
-    created = stamp()
+    created = None
     if cell["created_at"]:
         try:
             when = datetime.fromisoformat(cell["created_at"])
@@ -277,9 +279,9 @@ def _known_products(store: Store, ids: list[str]) -> set[str]:
     return {r[0] for r in store.db.execute(sql, [json.dumps(sorted(set(ids)), ensure_ascii=False)])}
 
 
-def _count_same(store: Store, row: dict[str, Any]) -> int:
-    where = " and ".join(f"{c} is ?" for c in _CONTENT)
-    return store.db.execute(f"select count(*) from feedback where {where}", [row[c] for c in _CONTENT]).fetchone()[0]
+def _count_same(store: Store, row: dict[str, Any], columns: tuple[str, ...]) -> int:
+    where = " and ".join(f"{c} is ?" for c in columns)
+    return store.db.execute(f"select count(*) from feedback where {where}", [row[c] for c in columns]).fetchone()[0]
 
 
 def _safe(value: Any) -> Any:

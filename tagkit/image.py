@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import re
+import stat
 import struct
 import threading
 import zlib
@@ -112,6 +113,9 @@ def read_image_bytes(path: str | Path, name: str = "") -> bytes:
         if archive.split(str(path)):
             data = archive.read_member(str(path))
         else:
+            mode = os.stat(path).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a device or a pipe would read without end
+                raise ImageError("not a regular file (a device, pipe or socket)", name)
             with Path(path).open("rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 if size > MAX_FILE_BYTES:
@@ -120,6 +124,8 @@ def read_image_bytes(path: str | Path, name: str = "") -> bytes:
                         name,
                     )
                 data = f.read()
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError("file not found", name) from None
     except IsADirectoryError:

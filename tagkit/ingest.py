@@ -99,13 +99,15 @@ def import_products(
     run_id: int | None = None,
     chunk_size: int = CHUNK_SIZE,
     force: bool = False,
+    keep_labels: bool = False,
 ) -> ImportReport:
     """Store every product of `source` (a products file or a folder of images) and embed its images.
 
     Works in chunks: each chunk's products are written in one transaction, then the images whose
     content hash has no cached features for `embedder`'s model are embedded and stored. A bad row
     or image becomes a `Problem` (also written to the `problems` table when `run_id` is given);
-    the rest of the input goes on. Pass `embedder=None` to store products without features.
+    the rest of the input goes on. Pass `embedder=None` to store products without features. With
+    `keep_labels`, a product without a category or tags keeps those stored (see `Store.upsert_products`).
     `on_chunk` gets each chunk's products once they and their features are stored (with
     `image_hash` set where the image could be read): `predict` and `train` work from there.
 
@@ -126,7 +128,7 @@ def import_products(
             _set_hashes(chunk, hashes.result(), report, problems)
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
-            writes = store.upsert_products(chunk, force=force)
+            writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels)
             report.products_read += len(chunk)
             report.products_stored += writes.written
             report.products_new += writes.new

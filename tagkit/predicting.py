@@ -17,6 +17,7 @@ from tagkit.dataset import Dataset, products_dataset
 from tagkit.ingest import ImportReport, import_products
 from tagkit.product import Problem, Product, format_category
 from tagkit.store import now
+from tagkit.taxonomy import stored_taxonomy, taxonomy_fingerprint
 from tagkit.versions import ModelVersion, find_version
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from tagkit.models import Prediction
     from tagkit.store import Store
     from tagkit.tagger import Tagger
+    from tagkit.taxonomy import Taxonomy
 
 
 class ModelMismatch(ValueError):
@@ -67,15 +69,16 @@ class PredictReport:
 
 
 def load_model(store: Store, version: str | None = None) -> tuple[ModelVersion, Tagger]:
-    """The newest model version (or the one named) and its loaded model (with its attribute extractor, if any)."""
+    """The newest model version (or the one named) and its loaded model (with its attribute extractor, if any),
+    held to the database's taxonomy."""
     found = find_version(store, version)
-    return found, _load(found)
+    return found, _load(found, stored_taxonomy(store))
 
 
-def _load(found: ModelVersion) -> Tagger:
+def _load(found: ModelVersion, taxonomy: Taxonomy | None) -> Tagger:
     from tagkit.tagger import Tagger
 
-    return Tagger.load(found.path)
+    return Tagger.load(found.path, taxonomy)
 
 
 def embedder_for(found: ModelVersion) -> ImageEmbedder:
@@ -113,9 +116,11 @@ def predict_chunk(store: Store, model: Tagger, found: ModelVersion, embedder: Im
     return [to_record(p, pred, found.id) for p, pred in zip(products, predictions, strict=True)]
 
 
-def input_key(product: Product, top_k: int) -> str:
-    """A fingerprint of what a prediction is made from: the texts, the image bytes (hash) and top-k."""
-    text = json.dumps([product.title, product.description, product.image_hash, top_k], ensure_ascii=False)
+def input_key(product: Product, top_k: int, taxonomy: str = "") -> str:
+    """A fingerprint of what a prediction is made from: the texts, the image bytes (hash), top-k and the
+    taxonomy it is held to (`taxonomy_fingerprint`)."""
+    made_from = [product.title, product.description, product.image_hash, top_k, *([taxonomy] if taxonomy else [])]
+    text = json.dumps(made_from, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
@@ -185,16 +190,19 @@ def predict(
     Incremental: a product whose stored prediction from this model was made from the same input (see
     `input_key`) is not predicted again; `on_prediction` gets the stored one, so an export is complete
     either way. `force` predicts every product again (and re-imports, see `import_products`). Killed at
-    any point, the predictions of whole chunks are kept; the next run does the rest.
+    any point, the predictions of whole chunks are kept; the next run does the rest. A product already
+    stored keeps its labels when its new row has none.
     """
     started = time.monotonic()
     found = find_version(store, version)
     embedder = embedder_for(found)
+    taxonomy = stored_taxonomy(store)
+    fingerprint = taxonomy_fingerprint(taxonomy)
     report = PredictReport(model=found.id)
     # One worker thread loads the model (imports included) while the first images are embedded, then
     # predicts each chunk while the next one is read and embedded; this thread stores the results.
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagkit-predict")
-    loading = worker.submit(_load, found)
+    loading = worker.submit(_load, found, taxonomy)
     pending: list[tuple[list[Product], dict[str, str], dict[str, dict[str, Any]], Future | None]] = []
 
     def finish() -> None:
@@ -211,7 +219,7 @@ def predict(
 
     def on_chunk(chunk: list[Product]) -> None:
         products = last_per_id(chunk)
-        keys = {p.id: input_key(p, top_k) for p in products}
+        keys = {p.id: input_key(p, top_k, fingerprint) for p in products}
         stored = {} if force else stored_predictions(store, found.id, keys)
         todo = [p for p in products if p.id not in stored]
         future = worker.submit(_predict_records, loading, products_dataset(store, todo, embedder), todo, found.id,
@@ -226,7 +234,8 @@ def predict(
         with threadpool_limits(limits=1, user_api="blas"):
             report.import_report = import_products(
                 store, source, mapping=mapping, products_file=products_file, embedder=embedder,
-                on_problem=on_problem, on_progress=on_progress, on_chunk=on_chunk, run_id=run_id, force=force)
+                on_problem=on_problem, on_progress=on_progress, on_chunk=on_chunk, run_id=run_id, force=force,
+                keep_labels=True)
             if pending:
                 finish()
         loading.result()  # a model that cannot be loaded is an error even when there was nothing to predict

@@ -18,13 +18,14 @@ import random
 import re
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tagkit.feedback import finished
 from tagkit.predicting import PredictedProduct, stored_record
 from tagkit.product import Tag, parse_category
+from tagkit.text import match_key
 from tagkit.versions import MANIFEST as VERSION_MANIFEST
+from tagkit.versions import version_folder
 
 if TYPE_CHECKING:
     from tagkit.store import Store
@@ -71,7 +72,7 @@ def model_thresholds(store: Store, model_id: str) -> dict[str, Any]:
     row = next(store.db.query("select path from models where id = ?", [model_id]), None)
     if row is None:
         return {}
-    folder = Path(row["path"])
+    folder = version_folder(store, model_id, row["path"])
     try:
         manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
         thresholds = manifest.get("report", {}).get("thresholds", {})
@@ -103,15 +104,16 @@ def review_queue(store: Store, *, order: str = "uncertain", seed: int = 0, model
 
 def matches(item: PredictedProduct, category: str | None = None, tag: str | None = None) -> bool:
     """Whether the predicted category starts with the path `category` and a predicted or candidate tag is
-    `tag` (a whole `name: value` tag or an attribute name; case does not matter)."""
+    `tag` (a whole `name: value` tag or an attribute name), compared by match key (case, half-spaces, Arabic
+    letters and digits make no difference)."""
     if category:
-        prefix = parse_category(category)
-        if parse_category(item.category or "")[: len(prefix)] != prefix:
+        prefix = [match_key(level) for level in parse_category(category)]
+        if [match_key(level) for level in parse_category(item.category or "")][: len(prefix)] != prefix:
             return False
     if tag:
-        wanted = tag.strip().casefold()
+        wanted = match_key(tag)
         tags = [Tag.parse(t) for t, _ in [*item.tags, *item.candidates]]
-        if not any(wanted in (str(t).casefold(), t.name.casefold()) for t in tags):
+        if not any(wanted in (match_key(str(t)), match_key(t.name)) for t in tags):
             return False
     return True
 

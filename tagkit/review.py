@@ -8,14 +8,18 @@ was left. Each action records its decisions in one transaction at once and can b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from tagkit.feedback import Decision, decisions_for, record, undo
 from tagkit.product import Tag, format_category, parse_category
+from tagkit.taxonomy import stored_taxonomy
+from tagkit.text import match_key
 
 if TYPE_CHECKING:
     from tagkit.predicting import PredictedProduct
     from tagkit.store import Store
+    from tagkit.taxonomy import Taxonomy
 
 KEYS = "1234567890"  # the keys of the first ten suggestions
 
@@ -141,14 +145,19 @@ class Session:
 
     def edit(self, text: str) -> str:
         """Type a category path or a tag (`name: value`, or a known plain tag): the category is chosen, the
-        tag turned on or added; a tag whose attribute has exactly one predicted value on replaces it."""
+        tag turned on or added; a tag whose attribute has exactly one predicted value on replaces it. What is
+        typed is made canonical by the database's taxonomy, as labels are."""
         screen = self.screen()
-        path = format_category(parse_category(text))
+        path, tag = parse_category(text), Tag.parse(text)
+        taxonomy = self.taxonomy
+        if taxonomy is not None:
+            path, tag = taxonomy.canonical_category(path) if path else path, taxonomy.canonical(tag)
+        path = format_category(path)
         if screen is None or not path:
             return "nothing changed"
         categories, tags = self.known_values()
-        if path not in categories and (":" in text or str(Tag.parse(text)) in tags):
-            return self._edit_tag(screen, str(Tag.parse(text)))
+        if path not in categories and (":" in text or str(tag) in tags):
+            return self._edit_tag(screen, str(tag))
         note = "" if path in categories else " (a new category)"
         return self._choose_category(screen, path) + note
 
@@ -171,10 +180,15 @@ class Session:
         return f"undone: {step.what}"
 
     def known_values(self) -> tuple[list[str], list[str]]:
-        """The category paths and tags the database knows (labels and predictions), for completion."""
+        """The category paths and tags the database knows (labels, predictions, taxonomy), for completion."""
         if self._known is None:
-            self._known = known_values(self.store)
+            self._known = known_values(self.store, self.taxonomy)
         return self._known
+
+    @cached_property
+    def taxonomy(self) -> Taxonomy | None:
+        """The database's taxonomy (read once a session), or None."""
+        return stored_taxonomy(self.store)
 
     # helpers ---------------------------------------------------------------------------------------------
 
@@ -202,14 +216,16 @@ class Session:
         return self._do([self._category("correct", screen, corrected=path)], f"category set: {path}")
 
     def _edit_tag(self, screen: Screen, tag: str) -> str:
-        shown = {s.value: s for s in screen.suggestions if s.kind != "category"}
-        if tag in shown:
-            if shown[tag].on:
-                return f"already on: {tag}"
-            return self._do([self._decision("tag", "accept", predicted=tag, score=shown[tag].score)],
-                            f"accepted: {tag}")
-        name = Tag.parse(tag).name
-        same = [s for s in screen.suggestions if s.kind == "tag" and s.on and name and Tag.parse(s.value).name == name]
+        shown = {match_key(s.value): s for s in screen.suggestions if s.kind != "category"}
+        same = shown.get(match_key(tag))  # the tag on screen, however it was typed
+        if same is not None:
+            if same.on:
+                return f"already on: {same.value}"
+            return self._do([self._decision("tag", "accept", predicted=same.value, score=same.score)],
+                            f"accepted: {same.value}")
+        name = match_key(Tag.parse(tag).name)
+        same = [s for s in screen.suggestions
+                if s.kind == "tag" and s.on and name and match_key(Tag.parse(s.value).name) == name]
         replaced = same[0] if len(same) == 1 else None
         row = self._decision("tag", "correct", predicted=replaced.value if replaced else None, corrected=tag,
                              score=replaced.score if replaced else None)
@@ -231,13 +247,17 @@ class Session:
         return what
 
 
-def known_values(store: Store) -> tuple[list[str], list[str]]:
-    """The distinct category paths and tags of the products' labels and of the predictions, sorted."""
-    categories = [r[0] for r in store.db.execute(
+def known_values(store: Store, taxonomy: Taxonomy | None = None) -> tuple[list[str], list[str]]:
+    """The distinct category paths and tags of the products' labels, of the predictions and of `taxonomy`,
+    sorted."""
+    categories = {r[0] for r in store.db.execute(
         "select category from products where category is not null"
-        " union select category from predictions where category is not null order by 1")]
-    tags = [r[0] for r in store.db.execute(
+        " union select category from predictions where category is not null")}
+    tags = {r[0] for r in store.db.execute(
         "select j.value from products, json_each(products.tags) j where products.tags is not null"
         " union select json_extract(j.value, '$[0]') from predictions, json_each(predictions.tags) j"
-        " where predictions.tags is not null order by 1")]
-    return categories, [t for t in tags if t]
+        " where predictions.tags is not null")}
+    if taxonomy is not None:
+        categories.update(format_category(path) for path in taxonomy.categories)
+        tags.update(str(Tag(a.name, v.name)) for a in taxonomy.attributes for v in a.values)
+    return sorted(categories), sorted(t for t in tags if t)

@@ -236,11 +236,13 @@ class Store:
 
     # products -----------------------------------------------------------------------------
 
-    def upsert_products(self, products: Iterable[Product], force: bool = False) -> ProductWrites:
+    def upsert_products(self, products: Iterable[Product], force: bool = False,
+                        keep_labels: bool = False) -> ProductWrites:
         """Insert new products and update changed ones (the later record of an id wins).
 
         A product whose content (`content_key`: title, description, image path and hash, labels, extra
-        columns) equals the stored row's is left alone, unless `force`.
+        columns) equals the stored row's is left alone, unless `force`. With `keep_labels`, a product without
+        a category (or tags) keeps the stored one (`predict` reads new products, not a catalogue's labels).
         """
         stamp = now()
         rows = list({row["id"]: row for row in (
@@ -261,6 +263,14 @@ class Store:
         )}.values())
         if not rows:
             return ProductWrites(0, 0, 0)
+        if keep_labels:
+            unlabelled = [row["id"] for row in rows if row["category"] is None or row["tags"] is None]
+            stored = {r[0]: r[1:] for r in self.select_in("select id, category, tags from products where id in "
+                                                          "({marks})", [], unlabelled)}
+            for row in rows:
+                category, tags = stored.get(row["id"], (None, None))
+                row["category"] = row["category"] or category
+                row["tags"] = row["tags"] or tags
         for row in rows:
             row["content_key"] = content_key(row)
         with self.transaction():

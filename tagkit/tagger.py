@@ -1,6 +1,6 @@
 """A model version as `predict`, `eval` and (through the stored predictions) `review` use it: the catalogue
 model's category and tags, merged with the tags the attribute extractor reads from the titles when the version
-has one (`tagkit train` with `train: extract:` in tagkit.yaml)."""
+has one (`tagkit train` with `train: extract:` in tagkit.yaml), and held to the database's taxonomy."""
 
 from __future__ import annotations
 
@@ -26,11 +26,14 @@ class Tagger:
     """Predicts with a catalogue model and, when there is one, an attribute extractor.
 
     Each product's tags are the model's and the extractor's merged (`merge_tags`): each tag once with its best
-    score, one value per single-valued attribute, canonical and allowed by the taxonomy the extractor was
-    trained with for the attributes it knows (other attributes' tags pass through). Below-threshold tags of
-    both, and values that lost to a better one, are the candidates. The extractor reads the titles only
-    (a product without one gets the model's answer) and is given the model's predicted category as the
-    product type, never a label (so `eval` stays honest). Without an extractor this is the model itself.
+    score, one value per single-valued attribute, canonical and allowed by `taxonomy` for the attributes it
+    knows (other attributes' tags pass through). Below-threshold tags of both, and values that lost to a
+    better one, are the candidates; the category and its alternatives are the taxonomy's paths. `taxonomy` is
+    the one in force when predicting (`predict` and `eval` pass the database's, so a `taxonomy map` or a new
+    import applies to a model trained before it); without one, the taxonomy the extractor was trained with.
+    The extractor reads the titles only (a product without one gets the model's answer) and is given the
+    model's predicted category as the product type, never a label (so `eval` stays honest). Without an
+    extractor or a taxonomy this is the model itself.
     """
 
     def __init__(self, model: CatalogueModel, extractor: AttributeExtractor | None = None,
@@ -42,7 +45,7 @@ class Tagger:
         self.single_valued = single | (extractor.single_valued if extractor is not None else set())
 
     @classmethod
-    def load(cls, folder: str | Path) -> Tagger:
+    def load(cls, folder: str | Path, taxonomy: Taxonomy | None = None) -> Tagger:
         """The model of a version folder, with its extractor when it has one (`extractor/`)."""
         from tagkit.extract import AttributeExtractor
         from tagkit.models import CatalogueModel
@@ -50,25 +53,39 @@ class Tagger:
         folder = Path(folder)
         extractor_folder = folder / EXTRACTOR_FOLDER
         extractor = AttributeExtractor.load(extractor_folder) if extractor_folder.is_dir() else None
-        return cls(CatalogueModel.load(folder), extractor)
+        return cls(CatalogueModel.load(folder), extractor, taxonomy)
 
     def predict(self, data: Dataset, top_k: int = 3) -> list[Prediction]:
         """One Prediction per product of `data`, in order."""
         predictions = self.model.predict(data, top_k=top_k)
-        titled = np.flatnonzero(data.has_text)
-        if self.extractor is None or not len(titled):
+        if self.extractor is None and self.taxonomy is None:
             return predictions
-        products = replace(data.subset(titled), categories=[predictions[i].category or () for i in titled])
-        for i, extraction in zip(titled, self.extractor.predict(products), strict=True):
-            predictions[i] = self.merge(predictions[i], extraction)
-        return predictions
+        titled = np.flatnonzero(data.has_text) if self.extractor is not None else []
+        extractions: dict[int, Extraction] = {}
+        if len(titled):
+            products = replace(data.subset(titled), categories=[predictions[i].category or () for i in titled])
+            extractions = dict(zip(titled, self.extractor.predict(products), strict=True))
+        return [self.merge(prediction, extractions.get(i)) for i, prediction in enumerate(predictions)]
 
-    def merge(self, prediction: Prediction, extraction: Extraction) -> Prediction:
-        """The model's prediction with the extracted tags merged in."""
-        tags = merge_tags(prediction.tags, extraction.tags, taxonomy=self.taxonomy, single_valued=self.single_valued)
+    def merge(self, prediction: Prediction, extraction: Extraction | None = None) -> Prediction:
+        """The model's prediction with the extracted tags merged in, held to the taxonomy."""
+        extracted, extra = (extraction.tags, extraction.candidates) if extraction is not None else ([], [])
+        tags = merge_tags(prediction.tags, extracted, taxonomy=self.taxonomy, single_valued=self.single_valued)
         kept = {tag for tag, _ in tags}
-        rest = [*prediction.tags, *extraction.tags, *prediction.candidates, *extraction.candidates]
+        rest = [*prediction.tags, *extracted, *prediction.candidates, *extra]
         if self.taxonomy is not None:
             rest = list(self.taxonomy.valid(rest, keep_unknown=True).items())
+            prediction = self._canonical_categories(prediction)
         candidates = [(tag, score) for tag, score in merge_tags(rest) if tag not in kept][:CANDIDATES]
         return replace(prediction, tags=tags, candidates=candidates)
+
+    def _canonical_categories(self, prediction: Prediction) -> Prediction:
+        """The category and alternatives as the taxonomy's paths; paths that become one add their scores."""
+        if prediction.category is None:
+            return prediction
+        scores: dict[tuple[str, ...], float] = {}
+        for path, score in [(prediction.category, prediction.category_score), *prediction.alternatives]:
+            path = self.taxonomy.canonical_category(path)
+            scores[path] = scores.get(path, 0.0) + score
+        ranked = sorted(scores.items(), key=lambda item: -item[1])
+        return replace(prediction, category=ranked[0][0], category_score=ranked[0][1], alternatives=ranked[1:])

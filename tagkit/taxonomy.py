@@ -35,6 +35,7 @@ row (`canonical_id`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -436,6 +437,15 @@ def taxonomy_data(taxonomy: Taxonomy) -> dict[str, Any]:
     return data
 
 
+def taxonomy_fingerprint(taxonomy: Taxonomy | None) -> str:
+    """A short hash of everything a taxonomy says ("" for none): stored predictions made under another one
+    are made again."""
+    if taxonomy is None:
+        return ""
+    text = json.dumps(taxonomy_data(taxonomy), ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
 def dump_taxonomy(taxonomy: Taxonomy, header: str = "") -> str:
     """The taxonomy as YAML text (deterministic: the same taxonomy gives the same bytes)."""
     text = yaml.safe_dump(taxonomy_data(taxonomy), allow_unicode=True, sort_keys=False, width=1000,
@@ -458,17 +468,19 @@ class ImportCounts:
     updated: int = 0
     aliased: int = 0
     removed: int = 0
+    dropped_synonyms: list[str] = field(default_factory=list)  # `RAW -> entry`: in the database, not in the file
 
     def as_dict(self) -> dict[str, int]:
         return {"added": self.added, "unchanged": self.unchanged, "updated": self.updated,
-                "aliased": self.aliased, "removed": self.removed}
+                "aliased": self.aliased, "removed": self.removed, "dropped_synonyms": len(self.dropped_synonyms)}
 
 
 def import_taxonomy(store: Store, taxonomy: Taxonomy) -> ImportCounts:
     """Make the database's taxonomy this one, in one transaction, keeping the id of every entry already there.
 
     Entries are matched by (kind, name, parent). An entry no longer in `taxonomy` becomes an alias row
-    (`canonical_id` = the entry it is now a synonym of) when it is one, else it is deleted.
+    (`canonical_id` = the entry it is now a synonym of) when it is one, else it is deleted. Synonyms of an entry
+    that the file does not list (added with `tagkit taxonomy map`) go, and are listed in `dropped_synonyms`.
     """
     counts = ImportCounts()
     table = store.db.table("taxonomy")
@@ -476,7 +488,8 @@ def import_taxonomy(store: Store, taxonomy: Taxonomy) -> ImportCounts:
         rows = {(r["kind"], r["name"], r["parent_id"]): r for r in table.rows}
         wanted: set[int] = set()
 
-        def put(kind: str, name: str, parent: int | None, **fields: Any) -> int:
+        def put(kind: str, name: str, parent: int | None, shown: str, **fields: Any) -> int:
+            """Insert or update one entry (`shown` is how `tagkit taxonomy map` writes it)."""
             row = {"kind": kind, "name": name, "parent_id": parent, "canonical_id": None, **fields,
                    "position": len(wanted)}
             old = rows.get((kind, name, parent))
@@ -488,6 +501,9 @@ def import_taxonomy(store: Store, taxonomy: Taxonomy) -> ImportCounts:
                 counts.added += 1
             else:
                 row_id = int(old["id"])
+                kept = set(json.loads(row["synonyms"] or "[]"))
+                counts.dropped_synonyms += [f"{synonym} -> {shown}" for synonym in json.loads(old["synonyms"] or "[]")
+                                            if synonym not in kept]
                 changed = {k: v for k, v in row.items() if old.get(k) != v}
                 if changed:
                     sets = ", ".join(f"{k} = ?" for k in changed)
@@ -503,18 +519,19 @@ def import_taxonomy(store: Store, taxonomy: Taxonomy) -> ImportCounts:
         for raw, path in taxonomy.category_synonyms.items():
             synonyms_of.setdefault(path, []).append(format_category(raw))
         for path in taxonomy.categories:
-            category_ids[path] = put("category", path[-1], category_ids.get(path[:-1]),
+            category_ids[path] = put("category", path[-1], category_ids.get(path[:-1]), format_category(path),
                                      synonyms=_json(synonyms_of.get(path, [])), multi_valued=None, open_values=None)
         value_ids: dict[tuple[str, str], int] = {}
         attribute_ids: dict[str, int] = {}
         for attribute in taxonomy.attributes:
-            attribute_id = put("attribute", attribute.name, None, synonyms=_json(list(attribute.synonyms)),
-                               multi_valued=int(attribute.multi_valued), open_values=int(attribute.open))
+            attribute_id = put("attribute", attribute.name, None, attribute.name,
+                               synonyms=_json(list(attribute.synonyms)), multi_valued=int(attribute.multi_valued),
+                               open_values=int(attribute.open))
             attribute_ids[attribute.name] = attribute_id
             for value in attribute.values:
                 value_ids[(attribute.name, value.name)] = put(
-                    "value", value.name, attribute_id, synonyms=_json(list(value.synonyms)),
-                    multi_valued=None, open_values=None)
+                    "value", value.name, attribute_id, f"{attribute.name}: {value.name}",
+                    synonyms=_json(list(value.synonyms)), multi_valued=None, open_values=None)
         by_id = {r["id"]: r for r in rows.values()}
         for (kind, name, parent), old in rows.items():
             if old["id"] in wanted:
@@ -649,6 +666,11 @@ def add_synonym(store: Store, raw: str, canonical: str) -> str:
         same_attribute = raw_tag.name and taxonomy.attribute(raw_tag.name) is attribute
         synonym = raw_tag.value if same_attribute else f"{raw_tag.name}{TAG_ALIAS}{raw_tag.value}" \
             if raw_tag.name else raw
+        owner = attribute if not raw_tag.name or same_attribute else taxonomy.attribute(raw_tag.name)
+        other = taxonomy.value(owner, raw_tag.value if raw_tag.name else raw) if owner is not None else None
+        if other is not None and (owner, other) != (attribute, value):
+            raise TaxonomyError(f"'{raw}' is already '{owner.name}: {other.name}' in the taxonomy: to merge the two, "
+                                "remove one from the taxonomy file, list it as the other's synonym and import it")
         _append_synonym(store, ids[("value", attribute.name, value.name)], synonym)
         return f"{synonym} -> {attribute.name}: {value.name}"
     attribute = taxonomy.attribute(canonical)
@@ -661,6 +683,9 @@ def add_synonym(store: Store, raw: str, canonical: str) -> str:
     path = taxonomy.index.categories.get(_path_key(parse_category(canonical)))
     if path is not None:
         raw_path = parse_category(raw)
+        other_path = taxonomy.index.categories.get(_path_key(raw_path))
+        if other_path is not None and other_path != path:
+            raise TaxonomyError(f"'{format_category(raw_path)}' is already category '{format_category(other_path)}'")
         _append_synonym(store, ids[("category", *path)], format_category(raw_path))
         return f"{format_category(raw_path)} -> {format_category(path)}"
     raise TaxonomyError(f"{canonical!r} is neither a `name: value` tag, an attribute nor a category of the "

@@ -41,14 +41,24 @@ def import_command(obj: Any, file: Path, apply_to_products: bool, as_json: bool)
     except TaxonomyError as error:
         raise click.UsageError(str(error)) from error
     with obj.run("taxonomy import", {"file": file, "apply": apply_to_products}, "importing the taxonomy") as run:
-        counts = import_taxonomy(run.store, loaded).as_dict()
+        imported = import_taxonomy(run.store, loaded)
+        counts: dict[str, Any] = imported.as_dict()
         if apply_to_products:
             counts["products_changed"] = apply_taxonomy(run.store, loaded)
         run.finish(counts, 0)
     summary = {"taxonomy": loaded.name, "categories": len(loaded.categories), "attributes": len(loaded.attributes),
                "values": sum(len(a.values) for a in loaded.attributes), **counts}
+    if imported.dropped_synonyms:
+        dropped = imported.dropped_synonyms
+        lines = [f"note: {len(dropped)} synonym{'s' * (len(dropped) != 1)} in the database not in {file} "
+                 "dropped (added with `tagkit taxonomy map`? `tagkit taxonomy show --yaml` before an import keeps "
+                 "them in a file):", *(f"  {line}" for line in dropped[:10])]
+        if len(dropped) > 10:
+            lines.append(f"  ... and {len(dropped) - 10} more")
+        click.echo("\n".join(lines), err=True)
     if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+        click.echo(json.dumps({**summary, "dropped_synonyms": imported.dropped_synonyms}, ensure_ascii=False,
+                              indent=2))
     else:
         click.echo("\n".join(f"{key.replace('_', ' '):<18}{value:,}" if isinstance(value, int)
                              else f"{key:<18}{value}" for key, value in summary.items()))

@@ -76,6 +76,9 @@ def train(
             on_problem=on_problem, on_progress=on_progress, run_id=run_id,
             on_chunk=lambda chunk: ids.update(p.id for p in chunk))
     products = apply_feedback(store.iter_products(), feedback_rows(store))  # review decisions override labels
+    taxonomy = stored_taxonomy(store)
+    if taxonomy is not None:  # what a reviewer typed, and labels stored before the taxonomy was imported
+        taxonomy.canonicalise(products)
     data = labelled(products_dataset(store, products, embedder), ids)
     if not len(data):
         where = f"in {source}" if source is not None else f"in {store.path}"

@@ -88,12 +88,20 @@ def remove_leftovers(root: Path) -> list[Path]:
     return removed
 
 
+def version_folder(store: Store, version: str, recorded: str | None = None) -> Path:
+    """A version's folder: the one beside the database (so a project folder that was moved or copied, with
+    its database and models, keeps its models), else the path recorded when it was trained."""
+    beside = models_folder(store) / version
+    return beside if beside.is_dir() or not recorded else Path(recorded)
+
+
 def list_versions(store: Store) -> list[dict[str, Any]]:
     """Every recorded model version, newest first, with its counts and validation metrics."""
     rows = list(store.db.query("select * from models order by id desc"))
     for row in rows:
         for key in ("counts", "params", "metrics"):
             row[key] = json.loads(row[key] or "{}")
+        row["path"] = str(version_folder(store, row["id"], row["path"]))
         row["available"] = Path(row["path"]).is_dir()
     return rows
 

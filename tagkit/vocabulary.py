@@ -162,8 +162,10 @@ def suggest(tags: Iterable[Tag], taxonomy: Taxonomy | None = None) -> list[Sugge
                 out.append(Suggestion("value", canonical, group, attribute_name,
                                       _reasons([canonical, *(t for t, _ in group)]),
                                       in_taxonomy=known_value is not None))
-    if taxonomy is not None:
-        out.extend(_unmapped(names, values, taxonomy, name_of))
+    if taxonomy is not None:  # a spelling already in a group whose spelling to keep is the taxonomy's: once
+        listed = {(s.kind, s.attribute, s.canonical, text) for s in out if s.in_taxonomy for text, _ in s.variants}
+        out.extend(s for s in _unmapped(names, values, taxonomy, name_of)
+                   if (s.kind, s.attribute, s.canonical, s.variants[0][0]) not in listed)
     out.sort(key=lambda s: (-s.count, s.kind, s.attribute, s.canonical))
     return out
 

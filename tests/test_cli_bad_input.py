@@ -1,0 +1,262 @@
+"""What a user gets from `tagkit` when the input, the database or the output is not what it should be: clear
+messages, the documented exit codes, and nothing stored or exported lost. Real commands on the demo data."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import json
+import os
+import pty
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import copy_db
+
+from tagkit.cli import main
+from tagkit.exitcodes import ExitCode
+from tagkit.image import ImageError, read_image_bytes
+from tagkit.store import Store
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
+TAGKIT = Path(sys.executable).with_name("tagkit")
+F_SETPIPE_SZ = 1031  # Linux: set a pipe's buffer size
+
+
+def tagkit(db: Path, *args: str):
+    return CliRunner().invoke(main, ["--db", str(db), *args], catch_exceptions=False)
+
+
+def demo_rows(name: str = "test.csv") -> list[dict[str, str]]:
+    with (DEMO / name).open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | None = None) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns or list(rows[0]), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def absolute_images(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{**row, "image": str(DEMO / row["image"]) if row["image"] else ""} for row in rows]
+
+
+def run_status(db: Path, command: str) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("select status from runs where command = ? order by id desc", [command]).fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def db(demo_predicted: Path, tmp_path: Path) -> Path:
+    return copy_db(demo_predicted, tmp_path / "tagkit.db")
+
+
+# -- stdout carries the data, also under a progress bar ------------------------------------------------
+
+
+def test_export_to_stdout_is_complete_when_stderr_is_a_terminal(db: Path):
+    """The progress bar (drawn because stderr is a terminal) must not swallow what goes to stdout."""
+    primary, secondary = pty.openpty()
+    try:
+        done = subprocess.run([str(TAGKIT), "--db", str(db), "predict", str(DEMO / "new"), "--products",
+                               str(DEMO / "new.csv"), "--export", "csv", "--force"],
+                              stdout=subprocess.PIPE, stderr=secondary, timeout=300)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert done.returncode == ExitCode.OK
+    rows = list(csv.DictReader(io.StringIO(done.stdout.decode("utf-8"))))
+    assert len(rows) == 60 and all(row["id"] and row["category"] for row in rows)
+
+
+# -- eval ----------------------------------------------------------------------------------------------
+
+
+def test_eval_with_bad_rows_exits_partial(db: Path, tmp_path: Path):
+    path = write_csv(tmp_path / "test.csv", absolute_images(demo_rows()[:20]))
+    with path.open("a", encoding="utf-8") as f:
+        f.write('"unclosed,quote\n')
+    result = tagkit(db, "eval", str(path), "--json")
+    assert result.exit_code == ExitCode.PARTIAL, result.stderr
+    assert json.loads(result.stdout)["products"] == 20
+    assert run_status(db, "eval") == "partial"
+
+
+def test_eval_without_labels_says_so(db: Path, tmp_path: Path):
+    path = write_csv(tmp_path / "unlabelled.csv", absolute_images(demo_rows()[:5]), ["id", "title", "image"])
+    result = tagkit(db, "eval", str(path))
+    assert result.exit_code == ExitCode.NO_MODEL
+    assert "no product with a category or tags" in result.stderr and str(path) in result.stderr
+
+
+def test_an_id_repeated_in_another_chunk_is_scored_once(db: Path, tmp_path: Path):
+    rows = [{"id": f"e{n:04d}", "title": row["title"], "category": row["category"], "tags": row["tags"]}
+            for n, row in enumerate(demo_rows() * 6)]  # 600 rows: more than one chunk of 512
+    rows[580] = {**rows[1], "title": rows[580]["title"]}  # row 582 repeats the id of row 3
+    result = tagkit(db, "eval", str(write_csv(tmp_path / "dup.csv", rows)), "--json")
+    assert result.exit_code == ExitCode.PARTIAL  # the duplicate is reported
+    assert "replaces row 3" in result.stderr
+    assert json.loads(result.stdout)["products"] == 599
+
+
+# -- inputs that cannot be read at all ------------------------------------------------------------------
+
+
+def test_unreadable_input_exits_2_and_keeps_the_last_export(db: Path, tmp_path: Path):
+    out = tmp_path / "out.csv"
+    assert tagkit(db, "predict", str(DEMO / "new.csv"), "-o", str(out)).exit_code in (ExitCode.OK, ExitCode.PARTIAL)
+    before = out.read_bytes()
+    utf16 = tmp_path / "utf16.csv"
+    utf16.write_bytes((DEMO / "new.csv").read_text("utf-8").encode("utf-16-le"))
+    result = tagkit(db, "predict", str(utf16), "-o", str(out))
+    assert result.exit_code == ExitCode.USAGE
+    assert "NUL bytes" in result.stderr and "UTF-16" in result.stderr
+    assert f"nothing could be read from {utf16}" in result.stderr
+    assert out.read_bytes() == before
+    assert run_status(db, "predict") == "failed"
+    assert tagkit(db, "eval", str(utf16)).exit_code == ExitCode.USAGE
+
+
+def test_a_device_is_not_read_as_an_image():
+    with pytest.raises(ImageError, match="not a regular file"):
+        read_image_bytes("/dev/zero", "/dev/zero")
+
+
+def test_a_file_too_large_is_said_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import tagkit.image
+
+    monkeypatch.setattr(tagkit.image, "MAX_FILE_BYTES", 100)
+    with pytest.raises(ImageError, match="file too large"):
+        read_image_bytes(DEMO / demo_rows()[0]["image"], "big.jpg")
+
+
+# -- the database and the output file -------------------------------------------------------------------
+
+
+def test_a_file_that_is_not_a_database(tmp_path: Path):
+    fake = tmp_path / "tagkit.db"
+    fake.write_text("id,title\n1,a\n", "utf-8")
+    for args in (["stats"], ["models"], ["predict", str(DEMO / "new.csv")]):
+        result = tagkit(fake, *args)
+        assert result.exit_code == ExitCode.USAGE, args
+        assert "cannot open the database" in result.stderr and "not a database" in result.stderr
+    assert fake.read_text("utf-8") == "id,title\n1,a\n"
+
+
+def test_models_with_a_mistyped_db_creates_nothing(tmp_path: Path):
+    result = tagkit(tmp_path / "typo.db", "models")
+    assert result.exit_code == ExitCode.OK and "no trained model" in result.stderr
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_output_in_a_missing_folder_and_products_with_a_file(db: Path, tmp_path: Path):
+    result = tagkit(db, "predict", str(DEMO / "new.csv"), "-o", str(tmp_path / "nosuch" / "out.csv"))
+    assert result.exit_code == ExitCode.USAGE and "does not exist" in result.stderr
+    result = tagkit(db, "predict", str(DEMO / "new.csv"), "--products", str(DEMO / "new.csv"))
+    assert result.exit_code == ExitCode.USAGE and "is a file" in result.stderr
+
+
+def test_no_model_writes_no_export(tmp_path: Path):
+    result = tagkit(tmp_path / "empty.db", "predict", str(DEMO / "new.csv"), "--export", "json")
+    assert result.exit_code == ExitCode.NO_MODEL
+    assert result.stdout == ""
+
+
+def test_a_moved_project_keeps_its_models(demo_predicted: Path, tmp_path: Path):
+    project = tmp_path / "moved"
+    project.mkdir()
+    db = copy_db(demo_predicted, project / "tagkit.db")
+    shutil.copytree(demo_predicted.with_name("tagkit.db.models"), project / "tagkit.db.models")
+    with Store(db) as store, store.transaction():  # as if trained elsewhere: the recorded folder is gone
+        store.db.execute("update models set path = ?", [str(tmp_path / "gone" / "x")])
+    listed = json.loads(tagkit(db, "models", "--json").stdout)
+    assert listed and all(m["available"] and m["path"].startswith(str(project)) for m in listed)
+    assert tagkit(db, "predict", str(DEMO / "new.csv")).exit_code in (ExitCode.OK, ExitCode.PARTIAL)
+
+
+# -- what is stored stays ------------------------------------------------------------------------------
+
+
+def test_predict_keeps_the_stored_labels_of_a_product(db: Path, tmp_path: Path):
+    labelled = absolute_images(demo_rows("train.csv")[:10])
+    assert tagkit(db, "import", str(write_csv(tmp_path / "labelled.csv", labelled))).exit_code in (0, 3)
+    with Store(db) as store:
+        before = {p.id: (p.category, p.tags) for p in store.iter_products() if p.id in {r["id"] for r in labelled}}
+    assert all(category for category, _ in before.values())
+    unlabelled = write_csv(tmp_path / "new.csv", labelled, ["id", "title", "image"])
+    result = tagkit(db, "predict", str(unlabelled))
+    assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL)
+    with Store(db) as store:
+        after = {p.id: (p.category, p.tags) for p in store.iter_products() if p.id in before}
+    assert after == before
+
+
+# -- misspelt columns -------------------------------------------------------------------------------------
+
+
+def test_a_misspelt_column_is_named_with_the_field_it_looks_like(tmp_path: Path):
+    path = tmp_path / "typo.csv"
+    path.write_text("id,titel,catgory\n1,Blue jeans,Apparel\n", "utf-8")
+    result = tagkit(tmp_path / "tagkit.db", "import", str(path), "--no-images")
+    assert "titel (did you mean 'title'?)" in result.stderr
+    assert "catgory (did you mean 'category'?)" in result.stderr
+
+
+# -- stopped from outside -------------------------------------------------------------------------------
+
+
+def wait_for_run(db: Path, process: subprocess.Popen, command: str) -> None:
+    """Until `process` has recorded its run (it holds the lock and has begun the work)."""
+    while True:
+        assert process.poll() is None, process.communicate()
+        try:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                if conn.execute("select count(*) from runs where command = ?", [command]).fetchone()[0]:
+                    return
+            finally:
+                conn.close()
+        except sqlite3.OperationalError:
+            pass  # not created yet
+        time.sleep(0.02)
+
+
+def test_ctrl_c_exits_130_and_records_an_interrupted_run(tmp_path: Path):
+    db = tmp_path / "tagkit.db"
+    process = subprocess.Popen([str(TAGKIT), "--db", str(db), "train", str(DEMO / "train.csv")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_run(db, process, "train")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == ExitCode.INTERRUPTED == 130, stderr
+    assert "interrupted (Ctrl-C)" in stderr and "Traceback" not in stderr
+    assert run_status(db, "train") == "interrupted"
+
+
+def test_a_closed_stdout_stops_predict_quietly(db: Path):
+    read, write = os.pipe()
+    fcntl.fcntl(write, F_SETPIPE_SZ, 4096)  # the export (about 20 kB) cannot all wait in the pipe
+    process = subprocess.Popen([str(TAGKIT), "--db", str(db), "predict", str(DEMO / "new"), "--products",
+                                str(DEMO / "new.csv"), "--export", "csv", "--force"],
+                               stdout=write, stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    with os.fdopen(read, "rb") as out:
+        assert out.readline().startswith(b"id,title,category")
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == ExitCode.OUTPUT_CLOSED == 141, stderr
+    assert "output was closed" in stderr and "Traceback" not in stderr and "Exception ignored" not in stderr
+    assert run_status(db, "predict") == "interrupted"
