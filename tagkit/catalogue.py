@@ -820,10 +820,13 @@ class _ImageIndex:
         self.by_path = {path: index for index, path in enumerate(images)}
         self.by_name: dict[str, int | None] = {}
         self.by_stem: dict[str, int | None] = {}
+        self.shared: dict[str, list[str]] = {}  # a name or stem that several images have: their paths
         for index, path in enumerate(images):
             name = path.rsplit("/", 1)[-1]
             for table, key in ((self.by_name, name), (self.by_stem, os.path.splitext(name)[0])):
-                table[key] = None if key in table else index  # None: several images share it
+                if key in table:  # None: several images share it
+                    self.shared.setdefault(key, [images[table[key]]] if table[key] is not None else []).append(path)
+                table[key] = None if key in table else index
 
     def match(self, product: Product, by_id: bool) -> int | None:
         if product.image:
@@ -847,6 +850,11 @@ class _ImageIndex:
                     return found
         return None
 
+    def several(self, product: Product, by_id: bool) -> list[str]:
+        """The images that all have the file name (or name without extension) the product names."""
+        keys = [PurePath(product.image).name] if product.image else []
+        return next((self.shared[key] for key in [*keys, *([product.id] if by_id else [])] if key in self.shared), [])
+
 
 def _read_folder(folder: Path, products: Path | None, mapping: Mapping) -> Iterator[Item]:
     label = str(folder)
@@ -868,8 +876,11 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping) -> Itera
             found = index.match(item, by_id=reader.has_id_column)
             if found is None:
                 what = f"id {item.id!r}" + (f", image {item.image}" if item.image else "")
-                yield Problem(reader.label, item.row, None, f"no image in {folder} matches this row "
-                              f"({what}); row left out", skipped=True)
+                several = index.several(item, by_id=reader.has_id_column)
+                why = (f"{len(several)} images in {folder} match this row ({what}): {', '.join(several[:3])}"
+                       f"{' ...' if len(several) > 3 else ''}; give its path in the folder" if several else
+                       f"no image in {folder} matches this row ({what})")
+                yield Problem(reader.label, item.row, None, f"{why}; row left out", skipped=True)
                 continue
             previous = joined.get(found)
             if previous is not None and previous.id != item.id:  # equal ids: already said "duplicate id"

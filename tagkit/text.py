@@ -101,6 +101,8 @@ def _char_table() -> dict[int, str]:
     table.update({0x066B: ".", 0x066C: ",", 0x066A: "%"})  # Arabic decimal / thousands separators, percent
     for cp in (0x00A0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000, 0x0009, 0x000B, 0x000C):
         table[cp] = " "  # NBSP, thin/en/em spaces, tabs ...
+    for cp in (*range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0)):
+        table[cp] = " "  # control characters (a stray backspace in a value) are not text
     # Zero-width and bidi controls act as (maybe stray) half-spaces; kept only inside Persian words.
     zero_width = (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x206A), 0xFEFF, 0xAD, 0x61C)
     for cp in zero_width:

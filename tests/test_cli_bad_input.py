@@ -260,3 +260,16 @@ def test_a_closed_stdout_stops_predict_quietly(db: Path):
     assert process.returncode == ExitCode.OUTPUT_CLOSED == 141, stderr
     assert "output was closed" in stderr and "Traceback" not in stderr and "Exception ignored" not in stderr
     assert run_status(db, "predict") == "interrupted"
+
+
+def test_a_row_naming_a_file_that_several_images_have_says_so(tmp_path: Path):
+    photo = DEMO / demo_rows()[0]["image"]
+    for sub in ("s1", "s2"):
+        (tmp_path / "photos" / sub).mkdir(parents=True)
+        shutil.copy(photo, tmp_path / "photos" / sub / "a.jpg")
+    products = tmp_path / "products.csv"
+    products.write_text("id,title,image\nx1,Blue mug,a.jpg\n", "utf-8")
+    result = tagkit(tmp_path / "tagkit.db", "import", str(tmp_path / "photos"), "--products", str(products),
+                    "--no-images")
+    assert result.exit_code == ExitCode.PARTIAL
+    assert "2 images in" in result.stderr and "s1/a.jpg, s2/a.jpg" in result.stderr

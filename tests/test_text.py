@@ -341,3 +341,10 @@ def test_attribute_values_are_found_in_titles(shared_data: Path) -> None:
                 matched += _contains(title_tokens, tokens(value))
     assert total > 10_000
     assert matched / total >= 0.915 and matched > raw, (matched / total, raw / total)
+
+
+def test_control_characters_are_not_text():
+    """A stray backspace in a Torob value (`بافت\\x08`) made a second spelling of `بافت` in `suggest`."""
+    assert normalize("بافت\x08") == "بافت"
+    assert normalize("a\x00b\x7fc") == "a b c"
+    assert match_key("بافت\x08") == match_key("بافت")
