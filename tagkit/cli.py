@@ -360,9 +360,8 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
     with obj.run("eval", args, "evaluating") as run:
         _check_model(obj, run, version)
         result = evaluate(run.store, source, version=version, mapping=mapping, top_k=top_k, **run.callbacks())
-        imported = result.pop("import_report")
-        outcome = _outcome(imported)
-        run.finish({"model": result["model"], "products": result["products"]}, imported.problem_count,
+        outcome = _outcome(result["import"])
+        run.finish({"model": result["model"], "products": result["products"]}, result["import"]["problem_count"],
                    status="failed" if outcome == ExitCode.USAGE or not result["products"] else None)
         if outcome == ExitCode.USAGE:
             obj.fail(f"nothing could be read from {source}", ExitCode.USAGE)
@@ -644,12 +643,13 @@ class _NothingRead(Exception):
     """The input could not be read at all (every record a problem): the export is not replaced."""
 
 
-def _outcome(report: ImportReport | None) -> ExitCode:
-    """The exit code of a command that read an input: USAGE when nothing at all could be read from it,
-    PARTIAL when some rows, fields or images had problems."""
-    if report is None or not report.problem_count:
+def _outcome(report: ImportReport | dict[str, Any] | None) -> ExitCode:
+    """The exit code of a command that read an input (its ImportReport, or the report's counts): USAGE when
+    nothing at all could be read from it, PARTIAL when some rows, fields or images had problems."""
+    counts = report.counts() if hasattr(report, "counts") else report or {}
+    if not counts.get("problem_count"):
         return ExitCode.OK
-    return ExitCode.USAGE if not report.products_read else ExitCode.PARTIAL
+    return ExitCode.USAGE if not counts.get("products_read") else ExitCode.PARTIAL
 
 
 def _check_source(source: Path, products_file: Path | None) -> None:

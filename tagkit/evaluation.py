@@ -36,7 +36,7 @@ def evaluate(
     The result has `category` (accuracy, top-k, macro-F1, per-category table, most confused pairs),
     `tags` (micro/macro P/R/F1, per-tag table, Hamming score, exact match), `tags_by_attribute`, and
     `products`, `model`, `seen_in_training` (how many evaluated products the model was trained on:
-    an honest score needs 0) and `import_report` (what reading `source` did, its problems). An id given
+    an honest score needs 0) and `import` (what reading `source` did: `ImportReport.counts()`). An id given
     twice is scored once, as its last row says.
     """
     from tagkit.models.metrics import evaluate as score
@@ -69,6 +69,6 @@ def evaluate(
         "products": len(ids),
         "seen_in_training": sum(1 for i in ids if i in training_ids),
         "seconds": round(time.monotonic() - started, 3),
-        "import_report": imported,
+        "import": imported.counts(),
     })
     return result
