@@ -26,6 +26,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import DEMO, copy_db
+from test_taxonomy import SMALL  # a small Persian taxonomy: categories, one multi-valued attribute, a colour
 
 from tagkit.cli import main
 from tagkit.config import ConfigError, load_config
@@ -87,23 +88,6 @@ attributes:
     values: [آبی, سبز, سرمه{ZWNJ}ای, سفید, {GREY}, قرمز, {BROWN}, مشکی]
 """
 
-SMALL = f"""
-name: small
-language: fa
-categories:
-  مد و پوشاک:
-    کفش:
-    پیراهن:
-attributes:
-  - name: ویژگی{ZWNJ}ها
-    multi_valued: true
-    values: [اورجینال, وارداتی]
-  - name: {COLOUR}
-    values:
-      - مشکی
-      - value: {BROWN}
-        synonyms: [قهوه ای سوخته]
-"""
 
 
 def tagkit(db: Path, *args: str):
