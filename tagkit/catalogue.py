@@ -225,7 +225,7 @@ class _ProductsReader:
                            "line 1 is empty; the first line must name the columns (id, title, ...)")
                 yield Problem(label, None if header_line is None else 1, None, message, skipped=True)
                 return
-            delimiter = self.mapping.delimiter or ("\t" if file_format == "tsv" else _sniff(header_line))
+            delimiter = self.mapping.delimiter or ("\t" if file_format == "tsv" else sniff_delimiter(header_line))
             if csv.field_size_limit() < MAX_CSV_FIELD:
                 csv.field_size_limit(MAX_CSV_FIELD)
             reader = csv.reader(_bare_cr_as_space(chain([header_line], line_iter)), delimiter=delimiter)
@@ -371,7 +371,7 @@ def _bare_cr_as_space(lines: Iterable[str]) -> Iterator[str]:
         yield body.replace("\r", " ") + line[len(body):] if "\r" in body else line
 
 
-def _sniff(header_line: str) -> str:
+def sniff_delimiter(header_line: str) -> str:
     """The delimiter of a CSV header line: the most frequent of , tab ; | outside quotes."""
     unquoted = re.sub(r'"[^"]*"', "", header_line)
     counts = [(unquoted.count(candidate), -rank, candidate)
@@ -869,10 +869,13 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping) -> Itera
     if products is not None:
         index = _ImageIndex(folder, images)
         reader = _ProductsReader(products, mapping)
+        rows, unreadable = 0, False
         for item in reader:
             if isinstance(item, Problem):
+                unreadable |= item.skipped and not item.info
                 yield item
                 continue
+            rows += 1
             found = index.match(item, by_id=reader.has_id_column)
             if found is None:
                 what = f"id {item.id!r}" + (f", image {item.image}" if item.image else "")
@@ -888,6 +891,10 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping) -> Itera
                               f"image {images[found]}; row {item.row} (the later) is used")
             joined[found] = replace(item, id=item.id if reader.has_id_column else images[found],
                                     image=os.path.join(base, images[found]))
+        if not rows and unreadable:  # the images alone would replace the titles stored from the last good file
+            yield Problem(str(products), None, None, f"no product could be read from it: the images of {folder} "
+                          "are left as they are", skipped=True)
+            return
     for number, path in enumerate(images, 1):
         product = joined.get(number - 1)
         yield product or Product(id=path, image=os.path.join(base, path), source=label, row=number)

@@ -6,6 +6,7 @@ Heavy modules (numpy, onnxruntime, hazm, sqlite-utils) are imported inside the c
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -70,6 +71,12 @@ class Context:
         finally:
             lock.release()
 
+    def read_store(self) -> Store:
+        """The database for a command that only reads it: an error, not a new empty file, when there is none."""
+        if not self.db.exists():
+            raise click.UsageError(f"no database at {self.db} (run `tagkit import` first, or pass --db)")
+        return self.open_store()
+
     def open_store(self) -> Store:
         import sqlite3
 
@@ -128,7 +135,31 @@ class Run:
                              f"{json.dumps(counts, ensure_ascii=False, default=str)}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The `tagkit` group: a usage error also goes to the log file; Ctrl-C, a closed stdout or a full disk end any
+    command with a message and their exit code (130, 141, 1), not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        def obj() -> Context:  # set by `main` once the group's options are read
+            return ctx.obj if isinstance(ctx.obj, Context) else Context(Path("tagkit.db"), quiet=False)
+
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            obj().to_log_file(f"error: {error.format_message()} (exit code {error.exit_code})")
+            raise
+        except KeyboardInterrupt:
+            obj().fail("interrupted (Ctrl-C)", ExitCode.INTERRUPTED)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            obj().fail("stopped: the output was closed", ExitCode.OUTPUT_CLOSED)
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            obj().fail(f"cannot write {error.filename or 'the output'}: {error.strerror}", ExitCode.ERROR)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tagkit")
 @click.option(
     "--db",
@@ -331,6 +362,9 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
             # the export file is complete (renamed into place) before the run is recorded as done
         except _NothingRead:
             run.finish(report.counts(), report.import_report.problem_count, status="failed")
+            if as_json:  # a cron job's summary file says what went wrong
+                click.echo(json.dumps({**report.counts(), **_import_summary(report.import_report)},
+                                      ensure_ascii=False, indent=2))
             obj.fail(f"nothing could be read from {source}", ExitCode.USAGE)
         problems = report.import_report.problem_count if report.import_report else 0
         run.finish(report.counts(), problems)
@@ -363,9 +397,11 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
         outcome = _outcome(result["import"])
         run.finish({"model": result["model"], "products": result["products"]}, result["import"]["problem_count"],
                    status="failed" if outcome == ExitCode.USAGE or not result["products"] else None)
-        if outcome == ExitCode.USAGE:
-            obj.fail(f"nothing could be read from {source}", ExitCode.USAGE)
-        if not result["products"]:
+        if outcome == ExitCode.USAGE or not result["products"]:
+            if as_json:  # a cron job's summary file says what went wrong
+                click.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+            if outcome == ExitCode.USAGE:
+                obj.fail(f"nothing could be read from {source}", ExitCode.USAGE)
             obj.fail(f"no product with a category or tags in {source}: nothing to score", ExitCode.NO_MODEL)
     if result["seen_in_training"]:
         obj.log(f"warning: {result['seen_in_training']:,} of the {result['products']:,} products were in the "
@@ -406,9 +442,7 @@ def models(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def stats(obj: Context, as_json: bool) -> None:
     """Show what the database holds."""
-    if not obj.db.exists():
-        raise click.UsageError(f"no database at {obj.db} (run `tagkit import` first, or pass --db)")
-    with obj.open_store() as store:
+    with obj.read_store() as store:
         facts = store.stats()
     if as_json:
         click.echo(json.dumps(facts, ensure_ascii=False, indent=2))
@@ -460,7 +494,7 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
     from tagkit.tui import run
 
     reviewer = reviewer or _login_name()
-    with obj.open_store() as store:
+    with obj.read_store() as store:
         try:
             version = predicted_model(store, version)
         except LookupError as error:
@@ -503,7 +537,7 @@ def feedback_export(obj: Context, output: Path | None) -> None:
 
     if output:
         _check_output(output)
-    with obj.open_store() as store:
+    with obj.read_store() as store:
         if output:
             from tagkit.export import atomic_file
 

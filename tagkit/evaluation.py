@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,8 @@ def evaluate(
     The result has `category` (accuracy, top-k, macro-F1, per-category table, most confused pairs),
     `tags` (micro/macro P/R/F1, per-tag table, Hamming score, exact match), `tags_by_attribute`, and
     `products`, `model`, `seen_in_training` (how many evaluated products the model was trained on:
-    an honest score needs 0) and `import` (what reading `source` did: `ImportReport.counts()`). An id given
-    twice is scored once, as its last row says.
+    an honest score needs 0), `import` and `problems` (what reading `source` did: `ImportReport.counts()`, its
+    first problems). An id given twice is scored once, as its last row says.
     """
     from tagkit.models.metrics import evaluate as score
 
@@ -70,5 +71,6 @@ def evaluate(
         "seen_in_training": sum(1 for i in ids if i in training_ids),
         "seconds": round(time.monotonic() - started, 3),
         "import": imported.counts(),
+        "problems": [asdict(problem) for problem in imported.problems],
     })
     return result

@@ -11,6 +11,7 @@ import csv
 import glob
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,8 +36,16 @@ def safe_cell(value: Any) -> Any:
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[IO[str]]:
     """A UTF-8 text file written as `.<name>.tmp-<pid>` beside `path` and renamed to `path` when the block
-    ends without an error: an interrupted export never leaves a half file, nor clobbers the last one."""
-    path = Path(path)
+    ends without an error: an interrupted export never leaves a half file, nor clobbers the last one.
+
+    A symbolic link is followed (its target is written); a `path` that is not a regular file (a pipe,
+    `/dev/stdout`) is written to directly; an existing file keeps its permissions.
+    """
+    path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():
+        with path.open("w", encoding="utf-8", newline="") as out:
+            yield out
+        return
     for leftover in path.parent.glob(glob.escape(f".{path.name}.tmp-") + "*"):  # from a killed run
         pid = leftover.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not process_alive(int(pid)):
@@ -45,6 +54,8 @@ def atomic_file(path: str | Path) -> Iterator[IO[str]]:
     try:
         with temporary.open("w", encoding="utf-8", newline="") as out:
             yield out
+        if path.exists():
+            shutil.copymode(path, temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from tagkit.catalogue import sniff_delimiter
 from tagkit.product import Problem, Product, Tag, format_category, parse_category
 
 if TYPE_CHECKING:
@@ -184,7 +185,9 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     report = FeedbackImport(str(path))
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
+            delimiter = sniff_delimiter(f.readline())  # a spreadsheet may save with ; or tabs
+            f.seek(0)
+            reader = csv.DictReader(f, delimiter=delimiter)
             missing = {"product_id", "field", "decision"} - set(reader.fieldnames or ())
             if missing:
                 raise FeedbackFileError(f"{path}: no column {', '.join(sorted(missing))} (the header must name "

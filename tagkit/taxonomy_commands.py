@@ -74,7 +74,7 @@ def show(obj: Any, tree: bool, attribute_name: str | None, as_yaml: bool, as_jso
     """Show the taxonomy in the database: its attributes (default), the category tree, or one attribute."""
     from tagkit.taxonomy import dump_taxonomy, stored_taxonomy, taxonomy_data
 
-    with obj.open_store() as store:
+    with obj.read_store() as store:
         loaded = stored_taxonomy(store)
     if loaded is None:
         obj.fail(f"no taxonomy in {obj.db}: load one with `tagkit taxonomy import FILE`", ExitCode.NO_MODEL)
@@ -159,12 +159,15 @@ def suggest(obj: Any, source: Path | None, config_path: Path | None, overrides: 
     from tagkit.taxonomy import stored_taxonomy
     from tagkit.vocabulary import suggest as find_variants
 
-    with obj.open_store() as store:
-        loaded = stored_taxonomy(store)
-        if source is None:
-            tags = [t for p in store.iter_products("tags is not null") for t in p.tags]
-        else:
-            tags = _source_tags(obj, source, _load_mapping(config_path, overrides))
+    if source is not None and not obj.db.exists():  # no database: no taxonomy to compare with
+        loaded, tags = None, _source_tags(obj, source, _load_mapping(config_path, overrides))
+    else:
+        with obj.read_store() as store:
+            loaded = stored_taxonomy(store)
+            if source is None:
+                tags = [t for p in store.iter_products("tags is not null") for t in p.tags]
+            else:
+                tags = _source_tags(obj, source, _load_mapping(config_path, overrides))
     found = find_variants(tags, loaded)[:limit]
     if as_json:
         click.echo(json.dumps([s.as_dict() for s in found], ensure_ascii=False, indent=2))

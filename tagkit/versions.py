@@ -108,11 +108,16 @@ def list_versions(store: Store) -> list[dict[str, Any]]:
 
 def find_version(store: Store, version: str | None = None) -> ModelVersion:
     """The newest model version whose folder exists, or the one named (an id or a unique prefix)."""
-    candidates = [row for row in list_versions(store) if row["available"]]
+    rows = list_versions(store)
+    candidates = [row for row in rows if row["available"]]
     if version:
         candidates = [row for row in candidates if row["id"].startswith(version)]
         if len(candidates) > 1:
             raise ModelNotFound(f"model {version!r} is ambiguous: {', '.join(r['id'] for r in candidates)}")
+        gone = [row for row in rows if row["id"].startswith(version) and not row["available"]]
+        if not candidates and len(gone) == 1:
+            raise ModelNotFound(f"model {gone[0]['id']}'s folder {gone[0]['path']} is missing (moved or deleted?); "
+                                "`tagkit models` lists the others")
     if not candidates:
         which = f"model {version!r}" if version else "trained model"
         raise ModelNotFound(f"no {which} in {store.path} (run `tagkit train` first; `tagkit models` lists them)")

@@ -273,3 +273,101 @@ def test_a_row_naming_a_file_that_several_images_have_says_so(tmp_path: Path):
                     "--no-images")
     assert result.exit_code == ExitCode.PARTIAL
     assert "2 images in" in result.stderr and "s1/a.jpg, s2/a.jpg" in result.stderr
+
+
+# -- round two: cron and read-only commands ------------------------------------------------------------------
+
+
+def test_an_unreadable_products_file_leaves_the_stored_titles(db: Path, tmp_path: Path):
+    out = tmp_path / "out.csv"
+    assert tagkit(db, "predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv"), "-o", str(out),
+                  "--json").exit_code in (ExitCode.OK, ExitCode.PARTIAL)
+    with Store(db) as store:
+        titles = {p.id: p.title for p in store.iter_products() if p.title}
+    before = out.read_bytes()
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", "utf-8")
+    result = tagkit(db, "predict", str(DEMO / "new"), "--products", str(empty), "-o", str(out), "--json")
+    assert result.exit_code == ExitCode.USAGE
+    assert "no product could be read from it" in result.stderr
+    assert json.loads(result.stdout)["problems"], "the --json summary is printed, problems included"
+    with Store(db) as store:
+        assert {p.id: p.title for p in store.iter_products() if p.title} == titles
+    assert out.read_bytes() == before
+
+
+def test_eval_json_has_the_problems(db: Path, tmp_path: Path):
+    rows = absolute_images(demo_rows()[:5])
+    rows[0] = {**rows[0], "image": str(tmp_path / "missing.jpg")}
+    result = tagkit(db, "eval", str(write_csv(tmp_path / "test.csv", rows)), "--json")
+    assert result.exit_code == ExitCode.PARTIAL
+    summary = json.loads(result.stdout)
+    assert summary["import"]["products_read"] == 5
+    assert any("missing.jpg" in p["message"] and p["row"] == 2 for p in summary["problems"])
+
+
+def test_usage_errors_go_to_the_log_file(tmp_path: Path):
+    log = tmp_path / "tagkit.log"
+    result = CliRunner().invoke(main, ["-q", "--log-file", str(log), "--db", str(tmp_path / "t.db"), "predict",
+                                       str(tmp_path / "nonexistent.csv")])
+    assert result.exit_code == ExitCode.USAGE
+    assert "nonexistent.csv" in log.read_text("utf-8") and "(exit code 2)" in log.read_text("utf-8")
+
+
+def test_readers_of_a_mistyped_database_create_nothing(tmp_path: Path):
+    typo = tmp_path / "typo.db"
+    for args in (["feedback", "export"], ["taxonomy", "show"], ["taxonomy", "suggest"], ["stats"]):
+        result = tagkit(typo, *args)
+        assert result.exit_code == ExitCode.USAGE and "no database at" in result.stderr, args
+    assert not typo.exists()
+
+
+def test_output_through_a_link_or_into_a_pipe(db: Path, tmp_path: Path):
+    target = tmp_path / "real.csv"
+    target.write_text("old\n", "utf-8")
+    target.chmod(0o640)
+    (tmp_path / "link.csv").symlink_to(target)
+    assert tagkit(db, "predict", str(DEMO / "new.csv"), "-o", str(tmp_path / "link.csv")).exit_code == ExitCode.OK
+    assert (tmp_path / "link.csv").is_symlink() and target.read_text("utf-8").startswith("id,title")
+    assert target.stat().st_mode & 0o777 == 0o640
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    assert tagkit(db, "predict", str(DEMO / "new.csv"), "-o", str(fifo)).exit_code == ExitCode.OK
+    assert reader.communicate(timeout=60)[0].startswith(b"id,title") and fifo.is_fifo()
+
+
+def test_a_reader_whose_stdout_closes_exits_141(demo_predicted: Path, tmp_path: Path):
+    db = copy_db(demo_predicted, tmp_path / "tagkit.db")
+    assert tagkit(db, "taxonomy", "import", str(DEMO.parent.parent / "taxonomy" / "fa-fashion.yaml")).exit_code == 0
+    read, write = os.pipe()
+    fcntl.fcntl(write, F_SETPIPE_SZ, 4096)
+    process = subprocess.Popen([str(TAGKIT), "--db", str(db), "taxonomy", "show", "--tree"], stdout=write,
+                               stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    with os.fdopen(read, "rb") as out:
+        out.readline()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == ExitCode.OUTPUT_CLOSED, stderr
+    assert "output was closed" in stderr and "Traceback" not in stderr
+
+
+def test_feedback_saved_with_semicolons_imports(db: Path, tmp_path: Path):
+    with Store(db) as store:
+        product, tags = next((p["product_id"], json.loads(p["tags"])) for p in store.db.table("predictions").rows
+                             if json.loads(p["tags"]))
+    sheet = tmp_path / "decisions.csv"  # as a spreadsheet in a `;` locale saves it
+    sheet.write_text(f"product_id;field;predicted;decision\n{product};tag;{tags[0][0]};accept\n", "utf-8")
+    first, again = tagkit(db, "feedback", "import", str(sheet)), tagkit(db, "feedback", "import", str(sheet))
+    assert first.exit_code == again.exit_code == ExitCode.OK, first.stderr
+    assert "1 decisions added" in first.stderr or "1 decision added" in first.stderr
+    assert "0 decisions added, 1 already there" in again.stderr
+
+
+def test_a_model_whose_folder_is_gone_is_named(demo_predicted: Path, tmp_path: Path):
+    db = copy_db(demo_predicted, tmp_path / "tagkit.db")
+    with Store(db) as store, store.transaction():
+        version = store.db.execute("select id from models").fetchone()[0]
+        store.db.execute("update models set path = ?", [str(tmp_path / "gone")])
+    result = tagkit(db, "predict", str(DEMO / "new.csv"), "--model", version)
+    assert result.exit_code == ExitCode.NO_MODEL and f"{tmp_path / 'gone'} is missing" in result.stderr

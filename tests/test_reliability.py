@@ -122,6 +122,7 @@ def test_second_writer_waits_then_gets_a_clear_error(tmp_path: Path):
 
 def test_a_killed_holder_never_leaves_a_stale_lock(tmp_path: Path):
     db = tmp_path / "tagkit.db"
+    Store(db).close()  # a database the readers below can read
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from tagkit.lock import WriterLock; "
                                f"WriterLock({str(db)!r}, 'train').acquire(); print('held', flush=True); "
                                "time.sleep(600)"], stdout=subprocess.PIPE, text=True)

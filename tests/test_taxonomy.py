@@ -250,6 +250,9 @@ def test_cli_import_show_map_suggest(tmp_path: Path) -> None:
     out = runner.invoke(main, ["--db", fresh, "taxonomy", "suggest", str(products), "--map", "tags=attributes"])
     assert out.exit_code == 0 and f"ويژگي ها (1)  ->  ویژگی{ZWNJ}ها  [Arabic letters, half-space]" in out.output
     missing = runner.invoke(main, ["--db", fresh, "taxonomy", "show"])
+    assert missing.exit_code == 2 and "no database at" in missing.output  # suggest did not create one
+    Store(fresh).close()
+    missing = runner.invoke(main, ["--db", fresh, "taxonomy", "show"])
     assert missing.exit_code == 4 and "no taxonomy" in missing.output
     bad = runner.invoke(main, ["--db", fresh, "taxonomy", "map", "x", "y"])
     assert bad.exit_code == 2
