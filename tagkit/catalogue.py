@@ -869,10 +869,9 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping) -> Itera
     if products is not None:
         index = _ImageIndex(folder, images)
         reader = _ProductsReader(products, mapping)
-        rows, unreadable = 0, False
+        rows = 0
         for item in reader:
             if isinstance(item, Problem):
-                unreadable |= item.skipped and not item.info
                 yield item
                 continue
             rows += 1
@@ -891,7 +890,7 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping) -> Itera
                               f"image {images[found]}; row {item.row} (the later) is used")
             joined[found] = replace(item, id=item.id if reader.has_id_column else images[found],
                                     image=os.path.join(base, images[found]))
-        if not rows and unreadable:  # the images alone would replace the titles stored from the last good file
+        if not rows:  # the images alone would replace the titles stored from the last good file
             yield Problem(str(products), None, None, f"no product could be read from it: the images of {folder} "
                           "are left as they are", skipped=True)
             return

@@ -140,8 +140,12 @@ class _Main(click.Group):
     command with a message and their exit code (130, 141, 1), not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        def obj() -> Context:  # set by `main` once the group's options are read
-            return ctx.obj if isinstance(ctx.obj, Context) else Context(Path("tagkit.db"), quiet=False)
+        def obj() -> Context:  # set by `main`, which has not run yet when the command name is wrong
+            if isinstance(ctx.obj, Context):
+                return ctx.obj
+            log_file = ctx.params.get("log_file")
+            log = log_file.open("a", encoding="utf-8", buffering=1) if log_file else None
+            return Context(Path("tagkit.db"), quiet=False, log_file=log)
 
         try:
             return super().invoke(ctx)
@@ -447,8 +451,9 @@ def stats(obj: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(facts, ensure_ascii=False, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from tagkit.report import StdoutConsole
 
     table = Table(title=f"{facts['database']} ({facts['size_bytes'] / 1e6:.1f} MB)", show_header=False)
     for name, count in facts["tables"].items():
@@ -461,7 +466,7 @@ def stats(obj: Context, as_json: bool) -> None:
     if facts["last_run"]:
         run = facts["last_run"]
         table.add_row("last run", f"#{run['id']} {run['command']} {run['started_at']} {run['status']}")
-    Console().print(table)
+    StdoutConsole().print(table)
 
 
 @main.command()
@@ -693,7 +698,11 @@ def _check_source(source: Path, products_file: Path | None) -> None:
 
 
 def _check_output(output: Path) -> None:
-    folder = output.parent
+    from tagkit.export import written_directly
+
+    if written_directly(output):
+        return
+    folder = Path(os.path.realpath(output)).parent  # a link's target's folder
     if not folder.is_dir():
         raise click.BadParameter(f"the folder {folder} does not exist", param_hint="-o")
     if not os.access(folder, os.W_OK):

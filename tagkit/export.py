@@ -33,19 +33,33 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
+def written_directly(path: str | Path) -> bool:
+    """Whether `path` is written to as it is rather than replaced: a pipe, a device or a terminal, or a name for
+    an open file (`/dev/stdout`, `/proc/self/fd/1`, or a link to them: replacing the file they stand for would
+    undo a redirect's `>>`, or fail)."""
+    name = os.path.abspath(path)
+    for _ in range(40):  # along the chain of links
+        if name.startswith(("/dev/", "/proc/")):
+            return True
+        if not os.path.islink(name):
+            break
+        name = os.path.normpath(os.path.join(os.path.dirname(name), os.readlink(name)))
+    return os.path.exists(name) and not os.path.isfile(name)
+
+
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[IO[str]]:
     """A UTF-8 text file written as `.<name>.tmp-<pid>` beside `path` and renamed to `path` when the block
     ends without an error: an interrupted export never leaves a half file, nor clobbers the last one.
 
-    A symbolic link is followed (its target is written); a `path` that is not a regular file (a pipe,
-    `/dev/stdout`) is written to directly; an existing file keeps its permissions.
+    A symbolic link is followed (its target is written); what is `written_directly` (a pipe, `/dev/stdout`) is
+    opened for appending and written as it comes; an existing file keeps its permissions.
     """
-    path = Path(os.path.realpath(path))
-    if path.exists() and not path.is_file():
-        with path.open("w", encoding="utf-8", newline="") as out:
+    if written_directly(path):
+        with open(path, "a", encoding="utf-8", newline="") as out:
             yield out
         return
+    path = Path(os.path.realpath(path))
     for leftover in path.parent.glob(glob.escape(f".{path.name}.tmp-") + "*"):  # from a killed run
         pid = leftover.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not process_alive(int(pid)):

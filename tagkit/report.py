@@ -10,9 +10,17 @@ from rich.table import Table
 PER_CLASS_ROWS = 25
 
 
+class StdoutConsole(Console):
+    """rich's console on stdout, except that a closed stdout raises BrokenPipeError (the `tagkit` command then
+    exits 141 with a message) where rich would exit 1 in silence."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def print_evaluation(result: dict[str, Any], top_k: int = 3, console: Console | None = None) -> None:
     """Headline scores, the weakest categories and tags, and the most confused category pairs."""
-    console = console or Console()
+    console = console or StdoutConsole()
     category, tags = result["category"], result["tags"]
     head = Table(title=f"model {result['model']} on {result['products']:,} labelled products", show_header=False)
     if category["n"]:
@@ -62,7 +70,7 @@ def _class_table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
 
 def print_models(versions: list[dict[str, Any]], console: Console | None = None) -> None:
     """One row per model version, newest first."""
-    console = console or Console()
+    console = console or StdoutConsole()
     table = Table(title="model versions (newest first; `predict` uses the newest)")
     table.add_column("version", no_wrap=True, min_width=19)
     for column in ("products", "categories", "tags", "validation top-1 (inputs)", "train s", "folder"):

@@ -371,3 +371,55 @@ def test_a_model_whose_folder_is_gone_is_named(demo_predicted: Path, tmp_path: P
         store.db.execute("update models set path = ?", [str(tmp_path / "gone")])
     result = tagkit(db, "predict", str(DEMO / "new.csv"), "--model", version)
     assert result.exit_code == ExitCode.NO_MODEL and f"{tmp_path / 'gone'} is missing" in result.stderr
+
+
+# -- round three ---------------------------------------------------------------------------------------------
+
+
+def test_a_products_file_with_a_header_only_leaves_the_stored_titles(db: Path, tmp_path: Path):
+    assert tagkit(db, "predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv")).exit_code in (0, 3)
+    with Store(db) as store:
+        titles = {p.id: p.title for p in store.iter_products() if p.title}
+    header = tmp_path / "header.csv"
+    header.write_text((DEMO / "new.csv").read_text("utf-8").splitlines()[0] + "\n", "utf-8")
+    for products in (header, tmp_path / "empty.json"):
+        if products.suffix == ".json":
+            products.write_text("[]", "utf-8")
+        result = tagkit(db, "predict", str(DEMO / "new"), "--products", str(products))
+        assert result.exit_code == ExitCode.USAGE, products
+        with Store(db) as store:
+            assert {p.id: p.title for p in store.iter_products() if p.title} == titles
+
+
+def test_output_to_dev_stdout_appends_to_a_redirect(db: Path, tmp_path: Path):
+    log = tmp_path / "log.txt"
+    log.write_text("keep me\n", "utf-8")
+    with log.open("a") as out:
+        done = subprocess.run([str(TAGKIT), "--db", str(db), "-q", "predict", str(DEMO / "new.csv"), "-o",
+                               "/dev/stdout"], stdout=out, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == ExitCode.OK, done.stderr
+    lines = log.read_text("utf-8").splitlines()
+    assert lines[0] == "keep me" and lines[1].startswith("id,title") and len(lines) > 10
+
+
+def test_output_through_a_link_into_a_missing_folder(db: Path, tmp_path: Path):
+    (tmp_path / "out.csv").symlink_to(tmp_path / "nosuch" / "x.csv")
+    result = tagkit(db, "predict", str(DEMO / "new.csv"), "-o", str(tmp_path / "out.csv"))
+    assert result.exit_code == ExitCode.USAGE and "does not exist" in result.stderr
+
+
+def test_a_table_whose_stdout_closes_exits_141(db: Path):
+    read, write = os.pipe()
+    os.close(read)  # nobody will read
+    done = subprocess.run([str(TAGKIT), "--db", str(db), "stats"], stdout=write, stderr=subprocess.PIPE, text=True,
+                          timeout=120)
+    os.close(write)
+    assert done.returncode == ExitCode.OUTPUT_CLOSED, done.stderr
+    assert "output was closed" in done.stderr
+
+
+def test_a_mistyped_command_goes_to_the_log_file(tmp_path: Path):
+    log = tmp_path / "tagkit.log"
+    result = CliRunner().invoke(main, ["-q", "--log-file", str(log), "predcit", "x.csv"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "No such command 'predcit'" in log.read_text("utf-8")
