@@ -890,9 +890,10 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping) -> Itera
                               f"image {images[found]}; row {item.row} (the later) is used")
             joined[found] = replace(item, id=item.id if reader.has_id_column else images[found],
                                     image=os.path.join(base, images[found]))
-        if not rows:  # the images alone would replace the titles stored from the last good file
-            yield Problem(str(products), None, None, f"no product could be read from it: the images of {folder} "
-                          "are left as they are", skipped=True)
+        if not joined:  # the images alone would replace the titles stored from the last good file
+            why = "no product could be read from it" if not rows else f"none of its rows matches an image of {folder}"
+            yield Problem(str(products), None, None, f"{why}: the images of {folder} are left as they are",
+                          skipped=True)
             return
     for number, path in enumerate(images, 1):
         product = joined.get(number - 1)

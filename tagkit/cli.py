@@ -143,8 +143,10 @@ class _Main(click.Group):
         def obj() -> Context:  # set by `main`, which has not run yet when the command name is wrong
             if isinstance(ctx.obj, Context):
                 return ctx.obj
-            log_file = ctx.params.get("log_file")
-            log = log_file.open("a", encoding="utf-8", buffering=1) if log_file else None
+            try:  # the --log-file given, if it can be opened (that it cannot may be the error)
+                log = ctx.params["log_file"].open("a", encoding="utf-8", buffering=1)
+            except (KeyError, AttributeError, OSError):
+                log = None
             return Context(Path("tagkit.db"), quiet=False, log_file=log)
 
         try:
@@ -369,7 +371,8 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
             if as_json:  # a cron job's summary file says what went wrong
                 click.echo(json.dumps({**report.counts(), **_import_summary(report.import_report)},
                                       ensure_ascii=False, indent=2))
-            obj.fail(f"nothing could be read from {source}", ExitCode.USAGE)
+            obj.fail(f"nothing usable could be read from {source} (see the problems above); nothing was changed",
+                     ExitCode.USAGE)
         problems = report.import_report.problem_count if report.import_report else 0
         run.finish(report.counts(), problems)
     if as_json:

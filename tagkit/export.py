@@ -11,6 +11,7 @@ import csv
 import glob
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,18 +34,33 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
-def written_directly(path: str | Path) -> bool:
-    """Whether `path` is written to as it is rather than replaced: a pipe, a device or a terminal, or a name for
-    an open file (`/dev/stdout`, `/proc/self/fd/1`, or a link to them: replacing the file they stand for would
-    undo a redirect's `>>`, or fail)."""
+_DESCRIPTOR_NAME = re.compile(
+    r"/dev/(?P<std>stdout|stderr)|/dev/fd/(?P<fd>\d+)|/proc/(?P<pid>self|\d+)/fd/(?P<proc_fd>\d+)")
+
+
+def named_descriptor(path: str | Path) -> int | None:
+    """The file descriptor of this process that `path` names (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`,
+    `/proc/self/fd/N`, or a link to one of them), or None."""
     name = os.path.abspath(path)
     for _ in range(40):  # along the chain of links
-        if name.startswith(("/dev/", "/proc/")):
-            return True
+        found = _DESCRIPTOR_NAME.fullmatch(name)
+        if found:
+            pid, number = found.group("pid"), found.group("fd") or found.group("proc_fd")
+            if pid not in (None, "self", str(os.getpid())):
+                return None
+            return int(number) if number else {"stdout": 1, "stderr": 2}[found.group("std")]
         if not os.path.islink(name):
-            break
-        name = os.path.normpath(os.path.join(os.path.dirname(name), os.readlink(name)))
-    return os.path.exists(name) and not os.path.isfile(name)
+            return None
+        name = os.path.join(os.path.realpath(os.path.dirname(name)), os.readlink(name))
+    return None
+
+
+def written_directly(path: str | Path) -> bool:
+    """Whether `path` is written to as it is rather than replaced: an open file of this process (`/dev/stdout`:
+    replacing the file a shell redirected it to would undo a `>>`), or what is not a regular file (a pipe, a
+    device, a terminal)."""
+    target = os.path.realpath(path)
+    return named_descriptor(path) is not None or (os.path.exists(target) and not os.path.isfile(target))
 
 
 @contextmanager
@@ -52,11 +68,17 @@ def atomic_file(path: str | Path) -> Iterator[IO[str]]:
     """A UTF-8 text file written as `.<name>.tmp-<pid>` beside `path` and renamed to `path` when the block
     ends without an error: an interrupted export never leaves a half file, nor clobbers the last one.
 
-    A symbolic link is followed (its target is written); what is `written_directly` (a pipe, `/dev/stdout`) is
-    opened for appending and written as it comes; an existing file keeps its permissions.
+    A symbolic link is followed (its target is written); an open file of this process (`/dev/stdout`) is written
+    through its descriptor (sharing its position with what else is written there), a pipe or a device as it
+    comes; an existing file keeps its permissions.
     """
+    descriptor = named_descriptor(path)
+    if descriptor is not None:
+        with os.fdopen(os.dup(descriptor), "w", encoding="utf-8", newline="") as out:
+            yield out
+        return
     if written_directly(path):
-        with open(path, "a", encoding="utf-8", newline="") as out:
+        with open(path, "w", encoding="utf-8", newline="") as out:
             yield out
         return
     path = Path(os.path.realpath(path))

@@ -125,7 +125,7 @@ def test_unreadable_input_exits_2_and_keeps_the_last_export(db: Path, tmp_path: 
     result = tagkit(db, "predict", str(utf16), "-o", str(out))
     assert result.exit_code == ExitCode.USAGE
     assert "NUL bytes" in result.stderr and "UTF-16" in result.stderr
-    assert f"nothing could be read from {utf16}" in result.stderr
+    assert f"nothing usable could be read from {utf16}" in result.stderr
     assert out.read_bytes() == before
     assert run_status(db, "predict") == "failed"
     assert tagkit(db, "eval", str(utf16)).exit_code == ExitCode.USAGE
@@ -271,7 +271,7 @@ def test_a_row_naming_a_file_that_several_images_have_says_so(tmp_path: Path):
     products.write_text("id,title,image\nx1,Blue mug,a.jpg\n", "utf-8")
     result = tagkit(tmp_path / "tagkit.db", "import", str(tmp_path / "photos"), "--products", str(products),
                     "--no-images")
-    assert result.exit_code == ExitCode.PARTIAL
+    assert result.exit_code == ExitCode.USAGE  # its only row matches no one image: the folder is left alone
     assert "2 images in" in result.stderr and "s1/a.jpg, s2/a.jpg" in result.stderr
 
 
@@ -423,3 +423,41 @@ def test_a_mistyped_command_goes_to_the_log_file(tmp_path: Path):
     result = CliRunner().invoke(main, ["-q", "--log-file", str(log), "predcit", "x.csv"])
     assert result.exit_code == ExitCode.USAGE
     assert "No such command 'predcit'" in log.read_text("utf-8")
+
+
+def test_a_products_file_for_other_images_leaves_the_stored_titles(db: Path, tmp_path: Path):
+    with Store(db) as store:
+        titles = {p.id: p.title for p in store.iter_products() if p.title}
+    other = tmp_path / "other.csv"
+    other.write_text("id,title,image\nx1,Blue mug,elsewhere/x1.jpg\n", "utf-8")
+    result = tagkit(db, "predict", str(DEMO / "new"), "--products", str(other))
+    assert result.exit_code == ExitCode.USAGE and "none of its rows matches an image" in result.stderr
+    with Store(db) as store:
+        assert {p.id: p.title for p in store.iter_products() if p.title} == titles
+
+
+def test_json_and_export_both_on_a_redirected_stdout(db: Path, tmp_path: Path):
+    out = tmp_path / "both.txt"
+    with out.open("w") as f:
+        done = subprocess.run([str(TAGKIT), "--db", str(db), "-q", "predict", str(DEMO / "new.csv"), "--json", "-o",
+                               "/dev/stdout"], stdout=f, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == ExitCode.OK, done.stderr
+    text = out.read_text("utf-8")
+    export, summary = text[: text.index("\n{") + 1], text[text.index("\n{") + 1 :]
+    assert len(list(csv.DictReader(io.StringIO(export)))) == json.loads(summary)["products"] > 20
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm on this machine")
+def test_a_regular_file_under_dev_is_replaced_as_any_file(db: Path):
+    path = Path("/dev/shm") / f"tagkit-test-{os.getpid()}.csv"
+    path.write_text("old\n", "utf-8")
+    try:
+        assert tagkit(db, "predict", str(DEMO / "new.csv"), "-o", str(path)).exit_code == ExitCode.OK
+        assert path.read_text("utf-8").startswith("id,title")
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_a_log_file_that_cannot_be_opened_is_a_usage_error(tmp_path: Path):
+    result = CliRunner().invoke(main, ["--log-file", str(tmp_path / "nosuch" / "t.log"), "stats"])
+    assert result.exit_code == ExitCode.USAGE and "cannot append to" in result.stderr
