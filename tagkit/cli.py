@@ -253,7 +253,8 @@ def import_command(obj: Context, source: Path, config_path: Path | None, overrid
 
     mapping = _load_mapping(config_path, overrides)
     embedder = None if no_images else ImageEmbedder(variant=image_model)
-    args = {"source": source, "config": config_path, "map": overrides, "image_model": image_model, "force": force}
+    args = {"source": source, "products": products_file, "config": config_path, "map": overrides,
+            "image_model": image_model, "no_images": no_images, "force": force}
     with obj.run("import", args, "importing") as run:
         _check_source(source, products_file)
         report = import_products(run.store, source, mapping=mapping, products_file=products_file,
@@ -288,7 +289,8 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
     from tagkit.training import train as train_model
 
     config, mapping = _load_config(config_path, overrides)
-    args = {"source": source, "config": config_path, "map": overrides, "image_model": image_model, "seed": seed}
+    args = {"source": source, "products": products_file, "config": config_path, "map": overrides,
+            "image_model": image_model, "seed": seed}
     with obj.run("train", args, "importing") as run:
         if source is not None:
             _check_source(source, products_file)
@@ -346,8 +348,8 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
         export_format = {".jsonl": "jsonl", ".json": "json"}.get(output.suffix.lower(), "csv")
     if as_json and export_format and not output:
         raise click.UsageError("--json prints the summary on stdout: write the export to a file with -o FILE")
-    args = {"source": source, "config": config_path, "map": overrides, "model": version, "export": export_format,
-            "force": force}
+    args = {"source": source, "products": products_file, "config": config_path, "map": overrides, "model": version,
+            "export": export_format, "output": output, "top_k": top_k, "force": force}
     if output:
         _check_output(output)
     with obj.run("predict", args, "predicting") as run:  # the export starts once locked
@@ -397,7 +399,7 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
     from tagkit.evaluation import evaluate
 
     mapping = _load_mapping(config_path, overrides)
-    args = {"source": source, "config": config_path, "map": overrides, "model": version}
+    args = {"source": source, "config": config_path, "map": overrides, "model": version, "top_k": top_k}
     with obj.run("eval", args, "evaluating") as run:
         _check_model(obj, run, version)
         result = evaluate(run.store, source, version=version, mapping=mapping, top_k=top_k, **run.callbacks())

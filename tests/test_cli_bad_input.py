@@ -461,3 +461,16 @@ def test_a_regular_file_under_dev_is_replaced_as_any_file(db: Path):
 def test_a_log_file_that_cannot_be_opened_is_a_usage_error(tmp_path: Path):
     result = CliRunner().invoke(main, ["--log-file", str(tmp_path / "nosuch" / "t.log"), "stats"])
     assert result.exit_code == ExitCode.USAGE and "cannot append to" in result.stderr
+
+
+def test_a_run_records_the_options_it_was_given(db: Path, tmp_path: Path):
+    out = tmp_path / "out.csv"
+    assert tagkit(db, "predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv"), "-o", str(out),
+                  "--top-k", "2").exit_code in (ExitCode.OK, ExitCode.PARTIAL)
+    conn = sqlite3.connect(db)
+    try:
+        args = json.loads(conn.execute("select args from runs where command = 'predict' order by id desc")
+                          .fetchone()[0])
+    finally:
+        conn.close()
+    assert (args["products"], args["output"], args["top_k"]) == (str(DEMO / "new.csv"), str(out), 2)
