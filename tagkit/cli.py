@@ -21,7 +21,6 @@ from tagkit import __version__
 from tagkit.exitcodes import ExitCode
 
 if TYPE_CHECKING:
-    from tagkit.ingest import ImportReport
     from tagkit.predicting import PredictedProduct
     from tagkit.store import Store
 
@@ -97,18 +96,10 @@ class Context:
             self.to_log_file(f"{command} started: run #{run.id}, {json.dumps(shown, ensure_ascii=False, default=str)}")
             try:
                 yield run
-            except (KeyboardInterrupt, BrokenPipeError) as error:
-                store.finish_run(run.id, "interrupted", {})
-                if isinstance(error, KeyboardInterrupt):
-                    self.fail(f"{command} interrupted (Ctrl-C): run #{run.id}; what was stored is kept, the next "
-                              "run carries on", ExitCode.INTERRUPTED)
-                # stdout was closed (`| head`): say nothing more on it
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                self.fail(f"{command} stopped: its output was closed (run #{run.id}); what was stored is kept",
-                          ExitCode.OUTPUT_CLOSED)
-            except BaseException as error:
+            except BaseException as error:  # Ctrl-C and a closed stdout: exit codes and messages from `_Main`
                 if not run.finished:
-                    store.finish_run(run.id, "failed", {})
+                    stopped = isinstance(error, KeyboardInterrupt | BrokenPipeError)
+                    store.finish_run(run.id, "interrupted" if stopped else "failed", {})
                     if not isinstance(error, SystemExit):
                         self.to_log_file(f"{command} failed: run #{run.id}: {type(error).__name__}: {error}")
                 raise
@@ -155,10 +146,10 @@ class _Main(click.Group):
             obj().to_log_file(f"error: {error.format_message()} (exit code {error.exit_code})")
             raise
         except KeyboardInterrupt:
-            obj().fail("interrupted (Ctrl-C)", ExitCode.INTERRUPTED)
-        except BrokenPipeError:
+            obj().fail("interrupted (Ctrl-C): what was stored is kept, the next run carries on", ExitCode.INTERRUPTED)
+        except BrokenPipeError:  # stdout was closed (`| head`): say nothing more on it
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            obj().fail("stopped: the output was closed", ExitCode.OUTPUT_CLOSED)
+            obj().fail("stopped: the output was closed; what was stored is kept", ExitCode.OUTPUT_CLOSED)
         except OSError as error:
             if error.errno != errno.ENOSPC:
                 raise
@@ -265,7 +256,7 @@ def import_command(obj: Context, source: Path, config_path: Path | None, overrid
                               ensure_ascii=False, indent=2))
     else:
         _print_import_report(report)
-    sys.exit(_outcome(report))
+    sys.exit(_outcome(report.counts()))
 
 
 @main.command()
@@ -365,7 +356,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
                 report = run_predict(run.store, source, version=version, mapping=mapping,
                                      products_file=products_file, top_k=top_k, on_prediction=on_prediction,
                                      force=force, **run.callbacks())
-                if _outcome(report.import_report) == ExitCode.USAGE:
+                if _outcome(report.import_report.counts()) == ExitCode.USAGE:
                     raise _NothingRead  # and the last export stays as it was
             # the export file is complete (renamed into place) before the run is recorded as done
         except _NothingRead:
@@ -383,7 +374,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
     obj.log(f"{report.products:,} products with model {report.model} in {report.seconds:.1f} s: "
             f"{report.predicted:,} predicted now, {report.unchanged:,} unchanged since the last run (skipped)"
             + (f"; written to {output}" if output else ""))
-    sys.exit(_outcome(report.import_report))
+    sys.exit(_outcome(report.import_report.counts()))
 
 
 @main.command("eval")
@@ -687,10 +678,9 @@ class _NothingRead(Exception):
     """The input could not be read at all (every record a problem): the export is not replaced."""
 
 
-def _outcome(report: ImportReport | dict[str, Any] | None) -> ExitCode:
-    """The exit code of a command that read an input (its ImportReport, or the report's counts): USAGE when
-    nothing at all could be read from it, PARTIAL when some rows, fields or images had problems."""
-    counts = report.counts() if hasattr(report, "counts") else report or {}
+def _outcome(counts: dict[str, Any]) -> ExitCode:
+    """The exit code of a command that read an input, from its `ImportReport.counts()`: USAGE when nothing at all
+    could be read from it, PARTIAL when some rows, fields or images had problems."""
     if not counts.get("problem_count"):
         return ExitCode.OK
     return ExitCode.USAGE if not counts.get("products_read") else ExitCode.PARTIAL
