@@ -897,10 +897,10 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping) -> Itera
             return
     for number, path in enumerate(images, 1):
         product = joined.get(number - 1)
-        yield product or Product(id=path, image=os.path.join(base, path), source=label, row=number)
+        yield product or Product(id=path, image=os.path.join(base, path), source=label, row=number, keeps_stored=True)
     if products is not None and len(joined) < len(images):
         yield note(label, None, None, f"{len(images) - len(joined):,} of {len(images):,} images have no row "
-                   f"in {products}; they are kept without title or labels")
+                   f"in {products}; they keep the title and labels stored for them, if any")
     if not images:
         yield Problem(label, None, None, "no image files in the folder (looked for "
                       f"{', '.join(sorted(IMAGE_EXTENSIONS))}, hidden files and folders skipped)")

@@ -374,6 +374,9 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
     obj.log(f"{report.products:,} products with model {report.model} in {report.seconds:.1f} s: "
             f"{report.predicted:,} predicted now, {report.unchanged:,} unchanged since the last run (skipped)"
             + (f"; written to {output}" if output else ""))
+    if report.no_input:
+        obj.log(f"{report.no_input:,} of them had neither a title nor a readable image: nothing was predicted for "
+                "them (no category, no tags)")
     sys.exit(_outcome(report.import_report.counts()))
 
 
@@ -619,7 +622,9 @@ def _print_import_report(report: Any) -> None:
         f"products read     {report.products_read:,}",
         f"  new             {report.products_new:,}",
         f"  changed         {report.products_changed:,}",
-        f"  unchanged       {report.products_unchanged:,}  (not rewritten)",
+        f"  unchanged       {report.products_unchanged:,}  "
+        + ("(rewritten: --force)" if report.products_stored > report.products_new + report.products_changed
+           else "(not rewritten)"),
         f"rows skipped      {report.rows_skipped:,}",
         f"images            {report.images:,}",
     ]

@@ -30,11 +30,11 @@ class ImportReport:
     """What an import did. `problems` keeps the first 1,000; all of them are in the database.
 
     `products_read` counts the product records read (a repeated id counts each time); each is then
-    `products_new`, `products_changed` (both written: `products_stored`) or `products_unchanged` (its
-    content equals the stored row's: not rewritten), except a record replaced by a later one of the
-    same id within one chunk. Every product with an image path counts once in `images` and once in exactly one of:
-    `images_embedded` (computed now), `images_cached` (features already stored, or the same
-    picture as another product), `images_unreadable`, `images_missing`.
+    `products_new`, `products_changed` (both written: `products_stored`) or `products_unchanged` (its content
+    equals the stored row's: not rewritten, unless forced, when `products_stored` counts it too), except a record
+    replaced by a later one of the same id within one chunk. Every product with an image path counts once in
+    `images` and once in exactly one of: `images_embedded` (computed now), `images_cached` (features already
+    stored, or the same picture as another product), `images_unreadable`, `images_missing`.
     """
 
     source: str
@@ -107,7 +107,8 @@ def import_products(
     content hash has no cached features for `embedder`'s model are embedded and stored. A bad row
     or image becomes a `Problem` (also written to the `problems` table when `run_id` is given);
     the rest of the input goes on. Pass `embedder=None` to store products without features. With
-    `keep_labels`, a product without a category or tags keeps those stored (see `Store.upsert_products`).
+    `keep_labels`, a product without a category or tags keeps those stored (see `Store.upsert_products`). An
+    image of a folder without a products row keeps all its product's stored text and labels.
     `on_chunk` gets each chunk's products once they and their features are stored (with
     `image_hash` set where the image could be read): `predict` and `train` work from there.
 
@@ -126,6 +127,7 @@ def import_products(
         # The next chunk's image files are read and hashed while this one is embedded.
         for chunk, hashes in _ahead(_chunks(records, problems, chunk_size), lambda c: ahead.submit(_hashes, c, pool)):
             _set_hashes(chunk, hashes.result(), report, problems)
+            _keep_stored(store, chunk)
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
             writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels)
@@ -192,6 +194,17 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
             problems.add(_image_problem(product, result))
         else:
             product.image_hash = result
+
+
+def _keep_stored(store: Store, chunk: list[Product]) -> None:
+    """Give each image read without a products row (`Product.keeps_stored`) the title, description and labels
+    stored for its id, so that reading a folder does not erase them."""
+    bare = [p for p in chunk if p.keeps_stored]
+    stored = store.products(p.id for p in bare) if bare else {}
+    for product in bare:
+        if (known := stored.get(product.id)) is not None:
+            product.title, product.description = known.title, known.description
+            product.category, product.tags, product.extra = known.category, known.tags, known.extra
 
 
 def _hash_file(path: str) -> str | ImageError:

@@ -50,22 +50,29 @@ class PredictedProduct:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def no_input(self) -> bool:
+        """Nothing was predicted: the product had neither a title nor a readable image."""
+        return not self.category and not self.tags and not self.candidates
+
 
 @dataclass
 class PredictReport:
     """What `predict` did: `products` (one per id and chunk) = `predicted` now + `unchanged` (the stored
-    prediction of this model was made from the same title, description and image bytes: reused)."""
+    prediction of this model was made from the same title, description and image bytes: reused).
+    `no_input` of them had neither a title nor a readable image: they get no category and no tags."""
 
     model: str
     products: int = 0
     predicted: int = 0
     unchanged: int = 0
+    no_input: int = 0
     seconds: float = 0.0
     import_report: ImportReport | None = None
 
     def counts(self) -> dict[str, int | float | str]:
         return {"model": self.model, "products": self.products, "predicted": self.predicted,
-                "unchanged": self.unchanged, "seconds": self.seconds}
+                "unchanged": self.unchanged, "no_input": self.no_input, "seconds": self.seconds}
 
 
 def load_model(store: Store, version: str | None = None) -> tuple[ModelVersion, Tagger]:
@@ -116,10 +123,16 @@ def predict_chunk(store: Store, model: Tagger, found: ModelVersion, embedder: Im
     return [to_record(p, pred, found.id) for p, pred in zip(products, predictions, strict=True)]
 
 
+# Raised when the rules that turn a model's scores into a prediction change, so that stored predictions are made
+# again (2: a product with neither a title nor an image gets nothing, not the training prior).
+PREDICTION_RULES = 2
+
+
 def input_key(product: Product, top_k: int, taxonomy: str = "") -> str:
-    """A fingerprint of what a prediction is made from: the texts, the image bytes (hash), top-k and the
-    taxonomy it is held to (`taxonomy_fingerprint`)."""
-    made_from = [product.title, product.description, product.image_hash, top_k, *([taxonomy] if taxonomy else [])]
+    """A fingerprint of what a prediction is made from: the texts, the image bytes (hash), top-k, the
+    taxonomy it is held to (`taxonomy_fingerprint`) and `PREDICTION_RULES`."""
+    made_from = [product.title, product.description, product.image_hash, top_k, *([taxonomy] if taxonomy else []),
+                 PREDICTION_RULES]
     text = json.dumps(made_from, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
@@ -213,9 +226,11 @@ def predict(
         report.products += len(products)
         report.predicted += len(made)
         report.unchanged += len(stored)
+        records = [made[p.id] if p.id in made else from_stored(p, stored[p.id]) for p in products]
+        report.no_input += sum(1 for record in records if record.no_input)
         if on_prediction:
-            for product in products:
-                on_prediction(made[product.id] if product.id in made else from_stored(product, stored[product.id]))
+            for record in records:
+                on_prediction(record)
 
     def on_chunk(chunk: list[Product]) -> None:
         products = last_per_id(chunk)

@@ -43,7 +43,9 @@ class Product:
     `image` is an absolute path (or None); `source` and `row` say where the record was read
     (row = the line number where the record starts, the CSV header being line 1; for a JSON
     array, the 1-based item number; for a folder, the 1-based file number). `image_hash` is the
-    sha256 of the image file's bytes, once tagkit has read it.
+    sha256 of the image file's bytes, once tagkit has read it. `keeps_stored` marks an image read from a
+    folder without a products row: it says nothing of its product's title, description or labels, so the
+    ones stored for its id stay.
     """
 
     id: str
@@ -56,6 +58,7 @@ class Product:
     row: int = 0
     extra: dict[str, str] = field(default_factory=dict)
     image_hash: str | None = None
+    keeps_stored: bool = False
 
     @property
     def category_path(self) -> str:

@@ -91,10 +91,10 @@ def model_thresholds(store: Store, model_id: str) -> dict[str, Any]:
 def review_queue(store: Store, *, order: str = "uncertain", seed: int = 0, model_id: str | None = None,
                  category: str | None = None, tag: str | None = None, limit: int | None = None
                  ) -> list[PredictedProduct]:
-    """The products to review, in order: predicted, matching the filters, and not yet reviewed for the
-    model version that predicted them. The order is computed over all matching predictions before the
+    """The products to review, in order: predicted (not `no_input`), matching the filters, and not yet reviewed
+    for the model version that predicted them. The order is computed over all matching predictions before the
     reviewed ones are left out, so a new session carries on where the last one stopped."""
-    items = [i for i in load_items(store, model_id) if matches(i, category, tag)]
+    items = [i for i in load_items(store, model_id) if not i.no_input and matches(i, category, tag)]
     thresholds = {m: model_thresholds(store, m) for m in {i.model for i in items}} if order == "uncertain" else {}
     ordered = order_items(items, order, seed=seed, thresholds=thresholds)
     done = finished(store)

@@ -277,13 +277,13 @@ class Store:
             sql = "select id, content_key from products where id in ({marks})"
             existing = dict(self.select_in(sql, [], [r["id"] for r in rows]))
             new = [row for row in rows if row["id"] not in existing]
-            changed = [row for row in rows if row["id"] in existing
-                       and (force or existing[row["id"]] != row["content_key"])]
+            changed = [row for row in rows if row["id"] in existing and existing[row["id"]] != row["content_key"]]
             for row in new:
                 row["imported_at"] = stamp
-            if new or changed:
-                self.db.table("products").upsert_all(new + changed, pk="id")
-        return ProductWrites(len(new), len(changed), len(rows) - len(new) - len(changed))
+            written = [row for row in rows if row["id"] in existing] + new if force else new + changed
+            if written:
+                self.db.table("products").upsert_all(written, pk="id")
+        return ProductWrites(len(new), len(changed), len(rows) - len(new) - len(changed), force)
 
     def select_in(self, sql: str, params: list[Any], values: Iterable[str]) -> Iterator[tuple[Any, ...]]:
         """Run `sql` (with an `in ({marks})` list) over `values` in chunks small enough for SQLite."""
@@ -296,6 +296,16 @@ class Store:
         """One stored product, or None."""
         rows = list(self.db.query("select * from products where id = ?", [product_id]))
         return _product_from_row(rows[0]) if rows else None
+
+    def products(self, ids: Iterable[str]) -> dict[str, Product]:
+        """The stored products of these ids (id -> product; ids not stored are left out)."""
+        unique = list(dict.fromkeys(ids))
+        found: dict[str, Product] = {}
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            for row in self.db.query(f"select * from products where id in ({','.join('?' * len(chunk))})", chunk):
+                found[row["id"]] = _product_from_row(row)
+        return found
 
     def iter_products(self, where: str | None = None, params: Iterable[Any] = ()) -> Iterator[Product]:
         """Stored products in id order, streamed."""
@@ -400,11 +410,12 @@ class ProductWrites(NamedTuple):
 
     new: int
     changed: int
-    unchanged: int
+    unchanged: int  # the content equals the stored row's: not rewritten, unless `forced`
+    forced: bool = False
 
     @property
     def written(self) -> int:
-        return self.new + self.changed
+        return self.new + self.changed + (self.unchanged if self.forced else 0)
 
 
 _CONTENT_COLUMNS = ("title", "description", "image", "image_hash", "category", "tags", "extra")

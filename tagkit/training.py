@@ -98,7 +98,7 @@ def train(
         "image_variant": embedder.variant,
         "input_hash": input_hash(data),
         "seed": seed,
-        "params": {**params, "extract": extractor_report["asked"]} if extract else params,
+        "params": {"seed": seed, **params, **({"extract": extractor_report["asked"]} if extract else {})},
         "counts": counts,
         "duration_s": seconds,
         "metrics": metrics,

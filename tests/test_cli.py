@@ -38,6 +38,7 @@ def test_train_reports_and_records_a_version(trained: Path):
     manifest = json.loads((Path(rows[0]["path"]) / "version.json").read_text("utf-8"))
     assert manifest["counts"]["products"] >= 300
     assert manifest["image_model"].startswith("efficientnet-lite0-int8")
+    assert json.loads(rows[0]["params"])["seed"] == manifest["seed"] == 0  # the row alone says how to train it again
     listed = json.loads(tagkit(trained, "models", "--json").stdout)
     assert [m["id"] for m in listed] == [rows[0]["id"]]
 

@@ -24,6 +24,7 @@ from conftest import copy_db
 from tagkit.cli import main
 from tagkit.exitcodes import ExitCode
 from tagkit.image import ImageError, read_image_bytes
+from tagkit.queue import review_queue
 from tagkit.store import Store
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
@@ -474,3 +475,53 @@ def test_a_run_records_the_options_it_was_given(db: Path, tmp_path: Path):
     finally:
         conn.close()
     assert (args["products"], args["output"], args["top_k"]) == (str(DEMO / "new.csv"), str(out), 2)
+
+
+def test_a_product_with_nothing_to_predict_from_gets_nothing(db: Path, tmp_path: Path):
+    """A broken image without a title is exported with no category and no tags (not the training prior), said so,
+    kept out of the review queue, and scored wrong by eval."""
+    folder = tmp_path / "new"
+    folder.mkdir()
+    shutil.copy(DEMO / "new" / sorted(os.listdir(DEMO / "new"))[0], folder / "good.jpg")
+    (folder / "broken.jpg").write_text("not a picture", "utf-8")
+    out = tmp_path / "out.csv"
+    result = tagkit(db, "predict", str(folder), "-o", str(out), "--json")
+    assert result.exit_code == ExitCode.PARTIAL  # the broken image is a problem
+    assert json.loads(result.stdout)["no_input"] == 1
+    assert "1 of them had neither a title nor a readable image: nothing was predicted" in result.stderr
+    rows = {row["id"]: row for row in csv.DictReader(out.open(encoding="utf-8"))}
+    assert rows["good.jpg"]["category"] and float(rows["good.jpg"]["category_score"]) > 0
+    assert [rows["broken.jpg"][k] for k in ("category", "category_score", "alternatives", "tags", "candidates")] \
+        == [""] * 5
+    with Store(db) as store:
+        queued = {item.id for item in review_queue(store, order="id")}
+    assert "good.jpg" in queued and "broken.jpg" not in queued
+    labelled = tmp_path / "labelled.csv"
+    write_csv(labelled, [{"id": "x1", "title": "", "image": str(folder / "broken.jpg"),
+                          "category": demo_rows()[0]["category"]}])
+    scored = json.loads(tagkit(db, "eval", str(labelled), "--json").stdout)
+    assert scored["products"] == 1 and scored["category"]["accuracy"] == 0.0
+    assert scored["category"]["confused"] == []  # no answer, not a wrong one
+
+
+def test_images_without_a_products_row_keep_their_stored_titles(db: Path, tmp_path: Path):
+    """An image with no row (a row that cannot be read, a file listing other images, no file at all) says nothing
+    of its product's title or labels: the stored ones stay, and its prediction is made from them."""
+    assert tagkit(db, "predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv")).exit_code in (0, 3)
+    with Store(db) as store:
+        titles = {p.id: p.title for p in store.iter_products() if p.title}
+    lines = (DEMO / "new.csv").read_bytes().splitlines(keepends=True)
+    broken_id = lines[2].split(b",")[0].decode()
+    broken = tmp_path / "broken.csv"  # row 3 cannot be decoded, rows 4 onwards are not there
+    broken.write_bytes(lines[0] + lines[1] + lines[2].replace(b",", b"\xff,", 1))
+    out = tmp_path / "out.csv"
+    result = tagkit(db, "predict", str(DEMO / "new"), "--products", str(broken), "-o", str(out))
+    assert result.exit_code == ExitCode.PARTIAL and "row 3" in result.stderr
+    assert "they keep the title and labels stored for them" in result.stderr
+    exported = {row["id"]: row["title"] for row in csv.DictReader(out.open(encoding="utf-8"))}
+    assert exported[broken_id] == titles[broken_id]
+    assert tagkit(db, "predict", str(DEMO / "new"), "-o", str(out)).exit_code in (0, 3)
+    with Store(db) as store:
+        assert {p.id: p.title for p in store.iter_products() if p.title} == titles
+    assert {k: v for k, v in ((r["id"], r["title"]) for r in csv.DictReader(out.open(encoding="utf-8"))) if v} \
+        == {k: v for k, v in titles.items() if k in exported}

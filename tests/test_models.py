@@ -91,7 +91,7 @@ def test_missing_modality_at_predict(fashion, fashion_model):
     title_only = fashion_model.predict(test.without_images())
     for preds in (image_only, title_only):
         _check_shapes(fashion_model, train, preds)
-        assert not any(p.low_confidence for p in preds)
+        assert not any(p.no_input for p in preds)
     assert _accuracy(test, title_only) >= 0.7
     # a whole input without titles must not collapse onto a few classes
     assert _accuracy(test, image_only) >= 0.5
@@ -103,12 +103,11 @@ def test_missing_modality_at_predict(fashion, fashion_model):
     mixed.embeddings[1::4] = 0
     mixed.texts[0], mixed.has_image[0] = "", False
     preds = fashion_model.predict(mixed)
-    _check_shapes(fashion_model, train, preds)
-    assert preds[0].low_confidence and not preds[0].tags
     neither = ~(mixed.has_text | mixed.has_image)
-    assert [p.low_confidence for p in preds] == neither.tolist()
-    prior = Counter(train.categories).most_common(1)[0][0]
-    assert preds[0].category == prior
+    assert [p.no_input for p in preds] == neither.tolist()
+    # nothing to predict from: no category (the training prior would pass for an answer), no tags
+    assert preds[0] == Prediction(None, 0.0, no_input=True)
+    _check_shapes(fashion_model, train, [p for p in preds if not p.no_input])
     # the same product predicted alone or within a batch gets the same answer
     alone = fashion_model.predict(mixed.subset([5]))[0]
     assert alone == preds[5]

@@ -162,7 +162,8 @@ def test_import_again_does_only_what_changed(tmp_path: Path):
     changed = json.loads(tagkit(db, "import", str(products), "--json").stdout)
     assert (changed["products_changed"], changed["products_unchanged"], changed["images_embedded"]) == (4, 26, 3)
     forced = json.loads(tagkit(db, "import", str(products), "--json", "--force").stdout)
-    assert (forced["products_changed"], forced["images_embedded"]) == (30, 30)
+    assert (forced["products_changed"], forced["products_unchanged"], forced["products_stored"],
+            forced["images_embedded"]) == (0, 30, 30, 30)  # all rewritten, though none changed
 
 
 def test_predict_again_predicts_only_what_changed(demo_db: Path, tmp_path: Path):

@@ -417,9 +417,12 @@ class CatalogueModel:
 
     def _assemble(self, n, outs, multi, has_text, has_image, top_k) -> list[Prediction]:
         preds = []
-        low = ~(has_text | has_image)
+        no_input = ~(has_text | has_image)
         cond = np.minimum(condition_of(has_text, has_image), 2)
         for i in range(n):
+            if no_input[i]:  # the scores would be the training prior: nothing to tell about this product
+                preds.append(Prediction(None, 0.0, no_input=True))
+                continue
             category, score, alternatives = None, 0.0, []
             tags: list[tuple[Tag, float]] = []
             candidates: list[tuple[Tag, float]] = []
@@ -436,7 +439,7 @@ class CatalogueModel:
                     if value == NONE_VALUE:
                         continue
                     tag = Tag(task.name, value)
-                    if not accepted and not low[i] and q >= task.thresholds[cond[i]]:
+                    if not accepted and q >= task.thresholds[cond[i]]:
                         tags.append((tag, float(q)))
                         accepted = True
                     elif q >= 0.05 and len([1 for t, _ in candidates if t.name == task.name]) < 3:
@@ -445,13 +448,13 @@ class CatalogueModel:
                 cand, p = multi
                 for c, q in zip(cand[i], p[i], strict=True):
                     tag = self.multi.classes[c]
-                    if not low[i] and q >= self.multi.thresholds[cond[i], c]:
+                    if q >= self.multi.thresholds[cond[i], c]:
                         tags.append((tag, float(q)))
                     elif q >= 0.05:
                         candidates.append((tag, float(q)))
             tags.sort(key=lambda tq: (-tq[1], tq[0]))
             candidates.sort(key=lambda tq: (-tq[1], tq[0]))
-            preds.append(Prediction(category, score, alternatives, tags, candidates[:10], bool(low[i])))
+            preds.append(Prediction(category, score, alternatives, tags, candidates[:10]))
         return preds
 
     # -- storage -----------------------------------------------------------------------------------

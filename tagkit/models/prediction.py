@@ -11,11 +11,11 @@ from tagkit.product import Tag
 class Prediction:
     """A model's answer for one product.
 
-    `category` is the best path (always one of the training paths; None only when the model has no
-    categories), `category_score` its calibrated probability, `alternatives` the next best paths with theirs.
+    `category` is the best path (always one of the training paths; None when the model has no categories or
+    the product `no_input`), `category_score` its calibrated probability, `alternatives` the next best paths.
     `tags` are the accepted tags (score at or above the tuned threshold; at most one value per
-    single-valued attribute), `candidates` the best of the rest, for review. `low_confidence` is set
-    when the product had neither a title nor an image (the answer is the training prior).
+    single-valued attribute), `candidates` the best of the rest, for review. `no_input` is set when the
+    product had neither a title nor an image: there is nothing to predict from, so nothing is predicted.
     """
 
     category: tuple[str, ...] | None
@@ -23,4 +23,4 @@ class Prediction:
     alternatives: list[tuple[tuple[str, ...], float]] = field(default_factory=list)
     tags: list[tuple[Tag, float]] = field(default_factory=list)
     candidates: list[tuple[Tag, float]] = field(default_factory=list)
-    low_confidence: bool = False
+    no_input: bool = False
