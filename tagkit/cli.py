@@ -70,13 +70,15 @@ class Context:
         finally:
             lock.release()
 
-    def read_store(self) -> Store:
-        """The database for a command that only reads it: an error, not a new empty file, when there is none."""
+    def read_store(self, read_only: bool = True) -> Store:
+        """The database for a command that only reads it: an error, not a new empty file, when there is none.
+        One that cannot be written (a read-only folder, disk or file) is opened read-only, unless not `read_only`
+        (the command writes later)."""
         if not self.db.exists():
             raise click.UsageError(f"no database at {self.db} (run `tagkit import` first, or pass --db)")
-        return self.open_store()
+        return self.open_store(read_only)
 
-    def open_store(self) -> Store:
+    def open_store(self, read_only: bool = False) -> Store:
         import sqlite3
 
         from tagkit.store import Store
@@ -84,6 +86,11 @@ class Context:
         try:
             return Store(self.db)
         except (OSError, sqlite3.DatabaseError) as error:
+            if read_only:
+                try:
+                    return Store(self.db, read_only=True)
+                except (OSError, sqlite3.DatabaseError):
+                    pass
             raise click.UsageError(f"cannot open the database {self.db}: {error}") from error
 
     @contextmanager
@@ -427,7 +434,7 @@ def models(obj: Context, as_json: bool) -> None:
 
     versions = []
     if obj.db.exists():  # a mistyped --db is not created
-        with obj.open_store() as store:
+        with obj.open_store(read_only=True) as store:
             versions = list_versions(store)
     if as_json:
         click.echo(json.dumps(versions, ensure_ascii=False, indent=2, default=str))
@@ -498,7 +505,7 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
     from tagkit.tui import run
 
     reviewer = reviewer or _login_name()
-    with obj.read_store() as store:
+    with obj.read_store(read_only=False) as store:  # review writes its decisions
         try:
             version = predicted_model(store, version)
         except LookupError as error:

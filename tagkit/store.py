@@ -152,6 +152,22 @@ def now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
+def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """A read-only connection. A WAL database whose folder cannot be written has no shared-memory file to
+    coordinate readers with, so it is then opened as immutable (nothing can write it there either)."""
+    uri = path.absolute().as_uri()
+    for mode in ("mode=ro", "immutable=1"):
+        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=timeout, check_same_thread=False)
+        try:
+            conn.execute("select count(*) from sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+            if mode == "immutable=1":
+                raise
+    raise AssertionError("unreachable")
+
+
 def default_db_path() -> Path:
     """`$TAGKIT_DB` if set, else `./tagkit.db`."""
     return Path(os.environ.get("TAGKIT_DB") or DEFAULT_DB)
@@ -160,15 +176,30 @@ def default_db_path() -> Path:
 class Store:
     """The tagkit database. Every write method runs in one transaction."""
 
-    def __init__(self, path: str | Path | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path | None = None, timeout: float = 30.0, read_only: bool = False) -> None:
+        """Open (creating it, unless `read_only`) the database at `path` (default: `default_db_path()`).
+
+        `read_only` is for a database that cannot be written (read-only folder, disk or file): nothing is
+        created or upgraded, and a write raises sqlite3.OperationalError.
+        """
         self.path = Path(path) if path is not None else default_db_path()
         if self.path.parent and not self.path.parent.exists():
             raise FileNotFoundError(f"folder for the database does not exist: {self.path.parent}")
-        conn = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False)
+        conn = (_connect_read_only(self.path, timeout) if read_only else
+                sqlite3.connect(self.path, timeout=timeout, check_same_thread=False))
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self._create_schema()
+        try:
+            if read_only:
+                if not self._schema_is_current():
+                    raise sqlite3.OperationalError("it was written by another version of tagkit and can only be "
+                                                   "read once a command that writes has upgraded it")
+            else:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._create_schema()
+        except BaseException:
+            conn.close()
+            raise
 
     def close(self) -> None:
         self.db.close()

@@ -323,6 +323,44 @@ def test_readers_of_a_mistyped_database_create_nothing(tmp_path: Path):
     assert not typo.exists()
 
 
+def test_a_read_only_store_reads_and_refuses_to_write(db: Path):
+    with Store(db) as store:
+        facts = store.stats()
+    with Store(db, read_only=True) as store:
+        assert store.stats() == facts
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.start_run("stats", {})
+
+
+@pytest.fixture
+def read_only_folder(db: Path, tmp_path: Path):
+    """The database's folder mounted read-only at another place (needs the right to mount: root on Linux)."""
+    mount = tmp_path / "read-only"
+    mount.mkdir()
+    done = subprocess.run(["mount", "--bind", str(db.parent), str(mount)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot make a read-only mount here: {done.stderr.strip() or done.returncode}")
+    try:
+        remount = subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], capture_output=True, text=True)
+        if remount.returncode:
+            pytest.skip(f"cannot make a read-only mount here: {remount.stderr.strip()}")
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_readers_open_a_database_in_a_read_only_folder(db: Path, read_only_folder: Path):
+    shown = read_only_folder / db.name
+    for args in (["stats", "--json"], ["models", "--json"], ["feedback", "export"], ["taxonomy", "suggest"]):
+        result = tagkit(shown, *args)
+        assert result.exit_code == ExitCode.OK, (args, result.stderr)
+    assert json.loads(tagkit(shown, "stats", "--json").stdout)["tables"] == \
+        json.loads(tagkit(db, "stats", "--json").stdout)["tables"]
+    assert json.loads(tagkit(shown, "models", "--json").stdout)
+    result = tagkit(shown, "predict", str(DEMO / "new.csv"))  # a writer says why it cannot
+    assert result.exit_code == ExitCode.USAGE and "Read-only file system" in result.stderr
+
+
 def test_output_through_a_link_or_into_a_pipe(db: Path, tmp_path: Path):
     target = tmp_path / "real.csv"
     target.write_text("old\n", "utf-8")
