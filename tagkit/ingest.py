@@ -126,7 +126,7 @@ def import_products(
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagkit-read") as ahead):
         # The next chunk's image files are read and hashed while this one is embedded.
         for chunk, hashes in _ahead(_chunks(records, problems, chunk_size), lambda c: ahead.submit(_hashes, c, pool)):
-            _set_hashes(chunk, hashes.result(), report, problems)
+            unreadable = _set_hashes(chunk, hashes.result(), report)
             _keep_stored(store, chunk)
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
@@ -137,7 +137,9 @@ def import_products(
             report.products_changed += writes.changed
             report.products_unchanged += writes.unchanged
             if embedder is not None:
-                _embed_missing(store, embedder, chunk, report, problems, force)
+                unreadable += _embed_missing(store, embedder, chunk, report, force)
+            for problem in sorted(unreadable, key=lambda p: p.row or 0):  # in row order, whichever step found them
+                problems.add(problem)
             if on_chunk:
                 on_chunk(chunk)
             if run_id is not None:
@@ -183,17 +185,18 @@ def _hashes(chunk: list[Product], pool: ThreadPoolExecutor) -> list[str | ImageE
     return list(pool.map(_hash_file, [p.image for p in chunk if p.image]))
 
 
-def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: ImportReport,
-                problems: _Problems) -> None:
-    """Set each product's `image_hash` (left None where its image cannot be read, and reported)."""
+def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: ImportReport) -> list[Problem]:
+    """Set each product's `image_hash`; left None where its image cannot be read (the problems returned)."""
     with_image = [p for p in chunk if p.image]
     report.images += len(with_image)
+    unreadable = []
     for product, result in zip(with_image, hashes, strict=True):
         if isinstance(result, ImageError):
             report.images_missing += 1
-            problems.add(_image_problem(product, result))
+            unreadable.append(_image_problem(product, result))
         else:
             product.image_hash = result
+    return unreadable
 
 
 def _keep_stored(store: Store, chunk: list[Product]) -> None:
@@ -219,22 +222,21 @@ def _embed_missing(
     embedder: ImageEmbedder,
     chunk: list[Product],
     report: ImportReport,
-    problems: _Problems,
     force: bool = False,
-) -> None:
-    """Embed the chunk's images that have no cached features yet (all of them with `force`); report
-    unreadable ones."""
+) -> list[Problem]:
+    """Embed the chunk's images that have no cached features yet (all of them with `force`); the problems of
+    the images that cannot be decoded are returned."""
     products_by_hash: dict[str, list[Product]] = {}
     for product in chunk:
         if product.image_hash:
             products_by_hash.setdefault(product.image_hash, []).append(product)
     known = {} if force else store.known_features(embedder.model_id, products_by_hash)
+    unreadable = []
     for image_hash, error in known.items():
         sharing = products_by_hash[image_hash]
         if error:
             report.images_unreadable += len(sharing)
-            for product in sharing:
-                problems.add(_image_problem(product, ImageError(error)))
+            unreadable += [_image_problem(product, ImageError(error)) for product in sharing]
         else:
             report.images_cached += len(sharing)
     todo = [(h, products[0].image) for h, products in products_by_hash.items() if h not in known]
@@ -243,8 +245,7 @@ def _embed_missing(
         sharing = products_by_hash[image_hash]
         if isinstance(result, ImageError):
             report.images_unreadable += len(sharing)
-            for product in sharing:
-                problems.add(_image_problem(product, result))
+            unreadable += [_image_problem(product, result) for product in sharing]
             batch.append((image_hash, str(result)))
         else:
             report.images_embedded += 1
@@ -254,6 +255,7 @@ def _embed_missing(
             store.put_features(embedder.model_id, batch)
             batch = []
     store.put_features(embedder.model_id, batch)
+    return unreadable
 
 
 def _image_problem(product: Product, error: ImageError) -> Problem:

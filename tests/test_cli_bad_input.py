@@ -563,3 +563,18 @@ def test_images_without_a_products_row_keep_their_stored_titles(db: Path, tmp_pa
         assert {p.id: p.title for p in store.iter_products() if p.title} == titles
     assert {k: v for k, v in ((r["id"], r["title"]) for r in csv.DictReader(out.open(encoding="utf-8"))) if v} \
         == {k: v for k, v in titles.items() if k in exported}
+
+
+def test_image_problems_are_told_in_row_order(tmp_path: Path):
+    """An empty file is found when the images are hashed, a file that is not a picture when they are decoded:
+    the messages still come in the folder's order."""
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for name in ("a.jpg", "c.jpg"):
+        (folder / name).write_text("not a picture", "utf-8")
+    for name in ("b.jpg", "d.jpg"):
+        (folder / name).write_bytes(b"")
+    result = tagkit(tmp_path / "tagkit.db", "import", str(folder))
+    assert result.exit_code == ExitCode.PARTIAL
+    told = [line.split(",")[1].strip() for line in result.stderr.splitlines() if "field 'image'" in line]
+    assert told == ["row 1", "row 2", "row 3", "row 4"]
