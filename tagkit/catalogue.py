@@ -255,6 +255,11 @@ class _ProductsReader:
                 if not any(value.strip() for value in row):
                     continue  # a blank line
                 rows += 1
+                if reader.line_num > start and (held := _holds_rows(header, row, self.builder.keys["title"],
+                                                                    delimiter)):
+                    yield Problem(label, start, held, f"the title runs over lines {start} to {reader.line_num}, "
+                                  "holding lines that look like rows of their own: a quote (\") that is never "
+                                  "closed? Those lines were read as part of this title")
                 if lines.nul_seen:
                     lines.nul_seen = False
                     yield from _remove_nul(label, start, header, row)
@@ -406,6 +411,15 @@ def _remove_nul(label: str, row: int, header: list[str], values: list[str]) -> I
             yield Problem(label, row, field, f"{value.count(chr(0))} NUL byte(s) removed")
 
 
+def _holds_rows(header: list[str], row: list[str], titles: tuple[str, ...], delimiter: str) -> str | None:
+    """The title column of this CSV row (if any) that holds a line break followed by a line with as many
+    delimiters as a whole row has (a title has no line breaks of its own; a description may)."""
+    for name, value in zip(header, row, strict=False):  # a row cut short is fitted to the header later
+        if name in titles and any(line.count(delimiter) >= len(header) - 1 for line in value.splitlines()[1:]):
+            return name
+    return None
+
+
 def _fit_row(
     label: str, start: int, end: int, header: list[str], row: list[str], delimiter: str
 ) -> tuple[Problem | None, list[str] | None]:
@@ -447,7 +461,7 @@ def _parse_json_line(label: str, line: int, text: str) -> dict[str, Any] | Probl
         return Problem(label, line, None, "not readable JSON: nested too deeply (lists or objects inside one "
                        "another thousands of times); line skipped", skipped=True)
     except json.JSONDecodeError as error:
-        return Problem(label, line, None, f"not valid JSON: {error.msg} at column {error.colno}; "
+        return Problem(label, line, None, f"not valid JSON: {error.msg.removesuffix(' at')} at column {error.colno}; "
                        "line skipped", skipped=True)
     if not isinstance(record, dict):
         return Problem(label, line, None, f"the line holds {_json_kind(record)}, not a product object "

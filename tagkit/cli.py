@@ -371,8 +371,9 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
             if as_json:  # a cron job's summary file says what went wrong
                 click.echo(json.dumps({**report.counts(), **_import_summary(report.import_report)},
                                       ensure_ascii=False, indent=2))
-            obj.fail(f"nothing usable could be read from {source} (see the problems above); nothing was changed",
-                     ExitCode.USAGE)
+            where = (f"the problems of run #{run.id} in the database's `problems` table" if obj.quiet else
+                     "the problems above")
+            obj.fail(f"nothing usable could be read from {source} (see {where}); nothing was changed", ExitCode.USAGE)
         problems = report.import_report.problem_count if report.import_report else 0
         run.finish(report.counts(), problems)
     if as_json:
@@ -384,6 +385,10 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
     if report.no_input:
         obj.log(f"{report.no_input:,} of them had neither a title nor a readable image: nothing was predicted for "
                 "them (no category, no tags)")
+    if report.empty > report.no_input:
+        obj.log(f"{report.empty - report.no_input:,}{' more' if report.no_input else ''} got no category and no tag "
+                f"from model {report.model}: it reads only what they lack (titles or images; see `tagkit models`), "
+                "or none of its answers is in the taxonomy")
     sys.exit(_outcome(report.import_report.counts()))
 
 
@@ -513,7 +518,11 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
         queue = review_queue(store, order=order, seed=seed, model_id=version, category=category, tag=tag,
                              limit=limit)
         if not queue:
-            if (category or tag) and not any(matches(i, category, tag) for i in load_items(store, version)):
+            items = load_items(store, version)
+            if not items:
+                obj.fail("nothing to review: no predicted product got a category or a tag (`tagkit predict` said why: "
+                         "no title and no readable image, or nothing its model reads)", ExitCode.NO_MODEL)
+            if (category or tag) and not any(matches(i, category, tag) for i in items):
                 given = " and ".join(f"--{k} {v!r}" for k, v in (("category", category), ("tag", tag)) if v)
                 obj.fail(f"no predicted product matches {given}", ExitCode.NO_MODEL)
             obj.log("nothing left to review: every predicted product that matches has been reviewed")

@@ -131,7 +131,7 @@ def csv_row(record: PredictedProduct) -> list[Any]:
         record.id,
         record.title,
         record.category or "",
-        record.category_score if record.category else "",
+        "" if record.category_score is None else record.category_score,
         " | ".join(f"{path} ({score:.3f})" for path, score in record.alternatives),
         " | ".join(tag for tag, _ in record.tags),
         " | ".join(f"{score:.3f}" for _, score in record.tags),

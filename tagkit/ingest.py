@@ -108,7 +108,7 @@ def import_products(
     or image becomes a `Problem` (also written to the `problems` table when `run_id` is given);
     the rest of the input goes on. Pass `embedder=None` to store products without features. With
     `keep_labels`, a product without a category or tags keeps those stored (see `Store.upsert_products`). An
-    image of a folder without a products row keeps all its product's stored text and labels.
+    image of a folder without a products row is the stored product of that image file, if any (`_keep_stored`).
     `on_chunk` gets each chunk's products once they and their features are stored (with
     `image_hash` set where the image could be read): `predict` and `train` work from there.
 
@@ -200,13 +200,16 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
 
 
 def _keep_stored(store: Store, chunk: list[Product]) -> None:
-    """Give each image read without a products row (`Product.keeps_stored`) the title, description and labels
-    stored for its id, so that reading a folder does not erase them."""
-    bare = [p for p in chunk if p.keeps_stored]
-    stored = store.products(p.id for p in bare) if bare else {}
+    """Make each image read without a products row (`Product.keeps_stored`) the stored product of that image
+    file (same path): its id, title, description and labels, so that reading a folder neither erases them nor
+    adds a second, untitled product. An image several stored products share is theirs only through its id."""
+    bare = [p for p in chunk if p.keeps_stored and p.image]
+    stored = store.products_by_image(p.image for p in bare if p.image) if bare else {}
     for product in bare:
-        if (known := stored.get(product.id)) is not None:
-            product.title, product.description = known.title, known.description
+        sharing = stored.get(product.image or "", [])
+        known = next((p for p in sharing if p.id == product.id), sharing[0] if len(sharing) == 1 else None)
+        if known is not None:
+            product.id, product.title, product.description = known.id, known.title, known.description
             product.category, product.tags, product.extra = known.category, known.tags, known.extra
 
 

@@ -42,7 +42,7 @@ class PredictedProduct:
     image: str | None
     model: str
     category: str | None
-    category_score: float
+    category_score: float | None  # None when there is no category
     alternatives: list[tuple[str, float]]
     tags: list[tuple[str, float]]
     candidates: list[tuple[str, float]]
@@ -51,8 +51,8 @@ class PredictedProduct:
         return asdict(self)
 
     @property
-    def no_input(self) -> bool:
-        """Nothing was predicted: the product had neither a title nor a readable image."""
+    def empty(self) -> bool:
+        """Nothing was predicted: no category, tag or candidate (the product had nothing the model reads)."""
         return not self.category and not self.tags and not self.candidates
 
 
@@ -60,19 +60,23 @@ class PredictedProduct:
 class PredictReport:
     """What `predict` did: `products` (one per id and chunk) = `predicted` now + `unchanged` (the stored
     prediction of this model was made from the same title, description and image bytes: reused).
-    `no_input` of them had neither a title nor a readable image: they get no category and no tags."""
+    `empty` of them got no category, tag or candidate: the `no_input` ones because they had neither a title (or
+    description) nor a readable image, the others because the model reads only what they lack (a model trained
+    on titles only, say) or none of its answers is in the taxonomy."""
 
     model: str
     products: int = 0
     predicted: int = 0
     unchanged: int = 0
     no_input: int = 0
+    empty: int = 0
     seconds: float = 0.0
     import_report: ImportReport | None = None
 
     def counts(self) -> dict[str, int | float | str]:
         return {"model": self.model, "products": self.products, "predicted": self.predicted,
-                "unchanged": self.unchanged, "no_input": self.no_input, "seconds": self.seconds}
+                "unchanged": self.unchanged, "no_input": self.no_input, "empty": self.empty,
+                "seconds": self.seconds}
 
 
 def load_model(store: Store, version: str | None = None) -> tuple[ModelVersion, Tagger]:
@@ -109,7 +113,7 @@ def to_record(product: Product, prediction: Prediction, model: str) -> Predicted
         image=product.image,
         model=model,
         category=format_category(prediction.category) if prediction.category else None,
-        category_score=round(float(prediction.category_score), 4),
+        category_score=round(float(prediction.category_score), 4) if prediction.category else None,
         alternatives=[(format_category(path), round(float(score), 4)) for path, score in prediction.alternatives],
         tags=[(str(tag), round(float(score), 4)) for tag, score in prediction.tags],
         candidates=[(str(tag), round(float(score), 4)) for tag, score in prediction.candidates],
@@ -161,7 +165,8 @@ def stored_record(row: dict[str, Any], title: str, image: str | None) -> Predict
 
     return PredictedProduct(
         id=row["product_id"], title=title, image=image, model=row["model_id"], category=row["category"],
-        category_score=float(row["category_score"] or 0.0), alternatives=pairs(row["alternatives"]),
+        category_score=float(row["category_score"] or 0.0) if row["category"] else None,
+        alternatives=pairs(row["alternatives"]),
         tags=pairs(row["tags"]), candidates=pairs(row.get("tag_candidates")))
 
 
@@ -227,7 +232,7 @@ def predict(
         report.predicted += len(made)
         report.unchanged += len(stored)
         records = [made[p.id] if p.id in made else from_stored(p, stored[p.id]) for p in products]
-        report.no_input += sum(1 for record in records if record.no_input)
+        report.empty += sum(1 for record in records if record.empty)
         if on_prediction:
             for record in records:
                 on_prediction(record)
@@ -236,8 +241,10 @@ def predict(
         products = last_per_id(chunk)
         keys = {p.id: input_key(p, top_k, fingerprint) for p in products}
         stored = {} if force else stored_predictions(store, found.id, keys)
-        todo = [p for p in products if p.id not in stored]
-        future = worker.submit(_predict_records, loading, products_dataset(store, todo, embedder), todo, found.id,
+        data = products_dataset(store, products, embedder)
+        report.no_input += int((~(data.has_text | data.has_image)).sum())
+        todo = [i for i, p in enumerate(products) if p.id not in stored]
+        future = worker.submit(_predict_records, loading, data.subset(todo), [products[i] for i in todo], found.id,
                                top_k) if todo else None
         if pending:
             finish()

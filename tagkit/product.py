@@ -44,8 +44,8 @@ class Product:
     (row = the line number where the record starts, the CSV header being line 1; for a JSON
     array, the 1-based item number; for a folder, the 1-based file number). `image_hash` is the
     sha256 of the image file's bytes, once tagkit has read it. `keeps_stored` marks an image read from a
-    folder without a products row: it says nothing of its product's title, description or labels, so the
-    ones stored for its id stay.
+    folder without a products row: it says nothing of its product's id, title, description or labels, so the
+    stored product of that image file (if any) keeps them.
     """
 
     id: str

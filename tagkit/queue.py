@@ -41,13 +41,21 @@ Thresholds = Mapping[str, Any]  # tag or attribute name -> threshold, or {"both"
 
 # loading ---------------------------------------------------------------------------------------------------
 
+# A product a person can judge: it has a title, a description or an image that could be read.
+_HAS_INPUT = ("(trim(coalesce(r.title, '')) != '' or trim(coalesce(r.description, '')) != '' or exists "
+              "(select 1 from features f where f.image_hash = r.image_hash and f.error is null))")
+
+
 def load_items(store: Store, model_id: str | None = None) -> list[PredictedProduct]:
-    """Each product's latest predictions (or those of one model version), with its title and image."""
+    """Each product's latest predictions (or those of one model version), with its title and image: those that
+    predict something for a product with a title, a description or a readable image (what can be reviewed)."""
     sql = ("select p.*, r.title, r.image from predictions p join products r on r.id = p.product_id where "
            + ("p.model_id = ?" if model_id else
-              "p.model_id = (select max(q.model_id) from predictions q where q.product_id = p.product_id)"))
-    return [stored_record(row, row["title"] or "", row["image"])
-            for row in store.db.query(sql, [model_id] if model_id else [])]
+              "p.model_id = (select max(q.model_id) from predictions q where q.product_id = p.product_id)")
+           + f" and {_HAS_INPUT}")
+    items = (stored_record(row, row["title"] or "", row["image"])
+             for row in store.db.query(sql, [model_id] if model_id else []))
+    return [item for item in items if not item.empty]
 
 
 def predicted_model(store: Store, version: str | None = None) -> str | None:
@@ -91,10 +99,10 @@ def model_thresholds(store: Store, model_id: str) -> dict[str, Any]:
 def review_queue(store: Store, *, order: str = "uncertain", seed: int = 0, model_id: str | None = None,
                  category: str | None = None, tag: str | None = None, limit: int | None = None
                  ) -> list[PredictedProduct]:
-    """The products to review, in order: predicted (not `no_input`), matching the filters, and not yet reviewed
+    """The products to review, in order: predicted (see `load_items`), matching the filters, and not yet reviewed
     for the model version that predicted them. The order is computed over all matching predictions before the
     reviewed ones are left out, so a new session carries on where the last one stopped."""
-    items = [i for i in load_items(store, model_id) if not i.no_input and matches(i, category, tag)]
+    items = [i for i in load_items(store, model_id) if matches(i, category, tag)]
     thresholds = {m: model_thresholds(store, m) for m in {i.model for i in items}} if order == "uncertain" else {}
     ordered = order_items(items, order, seed=seed, thresholds=thresholds)
     done = finished(store)

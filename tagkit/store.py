@@ -305,13 +305,18 @@ class Store:
         for row in rows:
             row["content_key"] = content_key(row)
         with self.transaction():
-            sql = "select id, content_key from products where id in ({marks})"
-            existing = dict(self.select_in(sql, [], [r["id"] for r in rows]))
+            sql = "select id, content_key, updated_at from products where id in ({marks})"
+            existing = {r[0]: r[1:] for r in self.select_in(sql, [], [r["id"] for r in rows])}
             new = [row for row in rows if row["id"] not in existing]
-            changed = [row for row in rows if row["id"] in existing and existing[row["id"]] != row["content_key"]]
+            changed = [row for row in rows if row["id"] in existing and existing[row["id"]][0] != row["content_key"]]
             for row in new:
                 row["imported_at"] = stamp
-            written = [row for row in rows if row["id"] in existing] + new if force else new + changed
+            written = new + changed
+            if force:  # rewritten as they are: `updated_at` still says when they last changed
+                same = [row for row in rows if row["id"] in existing and existing[row["id"]][0] == row["content_key"]]
+                for row in same:
+                    row["updated_at"] = existing[row["id"]][1]
+                written += same
             if written:
                 self.db.table("products").upsert_all(written, pk="id")
         return ProductWrites(len(new), len(changed), len(rows) - len(new) - len(changed), force)
@@ -328,14 +333,15 @@ class Store:
         rows = list(self.db.query("select * from products where id = ?", [product_id]))
         return _product_from_row(rows[0]) if rows else None
 
-    def products(self, ids: Iterable[str]) -> dict[str, Product]:
-        """The stored products of these ids (id -> product; ids not stored are left out)."""
-        unique = list(dict.fromkeys(ids))
-        found: dict[str, Product] = {}
+    def products_by_image(self, paths: Iterable[str]) -> dict[str, list[Product]]:
+        """The stored products whose image is one of these paths (path -> products, in id order)."""
+        unique = list(dict.fromkeys(paths))
+        found: dict[str, list[Product]] = {}
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
-            for row in self.db.query(f"select * from products where id in ({','.join('?' * len(chunk))})", chunk):
-                found[row["id"]] = _product_from_row(row)
+            sql = f"select * from products where image in ({','.join('?' * len(chunk))}) order by id"
+            for row in self.db.query(sql, chunk):
+                found.setdefault(row["image"], []).append(_product_from_row(row))
         return found
 
     def iter_products(self, where: str | None = None, params: Iterable[Any] = ()) -> Iterator[Product]:

@@ -161,9 +161,14 @@ def test_import_again_does_only_what_changed(tmp_path: Path):
         csv.writer(f).writerows(rows)
     changed = json.loads(tagkit(db, "import", str(products), "--json").stdout)
     assert (changed["products_changed"], changed["products_unchanged"], changed["images_embedded"]) == (4, 26, 3)
+    with Store(db) as store:
+        updated = {p["id"]: p["updated_at"] for p in store.db.query("select id, updated_at from products")}
+    time.sleep(1.1)  # updated_at is to the second
     forced = json.loads(tagkit(db, "import", str(products), "--json", "--force").stdout)
     assert (forced["products_changed"], forced["products_unchanged"], forced["products_stored"],
             forced["images_embedded"]) == (0, 30, 30, 30)  # all rewritten, though none changed
+    with Store(db) as store:
+        assert {p["id"]: p["updated_at"] for p in store.db.query("select id, updated_at from products")} == updated
 
 
 def test_predict_again_predicts_only_what_changed(demo_db: Path, tmp_path: Path):
