@@ -58,15 +58,16 @@ def note(file: str, row: int | None, field: str | None, message: str) -> Problem
 
 
 def read_input(
-    path: str | Path, mapping: Mapping | None = None, products: str | Path | None = None
+    path: str | Path, mapping: Mapping | None = None, products: str | Path | None = None,
+    ids: set[str] | None = None,
 ) -> Iterator[Item]:
-    """Products from a file (`read_products`) or a folder of images (`read_folder`).
+    """Products from a file (`read_products`) or a folder of images (`read_folder`, which fills `ids`).
 
     Raises FileNotFoundError for a path that is not there, ValueError for `products` with a file.
     """
     path = Path(path)
     if path.is_dir():
-        return read_folder(path, products=products, mapping=mapping)
+        return read_folder(path, products=products, mapping=mapping, ids=ids)
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
     if products is not None:
@@ -86,7 +87,8 @@ def read_products(path: str | Path, mapping: Mapping | None = None) -> Iterator[
 
 
 def read_folder(
-    folder: str | Path, products: str | Path | None = None, mapping: Mapping | None = None
+    folder: str | Path, products: str | Path | None = None, mapping: Mapping | None = None,
+    ids: set[str] | None = None,
 ) -> Iterator[Item]:
     """A Product per image under `folder` (recursive, sorted, hidden files and folders skipped).
 
@@ -96,14 +98,15 @@ def read_folder(
     joined product keeps the file's id (when the file has an id column) and gets its title,
     description, category and tags, and its `source`/`row` point at its row in the products file.
     Rows matching no image are reported and left out. The folder listing and the joined rows are
-    held in memory.
+    held in memory. `ids`, when given, gets the ids of all the folder's products before the first is yielded.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"not a folder: {folder}")
     if products is not None and not Path(products).is_file():
         raise FileNotFoundError(f"no such products file: {products}")
-    return _read_folder(folder, None if products is None else Path(products), mapping or Mapping())
+    return _read_folder(folder, None if products is None else Path(products), mapping or Mapping(),
+                        set() if ids is None else ids)
 
 
 # -- decoding ------------------------------------------------------------------------------
@@ -228,7 +231,8 @@ class _ProductsReader:
             delimiter = self.mapping.delimiter or ("\t" if file_format == "tsv" else sniff_delimiter(header_line))
             if csv.field_size_limit() < MAX_CSV_FIELD:
                 csv.field_size_limit(MAX_CSV_FIELD)
-            reader = csv.reader(_bare_cr_as_space(chain([header_line], line_iter)), delimiter=delimiter)
+            record_lines = _RecordLines(_bare_cr_as_space(chain([header_line], line_iter)))
+            reader = csv.reader(record_lines, delimiter=delimiter)
             header, notes = _header(label, next(reader))
             yield from notes
             yield from self.builder.resolve(header, from_header=True)
@@ -236,6 +240,7 @@ class _ProductsReader:
             rows = 0
             while True:
                 start = reader.line_num + 1
+                record_lines.lines.clear()
                 try:
                     row = next(reader)
                 except StopIteration:
@@ -255,11 +260,11 @@ class _ProductsReader:
                 if not any(value.strip() for value in row):
                     continue  # a blank line
                 rows += 1
-                if reader.line_num > start and (held := _holds_rows(header, row, self.builder.keys["title"],
-                                                                    delimiter)):
-                    yield Problem(label, start, held, f"the title runs over lines {start} to {reader.line_num}, "
-                                  "holding lines that look like rows of their own: a quote (\") that is never "
-                                  "closed? Those lines were read as part of this title")
+                if len(row) >= width and reader.line_num > start and not _strictly_csv(record_lines.lines, delimiter):
+                    yield Problem(label, start, None, f"lines {start} to {reader.line_num} read as one row: a quote "
+                                  "(\") opened in a field and closed in the middle of another, so a quote that "
+                                  f"is never closed? Lines {start} to {reader.line_num} skipped", skipped=True)
+                    continue
                 if lines.nul_seen:
                     lines.nul_seen = False
                     yield from _remove_nul(label, start, header, row)
@@ -411,13 +416,30 @@ def _remove_nul(label: str, row: int, header: list[str], values: list[str]) -> I
             yield Problem(label, row, field, f"{value.count(chr(0))} NUL byte(s) removed")
 
 
-def _holds_rows(header: list[str], row: list[str], titles: tuple[str, ...], delimiter: str) -> str | None:
-    """The title column of this CSV row (if any) that holds a line break followed by a line with as many
-    delimiters as a whole row has (a title has no line breaks of its own; a description may)."""
-    for name, value in zip(header, row, strict=False):  # a row cut short is fitted to the header later
-        if name in titles and any(line.count(delimiter) >= len(header) - 1 for line in value.splitlines()[1:]):
-            return name
-    return None
+class _RecordLines:
+    """The lines of a CSV file, keeping those of the record being read (`lines`: cleared by the caller)."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self.source = iter(lines)
+        self.lines: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.source)
+        self.lines.append(line)
+        return line
+
+
+def _strictly_csv(lines: list[str], delimiter: str) -> bool:
+    """Whether these lines are one well-formed CSV record: no quote closes in the middle of a field (what a quote
+    left open does to the lines after it, up to the next quote)."""
+    try:
+        list(csv.reader(lines, delimiter=delimiter, strict=True))
+    except csv.Error:
+        return False
+    return True
 
 
 def _fit_row(
@@ -870,7 +892,7 @@ class _ImageIndex:
         return next((self.shared[key] for key in [*keys, *([product.id] if by_id else [])] if key in self.shared), [])
 
 
-def _read_folder(folder: Path, products: Path | None, mapping: Mapping) -> Iterator[Item]:
+def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set[str]) -> Iterator[Item]:
     label = str(folder)
     images = _list_images(folder)
     for path in [path for path in images if not _is_utf8(path)]:
@@ -909,12 +931,14 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping) -> Itera
             yield Problem(str(products), None, None, f"{why}: the images of {folder} are left as they are",
                           skipped=True)
             return
+    ids.update(joined.get(number, Product(id=path)).id for number, path in enumerate(images))
     for number, path in enumerate(images, 1):
         product = joined.get(number - 1)
         yield product or Product(id=path, image=os.path.join(base, path), source=label, row=number, keeps_stored=True)
     if products is not None and len(joined) < len(images):
         yield note(label, None, None, f"{len(images) - len(joined):,} of {len(images):,} images have no row "
-                   f"in {products}; they keep the title and labels stored for them, if any")
+                   f"in {products}; each is the product stored with that image file, if any (its id, title and labels "
+                   "kept), else a product without title or labels")
     if not images:
         yield Problem(label, None, None, "no image files in the folder (looked for "
                       f"{', '.join(sorted(IMAGE_EXTENSIONS))}, hidden files and folders skipped)")

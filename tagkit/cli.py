@@ -81,17 +81,20 @@ class Context:
     def open_store(self, read_only: bool = False) -> Store:
         import sqlite3
 
-        from tagkit.store import Store
+        from tagkit.store import ReadOnlyError, Store
 
         try:
             return Store(self.db)
         except (OSError, sqlite3.DatabaseError) as error:
+            reason: Exception = error
             if read_only:
                 try:
                     return Store(self.db, read_only=True)
+                except ReadOnlyError as why:
+                    reason = why  # the more telling one
                 except (OSError, sqlite3.DatabaseError):
                     pass
-            raise click.UsageError(f"cannot open the database {self.db}: {error}") from error
+            raise click.UsageError(f"cannot open the database {self.db}: {reason}") from error
 
     @contextmanager
     def run(self, command: str, args: dict[str, Any], label: str) -> Iterator[Run]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -120,14 +121,15 @@ def import_products(
     started = time.monotonic()
     report = ImportReport(source=str(source), image_model=embedder.model_id if embedder else None)
     problems = _Problems(report, on_problem)
-    records = read_input(source, mapping=mapping, products=products_file)
+    folder_ids: set[str] = set()  # the ids a folder's products carry (filled by read_input)
+    records = read_input(source, mapping=mapping, products=products_file, ids=folder_ids)
     taxonomy = stored_taxonomy(store)  # tags and categories are stored canonical when there is one
     with (ThreadPoolExecutor(max_workers=8, thread_name_prefix="tagkit-hash") as pool,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagkit-read") as ahead):
         # The next chunk's image files are read and hashed while this one is embedded.
         for chunk, hashes in _ahead(_chunks(records, problems, chunk_size), lambda c: ahead.submit(_hashes, c, pool)):
             unreadable = _set_hashes(chunk, hashes.result(), report)
-            _keep_stored(store, chunk)
+            _keep_stored(store, chunk, folder_ids)
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
             writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels)
@@ -199,18 +201,43 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
     return unreadable
 
 
-def _keep_stored(store: Store, chunk: list[Product]) -> None:
-    """Make each image read without a products row (`Product.keeps_stored`) the stored product of that image
-    file (same path): its id, title, description and labels, so that reading a folder neither erases them nor
-    adds a second, untitled product. An image several stored products share is theirs only through its id."""
+def _keep_stored(store: Store, chunk: list[Product], taken: set[str]) -> None:
+    """Make each image read without a products row (`Product.keeps_stored`) the stored product of that picture,
+    with its id, title, description and labels, so that reading a folder neither erases them nor adds a second,
+    untitled product. That product is the one stored with the same image path, else one stored with the same
+    image bytes whose file is this one through a link, or is gone (a folder renamed or moved); of several, the
+    one with the same id. A stored id that another product of the run has (`taken`) is not taken again."""
     bare = [p for p in chunk if p.keeps_stored and p.image]
-    stored = store.products_by_image(p.image for p in bare if p.image) if bare else {}
+    if not bare:
+        return
+    by_path = store.products_by("image", (p.image for p in bare if p.image))
+    by_bytes = store.products_by("image_hash", (p.image_hash for p in bare if p.image_hash))
     for product in bare:
-        sharing = stored.get(product.image or "", [])
-        known = next((p for p in sharing if p.id == product.id), sharing[0] if len(sharing) == 1 else None)
-        if known is not None:
-            product.id, product.title, product.description = known.id, known.title, known.description
-            product.category, product.tags, product.extra = known.category, known.tags, known.extra
+        known = (_stored_match(product, by_path.get(product.image or "", []))
+                 or _stored_match(product, [p for p in by_bytes.get(product.image_hash or "", [])
+                                            if _same_or_moved(p.image, product.image)]))
+        if known is None or (known.id != product.id and known.id in taken):
+            continue
+        taken.add(known.id)
+        product.id, product.title, product.description = known.id, known.title, known.description
+        product.category, product.tags, product.extra = known.category, known.tags, known.extra
+
+
+def _same_or_moved(stored: str | None, current: str | None) -> bool:
+    """Whether the stored image path is the current file (through a link) or no longer there."""
+    if not stored or not current:
+        return False
+    try:
+        return not os.path.exists(stored) or os.path.samefile(stored, current)
+    except OSError:
+        return False
+
+
+def _stored_match(product: Product, stored: list[Product]) -> Product | None:
+    """The one of `stored` (products sharing this product's image file, or its bytes) with the same id; else
+    the only one there is."""
+    same_id = next((p for p in stored if p.id == product.id), None)
+    return same_id if same_id is not None else stored[0] if len(stored) == 1 else None
 
 
 def _hash_file(path: str) -> str | ImageError:

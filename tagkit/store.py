@@ -139,7 +139,7 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
 }
 
 _INDEXES = {
-    "products": [["image_hash"]],
+    "products": [["image_hash"], ["image"]],
     "predictions": [["model_id"]],
     "feedback": [["product_id"], ["model_id"]],
     "problems": [["run_id"]],
@@ -152,20 +152,32 @@ def now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
+class ReadOnlyError(sqlite3.OperationalError):
+    """A database that cannot be written cannot be read either, for the reason given."""
+
+
 def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
-    """A read-only connection. A WAL database whose folder cannot be written has no shared-memory file to
-    coordinate readers with, so it is then opened as immutable (nothing can write it there either)."""
+    """A read-only connection. A WAL database whose folder cannot be written, and that has no shared-memory file
+    (`-shm`) there, is opened as immutable (nothing can write it there either), unless its write-ahead log
+    (`-wal`) holds changes: those cannot be read that way."""
     uri = path.absolute().as_uri()
-    for mode in ("mode=ro", "immutable=1"):
-        conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=timeout, check_same_thread=False)
-        try:
-            conn.execute("select count(*) from sqlite_master").fetchone()
-            return conn
-        except sqlite3.OperationalError:
-            conn.close()
-            if mode == "immutable=1":
-                raise
-    raise AssertionError("unreachable")
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
+    try:
+        conn.execute("select count(*) from sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size:
+        raise ReadOnlyError(f"its latest changes are in {wal.name}, which cannot be read without the {path.name}-shm "
+                            "file beside it (copy the database with both files, or read it where it can be written)")
+    conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=timeout, check_same_thread=False)
+    try:
+        conn.execute("select count(*) from sqlite_master").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def default_db_path() -> Path:
@@ -185,14 +197,16 @@ class Store:
         self.path = Path(path) if path is not None else default_db_path()
         if self.path.parent and not self.path.parent.exists():
             raise FileNotFoundError(f"folder for the database does not exist: {self.path.parent}")
+        if not read_only and self.path.exists() and not os.access(self.path, os.W_OK):
+            raise PermissionError(f"the database file {self.path} cannot be written (read-only file or disk)")
         conn = (_connect_read_only(self.path, timeout) if read_only else
                 sqlite3.connect(self.path, timeout=timeout, check_same_thread=False))
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
         try:
             if read_only:
-                if not self._schema_is_current():
-                    raise sqlite3.OperationalError("it was written by another version of tagkit and can only be "
-                                                   "read once a command that writes has upgraded it")
+                if not self._schema_is_current(indexes=False):
+                    raise ReadOnlyError("it was written by another version of tagkit and can only be read once a "
+                                        "command that writes has upgraded it")
             else:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
@@ -235,14 +249,15 @@ class Store:
             self.db.rollback()
             raise
 
-    def _schema_is_current(self) -> bool:
-        """Whether every table, column and index is there already (then opening the database writes nothing)."""
+    def _schema_is_current(self, indexes: bool = True) -> bool:
+        """Whether every table, column and (unless not `indexes`) index is there already (then opening the
+        database writes nothing)."""
         for name, (columns, _) in _SCHEMA.items():
             present = self.db.table(name).columns_dict if self.db.table(name).exists() else {}
             if not present or any(column not in present for column in columns):
                 return False
-            indexed = {tuple(index.columns) for index in self.db.table(name).indexes}
-            if any(tuple(index) not in indexed for index in _INDEXES.get(name, [])):
+            indexed = {tuple(index.columns) for index in self.db.table(name).indexes} if indexes else set()
+            if indexes and any(tuple(index) not in indexed for index in _INDEXES.get(name, [])):
                 return False
         row = self.db.execute("select value from meta where key = 'schema_version'").fetchone()
         return row is not None and row[0] == str(SCHEMA_VERSION)
@@ -333,15 +348,18 @@ class Store:
         rows = list(self.db.query("select * from products where id = ?", [product_id]))
         return _product_from_row(rows[0]) if rows else None
 
-    def products_by_image(self, paths: Iterable[str]) -> dict[str, list[Product]]:
-        """The stored products whose image is one of these paths (path -> products, in id order)."""
-        unique = list(dict.fromkeys(paths))
+    def products_by(self, column: str, values: Iterable[str]) -> dict[str, list[Product]]:
+        """The stored products whose `column` (`image` or `image_hash`) is one of these values (value ->
+        products, in id order)."""
+        if column not in ("image", "image_hash"):
+            raise ValueError(f"products are not looked up by {column!r}")
+        unique = list(dict.fromkeys(values))
         found: dict[str, list[Product]] = {}
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
-            sql = f"select * from products where image in ({','.join('?' * len(chunk))}) order by id"
+            sql = f"select * from products where {column} in ({','.join('?' * len(chunk))}) order by id"
             for row in self.db.query(sql, chunk):
-                found.setdefault(row["image"], []).append(_product_from_row(row))
+                found.setdefault(row[column], []).append(_product_from_row(row))
         return found
 
     def iter_products(self, where: str | None = None, params: Iterable[Any] = ()) -> Iterator[Product]:

@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -334,21 +335,27 @@ def test_a_read_only_store_reads_and_refuses_to_write(db: Path):
             store.start_run("stats", {})
 
 
-@pytest.fixture
-def read_only_folder(db: Path, tmp_path: Path):
-    """The database's folder mounted read-only at another place (needs the right to mount: root on Linux)."""
-    mount = tmp_path / "read-only"
-    mount.mkdir()
-    done = subprocess.run(["mount", "--bind", str(db.parent), str(mount)], capture_output=True, text=True)
+@contextmanager
+def mounted_read_only(source: Path, target: Path):
+    """`source` (a folder or a file) seen read-only at `target` (needs the right to mount: root on Linux)."""
+    done = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True, text=True)
     if done.returncode:
         pytest.skip(f"cannot make a read-only mount here: {done.stderr.strip() or done.returncode}")
     try:
-        remount = subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], capture_output=True, text=True)
+        remount = subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True, text=True)
         if remount.returncode:
             pytest.skip(f"cannot make a read-only mount here: {remount.stderr.strip()}")
-        yield mount
+        yield target
     finally:
-        subprocess.run(["umount", str(mount)], check=True)
+        subprocess.run(["umount", str(target)], check=True)
+
+
+@pytest.fixture
+def read_only_folder(db: Path, tmp_path: Path):
+    """The database's folder mounted read-only at another place."""
+    (tmp_path / "read-only").mkdir()
+    with mounted_read_only(db.parent, tmp_path / "read-only") as mount:
+        yield mount
 
 
 def test_readers_open_a_database_in_a_read_only_folder(db: Path, read_only_folder: Path):
@@ -361,6 +368,52 @@ def test_readers_open_a_database_in_a_read_only_folder(db: Path, read_only_folde
     assert json.loads(tagkit(shown, "models", "--json").stdout)
     result = tagkit(shown, "predict", str(DEMO / "new.csv"))  # a writer says why it cannot
     assert result.exit_code == ExitCode.USAGE and "Read-only file system" in result.stderr
+
+
+def test_a_read_only_copy_with_unread_changes_is_refused(db: Path, tmp_path: Path):
+    """Changes still in the -wal file cannot be read without its -shm file: refused, not silently left out."""
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    writer = sqlite3.connect(db)  # holds the database open: the change stays in the -wal file
+    try:
+        writer.execute("pragma wal_autocheckpoint=0")
+        writer.execute("insert into products (id, title) values ('late', 'added last')")
+        writer.commit()
+        for suffix in ("", "-wal"):
+            shutil.copy(str(db) + suffix, str(copy / db.name) + suffix)
+    finally:
+        writer.close()
+    (tmp_path / "seen").mkdir()
+    with mounted_read_only(copy, tmp_path / "seen") as seen:
+        result = tagkit(seen / db.name, "stats")
+    assert result.exit_code == ExitCode.USAGE
+    assert f"its latest changes are in {db.name}-wal" in result.stderr
+
+
+def test_an_older_database_in_a_read_only_folder_says_why_it_cannot_be_read(db: Path, tmp_path: Path):
+    old = tmp_path / "old"
+    old.mkdir()
+    source = sqlite3.connect(db)
+    source.execute("vacuum into ?", [str(old / "tagkit.db")])
+    source.close()
+    conn = sqlite3.connect(old / "tagkit.db")
+    conn.execute("alter table predictions drop column input_key")  # as before that column was added
+    conn.commit()
+    conn.close()
+    (tmp_path / "seen").mkdir()
+    with mounted_read_only(old, tmp_path / "seen") as seen:
+        result = tagkit(seen / "tagkit.db", "stats")
+    assert result.exit_code == ExitCode.USAGE and "written by another version of tagkit" in result.stderr
+
+
+def test_writers_on_a_read_only_database_file_exit_2(db: Path, tmp_path: Path):
+    (tmp_path / "ro").mkdir()
+    shown = tmp_path / "ro" / db.name
+    shown.touch()
+    with mounted_read_only(db, shown):
+        result = tagkit(shown, "import", str(DEMO / "new.csv"), "--no-images")
+        assert result.exit_code == ExitCode.USAGE and "cannot be written" in result.stderr
+        assert tagkit(shown, "stats").exit_code == ExitCode.OK
 
 
 def test_output_through_a_link_or_into_a_pipe(db: Path, tmp_path: Path):
@@ -561,7 +614,7 @@ def test_images_without_a_products_row_keep_their_stored_titles(db: Path, tmp_pa
     out = tmp_path / "out.csv"
     result = tagkit(db, "predict", str(DEMO / "new"), "--products", str(broken), "-o", str(out))
     assert result.exit_code == ExitCode.PARTIAL and "row 3" in result.stderr
-    assert "they keep the title and labels stored for them" in result.stderr
+    assert "each is the product stored with that image file" in result.stderr
     exported = {row["id"]: row["title"] for row in csv.DictReader(out.open(encoding="utf-8"))}
     assert exported[broken_id] == titles[broken_id]
     assert tagkit(db, "predict", str(DEMO / "new"), "-o", str(out)).exit_code in (0, 3)
@@ -593,6 +646,23 @@ def test_an_image_without_a_row_is_the_stored_product_of_that_file(tmp_path: Pat
     with Store(db) as store:
         assert store.product(name) is not None and store.product(name).title == ""
         assert store.product("SKU-0").title == rows[0]["title"]
+        before = store.db.table("products").count
+    moved = tmp_path / "shop-2026"  # the same pictures, reached by another path: found by their bytes
+    shutil.move(folder, moved)
+    (tmp_path / "link").symlink_to(moved)
+    for path in (moved, tmp_path / "link"):
+        assert tagkit(db, "import", str(path), "--no-images").exit_code == ExitCode.OK
+        with Store(db) as store:
+            assert store.db.table("products").count == before
+            assert {p.id: p.title for p in store.iter_products() if p.id.startswith("SKU")} == \
+                {f"SKU-{n}": row["title"] for n, row in enumerate(rows)}
+    # a row gives SKU-0 another picture: the old picture, without a row, does not take SKU-0 back
+    fix = write_csv(tmp_path / "fix.csv", [{"id": "SKU-0", "title": "Corrected", "image": Path(rows[1]["image"]).name}],
+                    ["id", "title", "image"])
+    assert tagkit(db, "import", str(moved), "--products", str(fix), "--no-images").exit_code == ExitCode.OK
+    with Store(db) as store:
+        assert store.product("SKU-0").title == "Corrected"
+        assert store.product("SKU-0").image == str(moved / Path(rows[1]["image"]).name)
 
 
 def test_image_problems_are_told_in_row_order(tmp_path: Path):
@@ -623,15 +693,28 @@ def test_a_model_that_cannot_read_what_products_have_says_so(tmp_path: Path):
     assert f"{summary['empty']} got no category and no tag from model" in result.stderr
 
 
-def test_a_quote_never_closed_in_a_title_is_told(db: Path, tmp_path: Path):
-    lines = (DEMO / "new.csv").read_text("utf-8").splitlines()
-    lines[2] = lines[2].replace(",", ',"', 1)  # row 3's title opens a quote that no one closes
+def test_a_quote_never_closed_is_told_and_its_lines_skipped(db: Path, tmp_path: Path):
+    """An opened quote runs on to the next quote in the file, swallowing the rows in between: those lines are
+    skipped and named, in a title or a description alike. Fields with line breaks of their own are fine."""
     broken = tmp_path / "broken.csv"
-    broken.write_text("\n".join(lines[:8]) + "\n", "utf-8")
-    result = tagkit(db, "import", str(broken), "--no-images")
+    broken.write_text('id,title,description,image\n'
+                      'd1,Kronix Mug,"Great mug, 300 ml,,\n'
+                      'd2,Blue bottle,,\n'
+                      'd3,"Leather wallet, brown",,\n'
+                      'd4,Red scarf,,\n', "utf-8")
+    result = tagkit(db, "import", str(broken), "--no-images", "--json")
     assert result.exit_code == ExitCode.PARTIAL
-    assert "row 3, field 'title': the title runs over lines 3 to" in result.stderr
-    described = tmp_path / "described.csv"  # a description over several lines is nothing wrong
-    described.write_text('id,title,description\nd1,Mug,"Blue, glazed, 300 ml\nDishwasher safe, yes, really"\n',
-                         "utf-8")
-    assert tagkit(db, "import", str(described), "--no-images").exit_code == ExitCode.OK
+    assert "row 2: lines 2 to 4 read as one row" in result.stderr and "Lines 2 to 4 skipped" in result.stderr
+    assert json.loads(result.stdout)["products_read"] == 1  # d4
+    lines = (DEMO / "new.csv").read_text("utf-8").splitlines()
+    lines[2] = lines[2].replace(",", ',"', 1)  # a title opens a quote that no one closes
+    in_title = tmp_path / "in_title.csv"
+    in_title.write_text("\n".join(lines[:8]) + "\n", "utf-8")
+    result = tagkit(db, "import", str(in_title), "--no-images")
+    assert result.exit_code == ExitCode.PARTIAL and "row 3: lines 3 to" in result.stderr
+    fine = tmp_path / "fine.csv"
+    fine.write_text('id,title,image\nn1,"Nike Air Max 90\nWhite, Black, Red",\n'
+                    'd1,Mug,""\n', "utf-8")
+    result = tagkit(db, "import", str(fine), "--no-images", "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert json.loads(result.stdout)["products_read"] == 2
