@@ -260,10 +260,11 @@ class _ProductsReader:
                 if not any(value.strip() for value in row):
                     continue  # a blank line
                 rows += 1
-                if len(row) >= width and reader.line_num > start and not _strictly_csv(record_lines.lines, delimiter):
+                if len(row) >= width and reader.line_num > start and not _quoted_as_written(record_lines.lines, row):
                     yield Problem(label, start, None, f"lines {start} to {reader.line_num} read as one row: a quote "
-                                  "(\") opened in a field and closed in the middle of another, so a quote that "
-                                  f"is never closed? Lines {start} to {reader.line_num} skipped", skipped=True)
+                                  "(\") opened before a line break closes in the middle of a later field, so a "
+                                  f"quote that is never closed? Lines {start} to {reader.line_num} skipped",
+                                  skipped=True)
                     continue
                 if lines.nul_seen:
                     lines.nul_seen = False
@@ -432,14 +433,13 @@ class _RecordLines:
         return line
 
 
-def _strictly_csv(lines: list[str], delimiter: str) -> bool:
-    """Whether these lines are one well-formed CSV record: no quote closes in the middle of a field (what a quote
-    left open does to the lines after it, up to the next quote)."""
-    try:
-        list(csv.reader(lines, delimiter=delimiter, strict=True))
-    except csv.Error:
-        return False
-    return True
+def _quoted_as_written(lines: list[str], row: list[str]) -> bool:
+    """Whether each field of this CSV record that holds a line break is written in the record's lines as one
+    quoted field. A quote left open runs on to the next quote in the file and, when that one closes in the
+    middle of a field, the field read is not written anywhere as such."""
+    text = "".join(lines).replace("\r\n", "\n")
+    return all('"' + value.replace("\r\n", "\n").replace('"', '""') + '"' in text
+               for value in row if "\n" in value or "\r" in value)
 
 
 def _fit_row(
@@ -643,14 +643,14 @@ class _RecordBuilder:
             problems.append(Problem(label, row, title_key, f"title is {len(title):,} characters long; cut to "
                                     f"the first {self.mapping.max_title_length}"))
             title = _cut(title, self.mapping.max_title_length)
-        if not title and self.has_title_column:
-            nothing = "" if image_text else " (and it has no image: nothing to place it by)"
-            problems.append(note(label, row, keys["title"][0],
-                                 f"empty title: product kept, to be placed by its image only{nothing}"))
-
         description, description_key = _first(record, keys["description"])
         if "<" in description or "&" in description:
             description = strip_html(description)
+        if not title and self.has_title_column:
+            by = ("its description and image" if description.strip() and image_text else "its description only"
+                  if description.strip() else "its image only" if image_text else
+                  "nothing (it has no description or image either)")
+            problems.append(note(label, row, keys["title"][0], f"empty title: product kept, to be placed by {by}"))
         if len(description) > MAX_DESCRIPTION_LENGTH:
             problems.append(Problem(label, row, description_key, f"description is {len(description):,} "
                                     f"characters long; cut to the first {MAX_DESCRIPTION_LENGTH:,}"))
@@ -932,8 +932,14 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
                           skipped=True)
             return
     ids.update(joined.get(number, Product(id=path)).id for number, path in enumerate(images))
+    row_ids = {product.id: product for product in joined.values()}
     for number, path in enumerate(images, 1):
         product = joined.get(number - 1)
+        if product is None and path in row_ids:  # a row gives this image's name to another image
+            other = row_ids[path]
+            yield Problem(label, number, "image", f"{path}: row {other.row} of {products} gives this id to "
+                          f"{other.image}; this image is left out (give it a row with an id of its own)", skipped=True)
+            continue
         yield product or Product(id=path, image=os.path.join(base, path), source=label, row=number, keeps_stored=True)
     if products is not None and len(joined) < len(images):
         yield note(label, None, None, f"{len(images) - len(joined):,} of {len(images):,} images have no row "

@@ -129,7 +129,8 @@ def import_products(
         # The next chunk's image files are read and hashed while this one is embedded.
         for chunk, hashes in _ahead(_chunks(records, problems, chunk_size), lambda c: ahead.submit(_hashes, c, pool)):
             unreadable = _set_hashes(chunk, hashes.result(), report)
-            _keep_stored(store, chunk, folder_ids)
+            for problem in _keep_stored(store, chunk, folder_ids):
+                problems.add(problem)
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
             writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels)
@@ -201,26 +202,55 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
     return unreadable
 
 
-def _keep_stored(store: Store, chunk: list[Product], taken: set[str]) -> None:
-    """Make each image read without a products row (`Product.keeps_stored`) the stored product of that picture,
-    with its id, title, description and labels, so that reading a folder neither erases them nor adds a second,
-    untitled product. That product is the one stored with the same image path, else one stored with the same
-    image bytes whose file is this one through a link, or is gone (a folder renamed or moved); of several, the
-    one with the same id. A stored id that another product of the run has (`taken`) is not taken again."""
+def _keep_stored(store: Store, chunk: list[Product], taken: set[str]) -> list[Problem]:
+    """Make each image read without a products row (`Product.keeps_stored`) the stored product of that picture
+    (`_stored_product`), with its id, title, description and labels, so that reading a folder neither erases
+    them nor adds a second, untitled product. An image whose id is another stored picture's is taken out of
+    `chunk` (the problems returned): writing it would erase that product. `taken`: the ids of the run's products
+    (a stored id among them is not taken again)."""
     bare = [p for p in chunk if p.keeps_stored and p.image]
     if not bare:
-        return
+        return []
     by_path = store.products_by("image", (p.image for p in bare if p.image))
     by_bytes = store.products_by("image_hash", (p.image_hash for p in bare if p.image_hash))
+    by_id = store.products_by("id", (p.id for p in bare))
+    problems = []
     for product in bare:
-        known = (_stored_match(product, by_path.get(product.image or "", []))
-                 or _stored_match(product, [p for p in by_bytes.get(product.image_hash or "", [])
-                                            if _same_or_moved(p.image, product.image)]))
-        if known is None or (known.id != product.id and known.id in taken):
+        known = _stored_product(product, by_path, by_bytes, by_id, taken)
+        if known is None:
+            continue
+        if known.image and known.id == product.id and known.image_hash != product.image_hash \
+                and known.image != product.image and os.path.exists(known.image):
+            chunk.remove(product)
+            problems.append(Problem(product.source, product.row, "image", f"product {product.id!r} is another "
+                                    f"picture, {known.image}: this image ({product.image}) is left out, so as not "
+                                    "to replace it (give the folder's images ids of their own in a products file)",
+                                    skipped=True))
             continue
         taken.add(known.id)
         product.id, product.title, product.description = known.id, known.title, known.description
         product.category, product.tags, product.extra = known.category, known.tags, known.extra
+    return problems
+
+
+def _stored_product(product: Product, by_path: dict[str, list[Product]], by_bytes: dict[str, list[Product]],
+                    by_id: dict[str, list[Product]], taken: set[str]) -> Product | None:
+    """The stored product this image is: the one stored with the same path; else the same picture (bytes) under
+    the same id (a copied, moved or linked folder); else the same picture whose stored file is this one through a
+    link or is gone (a renamed folder); else the product stored under its id (which the caller leaves alone when
+    that is another picture still on disk). Of several, the one with the same id, else with the same file name;
+    ids other products of the run have (`taken`) are not candidates."""
+    def pick(stored: list[Product]) -> Product | None:
+        free = [p for p in stored if p.id == product.id or p.id not in taken]
+        same_id = [p for p in free if p.id == product.id]
+        same_name = [p for p in free if p.image and os.path.basename(p.image) == os.path.basename(product.image or "")]
+        return next((group[0] for group in (same_id, free, same_name) if len(group) == 1), None)
+
+    same_bytes = by_bytes.get(product.image_hash or "", [])
+    return (pick(by_path.get(product.image or "", []))
+            or next((p for p in same_bytes if p.id == product.id), None)
+            or pick([p for p in same_bytes if _same_or_moved(p.image, product.image)])
+            or next(iter(by_id.get(product.id, [])), None))
 
 
 def _same_or_moved(stored: str | None, current: str | None) -> bool:
@@ -231,13 +261,6 @@ def _same_or_moved(stored: str | None, current: str | None) -> bool:
         return not os.path.exists(stored) or os.path.samefile(stored, current)
     except OSError:
         return False
-
-
-def _stored_match(product: Product, stored: list[Product]) -> Product | None:
-    """The one of `stored` (products sharing this product's image file, or its bytes) with the same id; else
-    the only one there is."""
-    same_id = next((p for p in stored if p.id == product.id), None)
-    return same_id if same_id is not None else stored[0] if len(stored) == 1 else None
 
 
 def _hash_file(path: str) -> str | ImageError:

@@ -349,9 +349,9 @@ class Store:
         return _product_from_row(rows[0]) if rows else None
 
     def products_by(self, column: str, values: Iterable[str]) -> dict[str, list[Product]]:
-        """The stored products whose `column` (`image` or `image_hash`) is one of these values (value ->
+        """The stored products whose `column` (`id`, `image` or `image_hash`) is one of these values (value ->
         products, in id order)."""
-        if column not in ("image", "image_hash"):
+        if column not in ("id", "image", "image_hash"):
             raise ValueError(f"products are not looked up by {column!r}")
         unique = list(dict.fromkeys(values))
         found: dict[str, list[Product]] = {}

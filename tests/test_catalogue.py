@@ -264,14 +264,15 @@ def test_duplicate_id_later_row_wins(tmp_path: Path) -> None:
 
 
 def test_empty_title_is_kept_and_noted(tmp_path: Path) -> None:
-    path = write(tmp_path, "p.csv", "id,title,image\n1,,a.jpg\n2,Cap,b.jpg\n3,,\n")
+    path = write(tmp_path, "p.csv", "id,title,description,image\n1,,,a.jpg\n2,Cap,,b.jpg\n3,,,\n4,,Soft cap,\n")
     products, problems = read(path)
-    assert [p.id for p in products] == ["1", "2", "3"]
-    assert len(problems) == 2 and all(p.info for p in problems)
+    assert [p.id for p in products] == ["1", "2", "3", "4"]
+    assert len(problems) == 3 and all(p.info for p in problems)
     first = only(problems, row=2)
     assert (first.field, first.skipped) == ("title", False)
-    assert "empty title" in first.message
-    assert "no image" in only(problems, row=4).message
+    assert first.message == "empty title: product kept, to be placed by its image only"
+    assert "placed by nothing (it has no description or image either)" in only(problems, row=4).message
+    assert "placed by its description only" in only(problems, row=5).message
 
 
 def test_empty_title_not_noted_without_a_title_column(tmp_path: Path) -> None:

@@ -659,7 +659,9 @@ def test_an_image_without_a_row_is_the_stored_product_of_that_file(tmp_path: Pat
     # a row gives SKU-0 another picture: the old picture, without a row, does not take SKU-0 back
     fix = write_csv(tmp_path / "fix.csv", [{"id": "SKU-0", "title": "Corrected", "image": Path(rows[1]["image"]).name}],
                     ["id", "title", "image"])
-    assert tagkit(db, "import", str(moved), "--products", str(fix), "--no-images").exit_code == ExitCode.OK
+    result = tagkit(db, "import", str(moved), "--products", str(fix), "--no-images")
+    assert result.exit_code == ExitCode.PARTIAL  # the old picture's name is the other folder's product now
+    assert f"product {name!r} is another picture" in result.stderr
     with Store(db) as store:
         assert store.product("SKU-0").title == "Corrected"
         assert store.product("SKU-0").image == str(moved / Path(rows[1]["image"]).name)
@@ -713,8 +715,40 @@ def test_a_quote_never_closed_is_told_and_its_lines_skipped(db: Path, tmp_path: 
     result = tagkit(db, "import", str(in_title), "--no-images")
     assert result.exit_code == ExitCode.PARTIAL and "row 3: lines 3 to" in result.stderr
     fine = tmp_path / "fine.csv"
-    fine.write_text('id,title,image\nn1,"Nike Air Max 90\nWhite, Black, Red",\n'
-                    'd1,Mug,""\n', "utf-8")
+    fine.write_text('id,title,description,image\nn1,"Nike Air Max 90\nWhite, Black, Red",,\n'
+                    'd1,"Best" Mug,"multi\r\nline, ""glazed""",\n', "utf-8")
     result = tagkit(db, "import", str(fine), "--no-images", "--json")
     assert result.exit_code == ExitCode.OK, result.stderr
     assert json.loads(result.stdout)["products_read"] == 2
+
+
+def test_an_image_is_not_written_over_another_picture_of_its_id(tmp_path: Path):
+    """Folders name their products by file name: another folder's picture of the same name is left out (the
+    stored product kept), a copy of the same folder is the same products, and an image whose name a products row
+    gives to another image is left out, not merged with it."""
+    db, shop, copy, other = tmp_path / "tagkit.db", tmp_path / "shop", tmp_path / "copy", tmp_path / "other"
+    shop.mkdir()
+    other.mkdir()
+    rows = [row for row in demo_rows() if row["image"]][:2]
+    names = [Path(row["image"]).name for row in rows]
+    for row, name in zip(rows, names, strict=True):
+        shutil.copy(DEMO / row["image"], shop / name)
+    titled = write_csv(tmp_path / "titled.csv", [{**row, "image": name} for row, name in zip(rows, names, strict=True)],
+                       ["title", "image", "category"])
+    assert tagkit(db, "import", str(shop), "--products", str(titled), "--no-images").exit_code == ExitCode.OK
+    shutil.copytree(shop, copy)
+    assert tagkit(db, "import", str(copy), "--no-images").exit_code == ExitCode.OK
+    shutil.copy(shop / names[1], other / names[0])  # another picture under the first one's name
+    shutil.copy(DEMO / demo_rows()[-1]["image"], other / "new-photo.jpg")
+    result = tagkit(db, "import", str(other), "--no-images")
+    assert result.exit_code == ExitCode.PARTIAL and f"product {names[0]!r} is another picture" in result.stderr
+    with Store(db) as store:
+        assert {p.id: p.title for p in store.iter_products()} == {"new-photo.jpg": "", **{
+            name: row["title"] for row, name in zip(rows, names, strict=True)}}
+    swapped = write_csv(tmp_path / "swapped.csv", [{"id": names[1], "title": "Renamed", "image": names[0]}],
+                        ["id", "title", "image"])
+    result = tagkit(db, "import", str(shop), "--products", str(swapped), "--no-images")
+    assert result.exit_code == ExitCode.PARTIAL
+    assert f"{names[1]}: row 2 of {swapped} gives this id to" in result.stderr
+    with Store(db) as store:
+        assert store.product(names[1]).title == "Renamed" and store.product(names[1]).image == str(shop / names[0])
