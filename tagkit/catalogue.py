@@ -943,7 +943,7 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
         yield product or Product(id=path, image=os.path.join(base, path), source=label, row=number, keeps_stored=True)
     if products is not None and len(joined) < len(images):
         yield note(label, None, None, f"{len(images) - len(joined):,} of {len(images):,} images have no row "
-                   f"in {products}; each is the product stored with that image file, if any (its id, title and labels "
+                   f"in {products}; each is the product stored with the same picture, if any (its id, title and labels "
                    "kept), else a product without title or labels")
     if not images:
         yield Problem(label, None, None, "no image files in the folder (looked for "

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tagkit.catalogue import read_input
+from tagkit.catalogue import note, read_input
 from tagkit.image import ImageError, content_hash, read_image_bytes
 from tagkit.product import Problem, Product
 from tagkit.taxonomy import stored_taxonomy
@@ -109,7 +109,7 @@ def import_products(
     or image becomes a `Problem` (also written to the `problems` table when `run_id` is given);
     the rest of the input goes on. Pass `embedder=None` to store products without features. With
     `keep_labels`, a product without a category or tags keeps those stored (see `Store.upsert_products`). An
-    image of a folder without a products row is the stored product of that image file, if any (`_keep_stored`).
+    image of a folder without a products row is the stored product of the same picture, if any (`_keep_stored`).
     `on_chunk` gets each chunk's products once they and their features are stored (with
     `image_hash` set where the image could be read): `predict` and `train` work from there.
 
@@ -129,8 +129,8 @@ def import_products(
         # The next chunk's image files are read and hashed while this one is embedded.
         for chunk, hashes in _ahead(_chunks(records, problems, chunk_size), lambda c: ahead.submit(_hashes, c, pool)):
             unreadable = _set_hashes(chunk, hashes.result(), report)
-            for problem in _keep_stored(store, chunk, folder_ids):
-                problems.add(problem)
+            for told in _keep_stored(store, chunk, folder_ids):
+                problems.add(told)
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
             writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels)
@@ -203,64 +203,50 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
 
 
 def _keep_stored(store: Store, chunk: list[Product], taken: set[str]) -> list[Problem]:
-    """Make each image read without a products row (`Product.keeps_stored`) the stored product of that picture
-    (`_stored_product`), with its id, title, description and labels, so that reading a folder neither erases
-    them nor adds a second, untitled product. An image whose id is another stored picture's is taken out of
-    `chunk` (the problems returned): writing it would erase that product. `taken`: the ids of the run's products
-    (a stored id among them is not taken again)."""
+    """Make each image read without a products row (`Product.keeps_stored`) the stored product of the same
+    picture (`_same_picture`), with its id, title, description and labels, so that reading a folder again (or
+    renamed, moved, copied) neither erases them nor adds a second, untitled product.
+
+    A picture tagkit has not stored takes its file name as id, unless a stored product with that id has another
+    picture (a file name used again): it is then stored as `NAME~HASH` (noted), so that nothing stored, feedback
+    included, is given to a picture it was not meant for. `taken`: the ids of the run's products. Returns the
+    notes."""
     bare = [p for p in chunk if p.keeps_stored and p.image]
     if not bare:
         return []
-    by_path = store.products_by("image", (p.image for p in bare if p.image))
     by_bytes = store.products_by("image_hash", (p.image_hash for p in bare if p.image_hash))
     by_id = store.products_by("id", (p.id for p in bare))
-    problems = []
+    notes = []
     for product in bare:
-        known = _stored_product(product, by_path, by_bytes, by_id, taken)
+        known = _same_picture(product, by_bytes.get(product.image_hash or "", []), taken)
         if known is None:
-            continue
-        if known.image and known.id == product.id and known.image_hash != product.image_hash \
-                and known.image != product.image and os.path.exists(known.image):
-            chunk.remove(product)
-            problems.append(Problem(product.source, product.row, "image", f"product {product.id!r} is another "
-                                    f"picture, {known.image}: this image ({product.image}) is left out, so as not "
-                                    "to replace it (give the folder's images ids of their own in a products file)",
-                                    skipped=True))
-            continue
-        taken.add(known.id)
-        product.id, product.title, product.description = known.id, known.title, known.description
-        product.category, product.tags, product.extra = known.category, known.tags, known.extra
-    return problems
+            known = next(iter(by_id.get(product.id, [])), None)
+            if known is not None and known.image_hash and product.image_hash and known.image_hash != product.image_hash:
+                taken.discard(product.id)
+                product.id = f"{product.id}~{product.image_hash[:8]}"
+                taken.add(product.id)
+                notes.append(note(product.source, product.row, "image", f"product {known.id!r} is another "
+                                  f"picture ({known.image}): this one is stored as {product.id!r}"))
+                continue
+        if known is not None:
+            taken.add(known.id)
+            product.id, product.title, product.description = known.id, known.title, known.description
+            product.category, product.tags, product.extra = known.category, known.tags, known.extra
+    return notes
 
 
-def _stored_product(product: Product, by_path: dict[str, list[Product]], by_bytes: dict[str, list[Product]],
-                    by_id: dict[str, list[Product]], taken: set[str]) -> Product | None:
-    """The stored product this image is: the one stored with the same path; else the same picture (bytes) under
-    the same id (a copied, moved or linked folder); else the same picture whose stored file is this one through a
-    link or is gone (a renamed folder); else the product stored under its id (which the caller leaves alone when
-    that is another picture still on disk). Of several, the one with the same id, else with the same file name;
-    ids other products of the run have (`taken`) are not candidates."""
-    def pick(stored: list[Product]) -> Product | None:
-        free = [p for p in stored if p.id == product.id or p.id not in taken]
-        same_id = [p for p in free if p.id == product.id]
-        same_name = [p for p in free if p.image and os.path.basename(p.image) == os.path.basename(product.image or "")]
-        return next((group[0] for group in (same_id, free, same_name) if len(group) == 1), None)
-
-    same_bytes = by_bytes.get(product.image_hash or "", [])
-    return (pick(by_path.get(product.image or "", []))
-            or next((p for p in same_bytes if p.id == product.id), None)
-            or pick([p for p in same_bytes if _same_or_moved(p.image, product.image)])
-            or next(iter(by_id.get(product.id, [])), None))
-
-
-def _same_or_moved(stored: str | None, current: str | None) -> bool:
-    """Whether the stored image path is the current file (through a link) or no longer there."""
-    if not stored or not current:
-        return False
-    try:
-        return not os.path.exists(stored) or os.path.samefile(stored, current)
-    except OSError:
-        return False
+def _same_picture(product: Product, stored: list[Product], taken: set[str]) -> Product | None:
+    """Which of `stored` (the products stored with this image's bytes) this image is: of those whose id is free
+    (not `taken` by another product of the run) and, if any has them, with a title or labels, the one with the
+    same id, else with the same file name, else the only one."""
+    free = [p for p in stored if p.id == product.id or p.id not in taken]
+    told = [p for p in free if p.title or p.description or p.category or p.tags] or free
+    name = os.path.basename(product.image or "")
+    for group in ([p for p in told if p.id == product.id],
+                  [p for p in told if p.image and os.path.basename(p.image) == name], told):
+        if len(group) == 1:
+            return group[0]
+    return None
 
 
 def _hash_file(path: str) -> str | ImageError:

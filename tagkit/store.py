@@ -139,7 +139,7 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
 }
 
 _INDEXES = {
-    "products": [["image_hash"], ["image"]],
+    "products": [["image_hash"]],
     "predictions": [["model_id"]],
     "feedback": [["product_id"], ["model_id"]],
     "problems": [["run_id"]],
@@ -349,9 +349,9 @@ class Store:
         return _product_from_row(rows[0]) if rows else None
 
     def products_by(self, column: str, values: Iterable[str]) -> dict[str, list[Product]]:
-        """The stored products whose `column` (`id`, `image` or `image_hash`) is one of these values (value ->
-        products, in id order)."""
-        if column not in ("id", "image", "image_hash"):
+        """The stored products whose `column` (`id` or `image_hash`) is one of these values (value -> products,
+        in id order)."""
+        if column not in ("id", "image_hash"):
             raise ValueError(f"products are not looked up by {column!r}")
         unique = list(dict.fromkeys(values))
         found: dict[str, list[Product]] = {}

@@ -583,14 +583,15 @@ def test_a_product_with_nothing_to_predict_from_gets_nothing(db: Path, tmp_path:
     assert (json.loads(result.stdout)["no_input"], json.loads(result.stdout)["empty"]) == (1, 1)
     assert "1 of them had neither a title nor a readable image: nothing was predicted" in result.stderr
     rows = {row["id"]: row for row in csv.DictReader(out.open(encoding="utf-8"))}
-    assert rows["good.jpg"]["category"] and float(rows["good.jpg"]["category_score"]) > 0
+    good = next(i for i in rows if i != "broken.jpg")  # the stored product of that picture
+    assert rows[good]["category"] and float(rows[good]["category_score"]) > 0
     assert [rows["broken.jpg"][k] for k in ("category", "category_score", "alternatives", "tags", "candidates")] \
         == [""] * 5
     with Store(db) as store:
         queued = {item.id for item in review_queue(store, order="id")}
-        assert "good.jpg" in queued and "broken.jpg" not in queued
+        assert good in queued and "broken.jpg" not in queued
         # a prediction stored by a tagkit that gave such products the training prior is not reviewed either
-        stale = replace(next(i for i in load_items(store) if i.id == "good.jpg"), id="broken.jpg")
+        stale = replace(next(i for i in load_items(store) if i.id == good), id="broken.jpg")
         store_predictions(store, [stale])
         assert "broken.jpg" not in {item.id for item in load_items(store)}
     labelled = tmp_path / "labelled.csv"
@@ -614,7 +615,7 @@ def test_images_without_a_products_row_keep_their_stored_titles(db: Path, tmp_pa
     out = tmp_path / "out.csv"
     result = tagkit(db, "predict", str(DEMO / "new"), "--products", str(broken), "-o", str(out))
     assert result.exit_code == ExitCode.PARTIAL and "row 3" in result.stderr
-    assert "each is the product stored with that image file" in result.stderr
+    assert "each is the product stored with the same picture" in result.stderr
     exported = {row["id"]: row["title"] for row in csv.DictReader(out.open(encoding="utf-8"))}
     assert exported[broken_id] == titles[broken_id]
     assert tagkit(db, "predict", str(DEMO / "new"), "-o", str(out)).exit_code in (0, 3)
@@ -624,47 +625,48 @@ def test_images_without_a_products_row_keep_their_stored_titles(db: Path, tmp_pa
         == {k: v for k, v in titles.items() if k in exported}
 
 
-def test_an_image_without_a_row_is_the_stored_product_of_that_file(tmp_path: Path):
-    """Matched by the image file, not by its name: a product stored with its own id (a SKU) is not doubled by
-    an untitled one, and another folder's picture of the same name does not get its title and labels."""
-    db, folder, other = tmp_path / "tagkit.db", tmp_path / "shop", tmp_path / "other"
+def test_an_image_without_a_row_is_the_stored_product_of_that_picture(tmp_path: Path):
+    """Matched by the picture's bytes: a product stored with its own id (a SKU) is not doubled by an untitled one,
+    a renamed, linked or copied folder is the same products, pictures alike in bytes go by file name, and a
+    titled product wins over an untitled one of the same picture."""
+    db, folder = tmp_path / "tagkit.db", tmp_path / "shop"
     folder.mkdir()
-    other.mkdir()
     rows = [row for row in demo_rows() if row["image"]][:3]
     for row in rows:
         shutil.copy(DEMO / row["image"], folder / Path(row["image"]).name)
-    skus = write_csv(tmp_path / "skus.csv", [{**row, "id": f"SKU-{n}", "image": Path(row["image"]).name}
-                                             for n, row in enumerate(rows)], ["id", "title", "image", "category"])
-    assert tagkit(db, "import", str(folder), "--products", str(skus), "--no-images").exit_code == ExitCode.OK
-    assert tagkit(db, "import", str(folder), "--no-images").exit_code == ExitCode.OK
-    with Store(db) as store:
-        stored = {p.id: (p.title, p.category_path) for p in store.iter_products()}
-    assert stored == {f"SKU-{n}": (row["title"], row["category"]) for n, row in enumerate(rows)}
-    name = Path(rows[0]["image"]).name
-    shutil.copy(DEMO / rows[1]["image"], other / name)  # another picture under the first one's name
-    assert tagkit(db, "import", str(other), "--no-images").exit_code == ExitCode.OK
-    with Store(db) as store:
-        assert store.product(name) is not None and store.product(name).title == ""
-        assert store.product("SKU-0").title == rows[0]["title"]
-        before = store.db.table("products").count
-    moved = tmp_path / "shop-2026"  # the same pictures, reached by another path: found by their bytes
+    shutil.copy(DEMO / rows[0]["image"], folder / "twin.jpg")  # the same picture twice, under two SKUs
+    skus = [{**row, "id": f"SKU-{n}", "image": Path(row["image"]).name} for n, row in enumerate(rows)]
+    skus.append({"id": "SKU-T", "title": "Twin", "image": "twin.jpg", "category": rows[0]["category"]})
+    listed = write_csv(tmp_path / "skus.csv", skus, ["id", "title", "image", "category"])
+    assert tagkit(db, "import", str(folder), "--products", str(listed),
+                  "--no-images").exit_code == ExitCode.OK
+    expected = {sku["id"]: sku["title"] for sku in skus}
+
+    def titles() -> dict[str, str]:
+        with Store(db) as store:
+            return {p.id: p.title for p in store.iter_products()}
+
+    moved = tmp_path / "shop-2026"
     shutil.move(folder, moved)
     (tmp_path / "link").symlink_to(moved)
-    for path in (moved, tmp_path / "link"):
-        assert tagkit(db, "import", str(path), "--no-images").exit_code == ExitCode.OK
-        with Store(db) as store:
-            assert store.db.table("products").count == before
-            assert {p.id: p.title for p in store.iter_products() if p.id.startswith("SKU")} == \
-                {f"SKU-{n}": row["title"] for n, row in enumerate(rows)}
-    # a row gives SKU-0 another picture: the old picture, without a row, does not take SKU-0 back
-    fix = write_csv(tmp_path / "fix.csv", [{"id": "SKU-0", "title": "Corrected", "image": Path(rows[1]["image"]).name}],
-                    ["id", "title", "image"])
-    result = tagkit(db, "import", str(moved), "--products", str(fix), "--no-images")
-    assert result.exit_code == ExitCode.PARTIAL  # the old picture's name is the other folder's product now
-    assert f"product {name!r} is another picture" in result.stderr
+    shutil.copytree(moved, tmp_path / "copy")
+    for path in (moved, tmp_path / "link", tmp_path / "copy", moved):
+        result = tagkit(db, "import", str(path), "--no-images")
+        assert result.exit_code == ExitCode.OK, result.stderr
+        assert titles() == expected, path
     with Store(db) as store:
-        assert store.product("SKU-0").title == "Corrected"
-        assert store.product("SKU-0").image == str(moved / Path(rows[1]["image"]).name)
+        assert store.product("SKU-T").image == str(moved / "twin.jpg")
+    untitled = tmp_path / "untitled"  # a picture first seen alone, then in the catalogue with a title
+    untitled.mkdir()
+    shutil.copy(DEMO / demo_rows()[-1]["image"], untitled / "x.jpg")
+    assert tagkit(db, "import", str(untitled), "--no-images").exit_code == ExitCode.OK
+    write_csv(tmp_path / "catalogue.csv", [{"id": "SKU-X", "title": "Titled", "image": str(untitled / "x.jpg")}])
+    assert tagkit(db, "import", str(tmp_path / "catalogue.csv"), "--no-images").exit_code == ExitCode.OK
+    assert tagkit(db, "import", str(untitled), "--no-images").exit_code == ExitCode.OK
+    assert titles()["SKU-X"] == "Titled" and titles()["x.jpg"] == ""  # the image went to SKU-X: x.jpg unchanged
+    with Store(db) as store:
+        assert store.product("SKU-X").image == str(untitled / "x.jpg")
+
 
 
 def test_image_problems_are_told_in_row_order(tmp_path: Path):
@@ -722,33 +724,30 @@ def test_a_quote_never_closed_is_told_and_its_lines_skipped(db: Path, tmp_path: 
     assert json.loads(result.stdout)["products_read"] == 2
 
 
-def test_an_image_is_not_written_over_another_picture_of_its_id(tmp_path: Path):
-    """Folders name their products by file name: another folder's picture of the same name is left out (the
-    stored product kept), a copy of the same folder is the same products, and an image whose name a products row
-    gives to another image is left out, not merged with it."""
-    db, shop, copy, other = tmp_path / "tagkit.db", tmp_path / "shop", tmp_path / "copy", tmp_path / "other"
-    shop.mkdir()
-    other.mkdir()
+def test_a_file_name_used_again_for_another_picture_gets_an_id_of_its_own(tmp_path: Path):
+    """A folder names its products by file name: a new picture under a name a stored product has (a camera
+    counting again) is stored as NAME~HASH, said so, and the stored product (its feedback too) is left alone. An
+    image whose name a products row gives to another image is left out."""
+    db, inbox = tmp_path / "tagkit.db", tmp_path / "inbox"
+    inbox.mkdir()
     rows = [row for row in demo_rows() if row["image"]][:2]
-    names = [Path(row["image"]).name for row in rows]
-    for row, name in zip(rows, names, strict=True):
-        shutil.copy(DEMO / row["image"], shop / name)
-    titled = write_csv(tmp_path / "titled.csv", [{**row, "image": name} for row, name in zip(rows, names, strict=True)],
-                       ["title", "image", "category"])
-    assert tagkit(db, "import", str(shop), "--products", str(titled), "--no-images").exit_code == ExitCode.OK
-    shutil.copytree(shop, copy)
-    assert tagkit(db, "import", str(copy), "--no-images").exit_code == ExitCode.OK
-    shutil.copy(shop / names[1], other / names[0])  # another picture under the first one's name
-    shutil.copy(DEMO / demo_rows()[-1]["image"], other / "new-photo.jpg")
-    result = tagkit(db, "import", str(other), "--no-images")
-    assert result.exit_code == ExitCode.PARTIAL and f"product {names[0]!r} is another picture" in result.stderr
+    shutil.copy(DEMO / rows[0]["image"], inbox / "IMG_0001.jpg")
+    titled = write_csv(tmp_path / "week1.csv", [{"title": rows[0]["title"], "image": "IMG_0001.jpg"}])
+    assert tagkit(db, "import", str(inbox), "--products", str(titled), "--no-images").exit_code == ExitCode.OK
+    shutil.copy(DEMO / rows[1]["image"], inbox / "IMG_0001.jpg")  # week 2: another picture, the same name
+    result = tagkit(db, "import", str(inbox), "--no-images", "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
     with Store(db) as store:
-        assert {p.id: p.title for p in store.iter_products()} == {"new-photo.jpg": "", **{
-            name: row["title"] for row, name in zip(rows, names, strict=True)}}
-    swapped = write_csv(tmp_path / "swapped.csv", [{"id": names[1], "title": "Renamed", "image": names[0]}],
+        products = {p.id: p for p in store.iter_products()}
+    new_id = next(i for i in products if i.startswith("IMG_0001.jpg~"))
+    assert "product 'IMG_0001.jpg' is another picture" in result.stderr and repr(new_id) in result.stderr
+    assert products["IMG_0001.jpg"].title == rows[0]["title"] and products[new_id].title == ""
+    assert products["IMG_0001.jpg"].image_hash != products[new_id].image_hash
+    again = tagkit(db, "import", str(inbox), "--no-images", "--json")  # the same picture again: the same product
+    assert json.loads(again.stdout)["products_unchanged"] == 1 and "another picture" not in again.stderr
+    shutil.copy(DEMO / rows[0]["image"], inbox / "other.jpg")
+    swapped = write_csv(tmp_path / "swapped.csv", [{"id": "other.jpg", "title": "Renamed", "image": new_id[:12]}],
                         ["id", "title", "image"])
-    result = tagkit(db, "import", str(shop), "--products", str(swapped), "--no-images")
+    result = tagkit(db, "import", str(inbox), "--products", str(swapped), "--no-images")
     assert result.exit_code == ExitCode.PARTIAL
-    assert f"{names[1]}: row 2 of {swapped} gives this id to" in result.stderr
-    with Store(db) as store:
-        assert store.product(names[1]).title == "Renamed" and store.product(names[1]).image == str(shop / names[0])
+    assert f"other.jpg: row 2 of {swapped} gives this id to" in result.stderr
