@@ -208,26 +208,37 @@ def _keep_stored(store: Store, chunk: list[Product], taken: set[str]) -> list[Pr
     renamed, moved, copied) neither erases them nor adds a second, untitled product.
 
     A picture tagkit has not stored takes its file name as id, unless a stored product with that id has another
-    picture (a file name used again): it is then stored as `NAME~HASH` (noted), so that nothing stored, feedback
-    included, is given to a picture it was not meant for. `taken`: the ids of the run's products. Returns the
-    notes."""
+    picture (a file name used again, or the photo changed): it is then stored as `NAME~HASH` (noted), so that
+    nothing stored, feedback included, is given to a picture it was not meant for. An unreadable file under the
+    name of a stored product with a picture is left out of `chunk`. `taken`: the ids of the run's products.
+    Returns the notes."""
     bare = [p for p in chunk if p.keeps_stored and p.image]
     if not bare:
         return []
     by_bytes = store.products_by("image_hash", (p.image_hash for p in bare if p.image_hash))
-    by_id = store.products_by("id", (p.id for p in bare))
+    by_id = {i: found[0] for i, found in store.products_by("id", (p.id for p in bare)).items()}
+    pictured = {p.id for p in bare if by_id.get(p.id) is not None and by_id[p.id].image_hash}
+    taken.difference_update(p.id for p in bare if p.id in pictured and p.image_hash != by_id[p.id].image_hash)
     notes = []
     for product in bare:
         known = _same_picture(product, by_bytes.get(product.image_hash or "", []), taken)
-        if known is None:
-            known = next(iter(by_id.get(product.id, [])), None)
-            if known is not None and known.image_hash and product.image_hash and known.image_hash != product.image_hash:
-                taken.discard(product.id)
+        if known is None and product.id in pictured:
+            stored = by_id[product.id]
+            if product.image_hash is None:  # nothing to tell: the stored product keeps its picture
+                chunk.remove(product)
+                notes.append(note(product.source, product.row, "image", f"product {stored.id!r} keeps its stored "
+                                  f"picture ({stored.image}); this unreadable file is left out"))
+                continue
+            if product.image_hash != stored.image_hash:
                 product.id = f"{product.id}~{product.image_hash[:8]}"
                 taken.add(product.id)
-                notes.append(note(product.source, product.row, "image", f"product {known.id!r} is another "
-                                  f"picture ({known.image}): this one is stored as {product.id!r}"))
+                what = (f"the picture of product {stored.id!r} has changed" if stored.image == product.image else
+                        f"product {stored.id!r} is another picture ({stored.image})")
+                notes.append(note(product.source, product.row, "image", f"{what}: this one is stored as "
+                                  f"{product.id!r} (if it is that product, retouched, give it a row with id "
+                                  f"{stored.id!r} in a products file)"))
                 continue
+        known = known or by_id.get(product.id)
         if known is not None:
             taken.add(known.id)
             product.id, product.title, product.description = known.id, known.title, known.description

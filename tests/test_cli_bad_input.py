@@ -740,11 +740,20 @@ def test_a_file_name_used_again_for_another_picture_gets_an_id_of_its_own(tmp_pa
     with Store(db) as store:
         products = {p.id: p for p in store.iter_products()}
     new_id = next(i for i in products if i.startswith("IMG_0001.jpg~"))
-    assert "product 'IMG_0001.jpg' is another picture" in result.stderr and repr(new_id) in result.stderr
+    assert "the picture of product 'IMG_0001.jpg' has changed" in result.stderr and repr(new_id) in result.stderr
     assert products["IMG_0001.jpg"].title == rows[0]["title"] and products[new_id].title == ""
     assert products["IMG_0001.jpg"].image_hash != products[new_id].image_hash
     again = tagkit(db, "import", str(inbox), "--no-images", "--json")  # the same picture again: the same product
-    assert json.loads(again.stdout)["products_unchanged"] == 1 and "another picture" not in again.stderr
+    assert json.loads(again.stdout)["products_unchanged"] == 1 and "has changed" not in again.stderr
+    broken = tmp_path / "broken"  # an unreadable file under a stored name leaves the product's picture alone
+    broken.mkdir()
+    (broken / "IMG_0001.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    (broken / "fine.jpg").write_bytes((DEMO / rows[0]["image"]).read_bytes())
+    result = tagkit(db, "import", str(broken), "--no-images")
+    assert result.exit_code == ExitCode.PARTIAL and "keeps its stored picture" in result.stderr
+    with Store(db) as store:
+        assert store.product("IMG_0001.jpg").image_hash == products["IMG_0001.jpg"].image_hash
+        assert store.product("IMG_0001.jpg").image == str(broken / "fine.jpg")  # its picture, renamed
     shutil.copy(DEMO / rows[0]["image"], inbox / "other.jpg")
     swapped = write_csv(tmp_path / "swapped.csv", [{"id": "other.jpg", "title": "Renamed", "image": new_id[:12]}],
                         ["id", "title", "image"])
