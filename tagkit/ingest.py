@@ -129,8 +129,11 @@ def import_products(
         # The next chunk's image files are read and hashed while this one is embedded.
         for chunk, hashes in _ahead(_chunks(records, problems, chunk_size), lambda c: ahead.submit(_hashes, c, pool)):
             unreadable = _set_hashes(chunk, hashes.result(), report)
+            read = {(p.source, p.row) for p in chunk}
             for told in _keep_stored(store, chunk, folder_ids):
                 problems.add(told)
+            left_out = read - {(p.source, p.row) for p in chunk}  # unreadable files of stored pictures: not a loss
+            unreadable = [p for p in unreadable if (p.file, p.row) not in left_out]
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
             writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels)
@@ -248,9 +251,10 @@ def _keep_stored(store: Store, chunk: list[Product], taken: set[str]) -> list[Pr
 
 def _same_picture(product: Product, stored: list[Product], taken: set[str]) -> Product | None:
     """Which of `stored` (the products stored with this image's bytes) this image is: of those whose id is free
-    (not `taken` by another product of the run) and, if any has them, with a title or labels, the one with the
-    same id, else with the same file name, else the only one."""
+    (not `taken` by another product of the run), stored with this very file if any is, and with a title or labels
+    if any has them, the one with the same id, else with the same file name, else the only one."""
     free = [p for p in stored if p.id == product.id or p.id not in taken]
+    free = [p for p in free if p.image == product.image] or free  # stored with this very file, first
     told = [p for p in free if p.title or p.description or p.category or p.tags] or free
     name = os.path.basename(product.image or "")
     for group in ([p for p in told if p.id == product.id],
