@@ -48,8 +48,8 @@ class Context:
                 self.log_file.write(f"{now()} tagkit[{os.getpid()}] {line}\n")
 
     def fail(self, message: str, code: ExitCode) -> NoReturn:
-        click.echo(f"error: {message}", err=True)
         self.to_log_file(f"error: {message} (exit code {int(code)})")
+        click.echo(f"error: {message}", err=True)
         sys.exit(code)
 
     @contextmanager
@@ -158,8 +158,13 @@ class _Main(click.Group):
         except KeyboardInterrupt:
             obj().fail("interrupted (Ctrl-C): what was stored is kept, the next run carries on", ExitCode.INTERRUPTED)
         except BrokenPipeError:  # stdout was closed (`| head`): say nothing more on it
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            obj().fail("stopped: the output was closed; what was stored is kept", ExitCode.OUTPUT_CLOSED)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            try:
+                obj().fail("stopped: the output was closed; what was stored is kept", ExitCode.OUTPUT_CLOSED)
+            except BrokenPipeError:  # stderr is that closed pipe too (`2>&1 | head`)
+                os.dup2(devnull, sys.stderr.fileno())
+                sys.exit(ExitCode.OUTPUT_CLOSED)
         except OSError as error:
             if error.errno != errno.ENOSPC:
                 raise

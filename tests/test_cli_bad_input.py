@@ -266,6 +266,22 @@ def test_a_closed_stdout_stops_predict_quietly(db: Path):
     assert run_status(db, "predict") == "interrupted"
 
 
+def test_stdout_and_stderr_in_one_closed_pipe_exit_141(db: Path, tmp_path: Path):
+    """`tagkit ... 2>&1 | head -2`: the message about the closed output cannot be written either."""
+    read, write = os.pipe()
+    fcntl.fcntl(write, F_SETPIPE_SZ, 4096)
+    log = tmp_path / "tagkit.log"
+    process = subprocess.Popen([str(TAGKIT), "--db", str(db), "--log-file", str(log), "predict", str(DEMO / "new"),
+                                "--products", str(DEMO / "new.csv"), "--export", "csv", "--force"],
+                               stdout=write, stderr=write)
+    os.close(write)
+    with os.fdopen(read, "rb") as out:
+        out.readline()
+    assert process.wait(timeout=300) == ExitCode.OUTPUT_CLOSED
+    assert "the output was closed" in log.read_text("utf-8")
+    assert run_status(db, "predict") == "interrupted"
+
+
 def test_a_row_naming_a_file_that_several_images_have_says_so(tmp_path: Path):
     photo = DEMO / demo_rows()[0]["image"]
     for sub in ("s1", "s2"):
