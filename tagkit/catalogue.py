@@ -231,8 +231,8 @@ class _ProductsReader:
             delimiter = self.mapping.delimiter or ("\t" if file_format == "tsv" else sniff_delimiter(header_line))
             if csv.field_size_limit() < MAX_CSV_FIELD:
                 csv.field_size_limit(MAX_CSV_FIELD)
-            record_lines = _RecordLines(_bare_cr_as_space(chain([header_line], line_iter)))
-            reader = csv.reader(record_lines, delimiter=delimiter)
+            record_lines: list[str] = []  # the lines of the record being read
+            reader = csv.reader(_bare_cr_as_space(chain([header_line], line_iter), record_lines), delimiter=delimiter)
             header, notes = _header(label, next(reader))
             yield from notes
             yield from self.builder.resolve(header, from_header=True)
@@ -240,7 +240,7 @@ class _ProductsReader:
             rows = 0
             while True:
                 start = reader.line_num + 1
-                record_lines.lines.clear()
+                record_lines.clear()
                 try:
                     row = next(reader)
                 except StopIteration:
@@ -260,7 +260,7 @@ class _ProductsReader:
                 if not any(value.strip() for value in row):
                     continue  # a blank line
                 rows += 1
-                if len(row) >= width and reader.line_num > start and not _quoted_as_written(record_lines.lines, row):
+                if len(row) >= width and reader.line_num > start and not _quoted_as_written(record_lines, row):
                     yield Problem(label, start, None, f"lines {start} to {reader.line_num} read as one row: a quote "
                                   "(\") opened before a line break closes in the middle of a later field, so a "
                                   f"quote that is never closed? Lines {start} to {reader.line_num} skipped",
@@ -375,11 +375,15 @@ def _detect_format(path: Path) -> str:
     return "jsonl" if start.startswith(b"{") else "csv"
 
 
-def _bare_cr_as_space(lines: Iterable[str]) -> Iterator[str]:
-    """The lines with each carriage return that does not end its line turned into a space."""
+def _bare_cr_as_space(lines: Iterable[str], seen: list[str]) -> Iterator[str]:
+    """The lines with each carriage return that does not end its line turned into a space; each is also appended
+    to `seen` (the caller clears it before each record)."""
     for line in lines:
         body = line.rstrip("\r\n")
-        yield body.replace("\r", " ") + line[len(body):] if "\r" in body else line
+        if "\r" in body:
+            line = body.replace("\r", " ") + line[len(body):]
+        seen.append(line)
+        yield line
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -415,22 +419,6 @@ def _remove_nul(label: str, row: int, header: list[str], values: list[str]) -> I
             values[index] = value.replace("\x00", "")
             field = header[index] if index < len(header) else None
             yield Problem(label, row, field, f"{value.count(chr(0))} NUL byte(s) removed")
-
-
-class _RecordLines:
-    """The lines of a CSV file, keeping those of the record being read (`lines`: cleared by the caller)."""
-
-    def __init__(self, lines: Iterable[str]) -> None:
-        self.source = iter(lines)
-        self.lines: list[str] = []
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self.source)
-        self.lines.append(line)
-        return line
 
 
 def _quoted_as_written(lines: list[str], row: list[str]) -> bool:
