@@ -129,11 +129,11 @@ def import_products(
         # The next chunk's image files are read and hashed while this one is embedded.
         for chunk, hashes in _ahead(_chunks(records, problems, chunk_size), lambda c: ahead.submit(_hashes, c, pool)):
             unreadable = _set_hashes(chunk, hashes.result(), report)
-            read = {(p.source, p.row) for p in chunk}
-            for told in _keep_stored(store, chunk, folder_ids):
-                problems.add(told)
-            left_out = read - {(p.source, p.row) for p in chunk}  # unreadable files of stored pictures: not a loss
-            unreadable = [p for p in unreadable if (p.file, p.row) not in left_out]
+            told, left_out = _keep_stored(store, chunk, folder_ids)
+            for note_ in told:
+                problems.add(note_)
+            if left_out:  # unreadable files of stored pictures: not a loss, the notes say why
+                unreadable = [p for p in unreadable if (p.file, p.row) not in left_out]
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
             writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels)
@@ -205,7 +205,8 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
     return unreadable
 
 
-def _keep_stored(store: Store, chunk: list[Product], taken: set[str]) -> list[Problem]:
+def _keep_stored(store: Store, chunk: list[Product], taken: set[str]
+                 ) -> tuple[list[Problem], set[tuple[str, int]]]:
     """Make each image read without a products row (`Product.keeps_stored`) the stored product of the same
     picture (`_same_picture`), with its id, title, description and labels, so that reading a folder again (or
     renamed, moved, copied) neither erases them nor adds a second, untitled product.
@@ -214,21 +215,22 @@ def _keep_stored(store: Store, chunk: list[Product], taken: set[str]) -> list[Pr
     picture (a file name used again, or the photo changed): it is then stored as `NAME~HASH` (noted), so that
     nothing stored, feedback included, is given to a picture it was not meant for. An unreadable file under the
     name of a stored product with a picture is left out of `chunk`. `taken`: the ids of the run's products.
-    Returns the notes."""
+    Returns the notes, and the (source, row) of the images left out."""
     bare = [p for p in chunk if p.keeps_stored and p.image]
     if not bare:
-        return []
+        return [], set()
     by_bytes = store.products_by("image_hash", (p.image_hash for p in bare if p.image_hash))
     by_id = {i: found[0] for i, found in store.products_by("id", (p.id for p in bare)).items()}
     pictured = {p.id for p in bare if by_id.get(p.id) is not None and by_id[p.id].image_hash}
     taken.difference_update(p.id for p in bare if p.id in pictured and p.image_hash != by_id[p.id].image_hash)
-    notes = []
+    notes, left_out = [], set()
     for product in bare:
         known = _same_picture(product, by_bytes.get(product.image_hash or "", []), taken)
         if known is None and product.id in pictured:
             stored = by_id[product.id]
             if product.image_hash is None:  # nothing to tell: the stored product keeps its picture
                 chunk.remove(product)
+                left_out.add((product.source, product.row))
                 notes.append(note(product.source, product.row, "image", f"product {stored.id!r} keeps its stored "
                                   f"picture ({stored.image}); this unreadable file is left out"))
                 continue
@@ -246,7 +248,7 @@ def _keep_stored(store: Store, chunk: list[Product], taken: set[str]) -> list[Pr
             taken.add(known.id)
             product.id, product.title, product.description = known.id, known.title, known.description
             product.category, product.tags, product.extra = known.category, known.tags, known.extra
-    return notes
+    return notes, left_out
 
 
 def _same_picture(product: Product, stored: list[Product], taken: set[str]) -> Product | None:
