@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from threadpoolctl import threadpool_limits
 
-from tagkit.dataset import Dataset, products_dataset
+from tagkit.dataset import Dataset, product_text, products_dataset
 from tagkit.ingest import ImportReport, import_products
 from tagkit.product import Problem, Product, format_category
 from tagkit.store import now
@@ -241,11 +241,11 @@ def predict(
         products = last_per_id(chunk)
         keys = {p.id: input_key(p, top_k, fingerprint) for p in products}
         stored = {} if force else stored_predictions(store, found.id, keys)
-        data = products_dataset(store, products, embedder)
-        report.no_input += int((~(data.has_text | data.has_image)).sum())
-        todo = [i for i, p in enumerate(products) if p.id not in stored]
-        future = worker.submit(_predict_records, loading, data.subset(todo), [products[i] for i in todo], found.id,
-                               top_k) if todo else None
+        todo = [p for p in products if p.id not in stored]
+        data = products_dataset(store, todo, embedder)
+        report.no_input += int((~(data.has_text | data.has_image)).sum()) + _without_input(
+            store, embedder, [p for p in products if p.id in stored])
+        future = worker.submit(_predict_records, loading, data, todo, found.id, top_k) if todo else None
         if pending:
             finish()
         pending.append((products, keys, stored, future))
@@ -265,6 +265,14 @@ def predict(
         worker.shutdown(cancel_futures=True)
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def _without_input(store: Store, embedder: ImageEmbedder, products: list[Product]) -> int:
+    """How many of these products have neither a title (or description) nor an image with features (counted
+    without reading the features)."""
+    untitled = [p for p in products if not product_text(p)]
+    readable = store.known_features(embedder.model_id, [p.image_hash for p in untitled if p.image_hash])
+    return sum(1 for p in untitled if not p.image_hash or p.image_hash not in readable or readable[p.image_hash])
 
 
 def _predict_records(loading: Future, data: Dataset, products: list[Product], model_id: str,

@@ -597,6 +597,8 @@ def test_a_product_with_nothing_to_predict_from_gets_nothing(db: Path, tmp_path:
     result = tagkit(db, "predict", str(folder), "-o", str(out), "--json")
     assert result.exit_code == ExitCode.PARTIAL  # the broken image is a problem
     assert (json.loads(result.stdout)["no_input"], json.loads(result.stdout)["empty"]) == (1, 1)
+    again = json.loads(tagkit(db, "predict", str(folder), "-o", str(tmp_path / "again.csv"), "--json").stdout)
+    assert (again["unchanged"], again["no_input"], again["empty"]) == (2, 1, 1)  # told again, not predicted again
     assert "1 of them had neither a title nor a readable image: nothing was predicted" in result.stderr
     rows = {row["id"]: row for row in csv.DictReader(out.open(encoding="utf-8"))}
     good = next(i for i in rows if i != "broken.jpg")  # the stored product of that picture
