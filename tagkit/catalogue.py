@@ -145,7 +145,8 @@ def _guess_encoding(raw: bytes) -> str:
 
 
 class _Lines:
-    """The decoded lines of a binary file (BOM dropped); `count` = lines read so far.
+    """The decoded lines of a binary file (BOM dropped); `count` = lines read so far. A file whose lines end in
+    a carriage return alone (classic Mac OS, old Excel for Mac) is cut at those.
 
     Raises _NotUtf8 at the first line that is not UTF-8. Sets `nul_seen` when a line has NUL bytes.
     """
@@ -156,7 +157,7 @@ class _Lines:
         self.nul_seen = False
 
     def __iter__(self) -> Iterator[str]:
-        for raw in self.stream:
+        for raw in _raw_lines(self.stream):
             self.count += 1
             if self.count == 1:
                 if raw.startswith(b"\xef\xbb\xbf"):
@@ -170,6 +171,18 @@ class _Lines:
             if "\x00" in text:
                 self.nul_seen = True
             yield text
+
+
+def _raw_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """The lines of a binary stream, ends kept; a stream without a line feed whose first line has carriage
+    returns before its end is cut at them (CR line ends)."""
+    first = stream.readline()
+    if first and not first.endswith(b"\n") and b"\r" in first.rstrip(b"\r"):
+        yield from first.splitlines(keepends=True)
+        return
+    if first:
+        yield first
+    yield from stream
 
 
 def _decode_whole(raw: bytes) -> str:

@@ -155,13 +155,16 @@ def test_ae110k_score_maps_become_tags_without_na(shared_data: Path) -> None:
         ("p.csv", "id,title,category\n1,Red shirt,Men > Shirts\n2,Blue cap,Men > Caps\n"),
         ("p.csv", "\ufeffid,title,category\n1,Red shirt,Men > Shirts\n2,Blue cap,Men > Caps\n"),
         ("p.csv", "id,title,category\r\n1,Red shirt,Men > Shirts\r\n2,Blue cap,Men > Caps\r\n"),
+        ("p.csv", "id,title,category\r1,Red shirt,Men > Shirts\r2,Blue cap,Men > Caps\r"),
+        ("p.csv", "\ufeffid,title,category\r1,Red shirt,Men > Shirts\r2,Blue cap,Men > Caps"),
         ("p.tsv", "id\ttitle\tcategory\n1\tRed shirt\tMen > Shirts\n2\tBlue cap\tMen > Caps\n"),
         ("p.csv", "id\ttitle\tcategory\n1\tRed shirt\tMen > Shirts\n2\tBlue cap\tMen > Caps\n"),
         ("p.csv", "id;title;category\n1;Red shirt;Men > Shirts\n2;Blue cap;Men > Caps\n"),
         ("p.txt", "id|title|category\n1|Red shirt|Men > Shirts\n2|Blue cap|Men > Caps\n"),
         ("p.csv", '"id";"ti,tle";category\n1;Red shirt;Men > Shirts\n2;Blue cap;Men > Caps\n'),
     ],
-    ids=["comma", "bom", "crlf", "tsv", "tab-in-csv", "semicolon", "pipe", "quoted-comma-header"],
+    ids=["comma", "bom", "crlf", "cr", "cr-bom-no-last-end", "tsv", "tab-in-csv", "semicolon", "pipe",
+         "quoted-comma-header"],
 )
 def test_csv_dialects(tmp_path: Path, name: str, text: str) -> None:
     products, problems = read(write(tmp_path, name, text))
@@ -170,6 +173,13 @@ def test_csv_dialects(tmp_path: Path, name: str, text: str) -> None:
     if "ti,tle" not in text:
         assert problems == []
         assert [p.title for p in products] == ["Red shirt", "Blue cap"]
+
+
+def test_carriage_return_line_ends_with_a_quoted_line_break(tmp_path: Path) -> None:
+    """A classic Mac OS file (lines end in CR alone) is read line by line, a quoted line break included."""
+    products, problems = read(write(tmp_path, "p.csv", 'id,title\r1,"Red\rshirt"\r2,Blue cap\r3,"never closed\r4,x\r'))
+    assert [(p.id, p.title, p.row) for p in products] == [("1", "Red shirt", 2), ("2", "Blue cap", 4)]
+    assert [(p.row, p.skipped) for p in problems] == [(5, True)]
 
 
 @pytest.mark.parametrize("name", ["p.jsonl", "p.json", "p.ndjson", "products"])
