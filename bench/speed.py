@@ -36,9 +36,11 @@ for it, so the model is found without copying it, and the `features` table is em
 and embedded in the measured run. After each run the script checks that the export has a row per product and
 records how many images were embedded (`embedded`).
 
-Peak memory is the larger of the child's peak RSS from `os.wait4` (the largest single process, including
-reaped descendants) and the peak of the summed PSS of the child's process tree, sampled every 0.1 s (training
-fits models in loky worker processes). MB are 2^20 bytes; the 3 GB bar is 3,072 MB.
+Peak memory is the child's peak RSS from `os.wait4` (the largest single process, including reaped
+descendants); for train, the larger of that and the peak of the summed PSS of the child's process tree, sampled
+every 0.1 s (training fits models in loky worker processes). predict runs in one process and is not sampled: a
+sample reads /proc of every process and the child's smaps, about 13 ms of CPU, and the samples of one 5 s predict
+took 0.6 s of the 2 cores it is timed on. MB are 2^20 bytes; the 3 GB bar is 3,072 MB.
 
 --quick uses small sizes (2,000 products for train, on a bench database of their own, 500 images, 200
 products) to check the script quickly; the bars are for the full sizes, and the JSON goes to
@@ -160,20 +162,22 @@ def _memory_kb(pid: int) -> int:
         return 0
 
 
-def run_tagkit(args: list[str | Path], log: str) -> ChildRun:
-    """Run `tagkit ARGS` to completion; stdout and stderr go to files in RUN_DIR named after `log`."""
+def run_tagkit(args: list[str | Path], log: str, tree_memory: bool = False) -> ChildRun:
+    """Run `tagkit ARGS` to completion; stdout and stderr go to files in RUN_DIR named after `log`.
+    `tree_memory`: sample the summed PSS of the child's process tree meanwhile (costs CPU; see the docstring)."""
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     out_path, err_path = RUN_DIR / f"{log}.stdout", RUN_DIR / f"{log}.stderr"
     load = os.getloadavg()[0]
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
         child = subprocess.Popen([str(TAGKIT), *map(str, args)], stdout=out, stderr=err, cwd=RUN_DIR)
-        sampler = TreeMemory(child.pid)
-        sampler.start()
+        sampler = TreeMemory(child.pid) if tree_memory else None
+        if sampler is not None:
+            sampler.start()
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
-        tree_mb = sampler.stop()
+        tree_mb = sampler.stop() if sampler is not None else 0.0
     run = ChildRun(seconds, child.returncode, usage.ru_maxrss / 1024, tree_mb, load,
                    out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
     if run.exit_code not in OK_EXIT_CODES:
@@ -372,7 +376,7 @@ def measure_train(count: int, runs: int) -> dict[str, Any]:
     db, source = train_db(count)
     results = []
     for i in range(runs):
-        run = run_tagkit(["--db", db, "train", *source], f"train-{i + 1}")
+        run = run_tagkit(["--db", db, "train", *source], f"train-{i + 1}", tree_memory=True)
         results.append(run)
         print(f"train run {i + 1}: {run.seconds:.1f} s, {run.peak_mb:,.0f} MB", file=sys.stderr)
     keep_newest_model(db)
