@@ -128,8 +128,9 @@ def predict_chunk(store: Store, model: Tagger, found: ModelVersion, embedder: Im
 
 
 # Raised when the rules that turn a model's scores into a prediction change, so that stored predictions are made
-# again (2: a product with neither a title nor an image gets nothing, not the training prior).
-PREDICTION_RULES = 2
+# again (2: a product with neither a title nor an image gets nothing, not the training prior; 3: with a taxonomy,
+# all of the model's candidate paths are made canonical before the best are taken, whatever the top-k).
+PREDICTION_RULES = 3
 
 
 def input_key(product: Product, top_k: int, taxonomy: str = "") -> str:

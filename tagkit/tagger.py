@@ -56,19 +56,23 @@ class Tagger:
         return cls(CatalogueModel.load(folder), extractor, taxonomy)
 
     def predict(self, data: Dataset, top_k: int = 3) -> list[Prediction]:
-        """One Prediction per product of `data`, in order."""
-        predictions = self.model.predict(data, top_k=top_k)
+        """One Prediction per product of `data`, in order. With a taxonomy, every candidate path of the model
+        is made canonical before the best `top_k` are taken, so the category does not depend on `top_k`."""
         if self.extractor is None and self.taxonomy is None:
-            return predictions
+            return self.model.predict(data, top_k=top_k)
+        wide = max(top_k, self.model.n_candidates) if self.taxonomy is not None else top_k
+        predictions = self.model.predict(data, top_k=wide)
         titled = np.flatnonzero(data.has_text) if self.extractor is not None else []
         extractions: dict[int, Extraction] = {}
         if len(titled):
             products = replace(data.subset(titled), categories=[predictions[i].category or () for i in titled])
             extractions = dict(zip(titled, self.extractor.predict(products), strict=True))
-        return [self.merge(prediction, extractions.get(i)) for i, prediction in enumerate(predictions)]
+        return [self.merge(prediction, extractions.get(i), top_k) for i, prediction in enumerate(predictions)]
 
-    def merge(self, prediction: Prediction, extraction: Extraction | None = None) -> Prediction:
-        """The model's prediction with the extracted tags merged in, held to the taxonomy."""
+    def merge(self, prediction: Prediction, extraction: Extraction | None = None,
+              top_k: int | None = None) -> Prediction:
+        """The model's prediction with the extracted tags merged in, held to the taxonomy (the best `top_k`
+        category paths kept, all of them when None)."""
         extracted, extra = (extraction.tags, extraction.candidates) if extraction is not None else ([], [])
         tags = merge_tags(prediction.tags, extracted, taxonomy=self.taxonomy, single_valued=self.single_valued)
         kept = {tag for tag, _ in tags}
@@ -76,6 +80,8 @@ class Tagger:
         if self.taxonomy is not None:
             rest = list(self.taxonomy.valid(rest, keep_unknown=True).items())
             prediction = self._canonical_categories(prediction)
+        if top_k is not None:
+            prediction = replace(prediction, alternatives=prediction.alternatives[: max(top_k - 1, 0)])
         candidates = [(tag, score) for tag, score in merge_tags(rest) if tag not in kept][:CANDIDATES]
         return replace(prediction, tags=tags, candidates=candidates)
 

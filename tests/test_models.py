@@ -20,6 +20,8 @@ from tagkit.image import ImageEmbedder
 from tagkit.models import CatalogueModel, Prediction
 from tagkit.models.metrics import category_metrics, evaluate, tag_metrics
 from tagkit.product import Product, Tag
+from tagkit.tagger import Tagger
+from tagkit.taxonomy import parse_taxonomy
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"folds": 2, "rounds": 40, "knn_k": 5, "knn_dim": 32, "n_jobs": 2}
@@ -73,6 +75,31 @@ def _check_shapes(model: CatalogueModel, train: Dataset, preds: list[Prediction]
         names = Counter(t.name for t, _ in p.tags)
         assert all(names[name] <= 1 for name in single), p.tags
         assert not {t for t, _ in p.tags} & {t for t, _ in p.candidates}
+
+
+def test_the_category_held_to_a_taxonomy_does_not_depend_on_top_k(fashion, fashion_model):
+    """Paths that a taxonomy makes one add up over all of the model's candidate paths, not only the top-k shown.
+    Here every path but the one of the least sure prediction is called `Other`: it wins wherever the scores of
+    those paths outweigh that one's, whatever the top-k."""
+    test = fashion[1].without_text()
+    raw = fashion_model.predict(test, top_k=fashion_model.n_candidates)
+    top = min(raw, key=lambda p: p.category_score).category
+    paths = {path for p in raw for path in [p.category, *(a for a, _ in p.alternatives)]}
+    tree: dict = {"Other": None}
+    node = tree
+    for name in top:
+        node = node.setdefault(name, {})
+    taxonomy = parse_taxonomy({"categories": tree,
+                               "category_synonyms": {" > ".join(path): "Other" for path in paths if path != top}})
+    held = {k: Tagger(fashion_model, None, taxonomy).predict(test, top_k=k) for k in (1, 2, 3, 10)}
+    expected = []
+    for p in raw:
+        other = sum(score for path, score in [(p.category, p.category_score), *p.alternatives] if path != top)
+        expected.append(("Other",) if p.category != top or other > p.category_score else top)
+    assert sum(e == ("Other",) and p.category == top for e, p in zip(expected, raw, strict=True)) >= 1
+    for k, predictions in held.items():
+        assert [p.category for p in predictions] == expected
+        assert all(len(p.alternatives) <= min(k, 2) - 1 for p in predictions)
 
 
 def test_title_and_image(fashion, fashion_model):
