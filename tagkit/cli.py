@@ -357,7 +357,8 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
     args = {"source": source, "products": products_file, "config": config_path, "map": overrides, "model": version,
             "export": export_format, "output": output, "top_k": top_k, "force": force}
     if output:
-        _check_output(output)
+        _check_output(output, {"the products file being read": source, "the --products file": products_file,
+                               "the database": obj.db})
     with obj.run("predict", args, "predicting") as run:  # the export starts once locked
         _check_source(source, products_file)
         _check_model(obj, run, version)  # before the export writes anything
@@ -564,7 +565,7 @@ def feedback_export(obj: Context, output: Path | None) -> None:
     from tagkit.feedback import export_csv
 
     if output:
-        _check_output(output)
+        _check_output(output, {"the database": obj.db})
     with obj.read_store() as store:
         if output:
             from tagkit.export import atomic_file
@@ -721,16 +722,28 @@ def _check_source(source: Path, products_file: Path | None) -> None:
                                "(a products file is given as SOURCE alone)")
 
 
-def _check_output(output: Path) -> None:
+def _check_output(output: Path, inputs: dict[str, Path | None]) -> None:
+    """A usage error when -o cannot be written, or is one of the command's `inputs` (what -o would replace)."""
     from tagkit.export import written_directly
 
     if written_directly(output):
         return
+    for what, path in inputs.items():
+        if path is not None and _same_file(output, path):
+            raise click.BadParameter(f"{output} is {what}: the export would replace it; write it to another file",
+                                     param_hint="-o")
     folder = Path(os.path.realpath(output)).parent  # a link's target's folder
     if not folder.is_dir():
         raise click.BadParameter(f"the folder {folder} does not exist", param_hint="-o")
     if not os.access(folder, os.W_OK):
         raise click.BadParameter(f"cannot write in {folder}", param_hint="-o")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _check_model(obj: Context, run: Run, version: str | None) -> None:

@@ -174,6 +174,23 @@ def test_output_in_a_missing_folder_and_products_with_a_file(db: Path, tmp_path:
     assert result.exit_code == ExitCode.USAGE and "is a file" in result.stderr
 
 
+def test_output_that_is_an_input_is_refused(db: Path, tmp_path: Path):
+    """-o naming the file being read, the --products file or the database (also through a link) is a usage error,
+    and that file stays as it was."""
+    products = shutil.copy(DEMO / "new.csv", tmp_path / "new.csv")
+    (tmp_path / "link.csv").symlink_to(products)
+    before = Path(products).read_bytes(), db.read_bytes()
+    for args in (["predict", str(products), "-o", str(products)],
+                 ["predict", str(products), "-o", str(tmp_path / "link.csv")],
+                 ["predict", str(DEMO / "new"), "--products", str(products), "-o", str(products)],
+                 ["predict", str(products), "-o", str(db)],
+                 ["feedback", "export", "-o", str(db)]):
+        result = tagkit(db, *args)
+        assert result.exit_code == ExitCode.USAGE, args
+        assert "the export would replace it" in result.stderr
+    assert (Path(products).read_bytes(), db.read_bytes()) == before
+
+
 def test_no_model_writes_no_export(tmp_path: Path):
     result = tagkit(tmp_path / "empty.db", "predict", str(DEMO / "new.csv"), "--export", "json")
     assert result.exit_code == ExitCode.NO_MODEL
