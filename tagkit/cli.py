@@ -499,9 +499,11 @@ def stats(obj: Context, as_json: bool) -> None:
                                             "predicted or among the candidates.")
 @click.option("--reviewer", metavar="NAME", help="Name stored with each decision (default: your login name).")
 @click.option("--model", "version", help="Review this model version's predictions (default: each product's latest).")
+@click.option("--again", is_flag=True, help="Also show products reviewed before, when a newer model predicted them "
+                                            "(their later decisions override the earlier ones).")
 @click.pass_obj
 def review(obj: Context, limit: int | None, order: str, seed: int, category: str | None, tag: str | None,
-           reviewer: str | None, version: str | None) -> None:
+           reviewer: str | None, version: str | None, again: bool) -> None:
     """Accept, reject or correct the predictions, one product at a time, with single keys (? shows them).
 
     Every decision is stored in the database the moment it is made; quitting (q) or a crash loses
@@ -525,7 +527,7 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
         except LookupError as error:
             obj.fail(str(error.args[0]), ExitCode.NO_MODEL)
         queue = review_queue(store, order=order, seed=seed, model_id=version, category=category, tag=tag,
-                             limit=limit)
+                             limit=limit, again=again)
         if not queue:
             items = load_items(store, version)
             if not items:
@@ -534,11 +536,12 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
             if (category or tag) and not any(matches(i, category, tag) for i in items):
                 given = " and ".join(f"--{k} {v!r}" for k, v in (("category", category), ("tag", tag)) if v)
                 obj.fail(f"no predicted product matches {given}", ExitCode.NO_MODEL)
-            obj.log("nothing left to review: every predicted product that matches has been reviewed")
+            obj.log("nothing left to review: every predicted product that matches has been reviewed"
+                    + ("" if again else " (--again: also those a newer model predicted since)"))
             return
         session = Session(store, queue, reviewer)
         args = {"order": order, "seed": seed, "category": category, "tag": tag, "limit": limit, "model": version,
-                "reviewer": reviewer}
+                "reviewer": reviewer, "again": again or None}
         run_id = store.start_run("review", {k: v for k, v in args.items() if v is not None})
         status = "failed"
         try:

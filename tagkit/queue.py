@@ -97,16 +97,21 @@ def model_thresholds(store: Store, model_id: str) -> dict[str, Any]:
 
 
 def review_queue(store: Store, *, order: str = "uncertain", seed: int = 0, model_id: str | None = None,
-                 category: str | None = None, tag: str | None = None, limit: int | None = None
-                 ) -> list[PredictedProduct]:
-    """The products to review, in order: predicted (see `load_items`), matching the filters, and not yet reviewed
-    for the model version that predicted them. The order is computed over all matching predictions before the
-    reviewed ones are left out, so a new session carries on where the last one stopped."""
+                 category: str | None = None, tag: str | None = None, limit: int | None = None,
+                 again: bool = False) -> list[PredictedProduct]:
+    """The products to review, in order: predicted (see `load_items`), matching the filters, and never reviewed
+    (`again`: not reviewed for the model version that predicted them, so a product reviewed before comes back with
+    a newer model's prediction). The order is computed over all matching predictions before the reviewed ones are
+    left out, so a new session carries on where the last one stopped."""
     items = [i for i in load_items(store, model_id) if matches(i, category, tag)]
     thresholds = {m: model_thresholds(store, m) for m in {i.model for i in items}} if order == "uncertain" else {}
     ordered = order_items(items, order, seed=seed, thresholds=thresholds)
     done = finished(store)
-    queue = [i for i in ordered if (i.id, i.model) not in done]
+    if again:
+        queue = [i for i in ordered if (i.id, i.model) not in done]
+    else:
+        reviewed = {product_id for product_id, _ in done}
+        queue = [i for i in ordered if i.id not in reviewed]
     return queue[:limit] if limit else queue
 
 

@@ -25,6 +25,8 @@ from tagkit.queue import load_items, rank_uncertain, review_queue, uncertainty
 from tagkit.review import known_values, screen_for
 from tagkit.store import Store
 
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
+
 TAGKIT = Path(sys.executable).with_name("tagkit")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>78]|\r")
 CLEAR = "\x1b[2J"
@@ -311,6 +313,29 @@ def test_filters_and_limit(demo_db: Path):
                                 for i in with_tag)
         assert [i.id for i in review_queue(store, order="random", seed=3, tag=name)] == [i.id for i in with_tag]
         assert len(review_queue(store, limit=5)) == 5
+
+
+def test_a_reviewed_product_stays_out_after_a_new_model_predicts_it(demo_db: Path):
+    """Reviewed products are not shown again once `train` and `predict` give them a new prediction (a quick `a`
+    there would undo an earlier correction), unless `--again` is given."""
+    from tagkit.feedback import Decision, record
+
+    with Store(demo_db) as store:
+        first = review_queue(store, order="id")
+        reviewed = first[:3]
+        record(store, [Decision(i.id, i.model, "category", "correct", predicted=i.category,
+                                corrected="Accessories > Bags > Backpacks") for i in reviewed[:1]])
+        record(store, [Decision(i.id, i.model, "product", "accept") for i in reviewed])
+    runner = CliRunner()
+    for args in (["train"], ["predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv")]):
+        result = runner.invoke(main, ["--db", str(demo_db), "-q", *args], catch_exceptions=False)
+        assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.output
+    with Store(demo_db) as store:
+        newer = {i.id: i.model for i in load_items(store)}
+        assert all(newer[i.id] > i.model for i in reviewed), "the new model predicted them"
+        assert [i.id for i in review_queue(store, order="id")] == [i.id for i in first[3:]]
+        again = [i.id for i in review_queue(store, order="id", again=True)]
+        assert again == sorted(newer) and {i.id for i in reviewed} <= set(again)
 
 
 def item(pid: str, score: float, second: float, title: str = "", category: str = "A > B",
