@@ -77,6 +77,23 @@ def _check_shapes(model: CatalogueModel, train: Dataset, preds: list[Prediction]
         assert not {t for t, _ in p.tags} & {t for t, _ in p.candidates}
 
 
+def test_a_stray_second_value_does_not_make_an_attribute_multi_valued(fashion):
+    """One product carrying two colours (a review decision accepting a second one) leaves colour single-valued,
+    and that product's colour unknown; when several products do, colour is multi-valued."""
+    from tagkit.models.labels import tag_tasks
+
+    tags = list(fashion[0].tags)
+    colours = sorted({t for ts in tags for t in ts if t.name == "color"}, key=str)
+    assert len(colours) > 2 and "color" in {t.name for t in tags[0]}
+    stray = [(*tags[0], next(c for c in colours if c not in tags[0])), *tags[1:]]
+    plan = tag_tasks(stray)
+    assert "color" not in plan.multi_valued
+    colour = next(task for task in plan.single if task.name == "color")
+    assert colour.y[0] == -1 and (colour.y[1:] >= 0).sum() > 0.9 * (len(tags) - 1)
+    many = [(*ts, next(c for c in colours if c not in ts)) if i % 10 == 0 else ts for i, ts in enumerate(tags)]
+    assert "color" in tag_tasks(many).multi_valued
+
+
 def test_the_category_held_to_a_taxonomy_does_not_depend_on_top_k(fashion, fashion_model):
     """Paths that a taxonomy makes one add up over all of the model's candidate paths, not only the top-k shown.
     Here every path but the one of the least sure prediction is called `Other`: it wins wherever the scores of

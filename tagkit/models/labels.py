@@ -12,6 +12,9 @@ from tagkit.product import Tag, format_category
 
 NONE_VALUE = "\x00none"
 """The pseudo-value of a single-valued attribute for a tagged product that does not have it."""
+MIN_SEVERAL, MIN_SEVERAL_SHARE = 2, 0.005
+"""An attribute is multi-valued when this many products, and this share of those that have it, carry several
+of its values (Torob's gender: 19 of 2,858, 0.7 %; a fashion colour accepted twice on one product: 1 of 30,921)."""
 
 
 @dataclass
@@ -66,17 +69,21 @@ class TagPlan:
 
 
 def tag_tasks(tags: list[tuple[Tag, ...]], min_count: int = 5) -> TagPlan:
-    """Single-valued attributes (never two values on one product) become one multi-class task each,
-    with a "none" class for tagged products without the attribute; plain tags and multi-valued
-    attributes become one multi-label task. Values seen fewer than `min_count` times are rare."""
+    """Single-valued attributes become one multi-class task each, with a "none" class for tagged products
+    without the attribute; plain tags and multi-valued attributes become one multi-label task. An attribute is
+    multi-valued when at least `MIN_SEVERAL` products and `MIN_SEVERAL_SHARE` of those that have it carry two or
+    more of its values: a stray second value (one review decision) does not make it one, and is not learnt from
+    (that product's value is unknown). Values seen fewer than `min_count` times are rare."""
     labelled = np.array([bool(t) for t in tags], dtype=bool)
     counts: Counter[Tag] = Counter(t for ts in tags for t in set(ts))
     per_product_names: Counter[str] = Counter()
-    multi_names: set[str] = {""}
+    several: Counter[str] = Counter()  # products with two or more values of the attribute
     for ts in tags:
         names = Counter(t.name for t in set(ts))
         per_product_names.update(names.keys())
-        multi_names.update(name for name, c in names.items() if c > 1)
+        several.update(name for name, c in names.items() if c > 1)
+    multi_names = {""} | {name for name, c in several.items()
+                          if c >= MIN_SEVERAL and c >= MIN_SEVERAL_SHARE * per_product_names[name]}
     rare = {str(t): c for t, c in sorted(counts.items()) if c < min_count}
     single = []
     for name in sorted(n for n in per_product_names if n not in multi_names):
@@ -90,8 +97,9 @@ def tag_tasks(tags: list[tuple[Tag, ...]], min_count: int = 5) -> TagPlan:
         for i, ts in enumerate(tags):
             if not ts:
                 continue
-            value = next((t.value for t in ts if t.name == name), NONE_VALUE)
-            y[i] = index.get(value, -1)  # a rare value: unknown
+            values = {t.value for t in ts if t.name == name}
+            value = values.pop() if len(values) == 1 else NONE_VALUE if not values else None
+            y[i] = index.get(value, -1) if value is not None else -1  # a rare value, or several: unknown
         single.append(SingleTask(name, classes, y))
     multi_classes = sorted(t for t, c in counts.items() if t.name in multi_names and c >= min_count)
     multi = None
