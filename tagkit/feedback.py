@@ -179,7 +179,14 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     """Add the decisions of a CSV file (as written by `export_csv`, or made in a spreadsheet).
 
     A bad row is reported (file, row, field) and left out; the others go in, in one transaction. Rows
-    already in the database (same content) are not added twice, so importing a file again changes nothing.
+    already in the database are not added twice, so importing a file again changes nothing:
+
+    - a row with a `created_at` (an exported one) is there when a decision with the same content and time is;
+    - a row without one (typed in a spreadsheet; it gets the time of the import) is the sheet's word on its
+      labels (`_labels`). When a later row of the same file speaks for all of them, it is there when the same
+      decision is, made at any time; otherwise it is there only when it equals the latest stored decision on
+      its labels, so a sheet going back on a later change of mind is added and wins (the latest decision wins
+      in `apply_feedback`), and within one file the later row wins.
     """
     path = Path(path)
     report = FeedbackImport(str(path))
@@ -208,25 +215,39 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     except csv.Error as error:
         raise FeedbackFileError(f"{path}: not a readable CSV file ({error})") from error
     known = _known_products(store, [r["product_id"] for r, _ in rows])
+    for row, line in rows:
+        if row["product_id"] not in known:
+            report.problems.append(Problem(str(path), line, "product_id",
+                                           f"no product {row['product_id']!r} in the database; row skipped",
+                                           skipped=True))
+    rows = [(row, line) for row, line in rows if row["product_id"] in known]
+    # A row without a time whose labels later rows of the file all speak for is not the sheet's last word.
+    superseded, later = [False] * len(rows), set()
+    for i in reversed(range(len(rows))):
+        if not rows[i][0]["created_at"]:
+            labels = _labels(rows[i][0])
+            superseded[i] = labels <= later
+            later |= labels
+    now = stamp()  # one time for the rows without one: they keep the file's order (by id)
     seen: dict[tuple[Any, ...], int] = defaultdict(int)
-    new = []
+    insert = f"insert into feedback ({', '.join(_CONTENT)}) values ({', '.join('?' * len(_CONTENT))})"
     with store.transaction():
-        for row, line in rows:
-            if row["product_id"] not in known:
-                report.problems.append(Problem(str(path), line, "product_id",
-                                               f"no product {row['product_id']!r} in the database; row skipped",
-                                               skipped=True))
-                continue
-            # A row without a time (typed in a spreadsheet) is there already when the same decision is, at any time.
-            columns = _CONTENT if row["created_at"] else _CONTENT[:-1]
-            key = tuple(row[c] for c in columns)
-            seen[key] += 1
-            if seen[key] <= _count_same(store, row, columns):
+        for (row, _), is_superseded in zip(rows, superseded, strict=True):
+            if row["created_at"] or is_superseded:
+                # the n-th such row of the file is there when the database holds n decisions like it (rows
+                # added by this import count: they are the first ones of the file)
+                columns = _CONTENT if row["created_at"] else _CONTENT[:-1]
+                key = tuple(row[c] for c in columns)
+                seen[key] += 1
+                there = seen[key] <= _count_same(store, row, columns)
+            else:
+                latest = _latest(store, row)
+                there = latest is not None and all(latest[c] == row[c] for c in _CONTENT[:-1])
+            if there:
                 report.already_there += 1
             else:
-                new.append({**row, "created_at": row["created_at"] or stamp()})
-        store.db.table("feedback").insert_all(new)
-    report.added = len(new)
+                store.db.execute(insert, [row[c] for c in _CONTENT[:-1]] + [row["created_at"] or now])
+                report.added += 1
     return report
 
 
@@ -285,6 +306,30 @@ def _known_products(store: Store, ids: list[str]) -> set[str]:
 def _count_same(store: Store, row: dict[str, Any], columns: tuple[str, ...]) -> int:
     where = " and ".join(f"{c} is ?" for c in columns)
     return store.db.execute(f"select count(*) from feedback where {where}", [row[c] for c in columns]).fetchone()[0]
+
+
+def _labels(row: dict[str, Any]) -> set[tuple[str | None, ...]]:
+    """What a decision decides (as `relabel` reads it): the product's category, the tags it names (`predicted`
+    and `corrected`), or the product's review for that model version."""
+    if row["field"] == "tag":
+        return {(row["product_id"], "tag", t) for t in (row["predicted"], row["corrected"]) if t}
+    if row["field"] == "category":
+        return {(row["product_id"], "category")}
+    return {(row["product_id"], "product", row["model_id"])}
+
+
+def _latest(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The latest stored decision on any of the row's labels (in `apply_feedback`'s order), if any."""
+    sql, args = "select * from feedback where product_id = ? and field = ?", [row["product_id"], row["field"]]
+    if row["field"] == "tag":
+        tags = json.dumps(sorted(t for _, _, t in _labels(row)), ensure_ascii=False)
+        sql += " and (predicted in (select value from json_each(?)) or corrected in (select value from json_each(?)))"
+        args += [tags, tags]
+    elif row["field"] == "product":
+        sql += " and model_id is ?"
+        args.append(row["model_id"])
+    found = list(store.db.query(sql + " order by created_at desc, id desc limit 1", args))
+    return found[0] if found else None
 
 
 def _safe(value: Any) -> Any:

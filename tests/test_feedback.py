@@ -162,3 +162,66 @@ def test_a_correction_changes_the_next_model(demo_db: Path):
         assert report.counts["products"] >= 300
         assert predicted_category(store, product) == target
         assert store.product("dm-0001").category_path == before, "the catalogue itself is not rewritten"
+
+
+def sheet(path: Path, *rows: str) -> str:
+    path.write_text("\n".join(["product_id,model_id,field,decision,predicted,corrected", *rows]) + "\n", "utf-8")
+    return str(path)
+
+
+def labels(db: Path, pid: str) -> tuple[str, set[str]]:
+    with Store(db) as store:
+        product = store.product(pid)
+        assert product is not None
+        [p] = apply_feedback([product], feedback_rows(store))
+    return p.category_path, set(map(str, p.tags))
+
+
+def test_a_sheet_that_goes_back_on_a_change_of_mind_is_added(demo_db: Path, tmp_path: Path):
+    with Store(demo_db) as store:
+        pid = next(store.db.query("select product_id from predictions order by 1 limit 1"))["product_id"]
+    accept, reject = (sheet(tmp_path / f"{d}.csv", f"{pid},,tag,{d},color: Red,") for d in ("accept", "reject"))
+    runs = [tagkit(demo_db, "feedback", "import", f).stderr for f in (accept, reject, accept)]
+    assert all("1 decisions added, 0 already there" in r for r in runs), runs
+    assert "color: Red" in labels(demo_db, pid)[1], "the sheet's accept is the latest decision"
+    again = tagkit(demo_db, "feedback", "import", accept)
+    assert again.exit_code == ExitCode.OK and "0 decisions added, 1 already there" in again.stderr
+
+    to_a, to_b = (sheet(tmp_path / f"{c}.csv", f"{pid},m1,category,correct,X > Y,{c} > Z") for c in "AB")
+    for f, added in ((to_a, 1), (to_b, 1), (to_a, 1), (to_a, 0)):
+        assert f"{added} decisions added" in tagkit(demo_db, "feedback", "import", f).stderr
+    assert labels(demo_db, pid)[0] == "A > Z"
+    # the category is one label whatever path was predicted: accepting A again after B was accepted counts
+    accept_a, accept_b = (sheet(tmp_path / f"a{c}.csv", f"{pid},m2,category,accept,{c},") for c in "AB")
+    for f in (accept_a, accept_b, accept_a):
+        assert "1 decisions added" in tagkit(demo_db, "feedback", "import", f).stderr
+    assert labels(demo_db, pid)[0] == "A"
+    # a tag is touched by a correction to it too: rejecting it again after it was added counts
+    reject_blue = sheet(tmp_path / "rb.csv", f"{pid},,tag,reject,color: Blue,")
+    add_blue = sheet(tmp_path / "ab.csv", f"{pid},,tag,correct,,color: Blue")
+    for f in (reject_blue, add_blue, reject_blue):
+        assert "1 decisions added" in tagkit(demo_db, "feedback", "import", f).stderr
+    assert "color: Blue" not in labels(demo_db, pid)[1]
+
+
+def test_a_later_row_of_the_same_sheet_wins(demo_db: Path, tmp_path: Path):
+    with Store(demo_db) as store:
+        pid = next(store.db.query("select product_id from predictions order by 1 limit 1"))["product_id"]
+    rows = [f"{pid},,tag,accept,color: Red,", f"{pid},,category,accept,A,",
+            f"{pid},,tag,reject,color: Red,", f"{pid},,category,correct,A,B"]
+    first = tagkit(demo_db, "feedback", "import", sheet(tmp_path / "s.csv", *rows))
+    assert "4 decisions added" in first.stderr
+    category, tags = labels(demo_db, pid)
+    assert category == "B" and "color: Red" not in tags, "the sheet's later rows win"
+    again = tagkit(demo_db, "feedback", "import", str(tmp_path / "s.csv"))
+    assert "0 decisions added, 4 already there" in again.stderr, "the same sheet twice adds nothing"
+    # the sheet, with a change of mind back appended: only that row is new, and it wins
+    longer = sheet(tmp_path / "longer.csv", *rows, f"{pid},,tag,accept,color: Red,")
+    assert "1 decisions added, 4 already there" in tagkit(demo_db, "feedback", "import", longer).stderr
+    assert "color: Red" in labels(demo_db, pid)[1]
+    assert "0 decisions added, 5 already there" in tagkit(demo_db, "feedback", "import", longer).stderr
+    # the same sheet into a database whose latest decision differs: its last word is added again and wins
+    flip = sheet(tmp_path / "flip.csv", f"{pid},,tag,reject,color: Red,")
+    assert "1 decisions added" in tagkit(demo_db, "feedback", "import", flip).stderr
+    assert "1 decisions added, 4 already there" in tagkit(demo_db, "feedback", "import", longer).stderr
+    assert "color: Red" in labels(demo_db, pid)[1]
