@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,7 +21,8 @@ class Dataset:
     values are the image's colour features (`tagkit.colour`), the rest the image model's embedding.
 
     `texts` hold the raw title and description (models normalise them their own way);
-    `categories[i]` is () and `tags[i]` is () where a product has no such labels.
+    `categories[i]` is () and `tags[i]` is () where a product has no such labels; `tags_reviewed` holds the ids
+    of products whose tags a reviewer judged, so that () there means that none of the tags apply.
     """
 
     ids: list[str]
@@ -31,9 +32,16 @@ class Dataset:
     categories: list[tuple[str, ...]]
     tags: list[tuple[Tag, ...]]
     colour_dim: int = 0
+    tags_reviewed: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def tags_known(self) -> np.ndarray:
+        """Products whose tags are known: they have some, or a reviewer judged them."""
+        return np.array([bool(t) or i in self.tags_reviewed for t, i in zip(self.tags, self.ids, strict=True)],
+                        dtype=bool)
 
     @property
     def has_text(self) -> np.ndarray:
@@ -58,6 +66,7 @@ class Dataset:
             categories=[p.category for p in products],
             tags=[p.tags for p in products],
             colour_dim=colour_dim,
+            tags_reviewed=frozenset(p.id for p in products if p.tags_reviewed),
         )
 
     def subset(self, index: Iterable[int] | np.ndarray) -> Dataset:
@@ -73,17 +82,16 @@ class Dataset:
             categories=[self.categories[i] for i in idx],
             tags=[self.tags[i] for i in idx],
             colour_dim=self.colour_dim,
+            tags_reviewed=self.tags_reviewed,
         )
 
     def without_text(self) -> Dataset:
         """The same products with their titles removed (for image-only evaluation)."""
-        return Dataset(self.ids, [""] * len(self), self.embeddings, self.has_image, self.categories, self.tags,
-                       self.colour_dim)
+        return replace(self, texts=[""] * len(self))
 
     def without_images(self) -> Dataset:
         """The same products with their images removed (for title-only evaluation)."""
-        return Dataset(self.ids, self.texts, np.zeros_like(self.embeddings), np.zeros(len(self), dtype=bool),
-                       self.categories, self.tags, self.colour_dim)
+        return replace(self, embeddings=np.zeros_like(self.embeddings), has_image=np.zeros(len(self), dtype=bool))
 
 
 def product_text(product: Product) -> str:

@@ -118,10 +118,12 @@ def relabel(product: Product, rows: Iterable[Mapping[str, Any]]) -> Product:
     """One product with its decisions (oldest first) applied to its category and tags."""
     tags = {str(t): t for t in product.tags}
     last_category = None
+    reviewed = product.tags_reviewed
     for row in rows:
         if row["field"] == "category":
             last_category = row
         elif row["field"] == "tag":
+            reviewed = True
             predicted, corrected = _tag(row["predicted"]), _tag(row["corrected"])
             if row["decision"] == "accept" and predicted:
                 tags[str(predicted)] = predicted
@@ -138,7 +140,7 @@ def relabel(product: Product, rows: Iterable[Mapping[str, Any]]) -> Product:
             category = parse_category(last_category["corrected"] or "")
         elif decision == "reject" and predicted == category:
             category = ()
-    return dataclasses.replace(product, category=category, tags=tuple(tags.values()))
+    return dataclasses.replace(product, category=category, tags=tuple(tags.values()), tags_reviewed=reviewed)
 
 
 def _tag(text: str | None) -> Tag | None:

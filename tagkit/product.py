@@ -45,7 +45,8 @@ class Product:
     array, the 1-based item number; for a folder, the 1-based file number). `image_hash` is the
     sha256 of the image file's bytes, once tagkit has read it. `keeps_stored` marks an image read from a
     folder without a products row: it says nothing of its product's id, title, description or labels, so the
-    stored product of that image file (if any) keeps them.
+    stored product of that image file (if any) keeps them. `tags_reviewed` marks a product whose tags a reviewer
+    judged (`tagkit.feedback.relabel`): when it has none left, none of the tags apply (a negative to learn from).
     """
 
     id: str
@@ -59,6 +60,7 @@ class Product:
     extra: dict[str, str] = field(default_factory=dict)
     image_hash: str | None = None
     keeps_stored: bool = False
+    tags_reviewed: bool = False
 
     @property
     def category_path(self) -> str:

@@ -152,9 +152,10 @@ def fit_extractor(data: Dataset, extract: bool | Collection[str], store: Store, 
 
 
 def labelled(data: Dataset, ids: set[str] | None = None) -> Dataset:
-    """The products that carry a category or tags (and, when `ids` is given, are among them)."""
-    keep = [i for i, pid in enumerate(data.ids)
-            if (data.categories[i] or data.tags[i]) and (ids is None or pid in ids)]
+    """The products that carry a category or tags, or whose tags a reviewer judged (and, when `ids` is given, are
+    among them)."""
+    known = data.tags_known
+    keep = [i for i, pid in enumerate(data.ids) if (data.categories[i] or known[i]) and (ids is None or pid in ids)]
     return data.subset(keep)
 
 
@@ -175,6 +176,8 @@ def input_hash(data: Dataset) -> str:
     digest = hashlib.sha256()
     for i in sorted(range(len(data)), key=lambda i: data.ids[i]):
         record = [data.ids[i], data.texts[i], list(data.categories[i]), sorted(map(str, data.tags[i]))]
+        if data.ids[i] in data.tags_reviewed and not data.tags[i]:
+            record.append("no tags")
         digest.update(json.dumps(record, ensure_ascii=False).encode())
         digest.update(data.embeddings[i].tobytes() if data.has_image[i] else b"no image")
     return digest.hexdigest()

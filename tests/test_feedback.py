@@ -164,6 +164,44 @@ def test_a_correction_changes_the_next_model(demo_db: Path):
         assert store.product("dm-0001").category_path == before, "the catalogue itself is not rewritten"
 
 
+def test_rejecting_every_prediction_of_a_product_is_learnt(demo_db: Path):
+    """`x` on a product (its category and every tag rejected, none added) keeps it in the training data, as a
+    product none of whose tags apply: the next model gives the rejected tag lower scores there. It was left out
+    of training (no category and no tag left), so the decisions changed nothing."""
+    from collections import Counter
+
+    from tagkit.image import ImageEmbedder
+    from tagkit.queue import load_items
+    from tagkit.training import train
+
+    with Store(demo_db) as store:
+        items = load_items(store)
+        tag = Counter(t for i in items for t, _ in i.tags).most_common(1)[0][0]
+        rejected = [i for i in items if tag in dict(i.tags)][:20]
+        assert len(rejected) >= 5
+        before = train(store, embedder=ImageEmbedder())
+        record(store, [d for i in rejected for d in [
+            Decision(i.id, i.model, "category", "reject", predicted=i.category),
+            *(Decision(i.id, i.model, "tag", "reject", predicted=t) for t, _ in i.tags),
+            Decision(i.id, i.model, "product", "reject")]])
+        after = train(store, embedder=ImageEmbedder())
+        assert after.counts["products"] == before.counts["products"] + len(rejected)
+
+        def scores(report) -> list[float]:
+            from tagkit.dataset import products_dataset
+            from tagkit.models import CatalogueModel
+            from tagkit.predicting import embedder_for
+            from tagkit.versions import find_version
+
+            found = find_version(store, report.version)
+            model = CatalogueModel.load(report.path)
+            data = products_dataset(store, [store.product(i.id) for i in rejected], embedder_for(found))
+            return [dict([*p.tags, *p.candidates]).get(Tag.parse(tag), 0.0) for p in model.predict(data)]
+
+        old, new = scores(before), scores(after)
+    assert sum(new) < 0.5 * sum(old), (old, new)
+
+
 def sheet(path: Path, *rows: str) -> str:
     path.write_text("\n".join(["product_id,model_id,field,decision,predicted,corrected", *rows]) + "\n", "utf-8")
     return str(path)

@@ -127,7 +127,7 @@ class CatalogueModel:
         fit_rows, val_rows = np.flatnonzero(~val), np.flatnonzero(val)
 
         category = category_task(data.categories)
-        plan: TagPlan = tag_tasks(data.tags, self.min_tag_count)
+        plan: TagPlan = tag_tasks(data.tags, self.min_tag_count, data.tags_known)
         self.tasks = ([category] if category else []) + plan.single
         self.multi = plan.multi
         tick = time.perf_counter()
@@ -516,7 +516,7 @@ def _fit_text_job(x, has_text: np.ndarray, folds: np.ndarray, C: float, seed: in
 def _concat(a: Dataset, b: Dataset) -> Dataset:
     return Dataset(ids=a.ids + b.ids, texts=a.texts + b.texts, embeddings=np.vstack([a.embeddings, b.embeddings]),
                    has_image=np.concatenate([a.has_image, b.has_image]), categories=a.categories + b.categories,
-                   tags=a.tags + b.tags, colour_dim=a.colour_dim)
+                   tags=a.tags + b.tags, colour_dim=a.colour_dim, tags_reviewed=a.tags_reviewed | b.tags_reviewed)
 
 
 def _log_prior(y: np.ndarray, k: int) -> np.ndarray:

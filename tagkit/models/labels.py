@@ -68,13 +68,14 @@ class TagPlan:
     rare: dict[str, int]  # "name: value" -> training count, for tags too rare to learn
 
 
-def tag_tasks(tags: list[tuple[Tag, ...]], min_count: int = 5) -> TagPlan:
+def tag_tasks(tags: list[tuple[Tag, ...]], min_count: int = 5, known: np.ndarray | None = None) -> TagPlan:
     """Single-valued attributes become one multi-class task each, with a "none" class for tagged products
     without the attribute; plain tags and multi-valued attributes become one multi-label task. An attribute is
     multi-valued when at least `MIN_SEVERAL` products and `MIN_SEVERAL_SHARE` of those that have it carry two or
     more of its values: a stray second value (one review decision) does not make it one, and is not learnt from
-    (that product's value is unknown). Values seen fewer than `min_count` times are rare."""
-    labelled = np.array([bool(t) for t in tags], dtype=bool)
+    (that product's value is unknown). Values seen fewer than `min_count` times are rare. `known` marks the
+    products whose tags are known (default: those with tags); one without tags there has none of them."""
+    labelled = np.array([bool(t) for t in tags], dtype=bool) if known is None else np.asarray(known, dtype=bool)
     counts: Counter[Tag] = Counter(t for ts in tags for t in set(ts))
     per_product_names: Counter[str] = Counter()
     several: Counter[str] = Counter()  # products with two or more values of the attribute
@@ -95,7 +96,7 @@ def tag_tasks(tags: list[tuple[Tag, ...]], min_count: int = 5) -> TagPlan:
         index = {v: i for i, v in enumerate(classes)}
         y = np.full(len(tags), -1, dtype=np.int64)
         for i, ts in enumerate(tags):
-            if not ts:
+            if not labelled[i]:
                 continue
             values = {t.value for t in ts if t.name == name}
             value = values.pop() if len(values) == 1 else NONE_VALUE if not values else None
