@@ -74,26 +74,46 @@ def predicted_model(store: Store, version: str | None = None) -> str | None:
     return found[0]
 
 
+def _manifests(store: Store, model_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A model version's catalogue-model report (its folder's manifest) and attribute extractor entry
+    (version.json); {} for what cannot be read."""
+    row = next(store.db.query("select path from models where id = ?", [model_id]), None)
+    if row is None:
+        return {}, {}
+    folder = version_folder(store, model_id, row["path"])
+    out: list[dict[str, Any]] = []
+    for name, key in (("manifest.json", "report"), (VERSION_MANIFEST, "extractor")):
+        try:
+            part = json.loads((folder / name).read_text("utf-8")).get(key) or {}
+        except (OSError, ValueError, AttributeError):
+            part = {}
+        out.append(part if isinstance(part, dict) else {})
+    return out[0], out[1]
+
+
 def model_thresholds(store: Store, model_id: str) -> dict[str, Any]:
     """The tag thresholds a model version tuned, or {} when unknown: the catalogue model's (from its folder's
     manifest) and, for attributes only its attribute extractor fills in, the extractor's (from version.json)."""
-    row = next(store.db.query("select path from models where id = ?", [model_id]), None)
-    if row is None:
-        return {}
-    folder = version_folder(store, model_id, row["path"])
+    report, extractor = _manifests(store, model_id)
     try:
-        manifest = json.loads((folder / "manifest.json").read_text("utf-8"))
-        thresholds = manifest.get("report", {}).get("thresholds", {})
+        thresholds = report.get("thresholds", {})
         thresholds = {**thresholds, **thresholds.get("tags", {})} if isinstance(thresholds, dict) else {}
-    except (OSError, ValueError, AttributeError, TypeError):
+    except (AttributeError, TypeError):
         thresholds = {}
     try:
-        extractor = json.loads((folder / VERSION_MANIFEST).read_text("utf-8")).get("extractor") or {}
         tuned, default = extractor.get("thresholds", {}), extractor.get("threshold", 0.5)
         extracted = {name: tuned.get(name, default) for name in extractor.get("attributes", [])}
-    except (OSError, ValueError, AttributeError, TypeError):
+    except (AttributeError, TypeError):
         extracted = {}
     return {**extracted, **thresholds}
+
+
+def model_single_valued(store: Store, model_id: str) -> set[str]:
+    """The attributes a model version gives at most one value (its catalogue model's and its extractor's), by
+    match key; the taxonomy's own are known to `Taxonomy`."""
+    report, extractor = _manifests(store, model_id)
+    names = [*(report.get("single_valued_attributes") or []), *(extractor.get("single_valued") or [])]
+    return {match_key(name) for name in names if isinstance(name, str)}
 
 
 def review_queue(store: Store, *, order: str = "uncertain", seed: int = 0, model_id: str | None = None,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from tagkit.feedback import Decision, decisions_for, record, undo
 from tagkit.product import Tag, format_category, parse_category
+from tagkit.queue import model_single_valued
 from tagkit.taxonomy import stored_taxonomy
 from tagkit.text import match_key
 
@@ -110,6 +111,7 @@ class Session:
     history: list[Step] = field(default_factory=list)
     decided: int = 0  # products finished in this session
     _known: tuple[list[str], list[str]] | None = field(default=None, init=False, repr=False)
+    _single: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False)  # model id -> attributes
 
     @property
     def item(self) -> PredictedProduct | None:
@@ -131,9 +133,10 @@ class Session:
             if suggestion.on:
                 return self._do([self._category("reject", screen)], f"category rejected: {suggestion.value}")
             return self._choose_category(screen, suggestion.value)
-        decision = "reject" if suggestion.on else "accept"
-        row = self._decision("tag", decision, predicted=suggestion.value, score=suggestion.score)
-        return self._do([row], f"{decision}ed: {suggestion.value}")
+        if suggestion.on:
+            row = self._decision("tag", "reject", predicted=suggestion.value, score=suggestion.score)
+            return self._do([row], f"rejected: {suggestion.value}")
+        return self._accept_tag(screen, suggestion)
 
     def accept_all(self) -> str:
         """Accept every suggestion shown on that is not decided yet, and finish the product."""
@@ -221,8 +224,7 @@ class Session:
         if same is not None:
             if same.on:
                 return f"already on: {same.value}"
-            return self._do([self._decision("tag", "accept", predicted=same.value, score=same.score)],
-                            f"accepted: {same.value}")
+            return self._accept_tag(screen, same)
         name = match_key(Tag.parse(tag).name)
         same = [s for s in screen.suggestions
                 if s.kind == "tag" and s.on and name and match_key(Tag.parse(s.value).name) == name]
@@ -230,6 +232,30 @@ class Session:
         row = self._decision("tag", "correct", predicted=replaced.value if replaced else None, corrected=tag,
                              score=replaced.score if replaced else None)
         return self._do([row], f"{replaced.value} → {tag}" if replaced else f"added: {tag}")
+
+    def _accept_tag(self, screen: Screen, suggestion: Suggestion) -> str:
+        """Turn a tag on; for an attribute that takes one value, the value that was on is rejected with it."""
+        name = match_key(Tag.parse(suggestion.value).name)
+        others = [s for s in screen.suggestions if s.kind != "category" and s.on and s is not suggestion
+                  and match_key(Tag.parse(s.value).name) == name] if self._single_valued(name) else []
+        rows = [self._decision("tag", "reject", predicted=s.value, score=s.score) for s in others]
+        rows.append(self._decision("tag", "accept", predicted=suggestion.value, score=suggestion.score))
+        what = f"{others[0].value} → {suggestion.value}" if len(others) == 1 else f"accepted: {suggestion.value}"
+        return self._do(rows, what)
+
+    def _single_valued(self, name: str) -> bool:
+        """Whether the attribute `name` (a match key) takes one value: for the taxonomy, or for the model version
+        that predicted the product shown."""
+        taxonomy, item = self.taxonomy, self.item
+        if taxonomy is not None:
+            known = next((a for a in taxonomy.attributes if match_key(a.name) == name), None)
+            if known is not None:
+                return not known.multi_valued
+        if item is None:
+            return False
+        if item.model not in self._single:
+            self._single[item.model] = model_single_valued(self.store, item.model)
+        return name in self._single[item.model]
 
     def _category(self, decision: str, screen: Screen, corrected: str | None = None) -> Decision:
         return self._decision("category", decision, predicted=screen.item.category, corrected=corrected,

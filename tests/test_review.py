@@ -338,6 +338,42 @@ def test_a_reviewed_product_stays_out_after_a_new_model_predicts_it(demo_db: Pat
         assert again == sorted(newer) and {i.id for i in reviewed} <= set(again)
 
 
+def test_turning_on_another_value_of_a_single_valued_attribute_replaces_the_one_on(demo_db: Path):
+    """The demo model gives `usage` one value: turning a candidate value on (its key, or typed) turns the value
+    that was on off, so `a` never stores two; for a multi-valued attribute (`feature`) both stay on."""
+    from tagkit.queue import model_single_valued
+    from tagkit.review import Session
+
+    def on(session: Session) -> set[str]:
+        return {s.value for s in session.screen().suggestions if s.kind != "category" and s.on}
+
+    with Store(demo_db) as store:
+        items = load_items(store)
+        single = model_single_valued(store, items[0].model)
+        assert "usage" in single and "feature" not in single
+        for name, typed in (("usage", False), ("usage", True), ("feature", False)):
+            item = next(i for i in items if any(t.startswith(f"{name}: ") for t, _ in i.tags)
+                        and any(t.startswith(f"{name}: ") for t, _ in i.candidates))
+            session = Session(store, [item], "ana")
+            was = next(t for t, _ in item.tags if t.startswith(f"{name}: "))
+            other = next(s for s in session.screen().suggestions if s.kind == "candidate"
+                         and s.value.startswith(f"{name}: "))
+            message = session.edit(other.value.upper()) if typed else session.toggle(other.key)
+            now = on(session)
+            assert other.value in now
+            if name == "usage":
+                assert was not in now and message == f"{was} → {other.value}"
+            else:
+                assert was in now
+            session.accept_all()
+            rows = store.db.execute("select predicted, decision from feedback where product_id = ? and field = 'tag'"
+                                    " order by id", [item.id]).fetchall()
+            accepted = [p for p, d in rows if d == "accept" and p.startswith(f"{name}: ")]
+            assert accepted == ([other.value] if name == "usage" else [other.value, was])
+            store.db.execute("delete from feedback where product_id = ?", [item.id])
+            store.db.conn.commit()
+
+
 def item(pid: str, score: float, second: float, title: str = "", category: str = "A > B",
          tags: list[tuple[str, float]] | None = None) -> PredictedProduct:
     return PredictedProduct(pid, title, None, "m", category, score, [("C > D", second)], tags or [], [])
