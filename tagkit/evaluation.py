@@ -38,7 +38,9 @@ def evaluate(
     `tags` (micro/macro P/R/F1, per-tag table, Hamming score, exact match), `tags_by_attribute`, and
     `products`, `model`, `seen_in_training` (how many evaluated products the model was trained on:
     an honest score needs 0), `import` and `problems` (what reading `source` did: `ImportReport.counts()`, its
-    first problems). An id given twice is scored once, as its last row says.
+    first problems). An id given twice is scored once, as its last row says (however far apart the rows are; a
+    last row without labels leaves the id unscored). A score over no products (`n` 0: no true category, or no
+    true tag) is None, null in JSON, not 0.
     """
     from tagkit.models.metrics import evaluate as score
 
@@ -50,12 +52,15 @@ def evaluate(
     scored: dict[str, tuple[tuple[str, ...], tuple, Prediction]] = {}  # a later row of an id replaces it
 
     def on_chunk(chunk: list[Product]) -> None:
-        products = [p for p in last_per_id(chunk) if p.category or p.tags]
+        products = []
+        for product in last_per_id(chunk):
+            scored.pop(product.id, None)  # an earlier row of the id, in any chunk: this row says
+            if product.category or product.tags:
+                products.append(product)
         if not products:
             return
         data = products_dataset(store, products, embedder)
         for i, prediction in enumerate(model.predict(data, top_k=top_k)):
-            scored.pop(data.ids[i], None)
             scored[data.ids[i]] = (data.categories[i], data.tags[i], prediction)
 
     imported = import_products(store, source, mapping=mapping, embedder=embedder, on_problem=on_problem,
@@ -65,6 +70,7 @@ def evaluate(
     truth = Dataset(ids, [""] * len(ids), np.zeros((len(ids), 0), np.float32), np.zeros(len(ids), bool),
                     categories, tags)
     result = score(truth, predictions, top_k=top_k)
+    _undefined_as_none(result, top_k)
     result.update({
         "model": found.id,
         "products": len(ids),
@@ -74,3 +80,13 @@ def evaluate(
         "problems": [asdict(problem) for problem in imported.problems],
     })
     return result
+
+
+def _undefined_as_none(result: dict[str, Any], top_k: int) -> None:
+    """Set the scores of a part with nothing to score (no product with a true category, or with a true tag) to
+    None: 0.0 would read as a model that is always wrong."""
+    if not result["category"]["n"]:
+        result["category"].update(dict.fromkeys(("accuracy", f"top{top_k}", "macro_f1")))
+    if not result["tags"]["n"]:
+        result["tags"].update(dict.fromkeys(("micro_precision", "micro_recall", "micro_f1", "macro_precision",
+                                             "macro_recall", "macro_f1", "hamming_score", "exact_match")))

@@ -124,14 +124,33 @@ def tag_metrics(truth: Sequence[Iterable[Tag]], predicted: Sequence[Iterable[Tag
 
 
 def per_attribute(truth: Sequence[Iterable[Tag]], predicted: Sequence[Iterable[Tag]]) -> dict[str, dict[str, float]]:
-    """Micro P/R/F1 for each attribute name separately (plain tags under the name "")."""
-    names = sorted({t.name for tags in truth for t in tags})
+    """Micro P/R/F1 for each attribute name separately (plain tags under the name ""), counted as `tag_metrics`
+    counts its per-tag rows: over the products with any true tag, a predicted value of an attribute that is not
+    true is a false positive of it, also on a product whose labels have no value of that attribute. So the
+    per-tag rows of an attribute add up to its row, and all rows to the micro figures.
+
+    Each row: `n` (scored products whose labels have a value of the attribute), `support` (true tags of it),
+    `predicted`, `micro_precision`, `micro_recall`, `micro_f1`. An attribute true or predicted somewhere has a row.
+    """
+    if len(truth) != len(predicted):
+        raise ValueError(f"{len(truth)} true tag sets but {len(predicted)} predictions")
+    tp: Counter[str] = Counter()
+    n_true: Counter[str] = Counter()
+    n_pred: Counter[str] = Counter()
+    products: Counter[str] = Counter()
+    for true_tags, pred_tags in zip(truth, predicted, strict=True):
+        y, z = set(true_tags), set(pred_tags)
+        if not y:  # not scored, as in tag_metrics
+            continue
+        products.update({t.name for t in y})
+        n_true.update(t.name for t in y)
+        n_pred.update(t.name for t in z)
+        tp.update(t.name for t in y & z)
     out = {}
-    for name in names:
-        sub_truth = [[t for t in tags if t.name == name] for tags in truth]
-        sub_pred = [[t for t in tags if t.name == name] for tags in predicted]
-        m = tag_metrics(sub_truth, sub_pred)
-        out[name] = {key: m[key] for key in ("n", "micro_precision", "micro_recall", "micro_f1")}
+    for name in sorted(set(n_true) | set(n_pred)):
+        precision, recall = _ratio(tp[name], n_pred[name]), _ratio(tp[name], n_true[name])
+        out[name] = {"n": products[name], "support": n_true[name], "predicted": n_pred[name],
+                     "micro_precision": precision, "micro_recall": recall, "micro_f1": _f1(precision, recall)}
     return out
 
 

@@ -1,0 +1,171 @@
+"""`tagkit eval`'s numbers: the attribute rows agree with the per-tag rows, an id given twice is scored by its last
+row however far apart, and what cannot be computed is null. Real models on the demo catalogue."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tagkit.cli import main
+from tagkit.evaluation import evaluate
+from tagkit.exitcodes import ExitCode
+from tagkit.models.metrics import per_attribute, tag_metrics
+from tagkit.product import Tag
+from tagkit.store import Store
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
+CHUNK = 512  # ingest.CHUNK_SIZE: rows further apart than this are in different chunks
+
+
+def tagkit(db: Path, *args: str):
+    return CliRunner().invoke(main, ["--db", str(db), *args], catch_exceptions=False)
+
+
+def demo_rows() -> list[dict[str, str]]:
+    with (DEMO / "test.csv").open(encoding="utf-8") as f:
+        return [{**row, "image": str(DEMO / row["image"]) if row["image"] else ""} for row in csv.DictReader(f)]
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def summed_by_attribute(per_tag: list[dict]) -> dict[str, Counter]:
+    """The per-tag rows of each attribute added up: true positives, support, predicted."""
+    sums: dict[str, Counter] = {}
+    for row in per_tag:
+        counts = sums.setdefault(Tag.parse(row["tag"]).name, Counter())
+        counts["tp"] += round(row["recall"] * row["support"])
+        counts["support"] += row["support"]
+        counts["predicted"] += row["predicted"]
+    return sums
+
+
+def assert_attribute_rows_are_sums(tags: dict, by_attribute: dict) -> None:
+    sums = summed_by_attribute(tags["per_tag"])
+    assert set(by_attribute) == set(sums)
+    for name, counts in sums.items():
+        row = by_attribute[name]
+        assert (row["support"], row["predicted"]) == (counts["support"], counts["predicted"]), name
+        assert row["micro_precision"] == pytest.approx(counts["tp"] / counts["predicted"] if counts["predicted"]
+                                                       else 0.0), name
+        assert row["micro_recall"] == pytest.approx(counts["tp"] / counts["support"] if counts["support"]
+                                                    else 0.0), name
+    tp = sum(c["tp"] for c in sums.values())
+    assert tags["micro_precision"] == pytest.approx(tp / sum(c["predicted"] for c in sums.values()))
+    assert tags["micro_recall"] == pytest.approx(tp / sum(c["support"] for c in sums.values()))
+
+
+# -- tags by attribute ---------------------------------------------------------------------------------
+
+
+def test_a_wrong_value_of_an_attribute_the_product_has_no_label_for_is_a_false_positive_of_it():
+    red, green, blue = Tag("color", "Red"), Tag("color", "Green"), Tag("color", "Blue")
+    uv, waterproof, sale = Tag("feature", "UV400"), Tag("feature", "Waterproof"), Tag("", "sale")
+    truth = [[red, uv], [green], [], [blue, sale]]
+    predicted = [[red, uv], [green, waterproof],  # Waterproof on a product with no feature label: wrong
+                 [waterproof, red],  # a product without any tag label is not scored, here as in the per-tag rows
+                 [red]]
+    rows = per_attribute(truth, predicted)
+    assert rows["feature"]["micro_precision"] == pytest.approx(1 / 2)  # was 1.0: Waterproof was not counted
+    assert rows["feature"]["micro_recall"] == 1.0
+    assert rows["feature"]["n"] == 1  # products whose labels have a feature
+    assert rows["color"]["micro_precision"] == pytest.approx(2 / 3) and rows["color"]["micro_recall"] == pytest.approx(
+        2 / 3)
+    assert rows[""]["micro_recall"] == 0.0
+    assert_attribute_rows_are_sums(tag_metrics(truth, predicted), rows)
+
+
+def test_an_attribute_only_predicted_has_a_row_as_its_tags_do():
+    truth = [[Tag("color", "Red")]]
+    predicted = [[Tag("color", "Red"), Tag("material", "Cotton")]]
+    rows = per_attribute(truth, predicted)
+    assert rows["material"] == {"n": 0, "support": 0, "predicted": 1, "micro_precision": 0.0, "micro_recall": 0.0,
+                                "micro_f1": 0.0}
+    assert_attribute_rows_are_sums(tag_metrics(truth, predicted), rows)
+
+
+def test_demo_attribute_rows_are_the_sums_of_their_per_tag_rows(demo_db: Path):
+    with Store(demo_db) as store:
+        result = evaluate(store, DEMO / "test.csv")
+    assert result["products"] == 100
+    assert_attribute_rows_are_sums(result["tags"], result["tags_by_attribute"])
+    feature = result["tags_by_attribute"]["feature"]
+    assert feature["predicted"] > feature["n"]  # it predicts a feature on products labelled without one
+
+
+# -- an id given twice -----------------------------------------------------------------------------------
+
+
+def repeated_file(path: Path, last: dict[str, str], gap: int) -> Path:
+    """The demo's test products under new ids, 600 rows, then a row with the id of the first `gap` rows below it
+    (`last`: what that row says)."""
+    rows = [{**row, "id": f"{row['id']}-{n}"} for n in range(6) for row in demo_rows()]
+    rows.insert(gap, {**rows[0], **last})
+    return write_csv(path, rows)
+
+
+def scores(db: Path, path: Path) -> dict:
+    result = tagkit(db, "eval", str(path), "--json")
+    assert result.exit_code == ExitCode.PARTIAL, result.stderr  # the duplicate id is reported
+    assert "duplicate id" in result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("gap", [1, 300, 599])
+def test_an_id_whose_last_row_has_no_labels_is_not_scored_however_far_apart(demo_db: Path, tmp_path: Path,
+                                                                          gap: int):
+    result = scores(demo_db, repeated_file(tmp_path / "dup.csv", {"category": "", "tags": ""}, gap))
+    assert result["products"] == 599  # was 600 when the rows were in different chunks: scored by the first row
+    assert result["category"]["n"] == result["tags"]["n"] == 599
+
+
+def test_an_id_relabelled_in_another_chunk_is_scored_by_its_last_label(demo_db: Path, tmp_path: Path):
+    rows = demo_rows()
+    other = next(row for row in rows if row["category"] != rows[0]["category"])
+    relabelled = {"category": other["category"], "tags": other["tags"]}
+    near = scores(demo_db, repeated_file(tmp_path / "near.csv", relabelled, 1))
+    far = scores(demo_db, repeated_file(tmp_path / "far.csv", relabelled, CHUNK + 80))
+    assert far["products"] == near["products"] == 600
+    for part in ("category", "tags", "tags_by_attribute"):
+        assert far[part] == near[part], part
+    assert {"true": other["category"], "predicted": rows[0]["category"], "count": 1} in far["category"]["confused"]
+
+
+# -- nothing to score ------------------------------------------------------------------------------------
+
+
+def test_nothing_to_score_is_null_in_json(demo_db: Path, tmp_path: Path):
+    rows = [{"id": row["id"], "title": row["title"], "image": row["image"]} for row in demo_rows()[:5]]
+    result = tagkit(demo_db, "eval", str(write_csv(tmp_path / "unlabelled.csv", rows)), "--json")
+    assert result.exit_code == ExitCode.NO_MODEL
+    summary = json.loads(result.stdout)
+    assert summary["products"] == 0
+    category, tags = summary["category"], summary["tags"]
+    assert category["n"] == 0 and tags["n"] == 0
+    assert category["accuracy"] is category["top3"] is category["macro_f1"] is None
+    for key in ("micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall", "macro_f1",
+                "hamming_score", "exact_match"):
+        assert tags[key] is None, key
+
+
+def test_categories_without_tags_leave_the_tag_scores_null_and_out_of_the_table(demo_db: Path, tmp_path: Path):
+    rows = [{**row, "tags": ""} for row in demo_rows()[:30]]
+    path = write_csv(tmp_path / "categories.csv", rows)
+    result = tagkit(demo_db, "eval", str(path), "--json")
+    assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["category"]["n"] == 30 and 0.0 <= summary["category"]["accuracy"] <= 1.0
+    assert summary["tags"]["n"] == 0 and summary["tags"]["micro_f1"] is None
+    assert summary["tags_by_attribute"] == {}
+    table = tagkit(demo_db, "eval", str(path))
+    assert "category accuracy" in table.stdout and "tags micro" not in table.stdout
