@@ -443,22 +443,19 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @click.pass_obj
 def models(obj: Context, as_json: bool) -> None:
-    """List the trained model versions, newest first."""
+    """List the trained model versions, newest first (exit code 4 when there is none)."""
     from tagkit.versions import list_versions
 
-    versions = []
-    if obj.db.exists():  # a mistyped --db is not created
-        with obj.open_store(read_only=True) as store:
-            versions = list_versions(store)
+    with obj.read_store() as store:  # a mistyped --db is refused, not created
+        versions = list_versions(store)
     if as_json:
         click.echo(json.dumps(versions, ensure_ascii=False, indent=2, default=str))
-        return
-    if not versions:
-        obj.log(f"no trained model in {obj.db} (run `tagkit train PRODUCTS`)")
-        return
-    from tagkit.report import print_models
+    elif versions:
+        from tagkit.report import print_models
 
-    print_models(versions)
+        print_models(versions)
+    if not versions:
+        obj.fail(f"no trained model in {obj.db} (run `tagkit train PRODUCTS`)", ExitCode.NO_MODEL)
 
 
 @main.command()

@@ -161,10 +161,16 @@ def test_a_file_that_is_not_a_database(tmp_path: Path):
     assert fake.read_text("utf-8") == "id,title\n1,a\n"
 
 
-def test_models_with_a_mistyped_db_creates_nothing(tmp_path: Path):
+def test_models_with_a_mistyped_db_creates_nothing_and_none_trained_is_exit_4(tmp_path: Path):
     result = tagkit(tmp_path / "typo.db", "models")
-    assert result.exit_code == ExitCode.OK and "no trained model" in result.stderr
+    assert result.exit_code == ExitCode.USAGE and "no database" in result.stderr
     assert not (tmp_path / "typo.db").exists()
+    assert tagkit(tmp_path / "empty.db", "import", str(DEMO / "new.csv")).exit_code in (ExitCode.OK,
+                                                                                         ExitCode.PARTIAL)
+    for args in (["models"], ["models", "--json"]):
+        result = tagkit(tmp_path / "empty.db", *args)
+        assert result.exit_code == ExitCode.NO_MODEL and "no trained model" in result.stderr
+    assert json.loads(result.stdout) == []
 
 
 def test_output_in_a_missing_folder_and_products_with_a_file(db: Path, tmp_path: Path):

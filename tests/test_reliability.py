@@ -132,7 +132,8 @@ def test_a_killed_holder_never_leaves_a_stale_lock(tmp_path: Path):
         assert result.exit_code == ExitCode.LOCKED == 6
         assert f"pid {holder.pid}" in result.stderr and "`train`" in result.stderr and "--wait" in result.stderr
         readers = [tagkit(db, "models", "--json"), tagkit(db, "feedback", "export")]
-        assert [r.exit_code for r in readers] == [0, 0], "readers never wait for the lock"
+        assert [r.exit_code for r in readers] == [ExitCode.NO_MODEL, 0], "readers never wait for the lock"
+        assert json.loads(readers[0].stdout) == []
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
