@@ -675,7 +675,8 @@ def _print_train_report(summary: dict[str, Any]) -> None:
         f"model version     {summary['version']}",
         f"saved in          {summary['path']}",
         f"products          {counts['products']:,} ({counts['with_title']:,} with a title, "
-        f"{counts['with_image']:,} with an image)",
+        f"{counts['with_image']:,} with an image"
+        + (f"; {counts['from_review']:,} reviewed, not in SOURCE" if counts.get("from_review") else "") + ")",
         f"categories        {counts['categories']:,} (on {counts['with_category']:,} products)",
         f"tags              {counts['tags']:,} (on {counts['with_tags']:,} products)",
     ]

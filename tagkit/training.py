@@ -58,8 +58,9 @@ def train(
     on_progress: Callable[[int], None] | None = None,
     run_id: int | None = None,
 ) -> TrainReport:
-    """Train a model version on the labelled products of `source` (imported first), or of the whole
-    database when `source` is None. The same products and seed give the same model.
+    """Train a model version on the labelled products of `source` (imported first) and the products a review
+    decision is about, or on those of the whole database when `source` is None. The same products and seed give
+    the same model.
 
     `extract` (tagkit.yaml `train: extract:`) also fits an `AttributeExtractor` on the same products, for every
     attribute of their labels (True) or for the attributes named; it is saved in the version's `extractor/`
@@ -75,7 +76,11 @@ def train(
             store, source, mapping=mapping, products_file=products_file, embedder=embedder,
             on_problem=on_problem, on_progress=on_progress, run_id=run_id,
             on_chunk=lambda chunk: ids.update(p.id for p in chunk))
-    products = apply_feedback(store.iter_products(), feedback_rows(store))  # review decisions override labels
+    decisions = feedback_rows(store)
+    products = apply_feedback(store.iter_products(), decisions)  # review decisions override labels
+    from_review = {row["product_id"] for row in decisions} - ids if ids is not None else set()
+    if ids is not None:  # what was reviewed is learnt from, whichever catalogue it came from
+        ids |= from_review
     taxonomy = stored_taxonomy(store)
     if taxonomy is not None:  # what a reviewer typed, and labels stored before the taxonomy was imported
         taxonomy.canonicalise(products)
@@ -87,6 +92,8 @@ def train(
     model = CatalogueModel(seed=seed, **params).fit(data)
     extractor, extractor_report = fit_extractor(data, extract, store, seed) if extract else (None, {})
     counts = dataset_counts(data)
+    if ids is not None:
+        counts["from_review"] = sum(1 for pid in data.ids if pid in from_review)
     seconds = round(time.monotonic() - started, 3)
     metrics = dict(model.report.get("validation", {}))
     if extractor is not None:

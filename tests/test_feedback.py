@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -200,6 +201,25 @@ def test_rejecting_every_prediction_of_a_product_is_learnt(demo_db: Path):
 
         old, new = scores(before), scores(after)
     assert sum(new) < 0.5 * sum(old), (old, new)
+
+
+def test_train_source_also_learns_the_reviewed_products(demo_db: Path):
+    """`tagkit train SOURCE` (the README's command) learns from the products of SOURCE and from every reviewed
+    product, a predicted one not in SOURCE too; it used to leave out every decision on predicted products."""
+    from tagkit.queue import load_items
+
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo"
+    with Store(demo_db) as store:
+        item = next(i for i in load_items(store) if i.id.startswith("IMG_"))
+        record(store, [Decision(item.id, item.model, "category", "accept", predicted=item.category),
+                       Decision(item.id, item.model, "product", "accept")])
+    result = CliRunner().invoke(main, ["--db", str(demo_db), "train", str(demo / "train.csv"), "--json"],
+                                catch_exceptions=False)
+    assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.output
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["from_review"] == 1
+    trained = (Path(summary["path"]) / "training_ids.txt").read_text("utf-8").split()
+    assert item.id in trained and not any(pid.startswith("IMG_") and pid != item.id for pid in trained)
 
 
 def sheet(path: Path, *rows: str) -> str:
