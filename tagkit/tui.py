@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
+from rich.segment import Segment, Segments
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
@@ -40,6 +41,8 @@ HELP = [
     ("q", "quit (every decision is already stored; `tagkit review` carries on where you stopped)"),
 ]
 FOOTER = "a accept  x reject  0-9 toggle  e edit  space skip  u undo  ? help  q quit"
+SHORT_FOOTER = "a x 0-9 e ␣ u ? · q quit"  # a narrow window: the keys only (? explains them)
+MIN_IMAGE_WIDTH = 60  # a narrower window shows no image: the product's details take the whole width
 MARKS = {("on", True): ("✓", "bold green"), ("on", False): ("·", "yellow"), ("off", True): ("✗", "red"),
          ("off", False): (" ", "")}
 _SEQUENCE_WAIT = 0.03  # seconds to wait for the rest of an escape sequence
@@ -202,17 +205,28 @@ def render(console: Console, session: Session, screen: Screen | None, message: s
     item = screen.item
     header = Text(f"tagkit review · product {session.position + 1} of {total}: {item.id} · model {item.model}"
                   f" · reviewer {session.reviewer or '-'}", style="bold")
-    box_cols = max(8, min(40, width // 3))
-    box_rows = max(4, min(18, height - 6))
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(width=box_cols)
-    grid.add_column()
-    colour = console.color_system is not None and not console.no_color
-    grid.add_row(image_cell(item.image, box_cols, box_rows, colour), details(screen))
+    body_rows = max(1, height - 3)  # below the header, above the message and the keys
+    body: RenderableType = details(screen)
+    if width >= MIN_IMAGE_WIDTH:
+        box_cols = max(8, min(40, width // 3))
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(width=box_cols)
+        grid.add_column()
+        colour = console.color_system is not None and not console.no_color
+        grid.add_row(image_cell(item.image, box_cols, max(2, min(18, body_rows)), colour), body)
+        body = grid
+    options = console.options.update(width=width)
+    lines = console.render_lines(body, options, pad=False)
+    if len(lines) > body_rows:  # keep the top (id, title, category): say what does not fit
+        hidden = len(lines) - body_rows + 1
+        note = Text(f"… {hidden} more line{'s' * (hidden != 1)}: make the window taller", style="dim",
+                    no_wrap=True, overflow="ellipsis")
+        lines = [*lines[: body_rows - 1], console.render_lines(note, options, pad=False)[0]]
     console.print(header, no_wrap=True, overflow="ellipsis")
-    console.print(grid)
+    console.print(Segments([segment for line in lines for segment in (*line, Segment.line())]), end="")
     console.print(Text(message, style="cyan") if message else "", no_wrap=True, overflow="ellipsis")
-    console.print(Text(FOOTER, style="dim"), no_wrap=True, overflow="ellipsis")
+    footer = FOOTER if width >= len(FOOTER) else SHORT_FOOTER
+    console.print(Text(footer, style="dim"), no_wrap=True, overflow="ellipsis", end="")  # a full window: no scroll
 
 
 def details(screen: Screen) -> RenderableType:

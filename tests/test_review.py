@@ -254,6 +254,24 @@ def test_edit_with_tab_completion(demo_db: Path, terminals):
     assert term.quit()[0] == 0
 
 
+@pytest.mark.parametrize(("rows", "cols"), [(10, 40), (15, 60), (24, 80)])
+def test_a_small_window_keeps_the_product_in_view(demo_db: Path, terminals, rows: int, cols: int):
+    """However small the window, the screen fits it: the header, the product's id, title and category stay in
+    view (what does not fit is counted), and the keys line too; a narrow one shows no image."""
+    first = items_by_id(demo_db)[0]
+    term = terminals(demo_db, "--order", "id", rows=rows, cols=cols)
+    screen = term.screen()
+    lines = screen.rstrip("\n").split("\n")
+    assert len(lines) <= rows and all(len(line) <= cols for line in lines), screen
+    assert lines[0].startswith("tagkit review · product 1 of 60")
+    assert f"id     {first.id}" in screen and "title" in screen and f"· {first.category}" in screen
+    assert lines[-1].rstrip().endswith("q quit")
+    assert ("▀" in screen) == (cols >= 60)
+    if rows < 20:
+        assert "more line" in screen and "make the window taller" in screen
+    assert term.quit()[0] == 0
+
+
 def test_help_then_back(demo_db: Path, terminals):
     first = items_by_id(demo_db)[0]
     term = terminals(demo_db, "--order", "id")
