@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +13,8 @@ import numpy as np
 from tagkit.dataset import Dataset, products_dataset
 from tagkit.ingest import import_products
 from tagkit.predicting import embedder_for, last_per_id, load_model
-from tagkit.product import Problem, Product
+from tagkit.product import Problem, Product, Tag
+from tagkit.text import match_key
 
 if TYPE_CHECKING:
     from tagkit.config import Mapping
@@ -67,6 +68,7 @@ def evaluate(
                                on_progress=on_progress, on_chunk=on_chunk, run_id=run_id)
     ids = list(scored)
     categories, tags, predictions = ([entry[k] for entry in scored.values()] for k in range(3))
+    predictions = _spelled_as_labels(tags, predictions)
     truth = Dataset(ids, [""] * len(ids), np.zeros((len(ids), 0), np.float32), np.zeros(len(ids), bool),
                     categories, tags)
     result = score(truth, predictions, top_k=top_k)
@@ -80,6 +82,19 @@ def evaluate(
         "problems": [asdict(problem) for problem in imported.problems],
     })
     return result
+
+
+def _spelled_as_labels(labels: list[tuple[Tag, ...]], predictions: list[Prediction]) -> list[Prediction]:
+    """The predictions with each tag that the labels write differently (`match_key`: case, digits, half-spaces,
+    Arabic letters, spacing) spelt as the labels spell it, so that it is scored as the same tag. A taxonomy makes
+    both canonical already; without one, the model writes a value as its training labels mostly did (`Puma`,
+    `40 تا 45`) and a label may not (`puma`, `۴۰ تا ۴۵`)."""
+    spelt = {(match_key(t.name), match_key(t.value)): t for tags in labels for t in tags}
+
+    def same(tag: Tag) -> Tag:
+        return spelt.get((match_key(tag.name), match_key(tag.value)), tag)
+
+    return [replace(p, tags=[(same(t), s) for t, s in p.tags]) for p in predictions]
 
 
 def _undefined_as_none(result: dict[str, Any], top_k: int) -> None:

@@ -169,3 +169,27 @@ def test_categories_without_tags_leave_the_tag_scores_null_and_out_of_the_table(
     assert summary["tags_by_attribute"] == {}
     table = tagkit(demo_db, "eval", str(path))
     assert "category accuracy" in table.stdout and "tags micro" not in table.stdout
+
+
+# -- spelling ----------------------------------------------------------------------------------------------
+
+
+def test_a_label_written_differently_scores_as_the_same_tag(demo_db: Path, tmp_path: Path):
+    """Labels spelt otherwise than the model writes the tag (case, a space for the half-space, Arabic ي and ك)
+    score as the same tags, without a taxonomy: the scores equal those of the file as the model spells it."""
+    def respelt(tags: str) -> str:
+        return tags.upper().replace("\u200c", " ").replace("ی", "ي").replace("ک", "ك")
+
+    rows = demo_rows()
+    assert any("\u200c" in row["tags"] or "ی" in row["tags"] for row in rows)
+    plain = scores_of(demo_db, write_csv(tmp_path / "plain.csv", rows))
+    other = scores_of(demo_db, write_csv(tmp_path / "other.csv", [{**row, "tags": respelt(row["tags"])}
+                                                                    for row in rows]))
+    assert other["tags"]["micro_f1"] == plain["tags"]["micro_f1"] > 0.5
+    assert other["tags"]["exact_match"] == plain["tags"]["exact_match"]
+
+
+def scores_of(db: Path, path: Path) -> dict:
+    result = tagkit(db, "eval", str(path), "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    return json.loads(result.stdout)
