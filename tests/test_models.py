@@ -172,6 +172,7 @@ def test_title_only_training(fashion):
     train, test = fashion
     model = CatalogueModel(seed=0, **FAST).fit(train.without_images())
     assert model.report["inputs"] == {"text": True, "image": False}
+    assert set(model.report["validation"]) == {"both"}, "no image-only figures (and thresholds) without images"
     preds = model.predict(test)
     _check_shapes(model, train, preds)
     assert _accuracy(test, preds) >= 0.7

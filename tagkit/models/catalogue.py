@@ -286,7 +286,8 @@ class CatalogueModel:
         for c, name in enumerate(CONDITIONS):
             ht = has_text[val_rows] & (c != 1)
             hi = has_image[val_rows] & (c != 2)
-            if c == 0 or (ht != has_text[val_rows]).any() or (hi != has_image[val_rows]).any():
+            changed = (ht != has_text[val_rows]).any() or (hi != has_image[val_rows]).any()
+            if c == 0 or (changed and (ht | hi).any()):  # no "image" for a catalogue without images
                 conditions.append((name, ht, hi))
         effective = np.concatenate([condition_of(ht, hi) for _, ht, hi in conditions])
         outputs = {}
