@@ -180,11 +180,17 @@ def suggest(obj: Any, source: Path | None, config_path: Path | None, overrides: 
                     click.echo(f"tagkit taxonomy map {shlex.quote(item.raw(text))} {shlex.quote(item.target())}")
     else:
         for item in found:
-            variants = ", ".join(f"{text} ({count:,})" for text, count in item.variants)
+            variants = ", ".join(f"{_visible(text)} ({count:,})" for text, count in item.variants)
             where = f"{item.attribute}: " if item.kind == "value" else ""
             mark = "" if not loaded else "  (in the taxonomy)" if item.in_taxonomy else "  (not in the taxonomy)"
             click.echo(f"{item.kind:<9}  {where}{variants}  ->  {item.canonical}  [{', '.join(item.reasons)}]{mark}")
     obj.log(f"{len(found):,} suggestions from {len(tags):,} tags")
+
+
+def _visible(text: str) -> str:
+    """`text` with its control characters written as escapes (a stray backspace in a value is what sets two
+    spellings apart, and would be invisible, or move the cursor, on a terminal)."""
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 else c for c in text)
 
 
 def _source_tags(obj: Any, source: Path, mapping: Any) -> list[Any]:

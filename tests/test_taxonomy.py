@@ -219,6 +219,18 @@ def test_shipped_taxonomies_are_what_the_tool_builds(shared_data: Path) -> None:
     assert not english.attribute("usage").multi_valued
 
 
+def test_suggest_shows_a_control_character_that_sets_two_spellings_apart(tmp_path: Path) -> None:
+    """Torob has `بافت` once with a stray backspace: suggest merges it and writes the backspace as an escape."""
+    products = tmp_path / "products.jsonl"
+    products.write_text("\n".join(json.dumps({"id": str(n), "title": "بلوز", "attributes": {"جنس": [value]}},
+                                              ensure_ascii=False)
+                                   for n, value in enumerate(["بافت", "بافت", "بافت\b"])), encoding="utf-8")
+    out = CliRunner().invoke(main, ["--db", str(tmp_path / "t.db"), "taxonomy", "suggest", str(products), "--map",
+                                    "tags=attributes"], catch_exceptions=False)
+    assert out.exit_code == 0 and "\b" not in out.stdout
+    assert "جنس: بافت (2), بافت\\x08 (1)  ->  بافت" in out.stdout
+
+
 def test_cli_import_show_map_suggest(tmp_path: Path) -> None:
     runner = CliRunner()
     db = str(tmp_path / "t.db")
