@@ -544,6 +544,9 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
         try:
             run(session)
             status = "ok"
+        except (SystemExit, KeyboardInterrupt):  # a signal (the terminal closed, kill): stopped, not failed
+            status = "interrupted"
+            raise
         finally:
             decisions = sum(len(step.ids) for step in session.history)
             store.finish_run(run_id, status, {"products_reviewed": session.decided, "decisions": decisions})

@@ -309,6 +309,24 @@ def test_kill_minus_9_loses_no_decision(demo_db: Path, terminals):
     assert again.quit()[0] == 0
 
 
+def test_sigterm_and_ctrl_c(demo_db: Path, terminals):
+    """A review stopped by a signal (kill, the terminal closed) exits 128 + the signal and its run is
+    `interrupted`; Ctrl-C is a key that quits (exit 0, the run `ok`)."""
+    import signal
+
+    term = terminals(demo_db, "--order", "id")
+    term.screen()
+    term.proc.send_signal(signal.SIGTERM)
+    assert term.wait()[0] == 128 + signal.SIGTERM
+    term = terminals(demo_db, "--order", "id")
+    term.screen()
+    term.type("\x03")
+    assert term.wait()[0] == 0
+    with Store(demo_db) as store:
+        statuses = [r[0] for r in store.db.execute("select status from runs where command = 'review' order by id")]
+    assert statuses == ["interrupted", "ok"]
+
+
 def test_placeholder_without_colours(demo_db: Path, terminals):
     term = terminals(demo_db, "--order", "id", env={"TERM": "dumb"})
     screen = term.screen()
