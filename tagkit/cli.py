@@ -513,6 +513,7 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
                  "To review in a spreadsheet, export the predictions (`tagkit predict ... --export csv`), write "
                  "the decisions in a feedback CSV and load it with `tagkit feedback import FILE`.",
                  ExitCode.NOT_A_TERMINAL)
+    from tagkit.feedback import finished
     from tagkit.queue import load_items, matches, predicted_model, review_queue
     from tagkit.review import Session
     from tagkit.tui import run
@@ -550,7 +551,10 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
         finally:
             decisions = sum(len(step.ids) for step in session.history)
             store.finish_run(run_id, status, {"products_reviewed": session.decided, "decisions": decisions})
-    left = len(queue) - session.position
+    with obj.read_store(read_only=True) as store:  # skipped and half-reviewed products are left too
+        done = finished(store)
+    reviewed = {product_id for product_id, _ in done}
+    left = sum(1 for item in queue if ((item.id, item.model) not in done if again else item.id not in reviewed))
     obj.log(f"{session.decided:,} products reviewed, {decisions:,} decisions stored in {obj.db} (table feedback)"
             + (f"; {left:,} left in this queue" if left > 0 else ""))
 
