@@ -22,7 +22,7 @@ class Dataset:
 
     `texts` hold the raw title and description (models normalise them their own way);
     `categories[i]` is () and `tags[i]` is () where a product has no such labels; `tags_reviewed` holds the ids
-    of products whose tags a reviewer judged, so that () there means that none of the tags apply.
+    of products whose review was finished, so that () there means that none of the tags apply.
     """
 
     ids: list[str]

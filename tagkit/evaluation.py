@@ -85,16 +85,16 @@ def evaluate(
 
 
 def _spelled_as_labels(labels: list[tuple[Tag, ...]], predictions: list[Prediction]) -> list[Prediction]:
-    """The predictions with each tag that the labels write differently (`match_key`: case, digits, half-spaces,
-    Arabic letters, spacing) spelt as the labels spell it, so that it is scored as the same tag. A taxonomy makes
-    both canonical already; without one, the model writes a value as its training labels mostly did (`Puma`,
-    `40 تا 45`) and a label may not (`puma`, `۴۰ تا ۴۵`)."""
-    spelt = {(match_key(t.name), match_key(t.value)): t for tags in labels for t in tags}
-
-    def same(tag: Tag) -> Tag:
-        return spelt.get((match_key(tag.name), match_key(tag.value)), tag)
-
-    return [replace(p, tags=[(same(t), s) for t, s in p.tags]) for p in predictions]
+    """The predictions with each tag that the product's own labels write differently (`match_key`: case, digits,
+    half-spaces, Arabic letters, spacing) spelt as they spell it, so that it is scored as that label. A taxonomy
+    makes both canonical already; without one, the model writes a value as its training labels mostly did
+    (`Puma`, `40 تا 45`) and a label may not (`puma`, `۴۰ تا ۴۵`)."""
+    out = []
+    for own, prediction in zip(labels, predictions, strict=True):
+        spelt = {(match_key(t.name), match_key(t.value)): t for t in own}
+        tags = [(spelt.get((match_key(t.name), match_key(t.value)), t), s) for t, s in prediction.tags]
+        out.append(replace(prediction, tags=tags))
+    return out
 
 
 def _undefined_as_none(result: dict[str, Any], top_k: int) -> None:

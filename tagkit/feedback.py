@@ -123,7 +123,6 @@ def relabel(product: Product, rows: Iterable[Mapping[str, Any]]) -> Product:
         if row["field"] == "category":
             last_category = row
         elif row["field"] == "tag":
-            reviewed = True
             predicted, corrected = _tag(row["predicted"]), _tag(row["corrected"])
             if row["decision"] == "accept" and predicted:
                 tags[str(predicted)] = predicted
@@ -131,6 +130,8 @@ def relabel(product: Product, rows: Iterable[Mapping[str, Any]]) -> Product:
                 tags.pop(str(predicted), None)
             if row["decision"] == "correct" and corrected:
                 tags[str(corrected)] = corrected
+        elif row["field"] == "product":  # its review finished (a or x): every tag shown on it was judged
+            reviewed = True
     category = product.category
     if last_category is not None:
         decision, predicted = last_category["decision"], parse_category(last_category["predicted"] or "")

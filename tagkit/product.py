@@ -45,8 +45,8 @@ class Product:
     array, the 1-based item number; for a folder, the 1-based file number). `image_hash` is the
     sha256 of the image file's bytes, once tagkit has read it. `keeps_stored` marks an image read from a
     folder without a products row: it says nothing of its product's id, title, description or labels, so the
-    stored product of that image file (if any) keeps them. `tags_reviewed` marks a product whose tags a reviewer
-    judged (`tagkit.feedback.relabel`): when it has none left, none of the tags apply (a negative to learn from).
+    stored product of that image file (if any) keeps them. `tags_reviewed` marks a product whose review was
+    finished (`tagkit.feedback.relabel`): when it has no tag left, none of the tags apply (a negative to learn from).
     """
 
     id: str

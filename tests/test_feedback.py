@@ -213,10 +213,13 @@ def test_train_source_also_learns_the_reviewed_products(demo_db: Path):
         item = next(i for i in load_items(store) if i.id.startswith("IMG_"))
         record(store, [Decision(item.id, item.model, "category", "accept", predicted=item.category),
                        Decision(item.id, item.model, "product", "accept")])
+        half = next(i for i in load_items(store) if i.id.startswith("IMG_") and i.id != item.id and i.tags)
+        record(store, [Decision(half.id, half.model, "tag", "reject", predicted=half.tags[0][0])])
     result = CliRunner().invoke(main, ["--db", str(demo_db), "train", str(demo / "train.csv"), "--json"],
                                 catch_exceptions=False)
     assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.output
     summary = json.loads(result.stdout)
+    # a product whose review is not finished, with one tag rejected, teaches nothing: not "no tags at all"
     assert summary["counts"]["from_review"] == 1
     trained = (Path(summary["path"]) / "training_ids.txt").read_text("utf-8").split()
     assert item.id in trained and not any(pid.startswith("IMG_") and pid != item.id for pid in trained)
