@@ -740,11 +740,22 @@ def _check_output(output: Path, inputs: dict[str, Path | None]) -> None:
         if path is not None and _same_file(output, path):
             raise click.BadParameter(f"{output} is {what}: the export would replace it; write it to another file",
                                      param_hint="-o")
+        if what == "the database" and path is not None and _database_file(output, path):
+            raise click.BadParameter(f"{output} belongs to the database {path} (its journal or its models): "
+                                     "write the export to another file", param_hint="-o")
     folder = Path(os.path.realpath(output)).parent  # a link's target's folder
     if not folder.is_dir():
         raise click.BadParameter(f"the folder {folder} does not exist", param_hint="-o")
     if not os.access(folder, os.W_OK):
         raise click.BadParameter(f"cannot write in {folder}", param_hint="-o")
+
+
+def _database_file(output: Path, db: Path) -> bool:
+    """Whether `output` is one of the database's own files: its -wal, -shm, -journal or lock, or in its models
+    folder."""
+    out, base = Path(os.path.realpath(output)), Path(os.path.realpath(db))
+    journals = {base.with_name(base.name + suffix) for suffix in ("-wal", "-shm", "-journal", ".lock")}
+    return out in journals or base.with_name(base.name + ".models") in out.parents
 
 
 def _same_file(a: Path, b: Path) -> bool:

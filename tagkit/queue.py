@@ -108,12 +108,15 @@ def model_thresholds(store: Store, model_id: str) -> dict[str, Any]:
     return {**extracted, **thresholds}
 
 
-def model_single_valued(store: Store, model_id: str) -> set[str]:
-    """The attributes a model version gives at most one value (its catalogue model's and its extractor's), by
-    match key; the taxonomy's own are known to `Taxonomy`."""
+def model_attributes(store: Store, model_id: str) -> dict[str, bool]:
+    """The attributes a model version learnt (its catalogue model's and its extractor's), by match key: True when
+    it gives several values, False when one. The taxonomy's own are known to `Taxonomy`."""
     report, extractor = _manifests(store, model_id)
-    names = [*(report.get("single_valued_attributes") or []), *(extractor.get("single_valued") or [])]
-    return {match_key(name) for name in names if isinstance(name, str)}
+    single = [*(report.get("single_valued_attributes") or []), *(extractor.get("single_valued") or [])]
+    multi = [*(report.get("multi_valued_attributes") or []), *(extractor.get("attributes") or [])]
+    out = {match_key(name): True for name in multi if isinstance(name, str)}
+    out.update({match_key(name): False for name in single if isinstance(name, str)})
+    return out
 
 
 def review_queue(store: Store, *, order: str = "uncertain", seed: int = 0, model_id: str | None = None,

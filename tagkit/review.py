@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from tagkit.feedback import Decision, decisions_for, record, undo
 from tagkit.product import Tag, format_category, parse_category
-from tagkit.queue import model_single_valued
+from tagkit.queue import model_attributes
 from tagkit.taxonomy import stored_taxonomy
 from tagkit.text import match_key
 
@@ -111,7 +111,7 @@ class Session:
     history: list[Step] = field(default_factory=list)
     decided: int = 0  # products finished in this session
     _known: tuple[list[str], list[str]] | None = field(default=None, init=False, repr=False)
-    _single: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False)  # model id -> attributes
+    _arity: dict[str, dict[str, bool]] = field(default_factory=dict, init=False, repr=False)  # model id -> multi?
 
     @property
     def item(self) -> PredictedProduct | None:
@@ -226,36 +226,39 @@ class Session:
                 return f"already on: {same.value}"
             return self._accept_tag(screen, same)
         name = match_key(Tag.parse(tag).name)
-        same = [s for s in screen.suggestions
-                if s.kind == "tag" and s.on and name and match_key(Tag.parse(s.value).name) == name]
-        replaced = same[0] if len(same) == 1 else None
-        row = self._decision("tag", "correct", predicted=replaced.value if replaced else None, corrected=tag,
-                             score=replaced.score if replaced else None)
-        return self._do([row], f"{replaced.value} → {tag}" if replaced else f"added: {tag}")
+        on = [s for s in screen.suggestions
+              if s.kind != "category" and s.on and name and match_key(Tag.parse(s.value).name) == name]
+        multi = self._multi_valued(name)  # unknown: a value that is alone on is replaced
+        replaced = [] if multi else on if multi is False else on if len(on) == 1 else []
+        rows = [self._decision("tag", "reject", predicted=s.value, score=s.score) for s in replaced[1:]]
+        first = replaced[0] if replaced else None
+        rows.append(self._decision("tag", "correct", predicted=first.value if first else None, corrected=tag,
+                                   score=first.score if first else None))
+        return self._do(rows, f"{first.value} → {tag}" if first else f"added: {tag}")
 
     def _accept_tag(self, screen: Screen, suggestion: Suggestion) -> str:
         """Turn a tag on; for an attribute that takes one value, the value that was on is rejected with it."""
         name = match_key(Tag.parse(suggestion.value).name)
         others = [s for s in screen.suggestions if s.kind != "category" and s.on and s is not suggestion
-                  and match_key(Tag.parse(s.value).name) == name] if self._single_valued(name) else []
+                  and match_key(Tag.parse(s.value).name) == name] if self._multi_valued(name) is False else []
         rows = [self._decision("tag", "reject", predicted=s.value, score=s.score) for s in others]
         rows.append(self._decision("tag", "accept", predicted=suggestion.value, score=suggestion.score))
         what = f"{others[0].value} → {suggestion.value}" if len(others) == 1 else f"accepted: {suggestion.value}"
         return self._do(rows, what)
 
-    def _single_valued(self, name: str) -> bool:
-        """Whether the attribute `name` (a match key) takes one value: for the taxonomy, or for the model version
-        that predicted the product shown."""
+    def _multi_valued(self, name: str) -> bool | None:
+        """Whether the attribute `name` (a match key) takes several values (False: one), for the taxonomy or else
+        for the model version that predicted the product shown; None when neither knows it."""
         taxonomy, item = self.taxonomy, self.item
         if taxonomy is not None:
             known = next((a for a in taxonomy.attributes if match_key(a.name) == name), None)
             if known is not None:
-                return not known.multi_valued
+                return known.multi_valued
         if item is None:
-            return False
-        if item.model not in self._single:
-            self._single[item.model] = model_single_valued(self.store, item.model)
-        return name in self._single[item.model]
+            return None
+        if item.model not in self._arity:
+            self._arity[item.model] = model_attributes(self.store, item.model)
+        return self._arity[item.model].get(name)
 
     def _category(self, decision: str, screen: Screen, corrected: str | None = None) -> Decision:
         return self._decision("category", decision, predicted=screen.item.category, corrected=corrected,

@@ -57,7 +57,7 @@ def run(session: Session, console: Console | None = None, fd: int | None = None)
         try:
             while True:
                 screen = session.screen()
-                render(console, session, screen, message)
+                hidden = render(console, session, screen, message)
                 key = read_key(fd)
                 message = ""
                 if key in ("q", "ctrl-c", "ctrl-d", "eof"):
@@ -69,6 +69,8 @@ def run(session: Session, console: Console | None = None, fd: int | None = None)
                     message = session.undo()
                 elif screen is None:
                     message = "the queue is done: u undoes the last action, q quits"
+                elif key in ("a", "x") and hidden:  # a and x decide every suggestion: not unseen ones
+                    message = f"{hidden} lines out of view: enlarge first"
                 elif key == "a":
                     message = session.accept_all()
                 elif key == "x":
@@ -191,8 +193,9 @@ def complete(text: str, options: Sequence[str]) -> tuple[str, list[str]]:
 
 # drawing ---------------------------------------------------------------------------------------------------
 
-def render(console: Console, session: Session, screen: Screen | None, message: str) -> None:
-    """Draw one product's screen (or the end of the queue) over the whole window."""
+def render(console: Console, session: Session, screen: Screen | None, message: str) -> int:
+    """Draw one product's screen (or the end of the queue) over the whole window; returns how many of its lines
+    did not fit."""
     width, height = console.size
     console.clear()
     total = len(session.queue)
@@ -201,7 +204,7 @@ def render(console: Console, session: Session, screen: Screen | None, message: s
                            "in this session)", style="bold"))
         console.print(Text(message, style="cyan") if message else "")
         console.print(Text("u undo  q quit", style="dim"))
-        return
+        return 0
     item = screen.item
     header = Text(f"tagkit review · product {session.position + 1} of {total}: {item.id} · model {item.model}"
                   f" · reviewer {session.reviewer or '-'}", style="bold")
@@ -217,8 +220,8 @@ def render(console: Console, session: Session, screen: Screen | None, message: s
         body = grid
     options = console.options.update(width=width)
     lines = console.render_lines(body, options, pad=False)
-    if len(lines) > body_rows:  # keep the top (id, title, category): say what does not fit
-        hidden = len(lines) - body_rows + 1
+    hidden = len(lines) - body_rows + 1 if len(lines) > body_rows else 0
+    if hidden:  # keep the top (id, title, category): say what does not fit
         note = Text(f"… {hidden} more line{'s' * (hidden != 1)}: make the window taller", style="dim",
                     no_wrap=True, overflow="ellipsis")
         lines = [*lines[: body_rows - 1], console.render_lines(note, options, pad=False)[0]]
@@ -227,6 +230,7 @@ def render(console: Console, session: Session, screen: Screen | None, message: s
     console.print(Text(message, style="cyan") if message else "", no_wrap=True, overflow="ellipsis")
     footer = FOOTER if width >= len(FOOTER) else SHORT_FOOTER
     console.print(Text(footer, style="dim"), no_wrap=True, overflow="ellipsis", end="")  # a full window: no scroll
+    return hidden
 
 
 def details(screen: Screen) -> RenderableType:

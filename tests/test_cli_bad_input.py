@@ -190,10 +190,12 @@ def test_output_that_is_an_input_is_refused(db: Path, tmp_path: Path):
                  ["predict", str(products), "-o", str(tmp_path / "link.csv")],
                  ["predict", str(DEMO / "new"), "--products", str(products), "-o", str(products)],
                  ["predict", str(products), "-o", str(db)],
+                 ["predict", str(products), "-o", f"{db}-wal"],
+                 ["predict", str(products), "-o", f"{db}.models/20261201-000000-000/version.json"],
                  ["feedback", "export", "-o", str(db)]):
         result = tagkit(db, *args)
         assert result.exit_code == ExitCode.USAGE, args
-        assert "the export would replace it" in result.stderr
+        assert "the export would replace it" in result.stderr or "belongs to the database" in result.stderr
     assert (Path(products).read_bytes(), db.read_bytes()) == before
 
 

@@ -254,21 +254,24 @@ def test_edit_with_tab_completion(demo_db: Path, terminals):
     assert term.quit()[0] == 0
 
 
-@pytest.mark.parametrize(("rows", "cols"), [(10, 40), (15, 60), (24, 80)])
-def test_a_small_window_keeps_the_product_in_view(demo_db: Path, terminals, rows: int, cols: int):
+@pytest.mark.parametrize(("height", "cols"), [(10, 40), (15, 60), (24, 80)])
+def test_a_small_window_keeps_the_product_in_view(demo_db: Path, terminals, height: int, cols: int):
     """However small the window, the screen fits it: the header, the product's id, title and category stay in
     view (what does not fit is counted), and the keys line too; a narrow one shows no image."""
     first = items_by_id(demo_db)[0]
-    term = terminals(demo_db, "--order", "id", rows=rows, cols=cols)
+    term = terminals(demo_db, "--order", "id", rows=height, cols=cols)
     screen = term.screen()
     lines = screen.rstrip("\n").split("\n")
-    assert len(lines) <= rows and all(len(line) <= cols for line in lines), screen
+    assert len(lines) <= height and all(len(line) <= cols for line in lines), screen
     assert lines[0].startswith("tagkit review · product 1 of 60")
     assert f"id     {first.id}" in screen and "title" in screen and f"· {first.category}" in screen
     assert lines[-1].rstrip().endswith("q quit")
     assert ("▀" in screen) == (cols >= 60)
-    if rows < 20:
+    if height < 20:
         assert "more line" in screen and "make the window taller" in screen
+        screen = term.press("a")  # a decides every suggestion on: not while some are out of view
+        assert "lines out of view: enlarge first" in screen
+        assert rows(demo_db) == []
     assert term.quit()[0] == 0
 
 
@@ -379,8 +382,9 @@ def test_a_reviewed_product_stays_out_after_a_new_model_predicts_it(demo_db: Pat
 
 def test_turning_on_another_value_of_a_single_valued_attribute_replaces_the_one_on(demo_db: Path):
     """The demo model gives `usage` one value: turning a candidate value on (its key, or typed) turns the value
-    that was on off, so `a` never stores two; for a multi-valued attribute (`feature`) both stay on."""
-    from tagkit.queue import model_single_valued
+    that was on off, so `a` never stores two, also when a value is then typed after a candidate was turned on; for
+    a multi-valued attribute (`feature`) both stay on, and a typed value is added, not swapped in."""
+    from tagkit.queue import model_attributes
     from tagkit.review import Session
 
     def on(session: Session) -> set[str]:
@@ -388,27 +392,30 @@ def test_turning_on_another_value_of_a_single_valued_attribute_replaces_the_one_
 
     with Store(demo_db) as store:
         items = load_items(store)
-        single = model_single_valued(store, items[0].model)
-        assert "usage" in single and "feature" not in single
-        for name, typed in (("usage", False), ("usage", True), ("feature", False)):
+        arity = model_attributes(store, items[0].model)
+        assert arity["usage"] is False and arity["feature"] is True
+        for name, how in (("usage", "key"), ("usage", "typed"), ("usage", "key then typed"), ("feature", "key"),
+                          ("feature", "typed new")):
             item = next(i for i in items if any(t.startswith(f"{name}: ") for t, _ in i.tags)
                         and any(t.startswith(f"{name}: ") for t, _ in i.candidates))
             session = Session(store, [item], "ana")
             was = next(t for t, _ in item.tags if t.startswith(f"{name}: "))
             other = next(s for s in session.screen().suggestions if s.kind == "candidate"
                          and s.value.startswith(f"{name}: "))
-            message = session.edit(other.value.upper()) if typed else session.toggle(other.key)
-            now = on(session)
-            assert other.value in now
+            message = session.edit(other.value.upper()) if how == "typed" else \
+                session.edit(f"{name}: Brand New") if how == "typed new" else session.toggle(other.key)
+            if how == "key then typed":
+                message = session.edit(f"{name}: Brand New")
+            values = {v for v in on(session) if v.startswith(f"{name}: ")}
             if name == "usage":
-                assert was not in now and message == f"{was} → {other.value}"
+                expected = {f"{name}: Brand New"} if how == "key then typed" else {other.value}
+                assert values == expected, (how, values)
+                assert message.startswith(f"{other.value if how == 'key then typed' else was} → ")
+            elif how == "typed new":
+                assert values == {was, f"{name}: Brand New"} and message == f"added: {name}: Brand New"
             else:
-                assert was in now
+                assert values == {was, other.value}
             session.accept_all()
-            rows = store.db.execute("select predicted, decision from feedback where product_id = ? and field = 'tag'"
-                                    " order by id", [item.id]).fetchall()
-            accepted = [p for p, d in rows if d == "accept" and p.startswith(f"{name}: ")]
-            assert accepted == ([other.value] if name == "usage" else [other.value, was])
             store.db.execute("delete from feedback where product_id = ?", [item.id])
             store.db.conn.commit()
 
