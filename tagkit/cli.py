@@ -752,10 +752,14 @@ def _check_output(output: Path, inputs: dict[str, Path | None]) -> None:
 
 def _database_file(output: Path, db: Path) -> bool:
     """Whether `output` is one of the database's own files: its -wal, -shm, -journal or lock, or in its models
-    folder."""
-    out, base = Path(os.path.realpath(output)), Path(os.path.realpath(db))
-    journals = {base.with_name(base.name + suffix) for suffix in ("-wal", "-shm", "-journal", ".lock")}
-    return out in journals or base.with_name(base.name + ".models") in out.parents
+    folder (next to the path given, or to the file a linked path leads to)."""
+    out = Path(os.path.realpath(output))
+    given, real = Path(os.path.abspath(db)), Path(os.path.realpath(db))
+    bases = {given, real, real.with_name(given.name)}
+    suffixes = ("-wal", "-shm", "-journal", ".lock")
+    own = {Path(os.path.realpath(b.with_name(b.name + s))) for b in bases for s in suffixes}
+    models = {Path(os.path.realpath(b.with_name(b.name + ".models"))) for b in bases}
+    return out in own or any(folder in out.parents for folder in models)
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -68,7 +69,7 @@ def evaluate(
                                on_progress=on_progress, on_chunk=on_chunk, run_id=run_id)
     ids = list(scored)
     categories, tags, predictions = ([entry[k] for entry in scored.values()] for k in range(3))
-    predictions = _spelled_as_labels(tags, predictions)
+    tags, predictions = _one_spelling(tags, predictions)
     truth = Dataset(ids, [""] * len(ids), np.zeros((len(ids), 0), np.float32), np.zeros(len(ids), bool),
                     categories, tags)
     result = score(truth, predictions, top_k=top_k)
@@ -84,17 +85,23 @@ def evaluate(
     return result
 
 
-def _spelled_as_labels(labels: list[tuple[Tag, ...]], predictions: list[Prediction]) -> list[Prediction]:
-    """The predictions with each tag that the product's own labels write differently (`match_key`: case, digits,
-    half-spaces, Arabic letters, spacing) spelt as they spell it, so that it is scored as that label. A taxonomy
-    makes both canonical already; without one, the model writes a value as its training labels mostly did
-    (`Puma`, `40 تا 45`) and a label may not (`puma`, `۴۰ تا ۴۵`)."""
-    out = []
-    for own, prediction in zip(labels, predictions, strict=True):
-        spelt = {(match_key(t.name), match_key(t.value)): t for t in own}
-        tags = [(spelt.get((match_key(t.name), match_key(t.value)), t), s) for t, s in prediction.tags]
-        out.append(replace(prediction, tags=tags))
-    return out
+def _one_spelling(labels: list[tuple[Tag, ...]], predictions: list[Prediction]
+                  ) -> tuple[list[tuple[Tag, ...]], list[Prediction]]:
+    """Labels and predicted tags with each tag written one way: the labels' most common spelling of it (same
+    `match_key`: case, digits, half-spaces, Arabic letters, spacing), so that a prediction is scored as the label
+    it is, and the per-tag table has one row per tag. A taxonomy makes both canonical already; without one, the
+    model writes a value as its training labels mostly did (`Puma`, `40 تا 45`) and a label may not (`puma`,
+    `۴۰ تا ۴۵`)."""
+    def key(tag: Tag) -> tuple[str, str]:
+        return match_key(tag.name), match_key(tag.value)
+
+    counts = Counter(t for own in labels for t in own)
+    spelt: dict[tuple[str, str], Tag] = {}
+    for tag, _ in counts.most_common():  # the most common spelling first; ties: the first seen
+        spelt.setdefault(key(tag), tag)
+    labels = [tuple(dict.fromkeys(spelt.get(key(t), t) for t in own)) for own in labels]
+    predictions = [replace(p, tags=[(spelt.get(key(t), t), s) for t, s in p.tags]) for p in predictions]
+    return labels, predictions
 
 
 def _undefined_as_none(result: dict[str, Any], top_k: int) -> None:

@@ -148,8 +148,9 @@ class Session:
 
     def edit(self, text: str) -> str:
         """Type a category path or a tag (`name: value`, or a known plain tag): the category is chosen, the
-        tag turned on or added; a tag whose attribute has exactly one predicted value on replaces it. What is
-        typed is made canonical by the database's taxonomy, as labels are."""
+        tag turned on or added. A value of a single-valued attribute replaces the values on, of a multi-valued one
+        is added, of an attribute of unknown arity replaces the value on when there is one. What is typed is made
+        canonical by the database's taxonomy, as labels are."""
         screen = self.screen()
         path, tag = parse_category(text), Tag.parse(text)
         taxonomy = self.taxonomy

@@ -57,7 +57,7 @@ def run(session: Session, console: Console | None = None, fd: int | None = None)
         try:
             while True:
                 screen = session.screen()
-                hidden = render(console, session, screen, message)
+                hidden, size = render(console, session, screen, message), console.size
                 key = read_key(fd)
                 message = ""
                 if key in ("q", "ctrl-c", "ctrl-d", "eof"):
@@ -69,6 +69,8 @@ def run(session: Session, console: Console | None = None, fd: int | None = None)
                     message = session.undo()
                 elif screen is None:
                     message = "the queue is done: u undoes the last action, q quits"
+                elif key in ("a", "x") and console.size != size:  # resized: what was seen is not what is there
+                    message = "the window changed size: look again, then press the key"
                 elif key in ("a", "x") and hidden:  # a and x decide every suggestion: not unseen ones
                     message = f"{hidden} lines out of view: enlarge first"
                 elif key == "a":

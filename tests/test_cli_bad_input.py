@@ -199,6 +199,18 @@ def test_output_that_is_an_input_is_refused(db: Path, tmp_path: Path):
     assert (Path(products).read_bytes(), db.read_bytes()) == before
 
 
+def test_output_onto_the_files_of_a_linked_database_is_refused(db: Path, tmp_path: Path):
+    """With --db a link, the lock sits next to the link and the models next to the file it leads to (under the
+    link's name): -o onto either is refused too, and the lock stays a lock."""
+    linked = tmp_path / "lnk"
+    linked.mkdir()
+    (linked / "shop.db").symlink_to(db)
+    assert tagkit(linked / "shop.db", "stats").exit_code == ExitCode.OK
+    for target in (linked / "shop.db.lock", db.with_name("shop.db.models") / "x.csv", f"{db}-wal"):
+        result = tagkit(linked / "shop.db", "feedback", "export", "-o", str(target))
+        assert result.exit_code == ExitCode.USAGE and "belongs to the database" in result.stderr, target
+
+
 def test_no_model_writes_no_export(tmp_path: Path):
     result = tagkit(tmp_path / "empty.db", "predict", str(DEMO / "new.csv"), "--export", "json")
     assert result.exit_code == ExitCode.NO_MODEL

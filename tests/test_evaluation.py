@@ -17,6 +17,7 @@ from tagkit.exitcodes import ExitCode
 from tagkit.models.metrics import per_attribute, tag_metrics
 from tagkit.product import Tag
 from tagkit.store import Store
+from tagkit.text import match_key
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 CHUNK = 512  # ingest.CHUNK_SIZE: rows further apart than this are in different chunks
@@ -192,6 +193,11 @@ def test_a_label_written_differently_scores_as_the_same_tag(demo_db: Path, tmp_p
     mixed = scores_of(demo_db, write_csv(tmp_path / "mixed.csv", [
         {**row, "tags": respelt(row["tags"])} if i == one else row for i, row in enumerate(rows)]))
     assert mixed["tags"]["micro_f1"] == plain["tags"]["micro_f1"]
+    assert mixed["tags"]["macro_f1"] == plain["tags"]["macro_f1"]
+    def rows(result: dict) -> list[tuple[str, int]]:  # one row per tag, however its labels spell it
+        return sorted((match_key(r["tag"]), r["support"]) for r in result["tags"]["per_tag"])
+
+    assert rows(mixed) == rows(plain)
 
 
 def scores_of(db: Path, path: Path) -> dict:

@@ -8,6 +8,7 @@ import fcntl
 import os
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -275,6 +276,19 @@ def test_a_small_window_keeps_the_product_in_view(demo_db: Path, terminals, heig
     assert term.quit()[0] == 0
 
 
+def test_a_and_x_after_the_window_changed_size_wait_for_a_look(demo_db: Path, terminals):
+    """A window made smaller after the product was drawn: `a` does not decide what the reviewer saw at the old
+    size (the tags may now be out of view); the screen is drawn again and the next key decides."""
+    term = terminals(demo_db, "--order", "id", rows=50, cols=130)
+    term.screen()
+    fcntl.ioctl(term.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 110, 0, 0))
+    term.proc.send_signal(signal.SIGWINCH)
+    assert "the window changed size" in term.press("a")
+    assert rows(demo_db) == []
+    assert "accepted all" in term.press("a")
+    assert term.quit()[0] == 0
+
+
 def test_help_then_back(demo_db: Path, terminals):
     first = items_by_id(demo_db)[0]
     term = terminals(demo_db, "--order", "id")
@@ -315,8 +329,6 @@ def test_kill_minus_9_loses_no_decision(demo_db: Path, terminals):
 def test_sigterm_and_ctrl_c(demo_db: Path, terminals):
     """A review stopped by a signal (kill, the terminal closed) exits 128 + the signal and its run is
     `interrupted`; Ctrl-C is a key that quits (exit 0, the run `ok`)."""
-    import signal
-
     term = terminals(demo_db, "--order", "id")
     term.screen()
     term.proc.send_signal(signal.SIGTERM)
