@@ -357,8 +357,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
     args = {"source": source, "products": products_file, "config": config_path, "map": overrides, "model": version,
             "export": export_format, "output": output, "top_k": top_k, "force": force}
     if output:
-        _check_output(output, {"the products file being read": source, "the --products file": products_file,
-                               "the database": obj.db})
+        _check_output(output, obj.db, {"the products file being read": source, "the --products file": products_file})
     with obj.run("predict", args, "predicting") as run:  # the export starts once locked
         _check_source(source, products_file)
         _check_model(obj, run, version)  # before the export writes anything
@@ -513,8 +512,7 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
                  "To review in a spreadsheet, export the predictions (`tagkit predict ... --export csv`), write "
                  "the decisions in a feedback CSV and load it with `tagkit feedback import FILE`.",
                  ExitCode.NOT_A_TERMINAL)
-    from tagkit.feedback import finished
-    from tagkit.queue import load_items, matches, predicted_model, review_queue
+    from tagkit.queue import load_items, matches, predicted_model, review_queue, unreviewed
     from tagkit.review import Session
     from tagkit.tui import run
 
@@ -552,9 +550,7 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
             decisions = sum(len(step.ids) for step in session.history)
             store.finish_run(run_id, status, {"products_reviewed": session.decided, "decisions": decisions})
     with obj.read_store(read_only=True) as store:  # skipped and half-reviewed products are left too
-        done = finished(store)
-    reviewed = {product_id for product_id, _ in done}
-    left = sum(1 for item in queue if ((item.id, item.model) not in done if again else item.id not in reviewed))
+        left = len(unreviewed(store, queue, again=again))
     obj.log(f"{session.decided:,} products reviewed, {decisions:,} decisions stored in {obj.db} (table feedback)"
             + (f"; {left:,} left in this queue" if left > 0 else ""))
 
@@ -572,7 +568,7 @@ def feedback_export(obj: Context, output: Path | None) -> None:
     from tagkit.feedback import export_csv
 
     if output:
-        _check_output(output, {"the database": obj.db})
+        _check_output(output, obj.db)
     with obj.read_store() as store:
         if output:
             from tagkit.export import atomic_file
@@ -730,19 +726,20 @@ def _check_source(source: Path, products_file: Path | None) -> None:
                                "(a products file is given as SOURCE alone)")
 
 
-def _check_output(output: Path, inputs: dict[str, Path | None]) -> None:
-    """A usage error when -o cannot be written, or is one of the command's `inputs` (what -o would replace)."""
+def _check_output(output: Path, db: Path, inputs: dict[str, Path | None] | None = None) -> None:
+    """A usage error when -o cannot be written, or is one of the command's `inputs`, the database or one of the
+    database's own files (what -o would replace)."""
     from tagkit.export import written_directly
 
     if written_directly(output):
         return
-    for what, path in inputs.items():
+    for what, path in {**(inputs or {}), "the database": db}.items():
         if path is not None and _same_file(output, path):
             raise click.BadParameter(f"{output} is {what}: the export would replace it; write it to another file",
                                      param_hint="-o")
-        if what == "the database" and path is not None and _database_file(output, path):
-            raise click.BadParameter(f"{output} belongs to the database {path} (its journal or its models): "
-                                     "write the export to another file", param_hint="-o")
+    if _database_file(output, db):
+        raise click.BadParameter(f"{output} belongs to the database {db} (its journal or its models): "
+                                 "write the export to another file", param_hint="-o")
     folder = Path(os.path.realpath(output)).parent  # a link's target's folder
     if not folder.is_dir():
         raise click.BadParameter(f"the folder {folder} does not exist", param_hint="-o")

@@ -39,7 +39,7 @@ class Dataset:
 
     @property
     def tags_known(self) -> np.ndarray:
-        """Products whose tags are known: they have some, or a reviewer judged them."""
+        """Products whose tags are known: they have some, or their review was finished (`tags_reviewed`)."""
         return np.array([bool(t) or i in self.tags_reviewed for t, i in zip(self.tags, self.ids, strict=True)],
                         dtype=bool)
 

@@ -128,14 +128,17 @@ def review_queue(store: Store, *, order: str = "uncertain", seed: int = 0, model
     left out, so a new session carries on where the last one stopped."""
     items = [i for i in load_items(store, model_id) if matches(i, category, tag)]
     thresholds = {m: model_thresholds(store, m) for m in {i.model for i in items}} if order == "uncertain" else {}
-    ordered = order_items(items, order, seed=seed, thresholds=thresholds)
+    queue = unreviewed(store, order_items(items, order, seed=seed, thresholds=thresholds), again=again)
+    return queue[:limit] if limit else queue
+
+
+def unreviewed(store: Store, items: Iterable[PredictedProduct], again: bool = False) -> list[PredictedProduct]:
+    """The items whose product was never reviewed (`again`: not for the model version that predicted it)."""
     done = finished(store)
     if again:
-        queue = [i for i in ordered if (i.id, i.model) not in done]
-    else:
-        reviewed = {product_id for product_id, _ in done}
-        queue = [i for i in ordered if i.id not in reviewed]
-    return queue[:limit] if limit else queue
+        return [i for i in items if (i.id, i.model) not in done]
+    reviewed = {product_id for product_id, _ in done}
+    return [i for i in items if i.id not in reviewed]
 
 
 def matches(item: PredictedProduct, category: str | None = None, tag: str | None = None) -> bool:

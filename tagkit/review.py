@@ -227,8 +227,7 @@ class Session:
                 return f"already on: {same.value}"
             return self._accept_tag(screen, same)
         name = match_key(Tag.parse(tag).name)
-        on = [s for s in screen.suggestions
-              if s.kind != "category" and s.on and name and match_key(Tag.parse(s.value).name) == name]
+        on = _values_on(screen, name) if name else []
         multi = self._multi_valued(name)  # unknown: a value that is alone on is replaced
         replaced = [] if multi else on if multi is False else on if len(on) == 1 else []
         rows = [self._decision("tag", "reject", predicted=s.value, score=s.score) for s in replaced[1:]]
@@ -240,8 +239,8 @@ class Session:
     def _accept_tag(self, screen: Screen, suggestion: Suggestion) -> str:
         """Turn a tag on; for an attribute that takes one value, the value that was on is rejected with it."""
         name = match_key(Tag.parse(suggestion.value).name)
-        others = [s for s in screen.suggestions if s.kind != "category" and s.on and s is not suggestion
-                  and match_key(Tag.parse(s.value).name) == name] if self._multi_valued(name) is False else []
+        others = [s for s in _values_on(screen, name) if s is not suggestion] if self._multi_valued(name) is False \
+            else []
         rows = [self._decision("tag", "reject", predicted=s.value, score=s.score) for s in others]
         rows.append(self._decision("tag", "accept", predicted=suggestion.value, score=suggestion.score))
         what = f"{others[0].value} → {suggestion.value}" if len(others) == 1 else f"accepted: {suggestion.value}"
@@ -251,10 +250,9 @@ class Session:
         """Whether the attribute `name` (a match key) takes several values (False: one), for the taxonomy or else
         for the model version that predicted the product shown; None when neither knows it."""
         taxonomy, item = self.taxonomy, self.item
-        if taxonomy is not None:
-            known = next((a for a in taxonomy.attributes if match_key(a.name) == name), None)
-            if known is not None:
-                return known.multi_valued
+        known = taxonomy.attribute(name) if taxonomy is not None else None
+        if known is not None:
+            return known.multi_valued
         if item is None:
             return None
         if item.model not in self._arity:
@@ -275,6 +273,12 @@ class Session:
     def _do(self, decisions: list[Decision], what: str, finishes: bool = False) -> str:
         self.history.append(Step(self.position, record(self.store, decisions), what, finishes))
         return what
+
+
+def _values_on(screen: Screen, name: str) -> list[Suggestion]:
+    """The tags shown on (predicted or candidate) whose attribute is `name` (a match key)."""
+    return [s for s in screen.suggestions
+            if s.kind != "category" and s.on and match_key(Tag.parse(s.value).name) == name]
 
 
 def known_values(store: Store, taxonomy: Taxonomy | None = None) -> tuple[list[str], list[str]]:

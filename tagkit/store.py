@@ -161,17 +161,20 @@ def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
     (`-shm`) there, is opened as immutable (nothing can write it there either), unless its write-ahead log
     (`-wal`) holds changes: those cannot be read that way."""
     uri = path.absolute().as_uri()
-    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
     try:
-        conn.execute("select count(*) from sqlite_master").fetchone()
-        return conn
+        return _readable(f"{uri}?mode=ro", timeout)
     except sqlite3.OperationalError:
-        conn.close()
+        pass
     wal = path.with_name(path.name + "-wal")
     if wal.exists() and wal.stat().st_size:
         raise ReadOnlyError(f"its latest changes are in {wal.name}, which cannot be read without the {path.name}-shm "
                             "file beside it (copy the database with both files, or read it where it can be written)")
-    conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=timeout, check_same_thread=False)
+    return _readable(f"{uri}?immutable=1", timeout)
+
+
+def _readable(uri: str, timeout: float) -> sqlite3.Connection:
+    """A connection to `uri` that has read the schema (closed again when it cannot)."""
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
     try:
         conn.execute("select count(*) from sqlite_master").fetchone()
     except BaseException:
@@ -256,9 +259,10 @@ class Store:
             present = self.db.table(name).columns_dict if self.db.table(name).exists() else {}
             if not present or any(column not in present for column in columns):
                 return False
-            indexed = {tuple(index.columns) for index in self.db.table(name).indexes} if indexes else set()
-            if indexes and any(tuple(index) not in indexed for index in _INDEXES.get(name, [])):
-                return False
+            if indexes:
+                indexed = {tuple(index.columns) for index in self.db.table(name).indexes}
+                if any(tuple(index) not in indexed for index in _INDEXES.get(name, [])):
+                    return False
         row = self.db.execute("select value from meta where key = 'schema_version'").fetchone()
         return row is not None and row[0] == str(SCHEMA_VERSION)
 

@@ -159,8 +159,8 @@ def fit_extractor(data: Dataset, extract: bool | Collection[str], store: Store, 
 
 
 def labelled(data: Dataset, ids: set[str] | None = None) -> Dataset:
-    """The products that carry a category or tags, or whose tags a reviewer judged (and, when `ids` is given, are
-    among them)."""
+    """The products that carry a category or tags, or whose review was finished (`Dataset.tags_known`; and, when
+    `ids` is given, are among them)."""
     known = data.tags_known
     keep = [i for i, pid in enumerate(data.ids) if (data.categories[i] or known[i]) and (ids is None or pid in ids)]
     return data.subset(keep)
