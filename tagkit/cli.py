@@ -264,7 +264,7 @@ def import_command(obj: Context, source: Path, config_path: Path | None, overrid
     with obj.run("import", args, "importing") as run:
         _check_source(source, products_file)
         report = import_products(run.store, source, mapping=mapping, products_file=products_file,
-                                 embedder=embedder, force=force, **run.callbacks())
+                                 embedder=embedder, force=force, held_out=False, **run.callbacks())
         run.finish(report.counts(), report.problem_count)
     if as_json:
         click.echo(json.dumps({**report.counts(), "problems": [_problem_dict(p) for p in report.problems]},
@@ -288,7 +288,8 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
     """Learn categories and tags from labelled products, and save a new model version.
 
     SOURCE (a products file or image folder) is imported first and the model learns from its
-    labelled products; without SOURCE it learns from every labelled product in the database.
+    labelled products; without SOURCE it learns from every labelled product in the database but the
+    test products `tagkit eval` read.
     """
     from tagkit.image import ImageEmbedder
     from tagkit.training import NothingToLearn
@@ -680,6 +681,8 @@ def _print_train_report(summary: dict[str, Any]) -> None:
         f"products          {counts['products']:,} ({counts['with_title']:,} with a title, "
         f"{counts['with_image']:,} with an image"
         + (f"; {counts['from_review']:,} reviewed, not in SOURCE" if counts.get("from_review") else "") + ")",
+        *([f"left out         {counts['held_out']:,} test products that `tagkit eval` read"]
+          if counts.get("held_out") else []),
         f"categories        {counts['categories']:,} (on {counts['with_category']:,} products)",
         f"tags              {counts['tags']:,} (on {counts['with_tags']:,} products)",
     ]

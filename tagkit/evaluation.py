@@ -66,7 +66,7 @@ def evaluate(
             scored[data.ids[i]] = (data.categories[i], data.tags[i], prediction)
 
     imported = import_products(store, source, mapping=mapping, embedder=embedder, on_problem=on_problem,
-                               on_progress=on_progress, on_chunk=on_chunk, run_id=run_id)
+                               on_progress=on_progress, on_chunk=on_chunk, run_id=run_id, held_out=True)
     ids = list(scored)
     categories, tags, predictions = ([entry[k] for entry in scored.values()] for k in range(3))
     tags, predictions = _one_spelling(tags, predictions)

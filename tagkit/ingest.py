@@ -101,6 +101,7 @@ def import_products(
     chunk_size: int = CHUNK_SIZE,
     force: bool = False,
     keep_labels: bool = False,
+    held_out: bool | None = None,
 ) -> ImportReport:
     """Store every product of `source` (a products file or a folder of images) and embed its images.
 
@@ -108,7 +109,8 @@ def import_products(
     content hash has no cached features for `embedder`'s model are embedded and stored. A bad row
     or image becomes a `Problem` (also written to the `problems` table when `run_id` is given);
     the rest of the input goes on. Pass `embedder=None` to store products without features. With
-    `keep_labels`, a product without a category or tags keeps those stored (see `Store.upsert_products`). An
+    `keep_labels`, a product without a category or tags keeps those stored; `held_out` True marks the products
+    written as test products, False the products read as products to learn from (see `Store.upsert_products`). An
     image of a folder without a products row is the stored product of the same picture, if any (`_keep_stored`).
     `on_chunk` gets each chunk's products once they and their features are stored (with
     `image_hash` set where the image could be read): `predict` and `train` work from there.
@@ -136,7 +138,7 @@ def import_products(
                 unreadable = [p for p in unreadable if (p.file, p.row) not in left_out]
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
-            writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels)
+            writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels, held_out=held_out)
             report.products_read += len(chunk)
             report.products_stored += writes.written
             report.products_new += writes.new

@@ -59,8 +59,8 @@ def train(
     run_id: int | None = None,
 ) -> TrainReport:
     """Train a model version on the labelled products of `source` (imported first) and the products a review
-    decision is about, or on those of the whole database when `source` is None. The same products and seed give
-    the same model.
+    decision is about, or, when `source` is None, on those of the whole database but the test products `eval`
+    read (`Store.held_out_ids`) and no review decision is about. The same products and seed give the same model.
 
     `extract` (tagkit.yaml `train: extract:`) also fits an `AttributeExtractor` on the same products, for every
     attribute of their labels (True) or for the attributes named; it is saved in the version's `extractor/`
@@ -75,18 +75,25 @@ def train(
         import_report = import_products(
             store, source, mapping=mapping, products_file=products_file, embedder=embedder,
             on_problem=on_problem, on_progress=on_progress, run_id=run_id,
-            on_chunk=lambda chunk: ids.update(p.id for p in chunk))
+            on_chunk=lambda chunk: ids.update(p.id for p in chunk), held_out=False)
     decisions = feedback_rows(store)
     products = apply_feedback(store.iter_products(), decisions)  # review decisions override labels
-    from_review = {row["product_id"] for row in decisions} - ids if ids is not None else set()
+    reviewed = {row["product_id"] for row in decisions}
+    from_review = reviewed - ids if ids is not None else set()
     if ids is not None:  # what was reviewed is learnt from, whichever catalogue it came from
         ids |= from_review
+    held_out = store.held_out_ids() - reviewed if ids is None else set()
+    left_out = sum(1 for p in products if p.id in held_out and (p.category or p.tags))
+    products = [p for p in products if p.id not in held_out]
     taxonomy = stored_taxonomy(store)
     if taxonomy is not None:  # what a reviewer typed, and labels stored before the taxonomy was imported
         taxonomy.canonicalise(products)
     data = labelled(products_dataset(store, products, embedder), ids)
     if not len(data):
         where = f"in {source}" if source is not None else f"in {store.path}"
+        if left_out:
+            where += (f" but the {left_out:,} test products `tagkit eval` read (`tagkit train FILE` learns from "
+                      "a file's products)")
         raise NothingToLearn(f"no product with a category or tags {where}: nothing to learn from")
     params = dict(params or {})
     model = CatalogueModel(seed=seed, **params).fit(data)
@@ -94,6 +101,8 @@ def train(
     counts = dataset_counts(data)
     if ids is not None:
         counts["from_review"] = sum(1 for pid in data.ids if pid in from_review)
+    else:
+        counts["held_out"] = left_out
     seconds = round(time.monotonic() - started, 3)
     metrics = dict(model.report.get("validation", {}))
     if extractor is not None:

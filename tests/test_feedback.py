@@ -225,6 +225,56 @@ def test_train_source_also_learns_the_reviewed_products(demo_db: Path):
     assert item.id in trained and not any(pid.startswith("IMG_") and pid != item.id for pid in trained)
 
 
+def test_train_without_source_leaves_out_the_products_eval_read(demo_db: Path, tmp_path: Path):
+    """`tagkit eval test.csv` stores the test products with their labels; `tagkit train` (no SOURCE) used to learn
+    from them, so the next eval on the same file scored products the model was trained on."""
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo"
+    test_ids = [line.split(",", 1)[0] for line in (demo / "test.csv").read_text("utf-8").splitlines()[1:]]
+    first = json.loads(tagkit(demo_db, "eval", str(demo / "test.csv"), "--json").stdout)
+    assert first["seen_in_training"] == 0 and first["products"] == len(test_ids)
+    reviewed = test_ids[0]  # a reviewed test product is learnt from: someone said what it is
+    assert tagkit(demo_db, "feedback", "import", sheet(tmp_path / "s.csv", f"{reviewed},,product,accept,,")
+                  ).exit_code == ExitCode.OK
+
+    result = tagkit(demo_db, "train", "--json")
+    assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["held_out"] == len(test_ids) - 1
+    assert "left out" in tagkit(demo_db, "train").stdout
+    trained = set((Path(summary["path"]) / "training_ids.txt").read_text("utf-8").split())
+    assert trained & set(test_ids) == {reviewed}
+    assert {f"dm-{i:04d}" for i in range(1, 5)} <= trained  # train.csv's products are learnt from as before
+    again = tagkit(demo_db, "eval", str(demo / "test.csv"), "--json")
+    assert json.loads(again.stdout)["seen_in_training"] == 1, "only the reviewed one"
+
+    # imported or given to train, test products are training data from then on, rows unchanged since eval too
+    head = "\n".join((demo / "test.csv").read_text("utf-8").splitlines()[:11]) + "\n"
+    (tmp_path / "images").symlink_to(demo / "images")
+    (tmp_path / "head.csv").write_text(head, "utf-8")
+    assert tagkit(demo_db, "import", str(tmp_path / "head.csv")).exit_code == ExitCode.OK
+    with Store(demo_db) as store:
+        assert store.held_out_ids() == set(test_ids[10:])
+    assert tagkit(demo_db, "train", str(demo / "test.csv")).exit_code in (ExitCode.OK, ExitCode.PARTIAL)
+    with Store(demo_db) as store:
+        assert store.held_out_ids() == set() and store.stats()["products"]["held_out"] == 0
+
+
+def test_train_with_nothing_but_test_products_says_so(demo_db: Path):
+    from tagkit.image import ImageEmbedder
+    from tagkit.training import NothingToLearn, train
+
+    with Store(demo_db) as store:
+        store.set_held_out([p.id for p in store.iter_products()], True)
+        store.db.execute("delete from feedback")
+        store.db.conn.commit()
+        try:
+            train(store, embedder=ImageEmbedder())
+        except NothingToLearn as error:
+            assert "test products `tagkit eval` read" in str(error)
+        else:
+            raise AssertionError("trained on test products")
+
+
 def sheet(path: Path, *rows: str) -> str:
     path.write_text("\n".join(["product_id,model_id,field,decision,predicted,corrected", *rows]) + "\n", "utf-8")
     return str(path)
