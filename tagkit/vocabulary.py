@@ -3,7 +3,8 @@ labelled products (`build_taxonomy`).
 
 Two spellings are variants when their fold keys are equal: `tagkit.text.match_key` (half-space = space,
 Arabic ي/ك = Persian ی/ک, Persian digits = Latin, case) with spaces and hyphens removed and plurals reduced
-(Persian `ها`/`های`, English `-s`/`-es`/`-ies`). Variants with equal match keys need no synonym (the
+(Persian `ها`/`های`, English `-s`/`-es`/`-ies`), after Latin letters typed inside a Persian word are read as the
+Persian letters they sound like (`آstین` = `آستین`). Variants with equal match keys need no synonym (the
 taxonomy matches them already); the others (plurals, `T-shirt`/`Tshirt`) become synonyms.
 """
 
@@ -25,11 +26,24 @@ _ZWNJ = "\u200c"
 _SUFFIX_SPACE = re.compile(r"(?<=[\u0600-\u06ff]) (?=(?:ها|های|هایی)(?:\s|$))|(?<=ه) (?=(?:ای|اي)(?:\s|$))")
 
 
+# A few Latin letters between two Persian letters: typed with the wrong keyboard language in a Persian word.
+_LATIN_IN_PERSIAN = re.compile(r"(?<=[\u0600-\u06ff])[A-Za-z]{1,3}(?=[\u0600-\u06ff])")
+_SOUNDS = str.maketrans({"a": "ا", "b": "ب", "c": "ک", "d": "د", "e": "", "f": "ف", "g": "گ", "h": "ه", "i": "ی",
+                         "j": "ج", "k": "ک", "l": "ل", "m": "م", "n": "ن", "o": "و", "p": "پ", "q": "ق", "r": "ر",
+                         "s": "س", "t": "ت", "u": "و", "v": "و", "w": "و", "x": "کس", "y": "ی", "z": "ز"})
+
+
+def persian_letters(text: str) -> str:
+    """Latin letters typed inside a Persian word as the Persian letters they sound like: `نوع آstین` ->
+    `نوع آستین`. Latin words of their own (`Puma`, `UV400`) stay as they are."""
+    return _LATIN_IN_PERSIAN.sub(lambda m: m.group().lower().translate(_SOUNDS), text)
+
+
 def fold_key(text: str) -> str:
     """A key equal for spellings of one name or value: `ویژگی ها` = `ویژگی‌ها` = `ويژگيها`, `T-Shirts` =
-    `tshirt`, `Dresses` = `dress`."""
+    `tshirt`, `Dresses` = `dress`, `آstین` = `آستین`."""
     parts = []
-    for token in match_key(text).split():
+    for token in match_key(persian_letters(text)).split():
         if token in _PLURAL_TOKENS:
             continue
         if token.isascii() and token.isalpha() and len(token) > 3:
@@ -40,7 +54,7 @@ def fold_key(text: str) -> str:
             elif token.endswith("s") and not token.endswith("ss"):
                 token = token[:-1]
         parts.append(token)
-    return "".join(parts) or match_key(text).replace(" ", "")
+    return "".join(parts) or match_key(persian_letters(text)).replace(" ", "")
 
 
 def standard_spelling(text: str) -> str:
@@ -65,6 +79,7 @@ _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "0123456789"
 _SPACING = re.compile(r"[\s\-_./\u200c]+")
 # Ways two spellings differ, in the order they are undone.
 _STEPS = (
+    ("Latin letters in a Persian word", persian_letters),
     ("Arabic letters", lambda text: text.translate(_ARABIC_TO_PERSIAN)),
     ("digits", lambda text: text.translate(_DIGITS)),
     ("half-space", lambda text: text.replace(_ZWNJ, " ")),
@@ -76,8 +91,8 @@ _STEPS = (
 
 
 def _reasons(variants: Iterable[str]) -> list[str]:
-    """How the spellings differ: the steps (Arabic letters, digits, half-space, case, spacing, other spelling,
-    plural) that make each pair equal, in turn."""
+    """How the spellings differ: the steps (Latin letters in a Persian word, Arabic letters, digits, half-space,
+    case, spacing, other spelling, plural) that make each pair equal, in turn."""
     items = sorted(set(variants))
     reasons: set[str] = set()
     for i, a in enumerate(items):
@@ -280,7 +295,7 @@ def build_taxonomy(
             values=[value for value, _ in values],
             multi_valued=several[key] >= max(2, multi_share * having[key]),
             open=singles / total >= open_share,
-            synonyms=tuple(sorted(set(raw_names), key=lambda r: (-groups[key][r], r))),
+            synonyms=_as_loaded(sorted(set(raw_names), key=lambda r: (-groups[key][r], r))),
         ))
     taxonomy = Taxonomy(name=name, language=language, attributes=attributes)
     taxonomy.categories, taxonomy.category_synonyms = _categories(products, nest_categories)
@@ -300,11 +315,16 @@ def _values(counts: Counter[str], confirmed: Mapping[str, Sequence[str]]) -> lis
     for key, group in groups.items():
         canonical = preferred(group)
         spellings = {normalize(r) for r in (*group, *extra.get(key, ()))}
-        synonyms = tuple(sorted((r for r in spellings if match_key(r) != match_key(canonical)),
-                                key=lambda r: (-group.get(r, 0), r)))
+        synonyms = _as_loaded(sorted((r for r in spellings if match_key(r) != match_key(canonical)),
+                                     key=lambda r: (-group.get(r, 0), r)))
         out.append((Value(canonical, synonyms), sum(group.values())))
     out.sort(key=lambda item: (-item[1], item[0].name))
     return out
+
+
+def _as_loaded(synonyms: Iterable[str]) -> tuple[str, ...]:
+    """Synonyms as loading the taxonomy file gives them back (`normalize`d), each once, in order."""
+    return tuple(dict.fromkeys(normalize(s) for s in synonyms))
 
 
 def _categories(products: Sequence[Product], nest: bool

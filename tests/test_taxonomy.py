@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -170,6 +171,9 @@ def test_fold_keys_and_standard_spelling() -> None:
     assert standard_spelling("قهوه ای") == f"قهوه{ZWNJ}ای"
     assert standard_spelling("ويژگي ها") == f"ویژگی{ZWNJ}ها"
     assert standard_spelling("دست دوز") == "دست دوز"
+    # Latin letters typed inside a Persian word (a Torob attribute name); Latin words of their own stay apart
+    assert fold_key("نوع آstین") == fold_key("نوع آSTین") == fold_key("نوع آستین")
+    assert fold_key("عینک UV") != fold_key("عینک یو وی") and fold_key("کیف Puma") != fold_key("کیف پوما")
 
 
 def torob_products(shared_data: Path) -> list[Product]:
@@ -194,6 +198,8 @@ def test_suggest_finds_the_known_torob_duplicates(shared_data: Path) -> None:
     assert {"ال سی وایکیکی", "السی وایکیکی"} <= values[("برند", "ال سی وایکیکی")]
     assert values[("نوع کلی", "تیشرت")] == {"تیشرت", "تی شرت"}
     assert {"XL", "xl"} <= values[("سایز", "XL")]
+    assert [t for t, _ in names["نوع آستین"].variants] == ["نوع آستین", "نوع آstین"]
+    assert names["نوع آستین"].reasons == ["Latin letters in a Persian word"]
 
 
 def test_shipped_taxonomies_are_what_the_tool_builds(shared_data: Path) -> None:
@@ -210,6 +216,9 @@ def test_shipped_taxonomies_are_what_the_tool_builds(shared_data: Path) -> None:
     descriptors = shipped.attribute("توصیفگرها")
     assert descriptors is shipped.attribute("ویژگی ها") and descriptors.open and descriptors.multi_valued
     assert shipped.attribute("نوع آستین").multi_valued is False
+    assert shipped.attribute("نوع آstین") is shipped.attribute("نوع آستین")
+    assert not [a.name for a in shipped.attributes if re.search("[\u0600-\u06ff] [a-z]+ [\u0600-\u06ff]", a.name)]
+    assert shipped.attribute("jens") is shipped.attribute("جنس") and shipped.attribute("tarh").name == "طرح"
     assert ("شلوار", "شلوار جین", "شلوار جین بگ") in shipped.categories
     # every raw Torob tag maps into the vocabulary
     assert all(shipped.known(shipped.canonical(t)) for p in products for t in p.tags)
