@@ -33,7 +33,7 @@ _SOUNDS = str.maketrans({"a": "ا", "b": "ب", "c": "ک", "d": "د", "e": "", "f
                          "s": "س", "t": "ت", "u": "و", "v": "و", "w": "و", "x": "کس", "y": "ی", "z": "ز"})
 
 
-def persian_letters(text: str) -> str:
+def _persian_letters(text: str) -> str:
     """Latin letters typed inside a Persian word as the Persian letters they sound like: `نوع آstین` ->
     `نوع آستین`. Latin words of their own (`Puma`, `UV400`) stay as they are."""
     return _LATIN_IN_PERSIAN.sub(lambda m: m.group().lower().translate(_SOUNDS), text)
@@ -43,7 +43,7 @@ def fold_key(text: str) -> str:
     """A key equal for spellings of one name or value: `ویژگی ها` = `ویژگی‌ها` = `ويژگيها`, `T-Shirts` =
     `tshirt`, `Dresses` = `dress`, `آstین` = `آستین`."""
     parts = []
-    for token in match_key(persian_letters(text)).split():
+    for token in match_key(_persian_letters(text)).split():
         if token in _PLURAL_TOKENS:
             continue
         if token.isascii() and token.isalpha() and len(token) > 3:
@@ -54,7 +54,7 @@ def fold_key(text: str) -> str:
             elif token.endswith("s") and not token.endswith("ss"):
                 token = token[:-1]
         parts.append(token)
-    return "".join(parts) or match_key(persian_letters(text)).replace(" ", "")
+    return "".join(parts) or match_key(_persian_letters(text)).replace(" ", "")
 
 
 def standard_spelling(text: str) -> str:
@@ -79,7 +79,7 @@ _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "0123456789"
 _SPACING = re.compile(r"[\s\-_./\u200c]+")
 # Ways two spellings differ, in the order they are undone.
 _STEPS = (
-    ("Latin letters in a Persian word", persian_letters),
+    ("Latin letters in a Persian word", _persian_letters),
     ("Arabic letters", lambda text: text.translate(_ARABIC_TO_PERSIAN)),
     ("digits", lambda text: text.translate(_DIGITS)),
     ("half-space", lambda text: text.replace(_ZWNJ, " ")),
