@@ -264,7 +264,7 @@ def import_command(obj: Context, source: Path, config_path: Path | None, overrid
     with obj.run("import", args, "importing") as run:
         _check_source(source, products_file)
         report = import_products(run.store, source, mapping=mapping, products_file=products_file,
-                                 embedder=embedder, force=force, held_out=False, **run.callbacks())
+                                 embedder=embedder, force=force, **run.callbacks())
         run.finish(report.counts(), report.problem_count)
     if as_json:
         click.echo(json.dumps({**report.counts(), "problems": [_problem_dict(p) for p in report.problems]},

@@ -42,7 +42,8 @@ def evaluate(
     an honest score needs 0), `import` and `problems` (what reading `source` did: `ImportReport.counts()`, its
     first problems). An id given twice is scored once, as its last row says (however far apart the rows are; a
     last row without labels leaves the id unscored). A score over no products (`n` 0: no true category, or no
-    true tag) is None, null in JSON, not 0.
+    true tag) is None, null in JSON, not 0. The products scored that the model was not trained on become test
+    products (`Store.set_held_out`), which `train` without a source leaves out.
     """
     from tagkit.models.metrics import evaluate as score
 
@@ -64,9 +65,10 @@ def evaluate(
         data = products_dataset(store, products, embedder)
         for i, prediction in enumerate(model.predict(data, top_k=top_k)):
             scored[data.ids[i]] = (data.categories[i], data.tags[i], prediction)
+        store.set_held_out((p.id for p in products if p.id not in training_ids), True)
 
     imported = import_products(store, source, mapping=mapping, embedder=embedder, on_problem=on_problem,
-                               on_progress=on_progress, on_chunk=on_chunk, run_id=run_id, held_out=True)
+                               on_progress=on_progress, on_chunk=on_chunk, run_id=run_id, training=False)
     ids = list(scored)
     categories, tags, predictions = ([entry[k] for entry in scored.values()] for k in range(3))
     tags, predictions = _one_spelling(tags, predictions)

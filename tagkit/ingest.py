@@ -101,7 +101,7 @@ def import_products(
     chunk_size: int = CHUNK_SIZE,
     force: bool = False,
     keep_labels: bool = False,
-    held_out: bool | None = None,
+    training: bool = True,
 ) -> ImportReport:
     """Store every product of `source` (a products file or a folder of images) and embed its images.
 
@@ -109,8 +109,9 @@ def import_products(
     content hash has no cached features for `embedder`'s model are embedded and stored. A bad row
     or image becomes a `Problem` (also written to the `problems` table when `run_id` is given);
     the rest of the input goes on. Pass `embedder=None` to store products without features. With
-    `keep_labels`, a product without a category or tags keeps those stored; `held_out` True marks the products
-    written as test products, False the products read as products to learn from (see `Store.upsert_products`). An
+    `keep_labels`, a product without a category or tags keeps those stored (see `Store.upsert_products`). With
+    `training` (not for `predict` and `eval`), the products of the source's rows are products to learn from, test
+    products `eval` scored included (`Store.set_held_out`); images without a row leave that alone. An
     image of a folder without a products row is the stored product of the same picture, if any (`_keep_stored`).
     `on_chunk` gets each chunk's products once they and their features are stored (with
     `image_hash` set where the image could be read): `predict` and `train` work from there.
@@ -138,7 +139,9 @@ def import_products(
                 unreadable = [p for p in unreadable if (p.file, p.row) not in left_out]
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
-            writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels, held_out=held_out)
+            writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels)
+            if training:
+                store.set_held_out((p.id for p in chunk if not p.keeps_stored), False)
             report.products_read += len(chunk)
             report.products_stored += writes.written
             report.products_new += writes.new

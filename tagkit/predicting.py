@@ -258,7 +258,7 @@ def predict(
             report.import_report = import_products(
                 store, source, mapping=mapping, products_file=products_file, embedder=embedder,
                 on_problem=on_problem, on_progress=on_progress, on_chunk=on_chunk, run_id=run_id, force=force,
-                keep_labels=True)
+                keep_labels=True, training=False)
             if pending:
                 finish()
         loading.result()  # a model that cannot be loaded is an error even when there was nothing to predict

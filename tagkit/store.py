@@ -4,8 +4,7 @@ Tables (open the file with `sqlite-utils tables tagkit.db --counts` to look arou
 
 - `products`     one row per product id: title, description, image path and content hash, labels
                  (`category` as `A > B > C`, `tags` as a JSON list of `name: value`), where it was read;
-                 `held_out` 1: its labels were last written by `tagkit eval` (a test product: `train` without
-                 SOURCE leaves it out).
+                 `held_out` 1: a test product, scored by `tagkit eval` (`train` without SOURCE leaves it out).
 - `features`     image embeddings keyed by (image content hash, model id): nothing is embedded twice.
                  A row with `error` set records an image that could not be decoded.
 - `models`       trained model versions (filled by `tagkit train`).
@@ -290,14 +289,12 @@ class Store:
     # products -----------------------------------------------------------------------------
 
     def upsert_products(self, products: Iterable[Product], force: bool = False,
-                        keep_labels: bool = False, held_out: bool | None = None) -> ProductWrites:
+                        keep_labels: bool = False) -> ProductWrites:
         """Insert new products and update changed ones (the later record of an id wins).
 
         A product whose content (`content_key`: title, description, image path and hash, labels, extra
         columns) equals the stored row's is left alone, unless `force`. With `keep_labels`, a product without
         a category (or tags) keeps the stored one (`predict` reads new products, not a catalogue's labels).
-        `held_out` True marks the products written (new or changed) as test products (`eval`); False makes every
-        product given one to learn from (`import`, `train`); None leaves the marks alone (`predict`).
         """
         stamp = now()
         rows = list({row["id"]: row for row in (
@@ -341,13 +338,8 @@ class Store:
                 for row in same:
                     row["updated_at"] = existing[row["id"]][1]
                 written += same
-            if held_out:
-                for row in written:
-                    row["held_out"] = 1
             if written:
                 self.db.table("products").upsert_all(written, pk="id")
-            if held_out is False:
-                self.set_held_out([row["id"] for row in rows], False)
         return ProductWrites(len(new), len(changed), len(rows) - len(new) - len(changed), force)
 
     def select_in(self, sql: str, params: list[Any], values: Iterable[str]) -> Iterator[tuple[Any, ...]]:
@@ -377,13 +369,13 @@ class Store:
         return found
 
     def set_held_out(self, ids: Iterable[str], held_out: bool) -> None:
-        """Mark these products as test products (`held_out`), or as products to learn from."""
+        """Mark these products as test products (`held_out`: `eval` does), or as products to learn from again."""
         sql = "update products set held_out = ? where coalesce(held_out, 0) != ? and id in ({marks})"
         with self.transaction():
             list(self.select_in(sql, [int(held_out), int(held_out)], ids))  # runs the update, chunk by chunk
 
     def held_out_ids(self) -> set[str]:
-        """The ids of the products whose labels `eval` wrote last (see `set_held_out`)."""
+        """The ids of the test products (see `set_held_out`)."""
         return {row[0] for row in self.db.execute("select id from products where held_out = 1")}
 
     def iter_products(self, where: str | None = None, params: Iterable[Any] = ()) -> Iterator[Product]:

@@ -75,7 +75,7 @@ def train(
         import_report = import_products(
             store, source, mapping=mapping, products_file=products_file, embedder=embedder,
             on_problem=on_problem, on_progress=on_progress, run_id=run_id,
-            on_chunk=lambda chunk: ids.update(p.id for p in chunk), held_out=False)
+            on_chunk=lambda chunk: ids.update(p.id for p in chunk))
     decisions = feedback_rows(store)
     products = apply_feedback(store.iter_products(), decisions)  # review decisions override labels
     reviewed = {row["product_id"] for row in decisions}

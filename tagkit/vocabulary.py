@@ -26,8 +26,10 @@ _ZWNJ = "\u200c"
 _SUFFIX_SPACE = re.compile(r"(?<=[\u0600-\u06ff]) (?=(?:ها|های|هایی)(?:\s|$))|(?<=ه) (?=(?:ای|اي)(?:\s|$))")
 
 
-# A few Latin letters between two Persian letters: typed with the wrong keyboard language in a Persian word.
-_LATIN_IN_PERSIAN = re.compile(r"(?<=[\u0600-\u06ff])[A-Za-z]{1,3}(?=[\u0600-\u06ff])")
+# Two or three small Latin letters between two Persian letters (not digits, not punctuation): typed with the
+# keyboard in the wrong language inside a Persian word. One letter (`یقهVشکل`, V-neck) or capitals mean a letter.
+_PERSIAN_LETTER = "[\u0621-\u063a\u0641-\u064a\u067e\u0686\u0698\u06a9\u06af\u06c0\u06cc]"
+_LATIN_IN_PERSIAN = re.compile(rf"(?<={_PERSIAN_LETTER})[a-z]{{2,3}}(?={_PERSIAN_LETTER})")
 _SOUNDS = str.maketrans({"a": "ا", "b": "ب", "c": "ک", "d": "د", "e": "", "f": "ف", "g": "گ", "h": "ه", "i": "ی",
                          "j": "ج", "k": "ک", "l": "ل", "m": "م", "n": "ن", "o": "و", "p": "پ", "q": "ق", "r": "ر",
                          "s": "س", "t": "ت", "u": "و", "v": "و", "w": "و", "x": "کس", "y": "ی", "z": "ز"})
@@ -36,7 +38,7 @@ _SOUNDS = str.maketrans({"a": "ا", "b": "ب", "c": "ک", "d": "د", "e": "", "f
 def _persian_letters(text: str) -> str:
     """Latin letters typed inside a Persian word as the Persian letters they sound like: `نوع آstین` ->
     `نوع آستین`. Latin words of their own (`Puma`, `UV400`) stay as they are."""
-    return _LATIN_IN_PERSIAN.sub(lambda m: m.group().lower().translate(_SOUNDS), text)
+    return _LATIN_IN_PERSIAN.sub(lambda m: m.group().translate(_SOUNDS), text)
 
 
 def fold_key(text: str) -> str:

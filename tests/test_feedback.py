@@ -230,8 +230,16 @@ def test_train_without_source_leaves_out_the_products_eval_read(demo_db: Path, t
     from them, so the next eval on the same file scored products the model was trained on."""
     demo = Path(__file__).resolve().parent.parent / "examples" / "demo"
     test_ids = [line.split(",", 1)[0] for line in (demo / "test.csv").read_text("utf-8").splitlines()[1:]]
+    # stored by predict first (with their labels), then scored: eval marks what it scores, whoever stored it
+    assert tagkit(demo_db, "predict", str(demo / "test.csv"), "-o", str(tmp_path / "p.csv")).exit_code == 0
     first = json.loads(tagkit(demo_db, "eval", str(demo / "test.csv"), "--json").stdout)
     assert first["seen_in_training"] == 0 and first["products"] == len(test_ids)
+    with Store(demo_db) as store:
+        assert store.held_out_ids() == set(test_ids)
+    tagkit(demo_db, "eval", str(demo / "train.csv"))  # products the model was trained on stay training products
+    tagkit(demo_db, "import", str(demo / "images"))  # images without a row change no product's role
+    with Store(demo_db) as store:
+        assert store.held_out_ids() == set(test_ids)
     reviewed = test_ids[0]  # a reviewed test product is learnt from: someone said what it is
     assert tagkit(demo_db, "feedback", "import", sheet(tmp_path / "s.csv", f"{reviewed},,product,accept,,")
                   ).exit_code == ExitCode.OK

@@ -172,8 +172,13 @@ def test_fold_keys_and_standard_spelling() -> None:
     assert standard_spelling("ويژگي ها") == f"ویژگی{ZWNJ}ها"
     assert standard_spelling("دست دوز") == "دست دوز"
     # Latin letters typed inside a Persian word (a Torob attribute name); Latin words of their own stay apart
-    assert fold_key("نوع آstین") == fold_key("نوع آSTین") == fold_key("نوع آستین")
+    assert fold_key("نوع آstین") == fold_key("نوع آستین")
     assert fold_key("عینک UV") != fold_key("عینک یو وی") and fold_key("کیف Puma") != fold_key("کیف پوما")
+    # a letter that means a letter (V-neck, O-neck), capitals, codes and lists are not Persian words mistyped
+    assert len({fold_key(v) for v in ("یقهVشکل", "یقهOشکل", "یقهUشکل", "یقهوشکل")}) == 4
+    assert fold_key("کدC۱۲") != fold_key("کدK۱۲") and fold_key("مدلE۱") != fold_key("مدل۱")
+    assert fold_key("۱۲V۲A") == fold_key("12V2A") and fold_key("S،M،L") == fold_key("S,M,L")
+    assert fold_key("نوع آSTین") != fold_key("نوع آستین")
 
 
 def torob_products(shared_data: Path) -> list[Product]:
