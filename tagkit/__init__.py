@@ -10,6 +10,7 @@ The library under the `tagkit` command. Names are imported on first use, so `imp
 from __future__ import annotations
 
 from importlib import import_module
+from importlib.util import find_spec
 from typing import Any
 
 __version__ = "0.1.0"
@@ -49,4 +50,6 @@ __all__ = ["__version__", *_EXPORTS]
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
+    if name.isidentifier() and find_spec(f"{__name__}.{name}") is not None:  # a module: `tagkit.lock.WriterLock`
+        return import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'tagkit' has no attribute {name!r}")

@@ -9,7 +9,10 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
+import sqlite3
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -34,6 +37,8 @@ class Context:
         self.quiet = quiet
         self.wait = wait
         self.log_file = log_file
+        self.json = False  # --json was given (`json_option`)
+        self.json_written = False
 
     def log(self, message: str) -> None:
         if not self.quiet:
@@ -47,9 +52,18 @@ class Context:
             for line in message.splitlines() or [""]:
                 self.log_file.write(f"{now()} tagkit[{os.getpid()}] {line}\n")
 
+    def print_json(self, data: Any) -> None:
+        """The `--json` output, on stdout."""
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        self.json_written = True
+
     def fail(self, message: str, code: ExitCode) -> NoReturn:
+        """Say what went wrong (stderr, log file; with --json also `{"error", "exit_code"}` on stdout, unless the
+        command printed its JSON already) and exit with `code`."""
         self.to_log_file(f"error: {message} (exit code {int(code)})")
         click.echo(f"error: {message}", err=True)
+        if self.json and not self.json_written:  # a cron job's summary file says what went wrong
+            self.print_json({"error": message, "exit_code": int(code)})
         sys.exit(code)
 
     @contextmanager
@@ -64,7 +78,7 @@ class Context:
             self.fail(str(error), ExitCode.LOCKED)
         except OSError as error:
             reason = error if self.db.parent.is_dir() else f"the folder {self.db.parent} does not exist"
-            raise click.UsageError(f"cannot open the database {self.db}: {reason}") from error
+            self.cannot_open(reason, error)
         try:
             yield
         finally:
@@ -75,12 +89,10 @@ class Context:
         One that cannot be written (a read-only folder, disk or file) is opened read-only, unless not `read_only`
         (the command writes later)."""
         if not self.db.exists():
-            raise click.UsageError(f"no database at {self.db} (run `tagkit import` first, or pass --db)")
+            self.fail(f"no database at {self.db} (run `tagkit import` first, or pass --db)", ExitCode.USAGE)
         return self.open_store(read_only)
 
     def open_store(self, read_only: bool = False) -> Store:
-        import sqlite3
-
         from tagkit.store import ReadOnlyError, Store
 
         try:
@@ -94,7 +106,12 @@ class Context:
                     reason = why  # the more telling one
                 except (OSError, sqlite3.DatabaseError):
                     pass
-            raise click.UsageError(f"cannot open the database {self.db}: {reason}") from error
+            self.cannot_open(reason, error)
+
+    def cannot_open(self, reason: object, error: BaseException) -> NoReturn:
+        """The database (or its lock) cannot be opened: exit 1 when the disk is full, else 2 (a wrong --db)."""
+        self.fail(f"cannot open the database {self.db}: {reason}",
+                  ExitCode.ERROR if _disk_full(error) else ExitCode.USAGE)
 
     @contextmanager
     def run(self, command: str, args: dict[str, Any], label: str) -> Iterator[Run]:
@@ -111,7 +128,8 @@ class Context:
                     stopped = isinstance(error, KeyboardInterrupt | BrokenPipeError)
                     store.finish_run(run.id, "interrupted" if stopped else "failed", {})
                     if not isinstance(error, SystemExit):
-                        self.to_log_file(f"{command} failed: run #{run.id}: {type(error).__name__}: {error}")
+                        self.to_log_file(f"{command} {'interrupted' if stopped else 'failed'}: run #{run.id}: "
+                                         f"{type(error).__name__}: {error}")
                 raise
 
 
@@ -136,9 +154,33 @@ class Run:
                              f"{json.dumps(counts, ensure_ascii=False, default=str)}")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a service manager): a command stops as on Ctrl-C."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _disk_full(error: BaseException) -> bool:
+    return ((isinstance(error, OSError) and error.errno == errno.ENOSPC) or
+            (isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error)))
+
+
+def json_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--json`: the command's summary as JSON on stdout; given, a failure prints `{"error", "exit_code"}` there."""
+    def remember(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        obj = ctx.find_object(Context)
+        if obj is not None:
+            obj.json = value
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, help=help, callback=remember)
+
+
 class _Main(click.Group):
-    """The `tagkit` group: a usage error also goes to the log file; Ctrl-C, a closed stdout or a full disk end any
-    command with a message and their exit code (130, 141, 1), not a traceback."""
+    """The `tagkit` group: a usage error also goes to the log file; Ctrl-C, SIGTERM, a closed stdout or a full disk
+    end any command with a message and their exit code (130, 143, 141, 1), not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         def obj() -> Context:  # set by `main`, which has not run yet when the command name is wrong
@@ -150,11 +192,20 @@ class _Main(click.Group):
                 log = None
             return Context(Path("tagkit.db"), quiet=False, log_file=log)
 
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM)
+        if main_thread:
+            signal.signal(signal.SIGTERM, _terminated)
         try:
             return super().invoke(ctx)
         except click.ClickException as error:
-            obj().to_log_file(f"error: {error.format_message()} (exit code {error.exit_code})")
+            context = obj()
+            context.to_log_file(f"error: {error.format_message()} (exit code {error.exit_code})")
+            if context.json and not context.json_written:
+                context.print_json({"error": error.format_message(), "exit_code": error.exit_code})
             raise
+        except Terminated:
+            obj().fail("stopped (SIGTERM): what was stored is kept, the next run carries on", ExitCode.TERMINATED)
         except KeyboardInterrupt:
             obj().fail("interrupted (Ctrl-C): what was stored is kept, the next run carries on", ExitCode.INTERRUPTED)
         except BrokenPipeError:  # stdout was closed (`| head`): say nothing more on it
@@ -169,6 +220,14 @@ class _Main(click.Group):
             if error.errno != errno.ENOSPC:
                 raise
             obj().fail(f"cannot write {error.filename or 'the output'}: {error.strerror}", ExitCode.ERROR)
+        except sqlite3.OperationalError as error:
+            if not _disk_full(error):
+                raise
+            obj().fail(f"cannot write the database: the disk is full ({error}); what was stored before is kept",
+                       ExitCode.ERROR)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 @click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
@@ -244,7 +303,7 @@ products_option = click.option(
               help="Bundled image model variant used for the features.")
 @click.option("--no-images", is_flag=True, help="Store products only; compute no image features.")
 @force_option
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@json_option("Print the report as JSON on stdout.")
 @click.pass_obj
 def import_command(obj: Context, source: Path, config_path: Path | None, overrides: tuple[str, ...],
                    products_file: Path | None, image_model: str, no_images: bool, force: bool, as_json: bool) -> None:
@@ -267,8 +326,7 @@ def import_command(obj: Context, source: Path, config_path: Path | None, overrid
                                  embedder=embedder, force=force, **run.callbacks())
         run.finish(report.counts(), report.problem_count)
     if as_json:
-        click.echo(json.dumps({**report.counts(), "problems": [_problem_dict(p) for p in report.problems]},
-                              ensure_ascii=False, indent=2))
+        obj.print_json({**report.counts(), "problems": [_problem_dict(p) for p in report.problems]})
     else:
         _print_import_report(report)
     sys.exit(_outcome(report.counts()))
@@ -281,7 +339,7 @@ def import_command(obj: Context, source: Path, config_path: Path | None, overrid
 @click.option("--image-model", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True,
               help="Bundled image model variant used for the features.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same input + seed = same model).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@json_option("Print the report as JSON on stdout.")
 @click.pass_obj
 def train(obj: Context, source: Path | None, config_path: Path | None, overrides: tuple[str, ...],
           products_file: Path | None, image_model: str, seed: int, as_json: bool) -> None:
@@ -318,7 +376,7 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
     if as_json:
         if report.import_report:
             summary.update(_import_summary(report.import_report))
-        click.echo(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
+        obj.print_json(summary)
     else:
         _print_train_report(summary)
     sys.exit(ExitCode.PARTIAL if problems else ExitCode.OK)
@@ -335,8 +393,7 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
               help="How many categories to give per product (the best and the next alternatives).")
 @click.option("--model", "version", help="Model version to use (default: the newest; see `tagkit models`).")
 @force_option
-@click.option("--json", "as_json", is_flag=True,
-              help="Print a summary as JSON on stdout (counts, problems); an export then needs -o FILE.")
+@json_option("Print a summary as JSON on stdout (counts, problems); an export then needs -o FILE.")
 @click.pass_obj
 def predict(obj: Context, source: Path, config_path: Path | None, overrides: tuple[str, ...],
             products_file: Path | None, export_format: str | None, output: Path | None, top_k: int,
@@ -378,8 +435,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
         except _NothingRead:
             run.finish(report.counts(), report.import_report.problem_count, status="failed")
             if as_json:  # a cron job's summary file says what went wrong
-                click.echo(json.dumps({**report.counts(), **_import_summary(report.import_report)},
-                                      ensure_ascii=False, indent=2))
+                obj.print_json({**report.counts(), **_import_summary(report.import_report)})
             where = (f"the problems of run #{run.id} in the database's `problems` table" if obj.quiet else
                      "the problems above")
             obj.fail(f"nothing usable could be read from {source} (see {where}); nothing was changed", ExitCode.USAGE)
@@ -387,7 +443,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
         run.finish(report.counts(), problems)
     if as_json:
         imported = _import_summary(report.import_report) if report.import_report else {"import": {}, "problems": []}
-        click.echo(json.dumps({**report.counts(), **imported}, ensure_ascii=False, indent=2))
+        obj.print_json({**report.counts(), **imported})
     obj.log(f"{report.products:,} products with model {report.model} in {report.seconds:.1f} s: "
             f"{report.predicted:,} predicted now, {report.unchanged:,} unchanged since the last run (skipped)"
             + (f"; written to {output}" if output else ""))
@@ -406,7 +462,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
 @input_options
 @click.option("--model", "version", help="Model version to evaluate (default: the newest).")
 @click.option("--top-k", type=click.IntRange(1, 20), default=3, show_default=True, help="k of top-k accuracy.")
-@click.option("--json", "as_json", is_flag=True, help="Print every metric as JSON on stdout.")
+@json_option("Print every metric as JSON on stdout.")
 @click.pass_obj
 def eval_command(obj: Context, source: Path, config_path: Path | None, overrides: tuple[str, ...],
                  version: str | None, top_k: int, as_json: bool) -> None:
@@ -423,7 +479,7 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
                    status="failed" if outcome == ExitCode.USAGE or not result["products"] else None)
         if outcome == ExitCode.USAGE or not result["products"]:
             if as_json:  # a cron job's summary file says what went wrong
-                click.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+                obj.print_json(result)
             if outcome == ExitCode.USAGE:
                 obj.fail(f"nothing could be read from {source}", ExitCode.USAGE)
             obj.fail(f"no product with a category or tags in {source}: nothing to score", ExitCode.NO_MODEL)
@@ -431,7 +487,7 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
         obj.log(f"warning: {result['seen_in_training']:,} of the {result['products']:,} products were in the "
                 "model's training data: their scores are not an honest estimate")
     if as_json:
-        click.echo(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+        obj.print_json(result)
     else:
         from tagkit.report import print_evaluation
 
@@ -440,7 +496,7 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@json_option("Print JSON on stdout.")
 @click.pass_obj
 def models(obj: Context, as_json: bool) -> None:
     """List the trained model versions, newest first (exit code 4 when there is none)."""
@@ -449,7 +505,7 @@ def models(obj: Context, as_json: bool) -> None:
     with obj.read_store() as store:  # a mistyped --db is refused, not created
         versions = list_versions(store)
     if as_json:
-        click.echo(json.dumps(versions, ensure_ascii=False, indent=2, default=str))
+        obj.print_json(versions)
     elif versions:
         from tagkit.report import print_models
 
@@ -459,14 +515,14 @@ def models(obj: Context, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@json_option("Print JSON on stdout.")
 @click.pass_obj
 def stats(obj: Context, as_json: bool) -> None:
     """Show what the database holds."""
     with obj.read_store() as store:
         facts = store.stats()
     if as_json:
-        click.echo(json.dumps(facts, ensure_ascii=False, indent=2))
+        obj.print_json(facts)
         return
     from rich.table import Table
 

@@ -13,3 +13,4 @@ class ExitCode(IntEnum):
     LOCKED = 6  # another tagkit process is writing to the database and did not finish within --wait
     INTERRUPTED = 130  # stopped with Ctrl-C (SIGINT): the run is recorded as interrupted, what was stored is kept
     OUTPUT_CLOSED = 141  # stdout was closed before the end (`| head`): stopped, what was stored is kept
+    TERMINATED = 143  # stopped by SIGTERM (kill, timeout, a service manager): as with Ctrl-C

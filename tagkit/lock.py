@@ -42,7 +42,7 @@ class Locked(RuntimeError):
             who = "a process that has not said who it is yet"
         database = self.lock_path.with_suffix("") if self.lock_path.suffix == ".lock" else self.lock_path
         return (f"another tagkit process is writing to {database}: {who} (lock file {self.lock_path}). "
-                f"Waited {self.waited:g} s; pass --wait SECONDS to wait longer")
+                f"Waited {self.waited:g} s; wait longer with --wait SECONDS (in Python: wait=)")
 
 
 def lock_path(db: str | Path) -> Path:

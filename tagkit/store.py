@@ -200,6 +200,8 @@ class Store:
         created or upgraded, and a write raises sqlite3.OperationalError.
         """
         self.path = Path(path) if path is not None else default_db_path()
+        if read_only and not self.path.exists():
+            raise FileNotFoundError(f"no database at {self.path}")
         if self.path.parent and not self.path.parent.exists():
             raise FileNotFoundError(f"folder for the database does not exist: {self.path.parent}")
         if not read_only and self.path.exists() and not os.access(self.path, os.W_OK):

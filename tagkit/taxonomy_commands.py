@@ -3,7 +3,6 @@ tagkit.vocabulary. Registered on the `tagkit` command by tagkit.cli."""
 
 from __future__ import annotations
 
-import json
 import shlex
 from pathlib import Path
 from typing import Any
@@ -57,8 +56,7 @@ def import_command(obj: Any, file: Path, apply_to_products: bool, as_json: bool)
             lines.append(f"  ... and {len(dropped) - 10} more")
         click.echo("\n".join(lines), err=True)
     if as_json:
-        click.echo(json.dumps({**summary, "dropped_synonyms": imported.dropped_synonyms}, ensure_ascii=False,
-                              indent=2))
+        obj.print_json({**summary, "dropped_synonyms": imported.dropped_synonyms})
     else:
         click.echo("\n".join(f"{key.replace('_', ' '):<18}{value:,}" if isinstance(value, int)
                              else f"{key:<18}{value}" for key, value in summary.items()))
@@ -81,7 +79,7 @@ def show(obj: Any, tree: bool, attribute_name: str | None, as_yaml: bool, as_jso
     if as_yaml:
         click.echo(dump_taxonomy(loaded), nl=False)
     elif as_json:
-        click.echo(json.dumps(taxonomy_data(loaded), ensure_ascii=False, indent=2))
+        obj.print_json(taxonomy_data(loaded))
     elif tree:
         _print_tree(loaded)
     elif attribute_name:
@@ -170,7 +168,7 @@ def suggest(obj: Any, source: Path | None, config_path: Path | None, overrides: 
                 tags = _source_tags(obj, source, _load_mapping(config_path, overrides))
     found = find_variants(tags, loaded)[:limit]
     if as_json:
-        click.echo(json.dumps([s.as_dict() for s in found], ensure_ascii=False, indent=2))
+        obj.print_json([s.as_dict() for s in found])
     elif commands:
         for item in found:
             if not item.in_taxonomy:

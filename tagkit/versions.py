@@ -7,6 +7,7 @@ that `predict` could pick up; the next `write_version` removes the temporary fol
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -56,7 +57,14 @@ def write_version(store: Store, save: Callable[[Path], None], manifest: dict[str
     temporary = root / f".tmp-{version}-{os.getpid()}"
     try:
         temporary.mkdir()
-        save(temporary)
+        try:
+            save(temporary)
+        except OSError:
+            raise
+        except Exception as error:  # a library's own write error (LightGBM's): a full disk is said as one
+            if shutil.disk_usage(root).free >= 1 << 20:
+                raise
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(temporary)) from error
         manifest = {"version": version, "created_at": now(), **manifest}
         (temporary / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", "utf-8")
         os.replace(temporary, root / version)

@@ -288,6 +288,70 @@ def test_ctrl_c_exits_130_and_records_an_interrupted_run(tmp_path: Path):
     assert run_status(db, "train") == "interrupted"
 
 
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path: Path):
+    """`kill`, `timeout` and service managers send SIGTERM: the run used to die at once (exit 143, no message,
+    its temporary files left and its row `running` until the next writer came)."""
+    db, log = tmp_path / "tagkit.db", tmp_path / "tagkit.log"
+    process = subprocess.Popen([str(TAGKIT), "--db", str(db), "--log-file", str(log), "train", str(DEMO / "train.csv"),
+                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_run(db, process, "train")
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == ExitCode.TERMINATED == 143, stderr
+    assert "stopped (SIGTERM)" in stderr and "Traceback" not in stderr
+    assert json.loads(stdout) == {"error": stderr.splitlines()[-1].removeprefix("error: "), "exit_code": 143}
+    assert run_status(db, "train") == "interrupted"
+    assert "train interrupted: run #1" in log.read_text("utf-8")
+    assert not [p for p in (tmp_path / "tagkit.db.models").glob("*")], "no half model version"
+
+
+def test_json_says_why_a_command_failed(db: Path, tmp_path: Path):
+    """`--json > last-run.json` in cron: a run that fails used to leave that file empty."""
+    from tagkit.lock import WriterLock
+
+    with WriterLock(db, "train"):
+        locked = tagkit(db, "predict", str(DEMO / "new.csv"), "--json")
+    assert locked.exit_code == ExitCode.LOCKED
+    said = json.loads(locked.stdout)
+    assert said["exit_code"] == 6 and "another tagkit process" in said["error"]
+    missing = tagkit(tmp_path / "nowhere" / "x.db", "train", str(DEMO / "train.csv"), "--json")
+    assert missing.exit_code == ExitCode.USAGE and "Usage:" not in missing.stderr, "a database problem, not usage"
+    assert json.loads(missing.stdout) == {"error": missing.stderr.strip().removeprefix("error: "), "exit_code": 2}
+    no_model = tagkit(tmp_path / "empty.db", "predict", str(DEMO / "new.csv"), "--json")
+    assert no_model.exit_code == ExitCode.NO_MODEL and json.loads(no_model.stdout)["exit_code"] == 4
+    usage = tagkit(db, "predict", str(DEMO / "new.csv"), "--json", "--export", "csv")
+    assert usage.exit_code == ExitCode.USAGE and json.loads(usage.stdout)["exit_code"] == 2
+    scored = tagkit(db, "eval", str(DEMO / "new.csv"), "--json")  # eval prints its own summary: once
+    assert scored.exit_code == ExitCode.NO_MODEL and "error" not in json.loads(scored.stdout)
+
+
+@contextmanager
+def small_disk(target: Path, size: str):
+    """A tmpfs of `size` at `target` (needs the right to mount: root on Linux)."""
+    target.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(target)], capture_output=True,
+                          text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a small disk here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=True)
+
+
+def test_a_full_disk_is_a_message_and_exit_1(tmp_path: Path):
+    with small_disk(tmp_path / "disk", "400k") as disk:
+        db = disk / "tagkit.db"
+        filled = tagkit(db, "import", str(DEMO / "train.csv"), "--json")  # fills the disk part of the way
+        assert filled.exit_code == ExitCode.ERROR, filled.stderr
+        assert "disk is full" in filled.stderr and json.loads(filled.stdout)["exit_code"] == 1
+        again = tagkit(db, "import", str(DEMO / "test.csv"))  # on a disk already full
+        assert again.exit_code == ExitCode.ERROR and "Usage:" not in again.stderr, again.stderr
+        assert "disk is full" in again.stderr or "No space left" in again.stderr
+        with Store(db) as store:  # what was stored before is whole
+            assert store.db.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+
 def test_a_closed_stdout_stops_predict_quietly(db: Path):
     read, write = os.pipe()
     fcntl.fcntl(write, F_SETPIPE_SZ, 4096)  # the export (about 20 kB) cannot all wait in the pipe

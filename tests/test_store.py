@@ -84,3 +84,19 @@ def test_reopening_keeps_data(tmp_path):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         Store(tmp_path / "nowhere" / "tagkit.db")
+
+
+def test_read_only_opens_no_new_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no database at"):
+        Store(tmp_path / "missing.db", read_only=True)
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_modules_are_attributes_of_the_package():
+    """`tagkit.lock.WriterLock`, as README writes it, after a plain `import tagkit` (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = "import tagkit; print(tagkit.lock.WriterLock.__name__, tagkit.feedback.record.__name__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["WriterLock", "record"], done.stderr
