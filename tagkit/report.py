@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 PER_CLASS_ROWS = 25
+PIPE_WIDTH = 160
 
 
 class StdoutConsole(Console):
     """rich's console on stdout, except that a closed stdout raises BrokenPipeError (the `tagkit` command then
-    exits 141 with a message) where rich would exit 1 in silence."""
+    exits 141 with a message) where rich would exit 1 in silence, and that a pipe or file gets tables as wide as
+    they need (up to `PIPE_WIDTH` columns), not cut to 80."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not self.is_terminal and "COLUMNS" not in os.environ:
+            self.width = PIPE_WIDTH
 
     def on_broken_pipe(self) -> None:
         raise BrokenPipeError

@@ -41,6 +41,8 @@ def test_train_reports_and_records_a_version(trained: Path):
     assert json.loads(rows[0]["params"])["seed"] == manifest["seed"] == 0  # the row alone says how to train it again
     listed = json.loads(tagkit(trained, "models", "--json").stdout)
     assert [m["id"] for m in listed] == [rows[0]["id"]]
+    piped = CliRunner(env={"COLUMNS": None}).invoke(main, ["--db", str(trained), "models"]).stdout
+    assert "validation top-1 (inputs)" in piped and "…" not in piped, "a pipe gets the table whole, not cut at 80"
 
 
 def test_predict_folder_exports_csv_and_stores_predictions(trained: Path, tmp_path: Path):
