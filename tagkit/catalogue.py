@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 
 from tagkit.archive import member_path
 from tagkit.config import CANONICAL_FIELDS, Mapping
-from tagkit.product import Problem, Product, Tag
+from tagkit.product import Problem, Product, Tag, shown
 from tagkit.text import strip_html
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
@@ -59,36 +59,38 @@ def note(file: str, row: int | None, field: str | None, message: str) -> Problem
 
 def read_input(
     path: str | Path, mapping: Mapping | None = None, products: str | Path | None = None,
-    ids: set[str] | None = None,
+    ids: set[str] | None = None, labels: bool = True,
 ) -> Iterator[Item]:
     """Products from a file (`read_products`) or a folder of images (`read_folder`, which fills `ids`).
+    Without `labels` (`predict`), label columns the mapping names but the file lacks are a note, not a problem.
 
     Raises FileNotFoundError for a path that is not there, ValueError for `products` with a file.
     """
     path = Path(path)
     if path.is_dir():
-        return read_folder(path, products=products, mapping=mapping, ids=ids)
+        return read_folder(path, products=products, mapping=mapping, ids=ids, labels=labels)
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
     if products is not None:
         raise ValueError(f"a products file ({products}) goes with a folder of images, but {path} is a file")
-    return read_products(path, mapping)
+    return read_products(path, mapping, labels=labels)
 
 
-def read_products(path: str | Path, mapping: Mapping | None = None) -> Iterator[Item]:
+def read_products(path: str | Path, mapping: Mapping | None = None, labels: bool = True) -> Iterator[Item]:
     """Stream the products of a CSV/TSV, JSON Lines or JSON array file, with a Problem per bad row.
 
     The format comes from `mapping.format`, else the extension (.csv .tsv .txt / .jsonl .ndjson /
     .json), else the first character. CSV and JSON Lines are read line by line in constant memory
     (besides the ids seen, for duplicates); a JSON array is read whole. Raises FileNotFoundError
-    when the file is not there.
+    when the file is not there. A CSV file without a title, description or image column is not read (a
+    Problem says why): its products could not be placed.
     """
-    return iter(_ProductsReader(Path(path), mapping or Mapping()))
+    return iter(_ProductsReader(Path(path), mapping or Mapping(), labels=labels, alone=True))
 
 
 def read_folder(
     folder: str | Path, products: str | Path | None = None, mapping: Mapping | None = None,
-    ids: set[str] | None = None,
+    ids: set[str] | None = None, labels: bool = True,
 ) -> Iterator[Item]:
     """A Product per image under `folder` (recursive, sorted, hidden files and folders skipped).
 
@@ -106,7 +108,7 @@ def read_folder(
     if products is not None and not Path(products).is_file():
         raise FileNotFoundError(f"no such products file: {products}")
     return _read_folder(folder, None if products is None else Path(products), mapping or Mapping(),
-                        set() if ids is None else ids)
+                        set() if ids is None else ids, labels)
 
 
 # -- decoding ------------------------------------------------------------------------------
@@ -202,15 +204,17 @@ def _decode_whole(raw: bytes) -> str:
 
 
 class _ProductsReader:
-    """Reads one products file; `has_id_column` is known once the header or first record is read."""
+    """Reads one products file; `has_id_column` is known once the header or first record is read. `alone`: the
+    file is the whole input (not the titles of a folder of images)."""
 
-    def __init__(self, path: Path, mapping: Mapping) -> None:
+    def __init__(self, path: Path, mapping: Mapping, labels: bool = True, alone: bool = False) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
         self.path = path
         self.label = str(path)
         self.mapping = mapping
-        self.builder = _RecordBuilder(self.label, path, mapping)
+        self.alone = alone
+        self.builder = _RecordBuilder(self.label, path, mapping, labels)
 
     @property
     def has_id_column(self) -> bool:
@@ -246,10 +250,14 @@ class _ProductsReader:
                 csv.field_size_limit(MAX_CSV_FIELD)
             record_lines: list[str] = []  # the lines of the record being read
             reader = csv.reader(_bare_cr_as_space(chain([header_line], line_iter), record_lines), delimiter=delimiter)
-            header, notes = _header(label, next(reader))
+            header_cells = next(reader)
+            header, notes = _header(label, header_cells)
             yield from notes
             yield from self.builder.resolve(header, from_header=True)
+            if self.alone and not self.builder.has_input_column:
+                return  # resolve said why: nothing read, nothing stored
             width = len(header)
+            header_again = [cell.strip() for cell in header_cells]
             rows = 0
             while True:
                 start = reader.line_num + 1
@@ -272,6 +280,10 @@ class _ProductsReader:
                     continue
                 if not any(value.strip() for value in row):
                     continue  # a blank line
+                if [value.strip().lstrip("\ufeff") for value in row] == header_again:
+                    yield note(label, start, None, "the header line again (files joined one after another?): "
+                               "not a product, skipped")
+                    continue
                 rows += 1
                 if len(row) >= width and reader.line_num > start and not _quoted_as_written(record_lines, row):
                     yield Problem(label, start, None, f"lines {start} to {reader.line_num} read as one row: a quote "
@@ -408,6 +420,15 @@ def sniff_delimiter(header_line: str) -> str:
     return best[2] if best[0] else ","
 
 
+def _column_key(name: str) -> str:
+    """A column name as matched to the mapping: case, Arabic ي/ك, half-space and spacing do not count
+    (`دسته‌بندي` = `دسته بندی`)."""
+    return " ".join(name.translate(_COLUMN_FOLD).casefold().split())
+
+
+_COLUMN_FOLD = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "\u200c": " ", "\ufeff": None, "ـ": None})
+
+
 def _header(label: str, cells: list[str]) -> tuple[list[str], list[Problem]]:
     """Column names (stripped; blank ones named, repeated ones numbered) and notes about them."""
     names: list[str] = []
@@ -417,8 +438,8 @@ def _header(label: str, cells: list[str]) -> tuple[list[str], list[Problem]]:
         name = cell.strip() or f"column {number}"
         if name in seen:
             renamed = f"{name} ({number})"
-            notes.append(Problem(label, 1, name, f"column {name!r} appears again as column {number}; "
-                                 f"that one is read as {renamed!r}"))
+            notes.append(Problem(label, 1, name, f"column {shown(name)} appears again as column {number}; "
+                                 f"that one is read as {shown(renamed)}"))
             name = renamed
         seen.add(name)
         names.append(name)
@@ -521,9 +542,10 @@ def _json_kind(value: Any) -> str:
 class _RecordBuilder:
     """Turns the records (column -> value) of one file into Products, checking each field."""
 
-    def __init__(self, label: str, path: Path, mapping: Mapping) -> None:
+    def __init__(self, label: str, path: Path, mapping: Mapping, labels: bool = True) -> None:
         self.label = label
         self.mapping = mapping
+        self.labels = labels
         folder = mapping.image_folder or path.parent
         self.image_base = os.path.abspath(folder)
         self.image_archive = (os.path.abspath(os.path.join(path.parent, os.path.expanduser(mapping.image_archive)))
@@ -536,6 +558,7 @@ class _RecordBuilder:
         self.used: set[str] = set()
         self.seen: dict[str, int] = {}
         self.has_title_column = False
+        self.has_input_column = True  # a title, description or image column (known once resolved)
 
     @property
     def id_keys(self) -> tuple[str, ...]:
@@ -549,20 +572,20 @@ class _RecordBuilder:
         exact = set(columns)
         folded: dict[str, str] = {}
         for column in columns:
-            folded.setdefault(column.casefold(), column)
+            folded.setdefault(_column_key(column), column)
         where = "the file" if from_header else "the first record"
 
         def find(name: str) -> str | None:
-            return name if name in exact else folded.get(name.casefold())
+            return name if name in exact else folded.get(_column_key(name))
 
-        def missing(names: Iterable[str], purpose: str) -> Problem:
+        def missing(names: Iterable[str], purpose: str, needed: bool = True) -> Problem:
             names = list(names)
-            quoted = ", ".join(repr(name) for name in names)
+            quoted = ", ".join(shown(name) for name in names)
             what = (f"column {quoted} ({purpose}) is" if len(names) == 1
                     else f"columns {quoted} ({purpose}) are")
             return Problem(label, None, names[0] if len(names) == 1 else None,
                            f"{what} not in {where}{_closest(names[0], columns)}; "
-                           f"its columns are: {', '.join(columns)}")
+                           f"its columns are: {', '.join(columns)}", info=not needed)
 
         for name in CANONICAL_FIELDS:
             wanted, explicit = mapping.columns(name)
@@ -572,7 +595,8 @@ class _RecordBuilder:
                 if absent:
                     yield missing(absent, "category levels")
             elif explicit and wanted and not found:
-                yield missing(wanted, f"mapped to {name}")
+                yield missing(wanted, f"mapped to {name}", needed=name in ("id", "title", "image") or (
+                    self.labels and name in ("category", "tags")))
             if not from_header and name != "id":
                 # JSON records need not all have the same keys: look for the mapped ones in each
                 # (whether the file has ids at all is decided by the first record)
@@ -581,7 +605,7 @@ class _RecordBuilder:
         for tag_name, wanted in mapping.attributes.items():
             found = [key for key in map(find, wanted) if key]
             if not found:
-                yield missing(wanted, f"for tag {tag_name!r}")
+                yield missing(wanted, f"for tag {shown(tag_name)}", needed=self.labels)
             if not from_header:
                 found = [find(column) or column for column in wanted]
             self.attributes.append((tag_name, tuple(dict.fromkeys(found))))
@@ -590,6 +614,8 @@ class _RecordBuilder:
         self.used.update(key for _, keys in self.attributes for key in keys)
         self.has_title_column = any(find(key) for key in self.keys["title"])
         has_image_column = any(find(key) for key in self.keys["image"])
+        self.has_input_column = (self.has_title_column or has_image_column or not from_header
+                                 or any(find(key) for key in self.keys["description"]))
 
         if not self.keys["id"]:
             source = ("its image path (as written), or its line number when it has none"
@@ -602,10 +628,13 @@ class _RecordBuilder:
         if not self.has_title_column:
             if has_image_column:
                 yield note(label, None, None, "no title column: products will be placed by their images only")
+            elif self.has_input_column and from_header:
+                yield note(label, None, None, "no title column: products will be placed by their descriptions")
             else:
-                yield Problem(label, None, None, f"no title column and no image column in {where}: nothing "
-                              "to place the products by. Map one (--map title=COLUMN, or input.title in "
-                              f"tagkit.yaml); the columns are: {', '.join(columns)}")
+                yield Problem(label, None, None, f"no title, description or image column in {where}: nothing "
+                              "to place the products by" + ("; nothing was read" if from_header else "")
+                              + ". Map one (--map title=COLUMN, or input.title in tagkit.yaml); the columns are: "
+                              f"{', '.join(columns)}")
         unused = [column for column in columns if column not in self.used]
         if unused:
             # a misspelt field name (`titel`, `catgory`) is named beside the field it was probably meant for
@@ -664,7 +693,7 @@ class _RecordBuilder:
 
         previous = self.seen.get(product_id)
         if previous is not None:
-            problems.append(Problem(label, row, id_key, f"duplicate id {product_id!r}: row {row} replaces "
+            problems.append(Problem(label, row, id_key, f"duplicate id {shown(product_id)}: row {row} replaces "
                                     f"row {previous}"))
         self.seen[product_id] = row
         yield from problems
@@ -677,7 +706,7 @@ class _RecordBuilder:
                 from urllib.parse import unquote, urlparse
 
                 return os.path.abspath(unquote(urlparse(text).path))
-            problems.append(Problem(self.label, row, key, f"image {text[:200]!r} is a URL: tagkit is offline "
+            problems.append(Problem(self.label, row, key, f"image {shown(text[:200])} is a URL: tagkit is offline "
                                     "and does not fetch images. Download them and give file paths; product "
                                     "kept without an image"))
             return None
@@ -823,7 +852,7 @@ def _closest(name: str, columns: Iterable[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(name, list(columns), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return f" (did you mean {shown(close[0])}?)" if close else ""
 
 
 # -- folders of images ------------------------------------------------------------------------
@@ -893,19 +922,20 @@ class _ImageIndex:
         return next((self.shared[key] for key in [*keys, *([product.id] if by_id else [])] if key in self.shared), [])
 
 
-def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set[str]) -> Iterator[Item]:
+def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set[str], labels: bool
+                 ) -> Iterator[Item]:
     label = str(folder)
     images = _list_images(folder)
     for path in [path for path in images if not _is_utf8(path)]:
         images.remove(path)
-        shown = os.fsencode(path).decode("utf-8", "replace")
-        yield Problem(label, None, "image", f"file name {shown!r} is not UTF-8 (saved on another system?); "
+        name = os.fsencode(path).decode("utf-8", "replace")
+        yield Problem(label, None, "image", f"file name {shown(name)} is not UTF-8 (saved on another system?); "
                       "image skipped: rename it", skipped=True)
     base = os.path.abspath(folder)
     joined: dict[int, Product] = {}
     if products is not None:
         index = _ImageIndex(folder, images)
-        reader = _ProductsReader(products, mapping)
+        reader = _ProductsReader(products, mapping, labels)
         rows = 0
         for item in reader:
             if isinstance(item, Problem):
@@ -914,7 +944,7 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
             rows += 1
             found = index.match(item, by_id=reader.has_id_column)
             if found is None:
-                what = f"id {item.id!r}" + (f", image {item.image}" if item.image else "")
+                what = f"id {shown(item.id)}" + (f", image {item.image}" if item.image else "")
                 several = index.several(item, by_id=reader.has_id_column)
                 why = (f"{len(several)} images in {folder} match this row ({what}): {', '.join(several[:3])}"
                        f"{' ...' if len(several) > 3 else ''}; give its path in the folder" if several else

@@ -52,6 +52,8 @@ from typing import Any
 
 import yaml
 
+from tagkit.product import shown
+
 DEFAULT_CONFIG_NAME = "tagkit.yaml"
 INPUT_SECTION = "input"
 # Sections other parts of tagkit read; this module keeps them as they are.
@@ -110,7 +112,7 @@ class Mapping:
             key, sep, value = item.partition("=")
             key = key.strip()
             if not sep or not key:
-                raise ConfigError(f"{origin} {item!r}: expected KEY=VALUE, "
+                raise ConfigError(f"{origin} {shown(item)}: expected KEY=VALUE, "
                                   "e.g. --map title=productDisplayName")
             where = f"{origin} {key}"
             if key.startswith("attributes."):
@@ -159,7 +161,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, str | int | float | bool) and key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice",
+                raise yaml.constructor.ConstructorError(None, None, f"{shown(key)} is given twice",
                                                         key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -199,7 +201,7 @@ def parse_config(data: Any, path: Path | None = None) -> Config:
     known = (INPUT_SECTION, *RESERVED_SECTIONS)
     for key in data:
         if key not in known:
-            raise ConfigError(f"{label}: unknown section {key!r}{_did_you_mean(key, known)}; "
+            raise ConfigError(f"{label}: unknown section {shown(key)}{_did_you_mean(key, known)}; "
                               f"known sections: {', '.join(known)}")
     base = path.resolve().parent if path else Path.cwd()
     mapping = _parse_input(data.get(INPUT_SECTION), label, base)
@@ -219,11 +221,11 @@ def _parse_extract(section: Any, label: str) -> bool | tuple[str, ...]:
         return bool(value)
     if not isinstance(value, list | tuple):
         raise ConfigError(f"{where}: expected true, false or a list of attribute names (extract: [رنگ, جنس]), "
-                          f"found {_kind(value)} {value!r}")
+                          f"found {_kind(value)} {shown(value)}")
     names: list[str] = []
     for item in value:
         if isinstance(item, bool) or not isinstance(item, str | int | float) or not str(item).strip():
-            raise ConfigError(f"{where}: {item!r} is not an attribute name (write the names as text)")
+            raise ConfigError(f"{where}: {shown(item)} is not an attribute name (write the names as text)")
         names.append(str(item).strip())
     if not names:
         raise ConfigError(f"{where}: the list is empty; name the attributes to extract, or write `extract: false`")
@@ -263,7 +265,7 @@ def _parse_input_value(key: str, value: Any, where: str, base: Path) -> Any:
         attributes: dict[str, tuple[str, ...]] = {}
         for name, columns in value.items():
             if not isinstance(name, str) or not name.strip():
-                raise ConfigError(f"{where}: tag name {name!r} should be text (put it in quotes)")
+                raise ConfigError(f"{where}: tag name {shown(name)} should be text (put it in quotes)")
             parsed = _columns(columns, f"{where}.{name}")
             if not parsed:
                 raise ConfigError(f"{where}.{name}: give the column the tag comes from")
@@ -279,18 +281,18 @@ def _parse_input_value(key: str, value: Any, where: str, base: Path) -> Any:
         if value in (None, ""):
             return None
         if not isinstance(value, str) or not value.lower().endswith((".tar", ".zip")):
-            raise ConfigError(f"{where}: expected a .tar or .zip file name, found {value!r}")
+            raise ConfigError(f"{where}: expected a .tar or .zip file name, found {shown(value)}")
         return value
     if key in ("category_separator", "tag_separator"):
         if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{where}: expected a separator like \"|\" (quoted), found {value!r}")
+            raise ConfigError(f"{where}: expected a separator like \"|\" (quoted), found {shown(value)}")
         return value.strip()
     if key == "skip_values":
         items = [] if value is None else value if isinstance(value, list | tuple) else [value]
         skip: list[str] = []
         for item in items:
             if isinstance(item, bool) or item is None:
-                raise ConfigError(f"{where}: {item!r} is read by YAML as {_kind(item)}; put it in quotes")
+                raise ConfigError(f"{where}: {shown(item)} is read by YAML as {_kind(item)}; put it in quotes")
             if not isinstance(item, str | int | float):
                 raise ConfigError(f"{where}: expected a list of values, found {_kind(item)}")
             skip.append(str(item).strip())
@@ -299,20 +301,20 @@ def _parse_input_value(key: str, value: Any, where: str, base: Path) -> Any:
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{where}: expected a whole number of characters above 0, found {value!r}")
+            raise ConfigError(f"{where}: expected a whole number of characters above 0, found {shown(value)}")
         return value
     if key == "format":
         if value in (None, "", "auto"):
             return None
         if not isinstance(value, str) or value.lower() not in FORMATS:
-            raise ConfigError(f"{where}: expected one of {', '.join(FORMATS)}, found {value!r}"
+            raise ConfigError(f"{where}: expected one of {', '.join(FORMATS)}, found {shown(value)}"
                               f"{_did_you_mean(str(value), FORMATS)}")
         return value.lower()
     if key == "delimiter":
         if value in (None, ""):
             return None
         if not isinstance(value, str) or value not in DELIMITERS:
-            raise ConfigError(f"{where}: expected one of \",\" \";\" \"|\" tab, found {value!r}")
+            raise ConfigError(f"{where}: expected one of \",\" \";\" \"|\" tab, found {shown(value)}")
         return DELIMITERS[value]
     raise ConfigError(f"{where}: unknown key")  # pragma: no cover - INPUT_KEYS and this list agree
 
@@ -325,7 +327,7 @@ def _columns(value: Any, where: str) -> tuple[str, ...]:
     columns: list[str] = []
     for item in items:
         if isinstance(item, bool) or item is None:
-            raise ConfigError(f"{where}: {item!r} is read by YAML as {_kind(item)}, not a column name; "
+            raise ConfigError(f"{where}: {shown(item)} is read by YAML as {_kind(item)}, not a column name; "
                               "put the name in quotes")
         if isinstance(item, int | float):
             item = str(item)
@@ -343,7 +345,7 @@ def _split_list(value: str) -> tuple[str, ...]:
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return f" (did you mean {shown(close[0])}?)" if close else ""
 
 
 def _kind(value: Any) -> str:

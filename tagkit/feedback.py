@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tagkit.catalogue import sniff_delimiter
-from tagkit.product import Problem, Product, Tag, format_category, parse_category
+from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
 
 if TYPE_CHECKING:
     from tagkit.store import Store
@@ -221,7 +221,7 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     for row, line in rows:
         if row["product_id"] not in known:
             report.problems.append(Problem(str(path), line, "product_id",
-                                           f"no product {row['product_id']!r} in the database; row skipped",
+                                           f"no product {shown(row['product_id'])} in the database; row skipped",
                                            skipped=True))
     rows = [(row, line) for row, line in rows if row["product_id"] in known]
     # A row without a time whose labels later rows of the file all speak for is not the sheet's last word.
@@ -265,15 +265,15 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
     if not cell["product_id"]:
         return bad("product_id", "empty product id")
     if cell["field"] not in FIELDS:
-        return bad("field", f"unknown field {cell['field']!r} (category, tag or product)")
+        return bad("field", f"unknown field {shown(cell['field'])} (category, tag or product)")
     if cell["decision"] not in DECISIONS:
-        return bad("decision", f"unknown decision {cell['decision']!r} (accept, reject or correct)")
+        return bad("decision", f"unknown decision {shown(cell['decision'])} (accept, reject or correct)")
     if cell["field"] == "product" and cell["decision"] == "correct":
         return bad("decision", "a product decision is accept or reject")
     if cell["decision"] == "correct" and not cell["corrected"]:
         return bad("corrected", "a correction needs the corrected value")
     if cell["decision"] != "correct" and cell["corrected"]:
-        return bad("corrected", f"a corrected value goes with decision 'correct', not {cell['decision']!r}")
+        return bad("corrected", f"a corrected value goes with decision 'correct', not {shown(cell['decision'])}")
     if cell["field"] != "product" and cell["decision"] != "correct" and not cell["predicted"]:
         return bad("predicted", f"{cell['decision']} of which {cell['field']}? predicted is empty")
     for column in ("predicted", "corrected"):
@@ -286,7 +286,7 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
         try:
             score = float(cell["score"])
         except ValueError:
-            return bad("score", f"not a number: {cell['score']!r}")
+            return bad("score", f"not a number: {shown(cell['score'])}")
         if not 0.0 <= score <= 1.0:
             return bad("score", f"{score} is not between 0 and 1")
     created = None
@@ -294,7 +294,7 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
         try:
             when = datetime.fromisoformat(cell["created_at"])
         except ValueError:
-            return bad("created_at", f"not a date and time: {cell['created_at']!r} (ISO 8601, e.g. "
+            return bad("created_at", f"not a date and time: {shown(cell['created_at'])} (ISO 8601, e.g. "
                                      "2026-01-31T14:05:00+00:00)")
         when = when.replace(tzinfo=when.tzinfo or UTC).astimezone(UTC)
         created = when.isoformat(timespec="milliseconds" if "." in cell["created_at"] else "seconds")

@@ -14,7 +14,7 @@ import numpy as np
 
 from tagkit.catalogue import note, read_input
 from tagkit.image import ImageError, content_hash, read_image_bytes
-from tagkit.product import Problem, Product
+from tagkit.product import Problem, Product, shown
 from tagkit.taxonomy import stored_taxonomy
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ def import_products(
     content hash has no cached features for `embedder`'s model are embedded and stored. A bad row
     or image becomes a `Problem` (also written to the `problems` table when `run_id` is given);
     the rest of the input goes on. Pass `embedder=None` to store products without features. With
-    `keep_labels`, a product without a category or tags keeps those stored (see `Store.upsert_products`). With
+    `keep_labels` (`predict`: new products), a product without a category or tags keeps those stored (see
+    `Store.upsert_products`), and label columns the mapping names but the file lacks are only a note. With
     `training` (not for `predict` and `eval`), the products of the source's rows are products to learn from, test
     products `eval` scored included (`Store.set_held_out`); images without a row leave that alone. An
     image of a folder without a products row is the stored product of the same picture, if any (`_keep_stored`).
@@ -125,7 +126,7 @@ def import_products(
     report = ImportReport(source=str(source), image_model=embedder.model_id if embedder else None)
     problems = _Problems(report, on_problem)
     folder_ids: set[str] = set()  # the ids a folder's products carry (filled by read_input)
-    records = read_input(source, mapping=mapping, products=products_file, ids=folder_ids)
+    records = read_input(source, mapping=mapping, products=products_file, ids=folder_ids, labels=not keep_labels)
     taxonomy = stored_taxonomy(store)  # tags and categories are stored canonical when there is one
     with (ThreadPoolExecutor(max_workers=8, thread_name_prefix="tagkit-hash") as pool,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagkit-read") as ahead):
@@ -236,17 +237,17 @@ def _keep_stored(store: Store, chunk: list[Product], taken: set[str]
             if product.image_hash is None:  # nothing to tell: the stored product keeps its picture
                 chunk.remove(product)
                 left_out.add((product.source, product.row))
-                notes.append(note(product.source, product.row, "image", f"product {stored.id!r} keeps its stored "
+                notes.append(note(product.source, product.row, "image", f"product {shown(stored.id)} keeps its stored "
                                   f"picture ({stored.image}); this unreadable file is left out"))
                 continue
             if product.image_hash != stored.image_hash:
                 product.id = f"{product.id}~{product.image_hash[:8]}"
                 taken.add(product.id)
-                what = (f"the picture of product {stored.id!r} has changed" if stored.image == product.image else
-                        f"product {stored.id!r} is another picture ({stored.image})")
+                what = (f"the picture of product {shown(stored.id)} has changed" if stored.image == product.image else
+                        f"product {shown(stored.id)} is another picture ({stored.image})")
                 notes.append(note(product.source, product.row, "image", f"{what}: this one is stored as "
-                                  f"{product.id!r} (if it is that product, retouched, give it a row with id "
-                                  f"{stored.id!r} in a products file)"))
+                                  f"{shown(product.id)} (if it is that product, retouched, give it a row with id "
+                                  f"{shown(stored.id)} in a products file)"))
                 continue
         known = known or by_id.get(product.id)
         if known is not None:

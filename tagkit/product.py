@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 CATEGORY_SEPARATOR = " > "
@@ -88,5 +89,16 @@ class Problem:
         if self.row is not None:
             where.append(f"row {self.row}")
         if self.field:
-            where.append(f"field {self.field!r}")
+            where.append(f"field {shown(self.field)}")
         return f"{', '.join(where)}: {self.message}"
+
+
+_ESCAPED_JOINERS = re.compile(r"(?<!\\)((?:\\\\)*)\\u(200[cd])")
+
+
+def shown(value: object) -> str:
+    """`repr` for messages (quoted, control characters escaped), except that the half-space (ZWNJ) and ZWJ of
+    Persian text stay as they are: `'دسته‌بندی'`, not `'دسته\\u200cبندی'`."""
+    if not isinstance(value, str):
+        return repr(value)
+    return _ESCAPED_JOINERS.sub(lambda m: m.group(1) + chr(int(m.group(2), 16)), repr(value))

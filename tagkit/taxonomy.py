@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tagkit.config import load_yaml
-from tagkit.product import Product, Tag, format_category, parse_category
+from tagkit.product import Product, Tag, format_category, parse_category, shown
 from tagkit.text import match_key, normalize
 
 if TYPE_CHECKING:
@@ -274,7 +274,7 @@ def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:
                             f"found {_kind(data)}")
     for key in data:
         if key not in TOP_KEYS:
-            raise TaxonomyError(f"{label}: unknown key {key!r}; known keys: {', '.join(TOP_KEYS)}")
+            raise TaxonomyError(f"{label}: unknown key {shown(key)}; known keys: {', '.join(TOP_KEYS)}")
     taxonomy = Taxonomy(name=_text(data.get("name"), f"{label}: name", empty_ok=True),
                         language=_text(data.get("language"), f"{label}: language", empty_ok=True))
     taxonomy.categories = _parse_tree(data.get("categories"), (), f"{label}: categories")
@@ -282,8 +282,8 @@ def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:
     for path in taxonomy.categories:
         other = seen_paths.setdefault(_path_key(path), path)
         if other != path:
-            raise TaxonomyError(f"{label}: categories: {format_category(path)!r} and {format_category(other)!r} "
-                                "are the same category written differently; keep one")
+            raise TaxonomyError(f"{label}: categories: {shown(format_category(path))} and "
+                                f"{shown(format_category(other))} are the same category written differently; keep one")
     synonyms = data.get("category_synonyms") or {}
     if not isinstance(synonyms, dict):
         raise TaxonomyError(f"{label}: category_synonyms: expected `raw path: category path` lines, "
@@ -292,7 +292,7 @@ def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:
         where = f"{label}: category_synonyms.{raw}"
         path = parse_category(_text(target, where))
         if _path_key(path) not in seen_paths:
-            raise TaxonomyError(f"{where}: {format_category(path)!r} is not a category of this taxonomy")
+            raise TaxonomyError(f"{where}: {shown(format_category(path))} is not a category of this taxonomy")
         taxonomy.category_synonyms[parse_category(normalize(_text(raw, where)))] = seen_paths[_path_key(path)]
     attributes = data.get("attributes") or []
     if not isinstance(attributes, list):
@@ -302,11 +302,11 @@ def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:
         attribute = _parse_attribute(item, f"{label}: attributes[{i}]")
         for key in _keys(attribute.name, attribute.synonyms):
             if key in owner and owner[key] != attribute.name:
-                raise TaxonomyError(f"{label}: attributes[{i}] ({attribute.name}): the name or synonym {key!r} "
-                                    f"is already attribute {owner[key]!r}")
+                raise TaxonomyError(f"{label}: attributes[{i}] ({attribute.name}): the name or synonym {shown(key)} "
+                                    f"is already attribute {shown(owner[key])}")
             owner[key] = attribute.name
         if any(a.name == attribute.name for a in taxonomy.attributes):
-            raise TaxonomyError(f"{label}: attributes[{i}]: attribute {attribute.name!r} is listed twice")
+            raise TaxonomyError(f"{label}: attributes[{i}]: attribute {shown(attribute.name)} is listed twice")
         taxonomy.attributes.append(attribute)
     return taxonomy
 
@@ -327,7 +327,7 @@ def _parse_tree(node: Any, parent: tuple[str, ...], where: str) -> list[tuple[st
     for name, children in node.items():
         level = _text(name, f"{where}: category name")
         if ">" in level:
-            raise TaxonomyError(f"{where}: category {level!r}: write the levels as a tree, not with `>`")
+            raise TaxonomyError(f"{where}: category {shown(level)}: write the levels as a tree, not with `>`")
         path = (*parent, level)
         out.append(path)
         out.extend(_parse_tree(children, path, f"{where} > {level}"))
@@ -341,7 +341,7 @@ def _parse_attribute(item: Any, where: str) -> Attribute:
         raise TaxonomyError(f"{where}: expected `name:`, `values:` ..., found {_kind(item)}")
     for key in item:
         if key not in ATTRIBUTE_KEYS:
-            raise TaxonomyError(f"{where}: unknown key {key!r}; known keys: {', '.join(ATTRIBUTE_KEYS)}")
+            raise TaxonomyError(f"{where}: unknown key {shown(key)}; known keys: {', '.join(ATTRIBUTE_KEYS)}")
     name = _text(item.get("name"), f"{where}: name")
     where = f"{where} ({name})"
     attribute = Attribute(name=name, multi_valued=_flag(item, "multi_valued", where), open=_flag(item, "open", where),
@@ -356,16 +356,17 @@ def _parse_attribute(item: Any, where: str) -> Attribute:
         if isinstance(raw, dict):
             for key in raw:
                 if key not in VALUE_KEYS:
-                    raise TaxonomyError(f"{at}: unknown key {key!r}; known keys: {', '.join(VALUE_KEYS)}")
+                    raise TaxonomyError(f"{at}: unknown key {shown(key)}; known keys: {', '.join(VALUE_KEYS)}")
             value = Value(_text(raw.get("value"), f"{at}: value"), _synonyms(raw.get("synonyms"), f"{at}: synonyms"))
         else:
             value = Value(_text(raw, at))
         for key in _keys(value.name, value.synonyms):
             if key in owner and owner[key] != value.name:
-                raise TaxonomyError(f"{at} ({value.name}): {key!r} is already value {owner[key]!r} of {name!r}")
+                raise TaxonomyError(f"{at} ({value.name}): {shown(key)} is already value {shown(owner[key])} "
+                                    f"of {shown(name)}")
             owner[key] = value.name
         if any(v.name == value.name for v in attribute.values):
-            raise TaxonomyError(f"{at}: value {value.name!r} is listed twice")
+            raise TaxonomyError(f"{at}: value {shown(value.name)} is listed twice")
         attribute.values.append(value)
     return attribute
 
@@ -376,7 +377,7 @@ def _text(value: Any, where: str, empty_ok: bool = False) -> str:
             return ""
         raise TaxonomyError(f"{where}: missing")
     if isinstance(value, bool):
-        raise TaxonomyError(f"{where}: {value!r} is read by YAML as a true/false value; put it in quotes")
+        raise TaxonomyError(f"{where}: {shown(value)} is read by YAML as a true/false value; put it in quotes")
     if not isinstance(value, str | int | float):
         raise TaxonomyError(f"{where}: expected text, found {_kind(value)}")
     text = normalize(str(value))
@@ -388,7 +389,7 @@ def _text(value: Any, where: str, empty_ok: bool = False) -> str:
 def _flag(item: dict[str, Any], key: str, where: str) -> bool:
     value = item.get(key, False)
     if not isinstance(value, bool):
-        raise TaxonomyError(f"{where}: {key}: expected true or false, found {value!r}")
+        raise TaxonomyError(f"{where}: {key}: expected true or false, found {shown(value)}")
     return value
 
 
@@ -661,7 +662,7 @@ def add_synonym(store: Store, raw: str, canonical: str) -> str:
         attribute = taxonomy.attribute(target.name)
         value = taxonomy.value(attribute, target.value) if attribute else None
         if attribute is None or value is None:
-            raise TaxonomyError(f"{canonical!r} is not a value of the taxonomy (see `tagkit taxonomy show`)")
+            raise TaxonomyError(f"{shown(canonical)} is not a value of the taxonomy (see `tagkit taxonomy show`)")
         raw_tag = Tag.parse(raw)
         same_attribute = raw_tag.name and taxonomy.attribute(raw_tag.name) is attribute
         synonym = raw_tag.value if same_attribute else f"{raw_tag.name}{TAG_ALIAS}{raw_tag.value}" \
@@ -677,7 +678,7 @@ def add_synonym(store: Store, raw: str, canonical: str) -> str:
     if attribute is not None and ">" not in canonical:
         owner = taxonomy.attribute(raw)
         if owner is not None and owner is not attribute:
-            raise TaxonomyError(f"{raw!r} is already attribute {owner.name!r}")
+            raise TaxonomyError(f"{shown(raw)} is already attribute {shown(owner.name)}")
         _append_synonym(store, ids[("attribute", attribute.name)], raw)
         return f"{raw} -> {attribute.name}"
     path = taxonomy.index.categories.get(_path_key(parse_category(canonical)))
@@ -688,7 +689,7 @@ def add_synonym(store: Store, raw: str, canonical: str) -> str:
             raise TaxonomyError(f"'{format_category(raw_path)}' is already category '{format_category(other_path)}'")
         _append_synonym(store, ids[("category", *path)], format_category(raw_path))
         return f"{format_category(raw_path)} -> {format_category(path)}"
-    raise TaxonomyError(f"{canonical!r} is neither a `name: value` tag, an attribute nor a category of the "
+    raise TaxonomyError(f"{shown(canonical)} is neither a `name: value` tag, an attribute nor a category of the "
                         "taxonomy (see `tagkit taxonomy show`)")
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from tagkit.exitcodes import ExitCode
+from tagkit.product import shown
 
 
 @click.group("taxonomy")
@@ -85,7 +86,7 @@ def show(obj: Any, tree: bool, attribute_name: str | None, as_yaml: bool, as_jso
     elif attribute_name:
         attribute = loaded.attribute(attribute_name)
         if attribute is None:
-            obj.fail(f"no attribute {attribute_name!r} in the taxonomy", ExitCode.USAGE)
+            obj.fail(f"no attribute {shown(attribute_name)} in the taxonomy", ExitCode.USAGE)
         click.echo(f"{attribute.name}  ({_kind(attribute)})"
                    + (f"  also written: {', '.join(attribute.synonyms)}" if attribute.synonyms else ""))
         for value in attribute.values:
@@ -95,9 +96,9 @@ def show(obj: Any, tree: bool, attribute_name: str | None, as_yaml: bool, as_jso
         click.echo(f"{loaded.name or 'taxonomy'}{f' ({loaded.language})' if loaded.language else ''}: "
                    f"{len(loaded.categories):,} categories, {len(loaded.attributes):,} attributes, {values:,} values")
         for attribute in loaded.attributes:
-            shown = ", ".join(v.name for v in attribute.values[:6])
+            first_values = ", ".join(v.name for v in attribute.values[:6])
             more = f", ... ({len(attribute.values):,})" if len(attribute.values) > 6 else ""
-            click.echo(f"  {attribute.name}  [{_kind(attribute)}]  {shown}{more}")
+            click.echo(f"  {attribute.name}  [{_kind(attribute)}]  {first_values}{more}")
 
 
 def _kind(attribute: Any) -> str:
