@@ -19,7 +19,8 @@ as they are in `Config.sections`. Any other top-level key is an error. Every key
         usage: usage
       tags: tags                    # column(s) holding several tags: `color: red | cotton` in CSV, or JSON
       tag_separator: "|"            # between tags (and between values of one attribute) in a CSV cell
-      skip_values: [n/a, nan, "null"]   # values meaning "not known": dropped from tags and category
+      skip_values: [n/a, nan, "null", نامشخص, نامعلوم]   # values meaning "not known": dropped from tags
+                                                         # and category
       max_title_length: 500         # longer titles are cut (and reported)
       format: csv                   # csv | tsv | jsonl | json; default: from the extension and content
       delimiter: ","                # CSV only; default: sniffed from the header line (, ; tab |)
@@ -61,7 +62,7 @@ RESERVED_SECTIONS = ("taxonomy", "train", "db", "model", "output")
 CANONICAL_FIELDS = ("id", "title", "description", "image", "category", "tags")
 FORMATS = ("csv", "tsv", "jsonl", "json")
 DELIMITERS = {",": ",", ";": ";", "|": "|", "\t": "\t", "tab": "\t", "\\t": "\t"}
-DEFAULT_SKIP_VALUES = ("n/a", "nan", "null")
+DEFAULT_SKIP_VALUES = ("n/a", "nan", "null", "نامشخص", "نامعلوم")  # Persian "not specified", "unknown"
 DEFAULT_MAX_TITLE_LENGTH = 500
 
 
@@ -167,9 +168,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml(path: Path, error: type[Exception]) -> Any:
+class _NumbersAsTextLoader(_UniqueKeyLoader):
+    """`_UniqueKeyLoader` reading numbers as the text they are written as: a size `1.10` stays `1.10` (not 1.1),
+    `010` stays `010` (not 8), `12:30` stays `12:30` (not 750)."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int",
+                                                                           "tag:yaml.org,2002:float")]
+        for first, resolvers in _UniqueKeyLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def load_yaml(path: Path, error: type[Exception], numbers_as_text: bool = False) -> Any:
     """The parsed YAML of a UTF-8 file (BOM or not); `error` names the file, the place and the fix when the
-    file cannot be read or parsed."""
+    file cannot be read or parsed. `numbers_as_text`: see `_NumbersAsTextLoader`."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -177,7 +189,7 @@ def load_yaml(path: Path, error: type[Exception]) -> Any:
     except UnicodeDecodeError as reason:
         raise error(f"{path}: not UTF-8 ({reason.reason} at byte {reason.start}); save it as UTF-8") from None
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+        return yaml.load(text, Loader=_NumbersAsTextLoader if numbers_as_text else _UniqueKeyLoader)
     except yaml.YAMLError as reason:
         mark = getattr(reason, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""

@@ -15,6 +15,7 @@ A team keeps one vocabulary in a YAML file (`taxonomy/fa-fashion.yaml`, `taxonom
         multi_valued: false           # at most one value per product (the default)
         open: false                   # only the listed values (the default); true: other values are allowed
                                       # too (brands, sizes, model codes), the list holds the known ones
+                                      # (numbers are read as written: a size 1.10 stays 1.10)
         synonyms: [رنگ بندی]          # other names of the attribute
         values:
           - مشکی                      # a value ...
@@ -263,7 +264,7 @@ def _path_key(path: Sequence[str]) -> tuple[str, ...]:
 def load_taxonomy(path: str | Path) -> Taxonomy:
     """Read and check a taxonomy YAML file; TaxonomyError names the file, the entry and the fix."""
     path = Path(path)
-    data = load_yaml(path, TaxonomyError)
+    data = load_yaml(path, TaxonomyError, numbers_as_text=True)  # sizes and codes as written
     return parse_taxonomy(data, str(path))
 
 
@@ -368,6 +369,9 @@ def _parse_attribute(item: Any, where: str) -> Attribute:
         if any(v.name == value.name for v in attribute.values):
             raise TaxonomyError(f"{at}: value {shown(value.name)} is listed twice")
         attribute.values.append(value)
+    if not attribute.values and not attribute.open:  # it would allow no value at all: every tag of it dropped
+        raise TaxonomyError(f"{where}: no values: list them under `values:`, indented below it, or say "
+                            "`open: true` (any value allowed)")
     return attribute
 
 

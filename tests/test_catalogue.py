@@ -616,3 +616,10 @@ def test_the_header_line_again_is_not_a_product(tmp_path: Path) -> None:
     products, problems = read(write(tmp_path, "p.csv", text))
     assert [p.id for p in products] == ["1", "2"]
     assert "header line again" in only(problems, row=3).message and warnings(problems) == []
+
+
+def test_persian_unknown_is_no_tag_by_default(tmp_path: Path) -> None:
+    """`برند: نامشخص` ("brand: not specified") was learnt and predicted for most Torob products."""
+    text = "id,title,tags\n1,کیف پول,برند: نامشخص|رنگ: مشکی|جنس: نامعلوم\n"
+    products, _ = read(write(tmp_path, "p.csv", text))
+    assert products[0].tags == (Tag("رنگ", "مشکی"),)

@@ -102,6 +102,17 @@ def test_merged_tags_keep_attributes_the_taxonomy_does_not_know(tmp_path: Path) 
         (Tag("رنگ", "بنفش"), 0.95), (Tag("سایز", "XL"), 0.9), (Tag("سایز", "L"), 0.7)]  # no taxonomy
 
 
+def test_numbers_are_read_as_written(tmp_path: Path) -> None:
+    """YAML reads 1.10 as 1.1, 010 as 8 and 12:30 as 750: a size taxonomy silently lost its values."""
+    text = "attributes:\n  - name: size\n    values: [42, 1.10, 010, 12:30, 1_000, {value: 38, synonyms: [7.50]}]\n"
+    taxonomy = load_taxonomy(small(tmp_path, text))
+    size = taxonomy.attribute("size")
+    assert [v.name for v in size.values] == ["42", "1.10", "010", "12:30", "1_000", "38"]
+    assert size.values[-1].synonyms == ("7.50",) and taxonomy.known(Tag("size", "1.10"))
+    again = load_taxonomy(small(tmp_path / "..", dump_taxonomy(taxonomy)))
+    assert [v.name for v in again.attribute("size").values] == [v.name for v in size.values]
+
+
 def test_dump_reads_back_the_same(tmp_path: Path) -> None:
     taxonomy = load_taxonomy(small(tmp_path))
     text = dump_taxonomy(taxonomy, "a header")
@@ -112,8 +123,11 @@ def test_dump_reads_back_the_same(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("attributes:\n  - name: رنگ\n  - name: رنگ\n", "listed twice"),
-    ("attributes:\n  - name: رنگ\n  - {name: color, synonyms: [رنگ]}\n", "is already attribute 'رنگ'"),
+    ("attributes:\n  - {name: رنگ, open: true}\n  - {name: رنگ, open: true}\n", "listed twice"),
+    ("attributes:\n  - {name: رنگ, open: true}\n  - {name: color, open: true, synonyms: [رنگ]}\n",
+     "is already attribute 'رنگ'"),
+    # values dedented under `values:` become attributes of their own, without values (all their tags dropped)
+    ("attributes:\n  - name: جنس\n    values:\n  - نخ\n", r"attributes\[0\] \(جنس\): no values"),
     ("attributes:\n  - {name: رنگ, values: [قهوه ای, قهوه‌ای]}\n", "is already value"),
     ("attributes:\n  - {name: رنگ, multi: true}\n", "unknown key 'multi'"),
     ("attributes:\n  - {name: رنگ, open: yes please}\n", "expected true or false"),
