@@ -49,7 +49,7 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -172,7 +172,7 @@ class _NumbersAsTextLoader(_UniqueKeyLoader):
     """`_UniqueKeyLoader` reading numbers as the text they are written as: a size `1.10` stays `1.10` (not 1.1),
     `010` stays `010` (not 8), `12:30` stays `12:30` (not 750)."""
 
-    yaml_implicit_resolvers = {
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, Any]]]] = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int",
                                                                            "tag:yaml.org,2002:float")]
         for first, resolvers in _UniqueKeyLoader.yaml_implicit_resolvers.items()
