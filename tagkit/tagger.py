@@ -86,12 +86,18 @@ class Tagger:
         return replace(prediction, tags=tags, candidates=candidates)
 
     def _canonical_categories(self, prediction: Prediction) -> Prediction:
-        """The category and alternatives as the taxonomy's paths; paths that become one add their scores."""
+        """The category and alternatives as the taxonomy's paths; paths that become one add their scores. A
+        taxonomy with a category tree allows only its own paths (none of them among the model's: no category)."""
         if prediction.category is None:
             return prediction
+        tree = bool(self.taxonomy.categories)
         scores: dict[tuple[str, ...], float] = {}
         for path, score in [(prediction.category, prediction.category_score), *prediction.alternatives]:
+            if tree and not self.taxonomy.has_category(path):
+                continue
             path = self.taxonomy.canonical_category(path)
             scores[path] = scores.get(path, 0.0) + score
         ranked = sorted(scores.items(), key=lambda item: -item[1])
+        if not ranked:
+            return replace(prediction, category=None, category_score=0.0, alternatives=[])
         return replace(prediction, category=ranked[0][0], category_score=ranked[0][1], alternatives=ranked[1:])

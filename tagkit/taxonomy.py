@@ -131,7 +131,7 @@ class Taxonomy:
         """
         if not tag.name:
             return Tag("", normalize(tag.value))
-        alias = self.index.tag_aliases.get((match_key(tag.name), match_key(tag.value)))
+        alias = self.index.tag_aliases.get(self.index.tag_key(tag))
         if alias is not None:
             return alias
         attribute = self.attribute(tag.name)
@@ -150,6 +150,10 @@ class Taxonomy:
         key = _path_key(path)
         found = self.index.categories.get(key)
         return found if found is not None else tuple(normalize(level) for level in path)
+
+    def has_category(self, path: Sequence[str]) -> bool:
+        """Whether `path` (raw or canonical) is one of the taxonomy's categories."""
+        return _path_key(path) in self.index.categories
 
     def known(self, tag: Tag) -> bool:
         """Whether `tag` (already canonical) is allowed: a known attribute, and a listed value unless it is open."""
@@ -228,13 +232,13 @@ class _Index:
             self.by_name[attribute.name] = attribute
             for key in _keys(attribute.name, attribute.synonyms):
                 self.attributes.setdefault(key, attribute)
+        for attribute in taxonomy.attributes:
             values: dict[str, Value] = {}
             for value in attribute.values:
                 for synonym in (value.name, *value.synonyms):
                     if TAG_ALIAS in synonym:
                         raw = Tag.parse(synonym)
-                        self.tag_aliases.setdefault((match_key(raw.name), match_key(raw.value)),
-                                                    Tag(attribute.name, value.name))
+                        self.tag_aliases.setdefault(self.tag_key(raw), Tag(attribute.name, value.name))
                     else:
                         values.setdefault(match_key(synonym), value)
             self.values[attribute.name] = values
@@ -247,6 +251,12 @@ class _Index:
         for path in taxonomy.categories:  # a category written by its own name alone, when no other has it
             if len(path) > 1 and last[match_key(path[-1])] == 1:
                 self.categories.setdefault((match_key(path[-1]),), path)
+
+
+    def tag_key(self, tag: Tag) -> tuple[str, str]:
+        """A raw tag as whole-tag synonyms are looked up: its attribute by any of its names."""
+        attribute = self.attributes.get(match_key(tag.name))
+        return match_key(attribute.name if attribute is not None else tag.name), match_key(tag.value)
 
 
 def _keys(name: str, synonyms: Iterable[str]) -> set[str]:
@@ -294,7 +304,11 @@ def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:
         path = parse_category(_text(target, where))
         if _path_key(path) not in seen_paths:
             raise TaxonomyError(f"{where}: {shown(format_category(path))} is not a category of this taxonomy")
-        taxonomy.category_synonyms[parse_category(normalize(_text(raw, where)))] = seen_paths[_path_key(path)]
+        raw_path = parse_category(normalize(_text(raw, where)))
+        if _path_key(raw_path) in seen_paths:  # it would never be used: the category itself comes first
+            raise TaxonomyError(f"{where}: {shown(format_category(raw_path))} is a category of this taxonomy "
+                                "itself; a synonym is another way to write one")
+        taxonomy.category_synonyms[raw_path] = seen_paths[_path_key(path)]
     attributes = data.get("attributes") or []
     if not isinstance(attributes, list):
         raise TaxonomyError(f"{label}: attributes: expected a list of `- name: ...` entries, found {_kind(attributes)}")
@@ -309,6 +323,15 @@ def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:
         if any(a.name == attribute.name for a in taxonomy.attributes):
             raise TaxonomyError(f"{label}: attributes[{i}]: attribute {shown(attribute.name)} is listed twice")
         taxonomy.attributes.append(attribute)
+    for attribute in taxonomy.attributes:  # a whole-tag synonym that is a listed tag would rewrite that tag
+        for value in attribute.values:
+            for synonym in value.synonyms:
+                raw = Tag.parse(synonym) if TAG_ALIAS in synonym else None
+                listed = taxonomy.attribute(raw.name) if raw is not None else None
+                if listed is not None and taxonomy.value(listed, raw.value) is not None:
+                    raise TaxonomyError(f"{label}: attribute {shown(attribute.name)}: value {shown(value.name)}: "
+                                        f"the synonym {shown(synonym)} is a value of this taxonomy itself: remove "
+                                        "one of them")
     return taxonomy
 
 

@@ -102,6 +102,16 @@ def test_merged_tags_keep_attributes_the_taxonomy_does_not_know(tmp_path: Path) 
         (Tag("رنگ", "بنفش"), 0.95), (Tag("سایز", "XL"), 0.9), (Tag("سایز", "L"), 0.7)]  # no taxonomy
 
 
+def test_a_whole_tag_synonym_holds_for_every_name_of_its_attribute(tmp_path: Path) -> None:
+    """`فام: Black` -> `color: Black`, where فام is another name of رنگ: `رنگ: Black` used to stay as it was."""
+    text = ("attributes:\n  - {name: color, values: [{value: Black, synonyms: ['فام: Black']}]}\n"
+            "  - {name: رنگ, synonyms: [فام], open: true, values: [مشکی]}\n")
+    taxonomy = load_taxonomy(small(tmp_path, text))
+    for name in ("فام", "رنگ"):
+        assert taxonomy.canonical(Tag(name, "black")) == Tag("color", "Black")
+    assert taxonomy.canonical(Tag("رنگ", "مشکی")) == Tag("رنگ", "مشکی")
+
+
 def test_numbers_are_read_as_written(tmp_path: Path) -> None:
     """YAML reads 1.10 as 1.1, 010 as 8 and 12:30 as 750: a size taxonomy silently lost its values."""
     text = "attributes:\n  - name: size\n    values: [42, 1.10, 010, 12:30, 1_000, {value: 38, synonyms: [7.50]}]\n"
@@ -133,6 +143,9 @@ def test_dump_reads_back_the_same(tmp_path: Path) -> None:
     ("attributes:\n  - {name: رنگ, open: yes please}\n", "expected true or false"),
     ("categories: {A: {B: }}\ncategory_synonyms: {X: A > C}\n", "not a category"),
     ("colours: []\n", "unknown key 'colours'"),
+    ("categories: {A: {B: }, C: }\ncategory_synonyms: {C: A > B}\n", "is a category of this taxonomy itself"),
+    ("attributes:\n  - {name: color, values: [Red]}\n  - {name: usage, values: [{value: Travel, synonyms: "
+     "['color: Red']}]}\n", "is a value of this taxonomy itself"),
     ("attributes: [{name: رنگ, values: [{value: سفید, synonym: [x]}]}]\n", "unknown key 'synonym'"),
 ])
 def test_bad_taxonomies_are_refused_with_the_entry_named(tmp_path: Path, text: str, message: str) -> None:
