@@ -11,7 +11,9 @@ One row of the `feedback` table is one decision about one product's predictions 
 How decisions become labels (`apply_feedback`, used by `tagkit train`): for each product and field (the
 category, or one tag) the latest decision wins, whoever made it and whichever model it was about; its value
 replaces the catalogue label (correction > accept > catalogue label). A rejected tag leaves the label set;
-a rejected category without a correction leaves the product without that category.
+a rejected category without a correction leaves the product without that category. A decision is about a label
+however either is spelt: by the taxonomy's canonical names when one is given (a value renamed after the review
+included), and by match key (`tagkit.text.match_key`: half-space, Arabic letters, case...).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tagkit.product import Problem, Product, Tag, format_category, parse_categor
 
 if TYPE_CHECKING:
     from tagkit.store import Store
+    from tagkit.taxonomy import Taxonomy
 
 FIELDS = ("category", "tag", "product")
 DECISIONS = ("accept", "reject", "correct")
@@ -106,46 +109,60 @@ def feedback_rows(store: Store) -> list[dict[str, Any]]:
 
 # decisions → labels --------------------------------------------------------------------------------------
 
-def apply_feedback(products: Iterable[Product], rows: Iterable[Mapping[str, Any]]) -> list[Product]:
-    """The products with their labels as the review decisions say (see the module docstring)."""
+def apply_feedback(products: Iterable[Product], rows: Iterable[Mapping[str, Any]],
+                   taxonomy: Taxonomy | None = None) -> list[Product]:
+    """The products with their labels as the review decisions say (see the module docstring); with a
+    `taxonomy`, labels and decisions are made canonical first."""
     by_product: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for row in sorted(rows, key=lambda r: (r["created_at"] or "", r.get("id") or 0)):
         by_product[row["product_id"]].append(row)
-    return [relabel(p, by_product[p.id]) if p.id in by_product else p for p in products]
+    return [relabel(p, by_product[p.id], taxonomy) if p.id in by_product else p for p in products]
 
 
-def relabel(product: Product, rows: Iterable[Mapping[str, Any]]) -> Product:
+def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxonomy | None = None) -> Product:
     """One product with its decisions (oldest first) applied to its category and tags."""
-    tags = {str(t): t for t in product.tags}
+    from tagkit.text import match_key
+
+    def tag(text: str | None) -> Tag | None:
+        raw = Tag.parse(text) if text and text.strip() else None
+        return taxonomy.canonical(raw) if taxonomy is not None and raw is not None else raw
+
+    def path(text: str | None) -> tuple[str, ...]:
+        raw = parse_category(text or "")
+        return taxonomy.canonical_category(raw) if taxonomy is not None and raw else raw
+
+    def key(label: Tag) -> tuple[str, str]:
+        return match_key(label.name), match_key(label.value)
+
+    own = taxonomy.canonical_tags(product.tags) if taxonomy is not None else product.tags
+    tags = {key(t): t for t in own}
     last_category = None
     reviewed = product.tags_reviewed
     for row in rows:
         if row["field"] == "category":
             last_category = row
         elif row["field"] == "tag":
-            predicted, corrected = _tag(row["predicted"]), _tag(row["corrected"])
+            predicted, corrected = tag(row["predicted"]), tag(row["corrected"])
             if row["decision"] == "accept" and predicted:
-                tags[str(predicted)] = predicted
+                tags[key(predicted)] = predicted
             elif row["decision"] in ("reject", "correct") and predicted:
-                tags.pop(str(predicted), None)
+                tags.pop(key(predicted), None)
             if row["decision"] == "correct" and corrected:
-                tags[str(corrected)] = corrected
+                tags[key(corrected)] = corrected
         elif row["field"] == "product":  # its review finished (a or x): every tag shown on it was judged
             reviewed = True
-    category = product.category
+    category = (taxonomy.canonical_category(product.category) if taxonomy is not None and product.category
+                else product.category)
     if last_category is not None:
-        decision, predicted = last_category["decision"], parse_category(last_category["predicted"] or "")
+        decision, predicted = last_category["decision"], path(last_category["predicted"])
         if decision == "accept" and predicted:
             category = predicted
         elif decision == "correct":
-            category = parse_category(last_category["corrected"] or "")
-        elif decision == "reject" and predicted == category:
+            category = path(last_category["corrected"])
+        elif decision == "reject" and predicted and [match_key(level) for level in predicted] == \
+                [match_key(level) for level in category]:
             category = ()
     return dataclasses.replace(product, category=category, tags=tuple(tags.values()), tags_reviewed=reviewed)
-
-
-def _tag(text: str | None) -> Tag | None:
-    return Tag.parse(text) if text and text.strip() else None
 
 
 # CSV -----------------------------------------------------------------------------------------------------

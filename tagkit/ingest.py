@@ -15,7 +15,7 @@ import numpy as np
 from tagkit.catalogue import note, read_input
 from tagkit.image import ImageError, content_hash, read_image_bytes
 from tagkit.product import Problem, Product, shown
-from tagkit.taxonomy import stored_taxonomy
+from tagkit.taxonomy import OutsideLabels, stored_taxonomy
 
 if TYPE_CHECKING:
     from tagkit.config import Mapping
@@ -128,6 +128,7 @@ def import_products(
     folder_ids: set[str] = set()  # the ids a folder's products carry (filled by read_input)
     records = read_input(source, mapping=mapping, products=products_file, ids=folder_ids, labels=not keep_labels)
     taxonomy = stored_taxonomy(store)  # tags and categories are stored canonical when there is one
+    outside = OutsideLabels()  # the labels it does not have (not for predict: new products)
     with (ThreadPoolExecutor(max_workers=8, thread_name_prefix="tagkit-hash") as pool,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagkit-read") as ahead):
         # The next chunk's image files are read and hashed while this one is embedded.
@@ -140,6 +141,8 @@ def import_products(
                 unreadable = [p for p in unreadable if (p.file, p.row) not in left_out]
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
+                if not keep_labels:
+                    taxonomy.outside(chunk, outside)
             writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels)
             if training:
                 store.set_held_out((p.id for p in chunk if not p.keeps_stored), False)
@@ -158,6 +161,8 @@ def import_products(
                 store.add_problems(run_id, problems.take())
             if on_progress:
                 on_progress(report.products_read)
+    for told in outside.notes(str(source)):
+        problems.add(told)
     if run_id is not None:
         store.add_problems(run_id, problems.take())
     report.seconds = round(time.monotonic() - started, 3)

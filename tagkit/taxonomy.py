@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from tagkit.config import load_yaml
-from tagkit.product import Product, Tag, format_category, parse_category, shown
+from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
 from tagkit.text import match_key, normalize
 
 if TYPE_CHECKING:
@@ -170,6 +170,20 @@ class Taxonomy:
             if product.category:
                 product.category = self.canonical_category(product.category)
 
+    def outside(self, products: Iterable[Product], found: OutsideLabels) -> None:
+        """Count into `found` the (canonical) labels of `products` that the taxonomy does not have."""
+        tree = bool(self.categories)
+        for product in products:
+            if tree and product.category and not self.has_category(product.category):
+                found.categories[format_category(product.category)] += 1
+            for tag in product.tags:
+                if not tag.name:
+                    continue
+                if self.index.by_name.get(tag.name) is None:
+                    found.attributes[tag.name] += 1
+                elif not self.known(tag):
+                    found.values[str(tag)] += 1
+
     def valid(self, scored: Iterable[tuple[Tag, float]], *, keep_unknown: bool = False) -> dict[Tag, float]:
         """Each tag the taxonomy allows, canonical, with its best score. A tag of an attribute the taxonomy does
         not know is dropped, or with `keep_unknown` kept as it is (the taxonomy has no say on it)."""
@@ -216,6 +230,34 @@ def best_first(best: Mapping[Tag, float], single_valued: Collection[str] = ()) -
             taken.add(tag.name)
         out.append((tag, score))
     return out
+
+
+@dataclass
+class OutsideLabels:
+    """Labels a taxonomy does not have (`Taxonomy.outside`), counted, and the notes that say so."""
+
+    categories: Counter[str] = field(default_factory=Counter)
+    values: Counter[str] = field(default_factory=Counter)
+    attributes: Counter[str] = field(default_factory=Counter)
+
+    def notes(self, source: str) -> list[Problem]:
+        def some(counts: Counter[str]) -> str:
+            listed = ", ".join(f"{text} ×{n:,}" for text, n in counts.most_common(5))
+            return listed + (f" and {len(counts) - 5:,} more" if len(counts) > 5 else "")
+
+        said = []
+        if self.categories:
+            said.append(("category", f"{self.categories.total():,} products have a category the taxonomy does not "
+                         f"have ({some(self.categories)}): predictions give only its paths; add them to its tree, "
+                         "or `tagkit taxonomy map` them"))
+        if self.values:
+            said.append(("tags", f"{self.values.total():,} tags have a value the taxonomy does not allow "
+                         f"({some(self.values)}): they are learnt but never predicted; add the values, or "
+                         "`tagkit taxonomy map` them"))
+        if self.attributes:
+            said.append(("tags", f"{self.attributes.total():,} tags are of attributes the taxonomy does not list "
+                         f"({some(self.attributes)}): kept and predicted as they are"))
+        return [Problem(source, None, where, message, info=True) for where, message in said]
 
 
 class _Index:

@@ -77,7 +77,8 @@ def train(
             on_problem=on_problem, on_progress=on_progress, run_id=run_id,
             on_chunk=lambda chunk: ids.update(p.id for p in chunk))
     decisions = feedback_rows(store)
-    products = apply_feedback(store.iter_products(), decisions)  # review decisions override labels
+    taxonomy = stored_taxonomy(store)  # decisions match labels by the taxonomy's names, whatever the spelling
+    products = apply_feedback(store.iter_products(), decisions, taxonomy)  # review decisions override labels
     reviewed = {row["product_id"] for row in decisions}
     from_review = reviewed - ids if ids is not None else set()
     if ids is not None:  # what was reviewed is learnt from, whichever catalogue it came from
@@ -85,8 +86,7 @@ def train(
     held_out = store.held_out_ids() - reviewed if ids is None else set()
     left_out = sum(1 for p in products if p.id in held_out and (p.category or p.tags))
     products = [p for p in products if p.id not in held_out]
-    taxonomy = stored_taxonomy(store)
-    if taxonomy is not None:  # what a reviewer typed, and labels stored before the taxonomy was imported
+    if taxonomy is not None:  # labels stored before the taxonomy was imported
         taxonomy.canonicalise(products)
     data = labelled(products_dataset(store, products, embedder), ids)
     if not len(data):

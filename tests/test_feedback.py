@@ -51,6 +51,25 @@ def test_latest_decision_per_field_wins():
     assert set(map(str, p.tags)) == {"color: Red", "usage: Casual"}
 
 
+def test_a_decision_is_about_a_label_however_either_is_spelt(tmp_path: Path):
+    """A sheet typed with a space for the half-space, a value renamed by the taxonomy after the review: the
+    decision used to miss the label, leaving two values of a single-valued attribute."""
+    from tagkit.taxonomy import load_taxonomy
+
+    product = Product("p1", "پیراهن", category=("پوشاک", "پیراهن"), tags=(Tag("رنگ", "سرمه‌ای"), Tag("جنس", "نخ")))
+    [p] = apply_feedback([product], [row("tag", "correct", "رنگ: سرمه ای", "رنگ: مشکی", at="2026-01-01"),
+                                     row("tag", "reject", "جنس: نخ", at="2026-01-02"),
+                                     row("category", "reject", "پوشاك > پيراهن", at="2026-01-03")])
+    assert set(p.tags) == {Tag("رنگ", "مشکی")} and p.category == ()
+    path = tmp_path / "t.yaml"
+    path.write_text("attributes:\n  - name: رنگ\n    values: [{value: خاکستری, synonyms: [طوسی]}, زرد]\n", "utf-8")
+    taxonomy = load_taxonomy(path)
+    renamed = Product("p2", "پیراهن", tags=(Tag("رنگ", "خاکستری"),))  # stored as طوسی, renamed with --apply
+    [q] = apply_feedback([renamed], [row("tag", "correct", "رنگ: طوسی", "رنگ: زرد", at="2026-01-01",
+                                         product="p2")], taxonomy)
+    assert q.tags == (Tag("رنگ", "زرد"),)
+
+
 def test_rejected_category_without_correction():
     [same] = apply_feedback([SHOE], [row("category", "reject", "Shoes > Sports", at="2026-01-01")])
     assert same.category == (), "the rejected path is no label"

@@ -309,3 +309,24 @@ def test_cli_import_show_map_suggest(tmp_path: Path) -> None:
     assert missing.exit_code == 4 and "no taxonomy" in missing.output
     bad = runner.invoke(main, ["--db", fresh, "taxonomy", "map", "x", "y"])
     assert bad.exit_code == 2
+
+
+def test_import_says_which_labels_the_taxonomy_does_not_have(tmp_path: Path) -> None:
+    """Labels outside the taxonomy were learnt, and then never predicted or silently dropped, without a word."""
+    from tagkit.ingest import import_products
+
+    catalogue = tmp_path / "p.csv"
+    catalogue.write_text("id,title,category,tags\n"
+                         "1,کفش,مد و پوشاک > کفش,رنگ: مشکی|رنگ: آبی|جنسیت: زنانه\n"
+                         "2,ساعت,اکسسوری > ساعت,رنگ: آبی|colour: navy\n", "utf-8")
+    with Store(tmp_path / "t.db") as store:
+        import_taxonomy(store, load_taxonomy(small(tmp_path)))
+        report = import_products(store, catalogue, embedder=None)
+        notes = {p.message.split(" (")[0]: p for p in report.problems if p.info and "taxonomy" in p.message}
+        assert set(notes) == {"1 products have a category the taxonomy does not have",
+                              "2 tags have a value the taxonomy does not allow",
+                              "1 tags are of attributes the taxonomy does not list"}
+        assert "اکسسوری > ساعت ×1" in notes["1 products have a category the taxonomy does not have"].message
+        assert "رنگ: آبی ×2" in notes["2 tags have a value the taxonomy does not allow"].message
+        assert not any("taxonomy" in p.message for p in import_products(store, catalogue, embedder=None,
+                                                                        keep_labels=True).problems)
