@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -15,7 +14,6 @@ from tagkit.dataset import Dataset, products_dataset
 from tagkit.ingest import import_products
 from tagkit.predicting import embedder_for, last_per_id, load_model
 from tagkit.product import Problem, Product, Tag
-from tagkit.text import match_key
 
 if TYPE_CHECKING:
     from tagkit.config import Mapping
@@ -71,7 +69,7 @@ def evaluate(
                                on_progress=on_progress, on_chunk=on_chunk, run_id=run_id, training=False)
     ids = list(scored)
     categories, tags, predictions = ([entry[k] for entry in scored.values()] for k in range(3))
-    tags, predictions = _one_spelling(tags, predictions)
+    categories, tags, predictions = _one_spelling(categories, tags, predictions)
     truth = Dataset(ids, [""] * len(ids), np.zeros((len(ids), 0), np.float32), np.zeros(len(ids), bool),
                     categories, tags)
     result = score(truth, predictions, top_k=top_k)
@@ -87,23 +85,19 @@ def evaluate(
     return result
 
 
-def _one_spelling(labels: list[tuple[Tag, ...]], predictions: list[Prediction]
-                  ) -> tuple[list[tuple[Tag, ...]], list[Prediction]]:
-    """Labels and predicted tags with each tag written one way: the labels' most common spelling of it (same
-    `match_key`: case, digits, half-spaces, Arabic letters, spacing), so that a prediction is scored as the label
-    it is, and the per-tag table has one row per tag. A taxonomy makes both canonical already; without one, the
-    model writes a value as its training labels mostly did (`Puma`, `40 تا 45`) and a label may not (`puma`,
-    `۴۰ تا ۴۵`)."""
-    def key(tag: Tag) -> tuple[str, str]:
-        return match_key(tag.name), match_key(tag.value)
+def _one_spelling(categories: list[tuple[str, ...]], labels: list[tuple[Tag, ...]], predictions: list[Prediction]
+                  ) -> tuple[list[tuple[str, ...]], list[tuple[Tag, ...]], list[Prediction]]:
+    """Labels and predictions with each category and tag written one way: the labels' most common spelling of it
+    (`tagkit.vocabulary.Spellings`), so that a prediction is scored as the label it is, and the per-category and
+    per-tag tables have one row per label. A taxonomy makes both canonical already; without one, the model writes
+    a label as its training labels mostly did (`Puma`, `40 تا 45`) and a test label may not (`puma`, `۴۰ تا ۴۵`)."""
+    from tagkit.vocabulary import Spellings
 
-    counts = Counter(t for own in labels for t in own)
-    spelt: dict[tuple[str, str], Tag] = {}
-    for tag, _ in counts.most_common():  # the most common spelling first; ties: the first seen
-        spelt.setdefault(key(tag), tag)
-    labels = [tuple(dict.fromkeys(spelt.get(key(t), t) for t in own)) for own in labels]
-    predictions = [replace(p, tags=[(spelt.get(key(t), t), s) for t, s in p.tags]) for p in predictions]
-    return labels, predictions
+    spelt = Spellings(categories, (t for own in labels for t in own))
+    predictions = [replace(p, category=spelt.path(p.category) if p.category else p.category,
+                           alternatives=[(spelt.path(path), score) for path, score in p.alternatives],
+                           tags=[(spelt.tag(t), score) for t, score in p.tags]) for p in predictions]
+    return [spelt.path(c) for c in categories], [spelt.tags(own) for own in labels], predictions
 
 
 def _undefined_as_none(result: dict[str, Any], top_k: int) -> None:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from tagkit.tagger import EXTRACTOR_FOLDER
 from tagkit.taxonomy import stored_taxonomy
 from tagkit.text import match_key
 from tagkit.versions import ModelVersion, write_version
+from tagkit.vocabulary import Spellings
 
 if TYPE_CHECKING:
     from tagkit.config import Mapping
@@ -88,6 +89,9 @@ def train(
     products = [p for p in products if p.id not in held_out]
     if taxonomy is not None:  # labels stored before the taxonomy was imported
         taxonomy.canonicalise(products)
+    else:  # a label written several ways is one class
+        spelt = Spellings((p.category for p in products), (t for p in products for t in p.tags))
+        products = [replace(p, category=spelt.path(p.category), tags=spelt.tags(p.tags)) for p in products]
     data = labelled(products_dataset(store, products, embedder), ids)
     if not len(data):
         where = f"in {source}" if source is not None else f"in {store.path}"

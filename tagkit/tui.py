@@ -57,7 +57,8 @@ def run(session: Session, console: Console | None = None, fd: int | None = None)
         try:
             while True:
                 screen = session.screen()
-                hidden, size = render(console, session, screen, message), console.size
+                size = console.size  # the size it is drawn for: a resize while drawing is one too
+                hidden = render(console, session, screen, message)
                 key = read_key(fd)
                 message = ""
                 if key in ("q", "ctrl-c", "ctrl-d", "eof"):

@@ -59,6 +59,47 @@ def fold_key(text: str) -> str:
     return "".join(parts) or match_key(_persian_letters(text)).replace(" ", "")
 
 
+class Spellings:
+    """One spelling for each label written several ways (same `match_key` level by level: half-space or space,
+    Arabic letters, case, digits): the most common one among `categories` and `tags`, ties to the first seen.
+    Without a taxonomy, `train` learns `شلوار جین` and `شلوار‌جین`, or `Puma` and `puma`, as one class, and `eval`
+    scores a prediction as the label it is."""
+
+    def __init__(self, categories: Iterable[Sequence[str]], tags: Iterable[Tag]) -> None:
+        paths = Counter(tuple(p) for p in categories if p)
+        self._paths: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for path, _ in paths.most_common():
+            self._paths.setdefault(self._path_key(path), path)
+        self._path_of = {path: self._paths[self._path_key(path)] for path in paths}  # the spellings seen: at once
+        tag_counts = Counter(tags)
+        self._tags: dict[tuple[str, str], Tag] = {}
+        for tag, _ in tag_counts.most_common():
+            self._tags.setdefault(self._tag_key(tag), tag)
+        self._tag_of = {tag: self._tags[self._tag_key(tag)] for tag in tag_counts}
+
+    @staticmethod
+    def _path_key(path: Sequence[str]) -> tuple[str, ...]:
+        return tuple(match_key(level) for level in path)
+
+    @staticmethod
+    def _tag_key(tag: Tag) -> tuple[str, str]:
+        return match_key(tag.name), match_key(tag.value)
+
+    def path(self, path: Sequence[str]) -> tuple[str, ...]:
+        path = tuple(path)
+        found = self._path_of.get(path)
+        if found is None:
+            found = self._paths.get(self._path_key(path), path) if path else path
+        return found
+
+    def tag(self, tag: Tag) -> Tag:
+        found = self._tag_of.get(tag)
+        return found if found is not None else self._tags.get(self._tag_key(tag), tag)
+
+    def tags(self, tags: Iterable[Tag]) -> tuple[Tag, ...]:
+        return tuple(dict.fromkeys(self.tag(t) for t in tags))
+
+
 def standard_spelling(text: str) -> str:
     """Persian suffixes joined with a half-space as the standard spelling has them (`قهوه ای` -> `قهوه‌ای`,
     `ویژگی ها` -> `ویژگی‌ها`); everything else as `normalize` gives it."""

@@ -200,6 +200,33 @@ def test_a_label_written_differently_scores_as_the_same_tag(demo_db: Path, tmp_p
     assert rows(mixed) == rows(plain)
 
 
+def respelt_path(path: str) -> str:
+    """A category path as another team member writes it: half-spaces for spaces inside a level, Arabic ي/ك."""
+    return " > ".join(level.replace(" ", "\u200c").replace("ی", "ي").replace("ک", "ك") for level in path.split(" > "))
+
+
+def test_a_category_written_differently_scores_as_the_same_category(demo_db: Path, tmp_path: Path):
+    """`کیف‌پول` for `کیف پول`: counted wrong, and a row of its own in the per-category table."""
+    rows = demo_rows()
+    assert sum(respelt_path(row["category"]) != row["category"] for row in rows) >= 10
+    plain = scores_of(demo_db, write_csv(tmp_path / "plain.csv", rows))
+    other = scores_of(demo_db, write_csv(tmp_path / "other.csv", [
+        {**row, "category": respelt_path(row["category"])} if i % 2 else row for i, row in enumerate(rows)]))
+    assert other["category"]["accuracy"] == plain["category"]["accuracy"] > 0.8
+    assert len(other["category"]["per_category"]) == len(plain["category"]["per_category"])
+
+
+def test_train_learns_a_category_written_two_ways_as_one(tmp_path: Path):
+    with (DEMO / "train.csv").open(encoding="utf-8") as f:
+        rows = [{**row, "image": str(DEMO / row["image"]) if row["image"] else ""} for row in csv.DictReader(f)]
+    respelt = [{**row, "category": respelt_path(row["category"])} if i % 3 == 0 else row for i, row in enumerate(rows)]
+    assert sum(a["category"] != b["category"] for a, b in zip(rows, respelt, strict=True)) >= 20
+    counts = [json.loads(tagkit(tmp_path / f"{name}.db", "train", str(write_csv(tmp_path / f"{name}.csv", data)),
+                                "--json").stdout)["counts"]["categories"] for name, data in
+              (("plain", rows), ("respelt", respelt))]
+    assert counts[0] == counts[1] == len({row["category"] for row in rows})
+
+
 def scores_of(db: Path, path: Path) -> dict:
     result = tagkit(db, "eval", str(path), "--json")
     assert result.exit_code == ExitCode.OK, result.stderr
