@@ -559,6 +559,7 @@ class _RecordBuilder:
         self.seen: dict[str, int] = {}
         self.has_title_column = False
         self.has_input_column = True  # a title, description or image column (known once resolved)
+        self.hinted: set[str] = set()  # the tag-format notes given (`_hint_format`): once per file
 
     @property
     def id_keys(self) -> tuple[str, ...]:
@@ -711,6 +712,12 @@ class _RecordBuilder:
                                     "kept without an image"))
             return None
         if os.sep == "/":
+            if _WINDOWS_PATH.match(text):
+                problems.append(Problem(self.label, row, key, f"image {shown(text[:200])} is a Windows path (it "
+                                        "starts with a drive letter): write the paths relative to the products "
+                                        "file's folder, or give file names and set input.image_folder in "
+                                        "tagkit.yaml; product kept without an image"))
+                return None
             text = text.replace("\\", "/")
         if self.image_archive:
             return member_path(self.image_archive, os.path.normpath(text).lstrip("/"))
@@ -753,8 +760,31 @@ class _RecordBuilder:
             value = record.get(key)
             if value not in (None, ""):
                 listed = _tag_list(value, self.separator, self.label, row, key, problems)
+                if isinstance(value, str):
+                    self._hint_format(listed, row, key, problems)
                 tags.extend(tag for tag in listed if tag.value and tag.value.casefold() not in skip)
         return tuple(dict.fromkeys(tags)) if len(tags) > 1 else tuple(tags)
+
+
+    def _hint_format(self, tags: list[Tag], row: int, key: str, problems: list[Problem]) -> None:
+        """A note, once per file, when a cell's tags look written another way than tagkit reads them: several
+        `name: value` in one tag (another separator), or `name=value`."""
+        for tag in tags:
+            if tag.name and _ANOTHER_TAG.search(tag.value) and "several" not in self.hinted:
+                self.hinted.add("several")
+                problems.append(note(self.label, row, key, f"the tag {shown(str(tag))} holds more than one "
+                                     f"`name: value`: are the tags of this column separated by something other "
+                                     f"than {shown(self.separator)}? Say which in tagkit.yaml (input: "
+                                     "tag_separator)"))
+            elif not tag.name and _NAME_EQUALS.fullmatch(tag.value) and "equals" not in self.hinted:
+                self.hinted.add("equals")
+                problems.append(note(self.label, row, key, f"the tag {shown(tag.value)} is read as a value without "
+                                     "a name: tagkit reads tags written `name: value`"))
+
+
+_WINDOWS_PATH = re.compile(r"[A-Za-z]:[\\/]")
+_ANOTHER_TAG = re.compile(r"[;؛،,/]\s*[^\s:;؛،,/][^:;؛،,/]{0,40}:\s*\S")  # `...; برند: X` inside one value
+_NAME_EQUALS = re.compile(r"[^=:]{1,40}=[^=]+")
 
 
 # -- field helpers ----------------------------------------------------------------------------

@@ -623,3 +623,21 @@ def test_persian_unknown_is_no_tag_by_default(tmp_path: Path) -> None:
     text = "id,title,tags\n1,کیف پول,برند: نامشخص|رنگ: مشکی|جنس: نامعلوم\n"
     products, _ = read(write(tmp_path, "p.csv", text))
     assert products[0].tags == (Tag("رنگ", "مشکی"),)
+
+
+def test_tags_written_another_way_are_pointed_out_once(tmp_path: Path) -> None:
+    """`;` between tags, or `name=value`: read as one giant tag or a nameless value, without a word."""
+    text = ("id,title,tags\n1,کیف,طرح: ساده; برند: کوتون\n2,کفش,رنگ: مشکی؛ جنس: چرم\n3,شال,رنگ=اناری\n"
+            "4,کلاه,رنگ=آبی|جنس: نخ\n5,ساعت,برند: Casio|رنگ: مشکی\n")
+    products, problems = read(write(tmp_path, "p.csv", text))
+    assert len(products) == 5 and warnings(problems) == []
+    several = only(problems, row=2)
+    assert "more than one `name: value`" in several.message and "tag_separator" in several.message
+    assert "without a name" in only(problems, row=4).message
+    assert len(problems) == 2, "once per file"
+
+
+def test_a_windows_path_says_so(tmp_path: Path) -> None:
+    products, problems = read(write(tmp_path, "p.csv", "id,title,image\n1,کیف,C:\\Users\\shop\\Pictures\\x.jpg\n"))
+    assert products[0].image is None
+    assert "is a Windows path" in only(warnings(problems)).message
