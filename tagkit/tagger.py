@@ -93,9 +93,9 @@ class Tagger:
         tree = bool(self.taxonomy.categories)
         scores: dict[tuple[str, ...], float] = {}
         for path, score in [(prediction.category, prediction.category_score), *prediction.alternatives]:
+            path = self.taxonomy.canonical_category(path)
             if tree and not self.taxonomy.has_category(path):
                 continue
-            path = self.taxonomy.canonical_category(path)
             scores[path] = scores.get(path, 0.0) + score
         ranked = sorted(scores.items(), key=lambda item: -item[1])
         if not ranked:

@@ -145,10 +145,17 @@ class Taxonomy:
         return tuple(dict.fromkeys(self.canonical(t) for t in tags))
 
     def canonical_category(self, path: Sequence[str]) -> tuple[str, ...]:
-        """The taxonomy's path for a raw path: by match keys level by level, a synonym, or the last level alone
+        """The taxonomy's path for a raw path: by match keys level by level, a synonym (of the path, or of a
+        parent: `Apparel > Bottomwear > Jeans` under a `Bottomwear` renamed `Lowerwear`), or the last level alone
         when only one category has that name; unknown paths come back normalised."""
         key = _path_key(path)
         found = self.index.categories.get(key)
+        for cut in range(len(key) - 1, 0, -1):  # the longest parent the taxonomy knows, then the rest
+            if found is not None:
+                break
+            parent = self.index.categories.get(key[:cut])
+            if parent is not None:
+                found = self.index.categories.get(_path_key((*parent, *path[cut:])))
         return found if found is not None else tuple(normalize(level) for level in path)
 
     def has_category(self, path: Sequence[str]) -> bool:

@@ -127,6 +127,8 @@ def map_command(obj: Any, raw: str, canonical: str) -> None:
     an attribute name, or a category path (`A > B`). Later imports map RAW to CANONICAL."""
     from tagkit.taxonomy import TaxonomyError, add_synonym
 
+    if not obj.db.exists():  # nothing to map into: refused, not an empty database made
+        obj.fail(f"no database at {obj.db} (`tagkit taxonomy import FILE` first, or pass --db)", ExitCode.USAGE)
     with obj.run("taxonomy map", {"raw": raw, "canonical": canonical}, "mapping") as run:
         try:
             mapped = add_synonym(run.store, raw, canonical)

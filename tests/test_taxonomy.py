@@ -281,6 +281,8 @@ def test_cli_import_show_map_suggest(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         return result.output
 
+    nowhere = runner.invoke(main, ["--db", db, "taxonomy", "map", "x", "رنگ: مشکی"])
+    assert nowhere.exit_code == 2 and "no database" in nowhere.output and not Path(db).exists()
     assert json.loads(run("taxonomy", "import", str(small(tmp_path)), "--json"))["added"] == 12
     assert json.loads(run("taxonomy", "import", str(small(tmp_path)), "--json"))["unchanged"] == 12
     assert "├── کفش" in run("taxonomy", "show", "--tree")
@@ -330,3 +332,14 @@ def test_import_says_which_labels_the_taxonomy_does_not_have(tmp_path: Path) -> 
         assert "رنگ: آبی ×2" in notes["2 tags have a value the taxonomy does not allow"].message
         assert not any("taxonomy" in p.message for p in import_products(store, catalogue, embedder=None,
                                                                         keep_labels=True).problems)
+
+
+def test_a_renamed_parent_keeps_its_children(tmp_path: Path) -> None:
+    """`Bottomwear` renamed `Lowerwear` (the old path a synonym): `Apparel > Bottomwear > Jeans` was left unknown."""
+    text = ("categories:\n  Apparel:\n    Lowerwear:\n      Jeans:\n      Shorts:\n    Topwear:\n      Shorts:\n"
+            "category_synonyms:\n  Apparel > Bottomwear: Apparel > Lowerwear\n")
+    taxonomy = load_taxonomy(small(tmp_path, text))
+    assert taxonomy.canonical_category(("Apparel", "Bottomwear", "Jeans")) == ("Apparel", "Lowerwear", "Jeans")
+    assert taxonomy.canonical_category(("apparel", "bottomwear", "shorts")) == ("Apparel", "Lowerwear", "Shorts")
+    assert taxonomy.canonical_category(("Apparel", "Bottomwear", "Skirts")) == ("Apparel", "Bottomwear", "Skirts")
+    assert not taxonomy.has_category(("Apparel", "Bottomwear", "Skirts"))
