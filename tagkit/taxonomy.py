@@ -301,7 +301,6 @@ class _Index:
             if len(path) > 1 and last[match_key(path[-1])] == 1:
                 self.categories.setdefault((match_key(path[-1]),), path)
 
-
     def tag_key(self, tag: Tag) -> tuple[str, str]:
         """A raw tag as whole-tag synonyms are looked up: its attribute by any of its names."""
         attribute = self.attributes.get(match_key(tag.name))
