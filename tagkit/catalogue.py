@@ -594,7 +594,7 @@ class _RecordBuilder:
             if name == "category" and explicit and len(wanted) > 1:
                 absent = [column for column in wanted if not find(column)]
                 if absent:
-                    yield missing(absent, "category levels")
+                    yield missing(absent, "category levels", needed=self.labels)
             elif explicit and wanted and not found:
                 yield missing(wanted, f"mapped to {name}", needed=name in ("id", "title", "image") or (
                     self.labels and name in ("category", "tags")))

@@ -169,12 +169,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 class _NumbersAsTextLoader(_UniqueKeyLoader):
-    """`_UniqueKeyLoader` reading numbers as the text they are written as: a size `1.10` stays `1.10` (not 1.1),
-    `010` stays `010` (not 8), `12:30` stays `12:30` (not 750)."""
+    """`_UniqueKeyLoader` reading numbers and dates as the text they are written as: a size `1.10` stays `1.10`
+    (not 1.1), `010` stays `010` (not 8), `12:30` stays `12:30` (not 750), `2024-01-01` stays text."""
 
     yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, Any]]]] = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int",
-                                                                           "tag:yaml.org,2002:float")]
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in (
+            "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")]
         for first, resolvers in _UniqueKeyLoader.yaml_implicit_resolvers.items()
     }
 

@@ -376,7 +376,8 @@ def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:
             for synonym in value.synonyms:
                 raw = Tag.parse(synonym) if TAG_ALIAS in synonym else None
                 listed = taxonomy.attribute(raw.name) if raw is not None else None
-                if listed is not None and taxonomy.value(listed, raw.value) is not None:
+                other = taxonomy.value(listed, raw.value) if listed is not None else None
+                if other is not None and other is not value:  # (itself, under another name of its attribute: fine)
                     raise TaxonomyError(f"{label}: attribute {shown(attribute.name)}: value {shown(value.name)}: "
                                         f"the synonym {shown(synonym)} is a value of this taxonomy itself: remove "
                                         "one of them")

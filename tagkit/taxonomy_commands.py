@@ -39,7 +39,7 @@ def import_command(obj: Any, file: Path, apply_to_products: bool, as_json: bool)
     try:
         loaded = load_taxonomy(file)
     except TaxonomyError as error:
-        raise click.UsageError(str(error)) from error
+        obj.fail(str(error), ExitCode.USAGE)
     with obj.run("taxonomy import", {"file": file, "apply": apply_to_products}, "importing the taxonomy") as run:
         imported = import_taxonomy(run.store, loaded)
         counts: dict[str, Any] = imported.as_dict()

@@ -60,8 +60,9 @@ def train(
     run_id: int | None = None,
 ) -> TrainReport:
     """Train a model version on the labelled products of `source` (imported first) and the products a review
-    decision is about, or, when `source` is None, on those of the whole database but the test products `eval`
-    read (`Store.held_out_ids`) and no review decision is about. The same products and seed give the same model.
+    decision is about, or, when `source` is None, on those of the whole database; never on the test products
+    `eval` scored (`Store.held_out_ids`) that no review decision is about and SOURCE has no row of (an image of
+    one in a folder is not enough). The same products and seed give the same model.
 
     `extract` (tagkit.yaml `train: extract:`) also fits an `AttributeExtractor` on the same products, for every
     attribute of their labels (True) or for the attributes named; it is saved in the version's `extractor/`
@@ -84,7 +85,8 @@ def train(
     from_review = reviewed - ids if ids is not None else set()
     if ids is not None:  # what was reviewed is learnt from, whichever catalogue it came from
         ids |= from_review
-    held_out = store.held_out_ids() - reviewed if ids is None else set()
+    # test products: all of them without SOURCE; with one, those it has only as images (its rows unmarked theirs)
+    held_out = store.held_out_ids() - reviewed
     left_out = sum(1 for p in products if p.id in held_out and (p.category or p.tags))
     products = [p for p in products if p.id not in held_out]
     if taxonomy is not None:  # labels stored before the taxonomy was imported
@@ -105,8 +107,7 @@ def train(
     counts = dataset_counts(data)
     if ids is not None:
         counts["from_review"] = sum(1 for pid in data.ids if pid in from_review)
-    else:
-        counts["held_out"] = left_out
+    counts["held_out"] = left_out
     seconds = round(time.monotonic() - started, 3)
     metrics = dict(model.report.get("validation", {}))
     if extractor is not None:

@@ -68,8 +68,18 @@ def write_version(store: Store, save: Callable[[Path], None], manifest: dict[str
         manifest = {"version": version, "created_at": now(), **manifest}
         (temporary / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", "utf-8")
         os.replace(temporary, root / version)
+        _record(store, version, root, manifest)
+    except BaseException:  # failed or stopped (SIGTERM, Ctrl-C): no folder is left without its row
+        if not store.db.execute("select 1 from models where id = ?", [version]).fetchone():
+            shutil.rmtree(root / version, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+    return ModelVersion(version, root / version, manifest)
+
+
+def _record(store: Store, version: str, root: Path, manifest: dict[str, Any]) -> None:
+    """The `models` row of a published version."""
     with store.transaction():
         store.db.table("models").insert({
             "id": version,
@@ -82,7 +92,6 @@ def write_version(store: Store, save: Callable[[Path], None], manifest: dict[str
             "params": json.dumps(manifest.get("params", {}), ensure_ascii=False),
             "metrics": json.dumps(manifest.get("metrics", {}), ensure_ascii=False),
         })
-    return ModelVersion(version, root / version, manifest)
 
 
 def remove_leftovers(root: Path) -> list[Path]:

@@ -60,7 +60,7 @@ def fold_key(text: str) -> str:
 
 
 class Spellings:
-    """One spelling for each label written several ways (same `match_key` level by level: half-space or space,
+    """One spelling for each label written several ways (same `spelling_key` level by level: half-space or space,
     Arabic letters, case, digits): the most common one among `categories` and `tags`, ties to the first seen.
     Without a taxonomy, `train` learns `شلوار جین` and `شلوار‌جین`, or `Puma` and `puma`, as one class, and `eval`
     scores a prediction as the label it is."""
@@ -79,11 +79,11 @@ class Spellings:
 
     @staticmethod
     def _path_key(path: Sequence[str]) -> tuple[str, ...]:
-        return tuple(match_key(level) for level in path)
+        return tuple(spelling_key(level) for level in path)
 
     @staticmethod
     def _tag_key(tag: Tag) -> tuple[str, str]:
-        return match_key(tag.name), match_key(tag.value)
+        return spelling_key(tag.name), spelling_key(tag.value)
 
     def path(self, path: Sequence[str]) -> tuple[str, ...]:
         path = tuple(path)
@@ -98,6 +98,12 @@ class Spellings:
 
     def tags(self, tags: Iterable[Tag]) -> tuple[Tag, ...]:
         return tuple(dict.fromkeys(self.tag(t) for t in tags))
+
+
+def spelling_key(text: str) -> str:
+    """`text` with only its spelling undone: Arabic letters, Persian digits, half-spaces, case and spacing.
+    Signs, units and other punctuation stay (`+1.5` is not `-1.5`, `10%` is not `10`), unlike `match_key`."""
+    return " ".join(text.translate(_ARABIC_TO_PERSIAN).translate(_DIGITS).replace(_ZWNJ, " ").casefold().split())
 
 
 def standard_spelling(text: str) -> str:

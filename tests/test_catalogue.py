@@ -601,6 +601,9 @@ def test_label_columns_a_new_products_file_lacks_are_only_a_note_when_labels_are
     assert [p.title for p in products] == ["کیف پول"] and warnings(problems) == []
     assert any("برچسب‌ها" in p.message for p in problems), "still said, as a note"
     assert len(warnings(read(path, mapping)[1])) == 2, "where labels are wanted (train, eval) they are problems"
+    levels = Mapping().with_overrides(["id=شناسه", "title=عنوان", "category=گروه,زیرگروه,نوع"])  # several columns
+    _, problems = split(read_input(path, mapping=levels, labels=False))
+    assert warnings(problems) == [] and any("category levels" in p.message for p in problems)
 
 
 def test_a_file_with_nothing_to_place_products_by_is_not_read(tmp_path: Path) -> None:

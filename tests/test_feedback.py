@@ -273,6 +273,10 @@ def test_train_without_source_leaves_out_the_products_eval_read(demo_db: Path, t
     assert {f"dm-{i:04d}" for i in range(1, 5)} <= trained  # train.csv's products are learnt from as before
     again = tagkit(demo_db, "eval", str(demo / "test.csv"), "--json")
     assert json.loads(again.stdout)["seen_in_training"] == 1, "only the reviewed one"
+    # a folder of images: those of test products bring their stored labels, not a row that makes them training data
+    folder = json.loads(tagkit(demo_db, "train", str(demo / "images"), "--json").stdout)
+    assert folder["counts"]["held_out"] == len(test_ids) - 1
+    assert set((Path(folder["path"]) / "training_ids.txt").read_text("utf-8").split()) & set(test_ids) == {reviewed}
 
     # imported or given to train, test products are training data from then on, rows unchanged since eval too
     head = "\n".join((demo / "test.csv").read_text("utf-8").splitlines()[:11]) + "\n"

@@ -86,6 +86,17 @@ def test_missing_folder_is_a_clear_error(tmp_path):
         Store(tmp_path / "nowhere" / "tagkit.db")
 
 
+def test_a_version_that_cannot_be_recorded_leaves_no_folder(tmp_path):
+    """Stopped or failed between publishing the folder and writing its row: the folder used to stay, unlisted."""
+    from tagkit.versions import models_folder, write_version
+
+    Store(tmp_path / "t.db").close()
+    with Store(tmp_path / "t.db", read_only=True) as store, pytest.raises(sqlite3.OperationalError):
+        write_version(store, lambda folder: (folder / "model.txt").write_text("weights", "utf-8"), {})
+    with Store(tmp_path / "t.db") as store:
+        assert list(models_folder(store).iterdir()) == []
+
+
 def test_read_only_opens_no_new_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no database at"):
         Store(tmp_path / "missing.db", read_only=True)

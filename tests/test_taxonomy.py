@@ -110,14 +110,28 @@ def test_a_whole_tag_synonym_holds_for_every_name_of_its_attribute(tmp_path: Pat
     for name in ("فام", "رنگ"):
         assert taxonomy.canonical(Tag(name, "black")) == Tag("color", "Black")
     assert taxonomy.canonical(Tag("رنگ", "مشکی")) == Tag("رنگ", "مشکی")
+    itself = "attributes:\n  - {name: رنگ, synonyms: [فام], values: [{value: مشکی, synonyms: ['فام: مشکی']}]}\n"
+    assert load_taxonomy(small(tmp_path, itself)).canonical(Tag("فام", "مشکی")) == Tag("رنگ", "مشکی")
+
+
+def test_one_spelling_per_label_undoes_spelling_only() -> None:
+    """Half-space, Arabic letters, case and digits are spelling; signs and units are not (+1.5 is not -1.5)."""
+    from tagkit.vocabulary import Spellings
+
+    tags = [Tag("lens", v) for v in ("+1.5", "+1.5", "-1.5", "10%", "10", "10")] + [Tag("رنگ", "سرمه‌ای")] * 2
+    spelt = Spellings([("شلوار جین",), ("شلوار جین",), ("شلوار‌جين",)], [*tags, Tag("رنگ", "سرمه اي")])
+    assert spelt.path(("شلوار‌جين",)) == ("شلوار جین",)
+    assert spelt.tag(Tag("رنگ", "سرمه اي")) == Tag("رنگ", "سرمه‌ای") and spelt.tag(Tag("LENS", "+1.5")) == tags[0]
+    assert len({spelt.tag(t) for t in tags}) == 5
 
 
 def test_numbers_are_read_as_written(tmp_path: Path) -> None:
     """YAML reads 1.10 as 1.1, 010 as 8 and 12:30 as 750: a size taxonomy silently lost its values."""
-    text = "attributes:\n  - name: size\n    values: [42, 1.10, 010, 12:30, 1_000, {value: 38, synonyms: [7.50]}]\n"
+    text = ("attributes:\n  - name: size\n    values: [42, 1.10, 010, 12:30, 1_000, 2024-01-01, "
+            "{value: 38, synonyms: [7.50]}]\n")
     taxonomy = load_taxonomy(small(tmp_path, text))
     size = taxonomy.attribute("size")
-    assert [v.name for v in size.values] == ["42", "1.10", "010", "12:30", "1_000", "38"]
+    assert [v.name for v in size.values] == ["42", "1.10", "010", "12:30", "1_000", "2024-01-01", "38"]
     assert size.values[-1].synonyms == ("7.50",) and taxonomy.known(Tag("size", "1.10"))
     again = load_taxonomy(small(tmp_path / "..", dump_taxonomy(taxonomy)))
     assert [v.name for v in again.attribute("size").values] == [v.name for v in size.values]
