@@ -13,7 +13,7 @@ category, or one tag) the latest decision wins, whoever made it and whichever mo
 replaces the catalogue label (correction > accept > catalogue label). A rejected tag leaves the label set;
 a rejected category without a correction leaves the product without that category. A decision is about a label
 however either is spelt: by the taxonomy's canonical names when one is given (a value renamed after the review
-included), and by match key (`tagkit.text.match_key`: half-space, Arabic letters, case...).
+included), and by spelling (`tagkit.vocabulary.spelling_key`: half-space, Arabic letters, digits, case).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def apply_feedback(products: Iterable[Product], rows: Iterable[Mapping[str, Any]
 
 def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxonomy | None = None) -> Product:
     """One product with its decisions (oldest first) applied to its category and tags."""
-    from tagkit.text import match_key
+    from tagkit.vocabulary import spelling_key
 
     def tag(text: str | None) -> Tag | None:
         raw = Tag.parse(text) if text and text.strip() else None
@@ -132,7 +132,7 @@ def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxon
         return taxonomy.canonical_category(raw) if taxonomy is not None and raw else raw
 
     def key(label: Tag) -> tuple[str, str]:
-        return match_key(label.name), match_key(label.value)
+        return spelling_key(label.name), spelling_key(label.value)
 
     own = taxonomy.canonical_tags(product.tags) if taxonomy is not None else product.tags
     tags = {key(t): t for t in own}
@@ -159,8 +159,8 @@ def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxon
             category = predicted
         elif decision == "correct":
             category = path(last_category["corrected"])
-        elif decision == "reject" and predicted and [match_key(level) for level in predicted] == \
-                [match_key(level) for level in category]:
+        elif decision == "reject" and predicted and [spelling_key(level) for level in predicted] == \
+                [spelling_key(level) for level in category]:
             category = ()
     return dataclasses.replace(product, category=category, tags=tuple(tags.values()), tags_reviewed=reviewed)
 

@@ -61,6 +61,8 @@ def test_a_decision_is_about_a_label_however_either_is_spelt(tmp_path: Path):
                                      row("tag", "reject", "جنس: نخ", at="2026-01-02"),
                                      row("category", "reject", "پوشاك > پيراهن", at="2026-01-03")])
     assert set(p.tags) == {Tag("رنگ", "مشکی")} and p.category == ()
+    lens = Product("p3", "عدسی", tags=(Tag("نمره", "-1.5"),))  # a sign is not spelling
+    assert apply_feedback([lens], [row("tag", "reject", "نمره: +1.5", at="2026-01-01", product="p3")]) == [lens]
     path = tmp_path / "t.yaml"
     path.write_text("attributes:\n  - name: رنگ\n    values: [{value: خاکستری, synonyms: [طوسی]}, زرد]\n", "utf-8")
     taxonomy = load_taxonomy(path)
