@@ -35,7 +35,7 @@ from typing import Any, BinaryIO
 from tagkit.archive import member_path
 from tagkit.config import CANONICAL_FIELDS, Mapping
 from tagkit.product import Problem, Product, Tag, shown
-from tagkit.text import strip_html
+from tagkit.text import spelling_key, strip_html
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 JSONL_EXTENSIONS = frozenset({".jsonl", ".ndjson", ".jsonlines"})
@@ -420,15 +420,6 @@ def sniff_delimiter(header_line: str) -> str:
     return best[2] if best[0] else ","
 
 
-def _column_key(name: str) -> str:
-    """A column name as matched to the mapping: case, Arabic ي/ك, half-space and spacing do not count
-    (`دسته‌بندي` = `دسته بندی`)."""
-    return " ".join(name.translate(_COLUMN_FOLD).casefold().split())
-
-
-_COLUMN_FOLD = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "\u200c": " ", "\ufeff": None, "ـ": None})
-
-
 def _header(label: str, cells: list[str]) -> tuple[list[str], list[Problem]]:
     """Column names (stripped; blank ones named, repeated ones numbered) and notes about them."""
     names: list[str] = []
@@ -573,11 +564,11 @@ class _RecordBuilder:
         exact = set(columns)
         folded: dict[str, str] = {}
         for column in columns:
-            folded.setdefault(_column_key(column), column)
+            folded.setdefault(spelling_key(column), column)  # a column name spelt otherwise is the same
         where = "the file" if from_header else "the first record"
 
         def find(name: str) -> str | None:
-            return name if name in exact else folded.get(_column_key(name))
+            return name if name in exact else folded.get(spelling_key(name))
 
         def missing(names: Iterable[str], purpose: str, needed: bool = True) -> Problem:
             names = list(names)

@@ -13,7 +13,7 @@ category, or one tag) the latest decision wins, whoever made it and whichever mo
 replaces the catalogue label (correction > accept > catalogue label). A rejected tag leaves the label set;
 a rejected category without a correction leaves the product without that category. A decision is about a label
 however either is spelt: by the taxonomy's canonical names when one is given (a value renamed after the review
-included), and by spelling (`tagkit.vocabulary.spelling_key`: half-space, Arabic letters, digits, case).
+included), and by spelling (`tagkit.text.spelling_key`: half-space, Arabic letters, digits, case).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tagkit.catalogue import sniff_delimiter
 from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
+from tagkit.text import spelling_key
 
 if TYPE_CHECKING:
     from tagkit.store import Store
@@ -121,8 +122,6 @@ def apply_feedback(products: Iterable[Product], rows: Iterable[Mapping[str, Any]
 
 def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxonomy | None = None) -> Product:
     """One product with its decisions (oldest first) applied to its category and tags."""
-    from tagkit.vocabulary import spelling_key
-
     def tag(text: str | None) -> Tag | None:
         raw = Tag.parse(text) if text and text.strip() else None
         return taxonomy.canonical(raw) if taxonomy is not None and raw is not None else raw

@@ -302,6 +302,19 @@ def tokens(text: str) -> list[str]:
     return list(_tokens_cached(text) if len(text) <= _CACHED_LEN else _tokens(text))
 
 
+ARABIC_LETTERS = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه"})  # Arabic letters Persian writes otherwise
+DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "0123456789" * 2)  # Persian and Arabic-Indic digits
+_HALF_SPACE_AND_MARKS = str.maketrans({_ZWNJ: " ", "\ufeff": None, "\u0640": None})  # half-space, BOM, tatweel
+
+
+def spelling_key(text: str) -> str:
+    """`text` with only its spelling undone: Arabic letters, Persian digits, half-spaces, case and spacing
+    (`دسته‌بندي` = `دسته بندی`). Signs, units and other punctuation stay (`+1.5` is not `-1.5`, `10%` is not `10`),
+    unlike `match_key`."""
+    return " ".join(text.translate(ARABIC_LETTERS).translate(DIGITS).translate(_HALF_SPACE_AND_MARKS)
+                    .casefold().split())
+
+
 def match_key(text: str) -> str:
     """A key equal for names and values written differently.
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from tagkit.product import Product, Tag
 from tagkit.taxonomy import Attribute, Taxonomy, Value
-from tagkit.text import match_key, normalize
+from tagkit.text import ARABIC_LETTERS, DIGITS, match_key, normalize, spelling_key
 
 _PLURAL_TOKENS = frozenset({"ها", "های", "هایی"})
 _ARABIC_LETTERS = re.compile("[يكىة]")  # Arabic letters Persian writes otherwise (ی ک ی ه)
@@ -100,12 +100,6 @@ class Spellings:
         return tuple(dict.fromkeys(self.tag(t) for t in tags))
 
 
-def spelling_key(text: str) -> str:
-    """`text` with only its spelling undone: Arabic letters, Persian digits, half-spaces, case and spacing.
-    Signs, units and other punctuation stay (`+1.5` is not `-1.5`, `10%` is not `10`), unlike `match_key`."""
-    return " ".join(text.translate(_ARABIC_TO_PERSIAN).translate(_DIGITS).replace(_ZWNJ, " ").casefold().split())
-
-
 def standard_spelling(text: str) -> str:
     """Persian suffixes joined with a half-space as the standard spelling has them (`قهوه ای` -> `قهوه‌ای`,
     `ویژگی ها` -> `ویژگی‌ها`); everything else as `normalize` gives it."""
@@ -123,14 +117,12 @@ def preferred(variants: Mapping[str, int]) -> str:
     return standard_spelling(best)
 
 
-_ARABIC_TO_PERSIAN = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه"})
-_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "0123456789" * 2)
 _SPACING = re.compile(r"[\s\-_./\u200c]+")
 # Ways two spellings differ, in the order they are undone.
 _STEPS = (
     ("Latin letters in a Persian word", _persian_letters),
-    ("Arabic letters", lambda text: text.translate(_ARABIC_TO_PERSIAN)),
-    ("digits", lambda text: text.translate(_DIGITS)),
+    ("Arabic letters", lambda text: text.translate(ARABIC_LETTERS)),
+    ("digits", lambda text: text.translate(DIGITS)),
     ("half-space", lambda text: text.replace(_ZWNJ, " ")),
     ("case", str.lower),
     ("spacing", lambda text: _SPACING.sub("", text)),
