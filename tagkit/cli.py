@@ -13,7 +13,7 @@ import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
@@ -22,6 +22,7 @@ import click
 
 from tagkit import __version__
 from tagkit.exitcodes import ExitCode
+from tagkit.options import input_options, json_option
 
 if TYPE_CHECKING:
     from tagkit.predicting import PredictedProduct
@@ -167,17 +168,6 @@ def _disk_full(error: BaseException) -> bool:
             (isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error)))
 
 
-def json_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """`--json`: the command's summary as JSON on stdout; given, a failure prints `{"error", "exit_code"}` there."""
-    def remember(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-        obj = ctx.find_object(Context)
-        if obj is not None:
-            obj.json = value
-        return value
-
-    return click.option("--json", "as_json", is_flag=True, help=help, callback=remember)
-
-
 class _Main(click.Group):
     """The `tagkit` group: a usage error also goes to the log file; Ctrl-C, SIGTERM, a closed stdout or a full disk
     end any command with a message and their exit code (130, 143, 141, 1), not a traceback."""
@@ -262,7 +252,7 @@ def main(ctx: click.Context, db: Path, quiet: bool, wait: float, log_file: Path 
 
     Exit codes: 0 all went through, 1 unexpected failure, 2 bad command line or input, 3 finished but
     some rows had problems, 4 no model, 5 review without a terminal, 6 database locked by another writer,
-    130 interrupted (Ctrl-C), 141 stdout closed.
+    130 interrupted (Ctrl-C), 141 stdout closed, 143 stopped (SIGTERM).
     """
     log = None
     if log_file is not None:
@@ -272,18 +262,6 @@ def main(ctx: click.Context, db: Path, quiet: bool, wait: float, log_file: Path 
             raise click.BadParameter(f"cannot append to {log_file}: {error}", param_hint="--log-file") from error
         ctx.call_on_close(log.close)
     ctx.obj = Context(db, quiet, wait, log)
-
-
-def input_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that say how to read a products file, shared by every command that reads one."""
-    for option in reversed([
-        click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="Column mapping (tagkit.yaml). Default: ./tagkit.yaml when it exists."),
-        click.option("-m", "--map", "overrides", multiple=True, metavar="FIELD=COLUMN",
-                     help="Read a tagkit field from a column, e.g. --map title=productDisplayName. Repeatable."),
-    ]):
-        command = option(command)
-    return command
 
 
 force_option = click.option(

@@ -168,15 +168,33 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class WrittenBool(str):
+    """A YAML true/false word (`yes`, `No`, `on`, `true`) kept as written; `value` is what YAML means by it."""
+
+    value: bool
+
+    def __new__(cls, text: str, value: bool) -> WrittenBool:
+        written = super().__new__(cls, text)
+        written.value = value
+        return written
+
+
 class _NumbersAsTextLoader(_UniqueKeyLoader):
     """`_UniqueKeyLoader` reading numbers and dates as the text they are written as: a size `1.10` stays `1.10`
-    (not 1.1), `010` stays `010` (not 8), `12:30` stays `12:30` (not 750), `2024-01-01` stays text."""
+    (not 1.1), `010` stays `010` (not 8), `12:30` stays `12:30` (not 750), `2024-01-01` stays text; `yes`,
+    `no`, `on`, `off`, `true`, `false` are `WrittenBool`s (text that also says which truth value it means)."""
 
     yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, Any]]]] = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag not in (
             "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")]
         for first, resolvers in _UniqueKeyLoader.yaml_implicit_resolvers.items()
     }
+
+    def construct_yaml_bool(self, node: yaml.ScalarNode) -> WrittenBool:
+        return WrittenBool(node.value, super().construct_yaml_bool(node))
+
+
+_NumbersAsTextLoader.add_constructor("tag:yaml.org,2002:bool", _NumbersAsTextLoader.construct_yaml_bool)
 
 
 def load_yaml(path: Path, error: type[Exception], numbers_as_text: bool = False) -> Any:

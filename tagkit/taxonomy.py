@@ -30,8 +30,8 @@ another attribute's name). `tagkit.vocabulary` builds taxonomies from labelled p
 In the database the `taxonomy` table holds one row per category, attribute and value (`kind`, `name`,
 `parent_id`: the parent category or the value's attribute, `multi_valued`, `open_values`, `synonyms` as
 JSON, `position` in the file). Rows are matched by (kind, name, parent) when a taxonomy is imported again,
-so ids do not change; an entry that left the file but is now a synonym of another one stays as an alias
-row (`canonical_id`).
+so ids do not change; an entry renamed with its old name kept as a synonym keeps its id, and so do the entries
+under it; an entry merged into another one stays as an alias row (`canonical_id`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from tagkit.config import load_yaml
+from tagkit.config import WrittenBool, load_yaml
 from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
 from tagkit.text import match_key, normalize
 
@@ -464,6 +464,8 @@ def _text(value: Any, where: str, empty_ok: bool = False) -> str:
 
 def _flag(item: dict[str, Any], key: str, where: str) -> bool:
     value = item.get(key, False)
+    if isinstance(value, WrittenBool):
+        return value.value
     if not isinstance(value, bool):
         raise TaxonomyError(f"{where}: {key}: expected true or false, found {shown(value)}")
     return value
@@ -543,33 +545,41 @@ class ImportCounts:
     added: int = 0
     unchanged: int = 0
     updated: int = 0
+    renamed: int = 0  # of `updated`: entries that kept their id under a new name
     aliased: int = 0
     removed: int = 0
     dropped_synonyms: list[str] = field(default_factory=list)  # `RAW -> entry`: in the database, not in the file
 
     def as_dict(self) -> dict[str, int]:
-        return {"added": self.added, "unchanged": self.unchanged, "updated": self.updated,
+        return {"added": self.added, "unchanged": self.unchanged, "updated": self.updated, "renamed": self.renamed,
                 "aliased": self.aliased, "removed": self.removed, "dropped_synonyms": len(self.dropped_synonyms)}
 
 
 def import_taxonomy(store: Store, taxonomy: Taxonomy) -> ImportCounts:
     """Make the database's taxonomy this one, in one transaction, keeping the id of every entry already there.
 
-    Entries are matched by (kind, name, parent). An entry no longer in `taxonomy` becomes an alias row
-    (`canonical_id` = the entry it is now a synonym of) when it is one, else it is deleted. Synonyms of an entry
-    that the file does not list (added with `tagkit taxonomy map`) go, and are listed in `dropped_synonyms`.
+    Entries are matched by (kind, name, parent). An entry renamed with its old name kept as a synonym keeps its
+    id (and so do the entries under it). An entry no longer in `taxonomy` becomes an alias row (`canonical_id` =
+    the entry it is now a synonym of) when it is one, else it is deleted. Synonyms of an entry that the file does
+    not list (added with `tagkit taxonomy map`) go, and are listed in `dropped_synonyms`.
     """
     counts = ImportCounts()
     table = store.db.table("taxonomy")
     with store.transaction():
         rows = {(r["kind"], r["name"], r["parent_id"]): r for r in table.rows}
+        by_id = {r["id"]: r for r in rows.values()}
+        renamed = _renamed_entries(taxonomy, by_id)
         wanted: set[int] = set()
+        ids: dict[_EntryKey, int] = {}
 
-        def put(kind: str, name: str, parent: int | None, shown: str, **fields: Any) -> int:
+        def put(key: _EntryKey, name: str, parent: int | None, shown: str, **fields: Any) -> int:
             """Insert or update one entry (`shown` is how `tagkit taxonomy map` writes it)."""
+            kind = key[0]
             row = {"kind": kind, "name": name, "parent_id": parent, "canonical_id": None, **fields,
                    "position": len(wanted)}
             old = rows.get((kind, name, parent))
+            if (old is None or old["id"] in wanted) and renamed.get(key) not in wanted:
+                old = by_id.get(renamed.get(key))
             if old is None:
                 columns = ", ".join(row)
                 marks = ", ".join("?" * len(row))
@@ -586,34 +596,31 @@ def import_taxonomy(store: Store, taxonomy: Taxonomy) -> ImportCounts:
                     sets = ", ".join(f"{k} = ?" for k in changed)
                     store.db.execute(f"update taxonomy set {sets} where id = ?", [*changed.values(), row_id])
                     counts.updated += 1
+                    counts.renamed += old["name"] != name
                 else:
                     counts.unchanged += 1
             wanted.add(row_id)
+            ids[key] = row_id
             return row_id
 
-        category_ids: dict[tuple[str, ...], int] = {}
         synonyms_of: dict[tuple[str, ...], list[str]] = {}
         for raw, path in taxonomy.category_synonyms.items():
             synonyms_of.setdefault(path, []).append(format_category(raw))
         for path in taxonomy.categories:
-            category_ids[path] = put("category", path[-1], category_ids.get(path[:-1]), format_category(path),
-                                     synonyms=_json(synonyms_of.get(path, [])), multi_valued=None, open_values=None)
-        value_ids: dict[tuple[str, str], int] = {}
-        attribute_ids: dict[str, int] = {}
+            put(("category", path), path[-1], ids.get(("category", path[:-1])), format_category(path),
+                synonyms=_json(synonyms_of.get(path, [])), multi_valued=None, open_values=None)
         for attribute in taxonomy.attributes:
-            attribute_id = put("attribute", attribute.name, None, attribute.name,
+            attribute_id = put(("attribute", attribute.name), attribute.name, None, attribute.name,
                                synonyms=_json(list(attribute.synonyms)), multi_valued=int(attribute.multi_valued),
                                open_values=int(attribute.open))
-            attribute_ids[attribute.name] = attribute_id
             for value in attribute.values:
-                value_ids[(attribute.name, value.name)] = put(
-                    "value", value.name, attribute_id, f"{attribute.name}: {value.name}",
-                    synonyms=_json(list(value.synonyms)), multi_valued=None, open_values=None)
-        by_id = {r["id"]: r for r in rows.values()}
-        for (kind, name, parent), old in rows.items():
+                put(("value", (attribute.name, value.name)), value.name, attribute_id,
+                    f"{attribute.name}: {value.name}", synonyms=_json(list(value.synonyms)), multi_valued=None,
+                    open_values=None)
+        for old in by_id.values():
             if old["id"] in wanted:
                 continue
-            target = _alias_target(taxonomy, kind, name, parent, by_id, category_ids, attribute_ids, value_ids)
+            target = ids.get(_new_entry(taxonomy, old, by_id))
             if target is not None:
                 if old.get("canonical_id") != target:
                     table.update(old["id"], {"canonical_id": target})
@@ -627,25 +634,58 @@ def import_taxonomy(store: Store, taxonomy: Taxonomy) -> ImportCounts:
     return counts
 
 
-def _alias_target(taxonomy: Taxonomy, kind: str, name: str, parent: int | None, by_id: dict[int, dict[str, Any]],
-                  category_ids: dict[tuple[str, ...], int], attribute_ids: dict[str, int],
-                  value_ids: dict[tuple[str, str], int]) -> int | None:
-    """The id of the new entry an old entry (not in the taxonomy any more) is a synonym of, if any."""
-    if kind == "attribute":
-        found = taxonomy.attribute(name)
-        return attribute_ids.get(found.name) if found else None
-    if kind == "value":
-        owner = by_id.get(parent)
+_EntryKey = tuple[str, Any]  # ("category", path), ("attribute", name) or ("value", (attribute, value))
+
+
+def _renamed_entries(taxonomy: Taxonomy, by_id: dict[int, dict[str, Any]]) -> dict[_EntryKey, int]:
+    """The stored row each entry of `taxonomy` was renamed from: a row the file no longer has under its own
+    name, whose name the file gives as the entry's synonym (the first such row, in file order, when several)."""
+    listed = {("category", path) for path in taxonomy.categories}
+    for attribute in taxonomy.attributes:
+        listed.add(("attribute", attribute.name))
+        listed.update(("value", (attribute.name, value.name)) for value in attribute.values)
+    renamed: dict[_EntryKey, int] = {}
+    for row in sorted(by_id.values(), key=lambda r: (r["canonical_id"] is not None, r["position"] or 0, r["id"])):
+        if _stored_entry(row, by_id) in listed:
+            continue
+        key = _new_entry(taxonomy, row, by_id)
+        if key is not None and key not in renamed:
+            renamed[key] = row["id"]
+    return renamed
+
+
+def _stored_entry(row: dict[str, Any], by_id: dict[int, dict[str, Any]]) -> _EntryKey:
+    """A stored row's entry key, by the names it is stored under."""
+    if row["kind"] == "value":
+        owner = by_id.get(row["parent_id"])
+        return "value", (owner["name"] if owner else None, row["name"])
+    if row["kind"] == "category":
+        return "category", tuple(_stored_path(row, by_id))
+    return row["kind"], row["name"]
+
+
+def _stored_path(row: dict[str, Any], by_id: dict[int, dict[str, Any]]) -> list[str]:
+    levels = [row["name"]]
+    parent = row["parent_id"]
+    while parent is not None and parent in by_id:
+        levels.insert(0, by_id[parent]["name"])
+        parent = by_id[parent]["parent_id"]
+    return levels
+
+
+def _new_entry(taxonomy: Taxonomy, row: dict[str, Any], by_id: dict[int, dict[str, Any]]) -> _EntryKey | None:
+    """The entry of `taxonomy` that a stored row's name (or path) means, if any."""
+    if row["kind"] == "attribute":
+        found = taxonomy.attribute(row["name"])
+        return ("attribute", found.name) if found else None
+    if row["kind"] == "value":
+        owner = by_id.get(row["parent_id"])
         attribute = taxonomy.attribute(owner["name"]) if owner else None
-        value = taxonomy.value(attribute, name) if attribute else None
-        return value_ids.get((attribute.name, value.name)) if attribute and value else None
-    if kind == "category":
-        levels = [name]
-        while parent is not None and parent in by_id:
-            levels.insert(0, by_id[parent]["name"])
-            parent = by_id[parent]["parent_id"]
-        path = taxonomy.index.categories.get(_path_key(levels))
-        return category_ids.get(path) if path else None
+        value = taxonomy.value(attribute, row["name"]) if attribute else None
+        return ("value", (attribute.name, value.name)) if attribute and value else None
+    if row["kind"] == "category":
+        path = taxonomy.index.categories.get(_path_key(_stored_path(row, by_id)))
+        return ("category", path) if path else None
     return None
 
 
@@ -708,11 +748,7 @@ def taxonomy_ids(store: Store) -> dict[tuple[str, ...], int]:
     out: dict[tuple[str, ...], int] = {}
     for row_id, row in rows.items():
         if row["kind"] == "category":
-            levels, parent = [row["name"]], row["parent_id"]
-            while parent is not None and parent in rows:
-                levels.insert(0, rows[parent]["name"])
-                parent = rows[parent]["parent_id"]
-            out[("category", *levels)] = row_id
+            out[("category", *_stored_path(row, rows))] = row_id
         elif row["kind"] == "attribute":
             out[("attribute", row["name"])] = row_id
         elif row["kind"] == "value" and row["parent_id"] in rows:

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from tagkit.exitcodes import ExitCode
+from tagkit.options import input_options, json_option
 from tagkit.product import shown
 
 
@@ -29,7 +30,7 @@ def taxonomy() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--apply", "apply_to_products", is_flag=True,
               help="Also make the tags and categories of the products already stored canonical.")
-@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON on stdout.")
+@json_option("Print the counts as JSON on stdout.")
 @click.pass_obj
 def import_command(obj: Any, file: Path, apply_to_products: bool, as_json: bool) -> None:
     """Load a taxonomy YAML file into the database (replacing the one there; the ids of entries already there
@@ -67,7 +68,7 @@ def import_command(obj: Any, file: Path, apply_to_products: bool, as_json: bool)
 @click.option("--tree", is_flag=True, help="Print the category tree.")
 @click.option("--attribute", "attribute_name", metavar="NAME", help="Print one attribute's values and synonyms.")
 @click.option("--yaml", "as_yaml", is_flag=True, help="Print the whole taxonomy as YAML (the import format).")
-@click.option("--json", "as_json", is_flag=True, help="Print the whole taxonomy as JSON.")
+@json_option("Print the whole taxonomy as JSON.")
 @click.pass_obj
 def show(obj: Any, tree: bool, attribute_name: str | None, as_yaml: bool, as_json: bool) -> None:
     """Show the taxonomy in the database: its attributes (default), the category tree, or one attribute."""
@@ -141,14 +142,11 @@ def map_command(obj: Any, raw: str, canonical: str) -> None:
 
 @taxonomy.command()
 @click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
-@click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Column mapping (tagkit.yaml) for SOURCE. Default: ./tagkit.yaml when it exists.")
-@click.option("-m", "--map", "overrides", multiple=True, metavar="FIELD=COLUMN",
-              help="Read a tagkit field from a column, e.g. --map tags=attributes. Repeatable.")
+@input_options
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most N suggestions.")
 @click.option("--commands", is_flag=True, help="Print `tagkit taxonomy map` commands instead (the suggestions "
                                                "whose spelling is in the taxonomy).")
-@click.option("--json", "as_json", is_flag=True, help="Print the suggestions as JSON.")
+@json_option("Print the suggestions as JSON.")
 @click.pass_obj
 def suggest(obj: Any, source: Path | None, config_path: Path | None, overrides: tuple[str, ...], limit: int | None,
             commands: bool, as_json: bool) -> None:

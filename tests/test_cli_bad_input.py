@@ -323,6 +323,12 @@ def test_json_says_why_a_command_failed(db: Path, tmp_path: Path):
     assert usage.exit_code == ExitCode.USAGE and json.loads(usage.stdout)["exit_code"] == 2
     scored = tagkit(db, "eval", str(DEMO / "new.csv"), "--json")  # eval prints its own summary: once
     assert scored.exit_code == ExitCode.NO_MODEL and "error" not in json.loads(scored.stdout)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("attributes:\n  - {name: colour}\n", encoding="utf-8")
+    refused = tagkit(db, "taxonomy", "import", str(bad), "--json")
+    assert refused.exit_code == ExitCode.USAGE and "no values" in json.loads(refused.stdout)["error"]
+    none = tagkit(db, "taxonomy", "show", "--json")
+    assert none.exit_code == ExitCode.NO_MODEL and "no taxonomy" in json.loads(none.stdout)["error"]
 
 
 @contextmanager

@@ -137,6 +137,20 @@ def test_numbers_are_read_as_written(tmp_path: Path) -> None:
     assert [v.name for v in again.attribute("size").values] == [v.name for v in size.values]
 
 
+def test_yes_and_no_are_values_as_written_and_flags_where_a_flag_is_asked(tmp_path: Path) -> None:
+    """YAML reads `yes`, `No` and `on` as true/false: the values were refused as `True`, a word never written."""
+    text = ("attributes:\n  - name: waterproof\n    open: yes\n    values: [yes, No, {value: on, synonyms: [ON]}]\n"
+            "  - {name: size, multi_valued: off, values: [S, M, Y, N]}\n")
+    taxonomy = load_taxonomy(small(tmp_path, text))
+    waterproof, size = taxonomy.attribute("waterproof"), taxonomy.attribute("size")
+    assert [v.name for v in waterproof.values] == ["yes", "No", "on"] and waterproof.open
+    assert waterproof.values[-1].synonyms == ("ON",) and not size.multi_valued and not size.open
+    again = load_taxonomy(small(tmp_path / "..", dump_taxonomy(taxonomy)))
+    assert [v.name for v in again.attribute("waterproof").values] == ["yes", "No", "on"]
+    with pytest.raises(TaxonomyError, match="open: expected true or false, found 'maybe'"):
+        load_taxonomy(small(tmp_path, "attributes:\n  - {name: x, open: maybe, values: [a]}\n"))
+
+
 def test_dump_reads_back_the_same(tmp_path: Path) -> None:
     taxonomy = load_taxonomy(small(tmp_path))
     text = dump_taxonomy(taxonomy, "a header")
@@ -168,26 +182,55 @@ def test_bad_taxonomies_are_refused_with_the_entry_named(tmp_path: Path, text: s
     assert "taxonomy.yaml" in str(error.value)
 
 
-def test_reimport_keeps_ids_and_aliases_renamed_entries(tmp_path: Path) -> None:
+def test_reimport_keeps_ids_and_aliases_merged_entries(tmp_path: Path) -> None:
     with Store(tmp_path / "t.db") as store:
         assert import_taxonomy(store, load_taxonomy(small(tmp_path))).added == 12
         ids = taxonomy_ids(store)
         again = import_taxonomy(store, load_taxonomy(small(tmp_path)))
         assert (again.added, again.unchanged, again.updated) == (0, 12, 0)
         assert taxonomy_ids(store) == ids
-        # Black becomes a synonym of a new value Dark, a category and a value are added, مشکی is dropped
-        edited = SMALL.replace("Black]", "{value: Dark, synonyms: [Black]}, Navy Green]").replace(
+        # Black becomes a synonym of Navy Blue (merged), a category and a value are added, مشکی is dropped
+        edited = SMALL.replace("[Navy]}, Black]", "[Navy, Black]}, Navy Green]").replace(
             "      - مشکی\n", "").replace("    کفش:\n", "    کفش:\n    کیف:\n")
         counts = import_taxonomy(store, parse_taxonomy(__import__("yaml").safe_load(edited)))
-        assert (counts.added, counts.aliased, counts.removed) == (3, 1, 1)
+        assert (counts.added, counts.aliased, counts.removed, counts.renamed) == (2, 1, 1, 0)
         new_ids = taxonomy_ids(store)
         assert {k: v for k, v in new_ids.items() if k in ids} == {k: v for k, v in ids.items() if k in new_ids}
         alias = store.db.execute("select canonical_id from taxonomy where id = ?",
                                  [ids[("value", "color", "Black")]]).fetchone()[0]
-        assert alias == new_ids[("value", "color", "Dark")]
+        assert alias == new_ids[("value", "color", "Navy Blue")]
         loaded = stored_taxonomy(store)
-        assert loaded.canonical(Tag("color", "black")) == Tag("color", "Dark")
+        assert loaded.canonical(Tag("color", "black")) == Tag("color", "Navy Blue")
         assert loaded.categories[:3] == [("مد و پوشاک",), ("مد و پوشاک", "کفش"), ("مد و پوشاک", "کیف")]
+
+
+def test_renamed_entries_keep_their_ids_and_so_do_the_entries_under_them(tmp_path: Path) -> None:
+    """A category, an attribute and a value renamed with the old name kept as a synonym: the same rows, so a shop
+    system that files products by taxonomy id is not broken by a rename; the entries under them keep theirs too."""
+    text = ("categories:\n  Apparel:\n    Bottomwear:\n      Jeans:\n      Shorts:\n    Topwear:\n"
+            "attributes:\n  - {name: colour, values: [Black, Dark Blue, Red]}\n")
+    renamed = ("categories:\n  Apparel:\n    Lowerwear:\n      Jeans:\n      Shorts:\n    Topwear:\n"
+               "category_synonyms:\n  Apparel > Bottomwear: Apparel > Lowerwear\n"
+               "attributes:\n  - {name: color, synonyms: [colour], values: [Black, "
+               "{value: Navy Blue, synonyms: [Dark Blue]}, Red]}\n")
+    with Store(tmp_path / "t.db") as store:
+        import_taxonomy(store, load_taxonomy(small(tmp_path, text)))
+        before = taxonomy_ids(store)
+        counts = import_taxonomy(store, load_taxonomy(small(tmp_path, renamed)))
+        assert (counts.added, counts.renamed, counts.aliased, counts.removed) == (0, 3, 0, 0)
+        after = taxonomy_ids(store)
+        assert after[("category", "Apparel", "Lowerwear")] == before[("category", "Apparel", "Bottomwear")]
+        assert after[("category", "Apparel", "Lowerwear", "Jeans")] == before[("category", "Apparel", "Bottomwear",
+                                                                                "Jeans")]
+        assert after[("attribute", "color")] == before[("attribute", "colour")]
+        assert after[("value", "color", "Red")] == before[("value", "colour", "Red")]
+        assert after[("value", "color", "Navy Blue")] == before[("value", "colour", "Dark Blue")]
+        assert sorted(after.values()) == sorted(before.values())
+        assert store.db.execute("select count(*) from taxonomy").fetchone()[0] == len(before)  # no alias rows
+        assert import_taxonomy(store, load_taxonomy(small(tmp_path, renamed))).unchanged == len(before)
+        loaded = stored_taxonomy(store)
+    assert loaded.canonical_category(("Apparel", "Bottomwear", "Shorts")) == ("Apparel", "Lowerwear", "Shorts")
+    assert loaded.canonical(Tag("colour", "dark blue")) == Tag("color", "Navy Blue")
 
 
 def test_map_adds_synonyms_that_later_imports_follow(tmp_path: Path) -> None:
