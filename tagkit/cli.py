@@ -340,7 +340,7 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
         try:
             report = train_model(run.store, source, embedder=ImageEmbedder(variant=image_model), mapping=mapping,
                                  products_file=products_file, seed=seed, extract=config.extract if config else False,
-                                 **run.callbacks())
+                                 attributes=config.attributes if config else None, **run.callbacks())
         except NothingToLearn as error:
             run.finish({}, 0, status="failed")
             obj.fail(str(error), ExitCode.NO_MODEL)
@@ -349,8 +349,9 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
     summary = {"version": report.version, "path": report.path, "seconds": report.seconds, "counts": report.counts,
                "validation": report.model_report.get("validation", {}),
                "tags_too_rare": report.model_report.get("tags_too_rare", {})}
-    if "extractor" in report.model_report:
-        summary["extractor"] = report.model_report["extractor"]
+    for key in ("attributes", "extractor"):
+        if key in report.model_report:
+            summary[key] = report.model_report[key]
     if as_json:
         if report.import_report:
             summary.update(_import_summary(report.import_report))
@@ -720,6 +721,11 @@ def _print_train_report(summary: dict[str, Any]) -> None:
         f"categories        {counts['categories']:,} (on {counts['with_category']:,} products)",
         f"tags              {counts['tags']:,} (on {counts['with_tags']:,} products)",
     ]
+    chosen = summary.get("attributes")
+    if chosen:
+        lines.append(f"attributes        only {', '.join(chosen['kept']) or 'none'} (train.attributes)"
+                     + (f"; not in the labels: {', '.join(chosen['not_in_labels'])}" if chosen["not_in_labels"]
+                        else ""))
     for inputs, metrics in summary["validation"].items():
         if isinstance(metrics, dict):
             shown = ", ".join(f"{name} {value:.3f}" for name, value in metrics.items() if isinstance(value, float))

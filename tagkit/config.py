@@ -35,11 +35,13 @@ On the command line, `--map KEY=VALUE` sets one key of `input:` (`--map title=pr
 `--map category=masterCategory,subCategory`, `--map attributes.color=baseColour`, `--map description=`
 to read none); commas separate the columns of a list.
 
-The `train:` section is read by `tagkit train` (`Config.extract`; other keys are kept in `Config.sections`)::
+The `train:` section is read by `tagkit train` (`Config.extract`, `Config.attributes`)::
 
     train:
+      attributes: [رنگ, جنس]        # learn, predict and score only these attributes' tags (by name or a
+                                    # taxonomy synonym); left out = every attribute the labels have
       extract: true                 # also learn to read attribute values from titles (tagkit.extract):
-                                    # true = every attribute the labels have; a list = only these
+                                    # true = every attribute learnt; a list = only these
                                     # (extract: [رنگ, جنس, نوع آستین]); false or left out = off (the default)
 """
 
@@ -145,12 +147,13 @@ class Mapping:
 
 @dataclass(frozen=True)
 class Config:
-    """A loaded tagkit.yaml: the input mapping, `train.extract`, and the other (reserved) sections as they are."""
+    """A loaded tagkit.yaml: the input mapping, the `train:` keys, and the other (reserved) sections as they are."""
 
     path: Path | None = None
     mapping: Mapping = field(default_factory=Mapping)
     sections: dict[str, Any] = field(default_factory=dict)
     extract: bool | tuple[str, ...] = False  # train.extract: every attribute (True), these, or none (False)
+    attributes: tuple[str, ...] | None = None  # train.attributes: only these (None: every attribute)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -236,29 +239,48 @@ def parse_config(data: Any, path: Path | None = None) -> Config:
     base = path.resolve().parent if path else Path.cwd()
     mapping = _parse_input(data.get(INPUT_SECTION), label, base)
     sections = {key: value for key, value in data.items() if key != INPUT_SECTION}
-    return Config(path=path, mapping=mapping, sections=sections, extract=_parse_extract(data.get("train"), label))
+    extract, attributes = _parse_train(data.get("train"), label)
+    return Config(path=path, mapping=mapping, sections=sections, extract=extract, attributes=attributes)
 
 
-def _parse_extract(section: Any, label: str) -> bool | tuple[str, ...]:
-    """`train.extract`: True (every attribute), a tuple of attribute names, or False (off)."""
+TRAIN_KEYS = ("attributes", "extract")
+
+
+def _parse_train(section: Any, label: str) -> tuple[bool | tuple[str, ...], tuple[str, ...] | None]:
+    """`train.extract` (True: every attribute, a tuple of attribute names, or False: off) and `train.attributes`
+    (a tuple of attribute names, or None: every attribute)."""
     if section is None:
-        return False
+        return False, None
     if not isinstance(section, dict):
         raise ConfigError(f"{label}: `train:` should hold keys like `extract: true`, found {_kind(section)}")
-    value = section.get("extract")
+    for key in section:
+        if key not in TRAIN_KEYS:
+            raise ConfigError(f"{label}: train: unknown key {shown(key)}{_did_you_mean(key, TRAIN_KEYS)}; "
+                              f"known keys: {', '.join(TRAIN_KEYS)}")
+    extract = section.get("extract")
     where = f"{label}: train.extract"
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if not isinstance(value, list | tuple):
+    if not (extract is None or isinstance(extract, bool | list | tuple)):
         raise ConfigError(f"{where}: expected true, false or a list of attribute names (extract: [رنگ, جنس]), "
-                          f"found {_kind(value)} {shown(value)}")
+                          f"found {_kind(extract)} {shown(extract)}")
+    if isinstance(extract, list | tuple):
+        extract = _attribute_names(extract, where, "write `extract: false`")
+    attributes = section.get("attributes")
+    if attributes is not None:
+        attributes = _attribute_names(attributes, f"{label}: train.attributes", "leave `attributes:` out")
+    return bool(extract) if extract is None or isinstance(extract, bool) else extract, attributes
+
+
+def _attribute_names(value: Any, where: str, for_none: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{where}: expected a list of attribute names ([رنگ, جنس]), found {_kind(value)} "
+                          f"{shown(value)}")
     names: list[str] = []
     for item in value:
         if isinstance(item, bool) or not isinstance(item, str | int | float) or not str(item).strip():
             raise ConfigError(f"{where}: {shown(item)} is not an attribute name (write the names as text)")
         names.append(str(item).strip())
     if not names:
-        raise ConfigError(f"{where}: the list is empty; name the attributes to extract, or write `extract: false`")
+        raise ConfigError(f"{where}: the list is empty; name the attributes, or {for_none}")
     return tuple(dict.fromkeys(names))
 
 

@@ -14,6 +14,8 @@ from tagkit.dataset import Dataset, products_dataset
 from tagkit.ingest import import_products
 from tagkit.predicting import embedder_for, last_per_id, load_model
 from tagkit.product import Problem, Product, Tag
+from tagkit.taxonomy import stored_taxonomy
+from tagkit.training import keep_attributes
 
 if TYPE_CHECKING:
     from tagkit.config import Mapping
@@ -34,14 +36,15 @@ def evaluate(
 ) -> dict[str, Any]:
     """Predict for the labelled products of `source` and score the predictions against their labels.
 
-    The result has `category` (accuracy, top-k, macro-F1, per-category table, most confused pairs),
-    `tags` (micro/macro P/R/F1, per-tag table, Hamming score, exact match), `tags_by_attribute`, and
-    `products`, `model`, `seen_in_training` (how many evaluated products the model was trained on:
-    an honest score needs 0), `import` and `problems` (what reading `source` did: `ImportReport.counts()`, its
-    first problems). An id given twice is scored once, as its last row says (however far apart the rows are; a
-    last row without labels leaves the id unscored). A score over no products (`n` 0: no true category, or no
-    true tag) is None, null in JSON, not 0. The products scored that the model was not trained on become test
-    products (`Store.set_held_out`), which `train` without a source leaves out.
+    The result has `category` (accuracy, top-k, macro-F1, per-category table, most confused pairs), `tags`
+    (micro/macro P/R/F1, per-tag table, Hamming score, exact match), `tags_by_attribute`, and `products`, `model`,
+    `seen_in_training` (how many evaluated products the model was trained on: an honest score needs 0), `import` and
+    `problems` (what reading `source` did: `ImportReport.counts()`, its first problems), and `attributes` when the
+    model was trained on some attributes only (`train: attributes:`): then only their tags are scored. An id given
+    twice is scored once, as its last row says (however far apart the rows are; a last row without labels leaves the
+    id unscored). A score over no products (`n` 0: no true category, or no true tag) is None, null in JSON, not 0.
+    The products scored that the model was not trained on become test products (`Store.set_held_out`), which `train`
+    without a source leaves out.
     """
     from tagkit.models.metrics import evaluate as score
 
@@ -51,11 +54,15 @@ def evaluate(
     training_ids_file = found.path / "training_ids.txt"
     training_ids = set(training_ids_file.read_text("utf-8").split("\n")) if training_ids_file.exists() else set()
     scored: dict[str, tuple[tuple[str, ...], tuple, Prediction]] = {}  # a later row of an id replaces it
+    attributes = found.manifest.get("params", {}).get("attributes")  # train.attributes: score only these
+    taxonomy = stored_taxonomy(store) if attributes else None
 
     def on_chunk(chunk: list[Product]) -> None:
         products = []
         for product in last_per_id(chunk):
             scored.pop(product.id, None)  # an earlier row of the id, in any chunk: this row says
+            if attributes:
+                product = keep_attributes([product], attributes, taxonomy)[0][0]
             if product.category or product.tags:
                 products.append(product)
         if not products:
@@ -78,6 +85,7 @@ def evaluate(
         "model": found.id,
         "products": len(ids),
         "seen_in_training": sum(1 for i in ids if i in training_ids),
+        **({"attributes": attributes} if attributes else {}),
         "seconds": round(time.monotonic() - started, 3),
         "import": imported.counts(),
         "problems": [asdict(problem) for problem in imported.problems],

@@ -42,6 +42,8 @@ def print_evaluation(result: dict[str, Any], top_k: int = 3, console: Console | 
                      f"{tags['macro_f1']:.3f}", "")
         head.add_row("tags Hamming score", f"{tags['hamming_score']:.3f}", "mean |Y∩Z| / |Y∪Z|")
         head.add_row("tags exact match", f"{tags['exact_match']:.3f}", "")
+    if result.get("attributes"):
+        head.add_row("tags scored", f"only {', '.join(result['attributes'])}", "train.attributes")
     console.print(head)
     if category["n"]:
         console.print(_class_table("categories (weakest first)", "category", category["per_category"]))

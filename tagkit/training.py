@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,9 +14,9 @@ from tagkit import __version__
 from tagkit.dataset import Dataset, products_dataset
 from tagkit.feedback import apply_feedback, feedback_rows
 from tagkit.ingest import ImportReport, import_products
-from tagkit.product import Problem
+from tagkit.product import Problem, Product
 from tagkit.tagger import EXTRACTOR_FOLDER
-from tagkit.taxonomy import stored_taxonomy
+from tagkit.taxonomy import Taxonomy, stored_taxonomy
 from tagkit.text import match_key
 from tagkit.versions import ModelVersion, write_version
 from tagkit.vocabulary import Spellings
@@ -55,6 +55,7 @@ def train(
     seed: int = 0,
     params: dict[str, Any] | None = None,
     extract: bool | Collection[str] = False,
+    attributes: Collection[str] | None = None,
     on_problem: Callable[[Problem], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     run_id: int | None = None,
@@ -66,7 +67,9 @@ def train(
 
     `extract` (tagkit.yaml `train: extract:`) also fits an `AttributeExtractor` on the same products, for every
     attribute of their labels (True) or for the attributes named; it is saved in the version's `extractor/`
-    folder and `predict`/`eval` merge its tags with the model's (see `tagkit.tagger`)."""
+    folder and `predict`/`eval` merge its tags with the model's (see `tagkit.tagger`). `attributes` (tagkit.yaml
+    `train: attributes:`) keeps only the tags of the attributes named: the model learns, predicts and `eval`
+    scores no other."""
     from tagkit.models import CatalogueModel
 
     started = time.monotonic()
@@ -94,6 +97,9 @@ def train(
     else:  # a label written several ways is one class
         spelt = Spellings((p.category for p in products), (t for p in products for t in p.tags))
         products = [replace(p, category=spelt.path(p.category), tags=spelt.tags(p.tags)) for p in products]
+    chosen: dict[str, Any] = {}
+    if attributes is not None:
+        products, chosen = keep_attributes(products, attributes, taxonomy)
     data = labelled(products_dataset(store, products, embedder), ids)
     if not len(data):
         where = f"in {source}" if source is not None else f"in {store.path}"
@@ -119,11 +125,13 @@ def train(
         "image_variant": embedder.variant,
         "input_hash": input_hash(data),
         "seed": seed,
-        "params": {"seed": seed, **params, **({"extract": extractor_report["asked"]} if extract else {})},
+        "params": {"seed": seed, **params, **({"extract": extractor_report["asked"]} if extract else {}),
+                   **({"attributes": chosen["asked"]} if chosen else {})},
         "counts": counts,
         "duration_s": seconds,
         "metrics": metrics,
         **({"extractor": extractor_report} if extractor_report else {}),
+        **({"attributes": chosen} if chosen else {}),
     }
 
     def save(folder: Path) -> None:
@@ -133,7 +141,8 @@ def train(
         (folder / "training_ids.txt").write_text("\n".join(sorted(data.ids)) + "\n", "utf-8")
 
     version: ModelVersion = write_version(store, save, manifest)
-    model_report = {**model.report, "extractor": extractor_report} if extractor_report else model.report
+    model_report = {**model.report, **({"extractor": extractor_report} if extractor_report else {}),
+                    **({"attributes": chosen} if chosen else {})}
     return TrainReport(version.id, str(version.path), len(data), counts, seconds, model_report, import_report)
 
 
@@ -152,12 +161,7 @@ def fit_extractor(data: Dataset, extract: bool | Collection[str], store: Store, 
     wanted = set(in_labels) if extract is True else set()
     missing: list[str] = []
     if extract is not True:
-        for name in extract:
-            known = taxonomy.attribute(name) if taxonomy is not None else None
-            keys = {match_key(name), *([match_key(known.name)] if known else [])}
-            found = {a for a in in_labels if match_key(a) in keys}
-            wanted |= found
-            missing += [] if found else [name]
+        wanted, missing = named_attributes(extract, in_labels, taxonomy)
     report: dict[str, Any] = {"asked": extract if isinstance(extract, bool) else list(extract),
                               "not_in_labels": missing}
     rows = [i for i, tags in enumerate(data.tags) if data.texts[i].strip() and any(t.name in wanted for t in tags)]
@@ -170,6 +174,36 @@ def fit_extractor(data: Dataset, extract: bool | Collection[str], store: Store, 
     report.update({**extractor.report, "folder": EXTRACTOR_FOLDER, "attributes": sorted(extractor.attribute_ids),
                    "single_valued": sorted(extractor.single_valued), "seconds": round(time.monotonic() - started, 3)})
     return extractor, report
+
+
+def named_attributes(names: Iterable[str], in_labels: Iterable[str], taxonomy: Taxonomy | None
+                     ) -> tuple[set[str], list[str]]:
+    """The attribute names of `in_labels` that `names` name (by match key, or a synonym in `taxonomy`), and the
+    names that name none of them."""
+    in_labels = set(in_labels)
+    found_all: set[str] = set()
+    missing: list[str] = []
+    for name in names:
+        known = taxonomy.attribute(name) if taxonomy is not None else None
+        keys = {match_key(name), *([match_key(known.name)] if known else [])}
+        found = {a for a in in_labels if match_key(a) in keys}
+        found_all |= found
+        missing += [] if found else [name]
+    return found_all, missing
+
+
+def keep_attributes(products: list[Product], names: Collection[str], taxonomy: Taxonomy | None
+                    ) -> tuple[list[Product], dict[str, Any]]:
+    """`products` with only the tags of the attributes `names` names (`train: attributes:`), and a report:
+    the names asked, the attributes kept, the names not in the labels, the attributes left out (and tags without
+    a name go too)."""
+    in_labels = {tag.name for p in products for tag in p.tags}
+    kept, missing = named_attributes(names, in_labels - {""}, taxonomy)
+    products = [p if all(t.name in kept for t in p.tags) else replace(p, tags=tuple(t for t in p.tags
+                                                                                   if t.name in kept))
+                for p in products]
+    return products, {"asked": list(names), "kept": sorted(kept), "not_in_labels": missing,
+                      "left_out": sorted(in_labels - kept - {""})}
 
 
 def labelled(data: Dataset, ids: set[str] | None = None) -> Dataset:

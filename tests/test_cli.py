@@ -88,6 +88,27 @@ def test_eval_warns_when_products_were_trained_on(trained: Path):
     assert "not an honest estimate" in result.stderr
 
 
+def test_train_attributes_switches_the_other_attributes_off(trained: Path, tmp_path: Path):
+    """`train: attributes: [...]` (the switch for attributes a team cannot trust): the model learns, predicts and
+    eval scores only those attributes' tags; named by any spelling or a taxonomy synonym."""
+    config = tmp_path / "tagkit.yaml"
+    config.write_text("train:\n  attributes: [COLOR, Colour]\n", "utf-8")
+    db = tmp_path / "only-color.db"
+    summary = json.loads(tagkit(db, "train", str(DEMO / "train.csv"), "--config", str(config), "--json").stdout)
+    assert summary["attributes"]["kept"] == ["color"] and summary["attributes"]["not_in_labels"] == ["Colour"]
+    assert "usage" in summary["attributes"]["left_out"] and "رنگ" in summary["attributes"]["left_out"]
+    assert summary["counts"]["categories"] == 8, "products keep their categories"
+    exported = tagkit(db, "predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv"), "--export", "jsonl")
+    tags = [tag for row in map(json.loads, exported.stdout.splitlines()) for tag in row["tags"]]
+    assert tags and all(tag.startswith("color: ") for tag, _ in tags), tags[:5]
+    scores = json.loads(tagkit(db, "eval", str(DEMO / "test.csv"), "--json").stdout)
+    assert scores["attributes"] == ["COLOR", "Colour"] and set(scores["tags_by_attribute"]) == {"color"}
+    everything = json.loads(tagkit(trained, "eval", str(DEMO / "test.csv"), "--json").stdout)
+    assert {"color", "usage"} <= set(everything["tags_by_attribute"]) and "attributes" not in everything
+    table = tagkit(db, "eval", str(DEMO / "test.csv")).stdout
+    assert "only COLOR, Colour" in table and "train.attributes" in table
+
+
 def test_predict_without_a_model_exits_with_no_model(tmp_path: Path):
     result = tagkit(tmp_path / "empty.db", "predict", str(DEMO / "new"))
     assert result.exit_code == ExitCode.NO_MODEL

@@ -80,10 +80,10 @@ input:
 
 
 def test_reserved_sections_are_kept_for_their_owners(tmp_path: Path) -> None:
-    path = write_config(tmp_path, "input: {title: name}\ntaxonomy: {file: cats.txt}\ntrain: {epochs: 3}\n")
+    path = write_config(tmp_path, "input: {title: name}\ntaxonomy: {file: cats.txt}\ntrain: {attributes: [a, b]}\n")
     config = load_config(path)
-    assert isinstance(config, Config)
-    assert config.sections == {"taxonomy": {"file": "cats.txt"}, "train": {"epochs": 3}}
+    assert isinstance(config, Config) and config.attributes == ("a", "b")
+    assert config.sections == {"taxonomy": {"file": "cats.txt"}, "train": {"attributes": ["a", "b"]}}
     assert config.mapping.title == ("name",)
 
 
@@ -116,6 +116,9 @@ def test_train_extract_is_off_unless_asked(tmp_path: Path) -> None:
         ("train: {extract: []}\n", "train.extract: the list is empty"),
         ("train: {extract: [رنگ, null]}\n", "train.extract: None is not an attribute name"),
         ("train: [extract]\n", "`train:` should hold keys like `extract: true`, found a list"),
+        ("train: {extarct: true}\n", "train: unknown key 'extarct' (did you mean 'extract'?)"),
+        ("train: {attributes: color}\n", "train.attributes: expected a list of attribute names"),
+        ("train: {attributes: []}\n", "train.attributes: the list is empty"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, text: str, expected: str) -> None:
