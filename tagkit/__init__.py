@@ -9,11 +9,16 @@ The library under the `tagkit` command. Names are imported on first use, so `imp
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from importlib.util import find_spec
 from typing import Any
 
 __version__ = "0.1.0"
+
+# tagkit is offline: onnxruntime (1.2x and later) would otherwise send usage events to Microsoft and keep a device
+# id and an event queue under ~/.cache/Microsoft. It reads this when it is imported, so it is set before that.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 _EXPORTS = {
     "Product": "tagkit.product",

@@ -11,6 +11,7 @@ import hashlib
 import io
 import itertools
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -654,3 +655,18 @@ def test_bundled_model_on_real_fashion_images(fashion_images: list[Path]) -> Non
     full = np.stack([v for _, v in fp32.embed((p.name, p) for p in fashion_images[:40])])  # type: ignore[misc]
     cosine = np.sum((full * vectors[:40])[:, : int8.embedding_dim], axis=1)
     assert cosine.mean() > 0.95, cosine.mean()  # MODEL-NOTES: about 0.98
+
+
+def test_embedding_sends_and_keeps_no_telemetry(tmp_path: Path) -> None:
+    """tagkit is offline: onnxruntime 1.2x, left alone, keeps a device id and an event queue for Microsoft's
+    telemetry under ~/.cache/Microsoft (and looks its server up) as soon as a model session is made."""
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo" / "new"
+    image = next(p for p in sorted(demo.rglob("*.jpg")))
+    script = ("from tagkit.image import ImageEmbedder\n"
+              f"[(key, vector)] = ImageEmbedder().embed([('x', {str(image)!r})])\n"
+              "print(vector.shape)\n")
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"} | {"HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith("(")
+    assert not list(tmp_path.rglob("*")), sorted(map(str, tmp_path.rglob("*")))
