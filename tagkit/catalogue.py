@@ -606,8 +606,9 @@ class _RecordBuilder:
         self.used.update(key for _, keys in self.attributes for key in keys)
         self.has_title_column = any(find(key) for key in self.keys["title"])
         has_image_column = any(find(key) for key in self.keys["image"])
+        self.has_description_column = any(find(key) for key in self.keys["description"])
         self.has_input_column = (self.has_title_column or has_image_column or not from_header
-                                 or any(find(key) for key in self.keys["description"]))
+                                 or self.has_description_column)
 
         if not self.keys["id"]:
             source = ("its image path (as written), or its line number when it has none"
@@ -619,9 +620,11 @@ class _RecordBuilder:
                            "stable")
         if not self.has_title_column:
             if has_image_column:
-                yield note(label, None, None, "no title column: products will be placed by their images only")
+                yield note(label, None, None, "no title column: stored products keep their titles; new ones will "
+                           "be placed by their images only")
             elif self.has_input_column and from_header:
-                yield note(label, None, None, "no title column: products will be placed by their descriptions")
+                yield note(label, None, None, "no title column: stored products keep their titles; new ones will "
+                           "be placed by their descriptions")
             else:
                 yield Problem(label, None, None, f"no title, description or image column in {where}: nothing "
                               "to place the products by" + ("; nothing was read" if from_header else "")
@@ -668,11 +671,15 @@ class _RecordBuilder:
         description, description_key = _first(record, keys["description"])
         if "<" in description or "&" in description:
             description = strip_html(description)
+        keeps = {name for name, text, key in (("title", title, title_key), ("image", image_text, image_key),
+                                               ("description", description, description_key))
+                 if not text and (not self.labels or key is None or key not in record)}
         if not title and self.has_title_column:
             by = ("its description and image" if description.strip() and image_text else "its description only"
                   if description.strip() else "its image only" if image_text else
                   "nothing (it has no description or image either)")
-            problems.append(note(label, row, keys["title"][0], f"empty title: product kept, to be placed by {by}"))
+            kept = "a title already stored is kept, else it is" if not self.labels else "to be"
+            problems.append(note(label, row, keys["title"][0], f"empty title: product kept, {kept} placed by {by}"))
         if len(description) > MAX_DESCRIPTION_LENGTH:
             problems.append(Problem(label, row, description_key, f"description is {len(description):,} "
                                     f"characters long; cut to the first {MAX_DESCRIPTION_LENGTH:,}"))
@@ -681,6 +688,11 @@ class _RecordBuilder:
         image = self._image(image_text, image_key, row, problems) if image_text else None
         category = self._category(record, row, problems)
         tags = self._tags(record, row, problems)
+        if not category and not any(key in record for key in self.keys["category"]):
+            keeps.add("category")
+        if not tags and not any(key in record for key in (*self.keys["tags"], *(k for _, ks in self.attributes
+                                                                                for k in ks))):
+            keeps.add("tags")
         extra = {key: _text(value) for key, value in record.items() if key not in self.used}
 
         previous = self.seen.get(product_id)
@@ -690,7 +702,7 @@ class _RecordBuilder:
         self.seen[product_id] = row
         yield from problems
         yield Product(id=product_id, title=title, description=description, image=image, category=category,
-                      tags=tags, source=label, row=row, extra=extra)
+                      tags=tags, source=label, row=row, extra=extra, keeps=frozenset(keeps))
 
     def _image(self, text: str, key: str | None, row: int, problems: list[Problem]) -> str | None:
         if ("/" in text[:2] or ":" in text) and _URL.match(text):

@@ -120,17 +120,23 @@ class Context:
         recorded as failed (one that is killed, as interrupted by the next run)."""
         with self.writer_lock(command), self.open_store() as store, _Progress(self, label) as progress:
             shown = {k: v for k, v in args.items() if v}
-            run = Run(self, store, store.start_run(command, shown), progress)
-            self.to_log_file(f"{command} started: run #{run.id}, {json.dumps(shown, ensure_ascii=False, default=str)}")
+            run: Run | None = None
             try:
+                run = Run(self, store, store.start_run(command, shown), progress)
+                self.to_log_file(f"{command} started: run #{run.id}, "
+                                 f"{json.dumps(shown, ensure_ascii=False, default=str)}")
                 yield run
             except BaseException as error:  # Ctrl-C and a closed stdout: exit codes and messages from `_Main`
-                if not run.finished:
+                if run is None or not run.finished:
                     stopped = isinstance(error, KeyboardInterrupt | BrokenPipeError)
-                    store.finish_run(run.id, "interrupted" if stopped else "failed", {})
+                    # stopped while its row was being written: the row is this process's running one
+                    ids = [run.id] if run is not None else [row[0] for row in store.db.execute(
+                        "select id from runs where status = 'running' and pid = ?", [os.getpid()])]
+                    for run_id in ids:
+                        store.finish_run(run_id, "interrupted" if stopped else "failed", {})
                     if not isinstance(error, SystemExit):
-                        self.to_log_file(f"{command} {'interrupted' if stopped else 'failed'}: run #{run.id}: "
-                                         f"{type(error).__name__}: {error}")
+                        self.to_log_file(f"{command} {'interrupted' if stopped else 'failed'}: run "
+                                         f"#{', #'.join(map(str, ids))}: {type(error).__name__}: {error}")
                 raise
 
 

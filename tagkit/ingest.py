@@ -135,6 +135,7 @@ def import_products(
         for chunk, hashes in _ahead(_chunks(records, problems, chunk_size), lambda c: ahead.submit(_hashes, c, pool)):
             unreadable = _set_hashes(chunk, hashes.result(), report)
             told, left_out = _keep_stored(store, chunk, folder_ids)
+            _keep_stored_fields(store, chunk)
             for note_ in told:
                 problems.add(note_)
             if left_out:  # unreadable files of stored pictures: not a loss, the notes say why
@@ -214,6 +215,30 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
         else:
             product.image_hash = result
     return unreadable
+
+
+def _keep_stored_fields(store: Store, chunk: list[Product]) -> None:
+    """Give each product the stored title, description, image and labels that its record does not give
+    (`Product.keeps`): a file without a title, image or category column (or a misspelt mapping) says nothing
+    about them, and must not erase them."""
+    wanting = [p for p in chunk if p.keeps and not p.keeps_stored]
+    if not wanting:
+        return
+    stored = {i: found[0] for i, found in store.products_by("id", (p.id for p in wanting)).items()}
+    for product in wanting:
+        known = stored.get(product.id)
+        if known is None:
+            continue
+        if "title" in product.keeps and not product.title:
+            product.title = known.title
+        if "description" in product.keeps and not product.description:
+            product.description = known.description
+        if "image" in product.keeps and not product.image:
+            product.image, product.image_hash = known.image, known.image_hash
+        if "category" in product.keeps and not product.category:
+            product.category = known.category
+        if "tags" in product.keeps and not product.tags:
+            product.tags = known.tags
 
 
 def _keep_stored(store: Store, chunk: list[Product], taken: set[str]

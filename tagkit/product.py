@@ -48,6 +48,9 @@ class Product:
     folder without a products row: it says nothing of its product's id, title, description or labels, so the
     stored product of that image file (if any) keeps them. `tags_reviewed` marks a product whose review was
     finished (`tagkit.feedback.relabel`): when it has no tag left, none of the tags apply (a negative to learn from).
+    `keeps` names the fields (`title`, `description`, `image`, `category`, `tags`) the record does not give (its
+    file has no such column; for `predict`, also an empty text or image cell): a stored product of the same id
+    keeps its own.
     """
 
     id: str
@@ -62,6 +65,7 @@ class Product:
     image_hash: str | None = None
     keeps_stored: bool = False
     tags_reviewed: bool = False
+    keeps: frozenset[str] = frozenset()
 
     @property
     def category_path(self) -> str:

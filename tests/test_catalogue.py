@@ -290,7 +290,8 @@ def test_empty_title_is_kept_and_noted(tmp_path: Path) -> None:
 def test_empty_title_not_noted_without_a_title_column(tmp_path: Path) -> None:
     products, problems = read(write(tmp_path, "p.csv", "id,image\n1,a.jpg\n2,b.jpg\n"))
     assert len(products) == 2
-    assert [p.message for p in problems] == ["no title column: products will be placed by their images only"]
+    assert [p.message for p in problems] == ["no title column: stored products keep their titles; new ones will be "
+                                             "placed by their images only"]
 
 
 def test_row_with_extra_fields_is_skipped(tmp_path: Path) -> None:

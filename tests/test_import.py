@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tagkit.cli import main
+from tagkit.config import Mapping
 from tagkit.exitcodes import ExitCode
 from tagkit.image import ImageEmbedder
 from tagkit.ingest import import_products
@@ -241,3 +242,45 @@ def test_stats_describes_the_database(bad_catalogue: Path, tmp_path: Path):
     shutil.rmtree(bad_catalogue / "images")
     missing = CliRunner().invoke(main, ["--db", str(tmp_path / "none.db"), "stats"])
     assert missing.exit_code == ExitCode.USAGE and "no database" in missing.stderr
+
+
+def test_a_file_without_a_column_keeps_what_is_stored_of_it(tmp_path: Path):
+    """A file that has no title (image, category, tags) column says nothing about titles: a products file of ids
+    and photos, or a misspelt `--map title=titel`, used to erase every stored title (and the next `train` learnt
+    without them). An empty cell of a column the file has still says "none" to `import`; to `predict` (new
+    products) it says nothing, as for labels."""
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo"
+    rows = list(csv.DictReader((demo / "train.csv").open(encoding="utf-8")))[:12]
+    db = tmp_path / "t.db"
+    with Store(db) as store:
+        import_products(store, demo / "train.csv", embedder=None)
+        before = {p.id: p for p in store.iter_products() if p.id in {r["id"] for r in rows}}
+
+        def rewrite(name: str, columns: list[str], blank: str | None = None) -> Path:
+            path = tmp_path / name
+            with path.open("w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerow(columns)
+                for i, row in enumerate(rows):
+                    writer.writerow(["" if column == blank and i == 0 else
+                                     str(demo / row[column]) if column == "image" and row[column] else row[column]
+                                     for column in columns])
+            return path
+
+        import_products(store, rewrite("ids-and-photos.csv", ["id", "image"]), embedder=None)
+        import_products(store, rewrite("ids-and-titles.csv", ["id", "title"]), embedder=None)
+        import_products(store, rewrite("photos.csv", ["id", "image"]), embedder=None,
+                        mapping=Mapping().with_overrides(["title=titel"]))
+        after = {p.id: p for p in store.iter_products() if p.id in before}
+        for product_id, old in before.items():
+            new = after[product_id]
+            assert (new.title, new.description, new.category, new.tags) == (old.title, old.description,
+                                                                             old.category, old.tags)
+            assert new.image == old.image
+        # an empty cell: `import` (a catalogue) erases; `predict` keeps
+        first = rows[0]["id"]
+        import_products(store, rewrite("blank-predict.csv", ["id", "title"], blank="title"), embedder=None,
+                        keep_labels=True, training=False)
+        assert store.product(first).title == before[first].title
+        import_products(store, rewrite("blank-import.csv", ["id", "title"], blank="title"), embedder=None)
+        assert store.product(first).title == "" and store.product(first).category == before[first].category
