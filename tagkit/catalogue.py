@@ -633,8 +633,8 @@ class _RecordBuilder:
         unused = [column for column in columns if column not in self.used]
         if unused:
             # a misspelt field name (`titel`, `catgory`) is named beside the field it was probably meant for
-            unfound = [name for field in CANONICAL_FIELDS if not self.keys[field]
-                       for name in mapping.columns(field)[0]]
+            unfound = [name for field in CANONICAL_FIELDS if not self.keys[field] and not mapping.columns(field)[1]
+                       for name in mapping.columns(field)[0]]  # (a mapping that names no column is told above)
             yield note(label, None, None, "columns not mapped to a tagkit field, kept as extra data: "
                        + ", ".join(f"{column}{_closest(column, unfound)}" for column in unused))
 

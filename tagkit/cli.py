@@ -349,6 +349,11 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
                                  attributes=config.attributes if config else None, **run.callbacks())
         except NothingToLearn as error:
             run.finish({}, 0, status="failed")
+            read = error.import_report
+            if read is not None and _outcome(read.counts()) == ExitCode.USAGE:
+                if as_json:  # a cron job's summary file says what went wrong
+                    obj.print_json(_import_summary(read))
+                obj.fail(f"nothing could be read from {source}", ExitCode.USAGE)
             obj.fail(str(error), ExitCode.NO_MODEL)
         problems = report.import_report.problem_count if report.import_report else 0
         run.finish({"version": report.version, **report.counts, "seconds": report.seconds}, problems)

@@ -29,7 +29,11 @@ if TYPE_CHECKING:
 
 
 class NothingToLearn(ValueError):
-    """No labelled products: nothing to train on."""
+    """No labelled products: nothing to train on. `import_report`: what reading SOURCE did, when there was one."""
+
+    def __init__(self, message: str, import_report: ImportReport | None = None) -> None:
+        super().__init__(message)
+        self.import_report = import_report
 
 
 @dataclass
@@ -106,7 +110,7 @@ def train(
         if left_out:
             where += (f" but the {left_out:,} test products `tagkit eval` read (`tagkit train FILE` learns from "
                       "a file's products)")
-        raise NothingToLearn(f"no product with a category or tags {where}: nothing to learn from")
+        raise NothingToLearn(f"no product with a category or tags {where}: nothing to learn from", import_report)
     params = dict(params or {})
     model = CatalogueModel(seed=seed, **params).fit(data)
     extractor, extractor_report = fit_extractor(data, extract, store, seed) if extract else (None, {})

@@ -255,6 +255,19 @@ def test_a_misspelt_column_is_named_with_the_field_it_looks_like(tmp_path: Path)
     result = tagkit(tmp_path / "tagkit.db", "import", str(path), "--no-images")
     assert "titel (did you mean 'title'?)" in result.stderr
     assert "catgory (did you mean 'category'?)" in result.stderr
+    # `train` on such a file: nothing could be read (exit 2, its problems in --json), not "nothing to learn" (4)
+    trained = tagkit(tmp_path / "tagkit.db", "train", str(path), "--json")
+    assert trained.exit_code == ExitCode.USAGE and "nothing could be read" in trained.stderr
+    assert "no title, description or image column" in json.loads(trained.stdout)["problems"][0]["message"]
+
+
+def test_a_misspelt_mapping_is_named_not_offered_as_the_fix(tmp_path: Path):
+    """`--map title=titel` on a file with a `title` column: the note used to say `title (did you mean 'titel'?)`."""
+    path = tmp_path / "p.csv"
+    path.write_text("id,title\n1,Blue jeans\n", "utf-8")
+    result = tagkit(tmp_path / "tagkit.db", "import", str(path), "--no-images", "--map", "title=titel")
+    assert "column 'titel' (mapped to title) is not in the file (did you mean 'title'?)" in result.stderr
+    assert "did you mean 'titel'" not in result.stderr
 
 
 # -- stopped from outside -------------------------------------------------------------------------------
