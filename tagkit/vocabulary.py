@@ -197,8 +197,10 @@ def suggest(tags: Iterable[Tag], taxonomy: Taxonomy | None = None) -> list[Sugge
             canonical = known.name
         for text, _ in group:
             name_of[text] = canonical
-        if known is not None and all(taxonomy.attribute(t) is known for t, _ in group):
-            continue  # the taxonomy maps every spelling already
+        if known is not None:  # only the spellings the taxonomy does not map yet
+            group = [(t, n) for t, n in group if taxonomy.attribute(t) is not known]
+            if not group:
+                continue
         if len(group) > 1 or group[0][0] != canonical:
             out.append(Suggestion("attribute", canonical, group, reasons=_reasons([canonical, *(t for t, _ in group)]),
                                   in_taxonomy=known is not None))
@@ -212,7 +214,8 @@ def suggest(tags: Iterable[Tag], taxonomy: Taxonomy | None = None) -> list[Sugge
             known_value = taxonomy.value(attribute, canonical) if taxonomy and attribute else None
             if known_value is not None:
                 canonical = known_value.name
-                if all(taxonomy.value(attribute, t) is known_value for t, _ in group):
+                group = [(t, n) for t, n in group if taxonomy.value(attribute, t) is not known_value]
+                if not group:
                     continue
             if len(group) > 1 or group[0][0] != canonical:
                 out.append(Suggestion("value", canonical, group, attribute_name,

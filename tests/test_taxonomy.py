@@ -317,6 +317,19 @@ def test_shipped_taxonomies_are_what_the_tool_builds(shared_data: Path) -> None:
     assert not english.attribute("usage").multi_valued
 
 
+def test_suggest_with_a_taxonomy_lists_only_the_spellings_it_does_not_map(tmp_path: Path) -> None:
+    """An English team's tags: `color` and `COLOR` match `Color` already (case), `T Shirt` is a listed synonym;
+    `--commands` used to print `map color Color` and `map 'Type: T Shirt' 'Type: T-Shirt'` too."""
+    taxonomy = load_taxonomy(small(tmp_path, "attributes:\n  - {name: Color, values: [Red, Navy Blue]}\n"
+                                   "  - {name: Type, values: [{value: T-Shirt, synonyms: [T Shirt]}, Jeans]}\n"))
+    tags = [Tag(name, value) for name, value, n in (
+        ("Color", "Red", 5), ("color", "Red", 3), ("COLOR", "red", 2), ("colors", "Navy Blue", 2),
+        ("Type", "T-Shirt", 4), ("Type", "T Shirt", 3), ("Type", "t-shirt", 1), ("Type", "Tshirts", 2))
+        for _ in range(n)]
+    found = {(s.kind, s.canonical): [text for text, _ in s.variants] for s in suggest(tags, taxonomy)}
+    assert found == {("attribute", "Color"): ["colors"], ("value", "T-Shirt"): ["Tshirts"]}
+
+
 def test_suggest_shows_a_control_character_that_sets_two_spellings_apart(tmp_path: Path) -> None:
     """Torob has `بافت` once with a stray backspace: suggest merges it and writes the backspace as an escape."""
     products = tmp_path / "products.jsonl"
