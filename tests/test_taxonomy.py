@@ -17,9 +17,11 @@ from tagkit.taxonomy import (
     TaxonomyError,
     add_synonym,
     dump_taxonomy,
+    find_taxonomy,
     import_taxonomy,
     load_taxonomy,
     parse_taxonomy,
+    shipped_taxonomies,
     stored_taxonomy,
     taxonomy_ids,
 )
@@ -315,6 +317,46 @@ def test_shipped_taxonomies_are_what_the_tool_builds(shared_data: Path) -> None:
     assert english.canonical(Tag("color", "navy")) == Tag("color", "Navy Blue")
     assert ("Apparel", "Topwear", "Shirts") in english.categories
     assert not english.attribute("usage").multi_valued
+
+
+def test_shipped_taxonomies_are_found_by_name() -> None:
+    shipped = shipped_taxonomies()
+    assert shipped == {"en-fashion": REPO / "taxonomy" / "en-fashion.yaml",
+                       "fa-fashion": REPO / "taxonomy" / "fa-fashion.yaml"}
+    assert find_taxonomy("fa-fashion") == find_taxonomy("fa-fashion.yaml") == shipped["fa-fashion"]
+    with pytest.raises(TaxonomyError, match=r"no shipped taxonomy of that name \(shipped with tagkit: en-fashion, "
+                                            r"fa-fashion\)"):
+        find_taxonomy("de-fashion")
+
+
+def test_cli_imports_a_shipped_taxonomy_by_name_and_a_file_of_that_name_wins(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a user's folder: no taxonomy/ here
+    runner = CliRunner()
+    db = str(tmp_path / "t.db")
+    imported = runner.invoke(main, ["--db", db, "taxonomy", "import", "fa-fashion", "--json"], catch_exceptions=False)
+    assert imported.exit_code == 0, imported.output
+    assert json.loads(imported.stdout)["taxonomy"] == "fa-fashion"
+    with Store(db) as store:
+        stored = stored_taxonomy(store)
+    assert stored is not None and stored.name == "fa-fashion" and len(stored.attributes) == 302
+    assert stored.canonical(Tag("رنگ", "قهوه ای")) == Tag("رنگ", f"قهوه{ZWNJ}ای")
+
+    small(tmp_path).rename(tmp_path / "en-fashion")  # a file named like a shipped taxonomy is that file
+    mine = runner.invoke(main, ["--db", db, "taxonomy", "import", "en-fashion", "--json"], catch_exceptions=False)
+    assert mine.exit_code == 0 and json.loads(mine.stdout)["taxonomy"] == "test"
+
+    def refused(name_or_path: str) -> str:
+        result = runner.invoke(main, ["--db", db, "taxonomy", "import", name_or_path])
+        assert result.exit_code == 2, result.output
+        return " ".join(result.stderr.split())
+
+    listing = "no shipped taxonomy of that name (shipped with tagkit: en-fashion, fa-fashion)"
+    assert f"no file de-fashion and {listing}" in refused("de-fashion")
+    assert f"no file taxonomy/fa-fashion.yaml and {listing}" in refused("taxonomy/fa-fashion.yaml")
+    assert "is a folder, not a taxonomy file" in refused(str(tmp_path))
+    listed = runner.invoke(main, ["taxonomy", "import", "--help"]).stdout
+    assert "Shipped with tagkit: en-fashion, fa-fashion." in listed
 
 
 def test_suggest_shows_a_control_character_that_sets_two_spellings_apart(tmp_path: Path) -> None:
