@@ -270,9 +270,10 @@ def main(ctx: click.Context, db: Path, quiet: bool, wait: float, log_file: Path 
     ctx.obj = Context(db, quiet, wait, log)
 
 
-force_option = click.option(
-    "--force", is_flag=True,
-    help="Redo everything: rewrite unchanged products, embed cached images again, predict unchanged products.")
+def force_option(redone: str) -> Any:
+    """`--force`, whose help says what the command redoes."""
+    return click.option("--force", is_flag=True, help=f"Redo everything: {redone}.")
+
 
 products_option = click.option(
     "--products", "products_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -286,7 +287,7 @@ products_option = click.option(
 @click.option("--image-model", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True,
               help="Bundled image model variant used for the features.")
 @click.option("--no-images", is_flag=True, help="Store products only; compute no image features.")
-@force_option
+@force_option("rewrite unchanged products and embed cached images again")
 @json_option("Print the report as JSON on stdout.")
 @click.pass_obj
 def import_command(obj: Context, source: Path, config_path: Path | None, overrides: tuple[str, ...],
@@ -382,7 +383,7 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
 @click.option("--top-k", type=click.IntRange(1, 20), default=3, show_default=True,
               help="How many categories to give per product (the best and the next alternatives).")
 @click.option("--model", "version", help="Model version to use (default: the newest; see `tagkit models`).")
-@force_option
+@force_option("rewrite unchanged products, embed cached images again, predict unchanged products")
 @json_option("Print a summary as JSON on stdout (counts, problems); an export then needs -o FILE.")
 @click.pass_obj
 def predict(obj: Context, source: Path, config_path: Path | None, overrides: tuple[str, ...],

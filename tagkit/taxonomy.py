@@ -1,6 +1,7 @@
 """Taxonomies: a category tree and attributes with their allowed values, synonyms and arity, as YAML.
 
-A team keeps one vocabulary in a YAML file (`taxonomy/fa-fashion.yaml`, `taxonomy/en-fashion.yaml`)::
+A team keeps one vocabulary in a YAML file. tagkit ships two, `fa-fashion` and `en-fashion` (`shipped_taxonomies`,
+`find_taxonomy`: the repository's `taxonomy/` folder, installed as `tagkit/taxonomies/`)::
 
     name: fa-fashion                  # optional: what this vocabulary is
     language: fa                      # optional
@@ -59,6 +60,10 @@ ATTRIBUTE_KEYS = ("name", "multi_valued", "open", "synonyms", "values", "descrip
 VALUE_KEYS = ("value", "synonyms")
 TAG_ALIAS = ": "  # a value synonym containing this is a whole `name: value` tag
 _NULL_LEAF = re.compile(r"^( +\S.*): null$", re.MULTILINE)  # `Shirts: null` -> `Shirts:` (a category leaf)
+_PACKAGE = Path(__file__).resolve().parent
+# Where the shipped taxonomies are: in an installed wheel (pyproject.toml maps the repository's `taxonomy/` to the
+# package `tagkit.taxonomies`), else in a checkout (an editable install, or tagkit run from the source tree).
+SHIPPED_FOLDERS = (_PACKAGE / "taxonomies", _PACKAGE.parent / "taxonomy")
 
 
 class TaxonomyError(ValueError):
@@ -317,6 +322,32 @@ def _path_key(path: Sequence[str]) -> tuple[str, ...]:
 
 # ----------------------------------------------------------------------------------------------------
 # YAML
+
+
+def shipped_taxonomies() -> dict[str, Path]:
+    """The taxonomies that come with tagkit, by name (`fa-fashion`, `en-fashion`): name -> YAML file."""
+    for folder in SHIPPED_FOLDERS:
+        found = {path.stem: path for path in sorted(folder.glob("*.yaml"))}
+        if found:
+            return found
+    return {}
+
+
+def find_taxonomy(name_or_path: str | Path) -> Path:
+    """The taxonomy file meant by `name_or_path`: a file that exists (it always wins), else the shipped taxonomy of
+    that name (`fa-fashion`, its file name `fa-fashion.yaml`, or its path in the repository,
+    `taxonomy/fa-fashion.yaml`, as the README writes it); TaxonomyError lists the shipped names."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.exists():
+        raise TaxonomyError(f"{path} is a folder, not a taxonomy file")
+    shipped = shipped_taxonomies()
+    name = path.name.removesuffix(".yaml")
+    if name in shipped and str(path.parent) in (".", "taxonomy"):
+        return shipped[name]
+    names = ", ".join(shipped) or "none found"
+    raise TaxonomyError(f"no file {path} and no shipped taxonomy of that name (shipped with tagkit: {names})")
 
 
 def load_taxonomy(path: str | Path) -> Taxonomy:

@@ -16,25 +16,61 @@ from tagkit.product import shown
 
 @click.group("taxonomy")
 def taxonomy() -> None:
-    """One vocabulary: a category tree and attributes with their values (YAML, see tagkit/taxonomy.py).
+    """One vocabulary: a category tree and attributes with their values, in a YAML file (the format: the README's
+    Taxonomy section, or `tagkit taxonomy show --yaml` once one is imported).
 
     \b
-    tagkit taxonomy import taxonomy/fa-fashion.yaml   load it (ids stay the same when loaded again)
-    tagkit taxonomy show [--tree]                      what the database holds
-    tagkit taxonomy map 'قهوه ای سوخته' 'رنگ: قهوه‌ای'    another way to write a value, attribute or category
+    tagkit taxonomy import fa-fashion                 load a shipped one, or a YAML file (ids stay when reloaded)
+    tagkit taxonomy show [--tree]                     what the database holds
+    tagkit taxonomy map 'قهوه ای سوخته' 'رنگ: قهوه‌ای'   another way to write a value, attribute or category
     tagkit taxonomy suggest products.jsonl            spellings that look like one name or value
     """
 
 
-@taxonomy.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+class TaxonomyFile(click.ParamType):
+    """A taxonomy YAML file, or the name of one shipped with tagkit (`tagkit.taxonomy.find_taxonomy`)."""
+
+    name = "taxonomy"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        from tagkit.taxonomy import TaxonomyError, find_taxonomy
+
+        try:
+            return find_taxonomy(value)
+        except TaxonomyError as error:
+            self.fail(str(error), param, ctx)
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        from tagkit.taxonomy import shipped_taxonomies
+
+        names = [CompletionItem(name) for name in shipped_taxonomies() if name.startswith(incomplete)]
+        return [*names, CompletionItem(incomplete, type="file")]
+
+
+class _ListsShippedTaxonomies(click.Command):
+    """`taxonomy import`: its --help ends with the names of the shipped taxonomies (looked up only then)."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from tagkit.taxonomy import shipped_taxonomies
+
+        super().format_help_text(ctx, formatter)
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(f"Shipped with tagkit: {', '.join(shipped_taxonomies()) or 'none found'}.")
+
+
+@taxonomy.command("import", cls=_ListsShippedTaxonomies)
+@click.argument("file", metavar="FILE_OR_NAME", type=TaxonomyFile())
 @click.option("--apply", "apply_to_products", is_flag=True,
               help="Also make the tags and categories of the products already stored canonical.")
 @json_option("Print the counts as JSON on stdout.")
 @click.pass_obj
 def import_command(obj: Any, file: Path, apply_to_products: bool, as_json: bool) -> None:
-    """Load a taxonomy YAML file into the database (replacing the one there; the ids of entries already there
-    do not change). Products imported from now on get canonical tags and categories."""
+    """Load a taxonomy into the database (replacing the one there; the ids of entries already there do not
+    change): a YAML file, or the name of one shipped with tagkit (a file of that name wins). Products imported from
+    now on get canonical tags and categories."""
     from tagkit.taxonomy import TaxonomyError, apply_taxonomy, import_taxonomy, load_taxonomy
 
     try:

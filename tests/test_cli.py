@@ -130,3 +130,13 @@ def test_csv_export_neutralises_formulas():
     assert safe_cell("@SUM(A1)") == "'@SUM(A1)"
     assert safe_cell("کیف پول") == "کیف پول"
     assert safe_cell(0.5) == 0.5
+
+
+def test_force_help_says_what_each_command_redoes():
+    def force_help(command: str) -> str:
+        text = " ".join(CliRunner().invoke(main, [command, "--help"]).stdout.split())
+        options = text[text.index("Options:"):]
+        return options[options.index("--force"):options.index("--json")]
+
+    assert force_help("import") == "--force Redo everything: rewrite unchanged products and embed cached images again. "
+    assert force_help("predict").endswith("embed cached images again, predict unchanged products. ")

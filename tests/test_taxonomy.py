@@ -17,9 +17,11 @@ from tagkit.taxonomy import (
     TaxonomyError,
     add_synonym,
     dump_taxonomy,
+    find_taxonomy,
     import_taxonomy,
     load_taxonomy,
     parse_taxonomy,
+    shipped_taxonomies,
     stored_taxonomy,
     taxonomy_ids,
 )
@@ -328,6 +330,48 @@ def test_suggest_with_a_taxonomy_lists_only_the_spellings_it_does_not_map(tmp_pa
         for _ in range(n)]
     found = {(s.kind, s.canonical): [text for text, _ in s.variants] for s in suggest(tags, taxonomy)}
     assert found == {("attribute", "Color"): ["colors"], ("value", "T-Shirt"): ["Tshirts"]}
+
+
+def test_shipped_taxonomies_are_found_by_name() -> None:
+    shipped = shipped_taxonomies()
+    assert shipped == {"en-fashion": REPO / "taxonomy" / "en-fashion.yaml",
+                       "fa-fashion": REPO / "taxonomy" / "fa-fashion.yaml"}
+    assert find_taxonomy("fa-fashion") == find_taxonomy("fa-fashion.yaml") == shipped["fa-fashion"]
+    with pytest.raises(TaxonomyError, match=r"no shipped taxonomy of that name \(shipped with tagkit: en-fashion, "
+                                            r"fa-fashion\)"):
+        find_taxonomy("de-fashion")
+
+
+def test_cli_imports_a_shipped_taxonomy_by_name_and_a_file_of_that_name_wins(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a user's folder: no taxonomy/ here
+    runner = CliRunner()
+    db = str(tmp_path / "t.db")
+    imported = runner.invoke(main, ["--db", db, "taxonomy", "import", "fa-fashion", "--json"], catch_exceptions=False)
+    assert imported.exit_code == 0, imported.output
+    assert json.loads(imported.stdout)["taxonomy"] == "fa-fashion"
+    with Store(db) as store:
+        stored = stored_taxonomy(store)
+    assert stored is not None and stored.name == "fa-fashion" and len(stored.attributes) == 302
+    assert stored.canonical(Tag("رنگ", "قهوه ای")) == Tag("رنگ", f"قهوه{ZWNJ}ای")
+
+    small(tmp_path).rename(tmp_path / "en-fashion")  # a file named like a shipped taxonomy is that file
+    mine = runner.invoke(main, ["--db", db, "taxonomy", "import", "en-fashion", "--json"], catch_exceptions=False)
+    assert mine.exit_code == 0 and json.loads(mine.stdout)["taxonomy"] == "test"
+
+    def refused(name_or_path: str) -> str:
+        result = runner.invoke(main, ["--db", db, "taxonomy", "import", name_or_path])
+        assert result.exit_code == 2, result.output
+        return " ".join(result.stderr.split())
+
+    listing = "no shipped taxonomy of that name (shipped with tagkit: en-fashion, fa-fashion)"
+    assert f"no file de-fashion and {listing}" in refused("de-fashion")
+    assert f"no file elsewhere/fa-fashion.yaml and {listing}" in refused("elsewhere/fa-fashion.yaml")
+    as_written = runner.invoke(main, ["--db", db, "taxonomy", "import", "taxonomy/fa-fashion.yaml", "--json"])
+    assert as_written.exit_code == 0 and json.loads(as_written.stdout)["taxonomy"] == "fa-fashion"
+    assert "is a folder, not a taxonomy file" in refused(str(tmp_path))
+    listed = runner.invoke(main, ["taxonomy", "import", "--help"]).stdout
+    assert "Shipped with tagkit: en-fashion, fa-fashion." in listed
 
 
 def test_suggest_shows_a_control_character_that_sets_two_spellings_apart(tmp_path: Path) -> None:
