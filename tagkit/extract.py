@@ -42,7 +42,7 @@ from tagkit.cpus import usable_cpus
 from tagkit.models.booster import load_booster
 from tagkit.models.text_features import Tfidf
 from tagkit.product import Tag
-from tagkit.text import match_key, normalize, tokens
+from tagkit.text import match_key, normalize, spelling_key, tokens
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -295,6 +295,9 @@ class AttributeExtractor:
         self.skip_attributes = tuple(skip_attributes)
         self.n_jobs = n_jobs
         self.report: dict[str, Any] = {}
+        # (attribute, value key) -> spelling key -> the labels' spelling, for a value the labels write in ways that
+        # differ by more than spelling (`Men` / `Men's`): the one the title writes is output
+        self.written: dict[tuple[str, str], dict[str, str]] = {}
 
     # -- fitting -----------------------------------------------------------------------------------
 
@@ -426,6 +429,13 @@ class AttributeExtractor:
                 having[attribute] += 1
                 several[attribute] += len(keys) > 1
         self.display = {pair: counts.most_common(1)[0][0] for pair, counts in spellings.items()}
+        self.written = {}
+        for pair, counts in sorted(spellings.items()):
+            by_spelling: dict[str, str] = {}
+            for text, _ in counts.most_common():  # the most common of each spelling key
+                by_spelling.setdefault(spelling_key(text), text)
+            if len(by_spelling) > 1:
+                self.written[pair] = by_spelling
         self.attribute_ids = {a: n for n, a in enumerate(sorted(having))}
         self.multi = {a: several[a] >= max(2, 0.05 * having[a]) for a in having}
         self.extra_values: dict[str, set[str]] = defaultdict(set)  # value key -> attributes (taxonomy only)
@@ -479,6 +489,16 @@ class AttributeExtractor:
             view.known[key] = known
         return known
 
+    def _written_as(self, attribute: str, key: str, surface: str) -> str:
+        """How a value found in a title is output: as the labels write it (the way the title does, when the labels
+        write it several ways), else as the title does."""
+        variants = getattr(self, "written", {}).get((attribute, key))  # (none in an extractor saved before it)
+        if variants is not None:
+            found = variants.get(spelling_key(surface))
+            if found is not None:
+                return found
+        return self.display.get((attribute, key), surface)
+
     def _candidates(self, title: Title, view: _View, votes: dict[tuple[str, str], float],
                     allowed: Collection[str] | None) -> list[_Candidate]:
         ok = (lambda a: a in self.attribute_ids) if allowed is None else \
@@ -493,7 +513,7 @@ class AttributeExtractor:
             for attribute in known:
                 if ok(attribute) and (attribute, key) not in out:
                     out[(attribute, key)] = _Candidate(attribute, key, (i, j), 0,
-                                                       self.display.get((attribute, key), title.surface(i, j)))
+                                                       self._written_as(attribute, key, title.surface(i, j)))
             values = _span_values(title, i, j)
             looks = {a for f in _OPEN_FEATURES for a in self.open_index.get((f, values[f]), ())}
             span_tokens = title.keys[i:j]
