@@ -159,8 +159,7 @@ _VIEWS = {
     "latest_predictions": """
 select p.product_id, pr.title, p.category, p.category_score,
   (select group_concat(json_extract(t.value, '$[0]'), ' | ') from json_each(p.tags) t) as tags,
-  (select group_concat(printf('%.3f', json_extract(t.value, '$[1]')), ' | ') from json_each(p.tags) t)
-    as tag_scores,
+  (select group_concat(json_extract(t.value, '$[1]'), ' | ') from json_each(p.tags) t) as tag_scores,
   p.model_id, p.created_at as predicted_at, pr.image
 from (
   select predictions.*, row_number() over (
@@ -303,7 +302,8 @@ class Store:
                 indexed = {tuple(index.columns) for index in self.db.table(name).indexes}
                 if any(tuple(index) not in indexed for index in _INDEXES.get(name, [])):
                     return False
-        if any(view not in self.db.view_names() for view in _VIEWS):
+        views = dict(self.db.execute("select name, sql from sqlite_master where type = 'view'").fetchall())
+        if any(views.get(name) != _view_sql(name) for name in _VIEWS):
             return False
         row = self.db.execute("select value from meta where key = 'schema_version'").fetchone()
         return row is not None and row[0] == str(SCHEMA_VERSION)
@@ -327,8 +327,9 @@ class Store:
                                 self.db.execute("update runs set writer_lock = (command != 'review')")
                 for index in _INDEXES.get(name, []):
                     table.create_index(index, if_not_exists=True)
-            for name, sql in _VIEWS.items():
-                self.db.create_view(name, sql.strip(), replace=True)
+            for name in _VIEWS:
+                self.db.execute(f"drop view if exists [{name}]")
+                self.db.execute(_view_sql(name))
             self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 
     # products -----------------------------------------------------------------------------
@@ -571,6 +572,11 @@ def process_state(pid: int) -> str | None:
         return None
     fields = stat_line.rpartition(")")[2].split()  # the command name, in brackets before it, may hold anything
     return fields[0] if fields else None
+
+
+def _view_sql(name: str) -> str:
+    """The statement that creates one of `_VIEWS`, as SQLite keeps it in `sqlite_master`."""
+    return f"CREATE VIEW [{name}] AS {_VIEWS[name].strip()}"
 
 
 def _not_null(pk: str | tuple[str, ...]) -> set[str]:

@@ -144,6 +144,7 @@ def test_an_older_database_gets_the_views_and_the_writer_lock_column(tmp_path):
         store.start_run("train", {}, writer_lock=True)
         assert [row["status"] for row in store.db.table("runs").rows] == ["interrupted", "running", "running"]
         assert store.db.execute("select value from meta where key = 'schema_version'").fetchone() == ("4",)
+        assert store._schema_is_current(), "opened again, it writes nothing"
 
 
 def test_reopening_keeps_data(tmp_path):
