@@ -70,11 +70,12 @@ class Context:
     @contextmanager
     def writer_lock(self, command: str) -> Iterator[None]:
         """Hold the database's writer lock (see tagkit.lock); exit with LOCKED when another process keeps it."""
-        from tagkit.lock import Locked, WriterLock
+        from tagkit.lock import Locked, WriterLock, describe_holder
 
         lock = WriterLock(self.db, command, self.wait)
         try:
-            lock.acquire()
+            lock.acquire(on_wait=lambda holder: self.log(f"waiting up to {self.wait:g} s for another tagkit process "
+                                                         f"writing to {self.db}: {describe_holder(holder)}"))
         except Locked as error:
             self.fail(str(error), ExitCode.LOCKED)
         except OSError as error:
@@ -122,7 +123,7 @@ class Context:
             shown = {k: v for k, v in args.items() if v}
             run: Run | None = None
             try:
-                run = Run(self, store, store.start_run(command, shown), progress)
+                run = Run(self, store, store.start_run(command, shown, writer_lock=True), progress)
                 self.to_log_file(f"{command} started: run #{run.id}, "
                                  f"{json.dumps(shown, ensure_ascii=False, default=str)}")
                 yield run
@@ -708,9 +709,9 @@ def _print_import_report(report: Any) -> None:
         lines += [
             f"  embedded now    {report.images_embedded:,}  ({report.image_model})",
             f"  already cached  {report.images_cached:,}",
-            f"  unreadable      {report.images_unreadable:,}",
         ]
     lines += [
+        f"  unreadable      {report.images_unreadable:,}",
         f"  missing         {report.images_missing:,}",
         f"problems          {report.problem_count:,}" + ("  (see stderr, or the `problems` table)"
                                                           if report.problem_count else ""),

@@ -82,12 +82,14 @@ class ImageError(ValueError):
 
     `reason` is the bare reason ("truncated JPEG (the file is cut short)"); it depends only on the
     file's content (or on the path for "file not found"), so it can be cached by content hash.
-    `name`, when given, is put in front of the reason in `str(error)`.
+    `name`, when given, is put in front of the reason in `str(error)`. `missing`: there is no such file (or
+    archive member); otherwise the file is there but cannot be used (empty, unreadable, not an image...).
     """
 
-    def __init__(self, reason: str, name: str = "") -> None:
+    def __init__(self, reason: str, name: str = "", missing: bool = False) -> None:
         self.reason = reason
         self.name = name
+        self.missing = missing
         super().__init__(f"{name}: {reason}" if name else reason)
 
 
@@ -127,7 +129,7 @@ def read_image_bytes(path: str | Path, name: str = "") -> bytes:
     except ImageError:
         raise
     except FileNotFoundError:
-        raise ImageError("file not found", name) from None
+        raise ImageError("file not found", name, missing=True) from None
     except IsADirectoryError:
         raise ImageError("is a folder, not a file", name) from None
     except PermissionError:

@@ -35,7 +35,8 @@ class ImportReport:
     equals the stored row's: not rewritten, unless forced, when `products_stored` counts it too), except a record
     replaced by a later one of the same id within one chunk. Every product with an image path counts once in
     `images` and once in exactly one of: `images_embedded` (computed now), `images_cached` (features already
-    stored, or the same picture as another product), `images_unreadable`, `images_missing`.
+    stored, or the same picture as another product), `images_unreadable` (the file is there but cannot be used:
+    empty, not an image, damaged, too large, not allowed to be read), `images_missing` (no such file).
     """
 
     source: str
@@ -210,7 +211,10 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
     unreadable = []
     for product, result in zip(with_image, hashes, strict=True):
         if isinstance(result, ImageError):
-            report.images_missing += 1
+            if result.missing:
+                report.images_missing += 1
+            else:  # there, but empty, too large, not a regular file, not allowed to be read
+                report.images_unreadable += 1
             unreadable.append(_image_problem(product, result))
         else:
             product.image_hash = result

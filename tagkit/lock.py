@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,18 @@ class Locked(RuntimeError):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        holder = self.holder
-        if holder.get("pid"):
-            who = (f"pid {holder['pid']} on {holder.get('host') or 'an unknown host'}, "
-                   f"`{holder.get('command') or 'tagkit'}`, since {holder.get('started_at') or '?'}")
-        else:
-            who = "a process that has not said who it is yet"
+        who = describe_holder(self.holder)
         database = self.lock_path.with_suffix("") if self.lock_path.suffix == ".lock" else self.lock_path
         return (f"another tagkit process is writing to {database}: {who} (lock file {self.lock_path}). "
                 f"Waited {self.waited:g} s; wait longer with --wait SECONDS (in Python: wait=)")
+
+
+def describe_holder(holder: dict[str, Any]) -> str:
+    """Who holds the lock, in words: pid, host, command and since when (as `read_holder` gives them)."""
+    if not holder.get("pid"):
+        return "a process that has not said who it is yet"
+    return (f"pid {holder['pid']} on {holder.get('host') or 'an unknown host'}, "
+            f"`{holder.get('command') or 'tagkit'}`, since {holder.get('started_at') or '?'}")
 
 
 def lock_path(db: str | Path) -> Path:
@@ -60,10 +64,15 @@ class WriterLock:
         self.wait = wait
         self.fd: int | None = None
 
-    def acquire(self) -> None:
-        """Take the lock, waiting up to `self.wait` seconds; raises Locked when another process keeps it."""
+    def acquire(self, on_wait: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Take the lock, waiting up to `self.wait` seconds; raises Locked when another process keeps it.
+
+        `on_wait` is called once, with the holder (see `read_holder`), when the lock is taken and there is time
+        to wait for it.
+        """
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         deadline = time.monotonic() + max(self.wait, 0.0)
+        waiting = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -73,6 +82,13 @@ class WriterLock:
                 if left <= 0:
                     os.close(fd)
                     raise Locked(self.path, read_holder(self.path), self.wait) from None
+                if not waiting and on_wait is not None:
+                    try:
+                        on_wait(read_holder(self.path))
+                    except BaseException:
+                        os.close(fd)
+                        raise
+                waiting = True
                 time.sleep(min(POLL_SECONDS, left))
         self.fd = fd
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command, "started_at": now(),

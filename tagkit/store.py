@@ -14,6 +14,10 @@ Tables (open the file with `sqlite-utils tables tagkit.db --counts` to look arou
 - `runs`         every command that wrote to the database, with its counts and outcome (`interrupted`:
                  the process died, e.g. killed, before it could say how it ended).
 - `problems`     what was wrong with the input of each run: file, row, field, message.
+- `meta`         `schema_version`, and the taxonomy's name and language.
+
+Views (queries kept in the file, computed when read): `latest_predictions`, `review_decisions`,
+`problems_with_product` (see `_VIEWS`).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import sqlite_utils
 from tagkit.product import Problem, Product, Tag, format_category, parse_category
 
 DEFAULT_DB = "tagkit.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
     "products": (
@@ -129,6 +133,7 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "counts": str,
             "pid": int,
             "host": str,
+            "writer_lock": int,
         },
         "id",
     ),
@@ -146,6 +151,36 @@ _INDEXES = {
     "feedback": [["product_id"], ["model_id"]],
     "problems": [["run_id"]],
     "taxonomy": [["kind", "name"]],
+}
+
+
+_VIEWS = {
+    # per product, the prediction of the newest model version that predicted it, its tags as in a CSV export
+    "latest_predictions": """
+select p.product_id, pr.title, p.category, p.category_score,
+  (select group_concat(json_extract(t.value, '$[0]'), ' | ') from json_each(p.tags) t) as tags,
+  (select group_concat(json_extract(t.value, '$[1]'), ' | ') from json_each(p.tags) t) as tag_scores,
+  p.model_id, p.created_at as predicted_at, pr.image
+from (
+  select predictions.*, row_number() over (
+    partition by predictions.product_id
+    order by coalesce(models.created_at, predictions.created_at) desc, predictions.model_id desc) as newest
+  from predictions left join models on models.id = predictions.model_id
+) p
+left join products pr on pr.id = p.product_id
+where p.newest = 1""",
+    # every review decision, oldest first, with the title of its product
+    "review_decisions": """
+select f.id, f.created_at, f.product_id, pr.title, f.field, f.predicted, f.score, f.decision, f.corrected,
+  f.reviewer, f.model_id
+from feedback f left join products pr on pr.id = f.product_id""",
+    # every problem with the id of the product read from that row of that file (none: the row was skipped)
+    "problems_with_product": """
+select pb.id, pb.run_id, runs.command, pb.file, pb.row, pr.id as product_id, pr.title, pb.field, pb.message,
+  pb.skipped, pb.info
+from problems pb
+left join runs on runs.id = pb.run_id
+left join products pr on pr.source = pb.file and pr.source_row = pb.row""",
 }
 
 
@@ -267,11 +302,15 @@ class Store:
                 indexed = {tuple(index.columns) for index in self.db.table(name).indexes}
                 if any(tuple(index) not in indexed for index in _INDEXES.get(name, [])):
                     return False
+        views = dict(self.db.execute("select name, sql from sqlite_master where type = 'view'").fetchall())
+        if any(views.get(name) != _view_sql(name) for name in _VIEWS):
+            return False
         row = self.db.execute("select value from meta where key = 'schema_version'").fetchone()
         return row is not None and row[0] == str(SCHEMA_VERSION)
 
     def _create_schema(self) -> None:
-        """Create missing tables; add the columns and indexes a database made by an older tagkit lacks."""
+        """Create missing tables; add the columns and indexes a database made by an older tagkit lacks; (re)create
+        the views."""
         if self._schema_is_current():
             return
         with self.transaction():
@@ -284,8 +323,13 @@ class Store:
                     for column, kind in columns.items():
                         if column not in present:
                             table.add_column(column, kind)
+                            if (name, column) == ("runs", "writer_lock"):  # every command but review took it
+                                self.db.execute("update runs set writer_lock = (command != 'review')")
                 for index in _INDEXES.get(name, []):
                     table.create_index(index, if_not_exists=True)
+            for name in _VIEWS:
+                self.db.execute(f"drop view if exists [{name}]")
+                self.db.execute(_view_sql(name))
             self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
 
     # products -----------------------------------------------------------------------------
@@ -418,21 +462,27 @@ class Store:
 
     # runs and problems ----------------------------------------------------------------------
 
-    def start_run(self, command: str, args: dict[str, Any]) -> int:
-        """Record that a command started; returns the run id.
+    def start_run(self, command: str, args: dict[str, Any], writer_lock: bool = False) -> int:
+        """Record that a command started; returns the run id. `writer_lock`: the caller holds the database's
+        writer lock (tagkit.lock) for the whole run.
 
-        Runs of this host still `running` whose process is gone (killed, or the machine went down) are
-        marked `interrupted` first.
+        Runs still `running` whose process is gone are marked `interrupted` first, with the time they were found
+        so as `finished_at`: runs of this host whose process has ended (killed, or the machine went down; a
+        zombie, ended but not yet reaped, counts as ended), and, when the caller holds the writer lock, every
+        run that held it too (the lock is free only once its holder has ended).
         """
         host = socket.gethostname()
+        stamp = now()
         with self.transaction():
-            running = self.db.execute("select id, pid from runs where status = 'running' and host = ?", [host])
-            dead = [run_id for run_id, pid in running.fetchall() if pid and not process_alive(pid)]
+            running = self.db.execute("select id, pid, host, writer_lock from runs where status = 'running'")
+            dead = [run_id for run_id, pid, run_host, held_lock in running.fetchall()
+                    if (writer_lock and held_lock) or (run_host == host and pid and not process_alive(pid))]
             for run_id in dead:
-                self.db.table("runs").update(run_id, {"status": "interrupted"})
+                self.db.table("runs").update(run_id, {"status": "interrupted", "finished_at": stamp})
             table = self.db.table("runs")
             table.insert({"command": command, "args": json.dumps(args, ensure_ascii=False, default=str),
-                          "started_at": now(), "status": "running", "pid": os.getpid(), "host": host})
+                          "started_at": stamp, "status": "running", "pid": os.getpid(), "host": host,
+                          "writer_lock": int(writer_lock)})
             return int(table.last_pk)
 
     def finish_run(self, run_id: int, status: str, counts: dict[str, Any]) -> None:
@@ -502,14 +552,31 @@ def content_key(row: dict[str, Any]) -> str:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this machine."""
+    """Whether a process with this id runs on this machine. A zombie (ended, not yet reaped by its parent) has
+    ended: it holds no files or locks any more, and never runs again."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # someone else's process
-    return True
+        pass  # someone else's process
+    return process_state(pid) not in ("Z", "X")
+
+
+def process_state(pid: int) -> str | None:
+    """A process's state letter from /proc/<pid>/stat (`R`, `S`, `Z` for a zombie...); None where it cannot be
+    read (no such process, or no /proc)."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text("utf-8", "replace")
+    except OSError:
+        return None
+    fields = stat_line.rpartition(")")[2].split()  # the command name, in brackets before it, may hold anything
+    return fields[0] if fields else None
+
+
+def _view_sql(name: str) -> str:
+    """The statement that creates one of `_VIEWS`, as SQLite keeps it in `sqlite_master`."""
+    return f"CREATE VIEW [{name}] AS {_VIEWS[name].strip()}"
 
 
 def _not_null(pk: str | tuple[str, ...]) -> set[str]:

@@ -140,3 +140,59 @@ def test_force_help_says_what_each_command_redoes():
 
     assert force_help("import") == "--force Redo everything: rewrite unchanged products and embed cached images again. "
     assert force_help("predict").endswith("embed cached images again, predict unchanged products. ")
+
+
+def test_views_read_the_database_as_a_person_would(demo_db: Path, tmp_path: Path):
+    """After train and predict on the demo (and a second model that predicts only the products of new.csv), the
+    views, read with the `sqlite-utils` command, give each product its newest prediction, each decision its
+    product's title and each problem its product."""
+    import subprocess
+    import sys
+
+    def view(name: str) -> list[dict]:
+        done = subprocess.run([str(Path(sys.executable).with_name("sqlite-utils")), "rows", str(demo_db), name],
+                              capture_output=True, text=True, check=True)
+        return json.loads(done.stdout)
+
+    with Store(demo_db) as store:
+        (first_model,) = [row["id"] for row in store.db.table("models").rows]
+    assert {row["model_id"] for row in view("latest_predictions")} == {first_model}
+    assert tagkit(demo_db, "-q", "train").exit_code in (ExitCode.OK, ExitCode.PARTIAL)
+    assert tagkit(demo_db, "-q", "predict", str(DEMO / "new.csv")).exit_code in (ExitCode.OK, ExitCode.PARTIAL)
+    with Store(demo_db) as store:
+        second_model = next(store.db.query("select id from models where id != ?", [first_model]))["id"]
+        predicted = {(row["product_id"], row["model_id"]): row for row in store.db.table("predictions").rows}
+        titles = {row["id"]: row["title"] for row in store.db.table("products").rows}
+    with (DEMO / "new.csv").open(encoding="utf-8") as f:
+        in_new_csv = {row["id"] for row in csv.DictReader(f)}
+
+    latest = view("latest_predictions")
+    assert sorted(row["product_id"] for row in latest) == sorted({product for product, _ in predicted}), "one each"
+    for row in latest:
+        model = second_model if row["product_id"] in in_new_csv else first_model
+        assert row["model_id"] == model
+        stored = predicted[(row["product_id"], model)]
+        assert (row["title"], row["category"], row["category_score"]) == (
+            titles[row["product_id"]], stored["category"], stored["category_score"])
+        tags = json.loads(stored["tags"] or "[]")
+        assert row["tags"] == (" | ".join(tag for tag, _ in tags) or None)
+        assert row["tag_scores"] == (" | ".join(str(score) for _, score in tags) or None)
+    assert any(row["tags"] for row in latest)
+
+    sheet = tmp_path / "decisions.csv"
+    sheet.write_text("product_id,field,decision,corrected\nIMG_4167.jpg,category,correct,Home > Kitchen > Cups\n"
+                     "IMG_4167.jpg,product,accept,\n", "utf-8")
+    assert tagkit(demo_db, "-q", "feedback", "import", str(sheet)).exit_code == ExitCode.OK
+    decisions = view("review_decisions")
+    assert [(d["product_id"], d["title"], d["field"], d["decision"]) for d in decisions] == [
+        ("IMG_4167.jpg", "Kronix E61 Ceramic Mug, Navy Blue", "category", "correct"),
+        ("IMG_4167.jpg", "Kronix E61 Ceramic Mug, Navy Blue", "product", "accept")]
+
+    problems = view("problems_with_product")
+    with Store(demo_db) as store:
+        assert len(problems) == store.db.table("problems").count
+        at = {(row["source"], row["source_row"]): row["id"] for row in store.db.table("products").rows}
+    for problem in problems:
+        assert problem["product_id"] == at.get((problem["file"], problem["row"]))
+    empty_titles = [p for p in problems if p["field"] == "title" and p["command"] == "train"]
+    assert empty_titles and all(p["product_id"] and p["title"] in ("", None) for p in empty_titles)

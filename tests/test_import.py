@@ -140,9 +140,25 @@ def test_second_import_embeds_nothing(bad_catalogue: Path, tmp_path: Path):
     report = json.loads(again.stdout)
     assert report["images_embedded"] == 0
     assert report["images_cached"] == 6  # rows of p1 (twice), p6, p7, p8, p11 (p11 is p1's picture)
-    assert report["images_unreadable"] + report["images_missing"] == 6
+    assert (report["images_unreadable"], report["images_missing"]) == (5, 1), "only images/missing.jpg is missing"
     assert report["products_read"] == 13  # p1 twice (the later row wins)
     assert report["products_stored"] == 0 and report["products_unchanged"] == 12, "nothing changed: nothing written"
+
+
+def test_an_empty_image_file_is_unreadable_not_missing(tmp_path: Path):
+    """A zero-byte file is there: counted `images_unreadable`, its problem says it is empty; only a file that is
+    not there is `images_missing`."""
+    (tmp_path / "a.jpg").write_bytes(_jpeg(10))
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "products.csv").write_text("id,title,image\na,Red shirt,a.jpg\nb,Blue shirt,empty.jpg\n"
+                                           "c,Green shirt,gone.jpg\n", "utf-8")
+    for extra in ((), ("--no-images",)):
+        result = _invoke(tmp_path / f"tagkit{len(extra)}.db", str(tmp_path / "products.csv"), "--json", *extra)
+        assert result.exit_code == ExitCode.PARTIAL, result.output
+        report = json.loads(result.stdout)
+        assert (report["images"], report["images_unreadable"], report["images_missing"]) == (3, 1, 1), report
+        messages = {problem["row"]: problem["message"] for problem in report["problems"]}
+        assert messages[3].startswith("empty file (0 bytes)") and messages[4].startswith("file not found")
 
 
 def test_clean_input_exits_zero_and_reports_on_stdout(tmp_path: Path):

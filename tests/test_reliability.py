@@ -23,7 +23,7 @@ from PIL import Image
 from tagkit.cli import main
 from tagkit.exitcodes import ExitCode
 from tagkit.lock import Locked, WriterLock, lock_path
-from tagkit.store import Store
+from tagkit.store import Store, process_state
 from tagkit.versions import models_folder, write_version
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
@@ -139,6 +139,60 @@ def test_a_killed_holder_never_leaves_a_stale_lock(tmp_path: Path):
         holder.wait()
     result = tagkit(db, "import", str(DEMO / "new.csv"), "--no-images")
     assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.stderr
+
+
+def test_a_writer_that_waits_says_whom_it_waits_for(tmp_path: Path):
+    """One line on stderr when the wait begins (the holder as the no-wait error names it); with -q only in the
+    log file."""
+    db = tmp_path / "tagkit.db"
+    Store(db).close()
+    log = tmp_path / "tagkit.log"
+    with WriterLock(db, "predict"):
+        loud = tagkit(db, "--wait", "0.3", "import", str(DEMO / "new.csv"), "--no-images")
+        quiet = tagkit(db, "-q", "--wait", "0.3", "--log-file", str(log), "import", str(DEMO / "new.csv"),
+                       "--no-images")
+    assert loud.exit_code == quiet.exit_code == ExitCode.LOCKED
+    waiting = [line for line in loud.stderr.splitlines() if line.startswith("waiting")]
+    assert len(waiting) == 1, loud.stderr
+    assert f"waiting up to 0.3 s for another tagkit process writing to {db}: pid {os.getpid()} on " in waiting[0]
+    assert "`predict`, since 20" in waiting[0]
+    assert "waiting" not in quiet.stderr
+    logged = [line for line in log.read_text("utf-8").splitlines() if "waiting up to" in line]
+    assert len(logged) == 1 and f"pid {os.getpid()}" in logged[0]
+    assert "waiting" not in tagkit(db, "import", str(DEMO / "new.csv"), "--no-images").stderr, "no wait, no line"
+
+
+def test_a_killed_run_not_yet_reaped_is_interrupted_by_the_next_run(demo_db: Path, tmp_path: Path):
+    """`tagkit predict -o FILE` killed with SIGKILL and left unreaped by its parent (a zombie, which `kill -0`
+    still finds) while the next run starts: that run marks it interrupted, with a finish time, and removes its
+    half export."""
+    out = tmp_path / "out.csv"
+    before = len(runs(demo_db))
+    killed = start(demo_db, "-q", "predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv"), "--force",
+                   "-o", str(out))
+    half_export = tmp_path / f".out.csv.tmp-{killed.pid}"
+    try:
+        while not half_export.exists():
+            assert killed.poll() is None, killed.communicate()
+            time.sleep(0.005)
+        killed.send_signal(signal.SIGSTOP)  # it cannot finish between here and the kill
+        killed.send_signal(signal.SIGKILL)
+        while process_state(killed.pid) != "Z":
+            time.sleep(0.01)
+        os.kill(killed.pid, 0)  # still there for `kill -0`
+        rerun = subprocess.run([str(TAGKIT), "--db", str(demo_db), "-q", "predict", str(DEMO / "new"), "--products",
+                                str(DEMO / "new.csv"), "-o", str(out)], capture_output=True, text=True, timeout=300)
+        assert process_state(killed.pid) == "Z", "the killed run was not reaped during the rerun"
+    finally:
+        killed.wait()
+    assert rerun.returncode == 0, rerun.stderr
+    first, second = runs(demo_db)[before:]
+    assert (first["pid"], first["status"]) == (killed.pid, "interrupted")
+    assert first["started_at"] <= first["finished_at"] <= second["started_at"]
+    assert second["status"] == "ok"
+    assert not half_export.exists() and [p.name for p in tmp_path.glob(".out.csv.tmp-*")] == []
+    with out.open(encoding="utf-8") as f:
+        assert len(list(csv.DictReader(f))) == 60
 
 
 # -- incremental runs -----------------------------------------------------------------------------

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import time
 
 import numpy as np
 import pytest
 
 from tagkit.product import Problem, Product, Tag
-from tagkit.store import Store
+from tagkit.store import Store, process_alive, process_state
 
 
 @pytest.fixture
@@ -71,6 +74,77 @@ def test_runs_and_problems_are_recorded(store):
     assert stats["last_run"]["status"] == "partial"
     problem = next(store.db.table("problems").rows)
     assert (problem["file"], problem["row"], problem["field"]) == ("x.csv", 3, "image")
+
+
+def zombie() -> subprocess.Popen:
+    """A child process that has ended and is not reaped yet (`kill -0` still finds it); `wait()` it after."""
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 30
+    while process_state(child.pid) != "Z":
+        assert time.monotonic() < deadline, "the child did not end"
+        time.sleep(0.01)
+    return child
+
+
+def test_a_zombie_process_has_ended():
+    child = zombie()
+    try:
+        os.kill(child.pid, 0)  # found: the check that used to keep its run `running` for good
+        assert not process_alive(child.pid)
+        assert process_alive(os.getpid())
+    finally:
+        child.wait()
+    assert not process_alive(child.pid) and process_state(child.pid) is None
+
+
+def test_runs_whose_process_ended_unreaped_are_interrupted_with_a_finish_time(store):
+    child = zombie()
+    try:
+        store.db.table("runs").insert({"command": "review", "started_at": "2026-01-01T00:00:00+00:00",
+                                       "status": "running", "pid": child.pid, "host": os.uname().nodename,
+                                       "writer_lock": 0})
+        alive_review = store.start_run("review", {})  # no writer lock: only ended processes are interrupted
+        store.start_run("stats", {})
+    finally:
+        child.wait()
+    rows = {row["id"]: row for row in store.db.table("runs").rows}
+    assert rows[1]["status"] == "interrupted" and rows[1]["finished_at"] >= rows[alive_review]["started_at"]
+    assert rows[alive_review]["status"] == "running" and rows[alive_review]["finished_at"] is None
+
+
+def test_a_run_under_the_writer_lock_ends_every_run_that_held_it(store):
+    """The lock is free only once its holder has ended, so its run cannot still be running, whatever its pid
+    (here this live process's: a pid used again by another process) or host."""
+    earlier_writer = store.start_run("predict", {}, writer_lock=True)
+    review = store.start_run("review", {})
+    store.db.table("runs").update(earlier_writer, {"host": "another-host"})
+    current = store.start_run("import", {}, writer_lock=True)
+    status = {row["id"]: (row["status"], row["finished_at"]) for row in store.db.table("runs").rows}
+    assert status[earlier_writer][0] == "interrupted" and status[earlier_writer][1] is not None
+    assert status[review] == ("running", None), "review does not hold the lock: its live process says it runs"
+    assert status[current] == ("running", None)
+
+
+def test_an_older_database_gets_the_views_and_the_writer_lock_column(tmp_path):
+    """A database as schema version 3 left it: no views, no `runs.writer_lock`; a run stuck at `running`."""
+    path = tmp_path / "old.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    for view in ("latest_predictions", "review_decisions", "problems_with_product"):
+        conn.execute(f"drop view {view}")
+    conn.execute("alter table runs drop column writer_lock")
+    conn.execute("update meta set value = '3' where key = 'schema_version'")
+    conn.executemany("insert into runs (command, status, pid, host) values (?, 'running', ?, 'elsewhere')",
+                     [("predict", os.getpid()), ("review", os.getpid())])
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        assert {"latest_predictions", "review_decisions", "problems_with_product"} <= set(store.db.view_names())
+        assert [row["writer_lock"] for row in store.db.table("runs").rows] == [1, 0]
+        store.start_run("train", {}, writer_lock=True)
+        assert [row["status"] for row in store.db.table("runs").rows] == ["interrupted", "running", "running"]
+        assert store.db.execute("select value from meta where key = 'schema_version'").fetchone() == ("4",)
+        assert store._schema_is_current(), "opened again, it writes nothing"
 
 
 def test_reopening_keeps_data(tmp_path):
