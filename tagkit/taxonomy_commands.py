@@ -207,6 +207,9 @@ def suggest(obj: Any, source: Path | None, config_path: Path | None, overrides: 
     if as_json:
         obj.print_json([s.as_dict() for s in found])
     elif commands:
+        if loaded is None:
+            obj.log("note: --commands prints `tagkit taxonomy map` lines to a taxonomy's spellings, and there is no "
+                    f"taxonomy in {obj.db}: import one first (`tagkit taxonomy import FILE_OR_NAME`)")
         for item in found:
             if not item.in_taxonomy:
                 continue
