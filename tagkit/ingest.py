@@ -222,9 +222,10 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
 
 
 def _keep_stored_fields(store: Store, chunk: list[Product]) -> None:
-    """Give each product the stored title, description, image and labels that its record does not give
-    (`Product.keeps`): a file without a title, image or category column (or a misspelt mapping) says nothing
-    about them, and must not erase them."""
+    """Give each product the stored title, description and image that its record does not give (`Product.keeps`):
+    a file without a title or image column (or a misspelt mapping) says nothing about them, and must not erase
+    them; predictions are made from them. (Labels the file does not give are kept by `Store.upsert_products`,
+    and not given to the product: `eval` scores the labels of its file only.)"""
     wanting = [p for p in chunk if p.keeps and not p.keeps_stored]
     if not wanting:
         return
@@ -239,10 +240,6 @@ def _keep_stored_fields(store: Store, chunk: list[Product]) -> None:
             product.description = known.description
         if "image" in product.keeps and not product.image:
             product.image, product.image_hash = known.image, known.image_hash
-        if "category" in product.keeps and not product.category:
-            product.category = known.category
-        if "tags" in product.keeps and not product.tags:
-            product.tags = known.tags
 
 
 def _keep_stored(store: Store, chunk: list[Product], taken: set[str]

@@ -340,9 +340,11 @@ class Store:
 
         A product whose content (`content_key`: title, description, image path and hash, labels, extra
         columns) equals the stored row's is left alone, unless `force`. With `keep_labels`, a product without
-        a category (or tags) keeps the stored one (`predict` reads new products, not a catalogue's labels).
+        a category (or tags) keeps the stored one (`predict` reads new products, not a catalogue's labels); without
+        it, so does one whose file has no category (tags) column (`Product.keeps`).
         """
         stamp = now()
+        products = list(products)
         rows = list({row["id"]: row for row in (
             {
                 "id": p.id,
@@ -361,14 +363,17 @@ class Store:
         )}.values())
         if not rows:
             return ProductWrites(0, 0, 0)
-        if keep_labels:
-            unlabelled = [row["id"] for row in rows if row["category"] is None or row["tags"] is None]
+        keeps = {p.id: p.keeps for p in products} if not keep_labels else {}
+        unlabelled = [row["id"] for row in rows if (row["category"] is None or row["tags"] is None)
+                      and (keep_labels or {"category", "tags"} & keeps.get(row["id"], frozenset()))]
+        if unlabelled:
             stored = {r[0]: r[1:] for r in self.select_in("select id, category, tags from products where id in "
                                                           "({marks})", [], unlabelled)}
             for row in rows:
                 category, tags = stored.get(row["id"], (None, None))
-                row["category"] = row["category"] or category
-                row["tags"] = row["tags"] or tags
+                kept = keeps.get(row["id"], frozenset())
+                row["category"] = row["category"] or (category if keep_labels or "category" in kept else None)
+                row["tags"] = row["tags"] or (tags if keep_labels or "tags" in kept else None)
         for row in rows:
             row["content_key"] = content_key(row)
         with self.transaction():

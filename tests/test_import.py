@@ -300,3 +300,8 @@ def test_a_file_without_a_column_keeps_what_is_stored_of_it(tmp_path: Path):
         assert store.product(first).title == before[first].title
         import_products(store, rewrite("blank-import.csv", ["id", "title"], blank="title"), embedder=None)
         assert store.product(first).title == "" and store.product(first).category == before[first].category
+        # eval scores what its file says: a tags-only test file is not scored on the stored categories
+        seen: list = []
+        import_products(store, rewrite("tags-only.csv", ["id", "title", "tags"]), embedder=None, training=False,
+                        on_chunk=seen.extend)
+        assert all(not p.category for p in seen) and store.product(first).category == before[first].category
