@@ -671,15 +671,18 @@ class _RecordBuilder:
         description, description_key = _first(record, keys["description"])
         if "<" in description or "&" in description:
             description = strip_html(description)
-        keeps = {name for name, text, key in (("title", title, title_key), ("image", image_text, image_key),
-                                               ("description", description, description_key))
-                 if not text and (not self.labels or key is None or key not in record)}
+        def absent(field: str) -> bool:  # the record has no column for it (JSON records may lack a key)
+            return not any(key in record for key in keys[field])
+
+        keeps = {field for field, text in (("title", title), ("image", image_text), ("description", description))
+                 if not text and (not self.labels or absent(field))}
         if not title and self.has_title_column:
             by = ("its description and image" if description.strip() and image_text else "its description only"
                   if description.strip() else "its image only" if image_text else
                   "nothing (it has no description or image either)")
-            kept = "a title already stored is kept, else it is" if not self.labels else "to be"
-            problems.append(note(label, row, keys["title"][0], f"empty title: product kept, {kept} placed by {by}"))
+            kept = "a title already stored is kept, else it is" if "title" in keeps else "to be"
+            problems.append(note(label, row, keys["title"][0], f"{'no' if absent('title') else 'empty'} title: "
+                                 f"product kept, {kept} placed by {by}"))
         if len(description) > MAX_DESCRIPTION_LENGTH:
             problems.append(Problem(label, row, description_key, f"description is {len(description):,} "
                                     f"characters long; cut to the first {MAX_DESCRIPTION_LENGTH:,}"))
@@ -688,11 +691,13 @@ class _RecordBuilder:
         image = self._image(image_text, image_key, row, problems) if image_text else None
         category = self._category(record, row, problems)
         tags = self._tags(record, row, problems)
-        if not category and not any(key in record for key in self.keys["category"]):
+        if not category and absent("category"):
             keeps.add("category")
-        if not tags and not any(key in record for key in (*self.keys["tags"], *(k for _, ks in self.attributes
-                                                                                for k in ks))):
+        unmapped = [name for name, columns in self.attributes if not any(key in record for key in columns)]
+        if not tags and absent("tags") and len(unmapped) == len(self.attributes):
             keeps.add("tags")
+        else:  # an attribute's columns missing (`--map attributes.usage=usgae`): its stored tags are kept
+            keeps.update(f"tags:{name}" for name in unmapped)
         extra = {key: _text(value) for key, value in record.items() if key not in self.used}
 
         previous = self.seen.get(product_id)
@@ -700,7 +705,7 @@ class _RecordBuilder:
             problems.append(Problem(label, row, id_key, f"duplicate id {shown(product_id)}: row {row} replaces "
                                     f"row {previous}"))
         self.seen[product_id] = row
-        yield from problems
+        yield from (replace(problem, product_id=product_id) for problem in problems)
         yield Product(id=product_id, title=title, description=description, image=image, category=category,
                       tags=tags, source=label, row=row, extra=extra, keeps=frozenset(keeps))
 

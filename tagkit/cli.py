@@ -690,7 +690,7 @@ def _import_summary(report: Any) -> dict[str, Any]:
 
 def _problem_dict(problem: Any) -> dict[str, Any]:
     return {"file": problem.file, "row": problem.row, "field": problem.field, "message": problem.message,
-            "skipped": problem.skipped, "info": problem.info}
+            "skipped": problem.skipped, "info": problem.info, "product_id": problem.product_id}
 
 
 def _print_import_report(report: Any) -> None:
@@ -757,6 +757,8 @@ def _print_train_report(summary: dict[str, Any]) -> None:
 
 def _extractor_line(report: dict[str, Any]) -> str:
     missing = f"; not in the labels: {', '.join(report['not_in_labels'])}" if report.get("not_in_labels") else ""
+    if report.get("switched_off"):
+        missing += f"; switched off (train.attributes): {', '.join(report['switched_off'])}"
     if "skipped" in report:
         return f"extractor         none: {report['skipped']}{missing}"
     oof = report["out_of_fold"]

@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -268,17 +268,17 @@ def _keep_stored(store: Store, chunk: list[Product], taken: set[str]
             if product.image_hash is None:  # nothing to tell: the stored product keeps its picture
                 chunk.remove(product)
                 left_out.add((product.source, product.row))
-                notes.append(note(product.source, product.row, "image", f"product {shown(stored.id)} keeps its stored "
-                                  f"picture ({stored.image}); this unreadable file is left out"))
+                notes.append(_image_note(stored.id, product, f"product {shown(stored.id)} keeps its stored "
+                                         f"picture ({stored.image}); this unreadable file is left out"))
                 continue
             if product.image_hash != stored.image_hash:
                 product.id = f"{product.id}~{product.image_hash[:8]}"
                 taken.add(product.id)
                 what = (f"the picture of product {shown(stored.id)} has changed" if stored.image == product.image else
                         f"product {shown(stored.id)} is another picture ({stored.image})")
-                notes.append(note(product.source, product.row, "image", f"{what}: this one is stored as "
-                                  f"{shown(product.id)} (if it is that product, retouched, give it a row with id "
-                                  f"{shown(stored.id)} in a products file)"))
+                notes.append(_image_note(product.id, product, f"{what}: this one is stored as "
+                                         f"{shown(product.id)} (if it is that product, retouched, give it a row "
+                                         f"with id {shown(stored.id)} in a products file)"))
                 continue
         known = known or by_id.get(product.id)
         if known is not None:
@@ -351,5 +351,11 @@ def _embed_missing(
     return unreadable
 
 
+def _image_note(product_id: str, read: Product, message: str) -> Problem:
+    """A note about the image of the record `read` (`tagkit.catalogue.note`), for the stored product `product_id`."""
+    return replace(note(read.source, read.row, "image", message), product_id=product_id)
+
+
 def _image_problem(product: Product, error: ImageError) -> Problem:
-    return Problem(product.source, product.row, "image", f"{error} ({product.image}); product kept without image")
+    return Problem(product.source, product.row, "image", f"{error} ({product.image}); product kept without image",
+                   product_id=product.id)

@@ -48,9 +48,9 @@ class Product:
     folder without a products row: it says nothing of its product's id, title, description or labels, so the
     stored product of that image file (if any) keeps them. `tags_reviewed` marks a product whose review was
     finished (`tagkit.feedback.relabel`): when it has no tag left, none of the tags apply (a negative to learn from).
-    `keeps` names the fields (`title`, `description`, `image`, `category`, `tags`) the record does not give (its
-    file has no such column; for `predict`, also an empty text or image cell): a stored product of the same id
-    keeps its own.
+    `keeps` names the fields (`title`, `description`, `image`, `category`, `tags`, or `tags:NAME` for one mapped
+    attribute) the record does not give (its file has no such column; for `predict`, also an empty text or image
+    cell): a stored product of the same id keeps its own.
     """
 
     id: str
@@ -78,7 +78,7 @@ class Problem:
 
     `skipped` is True when the whole record was left out, False when the record was kept
     (without the bad field, or with the problem noted). `info` marks a note that is only
-    information: nothing was lost or changed.
+    information: nothing was lost or changed. `product_id`: the product the record was stored as, when it was.
     """
 
     file: str
@@ -87,6 +87,7 @@ class Problem:
     message: str
     skipped: bool = False
     info: bool = False
+    product_id: str | None = None
 
     def __str__(self) -> str:
         where = [self.file]

@@ -139,7 +139,7 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
     ),
     "problems": (
         {"id": int, "run_id": int, "file": str, "row": int, "field": str, "message": str, "skipped": int,
-         "info": int},
+         "info": int, "product_id": str},
         "id",
     ),
     "meta": ({"key": str, "value": str}, "key"),
@@ -174,13 +174,14 @@ where p.newest = 1""",
 select f.id, f.created_at, f.product_id, pr.title, f.field, f.predicted, f.score, f.decision, f.corrected,
   f.reviewer, f.model_id
 from feedback f left join products pr on pr.id = f.product_id""",
-    # every problem with the id of the product read from that row of that file (none: the row was skipped)
+    # every problem with the command of its run and the title of its product (none: the row was skipped, or the
+    # problem is about a whole file)
     "problems_with_product": """
-select pb.id, pb.run_id, runs.command, pb.file, pb.row, pr.id as product_id, pr.title, pb.field, pb.message,
+select pb.id, pb.run_id, runs.command, pb.file, pb.row, pb.product_id, pr.title, pb.field, pb.message,
   pb.skipped, pb.info
 from problems pb
 left join runs on runs.id = pb.run_id
-left join products pr on pr.source = pb.file and pr.source_row = pb.row""",
+left join products pr on pr.id = pb.product_id""",
 }
 
 
@@ -364,8 +365,10 @@ class Store:
         if not rows:
             return ProductWrites(0, 0, 0)
         keeps = {p.id: p.keeps for p in products} if not keep_labels else {}
-        unlabelled = [row["id"] for row in rows if (row["category"] is None or row["tags"] is None)
-                      and (keep_labels or {"category", "tags"} & keeps.get(row["id"], frozenset()))]
+        unlabelled = [row["id"] for row in rows
+                      if (keep_labels and (row["category"] is None or row["tags"] is None))
+                      or any(kept in ("category", "tags") or kept.startswith("tags:")
+                             for kept in keeps.get(row["id"], ()))]
         if unlabelled:
             stored = {r[0]: r[1:] for r in self.select_in("select id, category, tags from products where id in "
                                                           "({marks})", [], unlabelled)}
@@ -373,7 +376,10 @@ class Store:
                 category, tags = stored.get(row["id"], (None, None))
                 kept = keeps.get(row["id"], frozenset())
                 row["category"] = row["category"] or (category if keep_labels or "category" in kept else None)
-                row["tags"] = row["tags"] or (tags if keep_labels or "tags" in kept else None)
+                if keep_labels or "tags" in kept:
+                    row["tags"] = row["tags"] or tags
+                elif tags and any(k.startswith("tags:") for k in kept):
+                    row["tags"] = _with_kept_tags(row["tags"], tags, kept)
         for row in rows:
             row["content_key"] = content_key(row)
         with self.transaction():
@@ -497,7 +503,7 @@ class Store:
 
     def add_problems(self, run_id: int, problems: Iterable[Problem]) -> None:
         rows = [{"run_id": run_id, "file": p.file, "row": p.row, "field": p.field, "message": p.message,
-                 "skipped": int(p.skipped), "info": int(p.info)} for p in problems]
+                 "skipped": int(p.skipped), "info": int(p.info), "product_id": p.product_id} for p in problems]
         if rows:
             with self.transaction():
                 self.db.table("problems").insert_all(rows)
@@ -548,6 +554,16 @@ class ProductWrites(NamedTuple):
 
 
 _CONTENT_COLUMNS = ("title", "description", "image", "image_hash", "category", "tags", "extra")
+
+
+def _with_kept_tags(tags: str | None, stored: str, kept: frozenset[str]) -> str | None:
+    """A row's tags (JSON) with the stored tags of the attributes its file has no column for (`tags:NAME`)."""
+    from tagkit.text import spelling_key
+
+    names = {spelling_key(k.removeprefix("tags:")) for k in kept if k.startswith("tags:")}
+    own = json.loads(tags) if tags else []
+    more = [t for t in json.loads(stored) if spelling_key(Tag.parse(t).name) in names and t not in own]
+    return json.dumps(own + more, ensure_ascii=False) if own or more else None
 
 
 def content_key(row: dict[str, Any]) -> str:

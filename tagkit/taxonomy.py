@@ -532,19 +532,20 @@ def taxonomy_data(taxonomy: Taxonomy) -> dict[str, Any]:
     if taxonomy.category_synonyms:
         data["category_synonyms"] = {format_category(raw): format_category(path)
                                      for raw, path in taxonomy.category_synonyms.items()}
-    attributes = []
-    for attribute in taxonomy.attributes:
-        entry: dict[str, Any] = {"name": attribute.name, "multi_valued": attribute.multi_valued,
-                                 "open": attribute.open}
-        if attribute.description:
-            entry["description"] = attribute.description
-        if attribute.synonyms:
-            entry["synonyms"] = list(attribute.synonyms)
-        entry["values"] = [{"value": v.name, "synonyms": list(v.synonyms)} if v.synonyms else v.name
-                           for v in attribute.values]
-        attributes.append(entry)
-    data["attributes"] = attributes
+    data["attributes"] = [attribute_data(attribute) for attribute in taxonomy.attributes]
     return data
+
+
+def attribute_data(attribute: Attribute) -> dict[str, Any]:
+    """One attribute as plain YAML-ready data (an item of a taxonomy file's `attributes:`)."""
+    entry: dict[str, Any] = {"name": attribute.name, "multi_valued": attribute.multi_valued, "open": attribute.open}
+    if attribute.description:
+        entry["description"] = attribute.description
+    if attribute.synonyms:
+        entry["synonyms"] = list(attribute.synonyms)
+    entry["values"] = [{"value": v.name, "synonyms": list(v.synonyms)} if v.synonyms else v.name
+                       for v in attribute.values]
+    return entry
 
 
 def taxonomy_fingerprint(taxonomy: Taxonomy | None) -> str:

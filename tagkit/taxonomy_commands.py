@@ -102,28 +102,29 @@ def import_command(obj: Any, file: Path, apply_to_products: bool, as_json: bool)
 
 @taxonomy.command()
 @click.option("--tree", is_flag=True, help="Print the category tree.")
-@click.option("--attribute", "attribute_name", metavar="NAME", help="Print one attribute's values and synonyms.")
+@click.option("--attribute", "attribute_name", metavar="NAME",
+              help="Print one attribute's values and synonyms (--json: as JSON).")
 @click.option("--yaml", "as_yaml", is_flag=True, help="Print the whole taxonomy as YAML (the import format).")
-@json_option("Print the whole taxonomy as JSON.")
+@json_option("Print the whole taxonomy (or the --attribute) as JSON.")
 @click.pass_obj
 def show(obj: Any, tree: bool, attribute_name: str | None, as_yaml: bool, as_json: bool) -> None:
     """Show the taxonomy in the database: its attributes (default), the category tree, or one attribute."""
-    from tagkit.taxonomy import dump_taxonomy, stored_taxonomy, taxonomy_data
+    from tagkit.taxonomy import attribute_data, dump_taxonomy, stored_taxonomy, taxonomy_data
 
     with obj.read_store() as store:
         loaded = stored_taxonomy(store)
     if loaded is None:
         obj.fail(f"no taxonomy in {obj.db}: load one with `tagkit taxonomy import FILE`", ExitCode.NO_MODEL)
+    attribute = loaded.attribute(attribute_name) if attribute_name else None
+    if attribute_name and attribute is None:
+        obj.fail(f"no attribute {shown(attribute_name)} in the taxonomy", ExitCode.USAGE)
     if as_yaml:
         click.echo(dump_taxonomy(loaded), nl=False)
     elif as_json:
-        obj.print_json(taxonomy_data(loaded))
+        obj.print_json(attribute_data(attribute) if attribute is not None else taxonomy_data(loaded))
     elif tree:
         _print_tree(loaded)
-    elif attribute_name:
-        attribute = loaded.attribute(attribute_name)
-        if attribute is None:
-            obj.fail(f"no attribute {shown(attribute_name)} in the taxonomy", ExitCode.USAGE)
+    elif attribute is not None:
         click.echo(f"{attribute.name}  ({_kind(attribute)})"
                    + (f"  also written: {', '.join(attribute.synonyms)}" if attribute.synonyms else ""))
         for value in attribute.values:

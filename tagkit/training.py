@@ -114,6 +114,11 @@ def train(
     params = dict(params or {})
     model = CatalogueModel(seed=seed, **params).fit(data)
     extractor, extractor_report = fit_extractor(data, extract, store, seed) if extract else (None, {})
+    if chosen and extractor_report.get("not_in_labels"):  # named for extraction, but switched off
+        off = [name for name in extractor_report["not_in_labels"]
+               if named_attributes([name], chosen["left_out"], taxonomy)[0]]
+        extractor_report["not_in_labels"] = [name for name in extractor_report["not_in_labels"] if name not in off]
+        extractor_report["switched_off"] = off
     counts = dataset_counts(data)
     if ids is not None:
         counts["from_review"] = sum(1 for pid in data.ids if pid in from_review)

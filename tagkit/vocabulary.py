@@ -10,9 +10,10 @@ taxonomy matches them already); the others (plurals, `T-shirt`/`Tshirt`) become 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tagkit.product import Product, Tag
@@ -192,7 +193,7 @@ def suggest(tags: Iterable[Tag], taxonomy: Taxonomy | None = None) -> list[Sugge
     name_of: dict[str, str] = {}
     for group in _groups(names):
         canonical = preferred(dict(group))
-        known = taxonomy.attribute(canonical) if taxonomy else None
+        known = _known(taxonomy.attribute, [canonical, *(t for t, _ in group)]) if taxonomy else None
         if known is not None:
             canonical = known.name
         for text, _ in group:
@@ -211,7 +212,8 @@ def suggest(tags: Iterable[Tag], taxonomy: Taxonomy | None = None) -> list[Sugge
         attribute = taxonomy.attribute(attribute_name) if taxonomy else None
         for group in _groups(values[attribute_name]):
             canonical = preferred(dict(group))
-            known_value = taxonomy.value(attribute, canonical) if taxonomy and attribute else None
+            known_value = (_known(functools.partial(taxonomy.value, attribute), [canonical, *(t for t, _ in group)])
+                           if taxonomy and attribute else None)
             if known_value is not None:
                 canonical = known_value.name
                 group = [(t, n) for t, n in group if taxonomy.value(attribute, t) is not known_value]
@@ -227,6 +229,16 @@ def suggest(tags: Iterable[Tag], taxonomy: Taxonomy | None = None) -> list[Sugge
                    if (s.kind, s.attribute, s.canonical, s.variants[0][0]) not in listed)
     out.sort(key=lambda s: (-s.count, s.kind, s.attribute, s.canonical))
     return out
+
+
+def _known[T](look_up: Callable[[str], T | None], spellings: Iterable[str]) -> T | None:
+    """The taxonomy entry the first of these spellings that it knows is (a group of spellings whose preferred one
+    the taxonomy lacks may hold another that it has: `Navyblue`, `navy blue`)."""
+    for text in spellings:
+        found = look_up(text)
+        if found is not None:
+            return found
+    return None
 
 
 def _groups(counts: Mapping[str, int]) -> list[list[tuple[str, int]]]:

@@ -92,12 +92,13 @@ def test_train_attributes_switches_the_other_attributes_off(trained: Path, tmp_p
     """`train: attributes: [...]` (the switch for attributes a team cannot trust): the model learns, predicts and
     eval scores only those attributes' tags; named by any spelling or a taxonomy synonym."""
     config = tmp_path / "tagkit.yaml"
-    config.write_text("train:\n  attributes: [COLOR, Colour]\n", "utf-8")
+    config.write_text("train:\n  attributes: [COLOR, Colour]\n  extract: [color, usage]\n", "utf-8")
     db = tmp_path / "only-color.db"
     summary = json.loads(tagkit(db, "train", str(DEMO / "train.csv"), "--config", str(config), "--json").stdout)
     assert summary["attributes"]["kept"] == ["color"] and summary["attributes"]["not_in_labels"] == ["Colour"]
     assert "usage" in summary["attributes"]["left_out"] and "رنگ" in summary["attributes"]["left_out"]
     assert summary["counts"]["categories"] == 8, "products keep their categories"
+    assert summary["extractor"]["switched_off"] == ["usage"] and summary["extractor"]["attributes"] == ["color"]
     exported = tagkit(db, "predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv"), "--export", "jsonl")
     tags = [tag for row in map(json.loads, exported.stdout.splitlines()) for tag in row["tags"]]
     assert tags and all(tag.startswith("color: ") for tag, _ in tags), tags[:5]
@@ -196,3 +197,21 @@ def test_views_read_the_database_as_a_person_would(demo_db: Path, tmp_path: Path
         assert problem["product_id"] == at.get((problem["file"], problem["row"]))
     empty_titles = [p for p in problems if p["field"] == "title" and p["command"] == "train"]
     assert empty_titles and all(p["product_id"] and p["title"] in ("", None) for p in empty_titles)
+
+
+
+def test_a_problem_names_its_own_product_when_two_files_have_one_name(tmp_path: Path, monkeypatch):
+    """Files are stored as given: `train.csv` read in two folders. The view joined problems to products by file
+    name and row, and gave a problem of one file to the product at that row of the other, twice."""
+    db = tmp_path / "t.db"
+    monkeypatch.chdir(DEMO)
+    tagkit(db, "import", "train.csv", "--no-images")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "train.csv").write_text("id,title\n" + "".join(f"x{i},Other product {i}\n" for i in range(1, 21)))
+    monkeypatch.chdir(other)
+    tagkit(db, "import", "train.csv", "--no-images")
+    with Store(db) as store:
+        problems = list(store.db.query("select * from problems_with_product where field = 'title'"))
+        assert problems and len({p["id"] for p in problems}) == len(problems)
+        assert all(p["product_id"].startswith("dm-") and p["title"] == "" for p in problems), problems[:2]

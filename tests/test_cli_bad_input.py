@@ -342,6 +342,10 @@ def test_json_says_why_a_command_failed(db: Path, tmp_path: Path):
     assert refused.exit_code == ExitCode.USAGE and "no values" in json.loads(refused.stdout)["error"]
     none = tagkit(db, "taxonomy", "show", "--json")
     assert none.exit_code == ExitCode.NO_MODEL and "no taxonomy" in json.loads(none.stdout)["error"]
+    assert tagkit(db, "taxonomy", "import", "en-fashion").exit_code == ExitCode.OK
+    unknown = tagkit(db, "taxonomy", "show", "--attribute", "nosuch", "--json")
+    assert unknown.exit_code == ExitCode.USAGE and json.loads(unknown.stdout)["error"].startswith("no attribute")
+    assert json.loads(tagkit(db, "taxonomy", "show", "--attribute", "Usage", "--json").stdout)["name"] == "usage"
 
 
 @contextmanager

@@ -300,6 +300,19 @@ def test_a_file_without_a_column_keeps_what_is_stored_of_it(tmp_path: Path):
         assert store.product(first).title == before[first].title
         import_products(store, rewrite("blank-import.csv", ["id", "title"], blank="title"), embedder=None)
         assert store.product(first).title == "" and store.product(first).category == before[first].category
+        # a mapped attribute's column missing keeps that attribute's stored tags (the others come from the file)
+        attribute = tmp_path / "colours.csv"
+        attribute.write_text(f"id,title,colour\n{first},{rows[0]['title']},Crimson\n", "utf-8")
+        import_products(store, attribute, embedder=None,
+                        mapping=Mapping().with_overrides(["attributes.color=colour", "attributes.usage=usgae"]))
+        assert {str(t) for t in store.product(first).tags} == {
+            "color: Crimson", *(str(t) for t in before[first].tags if t.name == "usage")}
+        # JSON records: a key absent says nothing; an empty value under any listed key says "none"
+        records = tmp_path / "titles.jsonl"
+        records.write_text(f'{{"id": "{first}", "name_en": ""}}\n', "utf-8")
+        import_products(store, rewrite("again.csv", ["id", "title"]), embedder=None)
+        import_products(store, records, embedder=None, mapping=Mapping().with_overrides(["title=name_fa,name_en"]))
+        assert store.product(first).title == ""
         # eval scores what its file says: a tags-only test file is not scored on the stored categories
         seen: list = []
         import_products(store, rewrite("tags-only.csv", ["id", "title", "tags"]), embedder=None, training=False,

@@ -326,10 +326,12 @@ def test_suggest_with_a_taxonomy_lists_only_the_spellings_it_does_not_map(tmp_pa
                                    "  - {name: Type, values: [{value: T-Shirt, synonyms: [T Shirt]}, Jeans]}\n"))
     tags = [Tag(name, value) for name, value, n in (
         ("Color", "Red", 5), ("color", "Red", 3), ("COLOR", "red", 2), ("colors", "Navy Blue", 2),
-        ("Type", "T-Shirt", 4), ("Type", "T Shirt", 3), ("Type", "t-shirt", 1), ("Type", "Tshirts", 2))
+        ("Type", "T-Shirt", 4), ("Type", "T Shirt", 3), ("Type", "t-shirt", 1), ("Type", "Tshirts", 2),
+        ("Color", "Navyblue", 1), ("Color", "navy blue", 1))  # a group whose preferred spelling it lacks
         for _ in range(n)]
     found = {(s.kind, s.canonical): [text for text, _ in s.variants] for s in suggest(tags, taxonomy)}
-    assert found == {("attribute", "Color"): ["colors"], ("value", "T-Shirt"): ["Tshirts"]}
+    assert found == {("attribute", "Color"): ["colors"], ("value", "T-Shirt"): ["Tshirts"],
+                     ("value", "Navy Blue"): ["Navyblue"]}
 
 
 def test_shipped_taxonomies_are_found_by_name() -> None:
