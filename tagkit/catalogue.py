@@ -671,6 +671,7 @@ class _RecordBuilder:
         description, description_key = _first(record, keys["description"])
         if "<" in description or "&" in description:
             description = strip_html(description)
+
         def absent(field: str) -> bool:  # the record has no column for it (JSON records may lack a key)
             return not any(key in record for key in keys[field])
 
