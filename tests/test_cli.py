@@ -215,3 +215,21 @@ def test_a_problem_names_its_own_product_when_two_files_have_one_name(tmp_path: 
         problems = list(store.db.query("select * from problems_with_product where field = 'title'"))
         assert problems and len({p["id"] for p in problems}) == len(problems)
         assert all(p["product_id"].startswith("dm-") and p["title"] == "" for p in problems), problems[:2]
+
+
+def test_a_value_read_in_the_title_keeps_the_titles_spelling_end_to_end(tmp_path: Path):
+    """Labels `Gender: Men's` where the title says `Men's` and `Gender: Men` where it says `Men`: the tag model reads
+    both as one word and gave `Men` to every title (`Men's` only among the candidates), and `eval` scored it wrong."""
+    rows = ["id,title,tags"] + [
+        f"p{i},{g} Cotton Polo Shirt {('Blue', 'Red', 'Grey')[i % 3]},Gender: {g}|Material: Cotton"
+        for i, g in ((i, ("Men", "Women")[i % 2] + ("'s" if i % 3 == 0 else "")) for i in range(240))]
+    (tmp_path / "men.csv").write_text("\n".join(rows) + "\n", "utf-8")
+    (tmp_path / "new.csv").write_text("id,title,tags\nn0,Men's Slim Fit Shirt Cotton,Gender: Men's\n"
+                                      "n1,Women Slim Fit Shirt,Gender: Women\nn2,Women's Linen Shirt,Gender: Women's\n")
+    (tmp_path / "tagkit.yaml").write_text("train:\n  extract: true\n", "utf-8")
+    db, config = tmp_path / "t.db", str(tmp_path / "tagkit.yaml")
+    assert tagkit(db, "train", str(tmp_path / "men.csv"), "--config", config).exit_code == ExitCode.OK
+    exported = tagkit(db, "predict", str(tmp_path / "new.csv"), "--export", "jsonl").stdout
+    genders = {row["id"]: [t for t, _ in row["tags"] if t.startswith("Gender")] for row in
+               map(json.loads, exported.splitlines())}
+    assert genders == {"n0": ["Gender: Men's"], "n1": ["Gender: Women"], "n2": ["Gender: Women's"]}
