@@ -335,8 +335,8 @@ def shipped_taxonomies() -> dict[str, Path]:
 
 def find_taxonomy(name_or_path: str | Path) -> Path:
     """The taxonomy file meant by `name_or_path`: a file that exists (it always wins), else the shipped taxonomy of
-    that name (`fa-fashion`, its file name `fa-fashion.yaml`, or its path in the repository,
-    `taxonomy/fa-fashion.yaml`, as the README writes it); TaxonomyError lists the shipped names."""
+    that name (`fa-fashion`, its file name `fa-fashion.yaml`, or its path in the source tree,
+    `taxonomy/fa-fashion.yaml`, from any folder); TaxonomyError lists the shipped names."""
     path = Path(name_or_path)
     if path.is_file():
         return path
