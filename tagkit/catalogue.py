@@ -694,11 +694,12 @@ class _RecordBuilder:
         tags = self._tags(record, row, problems)
         if not category and absent("category"):
             keeps.add("category")
-        unmapped = [name for name, columns in self.attributes if not any(key in record for key in columns)]
-        if not tags and absent("tags") and len(unmapped) == len(self.attributes):
+        given = {name: any(key in record for key in columns) for name, columns in self.attributes}
+        if absent("tags"):  # it gives the tags of its mapped attribute columns only
             keeps.add("tags")
+            keeps.update(f"given:{name}" for name, present in given.items() if present)
         else:  # an attribute's columns missing (`--map attributes.usage=usgae`): its stored tags are kept
-            keeps.update(f"tags:{name}" for name in unmapped)
+            keeps.update(f"tags:{name}" for name, present in given.items() if not present)
         extra = {key: _text(value) for key, value in record.items() if key not in self.used}
 
         previous = self.seen.get(product_id)

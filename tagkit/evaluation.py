@@ -68,7 +68,12 @@ def evaluate(
         if not products:
             return
         data = products_dataset(store, products, embedder)
+        by_id = {p.id: p for p in products}
         for i, prediction in enumerate(model.predict(data, top_k=top_k)):
+            product = by_id[data.ids[i]]
+            if product.keeps:  # not scored on the attributes its file does not give
+                prediction = replace(prediction, tags=[(t, s) for t, s in prediction.tags
+                                                       if product.gives_tags_of(t.name)])
             scored[data.ids[i]] = (data.categories[i], data.tags[i], prediction)
         store.set_held_out((p.id for p in products if p.id not in training_ids), True)
 

@@ -255,6 +255,7 @@ class Extraction:
 
     tags: list[tuple[Tag, float]] = field(default_factory=list)
     candidates: list[tuple[Tag, float]] = field(default_factory=list)
+    as_written: set[Tag] = field(default_factory=set)  # kept tags spelt as the labels do for the title's way
 
 
 @dataclass
@@ -264,6 +265,7 @@ class _Candidate:
     span: tuple[int, int] | None
     source: int
     text: str  # the value as it will be output
+    as_written: bool = False  # `text` is the labels' spelling for the way the title writes it
 
 
 class AttributeExtractor:
@@ -429,13 +431,7 @@ class AttributeExtractor:
                 having[attribute] += 1
                 several[attribute] += len(keys) > 1
         self.display = {pair: counts.most_common(1)[0][0] for pair, counts in spellings.items()}
-        self.written = {}
-        for pair, counts in sorted(spellings.items()):
-            by_spelling: dict[str, str] = {}
-            for text, _ in counts.most_common():  # the most common of each spelling key
-                by_spelling.setdefault(spelling_key(text), text)
-            if len(by_spelling) > 1:
-                self.written[pair] = by_spelling
+        self.written = self._learn_written(data, rows, spellings)
         self.attribute_ids = {a: n for n, a in enumerate(sorted(having))}
         self.multi = {a: several[a] >= max(2, 0.05 * having[a]) for a in having}
         self.extra_values: dict[str, set[str]] = defaultdict(set)  # value key -> attributes (taxonomy only)
@@ -453,6 +449,28 @@ class AttributeExtractor:
         self.values_of: dict[str, set[str]] = defaultdict(set)  # value key -> attributes (training)
         for attribute, key in spellings:
             self.values_of[key].add(attribute)
+
+    @staticmethod
+    def _learn_written(data: Dataset, rows: list[int], spellings: dict[tuple[str, str], Counter[str]]
+                       ) -> dict[tuple[str, str], dict[str, str]]:
+        """For a value the labels write in ways that differ by more than spelling (`Men` / `Men's`, one match key):
+        the labels' most common spelling of it in the products whose title writes it each way (by spelling key).
+        A title's way that no label spells (`1.5` for `+1.5` / `-1.5`) is not listed: it says nothing."""
+        variants = {pair: {spelling_key(text) for text in counts} for pair, counts in spellings.items()}
+        variants = {pair: keys for pair, keys in variants.items() if len(keys) > 1}
+        given: dict[tuple[str, str], dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+        for i in rows:
+            title = None
+            for tag in data.tags[i]:
+                pair = (tag.name, match_key(tag.value))
+                if pair not in variants:
+                    continue
+                title = title if title is not None else f" {spelling_key(data.texts[i])} "
+                written = [key for key in variants[pair] if f" {key} " in title]
+                if len(written) == 1:
+                    given[pair][written[0]][tag.value] += 1
+        return {pair: {key: counts.most_common(1)[0][0] for key, counts in sorted(ways.items())}
+                for pair, ways in sorted(given.items())}
 
     def _learn_open(self, golds: list[dict[str, set[str]]], fold: np.ndarray, views: list[_View]) -> None:
         """Attributes whose values are often new (out of fold): they get open-span candidates."""
@@ -489,15 +507,15 @@ class AttributeExtractor:
             view.known[key] = known
         return known
 
-    def _written_as(self, attribute: str, key: str, surface: str) -> str:
-        """How a value found in a title is output: as the labels write it (the way the title does, when the labels
-        write it several ways), else as the title does."""
+    def _written_as(self, attribute: str, key: str, surface: str) -> tuple[str, bool]:
+        """How a value found in a title is output: as the labels write it, and whether that follows how the title
+        writes it (when the labels write it several ways, as they do for titles that write it this way)."""
         variants = getattr(self, "written", {}).get((attribute, key))  # (none in an extractor saved before it)
         if variants is not None:
             found = variants.get(spelling_key(surface))
             if found is not None:
-                return found
-        return self.display.get((attribute, key), surface)
+                return found, True
+        return self.display.get((attribute, key), surface), False
 
     def _candidates(self, title: Title, view: _View, votes: dict[tuple[str, str], float],
                     allowed: Collection[str] | None) -> list[_Candidate]:
@@ -512,8 +530,8 @@ class AttributeExtractor:
             known = self._known(view, key)
             for attribute in known:
                 if ok(attribute) and (attribute, key) not in out:
-                    out[(attribute, key)] = _Candidate(attribute, key, (i, j), 0,
-                                                       self._written_as(attribute, key, title.surface(i, j)))
+                    text, as_written = self._written_as(attribute, key, title.surface(i, j))
+                    out[(attribute, key)] = _Candidate(attribute, key, (i, j), 0, text, as_written)
             values = _span_values(title, i, j)
             looks = {a for f in _OPEN_FEATURES for a in self.open_index.get((f, values[f]), ())}
             span_tokens = title.keys[i:j]
@@ -734,7 +752,8 @@ class AttributeExtractor:
             start += len(cands)
             kept, rest = self._decode(cands, own, self.thresholds, self.threshold)
             out.append(Extraction([(self._tag(cands[k]), float(own[k])) for k in kept],
-                                  [(self._tag(cands[k]), float(own[k])) for k in rest]))
+                                  [(self._tag(cands[k]), float(own[k])) for k in rest],
+                                  {self._tag(cands[k]) for k in kept if cands[k].as_written}))
         return out
 
 

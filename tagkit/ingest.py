@@ -15,7 +15,7 @@ import numpy as np
 from tagkit.catalogue import note, read_input
 from tagkit.image import ImageError, content_hash, read_image_bytes
 from tagkit.product import Problem, Product, shown
-from tagkit.taxonomy import OutsideLabels, stored_taxonomy
+from tagkit.taxonomy import OutsideLabels, Taxonomy, stored_taxonomy
 
 if TYPE_CHECKING:
     from tagkit.config import Mapping
@@ -143,6 +143,7 @@ def import_products(
                 unreadable = [p for p in unreadable if (p.file, p.row) not in left_out]
             if taxonomy is not None:
                 taxonomy.canonicalise(chunk)
+                _canonical_keeps(chunk, taxonomy)
                 if not keep_labels:
                     taxonomy.outside(chunk, outside)
             writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels)
@@ -240,6 +241,19 @@ def _keep_stored_fields(store: Store, chunk: list[Product]) -> None:
             product.description = known.description
         if "image" in product.keeps and not product.image:
             product.image, product.image_hash = known.image, known.image_hash
+
+
+def _canonical_keeps(chunk: list[Product], taxonomy: Taxonomy) -> None:
+    """The attribute names in `Product.keeps` (`given:NAME`, `tags:NAME`: a mapping's names) as the taxonomy's,
+    as the stored tags they are compared with are."""
+    def canonical(kept: str) -> str:
+        kind, colon, name = kept.partition(":")
+        found = taxonomy.attribute(name) if colon and kind in ("given", "tags") else None
+        return f"{kind}:{found.name}" if found is not None else kept
+
+    for product in chunk:
+        if any(":" in kept for kept in product.keeps):
+            product.keeps = frozenset(map(canonical, product.keeps))
 
 
 def _keep_stored(store: Store, chunk: list[Product], taken: set[str]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from tagkit.text import spelling_key
+
 CATEGORY_SEPARATOR = " > "
 
 
@@ -48,9 +50,10 @@ class Product:
     folder without a products row: it says nothing of its product's id, title, description or labels, so the
     stored product of that image file (if any) keeps them. `tags_reviewed` marks a product whose review was
     finished (`tagkit.feedback.relabel`): when it has no tag left, none of the tags apply (a negative to learn from).
-    `keeps` names the fields (`title`, `description`, `image`, `category`, `tags`, or `tags:NAME` for one mapped
-    attribute) the record does not give (its file has no such column; for `predict`, also an empty text or image
-    cell): a stored product of the same id keeps its own.
+    `keeps` names the fields (`title`, `description`, `image`, `category`) the record does not give (its file has
+    no such column; for `predict`, also an empty text or image cell): a stored product of the same id keeps its
+    own. For tags (`gives_tags_of`): `tags` = the record has no tags column, and gives only the attributes named
+    `given:NAME` (mapped attribute columns it has); else `tags:NAME` = a mapped attribute whose column it lacks.
     """
 
     id: str
@@ -70,6 +73,16 @@ class Product:
     @property
     def category_path(self) -> str:
         return format_category(self.category)
+
+    def gives_tags_of(self, attribute: str) -> bool:
+        """Whether the record says which tags of this attribute the product has (see `keeps`): a stored product
+        keeps its tags of the attributes the record does not give, and `eval` does not score them."""
+        if not self.keeps:
+            return True
+        key = spelling_key(attribute)
+        if "tags" in self.keeps:
+            return any(k.startswith("given:") and spelling_key(k[6:]) == key for k in self.keeps)
+        return not any(k.startswith("tags:") and spelling_key(k[5:]) == key for k in self.keeps)
 
 
 @dataclass(frozen=True, slots=True)

@@ -326,12 +326,25 @@ class Store:
                             table.add_column(column, kind)
                             if (name, column) == ("runs", "writer_lock"):  # every command but review took it
                                 self.db.execute("update runs set writer_lock = (command != 'review')")
+                            elif (name, column) == ("problems", "product_id"):
+                                self._problems_of_products()
                 for index in _INDEXES.get(name, []):
                     table.create_index(index, if_not_exists=True)
             for name in _VIEWS:
                 self.db.execute(f"drop view if exists [{name}]")
                 self.db.execute(_view_sql(name))
             self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+
+    def _problems_of_products(self) -> None:
+        """Problems stored before they named their product: the product now stored from that row of that file,
+        where one is (a file read in two folders under one name gives two: left empty)."""
+        at: dict[tuple[str, int], str | None] = {}
+        for product_id, source, row in self.db.execute("select id, source, source_row from products"):
+            at[(source, row)] = None if (source, row) in at else product_id
+        updates = [(at.get((file, row)), problem_id) for problem_id, file, row in
+                   self.db.execute("select id, file, row from problems where row is not null")]
+        self.db.conn.executemany("update problems set product_id = ? where id = ?",
+                                 [(product_id, problem_id) for product_id, problem_id in updates if product_id])
 
     # products -----------------------------------------------------------------------------
 
@@ -364,22 +377,21 @@ class Store:
         )}.values())
         if not rows:
             return ProductWrites(0, 0, 0)
-        keeps = {p.id: p.keeps for p in products} if not keep_labels else {}
-        unlabelled = [row["id"] for row in rows
-                      if (keep_labels and (row["category"] is None or row["tags"] is None))
-                      or any(kept in ("category", "tags") or kept.startswith("tags:")
-                             for kept in keeps.get(row["id"], ()))]
+        keeping = {p.id: p for p in products if p.keeps and not keep_labels}  # the later record of an id wins
+        unlabelled = [row["id"] for row in rows if row["id"] in keeping
+                      or (keep_labels and (row["category"] is None or row["tags"] is None))]
         if unlabelled:
             stored = {r[0]: r[1:] for r in self.select_in("select id, category, tags from products where id in "
                                                           "({marks})", [], unlabelled)}
             for row in rows:
                 category, tags = stored.get(row["id"], (None, None))
-                kept = keeps.get(row["id"], frozenset())
-                row["category"] = row["category"] or (category if keep_labels or "category" in kept else None)
-                if keep_labels or "tags" in kept:
-                    row["tags"] = row["tags"] or tags
-                elif tags and any(k.startswith("tags:") for k in kept):
-                    row["tags"] = _with_kept_tags(row["tags"], tags, kept)
+                if keep_labels:
+                    row["category"], row["tags"] = row["category"] or category, row["tags"] or tags
+                elif row["id"] in keeping:
+                    product = keeping[row["id"]]
+                    if "category" in product.keeps:
+                        row["category"] = row["category"] or category
+                    row["tags"] = _with_kept_tags(row["tags"], tags, product)
         for row in rows:
             row["content_key"] = content_key(row)
         with self.transaction():
@@ -556,13 +568,13 @@ class ProductWrites(NamedTuple):
 _CONTENT_COLUMNS = ("title", "description", "image", "image_hash", "category", "tags", "extra")
 
 
-def _with_kept_tags(tags: str | None, stored: str, kept: frozenset[str]) -> str | None:
-    """A row's tags (JSON) with the stored tags of the attributes its file has no column for (`tags:NAME`)."""
-    from tagkit.text import spelling_key
-
-    names = {spelling_key(k.removeprefix("tags:")) for k in kept if k.startswith("tags:")}
+def _with_kept_tags(tags: str | None, stored: str | None, product: Product) -> str | None:
+    """A row's tags (JSON) with the stored tags of the attributes its record does not give
+    (`Product.gives_tags_of`)."""
+    if not stored:
+        return tags
     own = json.loads(tags) if tags else []
-    more = [t for t in json.loads(stored) if spelling_key(Tag.parse(t).name) in names and t not in own]
+    more = [t for t in json.loads(stored) if not product.gives_tags_of(Tag.parse(t).name) and t not in own]
     return json.dumps(own + more, ensure_ascii=False) if own or more else None
 
 

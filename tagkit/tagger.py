@@ -27,15 +27,15 @@ class Tagger:
     """Predicts with a catalogue model and, when there is one, an attribute extractor.
 
     Each product's tags are the model's and the extractor's merged (`merge_tags`): each tag once with its best score
-    (a model's tag of a value the extractor gives too, by match key, written as the extractor writes it, which is as
-    the title does: `Men's`, where the model reads one word `Men`), one value per single-valued attribute, canonical
-    and allowed by `taxonomy` for the attributes it knows (other attributes' tags pass through). Below-threshold
-    tags of both, and values that lost to a better one, are the candidates; the category and its alternatives are
-    the taxonomy's paths. `taxonomy` is the one in force when predicting (`predict` and `eval` pass the database's,
-    so a `taxonomy map` or a new import applies to a model trained before it); without one, the taxonomy the
-    extractor was trained with. The extractor reads the titles only (a product without one gets the model's answer)
-    and is given the model's predicted category as the product type, never a label (so `eval` stays honest). Without
-    an extractor or a taxonomy this is the model itself.
+    (a model's tag of a value the extractor read in the title, by match key, spelt as the labels spell it in titles
+    that write it that way: `Men's`, where the model reads one word `Men`), one value per single-valued attribute,
+    canonical and allowed by `taxonomy` for the attributes it knows (other attributes' tags pass through). Below-
+    threshold tags of both, and values that lost to a better one, are the candidates; the category and its
+    alternatives are the taxonomy's paths. `taxonomy` is the one in force when predicting (`predict` and `eval` pass
+    the database's, so a `taxonomy map` or a new import applies to a model trained before it); without one, the
+    taxonomy the extractor was trained with. The extractor reads the titles only (a product without one gets the
+    model's answer) and is given the model's predicted category as the product type, never a label (so `eval` stays
+    honest). Without an extractor or a taxonomy this is the model itself.
     """
 
     def __init__(self, model: CatalogueModel, extractor: AttributeExtractor | None = None,
@@ -76,8 +76,8 @@ class Tagger:
         """The model's prediction with the extracted tags merged in, held to the taxonomy (the best `top_k`
         category paths kept, all of them when None)."""
         extracted, extra = (extraction.tags, extraction.candidates) if extraction is not None else ([], [])
-        if extracted:  # the same value (match key) as the extractor read it in the title: its spelling (`Men's`)
-            read = {(tag.name, match_key(tag.value)): tag for tag, _ in extracted}
+        if extraction is not None and extraction.as_written:  # the same value (match key), as the title writes it
+            read = {(tag.name, match_key(tag.value)): tag for tag in extraction.as_written}
             prediction = replace(prediction, tags=[(read.get((tag.name, match_key(tag.value)), tag), score)
                                                    for tag, score in prediction.tags])
         tags = merge_tags(prediction.tags, extracted, taxonomy=self.taxonomy, single_valued=self.single_valued)

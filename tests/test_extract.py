@@ -222,3 +222,10 @@ def test_a_value_the_labels_write_two_ways_comes_out_as_the_title_writes_it() ->
     new = [Product(id="a", title="Men's Slim Fit Shirt Cotton"), Product(id="b", title="Women Slim Fit Shirt")]
     got = [{t.name: t.value for t, _ in e.tags} for e in extractor.predict(Dataset.from_products(new, {}, 8))]
     assert got[0]["Gender"] == "Men's" and got[1]["Gender"] == "Women"
+    # labels that mostly write `Men` where the title says `Men's`: the labels' way wins, not the title's
+    mostly = [Product(id=p.id, title=p.title.replace(p.tags[0].value, p.tags[0].value.removesuffix("'s") + "'s"),
+                      tags=(Tag("Gender", p.tags[0].value.removesuffix("'s") + ("'s" if int(p.id) % 10 == 0 else "")),
+                            p.tags[1])) for p in products]
+    extractor = AttributeExtractor().fit(Dataset.from_products(mostly, {}, 8))
+    got = [{t.name: t.value for t, _ in e.tags} for e in extractor.predict(Dataset.from_products(new, {}, 8))]
+    assert got[0]["Gender"] == "Men"

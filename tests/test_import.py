@@ -318,3 +318,29 @@ def test_a_file_without_a_column_keeps_what_is_stored_of_it(tmp_path: Path):
         import_products(store, rewrite("tags-only.csv", ["id", "title", "tags"]), embedder=None, training=False,
                         on_chunk=seen.extend)
         assert all(not p.category for p in seen) and store.product(first).category == before[first].category
+
+
+def test_tags_the_record_does_not_give_are_kept_by_attribute(tmp_path: Path):
+    """Tags come from a tags column and from mapped attribute columns. A record gives the tags of the columns it
+    has: a JSON record without the tags key but with a mapped attribute keeps the stored tags of the other
+    attributes; a mapping named by a taxonomy synonym (`colour` for `color`) keeps the canonical tags."""
+    from tagkit.taxonomy import import_taxonomy, load_taxonomy
+
+    db = tmp_path / "t.db"
+    start = tmp_path / "start.csv"
+    start.write_text("id,title,tags\n1,Blue backpack,color: Blue|usage: Sports|Waterproof\n", "utf-8")
+    with Store(db) as store:
+        import_products(store, start, embedder=None)
+        record = tmp_path / "usage.jsonl"
+        record.write_text('{"id": "1", "title": "Blue backpack", "use": "Travel"}\n', "utf-8")
+        import_products(store, record, embedder=None, mapping=Mapping().with_overrides(["attributes.usage=use"]))
+        assert set(map(str, store.product("1").tags)) == {"usage: Travel", "color: Blue", "Waterproof"}
+
+        taxonomy = tmp_path / "taxonomy.yaml"
+        taxonomy.write_text("attributes:\n  - {name: color, synonyms: [colour], open: true}\n"
+                            "  - {name: usage, open: true}\n", "utf-8")
+        import_taxonomy(store, load_taxonomy(taxonomy))
+        again = tmp_path / "again.csv"
+        again.write_text("id,title,tags\n1,Blue backpack,usage: Casual\n", "utf-8")
+        import_products(store, again, embedder=None, mapping=Mapping().with_overrides(["attributes.colour=shade"]))
+        assert set(map(str, store.product("1").tags)) == {"usage: Casual", "color: Blue"}

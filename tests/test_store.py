@@ -126,20 +126,27 @@ def test_a_run_under_the_writer_lock_ends_every_run_that_held_it(store):
 
 
 def test_an_older_database_gets_the_views_and_the_writer_lock_column(tmp_path):
-    """A database as schema version 3 left it: no views, no `runs.writer_lock`; a run stuck at `running`."""
+    """A database as schema version 3 left it: no views, no `runs.writer_lock`, no `problems.product_id` (filled
+    in where one stored product is of that row of that file); a run stuck at `running`."""
     path = tmp_path / "old.db"
     Store(path).close()
     conn = sqlite3.connect(path)
     for view in ("latest_predictions", "review_decisions", "problems_with_product"):
         conn.execute(f"drop view {view}")
     conn.execute("alter table runs drop column writer_lock")
+    conn.execute("alter table problems drop column product_id")
     conn.execute("update meta set value = '3' where key = 'schema_version'")
     conn.executemany("insert into runs (command, status, pid, host) values (?, 'running', ?, 'elsewhere')",
                      [("predict", os.getpid()), ("review", os.getpid())])
+    conn.executemany("insert into products (id, source, source_row) values (?, ?, ?)",
+                     [("a", "x/p.csv", 2), ("b", "p.csv", 3), ("c", "p.csv", 3)])  # p.csv read in two folders
+    conn.executemany("insert into problems (run_id, file, row, message) values (1, ?, ?, 'empty title')",
+                     [("x/p.csv", 2), ("p.csv", 3), ("x/p.csv", None)])
     conn.commit()
     conn.close()
     with Store(path) as store:
         assert {"latest_predictions", "review_decisions", "problems_with_product"} <= set(store.db.view_names())
+        assert [row["product_id"] for row in store.db.table("problems").rows] == ["a", None, None]
         assert [row["writer_lock"] for row in store.db.table("runs").rows] == [1, 0]
         store.start_run("train", {}, writer_lock=True)
         assert [row["status"] for row in store.db.table("runs").rows] == ["interrupted", "running", "running"]
