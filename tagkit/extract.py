@@ -71,6 +71,7 @@ class Title:
     words: tuple[str, ...]  # each word as written (normalised, edge punctuation removed)
     breaks: frozenset[int]  # token positions with punctuation (or the start) before them
     kind: str = ""  # the product's category (its last level's match key), when it has one
+    written: str = ""  # the title by spelling key, between spaces (`_written_form`): how it writes a value
 
     @property
     def head(self) -> str:
@@ -102,6 +103,7 @@ class Title:
 
 def parse_title(text: str) -> Title:
     """Tokens of a title (its first 64), with their words and the punctuation breaks between them."""
+    written = _written_form(text)
     text = _BREAKS.sub(" | ", normalize(text).replace("\n", " | "))
     keys: list[str] = []
     word_of: list[int] = []
@@ -123,7 +125,13 @@ def parse_title(text: str) -> Title:
             breaks.add(len(keys))
         if len(keys) >= 64:
             break
-    return Title(tuple(keys[:64]), tuple(word_of[:64]), tuple(words), frozenset(breaks))
+    return Title(tuple(keys[:64]), tuple(word_of[:64]), tuple(words), frozenset(breaks), written=written)
+
+
+def _written_form(title: str) -> str:
+    """A title by spelling key, between spaces: `f" {way} " in form` says whether it writes a value that way
+    (`-1.5`, `Men's`: signs and marks kept, which tokens and match keys leave out)."""
+    return f" {spelling_key(title)} "
 
 
 def find_spans(title: Title, key: str) -> list[tuple[int, int]]:
@@ -465,7 +473,7 @@ class AttributeExtractor:
                 pair = (tag.name, match_key(tag.value))
                 if pair not in variants:
                     continue
-                title = title if title is not None else f" {spelling_key(data.texts[i])} "
+                title = title if title is not None else _written_form(data.texts[i].split("\n", 1)[0])
                 written = [key for key in variants[pair] if f" {key} " in title]
                 if len(written) == 1:
                     given[pair][written[0]][tag.value] += 1
@@ -507,14 +515,15 @@ class AttributeExtractor:
             view.known[key] = known
         return known
 
-    def _written_as(self, attribute: str, key: str, surface: str) -> tuple[str, bool]:
+    def _written_as(self, attribute: str, key: str, title: Title, surface: str) -> tuple[str, bool]:
         """How a value found in a title is output: as the labels write it, and whether that follows how the title
-        writes it (when the labels write it several ways, as they do for titles that write it this way)."""
-        variants = getattr(self, "written", {}).get((attribute, key))  # (none in an extractor saved before it)
-        if variants is not None:
-            found = variants.get(spelling_key(surface))
-            if found is not None:
-                return found, True
+        writes it (when the labels write it several ways, as they do in titles that write it this way: the one
+        way, of those, that this title writes)."""
+        ways = getattr(self, "written", {}).get((attribute, key))  # (none in an extractor saved before it)
+        if ways is not None:
+            found = [way for way in ways if f" {way} " in title.written]
+            if len(found) == 1:
+                return ways[found[0]], True
         return self.display.get((attribute, key), surface), False
 
     def _candidates(self, title: Title, view: _View, votes: dict[tuple[str, str], float],
@@ -530,7 +539,7 @@ class AttributeExtractor:
             known = self._known(view, key)
             for attribute in known:
                 if ok(attribute) and (attribute, key) not in out:
-                    text, as_written = self._written_as(attribute, key, title.surface(i, j))
+                    text, as_written = self._written_as(attribute, key, title, title.surface(i, j))
                     out[(attribute, key)] = _Candidate(attribute, key, (i, j), 0, text, as_written)
             values = _span_values(title, i, j)
             looks = {a for f in _OPEN_FEATURES for a in self.open_index.get((f, values[f]), ())}

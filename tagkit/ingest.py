@@ -146,7 +146,8 @@ def import_products(
                 _canonical_keeps(chunk, taxonomy)
                 if not keep_labels:
                     taxonomy.outside(chunk, outside)
-            writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels)
+            writes = store.upsert_products(chunk, force=force, keep_labels=keep_labels,
+                                           canonical=taxonomy.canonical if taxonomy is not None else None)
             if training:
                 store.set_held_out((p.id for p in chunk if not p.keeps_stored), False)
             report.products_read += len(chunk)

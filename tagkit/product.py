@@ -75,11 +75,14 @@ class Product:
         return format_category(self.category)
 
     def gives_tags_of(self, attribute: str) -> bool:
-        """Whether the record says which tags of this attribute the product has (see `keeps`): a stored product
-        keeps its tags of the attributes the record does not give, and `eval` does not score them."""
+        """Whether the record says which tags of this attribute the product has (see `keeps`; or it has one of
+        them): a stored product keeps its tags of the attributes the record does not give, and `eval` does not
+        score them."""
         if not self.keeps:
             return True
         key = spelling_key(attribute)
+        if any(spelling_key(tag.name) == key for tag in self.tags):
+            return True
         if "tags" in self.keeps:
             return any(k.startswith("given:") and spelling_key(k[6:]) == key for k in self.keeps)
         return not any(k.startswith("tags:") and spelling_key(k[5:]) == key for k in self.keeps)

@@ -27,7 +27,7 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -348,14 +348,15 @@ class Store:
 
     # products -----------------------------------------------------------------------------
 
-    def upsert_products(self, products: Iterable[Product], force: bool = False,
-                        keep_labels: bool = False) -> ProductWrites:
+    def upsert_products(self, products: Iterable[Product], force: bool = False, keep_labels: bool = False,
+                        canonical: Callable[[Tag], Tag] | None = None) -> ProductWrites:
         """Insert new products and update changed ones (the later record of an id wins).
 
         A product whose content (`content_key`: title, description, image path and hash, labels, extra
         columns) equals the stored row's is left alone, unless `force`. With `keep_labels`, a product without
         a category (or tags) keeps the stored one (`predict` reads new products, not a catalogue's labels); without
-        it, so does one whose file has no category (tags) column (`Product.keeps`).
+        it, so does one whose file has no category column, and the stored tags of the attributes its record does
+        not give are kept (`Product.keeps`; compared as `canonical` makes them: the taxonomy's, when there is one).
         """
         stamp = now()
         products = list(products)
@@ -377,7 +378,8 @@ class Store:
         )}.values())
         if not rows:
             return ProductWrites(0, 0, 0)
-        keeping = {p.id: p for p in products if p.keeps and not keep_labels}  # the later record of an id wins
+        last = {p.id: p for p in products}  # the later record of an id wins
+        keeping = {i: p for i, p in last.items() if p.keeps and not keep_labels}
         unlabelled = [row["id"] for row in rows if row["id"] in keeping
                       or (keep_labels and (row["category"] is None or row["tags"] is None))]
         if unlabelled:
@@ -391,7 +393,7 @@ class Store:
                     product = keeping[row["id"]]
                     if "category" in product.keeps:
                         row["category"] = row["category"] or category
-                    row["tags"] = _with_kept_tags(row["tags"], tags, product)
+                    row["tags"] = _with_kept_tags(row["tags"], tags, product, canonical)
         for row in rows:
             row["content_key"] = content_key(row)
         with self.transaction():
@@ -568,13 +570,16 @@ class ProductWrites(NamedTuple):
 _CONTENT_COLUMNS = ("title", "description", "image", "image_hash", "category", "tags", "extra")
 
 
-def _with_kept_tags(tags: str | None, stored: str | None, product: Product) -> str | None:
+def _with_kept_tags(tags: str | None, stored: str | None, product: Product,
+                    canonical: Callable[[Tag], Tag] | None = None) -> str | None:
     """A row's tags (JSON) with the stored tags of the attributes its record does not give
-    (`Product.gives_tags_of`)."""
+    (`Product.gives_tags_of`), made `canonical` (stored before a taxonomy was imported)."""
     if not stored:
         return tags
     own = json.loads(tags) if tags else []
-    more = [t for t in json.loads(stored) if not product.gives_tags_of(Tag.parse(t).name) and t not in own]
+    kept = (Tag.parse(t) for t in json.loads(stored))
+    more = [str(t) for t in (map(canonical, kept) if canonical else kept) if not product.gives_tags_of(t.name)]
+    more = [t for t in dict.fromkeys(more) if t not in own]
     return json.dumps(own + more, ensure_ascii=False) if own or more else None
 
 

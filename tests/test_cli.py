@@ -270,3 +270,28 @@ def test_eval_does_not_score_an_attribute_its_file_does_not_give(trained: Path, 
     scores = json.loads(result.stdout)
     assert set(scores["tags_by_attribute"]) == {"color"}, scores["tags_by_attribute"].keys()
     assert scores["tags"]["micro_precision"] > 0.7
+
+
+def test_a_sign_the_title_writes_is_kept(tmp_path: Path):
+    """Titles that write `-1.5` and `+1.5`, and `1.5` labelled mostly `+1.5` (an audit's set): tokens drop the
+    sign, and a title's `-1.5` was looked up as `1.5`, spelt `+1.5`, and the tag model's right `-1.5` respelled
+    (every myopia product wrong)."""
+    import random
+
+    draw = random.Random(2)
+    rows = ["id,title,tags"]
+    for i in range(360):
+        power, brand = draw.choice(("1.5", "2.0", "2.5")), draw.choice("ABCDEFG")
+        rows.append((f"p{i},Reading glasses {brand} {power} diopter,power: {'+' if draw.random() < 0.7 else ''}{power}",
+                     f"p{i},Myopia glasses {brand} -{power} diopter,power: -{power}",
+                     f"p{i},Reader {brand} +{power} lens,power: +{power}")[i % 3])
+    (tmp_path / "train.csv").write_text("\n".join(rows[:271]) + "\n", "utf-8")
+    (tmp_path / "test.csv").write_text("\n".join([rows[0], *rows[271:]]) + "\n", "utf-8")
+    (tmp_path / "tagkit.yaml").write_text("train:\n  extract: true\n", "utf-8")
+    db, config = tmp_path / "t.db", str(tmp_path / "tagkit.yaml")
+    assert tagkit(db, "train", str(tmp_path / "train.csv"), "--config", config).exit_code == ExitCode.OK
+    exported = tagkit(db, "predict", str(tmp_path / "test.csv"), "--export", "jsonl").stdout
+    myopia = [row for row in map(json.loads, exported.splitlines()) if "Myopia" in row["title"]]
+    assert len(myopia) == 30
+    for row in myopia:
+        assert [t for t, _ in row["tags"]] == [f"power: -{row['title'].split(' -')[1].split()[0]}"], row

@@ -344,3 +344,34 @@ def test_tags_the_record_does_not_give_are_kept_by_attribute(tmp_path: Path):
         again.write_text("id,title,tags\n1,Blue backpack,usage: Casual\n", "utf-8")
         import_products(store, again, embedder=None, mapping=Mapping().with_overrides(["attributes.colour=shade"]))
         assert set(map(str, store.product("1").tags)) == {"usage: Casual", "color: Blue"}
+
+
+def test_a_tag_the_record_gives_is_not_kept_twice(tmp_path: Path):
+    """The record's own tags give an attribute even when its mapped column is missing (Torob's `brand` key absent,
+    `برند` inside `attributes`): the stored value is not kept beside the new one; a taxonomy imported after the
+    products were stored compares the stored tags by its canonical names; the later record of an id wins."""
+    from tagkit.taxonomy import import_taxonomy, load_taxonomy
+
+    db = tmp_path / "t.db"
+    (tmp_path / "s.csv").write_text("id,title,tags\n1,Red Shirt,colour: Red|usage: Casual\n", "utf-8")
+    (tmp_path / "n.csv").write_text("id,title,tags\n1,Red Shirt,colour: Green|usage: Formal\n", "utf-8")
+    with Store(db) as store:
+        import_products(store, tmp_path / "s.csv", embedder=None)
+        import_products(store, tmp_path / "n.csv", embedder=None,
+                        mapping=Mapping().with_overrides(["attributes.colour=baseColour"]))
+        assert set(map(str, store.product("1").tags)) == {"colour: Green", "usage: Formal"}
+
+        import_products(store, tmp_path / "s.csv", embedder=None)
+        taxonomy = tmp_path / "taxonomy.yaml"
+        taxonomy.write_text("attributes:\n  - {name: Color, synonyms: [colour], values: [Red, Green]}\n"
+                            "  - {name: usage, open: true}\n", "utf-8")
+        import_taxonomy(store, load_taxonomy(taxonomy))  # without --apply: the stored tags say `colour`
+        (tmp_path / "b.csv").write_text("id,title,col\n1,Red Shirt,Green\n", "utf-8")
+        import_products(store, tmp_path / "b.csv", embedder=None,
+                        mapping=Mapping().with_overrides(["attributes.colour=col"]))
+        assert set(map(str, store.product("1").tags)) == {"Color: Green", "usage: Casual"}
+
+        (tmp_path / "d.jsonl").write_text('{"id": "1", "title": "Red Shirt"}\n'
+                                          '{"id": "1", "title": "Red Shirt", "tags": ["usage: Sports"]}\n', "utf-8")
+        import_products(store, tmp_path / "d.jsonl", embedder=None)
+        assert set(map(str, store.product("1").tags)) == {"usage: Sports"}
