@@ -104,13 +104,16 @@ def import_command(obj: Any, file: Path, apply_to_products: bool, as_json: bool)
 @click.option("--tree", is_flag=True, help="Print the category tree.")
 @click.option("--attribute", "attribute_name", metavar="NAME",
               help="Print one attribute's values and synonyms (--json: as JSON).")
-@click.option("--yaml", "as_yaml", is_flag=True, help="Print the whole taxonomy as YAML (the import format).")
+@click.option("--yaml", "as_yaml", is_flag=True,
+              help="Print the whole taxonomy (or the --attribute) as YAML (the import format).")
 @json_option("Print the whole taxonomy (or the --attribute) as JSON.")
 @click.pass_obj
 def show(obj: Any, tree: bool, attribute_name: str | None, as_yaml: bool, as_json: bool) -> None:
     """Show the taxonomy in the database: its attributes (default), the category tree, or one attribute."""
     from tagkit.taxonomy import attribute_data, dump_taxonomy, stored_taxonomy, taxonomy_data
 
+    if attribute_name and tree:
+        raise click.UsageError("--attribute and --tree show different things: give one of them")
     with obj.read_store() as store:
         loaded = stored_taxonomy(store)
     if loaded is None:
@@ -118,7 +121,11 @@ def show(obj: Any, tree: bool, attribute_name: str | None, as_yaml: bool, as_jso
     attribute = loaded.attribute(attribute_name) if attribute_name else None
     if attribute_name and attribute is None:
         obj.fail(f"no attribute {shown(attribute_name)} in the taxonomy", ExitCode.USAGE)
-    if as_yaml:
+    if as_yaml and attribute is not None:
+        import yaml
+
+        click.echo(yaml.safe_dump([attribute_data(attribute)], allow_unicode=True, sort_keys=False), nl=False)
+    elif as_yaml:
         click.echo(dump_taxonomy(loaded), nl=False)
     elif as_json:
         obj.print_json(attribute_data(attribute) if attribute is not None else taxonomy_data(loaded))

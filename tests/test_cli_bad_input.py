@@ -346,6 +346,9 @@ def test_json_says_why_a_command_failed(db: Path, tmp_path: Path):
     unknown = tagkit(db, "taxonomy", "show", "--attribute", "nosuch", "--json")
     assert unknown.exit_code == ExitCode.USAGE and json.loads(unknown.stdout)["error"].startswith("no attribute")
     assert json.loads(tagkit(db, "taxonomy", "show", "--attribute", "Usage", "--json").stdout)["name"] == "usage"
+    as_yaml = tagkit(db, "taxonomy", "show", "--attribute", "Usage", "--yaml").stdout
+    assert as_yaml.startswith("- name: usage") and "color" not in as_yaml
+    assert tagkit(db, "taxonomy", "show", "--attribute", "usage", "--tree").exit_code == ExitCode.USAGE
 
 
 @contextmanager
