@@ -259,15 +259,15 @@ def _parse_train(section: Any, label: str) -> tuple[bool | tuple[str, ...], tupl
                               f"known keys: {', '.join(TRAIN_KEYS)}")
     extract = section.get("extract")
     where = f"{label}: train.extract"
-    if not (extract is None or isinstance(extract, bool | list | tuple)):
-        raise ConfigError(f"{where}: expected true, false or a list of attribute names (extract: [رنگ, جنس]), "
-                          f"found {_kind(extract)} {shown(extract)}")
     if isinstance(extract, list | tuple):
         extract = _attribute_names(extract, where, "write `extract: false`")
+    elif not (extract is None or isinstance(extract, bool)):
+        raise ConfigError(f"{where}: expected true, false or a list of attribute names (extract: [رنگ, جنس]), "
+                          f"found {_kind(extract)} {shown(extract)}")
     attributes = section.get("attributes")
     if attributes is not None:
         attributes = _attribute_names(attributes, f"{label}: train.attributes", "leave `attributes:` out")
-    return bool(extract) if extract is None or isinstance(extract, bool) else extract, attributes
+    return extract or False, attributes
 
 
 def _attribute_names(value: Any, where: str, for_none: str) -> tuple[str, ...]:

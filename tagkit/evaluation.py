@@ -59,10 +59,11 @@ def evaluate(
 
     def on_chunk(chunk: list[Product]) -> None:
         products = []
-        for product in last_per_id(chunk):
+        rows = last_per_id(chunk)
+        if attributes:
+            rows = keep_attributes(rows, attributes, taxonomy)[0]
+        for product in rows:
             scored.pop(product.id, None)  # an earlier row of the id, in any chunk: this row says
-            if attributes:
-                product = keep_attributes([product], attributes, taxonomy)[0][0]
             if product.category or product.tags:
                 products.append(product)
         if not products:

@@ -84,8 +84,8 @@ class Product:
         if any(spelling_key(tag.name) == key for tag in self.tags):
             return True
         if "tags" in self.keeps:
-            return any(k.startswith("given:") and spelling_key(k[6:]) == key for k in self.keeps)
-        return not any(k.startswith("tags:") and spelling_key(k[5:]) == key for k in self.keeps)
+            return any(k.startswith("given:") and spelling_key(k.removeprefix("given:")) == key for k in self.keeps)
+        return not any(k.startswith("tags:") and spelling_key(k.removeprefix("tags:")) == key for k in self.keeps)
 
 
 @dataclass(frozen=True, slots=True)

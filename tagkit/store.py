@@ -359,8 +359,8 @@ class Store:
         not give are kept (`Product.keeps`; compared as `canonical` makes them: the taxonomy's, when there is one).
         """
         stamp = now()
-        products = list(products)
-        rows = list({row["id"]: row for row in (
+        last = {p.id: p for p in products}  # the later record of an id wins
+        rows = [
             {
                 "id": p.id,
                 "title": p.title,
@@ -374,11 +374,10 @@ class Store:
                 "source_row": p.row,
                 "updated_at": stamp,
             }
-            for p in products
-        )}.values())
+            for p in last.values()
+        ]
         if not rows:
             return ProductWrites(0, 0, 0)
-        last = {p.id: p for p in products}  # the later record of an id wins
         keeping = {i: p for i, p in last.items() if p.keeps and not keep_labels}
         unlabelled = [row["id"] for row in rows if row["id"] in keeping
                       or (keep_labels and (row["category"] is None or row["tags"] is None))]
