@@ -7,7 +7,8 @@ Fashion: 80/20 split by a hash of the product id; category = masterCategory > su
 tags = color + usage. "image only" removes the titles of the test products (models trained as usual).
 Torob titles: stratified 80/20 split, titles only. Baselines: inverse-distance kNN (K=5) on image
 embeddings; TF-IDF (word 1-2 + char 2-5) + LinearSVC on titles; LinearSVC on concatenated TF-IDF + image
-embedding. Prints a table and writes bench/results/quality.json.
+embedding. For tagkit also the calibration error (ECE over 10 score bins, `tagkit.models.metrics.confidence`) of
+its category scores and of its accepted tags' scores. Prints a table and writes bench/results/quality.json.
 """
 
 from __future__ import annotations
@@ -160,9 +161,11 @@ def score_model(test: Dataset, model: CatalogueModel) -> dict[str, float]:
     seconds = time.perf_counter() - start
     result = evaluate(test, preds)
     out = {"category_top1": result["category"]["accuracy"], "category_top3": result["category"]["top3"],
-           "category_macro_f1": result["category"]["macro_f1"]}
+           "category_macro_f1": result["category"]["macro_f1"],
+           "category_ece": result["category"]["confidence"]["ece"]}
     if any(test.tags):
         out["tag_micro_f1"] = result["tags"]["micro_f1"]
+        out["tag_ece"] = result["tags"]["confidence"]["ece"]
         out.update({f"{name}_f1": v["micro_f1"] for name, v in result["tags_by_attribute"].items()})
     out["predict_per_s"] = len(test) / seconds
     return out
@@ -214,7 +217,7 @@ def _short_report(report: dict) -> dict:
 
 
 def print_table(name: str, run: dict) -> None:
-    columns = ["category_top1", "category_top3", "category_macro_f1", "tag_micro_f1"]
+    columns = ["category_top1", "category_top3", "category_macro_f1", "tag_micro_f1", "category_ece", "tag_ece"]
     print(f"\n{name} (tagkit fit {run['fit_seconds']:.0f} s)")
     print(f"{'setting':<13} {'model':<26} " + " ".join(f"{c:>17}" for c in columns))
     for setting, rows in run["results"].items():

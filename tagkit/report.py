@@ -54,6 +54,9 @@ def print_evaluation(result: dict[str, Any], top_k: int = 3, console: Console | 
             for row in category["confused"][:10]:
                 confused.add_row(row["true"], row["predicted"], str(row["count"]))
             console.print(confused)
+    confidence = _confidence_table(category.get("confidence"), tags.get("confidence"))
+    if confidence is not None:
+        console.print(confidence)
     if tags["n"]:
         by_attribute = Table(title="tags by attribute")
         for column in ("attribute", "n", "precision", "recall", "F1"):
@@ -63,6 +66,29 @@ def print_evaluation(result: dict[str, Any], top_k: int = 3, console: Console | 
                                  f"{row['micro_recall']:.3f}", f"{row['micro_f1']:.3f}")
         console.print(by_attribute)
         console.print(_class_table("tags (weakest first)", "tag", tags["per_tag"]))
+
+
+def _confidence_table(category: dict[str, Any] | None, tags: dict[str, Any] | None) -> Table | None:
+    """For each score step: how many answers score at least that much and how many of them are right; the
+    calibration error (ECE) in the caption."""
+    parts = [(name, part) for name, part in (("categories", category), ("tags", tags)) if part and part["n"]]
+    if not parts:
+        return None
+    table = Table(title="how often a score is right")
+    table.add_column("score at least", justify="right")
+    for name, _ in parts:
+        table.add_column(f"{name} (share)", justify="right")
+        table.add_column("right", justify="right")
+    for row, step in enumerate(parts[0][1]["at_least"]):
+        cells = [f"{step['score']:.2f}"]
+        for _, part in parts:
+            step = part["at_least"][row]
+            cells += [f"{step['n']:,} ({step['share']:.0%})",
+                      "-" if step["accuracy"] is None else f"{step['accuracy']:.3f}"]
+        table.add_row(*cells)
+    table.caption = "calibration error (ECE, 0 = a score of 0.8 is right 8 times in 10): " + ", ".join(
+        f"{name} {part['ece']:.3f}" for name, part in parts)
+    return table
 
 
 def _class_table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:

@@ -1,5 +1,6 @@
 """`tagkit eval`'s numbers: the attribute rows agree with the per-tag rows, an id given twice is scored by its last
-row however far apart, and what cannot be computed is null. Real models on the demo catalogue."""
+row however far apart, what cannot be computed is null, and how often a score is right is what `predict` exports.
+Real models on the demo catalogue."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from tagkit.cli import main
 from tagkit.evaluation import evaluate
 from tagkit.exitcodes import ExitCode
-from tagkit.models.metrics import per_attribute, tag_metrics
+from tagkit.models.metrics import SCORE_STEPS, confidence, per_attribute, tag_metrics
 from tagkit.product import Tag
 from tagkit.store import Store
 from tagkit.text import match_key
@@ -231,3 +232,50 @@ def scores_of(db: Path, path: Path) -> dict:
     result = tagkit(db, "eval", str(path), "--json")
     assert result.exit_code == ExitCode.OK, result.stderr
     return json.loads(result.stdout)
+
+
+# -- how often a score is right ------------------------------------------------------------------------------
+
+
+def test_confidence_of_scores_that_say_how_often_they_are_right_and_of_scores_that_do_not():
+    """Ten answers at 0.8 of which 8 are right are calibrated (ECE 0); the same answers all right at 0.55 are
+    under-confident by 0.45. `at_least` counts the answers from each step on."""
+    right = [True] * 8 + [False] * 2
+    honest = confidence([0.8] * 10, right)
+    assert honest["ece"] == pytest.approx(0.0, abs=1e-12) and honest["accuracy"] == 0.8
+    modest = confidence([0.55] * 10, [True] * 10)
+    assert modest["ece"] == pytest.approx(0.45)
+    mixed = confidence([0.99, 0.96, 0.91, 0.6, 0.3], [True, True, False, True, False])
+    by_step = {row["score"]: row for row in mixed["at_least"]}
+    assert [row["score"] for row in mixed["at_least"]] == list(SCORE_STEPS)
+    assert (by_step[0.9]["n"], by_step[0.9]["share"], by_step[0.9]["accuracy"]) == (3, 0.6, pytest.approx(2 / 3))
+    assert (by_step[0.5]["n"], by_step[0.5]["accuracy"]) == (4, 0.75)
+    assert confidence([], [])["ece"] is None and confidence([], [])["at_least"][0]["accuracy"] is None
+
+
+def test_eval_says_how_often_scores_are_right_as_the_exported_predictions_show(demo_db: Path, tmp_path: Path):
+    """`eval --json`'s confidence rows recomputed from `predict --export jsonl` of the same products and their
+    labels: the answers scored at least each step, and how many of them are right."""
+    result = scores_of(demo_db, DEMO / "test.csv")
+    exported = tmp_path / "predictions.jsonl"
+    predicted = tagkit(demo_db, "predict", str(DEMO / "test.csv"), "--export", "jsonl", "-o", str(exported))
+    assert predicted.exit_code == ExitCode.OK, predicted.stderr
+    labels = {row["id"]: row for row in demo_rows()}
+    categories, tags = [], []
+    for line in exported.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        gold = labels[row["id"]]
+        categories.append((row["category_score"], row["category"] == gold["category"]))
+        true_tags = {t.strip() for t in gold["tags"].split("|")}
+        tags += [(score, tag in true_tags) for tag, score in row["tags"]]
+    assert len(categories) == 100 and len(tags) > 100
+    for part, answers in (("category", categories), ("tags", tags)):
+        shown = result[part]["confidence"]
+        assert shown["n"] == len(answers), part
+        for step in shown["at_least"]:
+            kept = [right for score, right in answers if score >= step["score"]]
+            assert step["n"] == len(kept), (part, step)
+            assert step["accuracy"] == pytest.approx(sum(kept) / len(kept), abs=1e-9), (part, step)
+        assert 0.0 <= shown["ece"] < 0.2, part
+    table = tagkit(demo_db, "eval", str(DEMO / "test.csv"))
+    assert "how often a score is right" in table.stdout and "calibration error" in table.stdout

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tagkit.models.prediction import Prediction
 
 Path = tuple[str, ...]
+SCORE_STEPS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)  # `confidence`: the answers scored at least this much
 
 
 def _f1(precision: float, recall: float) -> float:
@@ -154,17 +155,55 @@ def per_attribute(truth: Sequence[Iterable[Tag]], predicted: Sequence[Iterable[T
     return out
 
 
+def confidence(scores: Sequence[float], right: Sequence[bool], *, bins: int = 10) -> dict[str, Any]:
+    """How far scores can be taken at their word. `ece` (expected calibration error): the gap between the mean
+    score and the share right in each of `bins` equal-width score bins, averaged with the bins' sizes as weights
+    (0: a score of 0.8 is right 8 times in 10). `at_least`: for each step of SCORE_STEPS, the share of the
+    answers scored at least that much and the share of those that are right (what accepting every answer from
+    that score on would give). Ratios over no answers are None."""
+    if len(scores) != len(right):
+        raise ValueError(f"{len(scores)} scores but {len(right)} right/wrong marks")
+    pairs = list(zip(scores, right, strict=True))
+    n = len(pairs)
+    score_sum: Counter[int] = Counter()
+    right_sum: Counter[int] = Counter()
+    for score, is_right in pairs:
+        b = min(max(int(score * bins), 0), bins - 1)  # [b/bins, (b+1)/bins), 1.0 in the last bin
+        score_sum[b] += score
+        right_sum[b] += is_right
+    gap = sum(abs(score_sum[b] - right_sum[b]) for b in score_sum) / n if n else None
+    at_least = []
+    for step in SCORE_STEPS:
+        kept = [is_right for score, is_right in pairs if score >= step]
+        at_least.append({"score": step, "n": len(kept), "share": len(kept) / n if n else None,
+                         "accuracy": sum(kept) / len(kept) if kept else None})
+    return {"n": n, "mean_score": sum(s for s, _ in pairs) / n if n else None,
+            "accuracy": sum(r for _, r in pairs) / n if n else None, "ece": gap,
+            "at_least": at_least}
+
+
 def evaluate(data: Dataset, predictions: Sequence[Prediction], *, top_k: int = 3) -> dict[str, Any]:
-    """Score a model's predictions against the labels in `data` (aligned, same order)."""
+    """Score a model's predictions against the labels in `data` (aligned, same order); `confidence` of the
+    category scores (of the products with a true category that got one) and of the accepted tags' scores (of the
+    products that `tag_metrics` scores) goes under `category` and `tags`."""
     if len(data) != len(predictions):
         raise ValueError(f"{len(data)} products but {len(predictions)} predictions")
     ranked = [([p.category] if p.category else []) + [path for path, _ in p.alternatives] for p in predictions]
     accepted = [[tag for tag, _ in p.tags] for p in predictions]
+    answered = [(p.category_score, p.category == true) for p, true in zip(predictions, data.categories, strict=True)
+                if true and p.category]
+    tagged = [(score, tag in set(true)) for p, true in zip(predictions, data.tags, strict=True) if true
+              for tag, score in p.tags]
     return {
-        "category": category_metrics(data.categories, ranked, top_k=top_k),
-        "tags": tag_metrics(data.tags, accepted),
+        "category": {**category_metrics(data.categories, ranked, top_k=top_k),
+                     "confidence": confidence(*_columns(answered))},
+        "tags": {**tag_metrics(data.tags, accepted), "confidence": confidence(*_columns(tagged))},
         "tags_by_attribute": per_attribute(data.tags, accepted),
     }
+
+
+def _columns(pairs: list[tuple[float, bool]]) -> tuple[list[float], list[bool]]:
+    return [float(s) for s, _ in pairs], [r for _, r in pairs]
 
 
 def summary(result: dict[str, Any], top_k: int = 3) -> dict[str, float]:
