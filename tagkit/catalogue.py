@@ -214,7 +214,7 @@ class _ProductsReader:
         self.label = str(path)
         self.mapping = mapping
         self.alone = alone
-        self.builder = _RecordBuilder(self.label, path, mapping, labels)
+        self.builder = _RecordBuilder(self.label, path, mapping, labels, alone)
 
     @property
     def has_id_column(self) -> bool:
@@ -533,10 +533,11 @@ def _json_kind(value: Any) -> str:
 class _RecordBuilder:
     """Turns the records (column -> value) of one file into Products, checking each field."""
 
-    def __init__(self, label: str, path: Path, mapping: Mapping, labels: bool = True) -> None:
+    def __init__(self, label: str, path: Path, mapping: Mapping, labels: bool = True, alone: bool = True) -> None:
         self.label = label
         self.mapping = mapping
         self.labels = labels
+        self.alone = alone  # False: the titles and labels of a folder of images, which gives the images
         folder = mapping.image_folder or path.parent
         self.image_base = os.path.abspath(folder)
         self.image_archive = (os.path.abspath(os.path.join(path.parent, os.path.expanduser(mapping.image_archive)))
@@ -619,7 +620,7 @@ class _RecordBuilder:
                            "Map an id column (--map id=COLUMN, or input.id in tagkit.yaml) to keep ids "
                            "stable")
         if not self.has_title_column:
-            if has_image_column:
+            if has_image_column or (not self.alone and not self.has_description_column):
                 yield note(label, None, None, "no title column: stored products keep their titles; new ones will "
                            "be placed by their images only")
             elif self.has_input_column and from_header:

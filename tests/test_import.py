@@ -195,6 +195,24 @@ def test_folder_import_with_titles(tmp_path: Path):
     assert products["shoes/s1.jpg"].title == "کفش ورزشی"
 
 
+def test_a_labels_file_without_titles_labels_a_folder_of_images_without_a_problem(tmp_path: Path):
+    """`import photos/ --products labels.csv` with only id and category: the folder gives the images, the file
+    the labels. It used to say "nothing to place the products by; nothing was read" and exit 3, though it read
+    and stored every label."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"p{n}.jpg").write_bytes(_jpeg(30 + n))
+    (tmp_path / "labels.csv").write_text("id,category\np0,Footwear > Shoes\np1,Bags > Backpacks\n", "utf-8")
+    result = _invoke(tmp_path / "t.db", str(folder), "--products", str(tmp_path / "labels.csv"))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert "nothing was read" not in result.stderr and "placed by their images only" in result.stderr
+    with Store(tmp_path / "t.db") as store:
+        products = {p.id: p for p in store.iter_products()}
+    assert products["p0"].category == ("Footwear", "Shoes") and products["p1"].category == ("Bags", "Backpacks")
+    assert not products["p2.jpg"].category and all(p.image for p in products.values())
+
+
 def test_a_crash_half_way_keeps_what_was_stored(bad_catalogue: Path, tmp_path: Path):
     """An import that dies after its first chunk keeps that chunk; the re-run completes it."""
     db = tmp_path / "tagkit.db"
