@@ -351,6 +351,8 @@ class CatalogueModel:
         self.report["rounds"] = {name: rr.best_rounds for name, rr in self.rerankers.items()}
         self.report["temperatures"] = {name: [round(t, 3) for t in rr.temperatures]
                                        for name, rr in self.rerankers.items() if rr.kind == "single"}
+        self.report["outside_logits"] = {name: [None if b is None else round(b, 3) for b in rr.outside]
+                                         for name, rr in self.rerankers.items() if rr.kind == "single"}
         self.report["classes"] = {t.name: len(t.classes) for t in self.tasks}
         if self.multi is not None:
             self.report["classes"]["tags"] = len(self.multi.classes)

@@ -140,6 +140,7 @@ class Reranker:
         self.log_prior: np.ndarray | None = None
         self.hierarchy: Hierarchy | None = None
         self.temperatures = [1.0, 1.0, 1.0]
+        self.outside: list[float | None] = [None, None, None]  # logit of "none of the candidates"; None: no mass
         self.best_rounds = 0
         self.candidate_recall: dict[str, float] = {}
 
@@ -209,10 +210,10 @@ class Reranker:
                 continue
             z = self.booster.predict(x, num_iteration=self.best_rounds, raw_score=True).reshape(y.shape)
             for c in range(3):
-                sel = (cond == c) & (y.sum(1) > 0)
+                sel = cond == c
                 name = CONDITIONS[c]
-                if sel.sum() >= 20 and self.kind == "single":
-                    self.temperatures[c] = _fit_temperature(z[sel], y[sel])
+                if (y[sel].sum(1) > 0).sum() >= 20 and self.kind == "single":
+                    self.temperatures[c], self.outside[c] = _fit_calibration(z[sel], y[sel])
                 if len(y[cond == c]):
                     self.candidate_recall[name] = float((y[cond == c].sum(1) > 0).mean())
         return self
@@ -233,7 +234,8 @@ class Reranker:
         cond = condition_of(has_text, has_image)
         if self.kind == "single":
             temps = np.array([*self.temperatures, 1.0])[cond][:, None]
-            p = _softmax(z / temps)
+            outside = getattr(self, "outside", [None] * 3)  # (none in a model saved before it)
+            p = _softmax(z / temps, np.array([-np.inf if b is None else b for b in [*outside, None]])[cond][:, None])
         else:
             p = 1.0 / (1.0 + np.exp(-z))
         none = cond == 3
@@ -252,18 +254,41 @@ def xs_or_empty(xs: list[np.ndarray]) -> list[np.ndarray]:
     return xs if xs else [np.zeros((0, 1), dtype=np.float32)]
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
+def _softmax(z: np.ndarray, outside: np.ndarray | None = None) -> np.ndarray:
+    """Softmax over each row; with `outside` (a logit per row, -inf for none), the share it takes is left out: the
+    probabilities then sum to less than 1, the rest being "none of these"."""
+    top = z.max(1, keepdims=True) if outside is None else np.maximum(z.max(1, keepdims=True), outside)
+    e = np.exp(z - top)
+    rest = 0.0 if outside is None else np.exp(outside - top)
+    return e / (e.sum(1, keepdims=True) + rest)
 
 
-def _fit_temperature(z: np.ndarray, y: np.ndarray) -> float:
-    """The softmax temperature minimising the negative log-likelihood of the true candidate."""
-    best, best_nll = 1.0, np.inf
+def _fit_calibration(z: np.ndarray, y: np.ndarray) -> tuple[float, float | None]:
+    """The softmax temperature, and the logit of "none of the candidates", minimising the negative log-likelihood
+    of the truth over validation rows; a row of `y` all 0 is a product whose true class is not among its
+    candidates. Without such rows there is no outside logit (None). For each temperature the outside logit is the
+    one whose mean outside probability is the share of those rows (where the likelihood is highest)."""
+    inside = y.sum(1) > 0
+    missed = 1.0 - float(inside.mean())
+    best: tuple[float, float, float | None] = (np.inf, 1.0, None)
     for t in np.exp(np.linspace(np.log(0.2), np.log(5.0), 41)):
-        p = _softmax(z / t)
-        nll = -np.log(np.maximum((p * y).sum(1), 1e-12)).mean()
-        if nll < best_nll:
-            best, best_nll = float(t), nll
-    return best
+        s = z / t
+        top = s.max(1)
+        lse = top + np.log(np.exp(s - top[:, None]).sum(1))  # log of each row's sum of exp
+        true_logit = (s * y).sum(1)
+        if missed == 0.0:
+            b, log_total = None, lse
+            nll = float((lse - true_logit).mean())
+        else:
+            lo, hi = float(lse.min()) - 50.0, float(lse.max()) + 50.0
+            for _ in range(60):  # the mean outside probability grows with b: bisection
+                b = (lo + hi) / 2
+                if (1.0 / (1.0 + np.exp(lse - b))).mean() < missed:
+                    lo = b
+                else:
+                    hi = b
+            log_total = np.logaddexp(lse, b)
+            nll = float(np.where(inside, log_total - true_logit, log_total - b).mean())
+        if nll < best[0]:
+            best = (nll, float(t), b)
+    return best[1], best[2]
