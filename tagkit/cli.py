@@ -27,6 +27,7 @@ from tagkit.options import input_options, json_option
 if TYPE_CHECKING:
     from tagkit.predicting import PredictedProduct
     from tagkit.store import Store
+    from tagkit.versions import ModelNotFound
 
 
 class Context:
@@ -398,6 +399,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
     """
     from tagkit.export import Exporter, atomic_file
     from tagkit.predicting import predict as run_predict
+    from tagkit.versions import ModelNotFound
 
     mapping = _load_mapping(config_path, overrides)
     if output and not export_format:
@@ -418,9 +420,12 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
                 if exporter:
                     export.callback(exporter.close)
                 on_prediction = exporter.write if exporter else None if as_json else _print_prediction
-                report = run_predict(run.store, source, version=version, mapping=mapping,
-                                     products_file=products_file, top_k=top_k, on_prediction=on_prediction,
-                                     force=force, **run.callbacks())
+                try:
+                    report = run_predict(run.store, source, version=version, mapping=mapping,
+                                         products_file=products_file, top_k=top_k, on_prediction=on_prediction,
+                                         force=force, **run.callbacks())
+                except ModelNotFound as error:  # its files, read once the import is under way
+                    _damaged_model(obj, run, error)
                 if _outcome(report.import_report.counts()) == ExitCode.USAGE:
                     raise _NothingRead  # and the last export stays as it was
             # the export file is complete (renamed into place) before the run is recorded as done
@@ -460,12 +465,16 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
                  version: str | None, top_k: int, as_json: bool) -> None:
     """Score a model on labelled products it has not seen: categories and tags."""
     from tagkit.evaluation import evaluate
+    from tagkit.versions import ModelNotFound
 
     mapping = _load_mapping(config_path, overrides)
     args = {"source": source, "config": config_path, "map": overrides, "model": version, "top_k": top_k}
     with obj.run("eval", args, "evaluating") as run:
         _check_model(obj, run, version)
-        result = evaluate(run.store, source, version=version, mapping=mapping, top_k=top_k, **run.callbacks())
+        try:
+            result = evaluate(run.store, source, version=version, mapping=mapping, top_k=top_k, **run.callbacks())
+        except ModelNotFound as error:
+            _damaged_model(obj, run, error)
         outcome = _outcome(result["import"])
         run.finish({"model": result["model"], "products": result["products"]}, result["import"]["problem_count"],
                    status="failed" if outcome == ExitCode.USAGE or not result["products"] else None)
@@ -496,14 +505,14 @@ def models(obj: Context, as_json: bool) -> None:
 
     with obj.read_store() as store:  # a mistyped --db is refused, not created
         versions = list_versions(store)
+    if not versions:
+        obj.fail(f"no trained model in {obj.db} (run `tagkit train PRODUCTS`)", ExitCode.NO_MODEL)
     if as_json:
         obj.print_json(versions)
-    elif versions:
+    else:
         from tagkit.report import print_models
 
         print_models(versions)
-    if not versions:
-        obj.fail(f"no trained model in {obj.db} (run `tagkit train PRODUCTS`)", ExitCode.NO_MODEL)
 
 
 @main.command()
@@ -830,10 +839,22 @@ def _check_model(obj: Context, run: Run, version: str | None) -> None:
     from tagkit.versions import ModelNotFound, find_version
 
     try:
-        embedder_for(find_version(run.store, version))
+        found = find_version(run.store, version)
+        embedder_for(found)
     except (ModelNotFound, ModelMismatch) as error:
         run.finish({}, 0, status="failed")
         obj.fail(str(error), ExitCode.NO_MODEL)
+    if found.passed_over:
+        newer = ", ".join(found.passed_over)
+        obj.log(f"warning: the newest model version{'s' if len(found.passed_over) > 1 else ''} ({newer}) "
+                f"{'have' if len(found.passed_over) > 1 else 'has'} no folder (moved or deleted?): using {found.id}, "
+                "the newest one there is (`tagkit models` lists them)")
+
+
+def _damaged_model(obj: Context, run: Run, error: ModelNotFound) -> NoReturn:
+    """A model version whose files could not be read once the run was under way: say so, exit with NO_MODEL."""
+    run.finish({}, 0, status="failed")
+    obj.fail(f"{error}; what was stored before is kept", ExitCode.NO_MODEL)
 
 
 def _print_prediction(record: PredictedProduct) -> None:

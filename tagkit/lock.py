@@ -50,8 +50,9 @@ def describe_holder(holder: dict[str, Any]) -> str:
 
 
 def lock_path(db: str | Path) -> Path:
-    """The lock file of a database: `<database file>.lock`."""
-    db = Path(db)
+    """The lock file of a database: `<database file>.lock`, next to the file itself (a symbolic link to the database
+    gets the database's lock, not one of its own)."""
+    db = Path(os.path.realpath(db))
     return db.with_name(db.name + ".lock")
 
 

@@ -18,7 +18,7 @@ from tagkit.ingest import ImportReport, import_products
 from tagkit.product import Problem, Product, format_category
 from tagkit.store import now
 from tagkit.taxonomy import stored_taxonomy, taxonomy_fingerprint
-from tagkit.versions import ModelVersion, find_version
+from tagkit.versions import ModelDamaged, ModelVersion, find_version
 
 if TYPE_CHECKING:
     from tagkit.config import Mapping
@@ -87,9 +87,13 @@ def load_model(store: Store, version: str | None = None) -> tuple[ModelVersion, 
 
 
 def _load(found: ModelVersion, taxonomy: Taxonomy | None) -> Tagger:
+    """The version's model; ModelDamaged when its files cannot be read."""
     from tagkit.tagger import Tagger
 
-    return Tagger.load(found.path, taxonomy)
+    try:
+        return Tagger.load(found.path, taxonomy)
+    except Exception as error:  # unpickling, JSON and LightGBM errors of a file cut short or overwritten
+        raise ModelDamaged(found.id, found.path, error) from error
 
 
 def embedder_for(found: ModelVersion) -> ImageEmbedder:
@@ -189,6 +193,17 @@ def store_predictions(store: Store, records: list[PredictedProduct], keys: dict[
         store.db.table("predictions").upsert_all(rows, pk=("product_id", "model_id"), alter=True)
 
 
+def restamp_predictions(store: Store, model_id: str, ids: list[str]) -> None:
+    """Date the stored predictions of `model_id` for `ids` now: predicting them again would give the same (their
+    input is unchanged), and they are now those products' latest predictions (what `review` shows)."""
+    stamp = now()
+    with store.transaction():
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            store.db.execute(f"update predictions set created_at = ? where model_id = ? and product_id in "
+                             f"({','.join('?' * len(chunk))})", [stamp, model_id, *chunk])
+
+
 def predict(
     store: Store,
     source: str | Path,
@@ -229,6 +244,8 @@ def predict(
         made = {r.id: r for r in future.result()} if future else {}
         if made:
             store_predictions(store, list(made.values()), keys)
+        if stored:
+            restamp_predictions(store, found.id, list(stored))
         report.products += len(products)
         report.predicted += len(made)
         report.unchanged += len(stored)

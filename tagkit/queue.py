@@ -47,11 +47,14 @@ _HAS_INPUT = ("(trim(coalesce(r.title, '')) != '' or trim(coalesce(r.description
 
 
 def load_items(store: Store, model_id: str | None = None) -> list[PredictedProduct]:
-    """Each product's latest predictions (or those of one model version), with its title and image: those that
-    predict something for a product with a title, a description or a readable image (what can be reviewed)."""
+    """Each product's latest predictions (the last made for it, by whichever model version: a rollback with
+    `predict --model OLDER` is what is reviewed next), or those of one model version, with its title and image:
+    those that predict something for a product with a title, a description or a readable image (what can be
+    reviewed)."""
     sql = ("select p.*, r.title, r.image from predictions p join products r on r.id = p.product_id where "
            + ("p.model_id = ?" if model_id else
-              "p.model_id = (select max(q.model_id) from predictions q where q.product_id = p.product_id)")
+              "p.model_id = (select q.model_id from predictions q where q.product_id = p.product_id "
+              "order by q.created_at desc, q.model_id desc limit 1)")
            + f" and {_HAS_INPUT}")
     items = (stored_record(row, row["title"] or "", row["image"])
              for row in store.db.query(sql, [model_id] if model_id else []))

@@ -164,8 +164,8 @@ select p.product_id, pr.title, p.category, p.category_score,
 from (
   select predictions.*, row_number() over (
     partition by predictions.product_id
-    order by coalesce(models.created_at, predictions.created_at) desc, predictions.model_id desc) as newest
-  from predictions left join models on models.id = predictions.model_id
+    order by predictions.created_at desc, predictions.model_id desc) as newest
+  from predictions
 ) p
 left join products pr on pr.id = p.product_id
 where p.newest = 1""",

@@ -26,6 +26,15 @@ class ModelNotFound(LookupError):
     """No trained model (or not the one asked for)."""
 
 
+class ModelDamaged(ModelNotFound):
+    """A model version whose files cannot be read (cut short, overwritten, edited)."""
+
+    def __init__(self, version: str, folder: Path, error: BaseException) -> None:
+        super().__init__(f"model {version} cannot be read from {folder} ({type(error).__name__}: {error}): a file "
+                         "cut short or damaged? Train again, or use another version with --model (`tagkit models` "
+                         "lists them)")
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     """A trained model's version id, folder and manifest (what it was trained on, how well it did)."""
@@ -33,11 +42,14 @@ class ModelVersion:
     id: str
     path: Path
     manifest: dict[str, Any]
+    passed_over: tuple[str, ...] = ()  # newer versions whose folders are missing (the newest was asked for)
 
 
 def models_folder(store: Store) -> Path:
-    """Where the database's model versions live: `<database file>.models/`."""
-    return store.path.resolve().with_name(store.path.name + ".models")  # absolute: rows stay valid from any cwd
+    """Where the database's model versions live: `<database file>.models/`, next to the file itself (through a
+    symbolic link to the database, the database's folder). Absolute: rows stay valid from any working folder."""
+    real = store.path.resolve()
+    return real.with_name(real.name + ".models")
 
 
 def new_version_id() -> str:
@@ -127,6 +139,8 @@ def find_version(store: Store, version: str | None = None) -> ModelVersion:
     """The newest model version whose folder exists, or the one named (an id or a unique prefix)."""
     rows = list_versions(store)
     candidates = [row for row in rows if row["available"]]
+    if version is not None and not version.strip():
+        raise ModelNotFound("--model names no version (an empty id); `tagkit models` lists them")
     if version:
         candidates = [row for row in candidates if row["id"].startswith(version)]
         if len(candidates) > 1:
@@ -136,8 +150,18 @@ def find_version(store: Store, version: str | None = None) -> ModelVersion:
             raise ModelNotFound(f"model {gone[0]['id']}'s folder {gone[0]['path']} is missing (moved or deleted?); "
                                 "`tagkit models` lists the others")
     if not candidates:
+        if version and rows:
+            raise ModelNotFound(f"no model {version!r} in {store.path}: `tagkit models` lists its {len(rows)} "
+                                "versions")
         which = f"model {version!r}" if version else "trained model"
         raise ModelNotFound(f"no {which} in {store.path} (run `tagkit train` first; `tagkit models` lists them)")
-    path = Path(candidates[0]["path"])
-    manifest = json.loads((path / MANIFEST).read_text("utf-8"))
-    return ModelVersion(candidates[0]["id"], path, manifest)
+    chosen = candidates[0]
+    path = Path(chosen["path"])
+    try:
+        manifest = json.loads((path / MANIFEST).read_text("utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError(f"{MANIFEST} holds no JSON object")
+    except (OSError, ValueError) as error:
+        raise ModelDamaged(chosen["id"], path, error) from error
+    passed_over = () if version else tuple(row["id"] for row in rows if row["id"] > chosen["id"])
+    return ModelVersion(chosen["id"], path, manifest, passed_over)

@@ -170,7 +170,7 @@ def test_models_with_a_mistyped_db_creates_nothing_and_none_trained_is_exit_4(tm
     for args in (["models"], ["models", "--json"]):
         result = tagkit(tmp_path / "empty.db", *args)
         assert result.exit_code == ExitCode.NO_MODEL and "no trained model" in result.stderr
-    assert json.loads(result.stdout) == []
+    assert json.loads(result.stdout)["exit_code"] == ExitCode.NO_MODEL  # an error, as README says, not []
 
 
 def test_output_in_a_missing_folder_and_products_with_a_file(db: Path, tmp_path: Path):

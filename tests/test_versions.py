@@ -1,0 +1,133 @@
+"""Model versions over months of use: a damaged or deleted version, a rollback, a database opened through a
+symbolic link. Real models trained on the demo catalogue."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tagkit.cli import main
+from tagkit.exitcodes import ExitCode
+from tagkit.lock import lock_path
+from tagkit.queue import load_items
+from tagkit.store import Store
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
+
+
+def tagkit(db: Path, *args: str):
+    return CliRunner().invoke(main, ["--db", str(db), *args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder whose database has two model versions (seeds 0 and 1) and nothing predicted."""
+    db = tmp_path_factory.mktemp("versions") / "tagkit.db"
+    for seed in ("0", "1"):
+        result = tagkit(db, "-q", "train", str(DEMO / "train.csv"), "--seed", seed)
+        assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.output
+    return db
+
+
+@pytest.fixture
+def project(two_versions: Path, tmp_path: Path) -> Path:
+    """A copy of the project folder (database and models) to damage, its versions recorded where they are now (a
+    copy's database otherwise falls back on the folders it recorded, the original's)."""
+    shutil.copytree(two_versions.parent, tmp_path / "project")
+    db = tmp_path / "project" / "tagkit.db"
+    with Store(db) as store, store.transaction():
+        store.db.execute("update models set path = replace(path, ?, ?)", [str(two_versions.parent), str(db.parent)])
+    return db
+
+
+def versions(db: Path) -> list[str]:
+    return [row["id"] for row in json.loads(tagkit(db, "models", "--json").stdout)]
+
+
+@pytest.mark.parametrize(("file", "damage"), [("model.joblib", "truncate"), ("version.json", "empty"),
+                                              ("rerank_1.txt", "truncate")])
+def test_a_damaged_version_stops_predict_and_eval_with_a_message_naming_it(project: Path, tmp_path: Path,
+                                                                           file: str, damage: str):
+    """It used to end in a traceback (exit 1) and, with --json, print nothing for the cron job's summary file."""
+    newest = versions(project)[0]
+    path = project.parent / "tagkit.db.models" / newest / file
+    if damage == "empty":
+        path.write_bytes(b"")
+    else:
+        path.write_bytes(path.read_bytes()[:300])
+    for args in (["predict", str(DEMO / "new"), "--json", "-o", str(tmp_path / "out.csv")],
+                 ["eval", str(DEMO / "test.csv"), "--json"]):
+        result = tagkit(project, *args)
+        assert result.exit_code == ExitCode.NO_MODEL, (args[0], result.output)
+        error = json.loads(result.stdout)
+        assert error["exit_code"] == ExitCode.NO_MODEL and newest in error["error"] and "cannot be read" in error[
+            "error"], error
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out.csv").exists()
+    older = tagkit(project, "-q", "predict", str(DEMO / "new"), "--model", versions(project)[1])
+    assert older.exit_code in (ExitCode.OK, ExitCode.PARTIAL), older.output
+
+
+def test_a_deleted_newest_version_is_named_when_an_older_one_is_used(project: Path):
+    newest, older = versions(project)
+    shutil.rmtree(project.parent / "tagkit.db.models" / newest)
+    result = tagkit(project, "predict", str(DEMO / "new"), "--json")
+    assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.output
+    assert json.loads(result.stdout)["model"] == older
+    assert f"newest model version ({newest}) has no folder" in result.stderr and f"using {older}" in result.stderr
+
+
+def test_model_ids_that_name_nothing(project: Path):
+    unknown = tagkit(project, "predict", str(DEMO / "new"), "--model", "nope")
+    assert unknown.exit_code == ExitCode.NO_MODEL
+    assert "no model 'nope'" in unknown.stderr and "lists its 2 versions" in unknown.stderr
+    assert "run `tagkit train` first" not in unknown.stderr  # there are models
+    empty = tagkit(project, "predict", str(DEMO / "new"), "--model", "")
+    assert empty.exit_code == ExitCode.NO_MODEL and "empty id" in empty.stderr
+
+
+def test_models_json_without_any_version_says_so_as_json(tmp_path: Path):
+    db = tmp_path / "tagkit.db"
+    Store(db).close()
+    result = tagkit(db, "models", "--json")
+    assert result.exit_code == ExitCode.NO_MODEL
+    assert json.loads(result.stdout) == {"error": f"no trained model in {db} (run `tagkit train PRODUCTS`)",
+                                         "exit_code": ExitCode.NO_MODEL}
+
+
+def test_a_rollback_is_what_review_and_latest_predictions_show(project: Path):
+    """Predicting with the older version after the newer one makes the older version's predictions the latest,
+    also when they were stored before (up to date, not predicted again). It used to be the newest version's."""
+    newest, older = versions(project)
+    for version in (older, newest, older):  # the last run finds the older version's predictions up to date
+        time.sleep(1.05)  # predictions are dated to the second
+        result = tagkit(project, "-q", "predict", str(DEMO / "new"), "--model", version)
+        assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.output
+    with Store(project) as store:
+        assert {item.model for item in load_items(store)} == {older}
+        assert {row["model_id"] for row in store.db.query("select model_id from latest_predictions")} == {older}
+    time.sleep(1.05)
+    tagkit(project, "-q", "predict", str(DEMO / "new"))
+    with Store(project) as store:
+        assert {item.model for item in load_items(store)} == {newest}
+
+
+def test_a_symbolic_link_to_the_database_shares_its_lock_and_models(project: Path, tmp_path: Path):
+    """Through a link another process took a lock of its own (`shop.db.lock`) and wrote beside it at the same time,
+    and `train` through it kept its versions in `shop.db.models`."""
+    link_folder = tmp_path / "elsewhere"
+    link_folder.mkdir()
+    link = link_folder / "shop.db"
+    link.symlink_to(project)
+    assert lock_path(link) == lock_path(project) == project.with_name("tagkit.db.lock")
+    result = tagkit(link, "-q", "train", str(DEMO / "train.csv"), "--json")
+    assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.output
+    saved = Path(json.loads(result.stdout)["path"])
+    assert saved.parent == project.with_name("tagkit.db.models")
+    assert not (link_folder / "shop.db.models").exists() and not (tmp_path / "project" / "shop.db.models").exists()
+    assert versions(link) == versions(project) and len(versions(project)) == 3
