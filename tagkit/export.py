@@ -127,13 +127,17 @@ class Exporter:
 
 
 def csv_row(record: PredictedProduct) -> list[Any]:
+    """The CSV cells of one prediction. Tags are `|`-separated, as `import` reads a tags column; when a tag holds a
+    `|` itself (the Torob brand `تام پاپ | TAMPAP`), the cell is a JSON list of the tags instead, which `import`
+    reads back whole."""
+    tags = [tag for tag, _ in record.tags]
     return [
         record.id,
         record.title,
         record.category or "",
         "" if record.category_score is None else record.category_score,
         " | ".join(f"{path} ({score:.3f})" for path, score in record.alternatives),
-        " | ".join(tag for tag, _ in record.tags),
+        json.dumps(tags, ensure_ascii=False) if any("|" in tag for tag in tags) else " | ".join(tags),
         " | ".join(f"{score:.3f}" for _, score in record.tags),
         " | ".join(f"{tag} ({score:.3f})" for tag, score in record.candidates),
         record.model,

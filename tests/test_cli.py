@@ -133,6 +133,33 @@ def test_csv_export_neutralises_formulas():
     assert safe_cell(0.5) == 0.5
 
 
+def test_a_tag_holding_the_tag_separator_survives_a_csv_export_read_back(tmp_path: Path):
+    """The Torob brand `تام پاپ | TAMPAP` (products.jsonl has it) was written `برند: تام پاپ | TAMPAP | ...` and read
+    back as two tags, `برند: تام پاپ` and a plain `TAMPAP`, without a word."""
+    from tagkit.catalogue import read_products
+    from tagkit.export import Exporter
+    from tagkit.predicting import PredictedProduct
+    from tagkit.product import Product, Tag
+
+    tags = [("برند: تام پاپ | TAMPAP", 0.942), ("ویژگی ها: کلاه‌دار", 0.944), ("رنگ: مشکی", 0.9)]
+    records = [PredictedProduct("x1", "کلاه تام پاپ TAMPAP", None, "m", "کلاه", 0.9, [], tags, []),
+               PredictedProduct("x2", "کلاه مشکی", None, "m", "کلاه", 0.8, [], tags[1:], [])]
+    path = tmp_path / "out.csv"
+    with path.open("w", encoding="utf-8", newline="") as out:
+        exporter = Exporter(out, "csv")
+        for record in records:
+            exporter.write(record)
+        exporter.close()
+    read = {item.id: item for item in read_products(path) if isinstance(item, Product)}
+    assert list(read["x1"].tags) == [Tag.parse(tag) for tag, _ in tags]
+    assert read["x1"].tags[0] == Tag("برند", "تام پاپ | TAMPAP")
+    assert list(read["x2"].tags) == [Tag.parse(tag) for tag, _ in tags[1:]]
+    with path.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[1]["tags"] == "ویژگی ها: کلاه‌دار | رنگ: مشکی"  # as before when no tag holds a |
+    assert len(rows[0]["tag_scores"].split(" | ")) == 3
+
+
 def test_force_help_says_what_each_command_redoes():
     def force_help(command: str) -> str:
         text = " ".join(CliRunner().invoke(main, [command, "--help"]).stdout.split())
