@@ -362,7 +362,8 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
         run.finish({"version": report.version, **report.counts, "seconds": report.seconds}, problems)
     summary = {"version": report.version, "path": report.path, "seconds": report.seconds, "counts": report.counts,
                "validation": report.model_report.get("validation", {}),
-               "tags_too_rare": report.model_report.get("tags_too_rare", {})}
+               "tags_too_rare": report.model_report.get("tags_too_rare", {}),
+               "min_tag_count": report.model_report.get("min_tag_count")}
     for key in ("attributes", "extractor"):
         if key in report.model_report:
             summary[key] = report.model_report[key]
@@ -755,8 +756,12 @@ def _print_train_report(summary: dict[str, Any]) -> None:
     rare = summary["tags_too_rare"]
     if rare:
         items = list(rare.items()) if isinstance(rare, dict) else [(tag, "") for tag in rare]
+        items.sort(key=lambda item: (-item[1] if item[1] != "" else 0, str(item[0])))  # the nearest to enough first
         shown = ", ".join(f"{tag} ({count})" if count != "" else str(tag) for tag, count in items[:10])
-        lines.append(f"too rare to learn {len(items)} tags: {shown}" + (", ..." if len(items) > 10 else ""))
+        fewer = f"on fewer than {summary['min_tag_count']} products; " if summary.get("min_tag_count") else ""
+        lines.append(f"too rare to learn {len(items)} tags ({fewer}the tag models do not predict them"
+                     f"{', the title extractor may' if summary.get('extractor') else ''}): {shown}"
+                     + (", ... (all of them: --json, tags_too_rare)" if len(items) > 10 else ""))
     extractor = summary.get("extractor")
     if extractor:
         lines.append(_extractor_line(extractor))

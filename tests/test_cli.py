@@ -45,6 +45,23 @@ def test_train_reports_and_records_a_version(trained: Path):
     assert "validation top-1 (inputs)" in piped and "…" not in piped, "a pipe gets the table whole, not cut at 80"
 
 
+def test_train_names_the_tags_too_rare_to_learn_nearest_to_enough_first(tmp_path: Path):
+    """They were listed alphabetically, the first 10 of thousands, without saying what too rare means."""
+    with (DEMO / "train.csv").open(encoding="utf-8") as f:
+        rows = [{**row, "image": str(DEMO / row["image"]) if row["image"] else ""} for row in csv.DictReader(f)]
+    for i, row in enumerate(rows[:4]):
+        row["tags"] += "|feature: " + ("A rare one" if i == 3 else "Zip three")
+    path = tmp_path / "train.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = tagkit(tmp_path / "t.db", "train", str(path))
+    line = next(line for line in result.stdout.splitlines() if line.startswith("too rare to learn"))
+    assert "on fewer than 5 products" in line and "the tag models do not predict them" in line
+    assert line.index("feature: Zip three (3)") < line.index("feature: A rare one (1)")
+
+
 def test_predict_folder_exports_csv_and_stores_predictions(trained: Path, tmp_path: Path):
     result = tagkit(trained, "predict", str(DEMO / "new"), "--export", "csv")
     assert result.exit_code == ExitCode.OK, result.stderr

@@ -165,7 +165,8 @@ class CatalogueModel:
         self.report = {"products": n, "validation_products": int(val.sum()),
                        "with_title": int(has_text.sum()), "with_image": int(has_image.sum()),
                        "inputs": {"text": x_text is not None, "image": bool(use_images)},
-                       "tasks": {}, "tags_too_rare": plan.rare, "multi_valued_attributes": plan.multi_valued,
+                       "tasks": {}, "tags_too_rare": plan.rare, "min_tag_count": self.min_tag_count,
+                       "multi_valued_attributes": plan.multi_valued,
                        "single_valued_attributes": [t.name for t in plan.single]}
         for task in self.tasks:
             prior = _log_prior(task.y, len(task.classes))
