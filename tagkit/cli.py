@@ -498,12 +498,31 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
 
 
 @main.command()
+@click.option("--prune", "keep", type=click.IntRange(min=1), metavar="N",
+              help="Delete all but the N newest model versions (folders and rows), and version folders the database "
+                   "does not record; then list what is left.")
+@click.option("--dry-run", is_flag=True, help="With --prune: say what would be deleted, delete nothing.")
 @json_option("Print JSON on stdout.")
 @click.pass_obj
-def models(obj: Context, as_json: bool) -> None:
+def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None:
     """List the trained model versions, newest first (exit code 4 when there is none)."""
-    from tagkit.versions import list_versions
+    from tagkit.versions import list_versions, prune_versions
 
+    if dry_run and keep is None:
+        raise click.UsageError("--dry-run goes with --prune N")
+    if keep is not None:
+        if not obj.db.exists():
+            obj.fail(f"no database at {obj.db} (run `tagkit import` first, or pass --db)", ExitCode.USAGE)
+        with obj.run("models", {"prune": keep, "dry_run": dry_run}, "pruning") as run:
+            pruned = prune_versions(run.store, keep, dry_run=dry_run)
+            run.finish({"deleted": len(pruned.versions), "unrecorded": len(pruned.unrecorded),
+                        "bytes": pruned.bytes, "dry_run": dry_run}, 0)
+        deleted = f"{len(pruned.versions)} model version(s)" + (f" ({', '.join(pruned.versions)})"
+                                                                 if pruned.versions else "")
+        if pruned.unrecorded:
+            deleted += f" and {len(pruned.unrecorded)} folder(s) no row records ({', '.join(pruned.unrecorded)})"
+        obj.log(f"{'would delete' if dry_run else 'deleted'} {deleted}: {pruned.bytes / 1e6:,.1f} MB; "
+                f"kept {', '.join(pruned.kept) or 'none'}")
     with obj.read_store() as store:  # a mistyped --db is refused, not created
         versions = list_versions(store)
     if not versions:

@@ -106,6 +106,39 @@ def _record(store: Store, version: str, root: Path, manifest: dict[str, Any]) ->
         })
 
 
+@dataclass
+class Pruned:
+    """What `prune_versions` deleted (or, dry, would delete)."""
+
+    versions: list[str]  # model versions deleted: their rows, and their folders beside the database
+    unrecorded: list[str]  # folders beside the database that no row records (a database restored from a backup)
+    kept: list[str]  # the versions kept, newest first
+    bytes: int  # the size of the folders deleted
+
+
+def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
+    """Delete all but the `keep` newest model versions: their `models` rows and their folders in this database's
+    models folder (a folder recorded elsewhere, the original project's for a copied database, is left alone), and
+    the version folders there that no row records. Predictions and review decisions keep their model ids."""
+    if keep < 1:
+        raise ValueError("keep at least one model version")
+    rows = list(store.db.query("select id from models order by id desc"))
+    kept, gone = [r["id"] for r in rows[:keep]], [r["id"] for r in rows[keep:]]
+    root = models_folder(store)
+    recorded = {r["id"] for r in rows}
+    unrecorded = sorted(f.name for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")
+                        and f.name not in recorded and (f / MANIFEST).is_file()) if root.is_dir() else []
+    folders = [root / name for name in [*gone, *unrecorded] if (root / name).is_dir()]
+    size = sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
+    if not dry_run:
+        with store.transaction():
+            for version in gone:
+                store.db.execute("delete from models where id = ?", [version])
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+    return Pruned(gone, unrecorded, kept, size)
+
+
 def remove_leftovers(root: Path) -> list[Path]:
     """Delete the temporary folders (`.tmp-<version>-<pid>`) that a killed `train` left; returns them."""
     removed = []
