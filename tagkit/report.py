@@ -117,5 +117,8 @@ def print_models(versions: list[dict[str, Any]], console: Console | None = None)
                           if isinstance(m, dict) and isinstance(m.get("category_top1"), float))
         table.add_row(row["id"], f"{counts.get('products', 0):,}", str(counts.get("categories", "")),
                       str(counts.get("tags", "")), shown, f"{row['duration_s'] or 0:.1f}",
-                      "ok" if row["available"] else "missing")
+                      ("ok" if row.get("beside", True) else "elsewhere") if row["available"] else "missing")
+    if any(row["available"] and not row.get("beside", True) for row in versions):
+        table.caption = ("elsewhere: not beside this database; read from the folder it was saved in (another "
+                         "project's, for a copied database: `--json` has the path)")
     console.print(table)

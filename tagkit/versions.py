@@ -165,6 +165,7 @@ def list_versions(store: Store) -> list[dict[str, Any]]:
             row[key] = json.loads(row[key] or "{}")
         row["path"] = str(version_folder(store, row["id"], row["path"]))
         row["available"] = Path(row["path"]).is_dir()
+        row["beside"] = Path(row["path"]).parent == models_folder(store)  # False: another project's folder
     return rows
 
 

@@ -156,12 +156,16 @@ def test_prune_keeps_the_newest_versions_and_deletes_the_rest_and_unrecorded_fol
             "models", "ok")
 
 
-def test_prune_of_a_copied_database_leaves_the_original_projects_folders_alone(two_versions: Path, tmp_path: Path):
-    """A database copied without its models folder reads the original's folders (their recorded paths); pruning
-    the copy deletes its rows only."""
+def test_a_copied_database_says_its_versions_are_elsewhere_and_prunes_only_its_rows(two_versions: Path,
+                                                                                    tmp_path: Path):
+    """A database copied without its models folder reads the original's folders (their recorded paths): `models`
+    said `ok` as for its own. Pruning the copy deletes its rows only."""
     copy = tmp_path / "copy.db"
     shutil.copy(two_versions, copy)
     newest, older = versions(two_versions)
+    listed = json.loads(tagkit(copy, "models", "--json").stdout)
+    assert [row["beside"] for row in listed] == [False, False]  # the table says `elsewhere`, not `ok`
+    assert "elsewhere" in tagkit(copy, "models").stdout and "elsewhere" not in tagkit(two_versions, "models").stdout
     result = tagkit(copy, "models", "--prune", "1")
     assert result.exit_code == ExitCode.OK, result.output
     assert versions(copy) == [newest] and versions(two_versions) == [newest, older]
