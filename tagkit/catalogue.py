@@ -862,7 +862,8 @@ def _values(value: Any, separator: str | None) -> list[str]:
 def _tag_list(
     value: Any, separator: str, label: str, row: int, key: str, problems: list[Problem]
 ) -> list[Tag]:
-    """Tags from a cell: `a: b | c` text, a JSON list of strings or {name, value(s)}, or {name: values}."""
+    """Tags from a cell: `a: b | c` text, a JSON list of strings, of {name, value(s)} or of [tag, score] pairs (a
+    JSON export's), or {name: values}."""
     if isinstance(value, str):
         stripped = value.strip()
         if stripped[:1] in ("[", "{"):
@@ -882,6 +883,9 @@ def _tag_list(
                 tags.extend(Tag(_one_line(item["name"]), part) for part in _values(values, None))
             elif isinstance(item, str | int | float) and not isinstance(item, bool):
                 tags.append(Tag.parse(_one_line(_text(item))))
+            elif (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+                  and isinstance(item[1], int | float) and not isinstance(item[1], bool)):
+                tags.append(Tag.parse(_one_line(item[0])))  # [tag, score], as predict's JSON exports write them
             else:
                 problems.append(Problem(label, row, key, f"tag {number} ({_text(item)[:100]}) is neither a "
                                         "value nor a {name, value} object; left out"))

@@ -339,3 +339,22 @@ def test_a_sign_the_title_writes_is_kept(tmp_path: Path):
     assert len(myopia) == 30
     for row in myopia:
         assert [t for t, _ in row["tags"]] == [f"power: -{row['title'].split(' -')[1].split()[0]}"], row
+
+
+def test_a_json_export_reads_back_as_products_with_its_tags(trained: Path, tmp_path: Path):
+    """Its tags are `[tag, score]` pairs: each was refused as "neither a value nor a {name, value} object"."""
+    for fmt in ("jsonl", "json"):
+        out = tmp_path / f"predictions.{fmt}"
+        result = tagkit(trained, "-q", "predict", str(DEMO / "test.csv"), "--export", fmt, "-o", str(out))
+        assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.output
+        exported = ([json.loads(line) for line in out.read_text("utf-8").splitlines()] if fmt == "jsonl" else
+                    json.loads(out.read_text("utf-8")))
+        db = tmp_path / f"{fmt}.db"
+        result = tagkit(db, "import", str(out), "--no-images")
+        assert result.exit_code == ExitCode.OK, result.stderr
+        with Store(db) as store:
+            stored = {p.id: p for p in store.iter_products()}
+        assert sum(bool(row["tags"]) for row in exported) > 50
+        for row in exported:
+            assert [str(t) for t in stored[row["id"]].tags] == [tag for tag, _ in row["tags"]], row["id"]
+            assert " > ".join(stored[row["id"]].category) == (row["category"] or "")
