@@ -791,6 +791,10 @@ class _RecordBuilder:
                 self.hinted.add("equals")
                 problems.append(note(self.label, row, key, f"the tag {shown(tag.value)} is read as a value without "
                                      "a name: tagkit reads tags written `name: value`"))
+            elif not tag.name and tag.value.strip(":") != tag.value and "colon" not in self.hinted:
+                self.hinted.add("colon")
+                problems.append(note(self.label, row, key, f"the tag {shown(tag.value)} has nothing on one side of "
+                                     "its colon: read as a value without a name (a name or a value missing?)"))
 
 
 _WINDOWS_PATH = re.compile(r"[A-Za-z]:[\\/]")

@@ -213,6 +213,16 @@ def test_a_labels_file_without_titles_labels_a_folder_of_images_without_a_proble
     assert not products["p2.jpg"].category and all(p.image for p in products.values())
 
 
+def test_a_tag_with_nothing_on_one_side_of_its_colon_is_named_in_a_note(tmp_path: Path):
+    """`: آبی` (a name missing) and `ویژگی ها:` (a value missing) went in as plain values without a word."""
+    (tmp_path / "p.csv").write_text("id,title,tags\n1,کلاه,رنگ: قرمز | : آبی\n2,کلاه,ویژگی ها: | سایز: XL\n",
+                                     "utf-8")
+    result = _invoke(tmp_path / "t.db", str(tmp_path / "p.csv"), "--no-images")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert "the tag ': آبی' has nothing on one side of its colon" in result.stderr
+    assert result.stderr.count("nothing on one side of its colon") == 1  # once per file
+
+
 def test_a_crash_half_way_keeps_what_was_stored(bad_catalogue: Path, tmp_path: Path):
     """An import that dies after its first chunk keeps that chunk; the re-run completes it."""
     db = tmp_path / "tagkit.db"
