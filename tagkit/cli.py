@@ -795,8 +795,14 @@ def _extractor_line(report: dict[str, Any]) -> str:
     if "skipped" in report:
         return f"extractor         none: {report['skipped']}{missing}"
     oof = report["out_of_fold"]
-    return (f"extractor         {len(report['attributes']):,} attributes from titles, out of fold precision "
+    line = (f"extractor         {len(report['attributes']):,} attributes from titles, out of fold precision "
             f"{oof['precision']:.3f} recall {oof['recall']:.3f} F1 {oof['f1']:.3f} (per attribute: --json){missing}")
+    chosen = report.get("sources", {}).get("chosen", {})
+    for source in ("extractor", "model"):
+        names = [name for name, kept in chosen.items() if kept == source]
+        if names:
+            line += f"\n                  tags of {', '.join(names)}: the {source}'s only (the other's are candidates)"
+    return line
 
 
 class _NothingRead(Exception):

@@ -370,6 +370,7 @@ class AttributeExtractor:
                   "deterministic": True, "force_row_wise": True}
         oof = np.zeros(len(y), dtype=np.float32)
         best_rounds = []
+        fold_boosters: dict[int, tuple[lgb.Booster, int | None]] = {}
         for f in range(self.folds):
             tr, va = cand_fold != f, cand_fold == f
             if not va.any() or y[tr].sum() == 0:
@@ -380,6 +381,7 @@ class AttributeExtractor:
                                 callbacks=[lgb.early_stopping(30, verbose=False)])
             best_rounds.append(booster.best_iteration or self.rounds)
             oof[va] = booster.predict(x[va], num_iteration=booster.best_iteration)
+            fold_boosters[f] = (booster, booster.best_iteration)
         rounds = int(np.mean(best_rounds)) if best_rounds else self.rounds
         self.booster: lgb.Booster = lgb.train(params, lgb.Dataset(x, y, categorical_feature=[0]),
                                               num_boost_round=max(rounds, 20))
@@ -391,7 +393,42 @@ class AttributeExtractor:
                             "thresholds": {a: round(t, 3) for a, t in sorted(self.thresholds.items())}})
         self.report["out_of_fold"] = self._out_of_fold(
             candidates, [oof[offsets[k] : offsets[k + 1]] for k in range(len(candidates))], owners, golds)
+        # for `predict_out_of_fold`, until the extractor is saved (not saved: they only serve this fit's products)
+        self._held_out = {"ids": {data.ids[i]: n for n, i in enumerate(rows)}, "views": views,
+                          "boosters": fold_boosters}
         return self
+
+    def predict_out_of_fold(self, data: Dataset) -> list[Extraction]:
+        """Like `predict`, for products this extractor was just fitted on (by id), but each one read as its own
+        fold's model reads it: counts, neighbours and scorer fitted without that fold, and the tuned thresholds.
+        `data` may give them other categories than their labels (another model's predicted product type). Only
+        right after `fit` (a loaded extractor has no folds); a product that was not in the fit, or whose fold
+        had no scorer of its own, is read as `predict` reads it."""
+        held = getattr(self, "_held_out", None)
+        if held is None:
+            raise RuntimeError("predict_out_of_fold needs the folds of a fit: this extractor was loaded")
+        titles = [_parse(text, category) for text, category in zip(data.texts, data.categories, strict=True)]
+        fold = np.array([self.fold[held["ids"][pid]] if pid in held["ids"] else -1 for pid in data.ids], dtype=int)
+        fold = np.where([f in held["boosters"] for f in fold], fold, -1)
+        whole = _View(self.counts)
+        x = self._tfidf(titles)
+        images = _unit(data.embeddings) if self.images is not None else None
+        votes = self._votes(x, images, data.has_image if images is not None else None, fold=fold)
+        out: list[Extraction] = []
+        for n, title in enumerate(titles):
+            view = held["views"][fold[n]] if fold[n] >= 0 else whole
+            cands = self._candidates(title, view, votes[n], None) if title.keys or votes[n] else []
+            if not cands:
+                out.append(Extraction())
+                continue
+            features = self._features(title, cands, view, votes[n])
+            booster, rounds = held["boosters"].get(int(fold[n]), (self.booster, None))
+            scores = booster.predict(features, num_iteration=rounds)
+            kept, rest = self._decode(cands, scores, self.thresholds, self.threshold)
+            out.append(Extraction([(self._tag(cands[k]), float(scores[k])) for k in kept],
+                                  [(self._tag(cands[k]), float(scores[k])) for k in rest],
+                                  {self._tag(cands[k]) for k in kept if cands[k].as_written}))
+        return out
 
     def _out_of_fold(self, candidates: list[list[_Candidate]], scores: list[np.ndarray], owners: list[int],
                      golds: list[dict[str, set[str]]]) -> dict[str, Any]:
@@ -791,6 +828,7 @@ class AttributeExtractor:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         state = dict(self.__dict__)
+        state.pop("_held_out", None)
         state["booster"] = self.booster.model_to_string()
         with gzip.open(folder / SAVED_FILE, "wb", compresslevel=3) as file:
             pickle.dump(state, file, protocol=pickle.HIGHEST_PROTOCOL)

@@ -4,6 +4,7 @@ has one (`tagkit train` with `train: extract:` in tagkit.yaml), and held to the 
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from tagkit.taxonomy import Taxonomy
 
 EXTRACTOR_FOLDER = "extractor"  # inside a model version's folder
+SOURCES_FILE = "sources.json"  # in the extractor's folder: which source's tags each attribute keeps
+SOURCE_OPTIONS = ("both", "model", "extractor")
 CANDIDATES = 10  # below-threshold tags kept per product, as the catalogue model keeps
 
 
@@ -36,12 +39,18 @@ class Tagger:
     taxonomy the extractor was trained with. The extractor reads the titles only (a product without one gets the
     model's answer) and is given the model's predicted category as the product type, never a label (so `eval` stays
     honest). Without an extractor or a taxonomy this is the model itself.
+
+    `sources` (attribute -> `model`, `extractor` or `both`; chosen by `tagkit train` on held-out products and
+    saved as `extractor/sources.json`) says whose tags an attribute keeps when the extractor read the title: the
+    other source's tags of it go to the candidates. An attribute not named, and every attribute of a version
+    saved without the file, keeps both (the merge above).
     """
 
     def __init__(self, model: CatalogueModel, extractor: AttributeExtractor | None = None,
-                 taxonomy: Taxonomy | None = None) -> None:
+                 taxonomy: Taxonomy | None = None, sources: dict[str, str] | None = None) -> None:
         self.model = model
         self.extractor = extractor
+        self.sources = {name: source for name, source in (sources or {}).items() if source != "both"}
         self.taxonomy = taxonomy if taxonomy is not None else getattr(extractor, "taxonomy", None)
         single = set(model.report.get("single_valued_attributes", []))
         self.single_valued = single | (extractor.single_valued if extractor is not None else set())
@@ -55,7 +64,7 @@ class Tagger:
         folder = Path(folder)
         extractor_folder = folder / EXTRACTOR_FOLDER
         extractor = AttributeExtractor.load(extractor_folder) if extractor_folder.is_dir() else None
-        return cls(CatalogueModel.load(folder), extractor, taxonomy)
+        return cls(CatalogueModel.load(folder), extractor, taxonomy, load_sources(extractor_folder))
 
     def predict(self, data: Dataset, top_k: int = 3) -> list[Prediction]:
         """One Prediction per product of `data`, in order. With a taxonomy, every candidate path of the model
@@ -80,7 +89,11 @@ class Tagger:
             read = {(tag.name, match_key(tag.value)): tag for tag in extraction.as_written}
             prediction = replace(prediction, tags=[(read.get((tag.name, match_key(tag.value)), tag), score)
                                                    for tag, score in prediction.tags])
-        tags = merge_tags(prediction.tags, extracted, taxonomy=self.taxonomy, single_valued=self.single_valued)
+        mine, theirs = prediction.tags, extracted
+        if extraction is not None and self.sources:  # an attribute keeps one source's tags; the rest: candidates
+            mine = [(tag, score) for tag, score in mine if self.sources.get(tag.name) != "extractor"]
+            theirs = [(tag, score) for tag, score in theirs if self.sources.get(tag.name) != "model"]
+        tags = merge_tags(mine, theirs, taxonomy=self.taxonomy, single_valued=self.single_valued)
         kept = {tag for tag, _ in tags}
         rest = [*prediction.tags, *extracted, *prediction.candidates, *extra]
         if self.taxonomy is not None:
@@ -107,3 +120,19 @@ class Tagger:
         if not ranked:
             return replace(prediction, category=None, category_score=0.0, alternatives=[])
         return replace(prediction, category=ranked[0][0], category_score=ranked[0][1], alternatives=ranked[1:])
+
+
+def load_sources(extractor_folder: Path) -> dict[str, str]:
+    """The saved choice of source per attribute (`SOURCES_FILE`); none for a version saved before it."""
+    path = Path(extractor_folder) / SOURCES_FILE
+    if not path.is_file():
+        return {}
+    chosen = json.loads(path.read_text("utf-8")).get("chosen", {})
+    return {str(name): str(source) for name, source in chosen.items() if source in SOURCE_OPTIONS}
+
+
+def save_sources(extractor_folder: Path, chosen: dict[str, str]) -> None:
+    path = Path(extractor_folder)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / SOURCES_FILE).write_text(json.dumps({"chosen": dict(sorted(chosen.items()))}, ensure_ascii=False,
+                                                indent=1) + "\n", "utf-8")

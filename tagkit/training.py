@@ -15,7 +15,7 @@ from tagkit.dataset import Dataset, products_dataset
 from tagkit.feedback import apply_feedback, feedback_rows
 from tagkit.ingest import ImportReport, import_products
 from tagkit.product import Problem, Product
-from tagkit.tagger import EXTRACTOR_FOLDER
+from tagkit.tagger import EXTRACTOR_FOLDER, save_sources
 from tagkit.taxonomy import Taxonomy, stored_taxonomy
 from tagkit.text import match_key
 from tagkit.versions import ModelVersion, write_version
@@ -25,7 +25,11 @@ if TYPE_CHECKING:
     from tagkit.config import Mapping
     from tagkit.extract import AttributeExtractor
     from tagkit.image import ImageEmbedder
+    from tagkit.models import CatalogueModel
     from tagkit.store import Store
+
+
+MIN_SOURCE_SUPPORT = 10  # true values of an attribute among the validation products to choose its tags' source
 
 
 class NothingToLearn(ValueError):
@@ -71,7 +75,8 @@ def train(
 
     `extract` (tagkit.yaml `train: extract:`) also fits an `AttributeExtractor` on the same products, for every
     attribute of their labels (True) or for the attributes named; it is saved in the version's `extractor/`
-    folder and `predict`/`eval` merge its tags with the model's (see `tagkit.tagger`). `attributes` (tagkit.yaml
+    folder and `predict`/`eval` merge its tags with the model's (see `tagkit.tagger`), keeping for each attribute
+    the source's tags `choose_sources` chose (`extractor/sources.json`). `attributes` (tagkit.yaml
     `train: attributes:`) keeps only the tags of the attributes named: the model learns, predicts and `eval`
     scores no other."""
     from tagkit.models import CatalogueModel
@@ -114,6 +119,11 @@ def train(
     params = dict(params or {})
     model = CatalogueModel(seed=seed, **params).fit(data)
     extractor, extractor_report = fit_extractor(data, extract, store, seed) if extract else (None, {})
+    sources: dict[str, str] = {}
+    if extractor is not None:
+        started_sources = time.monotonic()
+        sources, extractor_report["sources"] = choose_sources(model, extractor, data, taxonomy)
+        extractor_report["sources"]["seconds"] = round(time.monotonic() - started_sources, 3)
     if chosen and extractor_report.get("not_in_labels"):  # named for extraction, but switched off
         off = [name for name in extractor_report["not_in_labels"]
                if named_attributes([name], chosen["left_out"], taxonomy)[0]]
@@ -147,6 +157,7 @@ def train(
         model.save(folder)
         if extractor is not None:
             extractor.save(folder / EXTRACTOR_FOLDER)
+            save_sources(folder / EXTRACTOR_FOLDER, sources)
         (folder / "training_ids.txt").write_text("\n".join(sorted(data.ids)) + "\n", "utf-8")
 
     version: ModelVersion = write_version(store, save, manifest)
@@ -183,6 +194,56 @@ def fit_extractor(data: Dataset, extract: bool | Collection[str], store: Store, 
     report.update({**extractor.report, "folder": EXTRACTOR_FOLDER, "attributes": sorted(extractor.attribute_ids),
                    "single_valued": sorted(extractor.single_valued), "seconds": round(time.monotonic() - started, 3)})
     return extractor, report
+
+
+def choose_sources(model: CatalogueModel, extractor: AttributeExtractor, data: Dataset,
+                   taxonomy: Taxonomy | None, min_support: int = MIN_SOURCE_SUPPORT
+                   ) -> tuple[dict[str, str], dict[str, Any]]:
+    """For each attribute the extractor reads, whose tags a product keeps (`Tagger.sources`): the model's, the
+    extractor's or both (merged), whichever gives the attribute the best F1 on the model's validation products
+    (those with tags; a predicted value is wrong also on a product without a label of its attribute, as `eval`
+    counts it): the model's predictions for them from held-out scores (`validation_predictions`), the extractor's
+    out-of-fold decisions (`predict_out_of_fold`) given the model's predicted category as the product type, as
+    `Tagger.predict` gives it. An attribute with fewer than `min_support` true values there, and a tie, keeps
+    both. Returns the choice and a report (per attribute: support, F1 of each option, the choice; the micro-F1 of
+    each option everywhere and of the choice, on the products it was made on)."""
+    from tagkit.models.metrics import per_attribute, tag_metrics
+    from tagkit.tagger import SOURCE_OPTIONS, Tagger
+
+    held = getattr(model, "validation_predictions", None) or {}
+    rows = [i for i, pid in enumerate(data.ids) if pid in held and data.tags[i]]
+    report: dict[str, Any] = {"validation_products": len(rows), "min_support": min_support}
+    attributes = sorted(extractor.attribute_ids)
+    if not rows:
+        report.update({"chosen": {}, "skipped": "no validation product with tags"})
+        return {}, report
+    predictions = [held[data.ids[i]] for i in rows]
+    titled = [n for n, i in enumerate(rows) if data.has_text[i]]  # Tagger.predict reads titled products only
+    products = data.subset([rows[n] for n in titled])
+    products = replace(products, categories=[predictions[n].category or () for n in titled])
+    extractions = dict(zip(titled, extractor.predict_out_of_fold(products), strict=True))
+    truth = [data.tags[i] for i in rows]
+
+    def tags_with(sources: dict[str, str]) -> list[list]:
+        tagger = Tagger(model, extractor, taxonomy, sources)
+        return [[tag for tag, _ in tagger.merge(p, extractions.get(n)).tags] for n, p in enumerate(predictions)]
+
+    outputs = {option: tags_with(dict.fromkeys(attributes, option)) for option in SOURCE_OPTIONS}
+    scores = {option: per_attribute(truth, tags) for option, tags in outputs.items()}
+    chosen: dict[str, str] = {}
+    by_attribute: dict[str, dict[str, Any]] = {}
+    for attribute in attributes:
+        support = scores["both"].get(attribute, {}).get("support", 0)
+        f1 = {option: round(scores[option].get(attribute, {}).get("micro_f1", 0.0), 4) for option in SOURCE_OPTIONS}
+        best = max(SOURCE_OPTIONS, key=lambda option: f1[option])  # the first of equals: both
+        chosen[attribute] = best if support >= min_support else "both"
+        if support:
+            by_attribute[attribute] = {"support": support, **f1, "chosen": chosen[attribute]}
+    micro = {option: round(tag_metrics(truth, tags)["micro_f1"], 4) for option, tags in outputs.items()}
+    micro["chosen"] = round(tag_metrics(truth, tags_with(chosen))["micro_f1"], 4)
+    report.update({"chosen": {a: s for a, s in chosen.items() if s != "both"}, "micro_f1": micro,
+                   "attributes": dict(sorted(by_attribute.items(), key=lambda item: (-item[1]["support"], item[0])))})
+    return chosen, report
 
 
 def named_attributes(names: Iterable[str], in_labels: Iterable[str], taxonomy: Taxonomy | None

@@ -21,10 +21,10 @@ from tagkit.extract import SAVED_FILE
 from tagkit.product import Product, Tag
 from tagkit.queue import load_items, model_thresholds, threshold_for
 from tagkit.store import Store
-from tagkit.tagger import EXTRACTOR_FOLDER, Tagger
+from tagkit.tagger import EXTRACTOR_FOLDER, SOURCE_OPTIONS, SOURCES_FILE, Tagger
 from tagkit.taxonomy import dump_taxonomy, load_taxonomy, parse_taxonomy
 from tagkit.text import match_key
-from tagkit.training import fit_extractor
+from tagkit.training import MIN_SOURCE_SUPPORT, fit_extractor
 
 REPO = Path(__file__).resolve().parent.parent
 TOROB_YAML = REPO / "examples" / "torob.yaml"
@@ -101,7 +101,9 @@ def test_extracted_tags_of_values_written_in_titles_reach_predict_eval_and_revie
     added = {(pid, tag) for pid, row in extracting.items() for tag in tags_of(row) - tags_of(plain[pid])}
     in_title = {(pid, tag) for pid, tag in added if written_in(trained.titles[pid], tag)}
     assert len(in_title) >= 40, f"only {len(in_title)} extracted tags written in the titles"
-    assert {Tag.parse(tag).name for _, tag in in_title} >= {"رنگ", UNKNOWN}
+    model_only = {name for name, source in trained.extracting["extractor"]["sources"]["chosen"].items()
+                  if source == "model"}  # their extracted tags are candidates
+    assert {Tag.parse(tag).name for _, tag in in_title} >= {"رنگ", UNKNOWN} - model_only
 
     csv_rows = csv.DictReader(io.StringIO(ok(tagkit(trained.db, "predict", str(trained.test_file), "--config",
                                                     str(TOROB_YAML), "--export", "csv"))))
@@ -137,7 +139,10 @@ def test_tags_are_canonical_for_the_taxonomy_and_unknown_attributes_pass_through
     known = [tag for tag in tags if tag.name in KNOWN]
     assert known and all(taxonomy.known(tag) and taxonomy.canonical(tag) == tag for tag in known)
     assert not any(tag.name in ("ویژگی ها", "توصیفگرها") for tag in tags)  # read as ویژگی‌ها
-    assert sum(tag.name == UNKNOWN for tag in tags) >= 10  # not in the taxonomy: kept, not dropped
+    shown = tags  # not in the taxonomy: kept, not dropped (among the candidates when its tags are the model's)
+    if trained.extracting["extractor"]["sources"]["chosen"].get(UNKNOWN) == "model":
+        shown = [Tag.parse(tag) for row in predictions(trained).values() for tag, _ in row["candidates"]]
+    assert sum(tag.name == UNKNOWN for tag in shown) >= 10
 
 
 def test_extract_false_trains_no_extractor_and_such_a_version_still_predicts(trained: Trained) -> None:
@@ -210,3 +215,87 @@ def test_review_weighs_extracted_tags_against_the_extractors_thresholds(trained:
     name = extracted_only[0]
     assert threshold_for(f"{name}: x", "text", thresholds) == pytest.approx(tuned[name])
     assert threshold_for(f"{name}: x", "text", plain) == 0.5  # a version without an extractor: unknown
+
+
+def held_out_products(trained: Trained) -> Dataset:
+    """The 150 test products, their tags canonical as `tagkit import` stores them (no images: none were read)."""
+    products = [Product(id=r["random_key"], title=r["title"],
+                        tags=tuple(Tag(name, value) for name, values in r["attributes"].items() for value in values))
+                for r in map(json.loads, trained.test_file.read_text("utf-8").splitlines())]
+    load_taxonomy(trained.folder / "taxonomy.yaml").canonicalise(products)
+    return Dataset.from_products(products, {}, 8)
+
+
+def test_train_chooses_each_attributes_source_on_validation_products_and_stores_it(trained: Trained) -> None:
+    report = trained.extracting["extractor"]
+    sources = report["sources"]
+    assert sources["validation_products"] >= 15 and sources["min_support"] == MIN_SOURCE_SUPPORT
+    assert set(sources["micro_f1"]) == {*SOURCE_OPTIONS, "chosen"}
+    rows = sources["attributes"]
+    assert rows and set(rows) <= set(report["attributes"])
+    for name, row in rows.items():
+        best = max(row[option] for option in SOURCE_OPTIONS)
+        if row["support"] < MIN_SOURCE_SUPPORT or row["both"] == best:
+            assert row["chosen"] == "both", (name, row)
+        else:
+            assert row["chosen"] in SOURCE_OPTIONS and row[row["chosen"]] == best, (name, row)
+    assert any(row["support"] >= MIN_SOURCE_SUPPORT for row in rows.values())
+    saved = json.loads((Path(trained.extracting["path"]) / EXTRACTOR_FOLDER / SOURCES_FILE).read_text("utf-8"))
+    assert set(saved["chosen"]) == set(report["attributes"])  # every attribute the extractor reads
+    assert {name: s for name, s in saved["chosen"].items() if s != "both"} == sources["chosen"]
+    assert Tagger.load(trained.extracting["path"]).sources == sources["chosen"]
+    manifest = json.loads((Path(trained.extracting["path"]) / "version.json").read_text("utf-8"))
+    assert manifest["extractor"]["sources"]["chosen"] == sources["chosen"]
+
+
+def test_a_version_saved_before_the_choice_merges_both_sources_as_before(trained: Trained, tmp_path: Path) -> None:
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(trained.extracting["path"], old)
+    (old / EXTRACTOR_FOLDER / SOURCES_FILE).unlink()
+    data = held_out_products(trained)
+    taxonomy = load_taxonomy(trained.folder / "taxonomy.yaml")
+    loaded = Tagger.load(old, taxonomy)
+    assert loaded.sources == {}
+    union = Tagger(loaded.model, loaded.extractor, taxonomy)  # the merge of every tag of both
+    every_both = Tagger(loaded.model, loaded.extractor, taxonomy, dict.fromkeys(loaded.extractor.attribute_ids,
+                                                                                 "both"))
+    expected = union.predict(data)
+    assert loaded.predict(data) == expected == every_both.predict(data)
+    model_only = {(i, tag) for i, p in enumerate(loaded.model.predict(data)) for tag, _ in p.tags}
+    merged = {(i, tag) for i, p in enumerate(expected) for tag, _ in p.tags}
+    assert len(merged - model_only) >= 40  # the extractor's tags are in
+
+
+@pytest.mark.parametrize("dropped", ["model", "extractor"])
+def test_tags_of_the_source_not_chosen_go_to_the_candidates(trained: Trained, dropped: str) -> None:
+    data = held_out_products(trained)
+    taxonomy = load_taxonomy(trained.folder / "taxonomy.yaml")
+    base = Tagger.load(trained.extracting["path"], taxonomy)
+    attributes = ("رنگ", UNKNOWN, "جنسیت", "نوع کلی")
+    kept = "extractor" if dropped == "model" else "model"
+    tagger = Tagger(base.model, base.extractor, taxonomy, dict.fromkeys(attributes, kept))
+    predictions = tagger.model.predict(data)
+    titled = [i for i in range(len(data)) if data.has_text[i]]
+    from dataclasses import replace
+
+    extractions = base.extractor.predict(replace(data.subset(titled),
+                                                 categories=[predictions[i].category or () for i in titled]))
+    source = {i: (predictions[i].tags if dropped == "model" else extractions[n].tags) for n, i in enumerate(titled)}
+    out = tagger.predict(data)
+    checked = 0
+    for i, tags in source.items():
+        shown = {tag.name for tag, _ in out[i].tags}
+        final = {tag for tag, _ in out[i].tags}
+        candidates = dict(out[i].candidates)
+        for tag, score in tags:
+            if tag.name not in attributes or tag in final or not taxonomy.valid([(tag, score)], keep_unknown=True):
+                continue
+            tag = next(iter(taxonomy.valid([(tag, score)], keep_unknown=True)))
+            checked += 1
+            assert tag in candidates or (len(candidates) == 10 and min(candidates.values()) >= score), \
+                (dropped, tag, out[i].candidates)
+        assert not (shown & set(attributes)) - {t.name for t, _ in (extractions[titled.index(i)].tags
+                                                                     if kept == "extractor" else predictions[i].tags)}
+    assert checked >= 20, checked

@@ -50,6 +50,9 @@ class CatalogueModel:
     ridge on those components; `landmarks` > 0 = RBF kernel features); `colour_landmarks`, `colour_gamma`,
     `colour_alpha` (kernel ridge on the images' colour features); `n_candidates`, `rounds`,
     `learning_rate` (re-ranker); `n_jobs`.
+
+    After `fit`, `validation_predictions` maps each validation product's id to its Prediction from held-out scores
+    (base scores out of fold, re-rankers fitted without it), for choosing what to merge with; it is not saved.
     """
 
     def __init__(self, seed: int = 0, *, folds: int = 3, validation_share: float = 0.15, min_tag_count: int = 5,
@@ -277,6 +280,7 @@ class CatalogueModel:
     def _tune(self, blocks, val_rows, has_text, has_image, data: Dataset) -> None:
         """Thresholds and validation metrics from the validation rows under each input condition."""
         metrics: dict[str, Any] = {}
+        self.validation_predictions = {}
         if not len(val_rows):
             self.report["validation"] = metrics
             self.report["thresholds"] = {t.name: _by_condition(t.thresholds) for t in self.tasks if not t.is_category}
@@ -341,6 +345,8 @@ class CatalogueModel:
         for c, (cname, ht, hi) in enumerate(conditions):
             preds = self._assemble(len(val_rows), {name: outs[c] for name, outs in outputs.items()},
                                    self._multi_out(blocks, val_rows, ht, hi), ht, hi, top_k=3)
+            if c == 0:  # the products' own inputs: what `predict` would say of them, from held-out scores
+                self.validation_predictions = dict(zip((data.ids[i] for i in val_rows), preds, strict=True))
             truth_tags = [data.tags[i] for i in val_rows]
             from tagkit.models.metrics import tag_metrics
 
@@ -474,6 +480,7 @@ class CatalogueModel:
             assert booster is not None
             booster.save_model(str(folder / file))
             files[name] = file
+        held_out = self.__dict__.pop("validation_predictions", None)  # of this fit only: not saved
         try:
             for rr in self.rerankers.values():
                 rr.booster = None
@@ -481,6 +488,8 @@ class CatalogueModel:
         finally:
             for name, rr in self.rerankers.items():
                 rr.booster = boosters[name]
+            if held_out is not None:
+                self.validation_predictions = held_out
         manifest = {"format": "tagkit-catalogue-model", "version": FORMAT_VERSION, "params": self.get_params(),
                     "image_dim": self.dim, "rerankers": files, "report": self.report}
         (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=str),
