@@ -79,8 +79,8 @@ def _confidence_table(category: dict[str, Any] | None, tags: dict[str, Any] | No
     for name, _ in parts:
         table.add_column(f"{name} (share)", justify="right")
         table.add_column("right", justify="right")
-    for row, step in enumerate(parts[0][1]["at_least"]):
-        cells = [f"{step['score']:.2f}"]
+    for row, score in enumerate(step["score"] for step in parts[0][1]["at_least"]):
+        cells = [f"{score:.2f}"]
         for _, part in parts:
             step = part["at_least"][row]
             cells += [f"{step['n']:,} ({step['share']:.0%})",
