@@ -362,7 +362,7 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
         run.finish({"version": report.version, **report.counts, "seconds": report.seconds}, problems)
     summary = {"version": report.version, "path": report.path, "seconds": report.seconds, "counts": report.counts,
                "validation": report.model_report.get("validation", {}),
-               "tags_too_rare": report.model_report.get("tags_too_rare", {}),
+               "tags_too_rare": _most_first(report.model_report.get("tags_too_rare", {})),
                "min_tag_count": report.model_report.get("min_tag_count")}
     for key in ("attributes", "extractor"):
         if key in report.model_report:
@@ -510,6 +510,7 @@ def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None
 
     if dry_run and keep is None:
         raise click.UsageError("--dry-run goes with --prune N")
+    pruned = None
     if keep is not None:
         if not obj.db.exists():
             obj.fail(f"no database at {obj.db} (run `tagkit import` first, or pass --db)", ExitCode.USAGE)
@@ -521,13 +522,22 @@ def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None
                                                                  if pruned.versions else "")
         if pruned.unrecorded:
             deleted += f" and {len(pruned.unrecorded)} folder(s) no row records ({', '.join(pruned.unrecorded)})"
-        obj.log(f"{'would delete' if dry_run else 'deleted'} {deleted}: {pruned.bytes / 1e6:,.1f} MB; "
+        said = (f"{'would delete' if dry_run else 'deleted'} {deleted}: {pruned.bytes / 1e6:,.1f} MB; "
                 f"kept {', '.join(pruned.kept) or 'none'}")
+        if dry_run:  # what was asked for: said also with -q
+            click.echo(said, err=True)
+            obj.to_log_file(said)
+        else:
+            obj.log(said)
     with obj.read_store() as store:  # a mistyped --db is refused, not created
         versions = list_versions(store)
     if not versions:
         obj.fail(f"no trained model in {obj.db} (run `tagkit train PRODUCTS`)", ExitCode.NO_MODEL)
-    if as_json:
+    if as_json and pruned is not None:
+        obj.print_json({"pruned": {"versions": pruned.versions, "unrecorded": pruned.unrecorded,
+                                   "kept": pruned.kept, "bytes": pruned.bytes, "dry_run": dry_run},
+                        "versions": versions})
+    elif as_json:
         obj.print_json(versions)
     else:
         from tagkit.report import print_models
@@ -775,7 +785,6 @@ def _print_train_report(summary: dict[str, Any]) -> None:
     rare = summary["tags_too_rare"]
     if rare:
         items = list(rare.items()) if isinstance(rare, dict) else [(tag, "") for tag in rare]
-        items.sort(key=lambda item: (-item[1] if item[1] != "" else 0, str(item[0])))  # the nearest to enough first
         shown = ", ".join(f"{tag} ({count})" if count != "" else str(tag) for tag, count in items[:10])
         fewer = f"on fewer than {summary['min_tag_count']} products; " if summary.get("min_tag_count") else ""
         lines.append(f"too rare to learn {len(items)} tags ({fewer}the tag models do not predict them"
@@ -786,6 +795,11 @@ def _print_train_report(summary: dict[str, Any]) -> None:
         lines.append(_extractor_line(extractor))
     lines.append(f"time              {summary['seconds']:.1f} s")
     click.echo("\n".join(lines))
+
+
+def _most_first(rare: Any) -> Any:
+    """The tags too rare to learn ({tag: products}), the nearest to enough first."""
+    return dict(sorted(rare.items(), key=lambda item: (-item[1], item[0]))) if isinstance(rare, dict) else rare
 
 
 def _extractor_line(report: dict[str, Any]) -> str:

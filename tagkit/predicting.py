@@ -176,8 +176,9 @@ def stored_record(row: dict[str, Any], title: str, image: str | None) -> Predict
 
 
 def store_predictions(store: Store, records: list[PredictedProduct], keys: dict[str, str] | None = None) -> None:
-    """Upsert predictions (one row per product and model version), with each product's input key."""
-    stamp = now()
+    """Upsert predictions (one row per product and model version), with each product's input key. Dated to the
+    microsecond: the latest of two versions' predictions made in one second is the one made last."""
+    stamp = now(precise=True)
     rows = [{
         "product_id": r.id,
         "model_id": r.model,
@@ -196,7 +197,7 @@ def store_predictions(store: Store, records: list[PredictedProduct], keys: dict[
 def restamp_predictions(store: Store, model_id: str, ids: list[str]) -> None:
     """Date the stored predictions of `model_id` for `ids` now: predicting them again would give the same (their
     input is unchanged), and they are now those products' latest predictions (what `review` shows)."""
-    stamp = now()
+    stamp = now(precise=True)
     with store.transaction():
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]

@@ -136,10 +136,14 @@ def review_queue(store: Store, *, order: str = "uncertain", seed: int = 0, model
 
 
 def unreviewed(store: Store, items: Iterable[PredictedProduct], again: bool = False) -> list[PredictedProduct]:
-    """The items whose product was never reviewed (`again`: not for the model version that predicted it)."""
+    """The items whose product was never reviewed (`again`: or only for model versions older than the one that
+    predicted it; a rollback to an older version brings nothing back)."""
     done = finished(store)
     if again:
-        return [i for i in items if (i.id, i.model) not in done]
+        newest: dict[str, str] = {}
+        for product_id, model in done:
+            newest[product_id] = max(newest.get(product_id, ""), model or "")
+        return [i for i in items if i.id not in newest or i.model > newest[i.id]]
     reviewed = {product_id for product_id, _ in done}
     return [i for i in items if i.id not in reviewed]
 

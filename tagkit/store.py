@@ -185,9 +185,10 @@ left join products pr on pr.id = pb.product_id""",
 }
 
 
-def now() -> str:
-    """The current time as an ISO 8601 string in UTC, to the second."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
+def now(precise: bool = False) -> str:
+    """The current time as an ISO 8601 string in UTC, to the second (`precise`: to the microsecond)."""
+    stamp = datetime.now(UTC)
+    return (stamp if precise else stamp.replace(microsecond=0)).isoformat()
 
 
 class ReadOnlyError(sqlite3.OperationalError):

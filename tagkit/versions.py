@@ -117,13 +117,17 @@ class Pruned:
 
 
 def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
-    """Delete all but the `keep` newest model versions: their `models` rows and their folders in this database's
-    models folder (a folder recorded elsewhere, the original project's for a copied database, is left alone), and
-    the version folders there that no row records. Predictions and review decisions keep their model ids."""
+    """Delete all but the `keep` newest model versions that have their folder (those `predict` can use): the
+    others' `models` rows and their folders in this database's models folder (a folder recorded elsewhere, the
+    original project's for a copied database, is left alone), and the version folders there that no row records.
+    A version whose folder is missing is left listed when it is newer than the oldest kept (its folder may come
+    back), and deleted when older. Predictions and review decisions keep their model ids."""
     if keep < 1:
         raise ValueError("keep at least one model version")
-    rows = list(store.db.query("select id from models order by id desc"))
-    kept, gone = [r["id"] for r in rows[:keep]], [r["id"] for r in rows[keep:]]
+    rows = list_versions(store)
+    kept = [r["id"] for r in rows if r["available"]][:keep]
+    oldest_kept = kept[-1] if kept else ""
+    gone = [r["id"] for r in rows if r["id"] not in kept and (r["available"] or r["id"] < oldest_kept)]
     root = models_folder(store)
     recorded = {r["id"] for r in rows}
     unrecorded = sorted(f.name for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")

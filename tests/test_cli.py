@@ -56,6 +56,8 @@ def test_train_names_the_tags_too_rare_to_learn_nearest_to_enough_first(tmp_path
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    as_json = json.loads(tagkit(tmp_path / "j.db", "train", str(path), "--json").stdout)
+    assert list(as_json["tags_too_rare"]) == ["feature: Zip three", "feature: A rare one"]  # the same order
     result = tagkit(tmp_path / "t.db", "train", str(path))
     line = next(line for line in result.stdout.splitlines() if line.startswith("too rare to learn"))
     assert "on fewer than 5 products" in line and "the tag models do not predict them" in line

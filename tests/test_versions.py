@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,9 @@ from click.testing import CliRunner
 
 from tagkit.cli import main
 from tagkit.exitcodes import ExitCode
+from tagkit.feedback import Decision, record
 from tagkit.lock import lock_path
-from tagkit.queue import load_items
+from tagkit.queue import load_items, review_queue
 from tagkit.store import Store
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
@@ -50,7 +50,7 @@ def versions(db: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(("file", "damage"), [("model.joblib", "truncate"), ("version.json", "empty"),
-                                              ("rerank_1.txt", "truncate")])
+                                              ("rerank_1.txt", "truncate"), ("rerank_0.txt", "lines")])
 def test_a_damaged_version_stops_predict_and_eval_with_a_message_naming_it(project: Path, tmp_path: Path,
                                                                            file: str, damage: str):
     """It used to end in a traceback (exit 1) and, with --json, print nothing for the cron job's summary file."""
@@ -58,6 +58,8 @@ def test_a_damaged_version_stops_predict_and_eval_with_a_message_naming_it(proje
     path = project.parent / "tagkit.db.models" / newest / file
     if damage == "empty":
         path.write_bytes(b"")
+    elif damage == "lines":  # cut inside the trees: LightGBM's parser aborted the process (exit 134)
+        path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:100]))
     else:
         path.write_bytes(path.read_bytes()[:300])
     for args in (["predict", str(DEMO / "new"), "--json", "-o", str(tmp_path / "out.csv")],
@@ -102,19 +104,35 @@ def test_models_json_without_any_version_says_so_as_json(tmp_path: Path):
 
 def test_a_rollback_is_what_review_and_latest_predictions_show(project: Path):
     """Predicting with the older version after the newer one makes the older version's predictions the latest,
-    also when they were stored before (up to date, not predicted again). It used to be the newest version's."""
+    also when they were stored before (up to date, not predicted again) and within the same second (predictions
+    were dated to the second, and a tie went to the higher version id). It used to be the newest version's."""
     newest, older = versions(project)
     for version in (older, newest, older):  # the last run finds the older version's predictions up to date
-        time.sleep(1.05)  # predictions are dated to the second
         result = tagkit(project, "-q", "predict", str(DEMO / "new"), "--model", version)
         assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.output
     with Store(project) as store:
         assert {item.model for item in load_items(store)} == {older}
         assert {row["model_id"] for row in store.db.query("select model_id from latest_predictions")} == {older}
-    time.sleep(1.05)
     tagkit(project, "-q", "predict", str(DEMO / "new"))
     with Store(project) as store:
         assert {item.model for item in load_items(store)} == {newest}
+
+
+def test_review_again_after_a_rollback_brings_back_nothing_reviewed_under_the_newer_version(project: Path):
+    """`--again` brings back the products a newer version predicted; after a rollback it brought back every product
+    reviewed under the newest version with the older version's predictions (a quick `a` would undo corrections)."""
+    newest, older = versions(project)
+    assert tagkit(project, "-q", "predict", str(DEMO / "new"), "--model", newest).exit_code in (0, 3)
+    with Store(project) as store:
+        items = load_items(store)
+        record(store, [Decision(item.id, newest, "product", "accept") for item in items[:10]])
+        assert len(review_queue(store, again=True)) == len(items) - 10
+    assert tagkit(project, "-q", "predict", str(DEMO / "new"), "--model", older).exit_code in (0, 3)
+    with Store(project) as store:
+        queue = review_queue(store, again=True)
+        assert {item.model for item in queue} == {older}
+        assert not {item.id for item in queue} & {item.id for item in items[:10]}
+        assert len(queue) == len(items) - 10
 
 
 def test_a_symbolic_link_to_the_database_shares_its_lock_and_models(project: Path, tmp_path: Path):
@@ -145,7 +163,7 @@ def test_prune_keeps_the_newest_versions_and_deletes_the_rest_and_unrecorded_fol
     assert versions(project) == [newest, older] and (root / older).is_dir()
     result = tagkit(project, "models", "--prune", "1", "--json")
     assert result.exit_code == ExitCode.OK, result.output
-    assert [row["id"] for row in json.loads(result.stdout)] == [newest]
+    assert [row["id"] for row in json.loads(result.stdout)["versions"]] == [newest]
     assert f"deleted 1 model version(s) ({older}) and 1 folder(s) no row records" in result.stderr
     assert sorted(f.name for f in root.iterdir()) == [newest, "notes"]
     predicted = tagkit(project, "-q", "predict", str(DEMO / "new"), "--json")
@@ -154,6 +172,22 @@ def test_prune_keeps_the_newest_versions_and_deletes_the_rest_and_unrecorded_fol
     with Store(project) as store:
         assert store.db.execute("select command, status from runs order by id desc limit 1 offset 1").fetchone() == (
             "models", "ok")
+
+
+def test_prune_keeps_versions_predict_can_use_when_the_newest_folder_is_missing(project: Path, tmp_path: Path):
+    """It kept the newest rows whatever their folders, so with the newest folder moved away `--prune 1` deleted the
+    one version `predict` could use. `--json` says what was pruned; `--dry-run` says it also with -q."""
+    newest, older = versions(project)
+    shutil.move(project.parent / "tagkit.db.models" / newest, tmp_path / "moved")
+    dry = tagkit(project, "-q", "models", "--prune", "1", "--dry-run", "--json")
+    assert dry.exit_code == ExitCode.OK, dry.output
+    assert json.loads(dry.stdout)["pruned"] == {"versions": [], "unrecorded": [], "kept": [older], "bytes": 0,
+                                                "dry_run": True}
+    assert "would delete 0 model version(s)" in dry.stderr
+    assert tagkit(project, "models", "--prune", "1").exit_code == ExitCode.OK
+    assert versions(project) == [newest, older]  # the missing one may come back; the usable one stays
+    result = tagkit(project, "-q", "predict", str(DEMO / "new"), "--json")
+    assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL) and json.loads(result.stdout)["model"] == older
 
 
 def test_a_copied_database_says_its_versions_are_elsewhere_and_prunes_only_its_rows(two_versions: Path,

@@ -96,9 +96,23 @@ class SavedBooster:
 def load_booster(path: str | Path | None = None, *, text: str | None = None) -> Any:
     """A saved model (a model file, or its `text`: `lightgbm.Booster.model_to_string()`) as a `SavedBooster`, or
     as a `lightgbm.Booster` when LightGBM's library cannot be loaded on its own."""
+    if path is not None:
+        _check_whole(Path(path))
     lib = _library()
     if lib is not None:
         return SavedBooster(lib, path=path, text=text)
     import lightgbm as lgb
 
     return lgb.Booster(model_str=text) if text is not None else lgb.Booster(model_file=str(path))
+
+
+def _check_whole(path: Path) -> None:
+    """Raise ValueError for a model file cut short: LightGBM's parser aborts the whole process on some of them
+    (a C++ `terminate`, exit 134), where tagkit must say which file is damaged. A whole file has its trees'
+    end marker and ends with the `pandas_categorical:` line LightGBM writes last."""
+    with path.open("rb") as file:
+        file.seek(max(path.stat().st_size - 4096, 0))
+        tail = file.read()
+    last = tail.rstrip().rsplit(b"\n", 1)[-1]
+    if not last.startswith(b"pandas_categorical:") or b"end of parameters" not in tail:
+        raise ValueError(f"{path.name} is not a whole LightGBM model (cut short?)")
