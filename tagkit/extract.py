@@ -421,13 +421,9 @@ class AttributeExtractor:
             if not cands:
                 out.append(Extraction())
                 continue
-            features = self._features(title, cands, view, votes[n])
             booster, rounds = held["boosters"].get(int(fold[n]), (self.booster, None))
-            scores = booster.predict(features, num_iteration=rounds)
-            kept, rest = self._decode(cands, scores, self.thresholds, self.threshold)
-            out.append(Extraction([(self._tag(cands[k]), float(scores[k])) for k in kept],
-                                  [(self._tag(cands[k]), float(scores[k])) for k in rest],
-                                  {self._tag(cands[k]) for k in kept if cands[k].as_written}))
+            out.append(self._extraction(cands, booster.predict(self._features(title, cands, view, votes[n]),
+                                                               num_iteration=rounds)))
         return out
 
     def _out_of_fold(self, candidates: list[list[_Candidate]], scores: list[np.ndarray], owners: list[int],
@@ -794,13 +790,16 @@ class AttributeExtractor:
             scores = self.booster.predict(np.vstack(features), raw_score=False, num_threads=usable_cpus())
         out, start = [], 0
         for cands in candidates:
-            own = scores[start : start + len(cands)]
+            out.append(self._extraction(cands, scores[start : start + len(cands)]))
             start += len(cands)
-            kept, rest = self._decode(cands, own, self.thresholds, self.threshold)
-            out.append(Extraction([(self._tag(cands[k]), float(own[k])) for k in kept],
-                                  [(self._tag(cands[k]), float(own[k])) for k in rest],
-                                  {self._tag(cands[k]) for k in kept if cands[k].as_written}))
         return out
+
+    def _extraction(self, cands: list[_Candidate], scores: np.ndarray) -> Extraction:
+        """One product's candidates, scored, decided by the tuned thresholds."""
+        kept, rest = self._decode(cands, scores, self.thresholds, self.threshold)
+        return Extraction([(self._tag(cands[k]), float(scores[k])) for k in kept],
+                          [(self._tag(cands[k]), float(scores[k])) for k in rest],
+                          {self._tag(cands[k]) for k in kept if cands[k].as_written})
 
 
     def candidates(self, title: str, attributes: Collection[str] | None = None) -> list[tuple[Tag, str, str]]:

@@ -164,12 +164,13 @@ def version_folder(store: Store, version: str, recorded: str | None = None) -> P
 def list_versions(store: Store) -> list[dict[str, Any]]:
     """Every recorded model version, newest first, with its counts and validation metrics."""
     rows = list(store.db.query("select * from models order by id desc"))
+    root = models_folder(store)
     for row in rows:
         for key in ("counts", "params", "metrics"):
             row[key] = json.loads(row[key] or "{}")
         row["path"] = str(version_folder(store, row["id"], row["path"]))
         row["available"] = Path(row["path"]).is_dir()
-        row["beside"] = Path(row["path"]).parent == models_folder(store)  # False: another project's folder
+        row["beside"] = Path(row["path"]).parent == root  # False: another project's folder
     return rows
 
 

@@ -192,8 +192,8 @@ def evaluate(data: Dataset, predictions: Sequence[Prediction], *, top_k: int = 3
     accepted = [[tag for tag, _ in p.tags] for p in predictions]
     answered = [(p.category_score, p.category == true) for p, true in zip(predictions, data.categories, strict=True)
                 if true and p.category]
-    tagged = [(score, tag in set(true)) for p, true in zip(predictions, data.tags, strict=True) if true
-              for tag, score in p.tags]
+    tagged = [(score, tag in truth) for p, true in zip(predictions, data.tags, strict=True) if true
+              for truth in [set(true)] for tag, score in p.tags]
     return {
         "category": {**category_metrics(data.categories, ranked, top_k=top_k),
                      "confidence": confidence(*_columns(answered))},
