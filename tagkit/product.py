@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from tagkit.text import spelling_key
 
 CATEGORY_SEPARATOR = " > "
+_NAME_SEPARATOR = re.compile(r"(?<!\d):|:(?!\d)")  # a colon, unless a digit is on both sides of it
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -19,10 +20,13 @@ class Tag:
 
     @classmethod
     def parse(cls, text: str) -> Tag:
-        """Read `name: value` (split at the first colon) or a plain value."""
-        name, sep, value = text.partition(":")
-        if sep and name.strip() and value.strip():
-            return cls(name.strip(), value.strip())
+        """Read `name: value` (split at the first colon not between two digits: `12:30`, `16:9` are values)
+        or a plain value."""
+        separator = _NAME_SEPARATOR.search(text)
+        if separator:
+            name, value = text[: separator.start()].strip(), text[separator.end() :].strip()
+            if name and value:
+                return cls(name, value)
         return cls("", text.strip())
 
     def __str__(self) -> str:

@@ -645,3 +645,14 @@ def test_a_windows_path_says_so(tmp_path: Path) -> None:
     products, problems = read(write(tmp_path, "p.csv", "id,title,image\n1,کیف,C:\\Users\\shop\\Pictures\\x.jpg\n"))
     assert products[0].image is None
     assert "is a Windows path" in only(warnings(problems)).message
+
+
+def test_a_colon_between_digits_is_part_of_the_value(tmp_path: Path) -> None:
+    """Times, ratios and sizes (`12:30`, `16:9`, `۱۲:۳۰`) are values, not `name: value`: `16:9` used to be read as
+    the tag `16: 9`, and a plain value stored as `12:30` came back from the database as `12: 30`."""
+    text = "id,title,tags\n1,Watch,12:30 | aspect ratio: 16:9 | ۱۲:۳۰ | size:42 | 42:XL\n"
+    products, problems = read(write(tmp_path, "p.csv", text))
+    assert problems == []
+    assert products[0].tags == (Tag("", "12:30"), Tag("aspect ratio", "16:9"), Tag("", "۱۲:۳۰"), Tag("size", "42"),
+                                Tag("42", "XL"))
+    assert all(Tag.parse(str(tag)) == tag for tag in products[0].tags)  # how tags are stored and read back
