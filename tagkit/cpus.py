@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
+from typing import Any
 
 
 def usable_cpus() -> int:
@@ -11,3 +13,13 @@ def usable_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not Linux
         return os.cpu_count() or 1
+
+
+def one_blas_thread() -> AbstractContextManager[Any]:
+    """Matrix products on one BLAS thread, while predicting: with more threads, sums are added up in another
+    order, and a score that moves in its sixth decimal can cross a re-ranker's split, so the same product would
+    score differently in `eval` and `predict`, or on another machine. (`predict` keeps the cores busy with images
+    anyway.)"""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tagkit.cpus import usable_cpus
+from tagkit.cpus import one_blas_thread, usable_cpus
 from tagkit.models.booster import load_booster
 from tagkit.models.text_features import Tfidf
 from tagkit.product import Tag
@@ -777,7 +777,8 @@ class AttributeExtractor:
         view = _View(self.counts)
         x = self._tfidf(titles)
         images = _unit(data.embeddings) if self.images is not None else None
-        votes = self._votes(x, images, data.has_image if images is not None else None)
+        with one_blas_thread():  # the same neighbours whatever the cores
+            votes = self._votes(x, images, data.has_image if images is not None else None)
         candidates, features = [], []
         for n, title in enumerate(titles):
             allowed = None if attributes is None else attributes[n]

@@ -15,6 +15,7 @@ from scipy.sparse import hstack as sp_hstack
 
 from tagkit.catalogue import read_input
 from tagkit.config import load_config
+from tagkit.cpus import usable_cpus
 from tagkit.dataset import Dataset
 from tagkit.image import ImageEmbedder
 from tagkit.models import CatalogueModel, Prediction
@@ -194,6 +195,23 @@ def test_deterministic_and_save_load(fashion, fashion_model, tmp_path):
     assert loaded.predict(test) == first
     assert loaded.predict(test.without_text()) == fashion_model.predict(test.without_text())
     assert loaded.report == fashion_model.report
+
+
+@pytest.mark.skipif(usable_cpus() < 2, reason="one core: BLAS has no second thread to add sums in another order")
+def test_the_same_scores_whatever_the_blas_threads(fashion, fashion_model):
+    """`predict` ran the models on one BLAS thread and `eval` (and a script) on every core: sums added up in
+    another order moved scores in their sixth decimal, enough to cross a re-ranker's split (an audit found
+    category scores 0.145 apart and other categories for the same products). Now the model decides its threads."""
+    from threadpoolctl import threadpool_limits
+
+    test = fashion[1]
+    many = test.subset(np.tile(np.arange(len(test)), 10))  # matrices large enough for BLAS to use its threads
+    for data in (many, many.without_text()):
+        with threadpool_limits(limits=1, user_api="blas"):
+            one = fashion_model.predict(data)
+        with threadpool_limits(limits=usable_cpus(), user_api="blas"):
+            every = fashion_model.predict(data)
+        assert every == one
 
 
 def test_colour_features(fashion, fashion_model, tmp_path):

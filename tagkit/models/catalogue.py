@@ -21,7 +21,7 @@ import joblib
 import numpy as np
 from joblib import Parallel, delayed
 
-from tagkit.cpus import usable_cpus
+from tagkit.cpus import one_blas_thread, usable_cpus
 from tagkit.dataset import Dataset
 from tagkit.models.booster import load_booster
 from tagkit.models.knn import NeighbourIndex, votes
@@ -417,10 +417,11 @@ class CatalogueModel:
         return blocks, has_text, has_image
 
     def predict(self, data: Dataset, top_k: int = 3) -> list[Prediction]:
-        """One Prediction per product of `data`, in order."""
+        """One Prediction per product of `data`, in order (the same whatever the cores: `one_blas_thread`)."""
         if not self.rerankers:
             raise RuntimeError("the model is not fitted")
-        blocks, has_text, has_image = self._base_scores(data)
+        with one_blas_thread():
+            blocks, has_text, has_image = self._base_scores(data)
         outs = {t.name: self.rerankers[t.name].predict(blocks[t.name], has_text, has_image) for t in self.tasks}
         multi = self.rerankers["tags"].predict(blocks["tags"], has_text, has_image) if self.multi else None
         return self._assemble(len(data), outs, multi, has_text, has_image, top_k)
