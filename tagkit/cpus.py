@@ -16,10 +16,10 @@ def usable_cpus() -> int:
 
 
 def one_blas_thread() -> AbstractContextManager[Any]:
-    """Matrix products on one BLAS thread, while predicting: with more threads, sums are added up in another
-    order, and a score that moves in its sixth decimal can cross a re-ranker's split, so the same product would
-    score differently in `eval` and `predict`, or on another machine. (`predict` keeps the cores busy with images
-    anyway.)"""
+    """Matrix products on one BLAS thread: with more threads, sums are added up in another order, and a number
+    that moves in its sixth decimal can cross a re-ranker's split. Under it, the image models fitted and the
+    scores predicted are the same whatever the machine's cores (`train` on a laptop and on a server; `eval`
+    and `predict`). Work that needs the cores splits itself into fixed blocks instead."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")

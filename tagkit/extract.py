@@ -669,11 +669,12 @@ class AttributeExtractor:
             sims = (x[start : start + 512] @ self.x_train.T).toarray()
             self._add_votes(out, start, sims, fold, "")
         if images is not None and has_image is not None and self.images is not None:
-            for start in range(0, len(images), 512):
-                sims = images[start : start + 512] @ self.images.T
-                sims[:, ~self.has_image_train] = -1
-                sims[~has_image[start : start + 512]] = -1
-                self._add_votes(out, start, sims, fold, "\x00img")
+            with one_blas_thread():  # the same neighbours whatever the cores
+                for start in range(0, len(images), 512):
+                    sims = images[start : start + 512] @ self.images.T
+                    sims[:, ~self.has_image_train] = -1
+                    sims[~has_image[start : start + 512]] = -1
+                    self._add_votes(out, start, sims, fold, "\x00img")
         return out
 
     def _add_votes(self, out: list[dict[tuple[str, str], float]], start: int, sims: np.ndarray,
@@ -777,8 +778,7 @@ class AttributeExtractor:
         view = _View(self.counts)
         x = self._tfidf(titles)
         images = _unit(data.embeddings) if self.images is not None else None
-        with one_blas_thread():  # the same neighbours whatever the cores
-            votes = self._votes(x, images, data.has_image if images is not None else None)
+        votes = self._votes(x, images, data.has_image if images is not None else None)
         candidates, features = [], []
         for n, title in enumerate(titles):
             allowed = None if attributes is None else attributes[n]

@@ -214,6 +214,22 @@ def test_the_same_scores_whatever_the_blas_threads(fashion, fashion_model):
         assert every == one
 
 
+@pytest.mark.skipif(usable_cpus() < 2, reason="one core: BLAS has no second thread to add sums in another order")
+def test_the_same_model_whatever_the_blas_threads(fashion, fashion_model):
+    """A model trained on two cores differed from one trained on one (an audit: other re-ranker trees, tuned
+    thresholds 0.24 vs 0.55, categories): the image models' matrix products added their sums up in another order."""
+    from threadpoolctl import threadpool_limits
+
+    train, test = fashion
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = CatalogueModel(seed=0, **FAST).fit(train)
+    with threadpool_limits(limits=usable_cpus(), user_api="blas"):
+        every = CatalogueModel(seed=0, **FAST).fit(train)
+    assert np.array_equal(every.ridge.weights, one.ridge.weights)
+    assert np.array_equal(every.index.vectors, one.index.vectors)
+    assert every.predict(test) == one.predict(test) == fashion_model.predict(test)
+
+
 def test_colour_features(fashion, fashion_model, tmp_path):
     """The images' colour features get their own model, which alone names the colour of unseen products far
     better than the most common colour does; a model trained without them (as before colour features) still

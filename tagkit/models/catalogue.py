@@ -161,7 +161,8 @@ class CatalogueModel:
 
         tick = time.perf_counter()
         if use_images:
-            self._fit_images(data.embeddings, has_image, folds, targets, blocks)
+            with one_blas_thread():  # the same model whatever the cores
+                self._fit_images(data.embeddings, has_image, folds, targets, blocks)
         timings["image_models"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
