@@ -136,9 +136,9 @@ def csv_row(record: PredictedProduct) -> list[Any]:
         record.title,
         record.category or "",
         "" if record.category_score is None else record.category_score,
-        " | ".join(f"{path} ({score:.3f})" for path, score in record.alternatives),
+        " | ".join(f"{path} ({score})" for path, score in record.alternatives),  # the stored scores, as in JSON
         json.dumps(tags, ensure_ascii=False) if any("|" in tag for tag in tags) else " | ".join(tags),
-        " | ".join(f"{score:.3f}" for _, score in record.tags),
-        " | ".join(f"{tag} ({score:.3f})" for tag, score in record.candidates),
+        " | ".join(str(score) for _, score in record.tags),
+        " | ".join(f"{tag} ({score})" for tag, score in record.candidates),
         record.model,
     ]

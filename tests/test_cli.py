@@ -77,6 +77,22 @@ def test_predict_folder_exports_csv_and_stores_predictions(trained: Path, tmp_pa
         assert store.db.table("predictions").count >= len(rows)
 
 
+def test_csv_and_jsonl_exports_give_the_same_scores(trained: Path):
+    """The CSV export rounded tag and alternative scores to 3 decimals (0.8687 read 0.869, 0.0002 read 0.000)
+    where the JSON exports and the database keep 4: the same prediction read differently by format."""
+    args = ("predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv"), "--export")
+    rows = {row["id"]: row for row in csv.DictReader(io.StringIO(tagkit(trained, *args, "csv").stdout))}
+    records = [json.loads(line) for line in tagkit(trained, *args, "jsonl").stdout.splitlines()]
+    assert len(rows) == len(records) > 0
+    for record in records:
+        row = rows[record["id"]]
+        assert row["category_score"] == ("" if record["category_score"] is None else str(record["category_score"]))
+        assert row["tag_scores"] == " | ".join(str(score) for _, score in record["tags"])
+        assert row["alternatives"] == " | ".join(f"{path} ({score})" for path, score in record["alternatives"])
+        assert row["candidates"] == " | ".join(f"{tag} ({score})" for tag, score in record["candidates"])
+    assert any(len(str(score)) == 6 for r in records for _, score in r["tags"])  # 4 decimals do occur
+
+
 def test_predict_writes_jsonl_to_a_file(trained: Path, tmp_path: Path):
     out = tmp_path / "predictions.jsonl"
     result = tagkit(trained, "predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv"), "-o", str(out),
