@@ -289,7 +289,8 @@ class _Index:
         for attribute in taxonomy.attributes:
             values: dict[str, Value] = {}
             for value in attribute.values:
-                for synonym in (value.name, *value.synonyms):
+                values.setdefault(match_key(value.name), value)  # a value's own name is a value, `: ` or not
+                for synonym in value.synonyms:
                     if TAG_ALIAS in synonym:
                         raw = Tag.parse(synonym)
                         self.tag_aliases.setdefault(self.tag_key(raw), Tag(attribute.name, value.name))

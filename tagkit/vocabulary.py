@@ -307,7 +307,7 @@ def build_taxonomy(
     have two or more of its values, and open
     (new values allowed) when at least `open_share` of its occurrences are values seen once. Attributes
     and values are ordered by frequency. `nest_categories` puts one-level categories under the longest
-    other category whose words start them (`شلوار جین بگ` under `شلوار جین` under `شلوار`).
+    other category whose words start them (`شلوار جین بگ` under `شلوار جین` under `شلوار`; not a set, `X و Y`).
     """
     products = list(products)
     skip = {match_key(s) for s in skip_attributes}
@@ -328,6 +328,7 @@ def build_taxonomy(
     name_of = {raw: key for key, group in groups.items() for raw in group}
     spelling = {key: fixed.get(key) or preferred(group) for key, group in groups.items()}
     occurrences: dict[str, Counter[str]] = defaultdict(Counter)  # group key -> raw value -> count
+    merged = {key: _merges((value_synonyms or {}).get(spelling[key]) or {}) for key in groups}
     having: Counter[str] = Counter()
     several: Counter[str] = Counter()
     for product in products:
@@ -336,7 +337,8 @@ def build_taxonomy(
             if tag.name in name_of:
                 key = name_of[tag.name]
                 occurrences[key][tag.value] += 1
-                per_product[key].add(fold_key(tag.value))
+                value = fold_key(tag.value)
+                per_product[key].add(merged[key].get(value, value))  # one value written twice is one
         having.update(per_product.keys())
         several.update(key for key, folds in per_product.items() if len(folds) > 1)
     attributes = []
@@ -361,7 +363,7 @@ def build_taxonomy(
 def _values(counts: Counter[str], confirmed: Mapping[str, Sequence[str]]) -> list[tuple[Value, int]]:
     """Values merged by fold key and by the confirmed merges {value: [other spellings]} (which become
     synonyms even when the data does not have them), most frequent first, with their counts."""
-    merge = {fold_key(other): fold_key(value) for value, others in confirmed.items() for other in others}
+    merge = _merges(confirmed)
     extra = {fold_key(value): [value, *others] for value, others in confirmed.items()}
     groups: dict[str, Counter[str]] = defaultdict(Counter)
     for raw, n in counts.items():
@@ -376,6 +378,11 @@ def _values(counts: Counter[str], confirmed: Mapping[str, Sequence[str]]) -> lis
         out.append((Value(canonical, synonyms), sum(group.values())))
     out.sort(key=lambda item: (-item[1], item[0].name))
     return out
+
+
+def _merges(confirmed: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """The fold key of each confirmed other spelling -> the fold key of its value."""
+    return {fold_key(other): fold_key(value) for value, others in confirmed.items() for other in others}
 
 
 def _as_loaded(synonyms: Iterable[str]) -> tuple[str, ...]:
@@ -420,7 +427,7 @@ def _nest(paths: set[tuple[str, ...]]) -> dict[tuple[str, ...], tuple[str, ...]]
         words = key.split()
         for i in range(len(words) - 1, 0, -1):
             prefix = " ".join(words[:i])
-            if prefix in flat:
+            if prefix in flat and words[i] != "و":  # a set (`کت و شلوار`) is not a kind of its first item
                 parent[key] = prefix
                 break
 
