@@ -6,7 +6,10 @@ Heavy modules (numpy, onnxruntime, hazm, sqlite-utils) are imported inside the c
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
+import io
 import json
 import os
 import signal
@@ -44,15 +47,26 @@ class Context:
 
     def log(self, message: str) -> None:
         if not self.quiet:
-            click.echo(message, err=True)
+            with contextlib.suppress(OSError):  # stderr on a full disk (or /dev/full): the work goes on
+                click.echo(message, err=True)
         self.to_log_file(message)
 
     def to_log_file(self, message: str) -> None:
-        if self.log_file is not None:
-            from tagkit.store import now
+        """Append `message` to the --log-file; one that cannot be written (a full disk) is given up, said once on
+        stderr, and the run goes on."""
+        if self.log_file is None:
+            return
+        from tagkit.store import now
 
+        try:
             for line in message.splitlines() or [""]:
                 self.log_file.write(f"{now()} tagkit[{os.getpid()}] {line}\n")
+        except OSError as error:
+            name = getattr(self.log_file, "name", "the log file")
+            self.log_file = None
+            with contextlib.suppress(OSError):
+                click.echo(f"warning: cannot write the log file {name} ({error.strerror}): this run logs no more "
+                           "to it", err=True)
 
     def print_json(self, data: Any) -> None:
         """The `--json` output, on stdout."""
@@ -63,7 +77,8 @@ class Context:
         """Say what went wrong (stderr, log file; with --json also `{"error", "exit_code"}` on stdout, unless the
         command printed its JSON already) and exit with `code`."""
         self.to_log_file(f"error: {message} (exit code {int(code)})")
-        click.echo(f"error: {message}", err=True)
+        with contextlib.suppress(OSError):
+            click.echo(f"error: {message}", err=True)
         if self.json and not self.json_written:  # a cron job's summary file says what went wrong
             self.print_json({"error": message, "exit_code": int(code)})
         sys.exit(code)
@@ -98,13 +113,14 @@ class Context:
     def open_store(self, read_only: bool = False) -> Store:
         from tagkit.store import ReadOnlyError, Store
 
+        timeout = max(30.0, float(self.wait or 0))  # --wait also waits for another program's write to SQLite
         try:
-            return Store(self.db)
+            return Store(self.db, timeout=timeout)
         except (OSError, sqlite3.DatabaseError) as error:
             reason: Exception = error
             if read_only:
                 try:
-                    return Store(self.db, read_only=True)
+                    return Store(self.db, timeout=timeout, read_only=True)
                 except ReadOnlyError as why:
                     reason = why  # the more telling one
                 except (OSError, sqlite3.DatabaseError):
@@ -171,14 +187,35 @@ def _terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
+_NO_ROOM = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a file-size limit, a quota
+
+
 def _disk_full(error: BaseException) -> bool:
-    return ((isinstance(error, OSError) and error.errno == errno.ENOSPC) or
-            (isinstance(error, sqlite3.OperationalError) and "disk is full" in str(error)))
+    return ((isinstance(error, OSError) and error.errno in _NO_ROOM) or
+            (isinstance(error, sqlite3.OperationalError) and ("disk is full" in str(error)
+                                                              or "disk I/O error" in str(error))))
+
+
+def _close_quietly(file: IO[str]) -> None:
+    """Close the log file; what it could not write was said already (`Context.to_log_file`)."""
+    with contextlib.suppress(OSError):
+        file.close()
+
+
+class _ClosedOutput(io.TextIOBase):
+    """Standard output when the process was started without one: writing to it is a closed output."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(errno.EPIPE, "standard output is closed")
 
 
 class _Main(click.Group):
-    """The `tagkit` group: a usage error also goes to the log file; Ctrl-C, SIGTERM, a closed stdout or a full disk
-    end any command with a message and their exit code (130, 143, 141, 1), not a traceback."""
+    """The `tagkit` group: a usage error also goes to the log file; Ctrl-C, SIGTERM, a closed stdout, a full disk
+    (or file-size limit, quota, failing disk), memory running out or another program holding SQLite's write lock
+    end any command with a message and their exit code (130, 143, 141, 1, 1, 6), not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         def obj() -> Context:  # set by `main`, which has not run yet when the command name is wrong
@@ -206,22 +243,31 @@ class _Main(click.Group):
             obj().fail("stopped (SIGTERM): what was stored is kept, the next run carries on", ExitCode.TERMINATED)
         except KeyboardInterrupt:
             obj().fail("interrupted (Ctrl-C): what was stored is kept, the next run carries on", ExitCode.INTERRUPTED)
-        except BrokenPipeError:  # stdout was closed (`| head`): say nothing more on it
+        except BrokenPipeError:  # stdout was closed (`| head`, `>&-`): say nothing more on it
             devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            if isinstance(sys.stdout, _ClosedOutput):
+                sys.stdout = open(devnull, "w", closefd=False)  # noqa: SIM115 (kept open until the process ends)
+            else:
+                os.dup2(devnull, sys.stdout.fileno())
             try:
                 obj().fail("stopped: the output was closed; what was stored is kept", ExitCode.OUTPUT_CLOSED)
             except BrokenPipeError:  # stderr is that closed pipe too (`2>&1 | head`)
                 os.dup2(devnull, sys.stderr.fileno())
                 sys.exit(ExitCode.OUTPUT_CLOSED)
         except OSError as error:
-            if error.errno != errno.ENOSPC:
+            if error.errno not in _NO_ROOM:
                 raise
             obj().fail(f"cannot write {error.filename or 'the output'}: {error.strerror}", ExitCode.ERROR)
         except sqlite3.OperationalError as error:
+            if "database is locked" in str(error):  # not tagkit's lock: another program writing (sqlite-utils, ...)
+                obj().fail(f"the database stayed locked by another program's write for the whole wait ({error}); "
+                           "what was stored before is kept: run again once it has finished", ExitCode.LOCKED)
             if not _disk_full(error):
                 raise
-            obj().fail(f"cannot write the database: the disk is full ({error}); what was stored before is kept",
+            obj().fail(f"cannot write the database: the disk is full or failing ({error}); what was stored before "
+                       "is kept", ExitCode.ERROR)
+        except MemoryError:
+            obj().fail("out of memory: what was stored before is kept (a smaller input, or more memory)",
                        ExitCode.ERROR)
         finally:
             if main_thread:
@@ -262,13 +308,15 @@ def main(ctx: click.Context, db: Path, quiet: bool, wait: float, log_file: Path 
     some rows had problems, 4 no model, 5 review without a terminal, 6 database locked by another writer,
     130 interrupted (Ctrl-C), 141 stdout closed, 143 stopped (SIGTERM).
     """
+    if sys.stdout is None:  # started with stdout closed (`>&-`): data written to it is an output closed (141)
+        sys.stdout = _ClosedOutput()
     log = None
     if log_file is not None:
         try:
             log = log_file.open("a", encoding="utf-8", buffering=1)
         except OSError as error:
             raise click.BadParameter(f"cannot append to {log_file}: {error}", param_hint="--log-file") from error
-        ctx.call_on_close(log.close)
+        ctx.call_on_close(functools.partial(_close_quietly, log))
     ctx.obj = Context(db, quiet, wait, log)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from tagkit.predicting import PredictedProduct
-from tagkit.store import process_alive
+from tagkit.store import process_alive, sync_folder
 
 FORMATS = ("csv", "jsonl", "json")
 CSV_COLUMNS = ("id", "title", "category", "category_score", "alternatives", "tags", "tag_scores", "candidates",
@@ -90,9 +90,12 @@ def atomic_file(path: str | Path) -> Iterator[IO[str]]:
     try:
         with temporary.open("w", encoding="utf-8", newline="") as out:
             yield out
+            out.flush()
+            os.fsync(out.fileno())  # on the disk before it takes the name: a power cut leaves the old file or this
         if path.exists():
             shutil.copymode(path, temporary)
         os.replace(temporary, path)
+        sync_folder(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
 

@@ -10,6 +10,7 @@ them read while one process writes).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -94,14 +95,16 @@ class WriterLock:
         self.fd = fd
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command, "started_at": now(),
                 "argv": sys.argv[1:]}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info, ensure_ascii=False) + "\n").encode(), 0)
+        with contextlib.suppress(OSError):  # who holds it, for whoever waits: bookkeeping a full disk must not stop
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info, ensure_ascii=False) + "\n").encode(), 0)
 
     def release(self) -> None:
         if self.fd is None:
             return
         try:
-            os.ftruncate(self.fd, 0)  # nobody holds it: no stale name left in the file
+            with contextlib.suppress(OSError):  # bookkeeping (see `acquire`)
+                os.ftruncate(self.fd, 0)  # nobody holds it: no stale name left in the file
             fcntl.flock(self.fd, fcntl.LOCK_UN)
         finally:
             os.close(self.fd)

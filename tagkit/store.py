@@ -27,6 +27,7 @@ import json
 import os
 import socket
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -195,6 +196,20 @@ class ReadOnlyError(sqlite3.OperationalError):
     """A database that cannot be written cannot be read either, for the reason given."""
 
 
+def _writable_side_files(path: Path) -> None:
+    """Make the database's `-wal` and `-shm` files writable again when they are not: SQLite creates them with the
+    database file's mode, so a database read while it was read-only leaves them read-only, and every write after
+    it is made writable again would fail ("attempt to write a readonly database")."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    for side in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if side.exists() and not (side.stat().st_mode & stat.S_IWUSR and os.access(side, os.W_OK)):
+            try:
+                side.chmod(mode | stat.S_IWUSR)
+            except OSError as error:
+                raise PermissionError(f"{side} cannot be written ({error.strerror}): make it writable, or delete it "
+                                      "while no tagkit or SQLite program has the database open") from error
+
+
 def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
     """A read-only connection. A WAL database whose folder cannot be written, and that has no shared-memory file
     (`-shm`) there, is opened as immutable (nothing can write it there either), unless its write-ahead log
@@ -241,8 +256,10 @@ class Store:
             raise FileNotFoundError(f"no database at {self.path}")
         if self.path.parent and not self.path.parent.exists():
             raise FileNotFoundError(f"folder for the database does not exist: {self.path.parent}")
-        if not read_only and self.path.exists() and not os.access(self.path, os.W_OK):
-            raise PermissionError(f"the database file {self.path} cannot be written (read-only file or disk)")
+        if not read_only and self.path.exists():
+            if not os.access(self.path, os.W_OK):
+                raise PermissionError(f"the database file {self.path} cannot be written (read-only file or disk)")
+            _writable_side_files(self.path)
         conn = (_connect_read_only(self.path, timeout) if read_only else
                 sqlite3.connect(self.path, timeout=timeout, check_same_thread=False))
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
@@ -587,6 +604,20 @@ def content_key(row: dict[str, Any]) -> str:
     """A fingerprint of a product row's content (not of where or when it was read)."""
     text = json.dumps([row.get(column) for column in _CONTENT_COLUMNS], ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def sync_folder(folder: Path) -> None:
+    """Put a folder's entries (a rename into it) on the disk; not every system can open a folder to do so."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def process_alive(pid: int) -> bool:

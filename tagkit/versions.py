@@ -10,14 +10,15 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tagkit.store import Store, now, process_alive
+from tagkit.store import Store, now, process_alive, sync_folder
 
 MANIFEST = "version.json"
 
@@ -52,9 +53,19 @@ def models_folder(store: Store) -> Path:
     return real.with_name(real.name + ".models")
 
 
-def new_version_id() -> str:
-    """A sortable id from the time (UTC), e.g. `20261122-013045-123`."""
+_VERSION_ID = re.compile(r"\d{8}-\d{6}-\d{3}")
+
+
+def new_version_id(after: str = "") -> str:
+    """A sortable id from the time (UTC), e.g. `20261122-013045-123`, later than `after` (the newest version's) even
+    when the clock has gone back (a corrected clock, a restored snapshot): the newest version is the last trained."""
     stamp = datetime.now(UTC)
+    try:
+        last = datetime.strptime(after + "000", "%Y%m%d-%H%M%S-%f").replace(tzinfo=UTC)
+    except ValueError:  # none yet (or not an id of tagkit's)
+        last = None
+    if last is not None and stamp <= last:
+        stamp = last + timedelta(milliseconds=1)
     return stamp.strftime("%Y%m%d-%H%M%S-") + f"{stamp.microsecond // 1000:03d}"
 
 
@@ -63,9 +74,10 @@ def write_version(store: Store, save: Callable[[Path], None], manifest: dict[str
     root = models_folder(store)
     root.mkdir(parents=True, exist_ok=True)
     remove_leftovers(root)
-    version = new_version_id()
+    ids = [row[0] for row in store.db.execute("select id from models")] + [p.name for p in root.iterdir()]
+    version = new_version_id(max((i for i in ids if _VERSION_ID.fullmatch(i)), default=""))
     while (root / version).exists():
-        version = new_version_id()
+        version = new_version_id(version)
     temporary = root / f".tmp-{version}-{os.getpid()}"
     try:
         temporary.mkdir()
@@ -79,7 +91,9 @@ def write_version(store: Store, save: Callable[[Path], None], manifest: dict[str
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(temporary)) from error
         manifest = {"version": version, "created_at": now(), **manifest}
         (temporary / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", "utf-8")
+        _sync_files(temporary)  # on the disk before the folder takes its name: a power cut leaves no empty model
         os.replace(temporary, root / version)
+        sync_folder(root)
         _record(store, version, root, manifest)
     except BaseException:  # failed or stopped (SIGTERM, Ctrl-C): no folder is left without its row
         if not store.db.execute("select 1 from models where id = ?", [version]).fetchone():
@@ -88,6 +102,17 @@ def write_version(store: Store, save: Callable[[Path], None], manifest: dict[str
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return ModelVersion(version, root / version, manifest)
+
+
+def _sync_files(folder: Path) -> None:
+    """fsync every file under `folder`, then the folders themselves."""
+    for path in sorted(folder.rglob("*"), key=lambda p: -len(p.parts)):  # files and inner folders first
+        if path.is_file():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+        elif path.is_dir():
+            sync_folder(path)
+    sync_folder(folder)
 
 
 def _record(store: Store, version: str, root: Path, manifest: dict[str, Any]) -> None:

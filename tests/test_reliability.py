@@ -8,6 +8,7 @@ import io
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -522,3 +523,130 @@ def test_a_failed_predict_leaves_the_last_export_alone(tmp_path: Path):
     assert result.exit_code == ExitCode.NO_MODEL
     assert out.read_text("utf-8") == "yesterday's export\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+# -- a hostile machine: full disks, limits, a closed output, a clock gone back ------------------------
+
+
+def test_a_log_file_that_cannot_be_written_stops_logging_not_the_run(tmp_path: Path):
+    """`--log-file` on a full disk (/dev/full) failed every command, even with -q, the README's cron line among
+    them; stderr on a full disk likewise. Now the run goes on, says once that it logs no more, and its data comes."""
+    db = tmp_path / "tagkit.db"
+    args = [str(TAGKIT), "--db", str(db), "-q", "--log-file", "/dev/full", "import", str(DEMO / "test.csv"), "--json"]
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert json.loads(done.stdout)["products_stored"] == 100
+    assert done.stderr.count("cannot write the log file /dev/full") == 1
+    with open("/dev/full", "w") as full:  # stderr on a full disk, not quiet
+        done = subprocess.run([str(TAGKIT), "--db", str(db), "stats", "--json"], stdout=subprocess.PIPE,
+                              stderr=full, text=True)
+    assert done.returncode == ExitCode.OK and json.loads(done.stdout)["products"]["total"] == 100
+
+
+def test_a_file_size_limit_is_said_not_a_traceback(tmp_path: Path):
+    """A file-size limit or quota (EFBIG, EDQUOT) ended `train` in a joblib traceback and an empty --json; now as a
+    full disk: a message, exit 1, the JSON error, and the database as it was."""
+    import resource
+
+    db = tmp_path / "tagkit.db"
+    assert tagkit(db, "-q", "import", str(DEMO / "train.csv")).exit_code == ExitCode.OK
+    limit = db.stat().st_size + (64 << 10)  # the database may grow a little; the model's files cannot be written
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run([str(TAGKIT), "--db", str(db), "-q", "train", "--json"], capture_output=True, text=True,
+                          preexec_fn=limited)
+    assert done.returncode == ExitCode.ERROR, done.stderr
+    assert "Traceback" not in done.stderr and "File too large" in done.stderr
+    assert json.loads(done.stdout)["exit_code"] == ExitCode.ERROR
+    with Store(db) as store:
+        assert store.db.table("models").count == 0 and store.db.table("products").count == 400
+        assert [row["status"] for row in store.db.table("runs").rows_where("command = 'train'")] == ["failed"]
+    folder = models_folder_of(db)
+    assert not folder.exists() or not any(folder.iterdir()), "no half-written model left"
+
+
+def models_folder_of(db: Path) -> Path:
+    with Store(db) as store:
+        return models_folder(store)
+
+
+def test_another_program_holding_sqlite_s_write_lock_is_said(tmp_path: Path):
+    """sqlite-utils or a database browser in the middle of a write: tagkit waited 30 s, then printed a traceback
+    (exit 1, no JSON). Now a message and exit 6, as when another tagkit holds the writer lock."""
+    db = tmp_path / "tagkit.db"
+    assert tagkit(db, "-q", "import", str(DEMO / "test.csv")).exit_code == ExitCode.OK
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("begin immediate")
+    try:
+        done = subprocess.run([str(TAGKIT), "--db", str(db), "-q", "import", str(DEMO / "train.csv"), "--json"],
+                              capture_output=True, text=True)
+    finally:
+        other.execute("rollback")
+        other.close()
+    assert done.returncode == ExitCode.LOCKED, done.stderr
+    assert "Traceback" not in done.stderr and "locked by another program" in done.stderr
+    assert json.loads(done.stdout)["exit_code"] == ExitCode.LOCKED
+
+
+# root writes read-only files: for the permissions to count, run tagkit without that capability
+AS_A_USER = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
+
+
+@pytest.mark.skipif(bool(AS_A_USER) and not shutil.which("setpriv"), reason="root, and no setpriv to run as a user")
+def test_a_database_read_while_read_only_can_be_written_again(tmp_path: Path):
+    """Reading a read-only database leaves its -wal and -shm files read-only (SQLite gives them the database's
+    mode); once the database was writable again, every write failed with 'attempt to write a readonly database'."""
+    db = tmp_path / "tagkit.db"
+    assert tagkit(db, "-q", "import", str(DEMO / "test.csv")).exit_code == ExitCode.OK
+    for side in (tmp_path / "tagkit.db-wal", tmp_path / "tagkit.db-shm"):
+        side.touch()
+        side.chmod(0o444)  # as a read of the read-only database left them
+    done = subprocess.run([*AS_A_USER, str(TAGKIT), "--db", str(db), "-q", "import", str(DEMO / "train.csv")],
+                          capture_output=True, text=True)
+    assert done.returncode == ExitCode.OK, done.stderr
+    for side in (tmp_path / "tagkit.db-wal", tmp_path / "tagkit.db-shm"):
+        assert not side.exists() or side.stat().st_mode & 0o200
+
+
+def test_the_lock_s_bookkeeping_does_not_stop_a_writer(tmp_path: Path):
+    """Writing who holds the lock into `<db>.lock` failed on a full disk, so no writer could run, not even
+    `models --prune`, the one that frees space. The lock file here is /dev/full."""
+    db = tmp_path / "tagkit.db"
+    assert tagkit(db, "-q", "import", str(DEMO / "test.csv")).exit_code == ExitCode.OK
+    lock_path(db).unlink(missing_ok=True)
+    lock_path(db).symlink_to("/dev/full")
+    done = subprocess.run([str(TAGKIT), "--db", str(db), "-q", "import", str(DEMO / "train.csv")], capture_output=True,
+                          text=True)
+    assert done.returncode == ExitCode.OK, done.stderr
+
+
+def test_a_version_trained_after_the_clock_went_back_is_the_newest(tmp_path: Path):
+    """Version ids come from the clock, and the newest is the highest: a model trained after the clock was put
+    back (a corrected clock, a restored snapshot) was ignored by predict, and `models --prune` deleted it."""
+    from tagkit.versions import find_version
+
+    def save(folder: Path) -> None:
+        (folder / "model.bin").write_bytes(b"model")
+
+    with Store(tmp_path / "tagkit.db") as store:
+        ahead = write_version(store, save, {})
+        store.db.execute("update models set id = '20991231-235959-999', path = replace(path, ?, "
+                         "'20991231-235959-999') where id = ?", [ahead.id, ahead.id])
+        store.db.conn.commit()
+        (ahead.path).rename(ahead.path.with_name("20991231-235959-999"))  # trained while the clock was ahead
+        latest = write_version(store, save, {})
+        assert latest.id > "20991231-235959-999"
+        assert find_version(store).id == latest.id
+
+
+def test_a_closed_stdout_is_an_output_closed(tmp_path: Path):
+    """Started with stdout closed (`>&-`), `predict --export csv` died with a TypeError and `stats` exited 0 with
+    its output lost; writing data nowhere is exit 141, as a closed pipe is."""
+    db = tmp_path / "tagkit.db"
+    assert tagkit(db, "-q", "import", str(DEMO / "test.csv")).exit_code == ExitCode.OK
+    done = subprocess.run([str(TAGKIT), "--db", str(db), "stats"], stderr=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: os.close(1))
+    assert done.returncode == ExitCode.OUTPUT_CLOSED, done.stderr
+    assert "Traceback" not in done.stderr and "the output was closed" in done.stderr
