@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tagkit.cpus import one_blas_thread
 from tagkit.dataset import Dataset, product_text, products_dataset
 from tagkit.ingest import ImportReport, import_products
 from tagkit.product import Problem, Product, format_category
@@ -267,13 +268,16 @@ def predict(
             finish()
         pending.append((products, keys, stored, future))
 
+    # The embedding threads keep every core busy: the numpy products they do (colour features) run on one BLAS
+    # thread too, or BLAS's own threads would only wait for a core, spinning while they wait.
     try:
-        report.import_report = import_products(
-            store, source, mapping=mapping, products_file=products_file, embedder=embedder,
-            on_problem=on_problem, on_progress=on_progress, on_chunk=on_chunk, run_id=run_id, force=force,
-            keep_labels=True, training=False)
-        if pending:
-            finish()
+        with one_blas_thread():
+            report.import_report = import_products(
+                store, source, mapping=mapping, products_file=products_file, embedder=embedder,
+                on_problem=on_problem, on_progress=on_progress, on_chunk=on_chunk, run_id=run_id, force=force,
+                keep_labels=True, training=False)
+            if pending:
+                finish()
         loading.result()  # a model that cannot be loaded is an error even when there was nothing to predict
     finally:
         worker.shutdown(cancel_futures=True)
