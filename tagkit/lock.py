@@ -72,7 +72,10 @@ class WriterLock:
         `on_wait` is called once, with the holder (see `read_holder`), when the lock is taken and there is time
         to wait for it.
         """
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except PermissionError:  # a read-only lock file locks as well (only the note of its holder is not written)
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         deadline = time.monotonic() + max(self.wait, 0.0)
         waiting = False
         while True:

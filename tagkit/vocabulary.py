@@ -362,16 +362,18 @@ def build_taxonomy(
 
 def _values(counts: Counter[str], confirmed: Mapping[str, Sequence[str]]) -> list[tuple[Value, int]]:
     """Values merged by fold key and by the confirmed merges {value: [other spellings]} (which become
-    synonyms even when the data does not have them), most frequent first, with their counts."""
+    synonyms even when the data does not have them; the value is the spelling kept), most frequent first, with
+    their counts."""
     merge = _merges(confirmed)
     extra = {fold_key(value): [value, *others] for value, others in confirmed.items()}
+    fixed = {fold_key(value): standard_spelling(value) for value in confirmed}  # the spelling a person chose
     groups: dict[str, Counter[str]] = defaultdict(Counter)
     for raw, n in counts.items():
         key = fold_key(raw)
         groups[merge.get(key, key)][raw] += n
     out = []
     for key, group in groups.items():
-        canonical = preferred(group)
+        canonical = fixed.get(key) or preferred(group)
         spellings = {normalize(r) for r in (*group, *extra.get(key, ()))}
         synonyms = _as_loaded(sorted((r for r in spellings if match_key(r) != match_key(canonical)),
                                      key=lambda r: (-group.get(r, 0), r)))

@@ -650,3 +650,33 @@ def test_a_closed_stdout_is_an_output_closed(tmp_path: Path):
                           preexec_fn=lambda: os.close(1))
     assert done.returncode == ExitCode.OUTPUT_CLOSED, done.stderr
     assert "Traceback" not in done.stderr and "the output was closed" in done.stderr
+
+
+@pytest.mark.skipif(bool(AS_A_USER) and not shutil.which("setpriv"), reason="root, and no setpriv to run as a user")
+def test_a_read_only_lock_file_still_locks(tmp_path: Path):
+    """A lock file that cannot be written (another user's, or mode 444) stopped every writer with 'cannot open the
+    database' (exit 2), though the database could be written: an flock needs no write."""
+    db = tmp_path / "tagkit.db"
+    assert tagkit(db, "-q", "import", str(DEMO / "test.csv")).exit_code == ExitCode.OK
+    lock_path(db).touch()
+    lock_path(db).chmod(0o444)
+    done = subprocess.run([*AS_A_USER, str(TAGKIT), "--db", str(db), "-q", "import", str(DEMO / "train.csv")],
+                          capture_output=True, text=True)
+    assert done.returncode == ExitCode.OK, done.stderr
+    with WriterLock(db, "test", wait=0):  # and it still keeps a second writer out
+        done = subprocess.run([*AS_A_USER, str(TAGKIT), "--db", str(db), "-q", "import", str(DEMO / "train.csv")],
+                              capture_output=True, text=True)
+    assert done.returncode == ExitCode.LOCKED, done.stderr
+
+
+def test_quiet_training_on_many_rare_categories_says_nothing(shared_data: Path, tmp_path: Path):
+    """`-q` is for cron, whose stderr is mailed: training on Torob products (more product types than half the
+    products) printed scikit-learn's 'The number of unique classes is greater than 50%' warning."""
+    lines = (shared_data / "torob_attributes" / "products.jsonl").read_text("utf-8").splitlines()[::12]  # 427 products
+    products = tmp_path / "products.jsonl"
+    products.write_text("\n".join(lines) + "\n", "utf-8")
+    config = DEMO.parent / "torob.yaml"
+    done = subprocess.run([str(TAGKIT), "--db", str(tmp_path / "tagkit.db"), "-q", "train", str(products), "--config",
+                           str(config)], capture_output=True, text=True)
+    assert done.returncode in (ExitCode.OK, ExitCode.PARTIAL), done.stderr
+    assert done.stderr == ""

@@ -75,7 +75,7 @@ FA_VALUE_SYNONYMS = {
         "بهاری": ["بهاره", "بهار"],
     },
     "نوع یقه": {"یقه گرد": ["گرد", "Crew Neck"], "یقه پلو": ["پلو", "پولو", "یقه پولو", "پلو (یقه دار)"]},
-    "سایز": {"XXL": ["2XL", "دو ایکس لارج", "دو ایکس"], "free size": ["فری سایز", "تک سایز"]},
+    "سایز": {"XXL": ["2XL", "دو ایکس لارج", "دو ایکس"], "فری سایز": ["free size", "تک سایز"]},
 }
 
 # Values that are not values of their attribute (attribute: [values]), left out: "any colour", "rare", a year,

@@ -34,6 +34,9 @@ class TextLinear:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
+            # many classes on few products (628 product types on a small catalogue) are what a catalogue is: with
+            # -q a cron job's stderr must stay empty
+            warnings.filterwarnings("ignore", "The number of unique classes is greater than 50%", UserWarning)
             return LinearSVC(C=self.C, tol=1e-3, max_iter=300, random_state=self.seed).fit(x, y)
 
     def fit_multiclass(self, x: sp.csr_matrix, y: np.ndarray, n_classes: int) -> TextLinear:
