@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,6 @@ from tagkit.cpus import one_blas_thread
 from tagkit.dataset import Dataset, product_text, products_dataset
 from tagkit.ingest import ImportReport, import_products
 from tagkit.product import Problem, Product, format_category
-from tagkit.store import now
 from tagkit.taxonomy import stored_taxonomy, taxonomy_fingerprint
 from tagkit.versions import ModelDamaged, ModelVersion, find_version
 
@@ -174,14 +174,27 @@ def stored_record(row: dict[str, Any], title: str, image: str | None) -> Predict
         tags=pairs(row["tags"]), candidates=pairs(row.get("tag_candidates")))
 
 
+def _stamp(store: Store, ids: list[str]) -> str:
+    """Now, to the microsecond (the latest of two versions' predictions made in one second is the one made last),
+    and later than every stored prediction of these products, so that the one made last is the latest also when
+    the clock was put back (a corrected clock, a restored snapshot)."""
+    stamp = datetime.now(UTC)
+    sql = "select max(created_at) from predictions where product_id in ({marks})"
+    newest = max((row[0] for row in store.select_in(sql, [], ids) if row[0]), default=None)
+    if newest is not None:
+        last = datetime.fromisoformat(newest)
+        if stamp <= last:
+            stamp = last + timedelta(microseconds=1)
+    return stamp.isoformat()
+
+
 def store_predictions(store: Store, records: list[PredictedProduct], keys: dict[str, str] | None = None) -> None:
-    """Upsert predictions (one row per product and model version), with each product's input key. Dated to the
-    microsecond: the latest of two versions' predictions made in one second is the one made last."""
-    stamp = now(precise=True)
+    """Upsert predictions (one row per product and model version), with each product's input key, dated by
+    `_stamp`."""
     rows = [{
         "product_id": r.id,
         "model_id": r.model,
-        "created_at": stamp,
+        "created_at": "",
         "category": r.category,
         "category_score": r.category_score,
         "alternatives": json.dumps(r.alternatives, ensure_ascii=False),
@@ -190,14 +203,17 @@ def store_predictions(store: Store, records: list[PredictedProduct], keys: dict[
         "input_key": (keys or {}).get(r.id),
     } for r in records]
     with store.transaction():
+        stamp = _stamp(store, [r.id for r in records])
+        for row in rows:
+            row["created_at"] = stamp
         store.db.table("predictions").upsert_all(rows, pk=("product_id", "model_id"), alter=True)
 
 
 def restamp_predictions(store: Store, model_id: str, ids: list[str]) -> None:
     """Date the stored predictions of `model_id` for `ids` now: predicting them again would give the same (their
     input is unchanged), and they are now those products' latest predictions (what `review` shows)."""
-    stamp = now(precise=True)
     with store.transaction():
+        stamp = _stamp(store, ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             store.db.execute(f"update predictions set created_at = ? where model_id = ? and product_id in "

@@ -680,3 +680,19 @@ def test_quiet_training_on_many_rare_categories_says_nothing(shared_data: Path, 
                            str(config)], capture_output=True, text=True)
     assert done.returncode in (ExitCode.OK, ExitCode.PARTIAL), done.stderr
     assert done.stderr == ""
+
+
+def test_the_last_prediction_made_is_the_latest_after_the_clock_went_back(demo_db: Path):
+    """Predictions made after the clock was put back were dated before the older model's, so `review` and the
+    `latest_predictions` view kept showing the older model's (a re-audit). Now a prediction is dated after every
+    stored prediction of its product."""
+    with Store(demo_db) as store:
+        (old_model,) = [row["id"] for row in store.db.table("models").rows]
+        with store.transaction():  # made while the clock was a year ahead
+            store.db.execute("update predictions set created_at = '2099-01-01T00:00:00.000000+00:00'")
+    assert tagkit(demo_db, "-q", "train").exit_code in (ExitCode.OK, ExitCode.PARTIAL)
+    assert tagkit(demo_db, "-q", "predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv")).exit_code in (
+        ExitCode.OK, ExitCode.PARTIAL)
+    with Store(demo_db) as store:
+        latest = {row["model_id"] for row in store.db.query("select model_id from latest_predictions")}
+        assert latest and old_model not in latest
