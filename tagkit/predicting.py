@@ -191,21 +191,19 @@ def _stamp(store: Store, ids: list[str]) -> str:
 def store_predictions(store: Store, records: list[PredictedProduct], keys: dict[str, str] | None = None) -> None:
     """Upsert predictions (one row per product and model version), with each product's input key, dated by
     `_stamp`."""
-    rows = [{
-        "product_id": r.id,
-        "model_id": r.model,
-        "created_at": "",
-        "category": r.category,
-        "category_score": r.category_score,
-        "alternatives": json.dumps(r.alternatives, ensure_ascii=False),
-        "tags": json.dumps(r.tags, ensure_ascii=False),
-        "tag_candidates": json.dumps(r.candidates, ensure_ascii=False),
-        "input_key": (keys or {}).get(r.id),
-    } for r in records]
     with store.transaction():
         stamp = _stamp(store, [r.id for r in records])
-        for row in rows:
-            row["created_at"] = stamp
+        rows = [{
+            "product_id": r.id,
+            "model_id": r.model,
+            "created_at": stamp,
+            "category": r.category,
+            "category_score": r.category_score,
+            "alternatives": json.dumps(r.alternatives, ensure_ascii=False),
+            "tags": json.dumps(r.tags, ensure_ascii=False),
+            "tag_candidates": json.dumps(r.candidates, ensure_ascii=False),
+            "input_key": (keys or {}).get(r.id),
+        } for r in records]
         store.db.table("predictions").upsert_all(rows, pk=("product_id", "model_id"), alter=True)
 
 

@@ -75,9 +75,7 @@ def write_version(store: Store, save: Callable[[Path], None], manifest: dict[str
     root.mkdir(parents=True, exist_ok=True)
     remove_leftovers(root)
     ids = [row[0] for row in store.db.execute("select id from models")] + [p.name for p in root.iterdir()]
-    version = new_version_id(max((i for i in ids if _VERSION_ID.fullmatch(i)), default=""))
-    while (root / version).exists():
-        version = new_version_id(version)
+    version = new_version_id(max((i for i in ids if _VERSION_ID.fullmatch(i)), default=""))  # no folder has it
     temporary = root / f".tmp-{version}-{os.getpid()}"
     try:
         temporary.mkdir()
