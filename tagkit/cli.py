@@ -217,6 +217,15 @@ class _Main(click.Group):
     (or file-size limit, quota, failing disk), memory running out or another program holding SQLite's write lock
     end any command with a message and their exit code (130, 143, 141, 1, 1, 6), not a traceback."""
 
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        """Run as a command. Under a locale that is not UTF-8 with Python's UTF-8 mode switched off
+        (`PYTHONUTF8=0` with `LC_ALL=POSIX`), file names and arguments in Persian would reach tagkit as undecodable
+        text that cannot be stored or printed: the command starts itself again in UTF-8 mode (`-X utf8`)."""
+        if (args is None and not sys.flags.utf8_mode and sys.getfilesystemencoding().lower() not in ("utf-8", "utf8")
+                and sys.executable):
+            os.execv(sys.executable, [sys.executable, "-X", "utf8", "-m", "tagkit", *sys.argv[1:]])
+        return super().main(args, *rest, **kwargs)
+
     def invoke(self, ctx: click.Context) -> Any:
         def obj() -> Context:  # set by `main`, which has not run yet when the command name is wrong
             if isinstance(ctx.obj, Context):

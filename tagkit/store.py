@@ -159,8 +159,8 @@ _VIEWS = {
     # per product, the prediction of the newest model version that predicted it, its tags as in a CSV export
     "latest_predictions": """
 select p.product_id, pr.title, p.category, p.category_score,
-  (select group_concat(json_extract(t.value, '$[0]'), ' | ') from json_each(p.tags) t) as tags,
-  (select group_concat(json_extract(t.value, '$[1]'), ' | ') from json_each(p.tags) t) as tag_scores,
+  coalesce((select group_concat(json_extract(t.value, '$[0]'), ' | ') from json_each(p.tags) t), '') as tags,
+  coalesce((select group_concat(json_extract(t.value, '$[1]'), ' | ') from json_each(p.tags) t), '') as tag_scores,
   p.model_id, p.created_at as predicted_at, pr.image
 from (
   select predictions.*, row_number() over (

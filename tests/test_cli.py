@@ -238,8 +238,8 @@ def test_views_read_the_database_as_a_person_would(demo_db: Path, tmp_path: Path
         assert (row["title"], row["category"], row["category_score"]) == (
             titles[row["product_id"]], stored["category"], stored["category_score"])
         tags = json.loads(stored["tags"] or "[]")
-        assert row["tags"] == (" | ".join(tag for tag, _ in tags) or None)
-        assert row["tag_scores"] == (" | ".join(str(score) for _, score in tags) or None)
+        assert row["tags"] == " | ".join(tag for tag, _ in tags)
+        assert row["tag_scores"] == " | ".join(str(score) for _, score in tags)
     assert any(row["tags"] for row in latest)
 
     sheet = tmp_path / "decisions.csv"

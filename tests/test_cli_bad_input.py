@@ -918,3 +918,23 @@ def test_a_file_name_used_again_for_another_picture_gets_an_id_of_its_own(tmp_pa
     result = tagkit(db, "import", str(inbox), "--products", str(swapped), "--no-images")
     assert result.exit_code == ExitCode.PARTIAL
     assert f"other.jpg: row 2 of {swapped} gives this id to" in result.stderr
+
+
+def test_persian_paths_under_a_locale_without_utf8(tmp_path: Path):
+    """With Python's UTF-8 mode off in the POSIX locale (`PYTHONUTF8=0 LC_ALL=POSIX`), Persian file names reached
+    tagkit as undecodable text: importing a folder `عکس` into `پایگاه.db` was a traceback (exit 1). tagkit runs
+    itself in UTF-8 mode instead: the products are stored with the folder's real name."""
+    folder = tmp_path / "عکس"
+    folder.mkdir()
+    for image in sorted((DEMO / "new").glob("*.jpg"))[:3]:
+        shutil.copy(image, folder / f"کفش {image.name}")
+    env = {**os.environ, "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LC_ALL": "POSIX"}
+    env.pop("LANG", None)
+    done = subprocess.run([str(TAGKIT), "--db", "پایگاه.db", "import", "عکس", "--json"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, encoding="utf-8")
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads(done.stdout)["products_stored"] == 3
+    with Store(tmp_path / "پایگاه.db") as store:
+        assert {(row["id"], row["source"]) for row in store.db.query("select id, source from products")} == {
+            (f"کفش {image.name}", "عکس") for image in sorted((DEMO / "new").glob("*.jpg"))[:3]}

@@ -154,6 +154,20 @@ def test_an_older_database_gets_the_views_and_the_writer_lock_column(tmp_path):
         assert store._schema_is_current(), "opened again, it writes nothing"
 
 
+def test_latest_predictions_gives_no_tags_as_empty_text(store):
+    """A product predicted without tags reads `tags` and `tag_scores` as empty, as in a CSV export, not NULL."""
+    store.upsert_products([Product("a", title="کفش"), Product("b", title="کیف")])
+    store.db.table("predictions").insert_all([
+        {"product_id": "a", "model_id": "m1", "created_at": "2026-12-01T00:00:00+00:00", "category": "کفش",
+         "category_score": 0.9, "tags": json.dumps([["رنگ: مشکی", 0.8], ["جنس: چرم", 0.6]], ensure_ascii=False)},
+        {"product_id": "b", "model_id": "m1", "created_at": "2026-12-01T00:00:00+00:00", "category": "کیف",
+         "category_score": 0.7, "tags": "[]"},
+    ])
+    rows = {row["product_id"]: row for row in store.db.query("select * from latest_predictions")}
+    assert (rows["a"]["tags"], rows["a"]["tag_scores"]) == ("رنگ: مشکی | جنس: چرم", "0.8 | 0.6")
+    assert (rows["b"]["tags"], rows["b"]["tag_scores"]) == ("", "")
+
+
 def test_reopening_keeps_data(tmp_path):
     path = tmp_path / "db.sqlite"
     with Store(path) as first:
