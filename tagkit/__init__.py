@@ -31,6 +31,7 @@ _EXPORTS = {
     "read_products": "tagkit.catalogue",
     "read_folder": "tagkit.catalogue",
     "load_config": "tagkit.config",
+    "find_config": "tagkit.config",
     "Mapping": "tagkit.config",
     "ImageEmbedder": "tagkit.image",
     "ImageError": "tagkit.image",

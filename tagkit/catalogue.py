@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 
 from tagkit.archive import member_path
 from tagkit.config import CANONICAL_FIELDS, Mapping
-from tagkit.product import Problem, Product, Tag, shown
+from tagkit.product import Problem, Product, Tag, did_you_mean, shown
 from tagkit.text import spelling_key, strip_html
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
@@ -577,7 +577,7 @@ class _RecordBuilder:
             what = (f"column {quoted} ({purpose}) is" if len(names) == 1
                     else f"columns {quoted} ({purpose}) are")
             return Problem(label, None, names[0] if len(names) == 1 else None,
-                           f"{what} not in {where}{_closest(names[0], columns)}; "
+                           f"{what} not in {where}{did_you_mean(names[0], columns)}; "
                            f"its columns are: {', '.join(columns)}", info=not needed)
 
         for name in CANONICAL_FIELDS:
@@ -637,7 +637,7 @@ class _RecordBuilder:
             unfound = [name for field in CANONICAL_FIELDS if not self.keys[field] and not mapping.columns(field)[1]
                        for name in mapping.columns(field)[0]]  # (a mapping that names no column is told above)
             yield note(label, None, None, "columns not mapped to a tagkit field, kept as extra data: "
-                       + ", ".join(f"{column}{_closest(column, unfound)}" for column in unused))
+                       + ", ".join(f"{column}{did_you_mean(column, unfound)}" for column in unused))
 
     # once per record -------------------------------------------------------------------------
 
@@ -895,13 +895,6 @@ def _tag_list(
                                         "value nor a {name, value} object; left out"))
         return tags
     return [Tag.parse(_text(value))]
-
-
-def _closest(name: str, columns: Iterable[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(columns), n=1, cutoff=0.6)
-    return f" (did you mean {shown(close[0])}?)" if close else ""
 
 
 # -- folders of images ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Heavy modules (numpy, onnxruntime, hazm, sqlite-utils) are imported inside the c
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import io
@@ -28,6 +29,7 @@ from tagkit.exitcodes import ExitCode
 from tagkit.options import input_options, json_option
 
 if TYPE_CHECKING:
+    from tagkit.config import Config, Mapping
     from tagkit.predicting import PredictedProduct
     from tagkit.store import Store
     from tagkit.versions import ModelNotFound
@@ -337,14 +339,16 @@ def force_option(redone: str) -> Any:
 products_option = click.option(
     "--products", "products_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="With a folder of images: a products file giving their titles (and labels).")
+image_model_option = click.option(
+    "--image-model", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True,
+    help="Bundled image model variant used for the features.")
 
 
 @main.command("import")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @input_options
 @products_option
-@click.option("--image-model", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True,
-              help="Bundled image model variant used for the features.")
+@image_model_option
 @click.option("--no-images", is_flag=True, help="Store products only; compute no image features.")
 @force_option("rewrite unchanged products and embed cached images again")
 @json_option("Print the report as JSON on stdout.")
@@ -370,7 +374,7 @@ def import_command(obj: Context, source: Path, config_path: Path | None, overrid
                                  embedder=embedder, force=force, **run.callbacks())
         run.finish(report.counts(), report.problem_count)
     if as_json:
-        obj.print_json({**report.counts(), "problems": [_problem_dict(p) for p in report.problems]})
+        obj.print_json({**report.counts(), "problems": [dataclasses.asdict(p) for p in report.problems]})
     else:
         _print_import_report(report)
     sys.exit(_outcome(report.counts()))
@@ -380,8 +384,7 @@ def import_command(obj: Context, source: Path, config_path: Path | None, overrid
 @click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
 @input_options
 @products_option
-@click.option("--image-model", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True,
-              help="Bundled image model variant used for the features.")
+@image_model_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same input + seed = same model).")
 @json_option("Print the report as JSON on stdout.")
 @click.pass_obj
@@ -494,11 +497,9 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
             where = (f"the problems of run #{run.id} in the database's `problems` table" if obj.quiet else
                      "the problems above")
             obj.fail(f"nothing usable could be read from {source} (see {where}); nothing was changed", ExitCode.USAGE)
-        problems = report.import_report.problem_count if report.import_report else 0
-        run.finish(report.counts(), problems)
+        run.finish(report.counts(), report.import_report.problem_count)
     if as_json:
-        imported = _import_summary(report.import_report) if report.import_report else {"import": {}, "problems": []}
-        obj.print_json({**report.counts(), **imported})
+        obj.print_json({**report.counts(), **_import_summary(report.import_report)})
     obj.log(f"{report.products:,} products with model {report.model} in {report.seconds:.1f} s: "
             f"{report.predicted:,} predicted now, {report.unchanged:,} unchanged since the last run (skipped)"
             + (f"; written to {output}" if output else ""))
@@ -758,35 +759,23 @@ def _login_name() -> str | None:
         return None
 
 
-def _load_mapping(config_path: Path | None, overrides: tuple[str, ...]):  # -> Mapping | None
+def _load_mapping(config_path: Path | None, overrides: tuple[str, ...]) -> Mapping | None:
     return _load_config(config_path, overrides)[1]
 
 
-def _load_config(config_path: Path | None, overrides: tuple[str, ...]):  # -> tuple[Config | None, Mapping | None]
-    """The tagkit.yaml (--config, else ./tagkit.yaml when there is one) and its mapping with the --map overrides."""
-    from tagkit.config import ConfigError, load_config
+def _load_config(config_path: Path | None, overrides: tuple[str, ...]) -> tuple[Config | None, Mapping | None]:
+    """`config.find_config`, its errors as usage errors (exit 2)."""
+    from tagkit.config import ConfigError, find_config
 
-    path = config_path or (Path("tagkit.yaml") if Path("tagkit.yaml").exists() else None)
     try:
-        config = load_config(path) if path else None
-        mapping = config.mapping if config else None
-        if overrides:
-            from tagkit.config import Mapping
-
-            mapping = (mapping or Mapping()).with_overrides(list(overrides))
+        return find_config(config_path, overrides)
     except ConfigError as error:
         raise click.UsageError(str(error)) from error
-    return config, mapping
 
 
 def _import_summary(report: Any) -> dict[str, Any]:
     """An import report's counts and problems, for a command's --json summary."""
-    return {"import": report.counts(), "problems": [_problem_dict(p) for p in report.problems]}
-
-
-def _problem_dict(problem: Any) -> dict[str, Any]:
-    return {"file": problem.file, "row": problem.row, "field": problem.field, "message": problem.message,
-            "skipped": problem.skipped, "info": problem.info, "product_id": problem.product_id}
+    return {"import": report.counts(), "problems": [dataclasses.asdict(p) for p in report.problems]}
 
 
 def _print_import_report(report: Any) -> None:
@@ -841,8 +830,8 @@ def _print_train_report(summary: dict[str, Any]) -> None:
             lines.append(f"validation        {inputs}: {shown}")
     rare = summary["tags_too_rare"]
     if rare:
-        items = list(rare.items()) if isinstance(rare, dict) else [(tag, "") for tag in rare]
-        shown = ", ".join(f"{tag} ({count})" if count != "" else str(tag) for tag, count in items[:10])
+        items = list(rare.items())
+        shown = ", ".join(f"{tag} ({count})" for tag, count in items[:10])
         fewer = f"on fewer than {summary['min_tag_count']} products; " if summary.get("min_tag_count") else ""
         lines.append(f"too rare to learn {len(items)} tags ({fewer}the tag models do not predict them"
                      f"{', the title extractor may' if summary.get('extractor') else ''}): {shown}"
@@ -854,9 +843,9 @@ def _print_train_report(summary: dict[str, Any]) -> None:
     click.echo("\n".join(lines))
 
 
-def _most_first(rare: Any) -> Any:
+def _most_first(rare: dict[str, int]) -> dict[str, int]:
     """The tags too rare to learn ({tag: products}), the nearest to enough first."""
-    return dict(sorted(rare.items(), key=lambda item: (-item[1], item[0]))) if isinstance(rare, dict) else rare
+    return dict(sorted(rare.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _extractor_line(report: dict[str, Any]) -> str:

@@ -47,7 +47,6 @@ The `train:` section is read by `tagkit train` (`Config.extract`, `Config.attrib
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -55,7 +54,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from tagkit.product import shown
+from tagkit.product import did_you_mean, shown
 
 DEFAULT_CONFIG_NAME = "tagkit.yaml"
 INPUT_SECTION = "input"
@@ -129,7 +128,7 @@ class Mapping:
                     attributes.pop(tag_name, None)
                 continue
             if key not in INPUT_KEYS or key == "attributes":
-                raise ConfigError(f"{where}: unknown key{_did_you_mean(key, INPUT_KEYS)}; "
+                raise ConfigError(f"{where}: unknown key{did_you_mean(key, INPUT_KEYS)}; "
                                   f"known keys: {', '.join(INPUT_KEYS)} (and attributes.NAME)")
             raw: Any = _split_list(value) if key in LIST_KEYS else value
             changes[key] = _parse_input_value(key, raw, where, base=Path.cwd())
@@ -224,6 +223,20 @@ def load_config(path: str | Path) -> Config:
     return parse_config(data, path)
 
 
+def find_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> tuple[Config | None, Mapping | None]:
+    """The config a command runs with: `path`, else ./tagkit.yaml when there is one, else none; and its input
+    mapping with the `KEY=VALUE` overrides (`--map`) applied (None: no config and no overrides). Raise
+    ConfigError when either is wrong."""
+    if path is None and Path(DEFAULT_CONFIG_NAME).exists():
+        path = DEFAULT_CONFIG_NAME
+    config = load_config(path) if path is not None else None
+    mapping = config.mapping if config else None
+    overrides = list(overrides)
+    if overrides:
+        mapping = (mapping or Mapping()).with_overrides(overrides)
+    return config, mapping
+
+
 def parse_config(data: Any, path: Path | None = None) -> Config:
     """Check the already-parsed YAML `data` of a config file (at `path`, for relative folders)."""
     label = str(path) if path else "config"
@@ -234,7 +247,7 @@ def parse_config(data: Any, path: Path | None = None) -> Config:
     known = (INPUT_SECTION, *RESERVED_SECTIONS)
     for key in data:
         if key not in known:
-            raise ConfigError(f"{label}: unknown section {shown(key)}{_did_you_mean(key, known)}; "
+            raise ConfigError(f"{label}: unknown section {shown(key)}{did_you_mean(key, known)}; "
                               f"known sections: {', '.join(known)}")
     base = path.resolve().parent if path else Path.cwd()
     mapping = _parse_input(data.get(INPUT_SECTION), label, base)
@@ -255,7 +268,7 @@ def _parse_train(section: Any, label: str) -> tuple[bool | tuple[str, ...], tupl
         raise ConfigError(f"{label}: `train:` should hold keys like `extract: true`, found {_kind(section)}")
     for key in section:
         if key not in TRAIN_KEYS:
-            raise ConfigError(f"{label}: train: unknown key {shown(key)}{_did_you_mean(key, TRAIN_KEYS)}; "
+            raise ConfigError(f"{label}: train: unknown key {shown(key)}{did_you_mean(key, TRAIN_KEYS)}; "
                               f"known keys: {', '.join(TRAIN_KEYS)}")
     extract = section.get("extract")
     where = f"{label}: train.extract"
@@ -299,7 +312,7 @@ def _parse_input(section: Any, label: str, base: Path) -> Mapping:
     for key, value in section.items():
         where = f"{label}: input.{key}"
         if key not in INPUT_KEYS:
-            raise ConfigError(f"{where}: unknown key{_did_you_mean(str(key), INPUT_KEYS)}; "
+            raise ConfigError(f"{where}: unknown key{did_you_mean(str(key), INPUT_KEYS)}; "
                               f"known keys: {', '.join(INPUT_KEYS)}")
         values[key] = _parse_input_value(key, value, where, base)
     return Mapping(**values)
@@ -360,7 +373,7 @@ def _parse_input_value(key: str, value: Any, where: str, base: Path) -> Any:
             return None
         if not isinstance(value, str) or value.lower() not in FORMATS:
             raise ConfigError(f"{where}: expected one of {', '.join(FORMATS)}, found {shown(value)}"
-                              f"{_did_you_mean(str(value), FORMATS)}")
+                              f"{did_you_mean(str(value), FORMATS)}")
         return value.lower()
     if key == "delimiter":
         if value in (None, ""):
@@ -393,11 +406,6 @@ def _columns(value: Any, where: str) -> tuple[str, ...]:
 
 def _split_list(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {shown(close[0])}?)" if close else ""
 
 
 def _kind(value: Any) -> str:

@@ -34,6 +34,11 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
+def plain_cell(value: str) -> str:
+    """The text a `safe_cell` was made from (a spreadsheet keeps the leading ' of a cell typed in it)."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_STARTS) else value
+
+
 _DESCRIPTOR_NAME = re.compile(
     r"/dev/(?P<std>stdout|stderr)|/dev/fd/(?P<fd>\d+)|/proc/(?P<pid>self|\d+)/fd/(?P<proc_fd>\d+)")
 

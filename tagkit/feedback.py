@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tagkit.catalogue import sniff_delimiter
+from tagkit.export import plain_cell, safe_cell
 from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
 from tagkit.text import spelling_key
 
@@ -41,7 +42,6 @@ DECISIONS = ("accept", "reject", "correct")
 CSV_COLUMNS = ("id", "product_id", "model_id", "field", "predicted", "score", "decision", "corrected", "reviewer",
                "created_at")
 _CONTENT = ("product_id", "model_id", "field", "predicted", "score", "decision", "corrected", "reviewer", "created_at")
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def stamp() -> str:
@@ -172,7 +172,7 @@ def export_csv(store: Store, out: IO[str]) -> int:
     writer.writerow(CSV_COLUMNS)
     count = 0
     for row in feedback_rows(store):
-        writer.writerow([_safe(row[c]) for c in CSV_COLUMNS])
+        writer.writerow([safe_cell(row[c]) for c in CSV_COLUMNS])
         count += 1
     return count
 
@@ -277,7 +277,7 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
 
     if None in raw:
         return bad("", "more cells than the header has columns")
-    cell = {c: _unsafe((raw.get(c) or "").strip()) for c in CSV_COLUMNS}
+    cell = {c: plain_cell((raw.get(c) or "").strip()) for c in CSV_COLUMNS}
     if not cell["product_id"]:
         return bad("product_id", "empty product id")
     if cell["field"] not in FIELDS:
@@ -350,10 +350,3 @@ def _latest(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:
     found = list(store.db.query(sql + " order by created_at desc, id desc limit 1", args))
     return found[0] if found else None
 
-
-def _safe(value: Any) -> Any:
-    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
-
-
-def _unsafe(value: str) -> str:
-    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_STARTS) else value

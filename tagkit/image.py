@@ -652,16 +652,15 @@ class ImageEmbedder:
 
 def _prepare_into(item: bytes | str | Path, out: np.ndarray, colours: np.ndarray | None = None) -> ImageError | None:
     """Decode and letterbox one image into `out` (float32 [3, size, size]) and, when `colours` is given, put its
-    colour features there; or say why not."""
+    colour features there; or say why not. Only decoding can fail for the file's sake (`load_image` turns every
+    decoder's error into an ImageError): a failure after it is tagkit's, and is raised, not stored as the image's."""
     try:
         image = load_image(item, target_size=out.shape[-1])
-        if colours is not None:
-            colours[...] = colour.colour_features(image)
-        letterbox_into(image, out)
-        return None
     except ImageError as e:
         return e
     except MemoryError:
         return ImageError("image too large to decode (out of memory)")
-    except Exception as e:  # never let one odd file stop a run over thousands
-        return ImageError(f"could not decode the image ({type(e).__name__}: {_clean(e)})")
+    if colours is not None:
+        colours[...] = colour.colour_features(image)
+    letterbox_into(image, out)
+    return None

@@ -123,11 +123,11 @@ def to_record(product: Product, prediction: Prediction, model: str) -> Predicted
     )
 
 
-def predict_chunk(store: Store, model: Tagger, found: ModelVersion, embedder: ImageEmbedder,
-                  products: list[Product], top_k: int) -> list[PredictedProduct]:
-    """Predict for products already stored with their features."""
-    predictions = model.predict(products_dataset(store, products, embedder), top_k=top_k)
-    return [to_record(p, pred, found.id) for p, pred in zip(products, predictions, strict=True)]
+def predict_records(model: Tagger, data: Dataset, products: list[Product], model_id: str,
+                    top_k: int) -> list[PredictedProduct]:
+    """The predictions of `model` (version `model_id`) for `products`, whose inputs `data` holds, as records."""
+    predictions = model.predict(data, top_k=top_k)
+    return [to_record(p, pred, model_id) for p, pred in zip(products, predictions, strict=True)]
 
 
 # Raised when the rules that turn a model's scores into a prediction change, so that stored predictions are made
@@ -155,11 +155,6 @@ def stored_predictions(store: Store, model_id: str, keys: dict[str, str]) -> dic
     sql = f"select {', '.join(_STORED)} from predictions where model_id = ? and product_id in ({{marks}})"
     rows = (dict(zip(_STORED, row, strict=True)) for row in store.select_in(sql, [model_id], keys))
     return {row["product_id"]: row for row in rows if row["input_key"] == keys[row["product_id"]]}
-
-
-def from_stored(product: Product, row: dict[str, Any]) -> PredictedProduct:
-    """A stored prediction row as the PredictedProduct `predict` would make again."""
-    return stored_record(row, product.title, product.image)
 
 
 def stored_record(row: dict[str, Any], title: str, image: str | None) -> PredictedProduct:
@@ -211,11 +206,8 @@ def restamp_predictions(store: Store, model_id: str, ids: list[str]) -> None:
     """Date the stored predictions of `model_id` for `ids` now: predicting them again would give the same (their
     input is unchanged), and they are now those products' latest predictions (what `review` shows)."""
     with store.transaction():
-        stamp = _stamp(store, ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            store.db.execute(f"update predictions set created_at = ? where model_id = ? and product_id in "
-                             f"({','.join('?' * len(chunk))})", [stamp, model_id, *chunk])
+        sql = "update predictions set created_at = ? where model_id = ? and product_id in ({marks})"
+        list(store.select_in(sql, [_stamp(store, ids), model_id], ids))  # runs the update, chunk by chunk
 
 
 def predict(
@@ -263,7 +255,7 @@ def predict(
         report.products += len(products)
         report.predicted += len(made)
         report.unchanged += len(stored)
-        records = [made[p.id] if p.id in made else from_stored(p, stored[p.id]) for p in products]
+        records = [made[p.id] if p.id in made else stored_record(stored[p.id], p.title, p.image) for p in products]
         report.empty += sum(1 for record in records if record.empty)
         if on_prediction:
             for record in records:
@@ -277,7 +269,7 @@ def predict(
         data = products_dataset(store, todo, embedder)
         report.no_input += int((~(data.has_text | data.has_image)).sum()) + _without_input(
             store, embedder, [p for p in products if p.id in stored])
-        future = worker.submit(_predict_records, loading, data, todo, found.id, top_k) if todo else None
+        future = worker.submit(lambda: predict_records(loading.result(), data, todo, found.id, top_k)) if todo else None
         if pending:
             finish()
         pending.append((products, keys, stored, future))
@@ -305,12 +297,6 @@ def _without_input(store: Store, embedder: ImageEmbedder, products: list[Product
     untitled = [p for p in products if not product_text(p)]
     readable = store.known_features(embedder.model_id, [p.image_hash for p in untitled if p.image_hash])
     return sum(1 for p in untitled if not p.image_hash or p.image_hash not in readable or readable[p.image_hash])
-
-
-def _predict_records(loading: Future, data: Dataset, products: list[Product], model_id: str,
-                     top_k: int) -> list[PredictedProduct]:
-    predictions = loading.result().predict(data, top_k=top_k)
-    return [to_record(p, pred, model_id) for p, pred in zip(products, predictions, strict=True)]
 
 
 def last_per_id(chunk: list[Product]) -> list[Product]:

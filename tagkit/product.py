@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tagkit.text import spelling_key
@@ -127,3 +128,11 @@ def shown(value: object) -> str:
     if not isinstance(value, str):
         return repr(value)
     return _ESCAPED_JOINERS.sub(lambda m: m.group(1) + chr(int(m.group(2), 16)), repr(value))
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'X'?)` with the choice closest to a mistyped `word`, or nothing when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {shown(close[0])}?)" if close else ""

@@ -186,10 +186,9 @@ left join products pr on pr.id = pb.product_id""",
 }
 
 
-def now(precise: bool = False) -> str:
-    """The current time as an ISO 8601 string in UTC, to the second (`precise`: to the microsecond)."""
-    stamp = datetime.now(UTC)
-    return (stamp if precise else stamp.replace(microsecond=0)).isoformat()
+def now() -> str:
+    """The current time as an ISO 8601 string in UTC, to the second."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 class ReadOnlyError(sqlite3.OperationalError):
@@ -447,13 +446,11 @@ class Store:
         in id order)."""
         if column not in ("id", "image_hash"):
             raise ValueError(f"products are not looked up by {column!r}")
-        unique = list(dict.fromkeys(values))
         found: dict[str, list[Product]] = {}
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            sql = f"select * from products where {column} in ({','.join('?' * len(chunk))}) order by id"
-            for row in self.db.query(sql, chunk):
-                found.setdefault(row[column], []).append(_product_from_row(row))
+        cursor = self.select_in(f"select * from products where {column} in ({{marks}}) order by id", [], values)
+        names = [c.name for c in self.db.table("products").columns]  # in the order of `select *`
+        for row in (dict(zip(names, cells, strict=True)) for cells in cursor):
+            found.setdefault(row[column], []).append(_product_from_row(row))
         return found
 
     def set_held_out(self, ids: Iterable[str], held_out: bool) -> None:

@@ -86,7 +86,7 @@ def strip_html(text: str) -> str:
 # ----------------------------------------------------------------------------------------------------
 # Normalisation
 
-_ZWNJ = "\u200c"
+ZWNJ = "\u200c"
 # Arabic-script letters (after hazm has mapped Arabic presentation forms and variants onto the base letters).
 _AR = "\u0621-\u063a\u0641-\u064a\u066e\u066f\u0671-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06fc\u06ff"
 # Letters and digits of any other script (Latin, digits, Cyrillic, ...): Python's \w minus `_` and Arabic.
@@ -106,7 +106,7 @@ def _char_table() -> dict[int, str]:
     # Zero-width and bidi controls act as (maybe stray) half-spaces; kept only inside Persian words.
     zero_width = (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x206A), 0xFEFF, 0xAD, 0x61C)
     for cp in zero_width:
-        table[cp] = _ZWNJ
+        table[cp] = ZWNJ
     for cp in (*range(0x2010, 0x2016), 0x2212, 0xFE58, 0xFE63, 0xFF0D):
         table[cp] = "-"  # dashes and minus signs; keeps codes like 20224A–7 equal to 20224A-7
     table.update({0x2018: "'", 0x2019: "'", 0x201A: "'", 0x201B: "'", 0x2032: "'", 0x201C: '"', 0x201D: '"'})
@@ -119,7 +119,6 @@ def _char_table() -> dict[int, str]:
 
 
 _CHARS = _char_table()
-_SPACES = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r" ?\n[\s]*")
 _ARABIC_SCRIPT = re.compile("[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefe]")
 _ZWNJ_RUN = re.compile("\u200c{2,}")
@@ -176,11 +175,11 @@ def _normalize(text: str) -> str:
         arabic_script = _ARABIC_SCRIPT.search(text) is not None
         if arabic_script:  # hazm is only needed (and imported) for Persian/Arabic text
             text = _hazm()(text)
-        if _ZWNJ in text:
-            text = _ZWNJ_STRAY.sub("", _ZWNJ_RUN.sub(_ZWNJ, text))
+        if ZWNJ in text:
+            text = _ZWNJ_STRAY.sub("", _ZWNJ_RUN.sub(ZWNJ, text))
         if arabic_script:
             text = _SCRIPT_GAP.sub(" ", text)
-    text = _SPACES.sub(" ", text)
+    text = _HSPACE.sub(" ", text)
     if "\n" in text:
         text = _NEWLINES.sub("\n", text)
     return text.strip()
@@ -246,7 +245,7 @@ def _persian_word(word: str) -> tuple[str, ...]:
     lexicon = _lexicon()
     if len(word) >= 4 and lexicon.get(word, 0) == 0:
         for i in range(2, len(word) - 1):
-            if lexicon.get(word[:i] + _ZWNJ + word[i:], 0) > 0:  # تیشرت -> تی‌شرت is a known word
+            if lexicon.get(word[:i] + ZWNJ + word[i:], 0) > 0:  # تیشرت -> تی‌شرت is a known word
                 parts = (word[:i], word[i:])
                 break
         else:
@@ -304,7 +303,7 @@ def tokens(text: str) -> list[str]:
 
 ARABIC_LETTERS = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه"})  # Arabic letters Persian writes otherwise
 DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "0123456789" * 2)  # Persian and Arabic-Indic digits
-_HALF_SPACE_AND_MARKS = str.maketrans({_ZWNJ: " ", "\ufeff": None, "\u0640": None})  # half-space, BOM, tatweel
+_HALF_SPACE_AND_MARKS = str.maketrans({ZWNJ: " ", "\ufeff": None, "\u0640": None})  # half-space, BOM, tatweel
 
 
 def spelling_key(text: str) -> str:

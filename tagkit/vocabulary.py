@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 
 from tagkit.product import Product, Tag
 from tagkit.taxonomy import Attribute, Taxonomy, Value
-from tagkit.text import ARABIC_LETTERS, DIGITS, match_key, normalize, spelling_key
+from tagkit.text import ARABIC_LETTERS, DIGITS, ZWNJ, match_key, normalize, spelling_key
 
 _PLURAL_TOKENS = frozenset({"ها", "های", "هایی"})
 _ARABIC_LETTERS = re.compile("[يكىة]")  # Arabic letters Persian writes otherwise (ی ک ی ه)
-_ZWNJ = "\u200c"
 # A space before a suffix that standard Persian spelling joins with a half-space.
 _SUFFIX_SPACE = re.compile(r"(?<=[\u0600-\u06ff]) (?=(?:ها|های|هایی)(?:\s|$))|(?<=ه) (?=(?:ای|اي)(?:\s|$))")
 
@@ -104,7 +103,7 @@ class Spellings:
 def standard_spelling(text: str) -> str:
     """Persian suffixes joined with a half-space as the standard spelling has them (`قهوه ای` -> `قهوه‌ای`,
     `ویژگی ها` -> `ویژگی‌ها`); everything else as `normalize` gives it."""
-    return _SUFFIX_SPACE.sub(_ZWNJ, normalize(text))
+    return _SUFFIX_SPACE.sub(ZWNJ, normalize(text))
 
 
 def preferred(variants: Mapping[str, int]) -> str:
@@ -124,7 +123,7 @@ _STEPS = (
     ("Latin letters in a Persian word", _persian_letters),
     ("Arabic letters", lambda text: text.translate(ARABIC_LETTERS)),
     ("digits", lambda text: text.translate(DIGITS)),
-    ("half-space", lambda text: text.replace(_ZWNJ, " ")),
+    ("half-space", lambda text: text.replace(ZWNJ, " ")),
     ("case", str.lower),
     ("spacing", lambda text: _SPACING.sub("", text)),
     ("spelling", lambda text: match_key(text).replace(" ", "")),

@@ -200,3 +200,21 @@ def test_columns_default_to_the_field_name() -> None:
     assert mapping.columns("id") == (("id",), False)
     assert mapping.columns("description") == ((), True)
     assert {"name", "id", "image", "category", "tags"} <= mapping.used_columns()
+
+
+def test_find_config_takes_the_given_file_else_the_folders_tagkit_yaml(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tagkit import find_config
+
+    monkeypatch.chdir(tmp_path)
+    assert find_config() == (None, None)
+    assert find_config(overrides=["title=name"])[1] == Mapping(title=("name",))
+    write_config(tmp_path, "input:\n  title: productDisplayName\n")
+    config, mapping = find_config()
+    assert config is not None and config.path == Path("tagkit.yaml")
+    assert mapping is not None and mapping.title == ("productDisplayName",)
+    config, mapping = find_config(EXAMPLES / "fashion.yaml", ["title=name"])
+    assert config is not None and config.mapping.id == ("id",)
+    assert mapping is not None and (mapping.id, mapping.title) == (("id",), ("name",))
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        find_config(overrides=["title"])

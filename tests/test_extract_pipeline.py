@@ -37,7 +37,7 @@ def tagkit(db: Path, *args: str):
 
 
 def ok(result) -> str:
-    assert result.exit_code in (ExitCode.OK, ExitCode.PARTIAL), result.stderr or result.output
+    assert result.exit_code == ExitCode.OK, result.stderr or result.output
     return result.stdout
 
 

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tagkit.catalogue import read_folder, read_products
+from tagkit.colour import colour_features
 from tagkit.config import DEFAULT_MAX_TITLE_LENGTH
 from tagkit.image import MAX_PIXELS, ImageError, letterbox, load_image
 from tagkit.ingest import import_products
@@ -257,6 +258,7 @@ def _loads_cleanly(data: bytes) -> None:
         return
     assert image.mode == "RGB" and image.width * image.height <= MAX_PIXELS
     assert letterbox(image, 32).shape == (3, 32, 32)
+    assert np.isfinite(colour_features(image)).all()  # the embedder computes them outside its decoding errors
 
 
 @SETTINGS

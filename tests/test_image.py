@@ -531,6 +531,20 @@ def test_embedder_clear_errors(tiny_manifest: Path, tmp_path: Path) -> None:
         ImageEmbedder(batch_size=0, manifest=tiny_manifest)
 
 
+def test_a_fault_after_decoding_is_raised_not_stored_as_the_images(
+    tiny_manifest: Path, images: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault in tagkit's own code after an image is decoded (here its colour features) stops the run. It used to
+    come out as "could not decode the image", and the features cache kept every good photo as unreadable."""
+    def fault(image: Image.Image) -> np.ndarray:
+        raise IndexError("a bug in tagkit")
+
+    monkeypatch.setattr(colour, "colour_features", fault)
+    embedder = ImageEmbedder(batch_size=2, threads=1, manifest=tiny_manifest)
+    with pytest.raises(IndexError, match="a bug in tagkit"):
+        list(embedder.embed([("a", images[0]), ("b", images[1])]))
+
+
 @pytest.mark.parametrize("batch_size", [1, 3, 5, 32])
 def test_embed_keeps_order_and_reports_bad_images_in_place(
     tiny_manifest: Path, images: list[bytes], tmp_path: Path, batch_size: int

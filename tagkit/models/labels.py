@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tagkit.models.rerank import Hierarchy
-from tagkit.product import Tag, format_category
+from tagkit.product import Tag
 
 NONE_VALUE = "\x00none"
 """The pseudo-value of a single-valued attribute for a tagged product that does not have it."""
@@ -113,8 +113,3 @@ def tag_tasks(tags: list[tuple[Tag, ...]], min_count: int = 5, known: np.ndarray
                     y[i, index[t]] = 1.0
         multi = MultiTask(multi_classes, y, labelled)
     return TagPlan(single, multi, sorted(n for n in multi_names if n and n in per_product_names), rare)
-
-
-def describe_class(task: SingleTask, c: int) -> str:
-    value = task.classes[c]
-    return format_category(value) if task.is_category else str(value)
