@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 
 from tagkit.archive import member_path
 from tagkit.config import CANONICAL_FIELDS, Mapping
-from tagkit.product import Problem, Product, Tag, did_you_mean, shown
+from tagkit.product import Problem, Product, Tag, did_you_mean, shown, split_at
 from tagkit.text import spelling_key, strip_html
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
@@ -745,7 +745,7 @@ class _RecordBuilder:
             if isinstance(value, list):
                 levels = [_one_line(_text(level)) for level in value]
             else:
-                levels = [_one_line(level) for level in _text(value).split(self.mapping.category_separator)]
+                levels = [_one_line(level) for level in split_at(_text(value), self.mapping.category_separator)]
             return tuple(level for level in levels if level and level.casefold() not in self.skip)
         levels = [_one_line(_first(record, (key,))[0]) for key in keys]
         levels = ["" if level.casefold() in self.skip else level for level in levels]
@@ -853,9 +853,9 @@ def _values(value: Any, separator: str | None) -> list[str]:
                 return _values(json.loads(stripped), None)
             except (json.JSONDecodeError, RecursionError):
                 pass
-        if separator is None or separator not in stripped:
+        if separator is None:
             return [_one_line(stripped)] if stripped else []
-        return [part for part in (_one_line(part) for part in stripped.split(separator)) if part]
+        return [part for part in (_one_line(part) for part in split_at(stripped, separator)) if part]
     if isinstance(value, list):
         return [part for item in value for part in _values(item, separator) if part]
     if isinstance(value, dict):
@@ -875,7 +875,7 @@ def _tag_list(
                 return _tag_list(json.loads(stripped), separator, label, row, key, problems)
             except (json.JSONDecodeError, RecursionError):
                 pass
-        return [Tag.parse(_one_line(part)) for part in stripped.split(separator) if part.strip()]
+        return [Tag.parse(_one_line(part)) for part in split_at(stripped, separator) if part.strip()]
     if isinstance(value, dict):
         return [Tag(_one_line(str(name)), item) for name, values in value.items()
                 for item in _values(values, None)]

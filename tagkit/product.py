@@ -34,9 +34,17 @@ class Tag:
         return f"{self.name}: {self.value}" if self.name else self.value
 
 
+def split_at(text: str, separator: str) -> list[str]:
+    """`text.split(separator)`, also at the separator's full-width form (`＞`, `｜`, `；`), which Persian and East
+    Asian keyboards type."""
+    if len(separator) == 1 and "!" <= separator <= "~":
+        text = text.replace(chr(ord(separator) + 0xFEE0), separator)
+    return text.split(separator)
+
+
 def parse_category(text: str) -> tuple[str, ...]:
     """Split a category path `A > B > C` into its levels, dropping empty ones."""
-    return tuple(part.strip() for part in text.split(">") if part.strip())
+    return tuple(part.strip() for part in split_at(text, ">") if part.strip())
 
 
 def format_category(levels: tuple[str, ...]) -> str:

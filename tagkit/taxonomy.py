@@ -91,7 +91,7 @@ class Attribute:
 
     def value(self, text: str) -> Value | None:
         """The value written `text` (by match key, synonyms included), or None."""
-        key = match_key(text)
+        key = _key(text)
         return next((v for v in self.values if key in _keys(v.name, v.synonyms)), None)
 
 
@@ -122,11 +122,11 @@ class Taxonomy:
 
     def attribute(self, name: str) -> Attribute | None:
         """The attribute called `name` (or one of its synonyms), by match key."""
-        return self.index.attributes.get(match_key(name))
+        return self.index.attributes.get(_key(name))
 
     def value(self, attribute: Attribute, text: str) -> Value | None:
         """The value of `attribute` written `text` (by match key, synonyms included), or None."""
-        return self.index.values[attribute.name].get(match_key(text))
+        return self.index.values[attribute.name].get(_key(text))
 
     def canonical(self, tag: Tag) -> Tag:
         """The canonical spelling of a tag: its attribute's name and value when the taxonomy knows them.
@@ -142,7 +142,7 @@ class Taxonomy:
         attribute = self.attribute(tag.name)
         if attribute is None:
             return Tag(normalize(tag.name), normalize(tag.value))
-        value = self.index.values[attribute.name].get(match_key(tag.value))
+        value = self.index.values[attribute.name].get(_key(tag.value))
         return Tag(attribute.name, value.name if value else normalize(tag.value))
 
     def canonical_tags(self, tags: Iterable[Tag]) -> tuple[Tag, ...]:
@@ -289,13 +289,13 @@ class _Index:
         for attribute in taxonomy.attributes:
             values: dict[str, Value] = {}
             for value in attribute.values:
-                values.setdefault(match_key(value.name), value)  # a value's own name is a value, `: ` or not
+                values.setdefault(_key(value.name), value)  # a value's own name is a value, `: ` or not
                 for synonym in value.synonyms:
                     if TAG_ALIAS in synonym:
                         raw = Tag.parse(synonym)
                         self.tag_aliases.setdefault(self.tag_key(raw), Tag(attribute.name, value.name))
                     else:
-                        values.setdefault(match_key(synonym), value)
+                        values.setdefault(_key(synonym), value)
             self.values[attribute.name] = values
             self.value_names[attribute.name] = {v.name for v in attribute.values}
         for path in taxonomy.categories:
@@ -309,16 +309,26 @@ class _Index:
 
     def tag_key(self, tag: Tag) -> tuple[str, str]:
         """A raw tag as whole-tag synonyms are looked up: its attribute by any of its names."""
-        attribute = self.attributes.get(match_key(tag.name))
-        return match_key(attribute.name if attribute is not None else tag.name), match_key(tag.value)
+        attribute = self.attributes.get(_key(tag.name))
+        return _key(attribute.name if attribute is not None else tag.name), _key(tag.value)
+
+
+def _key(text: str) -> str:
+    """The key names and values are looked up by: `match_key`, or, for text that has no word or number (`+`,
+    `...`, an emoji), the text itself, normalised: such values are told apart, and none matches every other."""
+    key = match_key(text)
+    if key:
+        return key
+    written = normalize(text)
+    return f"={written}" if written else ""
 
 
 def _keys(name: str, synonyms: Iterable[str]) -> set[str]:
-    return {match_key(name), *(match_key(s) for s in synonyms if TAG_ALIAS not in s)} - {""}
+    return {_key(name), *(_key(s) for s in synonyms if TAG_ALIAS not in s)} - {""}
 
 
 def _path_key(path: Sequence[str]) -> tuple[str, ...]:
-    return tuple(match_key(level) for level in path)
+    return tuple(_key(level) for level in path)
 
 
 # ----------------------------------------------------------------------------------------------------

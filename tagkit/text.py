@@ -103,10 +103,13 @@ def _char_table() -> dict[int, str]:
         table[cp] = " "  # NBSP, thin/en/em spaces, tabs ...
     for cp in (*range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0)):
         table[cp] = " "  # control characters (a stray backspace in a value) are not text
-    # Zero-width and bidi controls act as (maybe stray) half-spaces; kept only inside Persian words.
-    zero_width = (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x206A), 0xFEFF, 0xAD, 0x61C)
-    for cp in zero_width:
+    # Zero-width characters and direction marks act as (maybe stray) half-spaces, kept only inside Persian words:
+    # the catalogues write `آستر\u200eدار` for `آستر‌دار`, and a zero-width joiner is the half-space's mistyped
+    # twin. The marks that only say "no break here" (word joiner, a BOM inside the text, soft hyphen) go.
+    for cp in (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x061C):
         table[cp] = ZWNJ
+    for cp in (0x2060, 0xFEFF, 0x00AD, *range(0x2061, 0x2066)):
+        table[cp] = ""
     for cp in (*range(0x2010, 0x2016), 0x2212, 0xFE58, 0xFE63, 0xFF0D):
         table[cp] = "-"  # dashes and minus signs; keeps codes like 20224A–7 equal to 20224A-7
     table.update({0x2018: "'", 0x2019: "'", 0x201A: "'", 0x201B: "'", 0x2032: "'", 0x201C: '"', 0x201D: '"'})
@@ -115,6 +118,7 @@ def _char_table() -> dict[int, str]:
     table.update({0x0629: "ه", 0x0625: "ا", 0x0671: "ا"})
     for cp in range(0xFF01, 0xFF5F):  # full-width ASCII
         table[cp] = chr(cp - 0xFEE0)
+    table.update(zip(range(0xFB00, 0xFB07), ("ff", "fi", "fl", "ffi", "ffl", "st", "st"), strict=True))  # ligatures
     return table
 
 
@@ -307,10 +311,11 @@ _HALF_SPACE_AND_MARKS = str.maketrans({ZWNJ: " ", "\ufeff": None, "\u0640": None
 
 
 def spelling_key(text: str) -> str:
-    """`text` with only its spelling undone: Arabic letters, Persian digits, half-spaces, case and spacing
-    (`دسته‌بندي` = `دسته بندی`). Signs, units and other punctuation stay (`+1.5` is not `-1.5`, `10%` is not `10`),
-    unlike `match_key`."""
-    return " ".join(text.translate(ARABIC_LETTERS).translate(DIGITS).translate(_HALF_SPACE_AND_MARKS)
+    """`text` with only its spelling undone: what `normalize` undoes (Arabic letters and forms, Persian digits and
+    separators, diacritics, tatweel, invisible and direction marks, full-width letters), half-spaces, case and
+    spacing (`دسته‌بندي` = `دسته بندی`, `مشکی\u200f` = `مشکی`). Signs, units and other punctuation stay (`+1.5` is
+    not `-1.5`, `10%` is not `10`), unlike `match_key`."""
+    return " ".join(normalize(text).translate(ARABIC_LETTERS).translate(DIGITS).translate(_HALF_SPACE_AND_MARKS)
                     .casefold().split())
 
 

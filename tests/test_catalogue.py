@@ -14,7 +14,7 @@ import pytest
 
 from tagkit.catalogue import read_folder, read_input, read_products
 from tagkit.config import Mapping, load_config
-from tagkit.product import Problem, Product, Tag
+from tagkit.product import Problem, Product, Tag, parse_category
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -437,6 +437,17 @@ def test_tags_column_in_csv(tmp_path: Path) -> None:
     assert problems == []
     assert products[0].tags == (Tag("color", "red"), Tag("", "cotton"), Tag("size", "XL"))
     assert products[1].tags == (Tag("", "summer"), Tag("color", "blue"))
+
+
+def test_full_width_separators_split_as_their_ascii_forms(tmp_path: Path) -> None:
+    """`｜` between tags and `＞` between category levels (Persian and East Asian keyboards): one tag was kept as
+    `رنگ: مشکی ｜ جنس: چرم`, and `جنس: چرم` was lost."""
+    text = "id,title,category,tags,colour\n1,کیف,کیف ＞ کیف دستی,رنگ: مشکی ｜ جنس: چرم,قهوه‌ای｜کرم\n"
+    products, problems = read(write(tmp_path, "p.csv", text), Mapping(attributes={"رنگ": ("colour",)}))
+    assert problems == []
+    assert products[0].category == ("کیف", "کیف دستی")
+    assert set(products[0].tags) == {Tag("رنگ", "مشکی"), Tag("جنس", "چرم"), Tag("رنگ", "قهوه‌ای"), Tag("رنگ", "کرم")}
+    assert parse_category("کیف ＞ کیف دستی") == ("کیف", "کیف دستی")
 
 
 def test_attribute_columns_and_json_tag_shapes(tmp_path: Path) -> None:

@@ -490,3 +490,20 @@ def test_a_renamed_parent_keeps_its_children(tmp_path: Path) -> None:
     assert taxonomy.canonical_category(("apparel", "bottomwear", "shorts")) == ("Apparel", "Lowerwear", "Shorts")
     assert taxonomy.canonical_category(("Apparel", "Bottomwear", "Skirts")) == ("Apparel", "Bottomwear", "Skirts")
     assert not taxonomy.has_category(("Apparel", "Bottomwear", "Skirts"))
+
+
+def test_a_value_without_words_matches_only_itself(tmp_path: Path) -> None:
+    """Values and synonyms with no word or number in them (`+`, `...`, an emoji) all had the empty match key: a
+    synonym `...` for مشکی made `---` and `؟` مشکی too, and a value `+` took `-`, `?` and `🔥`."""
+    text = ("attributes:\n  - name: size\n    values: ['+', '-', S]\n"
+            "  - name: رنگ\n    values: [{value: مشکی, synonyms: ['...']}, سفید]\n")
+    taxonomy = load_taxonomy(small(tmp_path, text))
+    assert taxonomy.canonical(Tag("size", "+")) == Tag("size", "+")
+    assert taxonomy.canonical(Tag("size", "-")) == Tag("size", "-")
+    assert taxonomy.canonical(Tag("size", "＋")) == Tag("size", "+")  # full-width: the same sign
+    assert taxonomy.canonical(Tag("رنگ", "...")) == Tag("رنگ", "مشکی")
+    for stray in ("?", "🔥", "*"):
+        assert not taxonomy.known(taxonomy.canonical(Tag("size", stray))), stray
+    for stray in ("---", "؟", "…!"):
+        assert taxonomy.canonical(Tag("رنگ", stray)) == Tag("رنگ", stray), stray
+
