@@ -884,43 +884,13 @@ def _check_source(source: Path, products_file: Path | None) -> None:
 
 
 def _check_output(output: Path, db: Path, inputs: dict[str, Path | None] | None = None) -> None:
-    """A usage error when -o cannot be written, or is one of the command's `inputs`, the database or one of the
-    database's own files (what -o would replace)."""
-    from tagkit.export import written_directly
+    """`export.check_output`, its refusal as a usage error (exit 2)."""
+    from tagkit.export import OutputError, check_output
 
-    if written_directly(output):
-        return
-    for what, path in {**(inputs or {}), "the database": db}.items():
-        if path is not None and _same_file(output, path):
-            raise click.BadParameter(f"{output} is {what}: the export would replace it; write it to another file",
-                                     param_hint="-o")
-    if _database_file(output, db):
-        raise click.BadParameter(f"{output} belongs to the database {db} (its journal or its models): "
-                                 "write the export to another file", param_hint="-o")
-    folder = Path(os.path.realpath(output)).parent  # a link's target's folder
-    if not folder.is_dir():
-        raise click.BadParameter(f"the folder {folder} does not exist", param_hint="-o")
-    if not os.access(folder, os.W_OK):
-        raise click.BadParameter(f"cannot write in {folder}", param_hint="-o")
-
-
-def _database_file(output: Path, db: Path) -> bool:
-    """Whether `output` is one of the database's own files: its -wal, -shm, -journal or lock, or in its models
-    folder (next to the path given, or to the file a linked path leads to)."""
-    out = Path(os.path.realpath(output))
-    given, real = Path(os.path.abspath(db)), Path(os.path.realpath(db))
-    bases = {given, real, real.with_name(given.name)}
-    suffixes = ("-wal", "-shm", "-journal", ".lock")
-    own = {Path(os.path.realpath(b.with_name(b.name + s))) for b in bases for s in suffixes}
-    models = {Path(os.path.realpath(b.with_name(b.name + ".models"))) for b in bases}
-    return out in own or any(folder in out.parents for folder in models)
-
-
-def _same_file(a: Path, b: Path) -> bool:
     try:
-        return os.path.samefile(a, b)
-    except OSError:  # either does not exist (yet)
-        return os.path.realpath(a) == os.path.realpath(b)
+        check_output(output, db, inputs)
+    except OutputError as error:
+        raise click.BadParameter(str(error), param_hint="-o") from error
 
 
 def _check_model(obj: Context, run: Run, version: str | None) -> None:

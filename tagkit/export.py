@@ -68,6 +68,47 @@ def written_directly(path: str | Path) -> bool:
     return named_descriptor(path) is not None or (os.path.exists(target) and not os.path.isfile(target))
 
 
+class OutputError(ValueError):
+    """An export path that must not be written (see `check_output`)."""
+
+
+def check_output(output: str | Path, db: str | Path, inputs: dict[str, Path | None] | None = None) -> None:
+    """Raise OutputError when `output` cannot be written, or is one of the run's `inputs` ({what: path}), the
+    database `db` or one of the database's own files (what writing `output` would replace)."""
+    if written_directly(output):
+        return
+    for what, path in {**(inputs or {}), "the database": Path(db)}.items():
+        if path is not None and _same_file(output, path):
+            raise OutputError(f"{output} is {what}: the export would replace it; write it to another file")
+    if _database_file(output, db):
+        raise OutputError(f"{output} belongs to the database {db} (its journal or its models): write the export to "
+                          "another file")
+    folder = Path(os.path.realpath(output)).parent  # a link's target's folder
+    if not folder.is_dir():
+        raise OutputError(f"the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"cannot write in {folder}")
+
+
+def _database_file(output: str | Path, db: str | Path) -> bool:
+    """Whether `output` is one of the database's own files: its -wal, -shm, -journal or lock, or in its models
+    folder (next to the path given, or to the file a linked path leads to)."""
+    out = Path(os.path.realpath(output))
+    given, real = Path(os.path.abspath(db)), Path(os.path.realpath(db))
+    bases = {given, real, real.with_name(given.name)}
+    suffixes = ("-wal", "-shm", "-journal", ".lock")
+    own = {Path(os.path.realpath(b.with_name(b.name + s))) for b in bases for s in suffixes}
+    models = {Path(os.path.realpath(b.with_name(b.name + ".models"))) for b in bases}
+    return out in own or any(folder in out.parents for folder in models)
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[IO[str]]:
     """A UTF-8 text file written as `.<name>.tmp-<pid>` beside `path` and renamed to `path` when the block

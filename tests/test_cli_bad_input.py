@@ -938,3 +938,22 @@ def test_persian_paths_under_a_locale_without_utf8(tmp_path: Path):
     with Store(tmp_path / "پایگاه.db") as store:
         assert {(row["id"], row["source"]) for row in store.db.query("select id, source from products")} == {
             (f"کفش {image.name}", "عکس") for image in sorted((DEMO / "new").glob("*.jpg"))[:3]}
+
+
+def test_a_script_can_check_an_export_path_as_predict_does(tmp_path: Path):
+    """`predict -o`'s refusals (the database, its journal, lock or models, a missing folder) are a library function
+    a script that exports with `tagkit.export` can call."""
+    from tagkit.export import OutputError, check_output
+
+    db = tmp_path / "tagkit.db"
+    db.touch()
+    products = tmp_path / "new.csv"
+    products.touch()
+    for output, reason in ((db, "is the database"), (tmp_path / "tagkit.db-wal", "belongs to the database"),
+                           (tmp_path / "tagkit.db.lock", "belongs to the database"),
+                           (tmp_path / "tagkit.db.models" / "p.csv", "belongs to the database"),
+                           (products, "is the products file"), (tmp_path / "no" / "p.csv", "does not exist")):
+        with pytest.raises(OutputError, match=reason):
+            check_output(output, db, {"the products file": products})
+    check_output(tmp_path / "predictions.csv", db, {"the products file": products})
+    check_output("/dev/stdout", db)
