@@ -220,9 +220,14 @@ class _Main(click.Group):
     end any command with a message and their exit code (130, 143, 141, 1, 1, 6), not a traceback."""
 
     def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
-        """Run as a command. Under a locale that is not UTF-8 with Python's UTF-8 mode switched off
-        (`PYTHONUTF8=0` with `LC_ALL=POSIX`), file names and arguments in Persian would reach tagkit as undecodable
-        text that cannot be stored or printed: the command starts itself again in UTF-8 mode (`-X utf8`)."""
+        """Run as a command: on Linux or macOS (elsewhere, a message and exit 1, not a traceback from the first
+        POSIX call). Under a locale that is not UTF-8 with Python's UTF-8 mode switched off (`PYTHONUTF8=0` with
+        `LC_ALL=POSIX`), file names and arguments in Persian would reach tagkit as undecodable text that cannot be
+        stored or printed: the command starts itself again in UTF-8 mode (`-X utf8`)."""
+        if os.name != "posix":
+            click.echo("error: tagkit runs on Linux and macOS (its writer lock and `review` use POSIX calls); on "
+                       "Windows, run it under WSL", err=True)
+            sys.exit(ExitCode.ERROR)
         if (args is None and not sys.flags.utf8_mode and sys.getfilesystemencoding().lower() not in ("utf-8", "utf8")
                 and sys.executable):
             os.execv(sys.executable, [sys.executable, "-X", "utf8", "-m", "tagkit", *sys.argv[1:]])

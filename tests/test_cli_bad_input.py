@@ -957,3 +957,11 @@ def test_a_script_can_check_an_export_path_as_predict_does(tmp_path: Path):
             check_output(output, db, {"the products file": products})
     check_output(tmp_path / "predictions.csv", db, {"the products file": products})
     check_output("/dev/stdout", db)
+
+
+def test_a_system_without_posix_calls_is_told_so(monkeypatch: pytest.MonkeyPatch):
+    """On Windows the first command died in a traceback from `import fcntl`; it says where tagkit runs instead."""
+    monkeypatch.setattr(os, "name", "nt")
+    result = CliRunner().invoke(main, ["stats"])
+    assert result.exit_code == ExitCode.ERROR
+    assert "tagkit runs on Linux and macOS" in result.stderr and "WSL" in result.stderr
