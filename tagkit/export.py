@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,7 +148,11 @@ def atomic_file(path: str | Path) -> Iterator[IO[str]]:
 
 
 class Exporter:
-    """Writes predicted products to `out` in one of FORMATS; call `close()` at the end."""
+    """Writes predicted products to `out` in one of FORMATS; call `close()` at the end.
+
+    A product written again (an id repeated in the input further apart than one chunk of `predict`) is, in a file,
+    kept once: its last record, in the place of its first (as the database keeps it). A stream (stdout, a pipe) has
+    sent the first on already, so there it is written twice."""
 
     def __init__(self, out: IO[str], fmt: str) -> None:
         if fmt not in FORMATS:
@@ -155,17 +160,27 @@ class Exporter:
         self.out = out
         self.fmt = fmt
         self.count = 0
+        self.repeated: set[str] = set()
+        self._written: set[str] = set()
         if fmt == "csv":
             self.writer = csv.writer(out)
             self.writer.writerow(CSV_COLUMNS)
 
     def write(self, record: PredictedProduct) -> None:
+        if record.id in self._written:
+            self.repeated.add(record.id)
+        self._written.add(record.id)
         if self.fmt == "csv":
-            self.writer.writerow([safe_cell(v) for v in csv_row(record)])
+            self._write([safe_cell(v) for v in csv_row(record)])
         else:
-            text = json.dumps(record.as_dict(), ensure_ascii=False)
-            if self.fmt == "json":
-                text = ("[\n" if self.count == 0 else ",\n") + text
+            self._write(json.dumps(record.as_dict(), ensure_ascii=False))
+
+    def _write(self, record: list[Any] | str) -> None:
+        """One record as written: a CSV row's cells, or a JSON object's text."""
+        if self.fmt == "csv":
+            self.writer.writerow(record)
+        else:
+            text = ("[\n" if self.count == 0 else ",\n") + record if self.fmt == "json" else record
             self.out.write(text + ("\n" if self.fmt == "jsonl" else ""))
         self.count += 1
 
@@ -173,6 +188,50 @@ class Exporter:
         if self.fmt == "json":
             self.out.write("[]\n" if self.count == 0 else "\n]\n")
         self.out.flush()
+        name = getattr(self.out, "name", None)  # a file opened by its name (not a descriptor shared with others)
+        if self.repeated and isinstance(name, str) and os.path.isfile(name) and self.out.seekable():
+            _keep_last_records(self.out, self.fmt, self.repeated)
+
+
+def _records(lines: IO[str], fmt: str) -> Iterator[tuple[str, Any]]:
+    """(id, record) of each product in an export file: a CSV row (a list of cells) or a JSON object's text."""
+    if fmt == "csv":
+        rows = csv.reader(lines)
+        next(rows, None)  # the header
+        yield from ((row[0], row) for row in rows if row)
+        return
+    for line in lines:
+        text = line.rstrip("\n")
+        if fmt == "json":
+            text = text.removesuffix(",")
+            if text in ("[", "]", "[]", ""):
+                continue
+        yield json.loads(text)["id"], text
+
+
+def _keep_last_records(out: IO[str], fmt: str, repeated: set[str]) -> None:
+    """Rewrite the export file `out` (open for writing, at its end) with each id of `repeated` once: its last
+    record, where its first was. Two passes over the file; the records of other ids are copied as they are."""
+    last: dict[str, Any] = {}
+    with open(out.name, encoding="utf-8", newline="") as lines:
+        for product_id, record in _records(lines, fmt):
+            if product_id in repeated:
+                last[product_id] = record
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as kept:
+        exporter = Exporter(kept, fmt)
+        with open(out.name, encoding="utf-8", newline="") as lines:
+            for product_id, record in _records(lines, fmt):
+                if product_id in repeated:
+                    if product_id not in last:
+                        continue  # written already, in the first one's place
+                    record = last.pop(product_id)
+                exporter._write(record)
+        exporter.close()
+        kept.seek(0)
+        out.seek(0)
+        out.truncate()
+        shutil.copyfileobj(kept, out)
+        out.flush()
 
 
 def csv_row(record: PredictedProduct) -> list[Any]:

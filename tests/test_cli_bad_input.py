@@ -117,6 +117,27 @@ def test_an_id_repeated_in_another_chunk_is_scored_once(db: Path, tmp_path: Path
     assert json.loads(result.stdout)["products"] == 599
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json"])
+def test_an_id_repeated_in_another_chunk_is_exported_once(db: Path, tmp_path: Path, fmt: str):
+    """It was exported twice, the replaced row first: a spreadsheet look-up found the stale prediction. In a file
+    the later row's prediction takes the first one's place (as in the database); a stream still repeats it."""
+    rows = [{"id": f"e{n:04d}", "title": row["title"], "category": row["category"], "tags": row["tags"]}
+            for n, row in enumerate(demo_rows() * 6)]  # 600 rows: more than one chunk of 512
+    rows[580] = {**rows[1], "title": "Oakrest 30L Backpack, a later row of e0001"}  # row 582 repeats e0001
+    products, out = write_csv(tmp_path / "dup.csv", rows), tmp_path / f"predictions.{fmt}"
+    assert tagkit(db, "predict", str(products), "-o", str(out)).exit_code == ExitCode.PARTIAL
+    text = out.read_text("utf-8")
+    if fmt == "csv":
+        exported = [(row["id"], row["title"]) for row in csv.DictReader(io.StringIO(text, newline=""))]
+    else:
+        records = [json.loads(line) for line in text.splitlines()] if fmt == "jsonl" else json.loads(text)
+        exported = [(record["id"], record["title"]) for record in records]
+    assert [i for i, _ in exported] == [row["id"] for n, row in enumerate(rows) if n != 580]
+    assert exported[1] == ("e0001", "Oakrest 30L Backpack, a later row of e0001")
+    streamed = tagkit(db, "-q", "predict", str(products), "--export", "csv").stdout
+    assert [row["id"] for row in csv.DictReader(io.StringIO(streamed))].count("e0001") == 2
+
+
 # -- inputs that cannot be read at all ------------------------------------------------------------------
 
 
