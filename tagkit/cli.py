@@ -230,7 +230,10 @@ class _Main(click.Group):
             sys.exit(ExitCode.ERROR)
         if (args is None and not sys.flags.utf8_mode and sys.getfilesystemencoding().lower() not in ("utf-8", "utf8")
                 and sys.executable):
-            os.execv(sys.executable, [sys.executable, "-X", "utf8", "-m", "tagkit", *sys.argv[1:]])
+            # this very tagkit (its folder first on the path), whatever the current folder holds (-P)
+            home = str(Path(__file__).resolve().parent.parent)
+            code = f"import sys; sys.path.insert(0, {home!r}); from tagkit.cli import main; main(prog_name='tagkit')"
+            os.execv(sys.executable, [sys.executable, "-X", "utf8", "-P", "-c", code, *sys.argv[1:]])
         return super().main(args, *rest, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -206,6 +206,10 @@ def load_yaml(path: Path, error: type[Exception], numbers_as_text: bool = False)
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise error(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: a folder, not a file") from None
+    except OSError as reason:
+        raise error(f"{path}: cannot be read ({reason.strerror or reason})") from None
     except UnicodeDecodeError as reason:
         raise error(f"{path}: not UTF-8 ({reason.reason} at byte {reason.start}); save it as UTF-8") from None
     try:
@@ -227,7 +231,7 @@ def find_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     """The config a command runs with: `path`, else ./tagkit.yaml when there is one, else none; and its input
     mapping with the `KEY=VALUE` overrides (`--map`) applied (None: no config and no overrides). Raise
     ConfigError when either is wrong."""
-    if path is None and Path(DEFAULT_CONFIG_NAME).exists():
+    if path is None and Path(DEFAULT_CONFIG_NAME).is_file():  # a folder of that name is not one
         path = DEFAULT_CONFIG_NAME
     config = load_config(path) if path is not None else None
     mapping = config.mapping if config else None

@@ -42,9 +42,10 @@ def split_at(text: str, separator: str) -> list[str]:
     return text.split(separator)
 
 
-def parse_category(text: str) -> tuple[str, ...]:
-    """Split a category path `A > B > C` into its levels, dropping empty ones."""
-    return tuple(part.strip() for part in split_at(text, ">") if part.strip())
+def parse_category(text: str, full_width: bool = True) -> tuple[str, ...]:
+    """Split a category path `A > B > C` into its levels, dropping empty ones; also at `＞` unless not
+    `full_width` (a stored path, whose levels may hold one)."""
+    return tuple(part.strip() for part in (split_at(text, ">") if full_width else text.split(">")) if part.strip())
 
 
 def format_category(levels: tuple[str, ...]) -> str:

@@ -264,7 +264,7 @@ class Store:
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
         try:
             if read_only:
-                if not self._schema_is_current(indexes=False):
+                if not self._schema_is_current(writable=False):
                     raise ReadOnlyError("it was written by another version of tagkit and can only be read once a "
                                         "command that writes has upgraded it")
             else:
@@ -309,19 +309,20 @@ class Store:
             self.db.rollback()
             raise
 
-    def _schema_is_current(self, indexes: bool = True) -> bool:
-        """Whether every table, column and (unless not `indexes`) index is there already (then opening the
-        database writes nothing)."""
+    def _schema_is_current(self, writable: bool = True) -> bool:
+        """Whether every table and column, and (when the database is `writable`) every index and view, is as this
+        tagkit makes them (then opening the database writes nothing). A database that cannot be written is read
+        without them: tagkit's readers need neither."""
         for name, (columns, _) in _SCHEMA.items():
             present = self.db.table(name).columns_dict if self.db.table(name).exists() else {}
             if not present or any(column not in present for column in columns):
                 return False
-            if indexes:
+            if writable:
                 indexed = {tuple(index.columns) for index in self.db.table(name).indexes}
                 if any(tuple(index) not in indexed for index in _INDEXES.get(name, [])):
                     return False
         views = dict(self.db.execute("select name, sql from sqlite_master where type = 'view'").fetchall())
-        if any(views.get(name) != _view_sql(name) for name in _VIEWS):
+        if writable and any(views.get(name) != _view_sql(name) for name in _VIEWS):
             return False
         row = self.db.execute("select value from meta where key = 'schema_version'").fetchone()
         return row is not None and row[0] == str(SCHEMA_VERSION)
@@ -655,7 +656,7 @@ def _product_from_row(row: dict[str, Any]) -> Product:
         title=row["title"] or "",
         description=row["description"] or "",
         image=row["image"],
-        category=parse_category(row["category"] or ""),
+        category=parse_category(row["category"] or "", full_width=False),
         tags=tuple(Tag.parse(t) for t in json.loads(row["tags"] or "[]")),
         source=row["source"] or "",
         row=row["source_row"] or 0,

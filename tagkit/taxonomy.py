@@ -50,7 +50,7 @@ import yaml
 
 from tagkit.config import WrittenBool, load_yaml
 from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
-from tagkit.text import match_key, normalize
+from tagkit.text import match_key, normalize, wordless_key
 
 if TYPE_CHECKING:
     from tagkit.store import Store
@@ -316,11 +316,7 @@ class _Index:
 def _key(text: str) -> str:
     """The key names and values are looked up by: `match_key`, or, for text that has no word or number (`+`,
     `...`, an emoji), the text itself, normalised: such values are told apart, and none matches every other."""
-    key = match_key(text)
-    if key:
-        return key
-    written = normalize(text)
-    return f"={written}" if written else ""
+    return match_key(text) or wordless_key(text)
 
 
 def _keys(name: str, synonyms: Iterable[str]) -> set[str]:

@@ -119,6 +119,9 @@ def _char_table() -> dict[int, str]:
     for cp in range(0xFF01, 0xFF5F):  # full-width ASCII
         table[cp] = chr(cp - 0xFEE0)
     table.update(zip(range(0xFB00, 0xFB07), ("ff", "fi", "fl", "ffi", "ffl", "st", "st"), strict=True))  # ligatures
+    # presentation forms hazm leaves alone: lam-alef ligatures (ﻼ would split a word), teh marbuta
+    table.update(zip(range(0xFEF5, 0xFEFD), ("لآ", "لآ", "لأ", "لأ", "لإ", "لإ", "لا", "لا"), strict=True))
+    table.update({0xFE93: "ه", 0xFE94: "ه", 0x2026: "...", 0xFE62: "+"})  # ... ellipsis, small plus
     return table
 
 
@@ -317,6 +320,13 @@ def spelling_key(text: str) -> str:
     not `-1.5`, `10%` is not `10`), unlike `match_key`."""
     return " ".join(normalize(text).translate(ARABIC_LETTERS).translate(DIGITS).translate(_HALF_SPACE_AND_MARKS)
                     .casefold().split())
+
+
+def wordless_key(text: str) -> str:
+    """A key for text with no word or number in it (`+`, `...`, an emoji), whose `match_key` is empty: the text
+    itself, normalised and marked, so such texts are told apart and none is taken for a word ('' for no text)."""
+    written = normalize(text)
+    return f"={written}" if written else ""
 
 
 def match_key(text: str) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from tagkit.product import Product, Tag
 from tagkit.taxonomy import Attribute, Taxonomy, Value
-from tagkit.text import ARABIC_LETTERS, DIGITS, ZWNJ, match_key, normalize, spelling_key
+from tagkit.text import ARABIC_LETTERS, DIGITS, ZWNJ, match_key, normalize, spelling_key, wordless_key
 
 _PLURAL_TOKENS = frozenset({"ها", "های", "هایی"})
 _ARABIC_LETTERS = re.compile("[يكىة]")  # Arabic letters Persian writes otherwise (ی ک ی ه)
@@ -56,7 +56,7 @@ def fold_key(text: str) -> str:
             elif token.endswith("s") and not token.endswith("ss"):
                 token = token[:-1]
         parts.append(token)
-    return "".join(parts) or match_key(_persian_letters(text)).replace(" ", "")
+    return "".join(parts) or match_key(_persian_letters(text)).replace(" ", "") or wordless_key(text)
 
 
 class Spellings:

@@ -944,7 +944,9 @@ def test_a_file_name_used_again_for_another_picture_gets_an_id_of_its_own(tmp_pa
 def test_persian_paths_under_a_locale_without_utf8(tmp_path: Path):
     """With Python's UTF-8 mode off in the POSIX locale (`PYTHONUTF8=0 LC_ALL=POSIX`), Persian file names reached
     tagkit as undecodable text: importing a folder `عکس` into `پایگاه.db` was a traceback (exit 1). tagkit runs
-    itself in UTF-8 mode instead: the products are stored with the folder's real name."""
+    itself in UTF-8 mode instead: the products are stored with the folder's real name. It runs itself, not a
+    `tagkit.py` of the current folder (it did, as `python -m tagkit`)."""
+    (tmp_path / "tagkit.py").write_text("raise SystemExit('the wrong tagkit')\n", encoding="utf-8")
     folder = tmp_path / "عکس"
     folder.mkdir()
     for image in sorted((DEMO / "new").glob("*.jpg"))[:3]:

@@ -218,3 +218,15 @@ def test_find_config_takes_the_given_file_else_the_folders_tagkit_yaml(tmp_path:
     assert mapping is not None and (mapping.id, mapping.title) == (("id",), ("name",))
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         find_config(overrides=["title"])
+
+
+def test_a_folder_named_tagkit_yaml_is_not_a_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was a traceback (IsADirectoryError) in every command run there."""
+    from tagkit import find_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tagkit.yaml").mkdir()
+    assert find_config() == (None, None)
+    with pytest.raises(ConfigError, match="a folder, not a file"):
+        find_config("tagkit.yaml")
+

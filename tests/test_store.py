@@ -198,6 +198,30 @@ def test_read_only_opens_no_new_file(tmp_path):
     assert not (tmp_path / "missing.db").exists()
 
 
+def test_a_database_with_an_older_view_is_read_read_only(tmp_path):
+    """A database whose views an older tagkit made (only the `latest_predictions` view changed, NULL tags to empty)
+    was refused by the read-only readers ("written by another version of tagkit"): they read no view."""
+    path = tmp_path / "t.db"
+    with Store(path) as store:
+        store.upsert_products([Product("a", title="کیف")])
+    conn = sqlite3.connect(path)
+    conn.execute("drop view latest_predictions")
+    conn.execute("create view latest_predictions as select product_id, tags from predictions")
+    conn.commit()
+    conn.close()
+    with Store(path, read_only=True) as store:
+        assert store.product("a") is not None
+    with Store(path) as store:  # a writer brings the view up to date
+        assert "tag_scores" in {column.name for column in store.db.view("latest_predictions").columns}
+
+
+def test_a_category_level_holding_a_full_width_sign_reads_back_as_stored(store):
+    """`＞` splits a path as it is read from a file; a level of a stored path that holds one stays whole."""
+    store.upsert_products([Product("a", title="t", category=("پوشاک", "A＞B"))])
+    stored = store.product("a")
+    assert stored is not None and stored.category == ("پوشاک", "A＞B")
+
+
 def test_modules_are_attributes_of_the_package():
     """`tagkit.lock.WriterLock`, as README writes it, after a plain `import tagkit` (a fresh interpreter)."""
     import subprocess

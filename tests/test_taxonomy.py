@@ -504,6 +504,17 @@ def test_a_value_without_words_matches_only_itself(tmp_path: Path) -> None:
     assert taxonomy.canonical(Tag("رنگ", "...")) == Tag("رنگ", "مشکی")
     for stray in ("?", "🔥", "*"):
         assert not taxonomy.known(taxonomy.canonical(Tag("size", stray))), stray
-    for stray in ("---", "؟", "…!"):
+    for stray in ("---", "؟", "!?"):
         assert taxonomy.canonical(Tag("رنگ", stray)) == Tag("رنگ", stray), stray
+
+
+def test_suggest_takes_no_value_without_words_for_a_spelling_of_another(tmp_path: Path) -> None:
+    """`-`, `!!!`, `😀` had one fold key with every other such value and with a synonym `...`: `suggest` offered to
+    map them all onto مشکی, and `--commands` printed the `map` lines that would do it."""
+    taxonomy = load_taxonomy(small(tmp_path, "attributes:\n  - name: رنگ\n    values: [{value: مشکی, "
+                                              "synonyms: ['...']}, سفید]\n"))
+    tags = [Tag("رنگ", v) for v in ("-", "؟؟", "***", "!!!", "😀", "😀😀", "+", "مشکی", "مشكي", "...", "…")]
+    assert suggest(tags, taxonomy) == []  # the taxonomy maps مشكي and `…` (the synonym `...` in one character)
+    groups = {frozenset(text for text, _ in s.variants) for s in suggest(tags)}
+    assert groups == {frozenset({"مشکی", "مشكي"}), frozenset({"...", "…"})}
 

@@ -11,6 +11,7 @@ tags); one LightGBM re-ranker per task learns from those scores; a validation sh
 from __future__ import annotations
 
 import json
+import signal
 import time
 import zlib
 from collections.abc import Callable
@@ -221,6 +222,7 @@ class CatalogueModel:
         run = delayed(_fit_text_job)
         args = (x, has_text, folds, self.C, self.seed)
         if self._jobs > 1 and len(jobs) > 1 and x.shape[0] >= 2000:
+            start_workers(self._jobs)
             results = Parallel(n_jobs=self._jobs, backend="loky")(run(*args, task, k) for _, task, k in jobs)
         else:
             results = [_fit_text_job(*args, task, k) for _, task, k in jobs]
@@ -512,6 +514,24 @@ class CatalogueModel:
         for name, file in manifest["rerankers"].items():
             model.rerankers[name].booster = load_booster(folder / file)
         return model
+
+
+def start_workers(jobs: int) -> None:
+    """Start the worker processes the text fits run in (joblib's reusable loky executor; the `Parallel` call after
+    this one, with the same arguments, takes them over) with Ctrl-C blocked. A terminal sends Ctrl-C to every
+    process of the command, and a worker it reached while starting printed a traceback of its own under tagkit's
+    message. tagkit itself still stops: the signal goes to another of its threads, or waits until this returns."""
+    from multiprocessing import resource_tracker
+
+    from joblib.externals.loky.backend import resource_tracker as loky_tracker
+
+    resource_tracker.ensure_running()  # started later, they would unblock the signal when they are
+    loky_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:  # the workers inherit the blocked signal, also across exec
+        Parallel(n_jobs=jobs, backend="loky")(delayed(int)(0) for _ in range(jobs))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _fit_text_job(x, has_text: np.ndarray, folds: np.ndarray, C: float, seed: int, task: SingleTask | MultiTask,
