@@ -43,8 +43,8 @@ def split_at(text: str, separator: str) -> list[str]:
 
 
 def parse_category(text: str, full_width: bool = True) -> tuple[str, ...]:
-    """Split a category path `A > B > C` into its levels, dropping empty ones; also at `＞` unless not
-    `full_width` (a stored path, whose levels may hold one)."""
+    """Split a category path `A > B > C` into its levels, dropping empty ones; also at `＞`, unless `full_width` is
+    False (a stored path, whose levels may hold one)."""
     return tuple(part.strip() for part in (split_at(text, ">") if full_width else text.split(">")) if part.strip())
 
 

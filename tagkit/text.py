@@ -316,8 +316,8 @@ _HALF_SPACE_AND_MARKS = str.maketrans({ZWNJ: " ", "\ufeff": None, "\u0640": None
 def spelling_key(text: str) -> str:
     """`text` with only its spelling undone: what `normalize` undoes (Arabic letters and forms, Persian digits and
     separators, diacritics, tatweel, invisible and direction marks, full-width letters), half-spaces, case and
-    spacing (`دسته‌بندي` = `دسته بندی`, `مشکی\u200f` = `مشکی`). Signs, units and other punctuation stay (`+1.5` is
-    not `-1.5`, `10%` is not `10`), unlike `match_key`."""
+    spacing (`دسته‌بندي` = `دسته بندی`; `مشکی` with a direction mark after it = `مشکی`). Signs, units and other
+    punctuation stay (`+1.5` is not `-1.5`, `10%` is not `10`), unlike `match_key`."""
     return " ".join(normalize(text).translate(ARABIC_LETTERS).translate(DIGITS).translate(_HALF_SPACE_AND_MARKS)
                     .casefold().split())
 
