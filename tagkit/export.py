@@ -194,7 +194,8 @@ class Exporter:
 
 
 def _records(lines: IO[str], fmt: str) -> Iterator[tuple[str, Any]]:
-    """(id, record) of each product in an export file: a CSV row (a list of cells) or a JSON object's text."""
+    """(id, record) of each product in an export file: a CSV row (a list of cells; the id as written, `safe_cell`)
+    or a JSON object's text."""
     if fmt == "csv":
         rows = csv.reader(lines)
         next(rows, None)  # the header
@@ -212,13 +213,15 @@ def _records(lines: IO[str], fmt: str) -> Iterator[tuple[str, Any]]:
 def _keep_last_records(out: IO[str], fmt: str, repeated: set[str]) -> None:
     """Rewrite the export file `out` (open for writing, at its end) with each id of `repeated` once: its last
     record, where its first was. Two passes over the file; the records of other ids are copied as they are."""
+    if fmt == "csv":  # the ids as the CSV writes them (`=1` as `'=1`)
+        repeated = {safe_cell(product_id) for product_id in repeated}
     last: dict[str, Any] = {}
     with open(out.name, encoding="utf-8", newline="") as lines:
         for product_id, record in _records(lines, fmt):
             if product_id in repeated:
                 last[product_id] = record
-    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as kept:
-        exporter = Exporter(kept, fmt)
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="", dir=os.path.dirname(out.name)) as kept:
+        exporter = Exporter(kept, fmt)  # (beside the export: on its disk, not on a small /tmp)
         with open(out.name, encoding="utf-8", newline="") as lines:
             for product_id, record in _records(lines, fmt):
                 if product_id in repeated:

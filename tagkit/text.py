@@ -119,8 +119,8 @@ def _char_table() -> dict[int, str]:
     for cp in range(0xFF01, 0xFF5F):  # full-width ASCII
         table[cp] = chr(cp - 0xFEE0)
     table.update(zip(range(0xFB00, 0xFB07), ("ff", "fi", "fl", "ffi", "ffl", "st", "st"), strict=True))  # ligatures
-    # presentation forms hazm leaves alone: lam-alef ligatures (ﻼ would split a word), teh marbuta
-    table.update(zip(range(0xFEF5, 0xFEFD), ("لآ", "لآ", "لأ", "لأ", "لإ", "لإ", "لا", "لا"), strict=True))
+    # presentation forms hazm leaves alone: lam-alef ligatures (ﻼ would split a word; إ is ا, as below), teh marbuta
+    table.update(zip(range(0xFEF5, 0xFEFD), ("لآ", "لآ", "لأ", "لأ", "لا", "لا", "لا", "لا"), strict=True))
     table.update({0xFE93: "ه", 0xFE94: "ه", 0x2026: "...", 0xFE62: "+"})  # ... ellipsis, small plus
     return table
 

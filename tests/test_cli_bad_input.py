@@ -25,6 +25,7 @@ from conftest import copy_db
 
 from tagkit.cli import main
 from tagkit.exitcodes import ExitCode
+from tagkit.export import plain_cell
 from tagkit.image import ImageError, read_image_bytes
 from tagkit.predicting import store_predictions
 from tagkit.queue import load_items, review_queue
@@ -124,16 +125,19 @@ def test_an_id_repeated_in_another_chunk_is_exported_once(db: Path, tmp_path: Pa
     rows = [{"id": f"e{n:04d}", "title": row["title"], "category": row["category"], "tags": row["tags"]}
             for n, row in enumerate(demo_rows() * 6)]  # 600 rows: more than one chunk of 512
     rows[580] = {**rows[1], "title": "Oakrest 30L Backpack, a later row of e0001"}  # row 582 repeats e0001
+    rows[2]["id"] = "=e0002"  # an id the CSV export writes as '=e0002 (the re-audit): row 592 repeats it
+    rows[590] = {**rows[590], "id": "=e0002", "title": "a later row of =e0002"}
     products, out = write_csv(tmp_path / "dup.csv", rows), tmp_path / f"predictions.{fmt}"
     assert tagkit(db, "predict", str(products), "-o", str(out)).exit_code == ExitCode.PARTIAL
     text = out.read_text("utf-8")
     if fmt == "csv":
-        exported = [(row["id"], row["title"]) for row in csv.DictReader(io.StringIO(text, newline=""))]
+        exported = [(plain_cell(row["id"]), row["title"]) for row in csv.DictReader(io.StringIO(text, newline=""))]
     else:
         records = [json.loads(line) for line in text.splitlines()] if fmt == "jsonl" else json.loads(text)
         exported = [(record["id"], record["title"]) for record in records]
-    assert [i for i, _ in exported] == [row["id"] for n, row in enumerate(rows) if n != 580]
+    assert [i for i, _ in exported] == [row["id"] for n, row in enumerate(rows) if n not in (580, 590)]
     assert exported[1] == ("e0001", "Oakrest 30L Backpack, a later row of e0001")
+    assert exported[2] == ("=e0002", "a later row of =e0002")
     streamed = tagkit(db, "-q", "predict", str(products), "--export", "csv").stdout
     assert [row["id"] for row in csv.DictReader(io.StringIO(streamed))].count("e0001") == 2
 

@@ -129,7 +129,7 @@ def test_codes_sizes_and_latin_digits_survive_normalize() -> None:
         ("Model\u200bX \u200eA54", "ModelX A54"),  # zero-width marks between Latin letters go
         ("مش\xadکی مش\ufeffکی مش\u2060کی", "مشکی مشکی مشکی"),  # soft hyphen, BOM, word joiner: no half-space
         ("O\ufb00 White \ufb01lter", "Off White filter"),  # Latin ligatures
-        ("ﻛﻼﻩ ﻃﻼﻳﯽ ﺟﻌﺒﺔ", "کلاه طلایی جعبه"),  # presentation forms hazm leaves: lam-alef (it split words), teh marbuta
+        ("ﻛﻼﻩ ﻃﻼﻳﯽ ﺟﻌﺒﺔ اﻹنترنت", "کلاه طلایی جعبه الانترنت"),  # presentation forms hazm leaves (ﻼ split words)
         ("سایز…  ﹢1.5", "سایز... +1.5"),  # one-character ellipsis, small plus
         ("کد 20224A–7 — مشکی", "کد 20224A-7 - مشکی"),  # dashes
         ("عاااالی", "عالی"),  # hazm: repeated letters, checked against its lexicon
