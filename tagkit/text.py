@@ -310,7 +310,6 @@ def tokens(text: str) -> list[str]:
 
 ARABIC_LETTERS = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه"})  # Arabic letters Persian writes otherwise
 DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "0123456789" * 2)  # Persian and Arabic-Indic digits
-_HALF_SPACE_AND_MARKS = str.maketrans({ZWNJ: " ", "\ufeff": None, "\u0640": None})  # half-space, BOM, tatweel
 
 
 def spelling_key(text: str) -> str:
@@ -318,8 +317,7 @@ def spelling_key(text: str) -> str:
     separators, diacritics, tatweel, invisible and direction marks, full-width letters), half-spaces, case and
     spacing (`دسته‌بندي` = `دسته بندی`; `مشکی` with a direction mark after it = `مشکی`). Signs, units and other
     punctuation stay (`+1.5` is not `-1.5`, `10%` is not `10`), unlike `match_key`."""
-    return " ".join(normalize(text).translate(ARABIC_LETTERS).translate(DIGITS).translate(_HALF_SPACE_AND_MARKS)
-                    .casefold().split())
+    return " ".join(normalize(text).replace(ZWNJ, " ").casefold().split())
 
 
 def wordless_key(text: str) -> str:
