@@ -201,12 +201,15 @@ def _writable_side_files(path: Path) -> None:
     it is made writable again would fail ("attempt to write a readonly database")."""
     mode = stat.S_IMODE(path.stat().st_mode)
     for side in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if side.exists() and not (side.stat().st_mode & stat.S_IWUSR and os.access(side, os.W_OK)):
-            try:
-                side.chmod(mode | stat.S_IWUSR)
-            except OSError as error:
-                raise PermissionError(f"{side} cannot be written ({error.strerror}): make it writable, or delete it "
-                                      "while no tagkit or SQLite program has the database open") from error
+        try:  # (the last connection of another program removes them when it closes: then there is nothing to do)
+            if side.stat().st_mode & stat.S_IWUSR and os.access(side, os.W_OK):
+                continue
+            side.chmod(mode | stat.S_IWUSR)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            raise PermissionError(f"{side} cannot be written ({error.strerror}): make it writable, or delete it "
+                                  "while no tagkit or SQLite program has the database open") from error
 
 
 def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
