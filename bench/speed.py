@@ -36,6 +36,11 @@ for it, so the model is found without copying it, and the `features` table is em
 and embedded in the measured run. After each run the script checks that the export has a row per product and
 records how many images were embedded (`embedded`).
 
+The machine is recorded with the results, and with it a calibration: the bundled image model alone, one
+thread, in milliseconds per image (`image_model_ms`; the CPU's SIMD flags beside it). The image model is most
+of predict's work, so figures from two machines compare through it: 4.3 ms on the machine where the figures before
+1 Dec 2026 (evening) were measured, 12-13 ms on that evening's, a CPU without VNNI instructions.
+
 Peak memory is the child's peak RSS from `os.wait4` (the largest single process, including reaped
 descendants); for train, the larger of that and the peak of the summed PSS of the child's process tree, sampled
 every 0.1 s (training fits models in loky worker processes). predict runs in one process and is not sampled: a
@@ -462,13 +467,41 @@ def _rounded(values: list[float], digits: int) -> list[float]:
 # -- report ------------------------------------------------------------------------------------------------
 
 
+CALIBRATION = """
+import statistics, time, numpy as np
+from tagkit.image import ImageEmbedder
+embedder = ImageEmbedder()
+batch = np.random.default_rng(0).uniform(0, 255, (16, 3, embedder.input_size, embedder.input_size)).astype(np.float32)
+embedder.embed_arrays(batch)
+times = []
+for _ in range(5):
+    started = time.perf_counter()
+    embedder.embed_arrays(batch)
+    times.append((time.perf_counter() - started) / len(batch) * 1000)
+print(statistics.median(times))
+"""
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def image_model_ms() -> float:
+    """The bundled image model alone, one thread, batches of 16: milliseconds per image (median of 5 batches). It
+    does most of predict's work, and it is what tells one machine from another: the INT8 model is about 3 times
+    faster on a CPU with VNNI instructions (avx512_vnni, avx_vnni) than on one without."""
+    python = TAGKIT.parent / "python"
+    out = subprocess.run([str(python), "-c", CALIBRATION], capture_output=True, text=True, check=True).stdout
+    return round(float(out.split()[-1]), 2)
+
+
 def machine() -> dict[str, Any]:
+    flags = next((set(line.split(":", 1)[1].split()) for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("flags")), set())
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     memory = next((int(line.split()[1]) // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal:")), None)
     version = subprocess.run([str(TAGKIT), "--version"], capture_output=True, text=True).stdout.strip()
     return {"cpu_count": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)), "cpu": cpu,
+            "cpu_flags": [flag for flag in SIMD_FLAGS if flag in flags], "image_model_ms": image_model_ms(),
             "memory_mb": memory, "platform": platform.platform(), "python": platform.python_version(),
             "tagkit": version, "pythondontwritebytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))}
 
@@ -540,7 +573,8 @@ def main() -> None:
             print(f"persian: skipped, {TOROB} is missing", file=sys.stderr)
     load_end = os.getloadavg()
     print(f"through `tagkit`, {info['cpu_count']} cores, median of {args.runs} runs; "
-          f"load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end")
+          f"load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end; the image model alone "
+          f"{info['image_model_ms']:.1f} ms per image on one thread ({', '.join(info['cpu_flags']) or 'no AVX2'})")
     print("\n".join(table(results, args.quick)))
     RESULTS.mkdir(exist_ok=True)
     report = {"quick": args.quick, "sizes": sizes, "runs": args.runs, "bars": BARS, "started_at": started_at,

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from tagkit import archive, colour
-from tagkit.cpus import usable_cpus
+from tagkit.cpus import int8_sums_saturate, usable_cpus
 
 INPUT_SIZE = 224
 PAD_COLOUR = (255, 255, 255)
@@ -53,6 +53,9 @@ DRAFT_FACTOR = 2
 """A large JPEG asked for at `target_size` is decoded (DCT-scaled) to at least this many times the
 letterboxed size along each side: measured to change letterboxed pixels by < 1 grey level on average."""
 
+EXACT = "+exact"
+"""Part of an INT8 model's features cache key: its sums are exact on every CPU (`cpus.int8_sums_saturate`).
+Features cached by a tagkit before it were wrong on x86 CPUs without VNNI instructions, so they are not reused."""
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MANIFEST = DATA_DIR / "image_models.json"
 
@@ -439,6 +442,23 @@ def _tensor_name(spec: Any, default: str) -> str:
     return default
 
 
+def session_options(threads: int = 1) -> Any:
+    """onnxruntime's options for the image model: `threads` threads inside one run, all graph optimisations, and
+    exact INT8 sums on a CPU whose fast INT8 kernels saturate (`cpus.int8_sums_saturate`: without that, the INT8
+    features on such a CPU are far from the fp32 ones, and from those of any other CPU)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if int8_sums_saturate():  # uint8 x uint8 kernels: exact, as on a CPU with VNNI, and slower
+        options.add_session_config_entry("session.x64quantprecision", "1")
+    return options
+
+
 class ImageEmbedder:
     """The bundled EfficientNet-Lite0 image model: images in, unit-length feature vectors out (see README).
 
@@ -477,6 +497,7 @@ class ImageEmbedder:
                 "the model with the script in tools/)"
             )
         self.sha256 = str(spec.get("sha256", "")).lower()
+        self.quantized = str(spec.get("precision") or variant) == "int8"
         self.threads = threads if threads and threads > 0 else usable_cpus() + 1
         self.batch_size = batch_size
         self.input_size = INPUT_SIZE
@@ -504,7 +525,7 @@ class ImageEmbedder:
     def model_id(self) -> str:
         """Names the model file and preprocessing: the features cache key next to the content hash."""
         digest = self.sha256[:12] if self.sha256 else self._file_sha256()[:12]
-        suffix = f"+colour{colour.VERSION}" if self.colour else ""
+        suffix = (EXACT if self.quantized else "") + (f"+colour{colour.VERSION}" if self.colour else "")
         return f"{self._model_name}-{self.variant}-letterbox{self.input_size}@{digest}{suffix}"
 
     @property
@@ -550,14 +571,10 @@ class ImageEmbedder:
         self.sha256 = actual
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # each batch runs in its own thread (see `embed`)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
         try:
-            session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            # each batch runs in its own thread (see `embed`)
+            session = ort.InferenceSession(str(self.path), session_options(threads=1),
+                                           providers=["CPUExecutionProvider"])
         except Exception as e:
             raise ModelError(f"image model {self.path} cannot be loaded by onnxruntime: {e}") from None
         inputs = [i.name for i in session.get_inputs()]

@@ -97,12 +97,16 @@ def _load(found: ModelVersion, taxonomy: Taxonomy | None) -> Tagger:
 
 def embedder_for(found: ModelVersion) -> ImageEmbedder:
     """The image embedder the model was trained with; an error if the installed one differs."""
-    from tagkit.image import ImageEmbedder
+    from tagkit.image import EXACT, ImageEmbedder
 
     expected = found.manifest.get("image_model")
     # Models trained before colour features were part of an image's features keep their embeddings alone.
     with_colour = not expected or "+colour" in expected
     embedder = ImageEmbedder(variant=found.manifest.get("image_variant", "int8"), colour=with_colour)
+    if expected and embedder.model_id.replace(EXACT, "", 1) == expected != embedder.model_id:
+        raise ModelMismatch(f"model {found.id} was trained on image features of an older tagkit, whose INT8 sums "
+                            "were wrong on x86 CPUs without VNNI instructions; this tagkit computes them exactly on "
+                            "every CPU: train a new model (`tagkit train`; the images are embedded again)")
     if expected and embedder.model_id != expected:
         raise ModelMismatch(f"model {found.id} was trained on {expected} image features, but this tagkit has "
                             f"{embedder.model_id}: train a new model (`tagkit train`)")

@@ -504,10 +504,10 @@ def test_embedder_identity(tiny_manifest: Path) -> None:
     model_bytes = (tiny_manifest.parent / "tiny.onnx").read_bytes()
     embedder = ImageEmbedder("int8", manifest=tiny_manifest)
     digest = hashlib.sha256(model_bytes).hexdigest()
-    assert embedder.model_id == f"efficientnet-lite0-int8-letterbox224@{digest[:12]}+colour{colour.VERSION}"
+    assert embedder.model_id == f"efficientnet-lite0-int8-letterbox224@{digest[:12]}+exact+colour{colour.VERSION}"
     assert (embedder.embedding_dim, embedder.colour_dim, embedder.dim) == (196, colour.DIM, 196 + colour.DIM)
     plain = ImageEmbedder("int8", manifest=tiny_manifest, colour=False)  # the features of models before colour
-    assert plain.model_id == f"efficientnet-lite0-int8-letterbox224@{digest[:12]}"
+    assert plain.model_id == f"efficientnet-lite0-int8-letterbox224@{digest[:12]}+exact"
     assert (plain.colour_dim, plain.dim) == (0, 196)
     assert ImageEmbedder("fp32", manifest=tiny_manifest).model_id.startswith("efficientnet-lite0-fp32-")
     assert embedder.threads >= 1

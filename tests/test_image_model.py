@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import platform
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from tagkit.image import ImageEmbedder, letterbox
+from tagkit.cpus import X86, int8_sums_saturate
+from tagkit.image import ImageEmbedder, letterbox, session_options
 
 DATA = Path(__file__).resolve().parent.parent / "tagkit" / "data"
 MANIFEST = json.loads((DATA / "image_models.json").read_text(encoding="utf-8"))
@@ -88,8 +90,7 @@ def top_k(logits: np.ndarray, k: int = 5) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def sessions() -> dict[str, ort.InferenceSession]:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
+    options = session_options(threads=2)  # tagkit's: exact INT8 sums on every CPU
     return {
         v: ort.InferenceSession(
             str(DATA / MANIFEST["variants"][v]["file"]), options, providers=["CPUExecutionProvider"]
@@ -209,11 +210,46 @@ def test_batches_give_unit_embeddings_equal_to_single_runs(
 def test_tagkit_caches_the_features_output(sessions: dict[str, ort.InferenceSession], variant: str) -> None:
     embedder = ImageEmbedder(variant, threads=2)
     assert embedder.embedding_dim == FEATURE_DIM
-    assert embedder.model_id.endswith("@" + MANIFEST["variants"][variant]["sha256"][:12] + "+colour1")
+    exact = "+exact" if variant == "int8" else ""  # INT8 features are computed with exact sums on every CPU
+    assert embedder.model_id.endswith("@" + MANIFEST["variants"][variant]["sha256"][:12] + exact + "+colour1")
     images = five_images()
     (expected,) = sessions[variant].run(["features"], {"image": images})
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)  # the embedder returns unit vectors
     np.testing.assert_allclose(embedder.embed_arrays(images), expected, atol=1e-5)
+
+
+def test_int8_sums_are_exact_on_this_cpu(sessions: dict[str, ort.InferenceSession]) -> None:
+    """tagkit's INT8 session gives what onnxruntime's exact uint8 x uint8 kernels give. On an x86 CPU without VNNI
+    the default kernels saturate and give features with a cosine of about 0.8 to these (measured on an AMD EPYC
+    with AVX2 only); with VNNI, or on another architecture, both are exact."""
+    options = session_options(threads=2)
+    options.add_session_config_entry("session.x64quantprecision", "1")
+    exact = ort.InferenceSession(str(DATA / MANIFEST["variants"]["int8"]["file"]), options,
+                                 providers=["CPUExecutionProvider"])
+    images = five_images()
+    (expected,) = exact.run(["features"], {"image": images})
+    (got,) = sessions["int8"].run(["features"], {"image": images})
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_cpus_whose_int8_sums_saturate(tmp_path: Path) -> None:
+    """The x86 CPUs without VNNI instructions get exact INT8 sums, read from /proc/cpuinfo's flags."""
+    if platform.machine().lower() not in X86:
+        pytest.skip(f"not an x86 CPU ({platform.machine()}): its INT8 sums are exact whatever its flags")
+    head = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\n"
+    cases = {"fpu sse sse4_2 avx avx2 fma": True, "avx2 avx512f avx512bw": True, "avx2 avx512f avx512_vnni": False,
+             "avx2 avx_vnni": False}
+    for flags, saturate in cases.items():
+        (tmp_path / "cpuinfo").write_text(f"{head}flags\t\t: {flags}\n\n{head}flags\t\t: {flags}\n")
+        assert int8_sums_saturate(tmp_path / "cpuinfo") is saturate, flags
+    (tmp_path / "cpuinfo").write_text(head)  # no flags line: taken as saturating, the safe side
+    assert int8_sums_saturate(tmp_path / "cpuinfo") is True
+    assert int8_sums_saturate(tmp_path / "missing") is True
+    try:
+        configured = session_options().get_session_config_entry("session.x64quantprecision") == "1"
+    except RuntimeError:  # not set
+        configured = False
+    assert configured is int8_sums_saturate()
 
 
 # --- the PyTorch reference --------------------------------------------------------------------------------

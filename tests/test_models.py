@@ -377,6 +377,12 @@ def test_predict_uses_the_image_features_the_model_was_trained_on(tmp_path):
     other = ModelVersion("v", tmp_path, {"image_model": "efficientnet-lite0-int8-letterbox224@0123456789ab"})
     with pytest.raises(ModelMismatch, match="train a new model"):
         embedder_for(other)
+    # Trained on the INT8 features of a tagkit before exact sums (wrong on x86 CPUs without VNNI): retrain.
+    for embedder in (current, plain):
+        older = ModelVersion("v", tmp_path, {"image_model": embedder.model_id.replace("+exact", ""),
+                                             "image_variant": "int8"})
+        with pytest.raises(ModelMismatch, match="older tagkit, whose INT8 sums were wrong on x86 CPUs without VNNI"):
+            embedder_for(older)
 
 
 def test_word_pairs_mark_the_start_and_end_of_a_title(torob):
