@@ -48,9 +48,26 @@ _EXPORTS = {
     "Taxonomy": "tagkit.taxonomy",
     "load_taxonomy": "tagkit.taxonomy",
     "AttributeExtractor": "tagkit.extract",
+    # what the functions above raise, for a script to catch
+    "ConfigError": "tagkit.config",
+    "TaxonomyError": "tagkit.taxonomy",
+    "ModelError": "tagkit.image",
+    "NothingToLearn": "tagkit.training",
+    "ModelNotFound": "tagkit.versions",
+    "ModelDamaged": "tagkit.versions",
+    "ModelMismatch": "tagkit.predicting",
+    "OutputError": "tagkit.export",
+    "FeedbackFileError": "tagkit.feedback",
+    "ReadOnlyError": "tagkit.store",
+    "NotTagkitDatabase": "tagkit.store",
+    "Locked": "tagkit.lock",
 }
 
 __all__ = ["__version__", *_EXPORTS]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
 
 
 def __getattr__(name: str) -> Any:

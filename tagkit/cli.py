@@ -428,6 +428,11 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
             obj.fail(str(error), ExitCode.NO_MODEL)
         problems = report.import_report.problem_count if report.import_report else 0
         run.finish({"version": report.version, **report.counts, "seconds": report.seconds}, problems)
+    if report.counts.get("images_not_embedded"):
+        obj.log(f"warning: {report.counts['images_not_embedded']:,} of the products learnt from have an image that "
+                f"was never embedded with this image model ({image_model}; stored by an older tagkit, or with "
+                "another --image-model): they were learnt without it. `tagkit import FILE` embeds their images "
+                "(`tagkit train FILE` too); then train again")
     summary = {"version": report.version, "path": report.path, "seconds": report.seconds, "counts": report.counts,
                "validation": report.model_report.get("validation", {}),
                "tags_too_rare": _most_first(report.model_report.get("tags_too_rare", {})),

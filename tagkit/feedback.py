@@ -11,7 +11,8 @@ One row of the `feedback` table is one decision about one product's predictions 
 How decisions become labels (`apply_feedback`, used by `tagkit train`): for each product and field (the
 category, or one tag) the latest decision wins, whoever made it and whichever model it was about; its value
 replaces the catalogue label (correction > accept > catalogue label). A rejected tag leaves the label set;
-a rejected category without a correction leaves the product without that category. A decision is about a label
+a rejected category without a correction leaves the product without that category, when the decisions before it
+left that category (a rejected guess of a later model keeps an earlier correction). A decision is about a label
 however either is spelt: by the taxonomy's canonical names when one is given (a value renamed after the review
 included), and by spelling (`tagkit.text.spelling_key`: half-space, Arabic letters, digits, case).
 """
@@ -133,13 +134,23 @@ def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxon
     def key(label: Tag) -> tuple[str, str]:
         return spelling_key(label.name), spelling_key(label.value)
 
+    def same(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+        return [spelling_key(level) for level in a] == [spelling_key(level) for level in b]
+
     own = taxonomy.canonical_tags(product.tags) if taxonomy is not None else product.tags
     tags = {key(t): t for t in own}
-    last_category = None
+    category = (taxonomy.canonical_category(product.category) if taxonomy is not None and product.category
+                else product.category)
     reviewed = product.tags_reviewed
     for row in rows:
-        if row["field"] == "category":
-            last_category = row
+        if row["field"] == "category":  # each decision on the label the earlier ones left
+            predicted = path(row["predicted"])
+            if row["decision"] == "accept" and predicted:
+                category = predicted
+            elif row["decision"] == "correct":
+                category = path(row["corrected"])
+            elif row["decision"] == "reject" and predicted and same(predicted, category):
+                category = ()
         elif row["field"] == "tag":
             predicted, corrected = tag(row["predicted"]), tag(row["corrected"])
             if row["decision"] == "accept" and predicted:
@@ -150,17 +161,6 @@ def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxon
                 tags[key(corrected)] = corrected
         elif row["field"] == "product":  # its review finished (a or x): every tag shown on it was judged
             reviewed = True
-    category = (taxonomy.canonical_category(product.category) if taxonomy is not None and product.category
-                else product.category)
-    if last_category is not None:
-        decision, predicted = last_category["decision"], path(last_category["predicted"])
-        if decision == "accept" and predicted:
-            category = predicted
-        elif decision == "correct":
-            category = path(last_category["corrected"])
-        elif decision == "reject" and predicted and [spelling_key(level) for level in predicted] == \
-                [spelling_key(level) for level in category]:
-            category = ()
     return dataclasses.replace(product, category=category, tags=tuple(tags.values()), tags_reviewed=reviewed)
 
 

@@ -106,7 +106,7 @@ def embedder_for(found: ModelVersion) -> ImageEmbedder:
     if expected and embedder.model_id.replace(EXACT, "", 1) == expected != embedder.model_id:
         raise ModelMismatch(f"model {found.id} was trained on image features of an older tagkit, whose INT8 sums "
                             "were wrong on x86 CPUs without VNNI instructions; this tagkit computes them exactly on "
-                            "every CPU: train a new model (`tagkit train`; the images are embedded again)")
+                            "every CPU: train a new model (`tagkit train FILE` embeds the images again)")
     if expected and embedder.model_id != expected:
         raise ModelMismatch(f"model {found.id} was trained on {expected} image features, but this tagkit has "
                             f"{embedder.model_id}: train a new model (`tagkit train`)")

@@ -29,7 +29,7 @@ import socket
 import sqlite3
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -195,6 +195,10 @@ class ReadOnlyError(sqlite3.OperationalError):
     """A database that cannot be written cannot be read either, for the reason given."""
 
 
+class NotTagkitDatabase(sqlite3.DatabaseError):
+    """An SQLite database with tables of its own and no tagkit schema: tagkit neither reads nor changes it."""
+
+
 def _writable_side_files(path: Path) -> None:
     """Make the database's `-wal` and `-shm` files writable again when they are not: SQLite creates them with the
     database file's mode, so a database read while it was read-only leaves them read-only, and every write after
@@ -266,6 +270,7 @@ class Store:
                 sqlite3.connect(self.path, timeout=timeout, check_same_thread=False))
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
         try:
+            self._refuse_foreign()
             if read_only:
                 if not self._schema_is_current(writable=False):
                     raise ReadOnlyError("it was written by another version of tagkit and can only be read once a "
@@ -311,6 +316,21 @@ class Store:
         except BaseException:
             self.db.rollback()
             raise
+
+    def _refuse_foreign(self) -> None:
+        """NotTagkitDatabase when the file has tables but no tagkit schema version (another program's database,
+        named by mistake): it is left as it was, not turned into WAL mode and given tagkit's tables."""
+        tables = [name for (name,) in self.db.execute(
+            "select name from sqlite_master where type = 'table' and name not like 'sqlite%' order by name")]
+        if not tables:
+            return
+        if "meta" in tables:
+            with suppress(sqlite3.DatabaseError):  # a `meta` table of another program's, without these columns
+                if self.db.execute("select 1 from meta where key = 'schema_version'").fetchone():
+                    return
+        shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+        raise NotTagkitDatabase(f"{self.path} is an SQLite database, but not tagkit's (its tables: {shown}); tagkit "
+                                "leaves it as it is: name another database file")
 
     def _schema_is_current(self, writable: bool = True) -> bool:
         """Whether every table and column, and (when the database is `writable`) every index and view, is as this

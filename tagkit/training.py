@@ -130,6 +130,7 @@ def train(
         extractor_report["not_in_labels"] = [name for name in extractor_report["not_in_labels"] if name not in off]
         extractor_report["switched_off"] = off
     counts = dataset_counts(data)
+    counts["images_not_embedded"] = not_embedded(store, products, set(data.ids), embedder)
     if ids is not None:
         counts["from_review"] = sum(1 for pid in data.ids if pid in from_review)
     counts["held_out"] = left_out
@@ -294,6 +295,15 @@ def dataset_counts(data: Dataset) -> dict[str, int]:
         "categories": len({c for c in data.categories if c}),
         "tags": len({t for tags in data.tags for t in tags}),
     }
+
+
+def not_embedded(store: Store, products: list[Product], learnt: set[str], embedder: ImageEmbedder) -> int:
+    """How many of the products learnt from (ids in `learnt`) have an image that was never embedded with
+    `embedder` (stored by a tagkit whose features key differs, or embedded with another `--image-model`): they
+    are learnt without their image."""
+    hashes = {p.id: p.image_hash for p in products if p.id in learnt and p.image_hash}
+    known = store.known_features(embedder.model_id, set(hashes.values()))
+    return sum(1 for image_hash in hashes.values() if image_hash not in known)
 
 
 def input_hash(data: Dataset) -> str:

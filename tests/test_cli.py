@@ -116,6 +116,22 @@ def test_eval_on_held_out_products(trained: Path):
     assert "category accuracy" in table.stdout
 
 
+def test_train_says_when_images_were_never_embedded_with_its_image_model(trained: Path, tmp_path: Path):
+    """`train` without SOURCE reads the features already stored: with another image model (or after an upgrade
+    that changed the features key) the images have none, and the model used to learn titles only, silently."""
+    db = shutil.copy(trained, tmp_path / "tagkit.db")
+    same = tagkit(db, "train", "--json")
+    assert same.exit_code == ExitCode.OK, same.stderr
+    assert json.loads(same.stdout)["counts"]["images_not_embedded"] == 0 and "never embedded" not in same.stderr
+    other = tagkit(db, "train", "--image-model", "fp32", "--json")
+    assert other.exit_code == ExitCode.OK, other.stderr
+    counts = json.loads(other.stdout)["counts"]
+    with_images = json.loads(same.stdout)["counts"]["with_image"]
+    assert counts["with_image"] == 0 and counts["images_not_embedded"] == with_images > 0
+    assert f"warning: {with_images:,} of the products learnt from have an image that was never embedded" in \
+        other.stderr
+
+
 def test_eval_warns_when_products_were_trained_on(trained: Path):
     result = tagkit(trained, "eval", str(DEMO / "train.csv"), "--json")
     scores = json.loads(result.stdout)

@@ -81,6 +81,20 @@ def test_rejected_category_without_correction():
     assert apply_feedback([untouched], [row("category", "reject", "Bags", at="x")]) == [untouched]
 
 
+def test_a_later_models_rejected_guess_keeps_an_earlier_correction():
+    """Corrected to Running with one model; a later model guessed Sports again, and the reviewer rejected it (`x`
+    on `review --again`): the product used to teach no category at all, since the rejection was compared with the
+    catalogue's label, not with the correction."""
+    corrected = row("category", "correct", "Shoes > Sports", "Shoes > Running", at="2026-01-01T10:00:00+00:00")
+    [p] = apply_feedback([SHOE], [corrected, row("category", "reject", "Shoes > Sports", at="2026-02-01")])
+    assert p.category == ("Shoes", "Running")
+    [q] = apply_feedback([SHOE], [corrected, row("category", "reject", "Shoes > Running", at="2026-02-01")])
+    assert q.category == (), "rejecting the corrected path itself leaves none"
+    [r] = apply_feedback([SHOE], [row("category", "reject", "Shoes > Sports", at="2026-01-01"),
+                                  row("category", "accept", "Shoes > Sports", at="2026-02-01")])
+    assert r.category == ("Shoes", "Sports"), "a later accept wins over an earlier reject"
+
+
 def test_export_import_round_trip(demo_db: Path, tmp_path: Path):
     with Store(demo_db) as store:
         ids = [r["product_id"] for r in store.db.query("select product_id from predictions order by 1 limit 2")]
@@ -155,6 +169,8 @@ def test_an_older_database_gets_the_new_columns(tmp_path: Path):
     with sqlite3.connect(db) as conn:
         conn.execute("create table feedback (id integer primary key, product_id text, model_id text, field text,"
                      " predicted text, decision text, corrected text, reviewer text, created_at text)")
+        conn.execute("create table meta (key text primary key, value text)")  # every tagkit database has it
+        conn.execute("insert into meta values ('schema_version', '1')")
     conn.close()
     with Store(db) as store:
         assert "score" in store.db.table("feedback").columns_dict

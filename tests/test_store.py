@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import time
@@ -192,6 +193,40 @@ def test_a_version_that_cannot_be_recorded_leaves_no_folder(tmp_path):
         assert list(models_folder(store).iterdir()) == []
 
 
+def test_another_programs_database_is_refused_and_left_as_it_was(tmp_path):
+    """A shop's own SQLite file named by mistake: not given tagkit's tables, columns or WAL mode."""
+    from click.testing import CliRunner
+
+    from tagkit.cli import main
+    from tagkit.exitcodes import ExitCode
+    from tagkit.store import NotTagkitDatabase
+
+    shop = tmp_path / "shop.db"
+    with sqlite3.connect(shop) as conn:
+        conn.execute("create table products (sku text primary key, price real)")
+        conn.execute("insert into products values ('a-1', 9.5)")
+    conn.close()
+    before = shop.read_bytes()
+    for read_only in (False, True):
+        with pytest.raises(NotTagkitDatabase, match=re.escape("shop.db is an SQLite database, but not tagkit's "
+                                                              "(its tables: products); tagkit leaves it as it is")):
+            Store(shop, read_only=read_only)
+    products = tmp_path / "products.csv"
+    products.write_text("id,title\n1,Blue jeans\n", "utf-8")
+    for args in (["import", str(products), "--no-images"], ["stats"]):
+        result = CliRunner().invoke(main, ["--db", str(shop), *args])
+        assert result.exit_code == ExitCode.USAGE, result.output
+        assert "not tagkit's" in result.stderr
+    assert shop.read_bytes() == before
+    assert not (tmp_path / "shop.db-wal").exists()
+    empty = tmp_path / "empty.db"  # an SQLite file with no tables yet is made a tagkit database
+    sqlite3.connect(empty).close()
+    with Store(empty) as store:
+        assert store.db.table("products").exists()
+    with Store(empty, read_only=True) as store:  # and a tagkit database is tagkit's
+        assert store.db.table("meta").exists()
+
+
 def test_read_only_opens_no_new_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no database at"):
         Store(tmp_path / "missing.db", read_only=True)
@@ -230,3 +265,18 @@ def test_modules_are_attributes_of_the_package():
     code = "import tagkit; print(tagkit.lock.WriterLock.__name__, tagkit.feedback.record.__name__)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.split() == ["WriterLock", "record"], done.stderr
+
+
+def test_every_exported_name_resolves_and_the_errors_are_exceptions():
+    """`from tagkit import *`, `dir(tagkit)` (a notebook's completion) and the exceptions a script catches."""
+    import tagkit
+
+    assert set(tagkit.__all__) <= set(dir(tagkit))
+    for name in tagkit.__all__:
+        assert getattr(tagkit, name) is not None, name
+    errors = ["ConfigError", "TaxonomyError", "NothingToLearn", "ModelNotFound", "ModelDamaged", "ModelMismatch",
+              "ModelError", "OutputError", "FeedbackFileError", "Locked", "ReadOnlyError", "NotTagkitDatabase"]
+    for name in errors:
+        assert issubclass(getattr(tagkit, name), Exception) and name in tagkit.__all__, name
+    assert issubclass(tagkit.ModelDamaged, tagkit.ModelNotFound)
+
