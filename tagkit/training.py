@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,7 @@ from tagkit.feedback import apply_feedback, feedback_rows
 from tagkit.ingest import ImportReport, import_products
 from tagkit.product import Problem, Product
 from tagkit.tagger import EXTRACTOR_FOLDER, save_sources
-from tagkit.taxonomy import Taxonomy, stored_taxonomy
+from tagkit.taxonomy import OutsideLabels, Taxonomy, stored_taxonomy
 from tagkit.text import match_key
 from tagkit.versions import ModelVersion, write_version
 from tagkit.vocabulary import Spellings
@@ -92,8 +92,14 @@ def train(
             on_chunk=lambda chunk: ids.update(p.id for p in chunk))
     decisions = feedback_rows(store)
     taxonomy = stored_taxonomy(store)  # decisions match labels by the taxonomy's names, whatever the spelling
-    products = apply_feedback(store.iter_products(), decisions, taxonomy)  # review decisions override labels
+    stored = list(store.iter_products())
+    products = apply_feedback(stored, decisions, taxonomy)  # review decisions override labels
     reviewed = {row["product_id"] for row in decisions}
+    if taxonomy is not None and on_problem is not None:  # what import says of a file's labels, said of decisions
+        outside = OutsideLabels()
+        taxonomy.outside(decided_labels(stored, products, reviewed, taxonomy), outside)
+        for told in outside.notes("review decisions"):
+            on_problem(told)
     from_review = reviewed - ids if ids is not None else set()
     if ids is not None:  # what was reviewed is learnt from, whichever catalogue it came from
         ids |= from_review
@@ -295,6 +301,18 @@ def dataset_counts(data: Dataset) -> dict[str, int]:
         "categories": len({c for c in data.categories if c}),
         "tags": len({t for tags in data.tags for t in tags}),
     }
+
+
+def decided_labels(stored: list[Product], relabelled: list[Product], reviewed: set[str],
+                   taxonomy: Taxonomy) -> Iterator[Product]:
+    """The reviewed products with only the labels their decisions gave (a category or tags the stored product does
+    not have, canonical), for `Taxonomy.outside`: the stored labels were told about when their file was imported."""
+    for before, after in zip(stored, relabelled, strict=True):
+        if after.id in reviewed and after is not before:
+            had = set(taxonomy.canonical_tags(before.tags))
+            path = taxonomy.canonical_category(before.category) if before.category else ()
+            yield replace(after, category=after.category if after.category != path else (),
+                          tags=tuple(t for t in after.tags if t not in had))
 
 
 def not_embedded(store: Store, products: list[Product], learnt: set[str], embedder: ImageEmbedder) -> int:

@@ -316,6 +316,28 @@ def test_train_learns_a_correction_typed_with_arabic_letters_as_the_canonical_ta
     assert not any(typed in tag for tag in model.report["tags_too_rare"])
 
 
+def test_train_says_which_review_decisions_the_taxonomy_does_not_have(demo_db: Path) -> None:
+    """A correction to a path outside the taxonomy's tree is learnt but never predicted (predictions keep to the
+    tree): train used to say nothing, as import says of a file's labels; the catalogue's own labels, told about at
+    import, are not told again."""
+    from tagkit.image import ImageEmbedder
+    from tagkit.training import train
+
+    with Store(demo_db) as store:
+        import_taxonomy(store, parse_taxonomy(yaml.safe_load(DEMO_TAXONOMY)))
+        products = list(store.iter_products())[:4]
+        record(store, [Decision(p.id, None, "category", "correct", predicted=format_category(p.category),
+                                corrected="Home > Kitchen > Plates", reviewer="ana") for p in products[:3]])
+        record(store, [Decision(products[3].id, None, "category", "correct", corrected=format_category(CUPS),
+                                predicted=format_category(products[3].category), reviewer="ana")])
+        notes = []
+        train(store, embedder=ImageEmbedder(), on_problem=notes.append)
+    told = [n for n in notes if n.file == "review decisions"]
+    assert [(n.field, n.info) for n in told] == [("category", True)], notes
+    assert told[0].message.startswith("3 products have a category the taxonomy does not have "
+                                      "(Home > Kitchen > Plates ×3)"), told[0].message
+
+
 # -- 3. review: what is typed is made canonical; completion knows the taxonomy --------------------------------
 
 
