@@ -77,21 +77,36 @@ def predicted_model(store: Store, version: str | None = None) -> str | None:
     return found[0]
 
 
+REVIEW_KEYS = {"report": ("thresholds", "single_valued_attributes", "multi_valued_attributes"),
+               "extractor": ("thresholds", "threshold", "attributes", "single_valued")}
+"""What review needs of a model version's manifests (`_manifests`): kept in `pruned_models` when it is pruned."""
+
+
 def _manifests(store: Store, model_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A model version's catalogue-model report (its folder's manifest) and attribute extractor entry
-    (version.json); {} for what cannot be read."""
+    (version.json), or, for a pruned version, what `review_manifests` kept of them; {} for what cannot be read."""
     row = next(store.db.query("select path from models where id = ?", [model_id]), None)
-    if row is None:
-        return {}, {}
-    folder = version_folder(store, model_id, row["path"])
     out: list[dict[str, Any]] = []
-    for name, key in (("manifest.json", "report"), (VERSION_MANIFEST, "extractor")):
-        try:
-            part = json.loads((folder / name).read_text("utf-8")).get(key) or {}
-        except (OSError, ValueError, AttributeError):
-            part = {}
-        out.append(part if isinstance(part, dict) else {})
+    if row is not None:
+        folder = version_folder(store, model_id, row["path"])
+        for name, key in (("manifest.json", "report"), (VERSION_MANIFEST, "extractor")):
+            try:
+                part = json.loads((folder / name).read_text("utf-8")).get(key) or {}
+            except (OSError, ValueError, AttributeError):
+                part = {}
+            out.append(part if isinstance(part, dict) else {})
+    if not any(out):
+        pruned = next(store.db.query("select review from pruned_models where id = ?", [model_id]), None)
+        kept = json.loads(pruned["review"]) if pruned else {}
+        out = [kept.get("report") or {}, kept.get("extractor") or {}]
     return out[0], out[1]
+
+
+def review_manifests(store: Store, model_id: str) -> dict[str, Any]:
+    """What review reads of a model version's manifests (`REVIEW_KEYS`), to keep when its folder goes."""
+    report, extractor = _manifests(store, model_id)
+    return {part: {key: got[key] for key in keys if key in got}
+            for (part, keys), got in zip(REVIEW_KEYS.items(), (report, extractor), strict=True)}
 
 
 def model_thresholds(store: Store, model_id: str) -> dict[str, Any]:

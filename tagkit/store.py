@@ -40,7 +40,7 @@ import sqlite_utils
 from tagkit.product import Problem, Product, Tag, format_category, parse_category
 
 DEFAULT_DB = "tagkit.db"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
     "products": (
@@ -143,6 +143,7 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
          "info": int, "product_id": str},
         "id",
     ),
+    "pruned_models": ({"id": str, "pruned_at": str, "review": str}, "id"),
     "meta": ({"key": str, "value": str}, "key"),
 }
 

@@ -158,7 +158,15 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
     folders = [root / name for name in [*gone, *unrecorded] if (root / name).is_dir()]
     size = sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
     if not dry_run:
+        from tagkit.queue import review_manifests
+
+        predicted = {r[0] for r in store.select_in("select distinct model_id from predictions where model_id in "
+                                                   "({marks})", [], gone)}
+        kept_for_review = [{"id": v, "pruned_at": now(), "review": json.dumps(review_manifests(store, v),
+                                                                                ensure_ascii=False)}
+                           for v in gone if v in predicted]  # thresholds and attributes `review` reads
         with store.transaction():
+            store.db.table("pruned_models").upsert_all(kept_for_review, pk="id")
             for version in gone:
                 store.db.execute("delete from models where id = ?", [version])
         for folder in folders:

@@ -174,6 +174,24 @@ def test_prune_keeps_the_newest_versions_and_deletes_the_rest_and_unrecorded_fol
             "models", "ok")
 
 
+def test_review_reads_a_pruned_versions_thresholds_and_attributes_from_the_database(project: Path):
+    """Predictions of a version pruned before they were reviewed: review used to forget its tuned thresholds (the
+    "most uncertain first" order fell back to 0.5) and which attributes take one value (turning a candidate colour
+    on kept the other colour too), since both were read from the version's folder only."""
+    from tagkit.queue import model_attributes, model_thresholds
+
+    newest, older = versions(project)
+    assert tagkit(project, "-q", "predict", str(DEMO / "new"), "--model", older).exit_code == ExitCode.OK
+    with Store(project) as store:
+        before = model_thresholds(store, older), model_attributes(store, older), review_queue(store)
+    assert before[0] and False in before[1].values(), "tuned thresholds and a single-valued attribute to keep"
+    assert tagkit(project, "models", "--prune", "1").exit_code == ExitCode.OK
+    assert versions(project) == [newest] and not (project.parent / "tagkit.db.models" / older).exists()
+    with Store(project) as store:
+        assert (model_thresholds(store, older), model_attributes(store, older), review_queue(store)) == before
+        assert [row["id"] for row in store.db.table("pruned_models").rows] == [older]
+
+
 def test_prune_keeps_versions_predict_can_use_when_the_newest_folder_is_missing(project: Path, tmp_path: Path):
     """It kept the newest rows whatever their folders, so with the newest folder moved away `--prune 1` deleted the
     one version `predict` could use. `--json` says what was pruned; `--dry-run` says it also with -q."""
