@@ -10,11 +10,12 @@ One row of the `feedback` table is one decision about one product's predictions 
 
 How decisions become labels (`apply_feedback`, used by `tagkit train`): for each product and field (the
 category, or one tag) the latest decision wins, whoever made it and whichever model it was about; its value
-replaces the catalogue label (correction > accept > catalogue label). A rejected tag leaves the label set;
-a rejected category without a correction leaves the product without that category, when the decisions before it
-left that category (a rejected guess of a later model keeps an earlier correction). A decision is about a label
-however either is spelt: by the taxonomy's canonical names when one is given (a value renamed after the review
-included), and by spelling (`tagkit.text.spelling_key`: half-space, Arabic letters, digits, case).
+replaces the catalogue label (correction > accept > catalogue label); an attribute the taxonomy gives one value
+keeps the value decided last (an accepted Black replaces an earlier correction to Grey). A rejected tag leaves
+the label set; a rejected category without a correction leaves the product without that category, when the
+decisions before it left that category (a rejected guess of a later model keeps an earlier correction). A decision
+is about a label however either is spelt: by the taxonomy's canonical names when one is given (a value renamed
+after the review included), and by spelling (`tagkit.text.spelling_key`: half-space, Arabic letters, digits, case).
 """
 
 from __future__ import annotations
@@ -134,6 +135,10 @@ def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxon
     def key(label: Tag) -> tuple[str, str]:
         return spelling_key(label.name), spelling_key(label.value)
 
+    def single_valued(name: str) -> bool:
+        attribute = taxonomy.attribute(name) if taxonomy is not None and name else None
+        return attribute is not None and not attribute.multi_valued
+
     def same(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
         return [spelling_key(level) for level in a] == [spelling_key(level) for level in b]
 
@@ -153,12 +158,13 @@ def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxon
                 category = ()
         elif row["field"] == "tag":
             predicted, corrected = tag(row["predicted"]), tag(row["corrected"])
-            if row["decision"] == "accept" and predicted:
-                tags[key(predicted)] = predicted
-            elif row["decision"] in ("reject", "correct") and predicted:
+            given = predicted if row["decision"] == "accept" else corrected if row["decision"] == "correct" else None
+            if row["decision"] in ("reject", "correct") and predicted:
                 tags.pop(key(predicted), None)
-            if row["decision"] == "correct" and corrected:
-                tags[key(corrected)] = corrected
+            if given:
+                if single_valued(given.name):  # the value replaces whatever value earlier labels gave it
+                    tags = {k: t for k, t in tags.items() if k[0] != key(given)[0]}
+                tags[key(given)] = given
         elif row["field"] == "product":  # its review finished (a or x): every tag shown on it was judged
             reviewed = True
     return dataclasses.replace(product, category=category, tags=tuple(tags.values()), tags_reviewed=reviewed)

@@ -95,6 +95,25 @@ def test_a_later_models_rejected_guess_keeps_an_earlier_correction():
     assert r.category == ("Shoes", "Sports"), "a later accept wins over an earlier reject"
 
 
+def test_a_value_decided_later_replaces_the_earlier_one_of_a_single_valued_attribute(tmp_path: Path):
+    """Brown corrected to Grey with one model, Black accepted with a later one (Grey not on its screen): the product
+    used to teach both colours, which a single-valued attribute learns as nothing."""
+    from tagkit.taxonomy import load_taxonomy
+
+    path = tmp_path / "t.yaml"
+    path.write_text("attributes:\n  - {name: color, open: true}\n  - {name: feature, multi_valued: true, open: true}\n",
+                    "utf-8")
+    taxonomy = load_taxonomy(path)
+    rows = [row("tag", "correct", "color: Red", "color: Grey", at="2026-01-01"),
+            row("tag", "accept", "color: Black", at="2026-02-01"),
+            row("tag", "accept", "feature: Waterproof", at="2026-02-01"),
+            row("tag", "accept", "feature: Breathable", at="2026-03-01")]
+    [p] = apply_feedback([SHOE], rows, taxonomy)
+    assert set(map(str, p.tags)) == {"color: Black", "usage: Sports", "feature: Waterproof", "feature: Breathable"}
+    [q] = apply_feedback([SHOE], rows)  # without a taxonomy nothing says how many values an attribute takes
+    assert {str(t) for t in q.tags if t.name == "color"} == {"color: Grey", "color: Black"}
+
+
 def test_export_import_round_trip(demo_db: Path, tmp_path: Path):
     with Store(demo_db) as store:
         ids = [r["product_id"] for r in store.db.query("select product_id from predictions order by 1 limit 2")]
