@@ -72,7 +72,16 @@ class Decision:
 # the feedback table --------------------------------------------------------------------------------------
 
 def record(store: Store, decisions: Iterable[Decision]) -> list[int]:
-    """Store decisions in one transaction (committed on return); returns their row ids."""
+    """Store decisions in one transaction (committed on return); returns their row ids. ValueError, and nothing
+    stored, when one of them is not a decision a feedback sheet could hold (`import_csv`'s checks: an unknown field
+    or decision, a correction without its value, a score outside 0-1, a time that is not ISO 8601, ...)."""
+    decisions = list(decisions)
+    for number, decision in enumerate(decisions, 1):
+        cells = {key: "" if value is None else str(value) for key, value in dataclasses.asdict(decision).items()}
+        checked = _check_row(cells, "decisions", number)
+        if isinstance(checked, Problem):
+            raise ValueError(f"decision {number} (product {decision.product_id!r}), {checked.field}: "
+                             f"{checked.message.removesuffix('; row skipped')}")
     ids = []
     with store.transaction():
         table = store.db.table("feedback")

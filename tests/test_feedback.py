@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -112,6 +113,27 @@ def test_a_value_decided_later_replaces_the_earlier_one_of_a_single_valued_attri
     assert set(map(str, p.tags)) == {"color: Black", "usage: Sports", "feature: Waterproof", "feature: Breathable"}
     [q] = apply_feedback([SHOE], rows)  # without a taxonomy nothing says how many values an attribute takes
     assert {str(t) for t in q.tags if t.name == "color"} == {"color: Grey", "color: Black"}
+
+
+def test_record_refuses_what_a_feedback_sheet_could_not_hold(tmp_path: Path):
+    """`record` from a script stored anything: a decision 'maybe', a time 'yesterday' (which then sorted after every
+    real time, the latest decision for good), a correction without its value; export then wrote rows that import
+    refused."""
+    import pytest
+
+    good = Decision("p1", "m1", "tag", "accept", predicted="color: Red", score=0.5, created_at="2026-01-01T00:00:00")
+    bad = {"decision 'maybe'": Decision("p1", "m1", "tag", "maybe", predicted="color: Red"),
+           "not a date and time: 'yesterday'": Decision("p1", "m1", "tag", "accept", predicted="color: Red",
+                                                         created_at="yesterday"),
+           "a correction needs the corrected value": Decision("p1", "m1", "category", "correct", predicted="A"),
+           "is not between 0 and 1": Decision("p1", "m1", "tag", "reject", predicted="color: Red", score=3.0),
+           "unknown field 'colour'": Decision("p1", "m1", "colour", "accept", predicted="Red")}
+    with Store(tmp_path / "t.db") as store:
+        for message, decision in bad.items():
+            with pytest.raises(ValueError, match=re.escape(message)):
+                record(store, [good, decision])
+        assert feedback_rows(store) == [], "nothing of a refused batch is stored"
+        assert len(record(store, [good])) == 1
 
 
 def test_export_import_round_trip(demo_db: Path, tmp_path: Path):
