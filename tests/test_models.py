@@ -536,17 +536,24 @@ def test_the_text_fit_workers_start_with_ctrl_c_blocked():
     import os
     import signal
 
-    from tagkit.models.catalogue import start_workers
+    from tagkit.models.catalogue import start_workers, stop_workers
+
+    def workers() -> list[int]:
+        """This process's loky workers: 1 for each with SIGINT blocked."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                stat, cmdline = (entry / "stat").read_text(), (entry / "cmdline").read_text()
+                status = (entry / "status").read_text()
+            except OSError:  # not a process, or gone
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and "popen_loky_posix" in cmdline:
+                blocked = next(line for line in status.splitlines() if line.startswith("SigBlk"))
+                found.append(int(blocked.split()[1], 16) >> (signal.SIGINT - 1) & 1)
+        return found
 
     start_workers(2)
-    workers = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat, cmdline = (entry / "stat").read_text(), (entry / "cmdline").read_text()
-        except OSError:  # not a process, or gone
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and "popen_loky_posix" in cmdline:
-            blocked = next(line for line in (entry / "status").read_text().splitlines() if line.startswith("SigBlk"))
-            workers.append(int(blocked.split()[1], 16) >> (signal.SIGINT - 1) & 1)
-    assert workers == [1, 1]
+    assert workers() == [1, 1]
     assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    stop_workers()  # what the fit does once its text models are fitted: a script keeps no idle worker
+    assert workers() == []

@@ -223,7 +223,10 @@ class CatalogueModel:
         args = (x, has_text, folds, self.C, self.seed)
         if self._jobs > 1 and len(jobs) > 1 and x.shape[0] >= 2000:
             start_workers(self._jobs)
-            results = Parallel(n_jobs=self._jobs, backend="loky")(run(*args, task, k) for _, task, k in jobs)
+            try:
+                results = Parallel(n_jobs=self._jobs, backend="loky")(run(*args, task, k) for _, task, k in jobs)
+            finally:
+                stop_workers()
         else:
             results = [_fit_text_job(*args, task, k) for _, task, k in jobs]
         out = {name: np.full(targets[name].shape, np.nan, dtype=np.float32) for name, _ in tasks}
@@ -532,6 +535,16 @@ def start_workers(jobs: int) -> None:
         Parallel(n_jobs=jobs, backend="loky")(delayed(int)(0) for _ in range(jobs))
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def stop_workers() -> None:
+    """Stop the worker processes `start_workers` started, once the fits are done: a script or notebook that trains
+    would otherwise keep them (about 130 MB each) for loky's five idle minutes."""
+    from joblib.externals.loky import reusable_executor
+
+    executor = reusable_executor._executor  # the one joblib's `Parallel` reuses, if it is running
+    if executor is not None:
+        executor.shutdown(wait=True)
 
 
 def _fit_text_job(x, has_text: np.ndarray, folds: np.ndarray, C: float, seed: int, task: SingleTask | MultiTask,
