@@ -111,7 +111,8 @@ def review_manifests(store: Store, model_id: str) -> dict[str, Any]:
 
 def model_thresholds(store: Store, model_id: str) -> dict[str, Any]:
     """The tag thresholds a model version tuned, or {} when unknown: the catalogue model's (from its folder's
-    manifest) and, for attributes only its attribute extractor fills in, the extractor's (from version.json)."""
+    manifest) and, for attributes only its attribute extractor fills in, the extractor's (from version.json); for a
+    pruned version, from what `models --prune` kept (`_manifests`)."""
     report, extractor = _manifests(store, model_id)
     try:
         thresholds = report.get("thresholds", {})
