@@ -315,9 +315,12 @@ def wait_for_run(db: Path, process: subprocess.Popen, command: str) -> None:
 
 
 def test_ctrl_c_exits_130_and_records_an_interrupted_run(tmp_path: Path):
+    """(The child gets SIGINT's default action back: started as a background job, `nohup pytest &` or `make test &`,
+    the tests ignore SIGINT, a child inherits that, and Python then never turns it into KeyboardInterrupt.)"""
     db = tmp_path / "tagkit.db"
     process = subprocess.Popen([str(TAGKIT), "--db", str(db), "train", str(DEMO / "train.csv")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for_run(db, process, "train")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
