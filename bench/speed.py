@@ -39,7 +39,8 @@ records how many images were embedded (`embedded`).
 The machine is recorded with the results, and with it a calibration: the bundled image model alone, one
 thread, in milliseconds per image (`image_model_ms`; the CPU's SIMD flags beside it). The image model is most
 of predict's work, so figures from two machines compare through it: 4.3 ms on the machine where the figures before
-1 Dec 2026 (evening) were measured, 12-13 ms on that evening's, a CPU without VNNI instructions.
+1 Dec 2026 (evening) were measured; 15.3 ms on that evening's, an AMD EPYC without VNNI instructions, where
+tagkit uses onnxruntime's exact INT8 kernels (12-13 ms with the fast ones, whose sums saturate there).
 
 Peak memory is the child's peak RSS from `os.wait4` (the largest single process, including reaped
 descendants); for train, the larger of that and the peak of the summed PSS of the child's process tree, sampled
