@@ -58,7 +58,7 @@ def run(session: Session, console: Console | None = None, fd: int | None = None)
             while True:
                 screen = session.screen()
                 size = console.size  # the size it is drawn for: a resize while drawing is one too
-                hidden = render(console, session, screen, message)
+                hidden, shown = render(console, session, screen, message)
                 key = read_key(fd)
                 message = ""
                 if key in ("q", "ctrl-c", "ctrl-d", "eof"):
@@ -80,6 +80,8 @@ def run(session: Session, console: Console | None = None, fd: int | None = None)
                     message = session.reject_all()
                 elif key == " ":
                     message = session.skip()
+                elif key in KEYS and hidden and key not in shown and any(s.key == key for s in screen.suggestions):
+                    message = f"the line of {key} is out of view: enlarge first"
                 elif key in KEYS:
                     message = session.toggle(key)
                 elif key == "e":
@@ -196,9 +198,9 @@ def complete(text: str, options: Sequence[str]) -> tuple[str, list[str]]:
 
 # drawing ---------------------------------------------------------------------------------------------------
 
-def render(console: Console, session: Session, screen: Screen | None, message: str) -> int:
+def render(console: Console, session: Session, screen: Screen | None, message: str) -> tuple[int, set[str]]:
     """Draw one product's screen (or the end of the queue) over the whole window; returns how many of its lines
-    did not fit."""
+    did not fit, and the keys of the suggestions whose lines are in view."""
     width, height = console.size
     console.clear()
     total = len(session.queue)
@@ -207,7 +209,7 @@ def render(console: Console, session: Session, screen: Screen | None, message: s
                            "in this session)", style="bold"))
         console.print(Text(message, style="cyan") if message else "")
         console.print(Text("u undo  q quit", style="dim"))
-        return 0
+        return 0, set()
     item = screen.item
     header = Text(f"tagkit review · product {session.position + 1} of {total}: {item.id} · model {item.model}"
                   f" · reviewer {session.reviewer or '-'}", style="bold")
@@ -228,12 +230,21 @@ def render(console: Console, session: Session, screen: Screen | None, message: s
         note = Text(f"… {hidden} more line{'s' * (hidden != 1)}: make the window taller", style="dim",
                     no_wrap=True, overflow="ellipsis")
         lines = [*lines[: body_rows - 1], console.render_lines(note, options, pad=False)[0]]
+    shown = keys_in_view(screen, ["".join(segment.text for segment in line) for line in lines])
     console.print(header, no_wrap=True, overflow="ellipsis")
     console.print(Segments([segment for line in lines for segment in (*line, Segment.line())]), end="")
     console.print(Text(message, style="cyan") if message else "", no_wrap=True, overflow="ellipsis")
     footer = FOOTER if width >= len(FOOTER) else SHORT_FOOTER
     console.print(Text(footer, style="dim"), no_wrap=True, overflow="ellipsis", end="")  # a full window: no scroll
-    return hidden
+    return hidden, shown
+
+
+def keys_in_view(screen: Screen, lines: list[str]) -> set[str]:
+    """The keys of the suggestions whose lines (`suggestion_line`) begin one of these drawn `lines`, where the
+    product's details begin (beside the image, when there is one)."""
+    start = next((line.find("id     ") for line in lines if "id     " in line), 0)
+    labels = {suggestion_line(s).plain[:5]: s.key for s in screen.suggestions if s.key}
+    return {labels[line[start:start + 5]] for line in lines if line[start:start + 5] in labels}
 
 
 def details(screen: Screen) -> RenderableType:

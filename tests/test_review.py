@@ -272,7 +272,16 @@ def test_a_small_window_keeps_the_product_in_view(demo_db: Path, terminals, heig
         assert "more line" in screen and "make the window taller" in screen
         screen = term.press("a")  # a decides every suggestion on: not while some are out of view
         assert "lines out of view: enlarge first" in screen
+        keys = [s.key for s in screen_for(first, []).suggestions if s.key]
+        last = keys[-1]
+        in_view = {key for key in keys if re.search(rf"(^|\s){key} [✓·✗ ] ", screen, re.MULTILINE)}
+        assert last not in in_view, "the window is small enough to hide the last suggestion"
+        screen = term.press(last)  # nor a digit its line is out of view of (it used to toggle it, unseen)
+        assert f"the line of {last} is out of view" in screen
         assert rows(demo_db) == []
+        if "1" in in_view:  # a line in view is toggled as before
+            term.press("1")
+            assert rows(demo_db) != []
     assert term.quit()[0] == 0
 
 
