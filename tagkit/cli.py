@@ -394,15 +394,18 @@ def import_command(obj: Context, source: Path, config_path: Path | None, overrid
 @products_option
 @image_model_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same input + seed = same model).")
+@click.option("--force", is_flag=True, help="Train a new version even when the newest one learnt from the same "
+                                            "products, labels and settings.")
 @json_option("Print the report as JSON on stdout.")
 @click.pass_obj
 def train(obj: Context, source: Path | None, config_path: Path | None, overrides: tuple[str, ...],
-          products_file: Path | None, image_model: str, seed: int, as_json: bool) -> None:
+          products_file: Path | None, image_model: str, seed: int, force: bool, as_json: bool) -> None:
     """Learn categories and tags from labelled products, and save a new model version.
 
     SOURCE (a products file or image folder) is imported first and the model learns from its
     labelled products; without SOURCE it learns from every labelled product in the database but the
-    test products `tagkit eval` read.
+    test products `tagkit eval` read. When the newest version learnt from the same products, labels,
+    review decisions and settings, it is kept and no new one is made (it would be the same model).
     """
     from tagkit.image import ImageEmbedder
     from tagkit.training import NothingToLearn
@@ -410,14 +413,14 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
 
     config, mapping = _load_config(config_path, overrides)
     args = {"source": source, "products": products_file, "config": config_path, "map": overrides,
-            "image_model": image_model, "seed": seed}
+            "image_model": image_model, "seed": seed, "force": force}
     with obj.run("train", args, "importing") as run:
         if source is not None:
             _check_source(source, products_file)
         try:
             report = train_model(run.store, source, embedder=ImageEmbedder(variant=image_model), mapping=mapping,
                                  products_file=products_file, seed=seed, extract=config.extract if config else False,
-                                 attributes=config.attributes if config else None, **run.callbacks())
+                                 attributes=config.attributes if config else None, force=force, **run.callbacks())
         except NothingToLearn as error:
             run.finish({}, 0, status="failed")
             read = error.import_report
@@ -427,13 +430,18 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
                 obj.fail(f"nothing could be read from {source}", ExitCode.USAGE)
             obj.fail(str(error), ExitCode.NO_MODEL)
         problems = report.import_report.problem_count if report.import_report else 0
-        run.finish({"version": report.version, **report.counts, "seconds": report.seconds}, problems)
+        run.finish({"version": report.version, **report.counts, "seconds": report.seconds,
+                    **({"unchanged": True} if report.unchanged else {})}, problems)
+    if report.unchanged:
+        obj.log(f"nothing new to learn: model {report.version} learnt from the same products, labels, review "
+                "decisions and settings, with this tagkit; it stays the newest (`--force` trains a new version)")
     if report.counts.get("images_not_embedded"):
         obj.log(f"warning: {report.counts['images_not_embedded']:,} of the products learnt from have an image that "
                 f"was never embedded with this image model ({image_model}; stored by an older tagkit, or with "
                 "another --image-model): they were learnt without it. `tagkit import FILE` embeds their images "
                 "(`tagkit train FILE` too); then train again")
-    summary = {"version": report.version, "path": report.path, "seconds": report.seconds, "counts": report.counts,
+    summary = {"version": report.version, **({"unchanged": True} if report.unchanged else {}), "path": report.path,
+               "seconds": report.seconds, "counts": report.counts,
                "validation": report.model_report.get("validation", {}),
                "tags_too_rare": _most_first(report.model_report.get("tags_too_rare", {})),
                "min_tag_count": report.model_report.get("min_tag_count")}
@@ -559,6 +567,14 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
     if result["seen_in_training"]:
         obj.log(f"warning: {result['seen_in_training']:,} of the {result['products']:,} products were in the "
                 "model's training data: their scores are not an honest estimate")
+    if result["category"]["not_learnt"]:
+        examples = ", ".join(f"{e['category']} ({e['count']:,})" for e in result["category"]["not_learnt_examples"])
+        obj.log(f"warning: {result['category']['not_learnt']:,} of the {result['category']['n']:,} products with a "
+                f"category have one model {result['model']} cannot predict (it never learnt it, or the taxonomy "
+                f"does not have it): they count wrong; the commonest: {examples}")
+    if result["no_input"]:
+        obj.log(f"{result['no_input']:,} of the {result['products']:,} products had neither a title nor a readable "
+                "image: nothing was predicted for them, and they count wrong")
     if as_json:
         obj.print_json(result)
     else:
@@ -570,8 +586,8 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
 
 @main.command()
 @click.option("--prune", "keep", type=click.IntRange(min=1), metavar="N",
-              help="Delete all but the N newest model versions (folders and rows), and version folders the database "
-                   "does not record; then list what is left.")
+              help="Delete all but the N newest model versions (folders, rows, and their predictions that later ones "
+                   "replaced), and version folders the database does not record; then list what is left.")
 @click.option("--dry-run", is_flag=True, help="With --prune: say what would be deleted, delete nothing.")
 @json_option("Print JSON on stdout.")
 @click.pass_obj
@@ -588,11 +604,13 @@ def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None
         with obj.run("models", {"prune": keep, "dry_run": dry_run}, "pruning") as run:
             pruned = prune_versions(run.store, keep, dry_run=dry_run)
             run.finish({"deleted": len(pruned.versions), "unrecorded": len(pruned.unrecorded),
-                        "bytes": pruned.bytes, "dry_run": dry_run}, 0)
+                        "bytes": pruned.bytes, "predictions": pruned.predictions, "dry_run": dry_run}, 0)
         deleted = f"{len(pruned.versions)} model version(s)" + (f" ({', '.join(pruned.versions)})"
                                                                  if pruned.versions else "")
         if pruned.unrecorded:
             deleted += f" and {len(pruned.unrecorded)} folder(s) no row records ({', '.join(pruned.unrecorded)})"
+        if pruned.predictions:
+            deleted += f", with {pruned.predictions:,} of their predictions that later ones replaced"
         said = (f"{'would delete' if dry_run else 'deleted'} {deleted}: {pruned.bytes / 1e6:,.1f} MB; "
                 f"kept {', '.join(pruned.kept) or 'none'}")
         if dry_run:  # what was asked for: said also with -q
@@ -606,7 +624,8 @@ def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None
         obj.fail(f"no trained model in {obj.db} (run `tagkit train PRODUCTS`)", ExitCode.NO_MODEL)
     if as_json and pruned is not None:
         obj.print_json({"pruned": {"versions": pruned.versions, "unrecorded": pruned.unrecorded,
-                                   "kept": pruned.kept, "bytes": pruned.bytes, "dry_run": dry_run},
+                                   "kept": pruned.kept, "bytes": pruned.bytes, "predictions": pruned.predictions,
+                                   "dry_run": dry_run},
                         "versions": versions})
     elif as_json:
         obj.print_json(versions)
@@ -822,7 +841,8 @@ def _print_import_report(report: Any) -> None:
 def _print_train_report(summary: dict[str, Any]) -> None:
     counts = summary["counts"]
     lines = [
-        f"model version     {summary['version']}",
+        f"model version     {summary['version']}" + (" (unchanged: the newest, trained on the same input)"
+                                                          if summary.get("unchanged") else ""),
         f"saved in          {summary['path']}",
         f"products          {counts['products']:,} ({counts['with_title']:,} with a title, "
         f"{counts['with_image']:,} with an image"

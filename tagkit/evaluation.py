@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 from tagkit.dataset import Dataset, products_dataset
 from tagkit.ingest import import_products
 from tagkit.predicting import embedder_for, last_per_id, load_model
-from tagkit.product import Problem, Product, Tag
+from tagkit.product import Problem, Product, Tag, format_category
 from tagkit.taxonomy import stored_taxonomy
 from tagkit.training import keep_attributes
 
@@ -38,11 +39,14 @@ def evaluate(
 
     The result has `category` (accuracy, top-k, macro-F1, per-category table, most confused pairs), `tags`
     (micro/macro P/R/F1, per-tag table, Hamming score, exact match), `tags_by_attribute`, and `products`, `model`,
-    `seen_in_training` (how many evaluated products the model was trained on: an honest score needs 0), `import` and
+    `seen_in_training` (how many evaluated products the model was trained on: an honest score needs 0), `no_input`
+    (how many had neither a title nor a readable image: nothing was predicted, so they count wrong), `import` and
     `problems` (what reading `source` did: `ImportReport.counts()`, its first problems), and `attributes` when the
     model was trained on some attributes only (`train: attributes:`): then only their tags are scored. An id given
     twice is scored once, as its last row says (however far apart the rows are; a last row without labels leaves the
-    id unscored). A score over no products (`n` 0: no true category, or no true tag) is None, null in JSON, not 0.
+    id unscored). `category` also has `not_learnt`: how many true categories are none the model can predict (it
+    never learnt them, or the taxonomy in force does not have them), with the commonest in `not_learnt_examples`;
+    they count wrong. A score over no products (`n` 0: no true category, or no true tag) is None, null in JSON, not 0.
     The products scored that the model was not trained on become test products (`Store.set_held_out`), which `train`
     without a source leaves out.
     """
@@ -54,6 +58,7 @@ def evaluate(
     training_ids_file = found.path / "training_ids.txt"
     training_ids = set(training_ids_file.read_text("utf-8").split("\n")) if training_ids_file.exists() else set()
     scored: dict[str, tuple[tuple[str, ...], tuple, Prediction]] = {}  # a later row of an id replaces it
+    no_input: set[str] = set()
     attributes = found.manifest.get("params", {}).get("attributes")  # train.attributes: score only these
     taxonomy = stored_taxonomy(store) if attributes else None
 
@@ -64,6 +69,7 @@ def evaluate(
             rows = keep_attributes(rows, attributes, taxonomy)[0]
         for product in rows:
             scored.pop(product.id, None)  # an earlier row of the id, in any chunk: this row says
+            no_input.discard(product.id)
             if product.category or product.tags:
                 products.append(product)
         if not products:
@@ -76,6 +82,8 @@ def evaluate(
                 prediction = replace(prediction, tags=[(t, s) for t, s in prediction.tags
                                                        if product.gives_tags_of(t.name)])
             scored[data.ids[i]] = (data.categories[i], data.tags[i], prediction)
+            if not (data.has_text[i] or data.has_image[i]):
+                no_input.add(data.ids[i])
         store.set_held_out((p.id for p in products if p.id not in training_ids), True)
 
     imported = import_products(store, source, mapping=mapping, embedder=embedder, on_problem=on_problem,
@@ -87,10 +95,12 @@ def evaluate(
                     categories, tags)
     result = score(truth, predictions, top_k=top_k)
     _undefined_as_none(result, top_k)
+    result["category"].update(_not_learnt(categories, model.category_paths()))
     result.update({
         "model": found.id,
         "products": len(ids),
         "seen_in_training": sum(1 for i in ids if i in training_ids),
+        "no_input": len(no_input),
         **({"attributes": attributes} if attributes else {}),
         "seconds": round(time.monotonic() - started, 3),
         "import": imported.counts(),
@@ -112,6 +122,19 @@ def _one_spelling(categories: list[tuple[str, ...]], labels: list[tuple[Tag, ...
                            alternatives=[(spelt.path(path), score) for path, score in p.alternatives],
                            tags=[(spelt.tag(t), score) for t, score in p.tags]) for p in predictions]
     return [spelt.path(c) for c in categories], [spelt.tags(own) for own in labels], predictions
+
+
+def _not_learnt(categories: list[tuple[str, ...]], learnt: set[tuple[str, ...]], examples: int = 5
+                ) -> dict[str, Any]:
+    """How many of the true `categories` (spelt as `_one_spelling` spells them) are none of the `learnt` paths, by
+    spelling key, and the commonest of them."""
+    from tagkit.vocabulary import Spellings
+
+    known = {Spellings.path_key(path) for path in learnt}
+    missing = Counter(path for path in categories if path and Spellings.path_key(path) not in known)
+    return {"not_learnt": sum(missing.values()),
+            "not_learnt_examples": [{"category": format_category(path), "count": count}
+                                    for path, count in missing.most_common(examples)]}
 
 
 def _undefined_as_none(result: dict[str, Any], top_k: int) -> None:

@@ -44,6 +44,14 @@ def print_evaluation(result: dict[str, Any], top_k: int = 3, console: Console | 
         head.add_row("tags exact match", f"{tags['exact_match']:.3f}", "")
     if result.get("attributes"):
         head.add_row("tags scored", f"only {', '.join(result['attributes'])}", "train.attributes")
+    if result.get("seen_in_training"):
+        head.add_row("seen in training", f"{result['seen_in_training']:,} products",
+                     "scores not an honest estimate")
+    if category.get("not_learnt"):
+        head.add_row("category not learnt", f"{category['not_learnt']:,} products",
+                     f"counted wrong; e.g. {category['not_learnt_examples'][0]['category']}")
+    if result.get("no_input"):
+        head.add_row("no title, no image", f"{result['no_input']:,} products", "nothing predicted: counted wrong")
     console.print(head)
     if category["n"]:
         console.print(_class_table("categories (weakest first)", "category", category["per_category"]))

@@ -8,7 +8,8 @@ Tables (open the file with `sqlite-utils tables tagkit.db --counts` to look arou
 - `features`     image embeddings keyed by (image content hash, model id): nothing is embedded twice.
                  A row with `error` set records an image that could not be decoded.
 - `models`       trained model versions (filled by `tagkit train`).
-- `predictions`  one row per (product, model version) (filled by `tagkit predict`).
+- `predictions`  one row per (product, model version) (filled by `tagkit predict`; `models --prune` deletes
+                 those of a deleted version that a later prediction of their product replaced).
 - `feedback`     review decisions, one row per decision (filled by `tagkit review` and `tagkit feedback import`).
 - `taxonomy`     categories, attributes and their values (filled by `tagkit taxonomy`).
 - `runs`         every command that wrote to the database, with its counts and outcome (`interrupted`:

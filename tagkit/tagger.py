@@ -66,6 +66,15 @@ class Tagger:
         extractor = AttributeExtractor.load(extractor_folder) if extractor_folder.is_dir() else None
         return cls(CatalogueModel.load(folder), extractor, taxonomy, load_sources(extractor_folder))
 
+    def category_paths(self) -> set[tuple[str, ...]]:
+        """The category paths this model can predict: those it learnt, as the taxonomy in force names them (only
+        the taxonomy's own paths when it has a category tree)."""
+        paths = {tuple(path) for task in self.model.tasks if task.is_category for path in task.classes}
+        if self.taxonomy is None:
+            return paths
+        paths = {self.taxonomy.canonical_category(path) for path in paths}
+        return {path for path in paths if not self.taxonomy.categories or self.taxonomy.has_category(path)}
+
     def predict(self, data: Dataset, top_k: int = 3) -> list[Prediction]:
         """One Prediction per product of `data`, in order. With a taxonomy, every candidate path of the model
         is made canonical before the best `top_k` are taken, so the category does not depend on `top_k`."""

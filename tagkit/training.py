@@ -15,10 +15,10 @@ from tagkit.dataset import Dataset, products_dataset
 from tagkit.feedback import apply_feedback, feedback_rows
 from tagkit.ingest import ImportReport, import_products
 from tagkit.product import Problem, Product
-from tagkit.tagger import EXTRACTOR_FOLDER, save_sources
-from tagkit.taxonomy import OutsideLabels, Taxonomy, stored_taxonomy
+from tagkit.tagger import EXTRACTOR_FOLDER, Tagger, save_sources
+from tagkit.taxonomy import OutsideLabels, Taxonomy, stored_taxonomy, taxonomy_fingerprint
 from tagkit.text import match_key
-from tagkit.versions import ModelVersion, write_version
+from tagkit.versions import ModelVersion, find_version, write_version
 from tagkit.vocabulary import Spellings
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class TrainReport:
     seconds: float
     model_report: dict[str, Any] = field(default_factory=dict)
     import_report: ImportReport | None = None
+    unchanged: bool = False  # nothing new: `version` is the newest one, trained on the same input and settings
 
 
 def train(
@@ -67,11 +68,14 @@ def train(
     on_problem: Callable[[Problem], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     run_id: int | None = None,
+    force: bool = False,
 ) -> TrainReport:
     """Train a model version on the labelled products of `source` (imported first) and the products a review
     decision is about, or, when `source` is None, on those of the whole database; never on the test products
     `eval` scored (`Store.held_out_ids`) that no review decision is about and SOURCE has no row of (an image of
-    one in a folder is not enough). The same products and seed give the same model.
+    one in a folder is not enough). The same products and seed give the same model: when the newest version was
+    trained on the same products, labels and settings by this tagkit (`training_key`), no new one is made and the
+    report names that one (`unchanged`), unless `force`.
 
     `extract` (tagkit.yaml `train: extract:`) also fits an `AttributeExtractor` on the same products, for every
     attribute of their labels (True) or for the attributes named; it is saved in the version's `extractor/`
@@ -123,6 +127,12 @@ def train(
                       "a file's products)")
         raise NothingToLearn(f"no product with a category or tags {where}: nothing to learn from", import_report)
     params = dict(params or {})
+    fingerprint = input_hash(data)
+    key = training_key(fingerprint, embedder, seed, params, extract, attributes, taxonomy)
+    same = None if force else unchanged_version(store, key)
+    if same is not None:
+        return TrainReport(same.id, str(same.path), len(data), same.manifest.get("counts", {}),
+                           round(time.monotonic() - started, 3), _model_report(same), import_report, unchanged=True)
     model = CatalogueModel(seed=seed, **params).fit(data)
     extractor, extractor_report = fit_extractor(data, extract, store, seed) if extract else (None, {})
     sources: dict[str, str] = {}
@@ -149,7 +159,8 @@ def train(
         "tagkit_version": __version__,
         "image_model": embedder.model_id,
         "image_variant": embedder.variant,
-        "input_hash": input_hash(data),
+        "input_hash": fingerprint,
+        "training_key": key,
         "seed": seed,
         "params": {"seed": seed, **params, **({"extract": extractor_report["asked"]} if extract else {}),
                    **({"attributes": chosen["asked"]} if chosen else {})},
@@ -215,7 +226,7 @@ def choose_sources(model: CatalogueModel, extractor: AttributeExtractor, data: D
     both. Returns the choice and a report (per attribute: support, F1 of each option, the choice; the micro-F1 of
     each option everywhere and of the choice, on the products it was made on)."""
     from tagkit.models.metrics import per_attribute, tag_metrics
-    from tagkit.tagger import SOURCE_OPTIONS, Tagger
+    from tagkit.tagger import SOURCE_OPTIONS
 
     held = getattr(model, "validation_predictions", None) or {}
     rows = [i for i, pid in enumerate(data.ids) if pid in held and data.tags[i]]
@@ -322,6 +333,51 @@ def not_embedded(store: Store, products: list[Product], learnt: set[str], embedd
     hashes = {p.id: p.image_hash for p in products if p.id in learnt and p.image_hash}
     known = store.known_features(embedder.model_id, set(hashes.values()))
     return sum(1 for image_hash in hashes.values() if image_hash not in known)
+
+
+def training_key(fingerprint: str, embedder: ImageEmbedder, seed: int, params: dict[str, Any],
+                 extract: bool | Collection[str], attributes: Collection[str] | None, taxonomy: Taxonomy | None) -> str:
+    """What a model version is made from: the products learnt from (`input_hash` `fingerprint`), the settings, the
+    taxonomy, the image model and the versions of tagkit and of the libraries that fit it. The same key, the same
+    model."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return ""
+
+    made_from = {
+        "input": fingerprint, "seed": seed, "params": params, "image_model": embedder.model_id,
+        "extract": extract if isinstance(extract, bool) else sorted(extract),
+        "attributes": None if attributes is None else sorted(attributes),
+        "taxonomy": taxonomy_fingerprint(taxonomy), "tagkit": __version__,
+        "libraries": {name: installed(name) for name in ("numpy", "scipy", "scikit-learn", "lightgbm", "hazm")},
+    }
+    return hashlib.sha256(json.dumps(made_from, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def unchanged_version(store: Store, key: str) -> ModelVersion | None:
+    """The newest model version (the one `predict` uses) when it was trained with this `training_key` and its
+    model can be read; else None (a damaged one is trained again)."""
+    try:
+        found = find_version(store)
+        if found.manifest.get("training_key") != key:
+            return None
+        Tagger.load(found.path)
+    except Exception:  # no version, or one whose files cannot be read
+        return None
+    return found
+
+
+def _model_report(found: ModelVersion) -> dict[str, Any]:
+    """What `train` reported of a version it made: its model's report, and its extractor's and attributes'."""
+    try:
+        report = json.loads((found.path / "manifest.json").read_text("utf-8")).get("report", {})
+    except (OSError, ValueError, AttributeError):
+        report = {}
+    return {**report, **{key: found.manifest[key] for key in ("extractor", "attributes") if key in found.manifest}}
 
 
 def input_hash(data: Dataset) -> str:

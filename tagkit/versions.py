@@ -137,6 +137,13 @@ class Pruned:
     unrecorded: list[str]  # folders beside the database that no row records (a database restored from a backup)
     kept: list[str]  # the versions kept, newest first
     bytes: int  # the size of the folders deleted
+    predictions: int = 0  # predictions of the deleted versions that a later prediction of their product replaced
+
+
+# Predictions of the versions in `{marks}` that are not their product's latest (the latest_predictions view's order).
+_SUPERSEDED = ("from predictions where model_id in ({marks}) and exists (select 1 from predictions q where "
+               "q.product_id = predictions.product_id and (q.created_at > predictions.created_at or "
+               "(q.created_at = predictions.created_at and q.model_id > predictions.model_id)))")
 
 
 def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
@@ -144,7 +151,8 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
     others' `models` rows and their folders in this database's models folder (a folder recorded elsewhere, the
     original project's for a copied database, is left alone), and the version folders there that no row records.
     A version whose folder is missing is left listed when it is newer than the oldest kept (its folder may come
-    back), and deleted when older. Predictions and review decisions keep their model ids."""
+    back), and deleted when older. The deleted versions' predictions go too, but for those still their product's
+    latest (what `review` and the exports read; they and review decisions keep their model ids)."""
     if keep < 1:
         raise ValueError("keep at least one model version")
     rows = list_versions(store)
@@ -157,21 +165,23 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
                         and f.name not in recorded and (f / MANIFEST).is_file()) if root.is_dir() else []
     folders = [root / name for name in [*gone, *unrecorded] if (root / name).is_dir()]
     size = sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
+    superseded = sum(row[0] for row in store.select_in(f"select count(*) {_SUPERSEDED}", [], gone))
     if not dry_run:
         from tagkit.queue import review_manifests
 
-        predicted = {r[0] for r in store.select_in("select distinct model_id from predictions where model_id in "
-                                                   "({marks})", [], gone)}
-        kept_for_review = [{"id": v, "pruned_at": now(), "review": json.dumps(review_manifests(store, v),
-                                                                                ensure_ascii=False)}
-                           for v in gone if v in predicted]  # thresholds and attributes `review` reads
+        manifests = {v: review_manifests(store, v) for v in gone}  # read before the rows go
         with store.transaction():
-            store.db.table("pruned_models").upsert_all(kept_for_review, pk="id")
+            list(store.select_in(f"delete {_SUPERSEDED}", [], gone))
+            predicted = {r[0] for r in store.select_in("select distinct model_id from predictions where model_id "
+                                                       "in ({marks})", [], gone)}
+            store.db.table("pruned_models").upsert_all(  # thresholds and attributes `review` reads
+                [{"id": v, "pruned_at": now(), "review": json.dumps(manifests[v], ensure_ascii=False)}
+                 for v in gone if v in predicted], pk="id")
             for version in gone:
                 store.db.execute("delete from models where id = ?", [version])
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
-    return Pruned(gone, unrecorded, kept, size)
+    return Pruned(gone, unrecorded, kept, size, superseded)
 
 
 def remove_leftovers(root: Path) -> list[Path]:

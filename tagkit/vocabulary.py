@@ -69,8 +69,8 @@ class Spellings:
         paths = Counter(tuple(p) for p in categories if p)
         self._paths: dict[tuple[str, ...], tuple[str, ...]] = {}
         for path, _ in paths.most_common():
-            self._paths.setdefault(self._path_key(path), path)
-        self._path_of = {path: self._paths[self._path_key(path)] for path in paths}  # the spellings seen: at once
+            self._paths.setdefault(self.path_key(path), path)
+        self._path_of = {path: self._paths[self.path_key(path)] for path in paths}  # the spellings seen: at once
         tag_counts = Counter(tags)
         self._tags: dict[tuple[str, str], Tag] = {}
         for tag, _ in tag_counts.most_common():
@@ -78,7 +78,8 @@ class Spellings:
         self._tag_of = {tag: self._tags[self._tag_key(tag)] for tag in tag_counts}
 
     @staticmethod
-    def _path_key(path: Sequence[str]) -> tuple[str, ...]:
+    def path_key(path: Sequence[str]) -> tuple[str, ...]:
+        """What two spellings of one category path share."""
         return tuple(spelling_key(level) for level in path)
 
     @staticmethod
@@ -89,7 +90,7 @@ class Spellings:
         path = tuple(path)
         found = self._path_of.get(path)
         if found is None:
-            found = self._paths.get(self._path_key(path), path) if path else path
+            found = self._paths.get(self.path_key(path), path) if path else path
         return found
 
     def tag(self, tag: Tag) -> Tag:

@@ -173,6 +173,51 @@ def test_categories_without_tags_leave_the_tag_scores_null_and_out_of_the_table(
     assert "category accuracy" in table.stdout and "tags micro" not in table.stdout
 
 
+# -- what the scores stand on -----------------------------------------------------------------------------
+
+
+def test_the_table_says_how_many_were_trained_on_also_with_quiet(demo_db: Path, tmp_path: Path):
+    """-q keeps warnings off stderr (cron): the table itself says that the scores are not honest."""
+    train = [{**row, "image": str(DEMO / row["image"]) if row["image"] else ""}
+             for row in csv.DictReader((DEMO / "train.csv").open(encoding="utf-8"))][:40]
+    path = write_csv(tmp_path / "mixed.csv", [*train, *demo_rows()[:40]])
+    result = CliRunner().invoke(main, ["--db", str(demo_db), "-q", "eval", str(path)], catch_exceptions=False)
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert result.stderr == ""
+    assert "seen in training" in result.stdout and "40 products" in result.stdout
+    honest = CliRunner().invoke(main, ["--db", str(demo_db), "-q", "eval", str(DEMO / "test.csv")])
+    assert "seen in training" not in honest.stdout
+
+
+def test_categories_the_model_never_learnt_are_counted_and_named(demo_db: Path, tmp_path: Path):
+    rows = demo_rows()[:30]
+    unknown = "Apparel > Topwear > Kaftans"
+    rows[:3] = [{**row, "category": unknown} for row in rows[:3]]
+    rows[3] = {**rows[3], "category": rows[3]["category"].upper().replace(" > ", " >  ")}  # respelt, learnt
+    path = write_csv(tmp_path / "unknown.csv", rows)
+    result = tagkit(demo_db, "eval", str(path), "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    category = json.loads(result.stdout)["category"]
+    assert category["not_learnt"] == 3
+    assert category["not_learnt_examples"] == [{"category": unknown, "count": 3}]
+    assert "3 of the 30 products with a category have one model" in result.stderr and unknown in result.stderr
+    table = tagkit(demo_db, "eval", str(path))
+    assert "category not learnt" in table.stdout and "Kaftans" in table.stdout
+    known = json.loads(tagkit(demo_db, "eval", str(DEMO / "test.csv"), "--json").stdout)["category"]
+    assert known["not_learnt"] == 0 and known["not_learnt_examples"] == []
+
+
+def test_products_with_neither_title_nor_image_are_counted_as_no_input(demo_db: Path, tmp_path: Path):
+    rows = demo_rows()[:20]
+    rows[:4] = [{**row, "title": "", "description": "", "image": ""} for row in rows[:4]]
+    result = tagkit(demo_db, "eval", str(write_csv(tmp_path / "bare.csv", rows)), "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["no_input"] == 4 and scores["products"] == 20
+    assert scores["category"]["n"] == 20 and scores["category"]["accuracy"] <= 16 / 20, "counted wrong"
+    assert "4 of the 20 products had neither a title nor a readable image" in result.stderr
+
+
 # -- spelling ----------------------------------------------------------------------------------------------
 
 

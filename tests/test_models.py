@@ -158,6 +158,29 @@ def test_missing_modality_at_predict(fashion, fashion_model):
     assert alone == preds[5]
 
 
+def test_a_category_without_titles_scores_the_same_whatever_titles_are_scored_with_it(fashion):
+    """The title naive Bayes gave a category no training title has the lowest score of the titles scored with it,
+    less one: a title's scores, and through the re-ranker its prediction, depended on which other products were
+    predicted together. Now that score is fixed at fit time."""
+    from dataclasses import replace
+
+    from tagkit.models.text_features import TextFeatures
+
+    train, test = fashion
+    untitled = train.categories[0]
+    data = replace(train, texts=["" if c == untitled else t for c, t in zip(train.categories, train.texts,
+                                                                                  strict=True)])
+    model = CatalogueModel(seed=0, **FAST).fit(data)
+    nb = model.nb_models["category"]
+    assert nb.absent.sum() == 1
+    x = model.text.transform(TextFeatures.prepare(test.texts)[0])
+    together = nb.decision(x)
+    assert np.array_equal(np.vstack([nb.decision(x[i]) for i in range(x.shape[0])]), together)
+    assert (together[:, nb.absent] < together[:, ~nb.absent].min()).all()
+    titles = test.without_images()
+    assert [model.predict(titles.subset([i]))[0] for i in range(len(titles))] == model.predict(titles)
+
+
 def test_image_only_training(fashion):
     train, test = fashion
     model = CatalogueModel(seed=0, **FAST).fit(train.without_text())

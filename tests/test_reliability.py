@@ -347,7 +347,7 @@ def test_train_killed_at_random_points_never_shows_a_half_model(demo_predicted: 
     before = len(runs(db, "train"))
     versions_before = len(json.loads(tagkit(db, "models", "--json").stdout))
     for attempt in range(2):
-        process = start(db, "-q", "train", str(DEMO / "train.csv"))
+        process = start(db, "-q", "train", "--force", str(DEMO / "train.csv"))
         wait_for_run(db, process, before + attempt, "train")
         time.sleep(rng.uniform(0.5, 6.0))
         process.send_signal(signal.SIGKILL)
@@ -355,7 +355,7 @@ def test_train_killed_at_random_points_never_shows_a_half_model(demo_predicted: 
         listed = json.loads(tagkit(db, "models", "--json").stdout)
         assert all(m["available"] for m in listed)
         assert all((Path(m["path"]) / "version.json").is_file() for m in listed)
-    result = tagkit(db, "train", "--json")
+    result = tagkit(db, "train", "--force", "--json")
     assert result.exit_code == ExitCode.OK, result.stderr
     folder = Path(json.loads(result.stdout)["path"]).parent
     assert not list(folder.glob(".tmp-*")), "the killed runs' temporary folders are gone"
@@ -690,7 +690,7 @@ def test_the_last_prediction_made_is_the_latest_after_the_clock_went_back(demo_d
         (old_model,) = [row["id"] for row in store.db.table("models").rows]
         with store.transaction():  # made while the clock was a year ahead
             store.db.execute("update predictions set created_at = '2099-01-01T00:00:00.000000+00:00'")
-    assert tagkit(demo_db, "-q", "train").exit_code == ExitCode.OK
+    assert tagkit(demo_db, "-q", "train", "--force").exit_code == ExitCode.OK
     assert tagkit(demo_db, "-q", "predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv")).exit_code in (
         ExitCode.OK, ExitCode.PARTIAL)
     with Store(demo_db) as store:

@@ -280,6 +280,18 @@ def test_merge_adds_the_scores_of_category_paths_that_become_one(demo_model) -> 
     assert (arabic.category, arabic.category_score) == (WALLET, pytest.approx(0.75))
 
 
+def test_the_category_paths_a_model_can_predict_are_the_taxonomys_names_of_those_it_learnt(demo_model) -> None:
+    model, _ = demo_model
+    learnt = {tuple(path) for task in model.tasks if task.is_category for path in task.classes}
+    assert MUGS in learnt and WALLET in learnt and ("Accessories", "Watches") in learnt
+    assert Tagger(model).category_paths() == learnt
+    in_tree = Tagger(model, None, parse_taxonomy(yaml.safe_load(DEMO_TAXONOMY))).category_paths()
+    assert CUPS in in_tree and WALLET in in_tree, "Mugs as the tree's Cups"
+    assert MUGS not in in_tree and ("Accessories", "Watches") not in in_tree, "not in the taxonomy's tree"
+    no_tree = Tagger(model, None, parse_taxonomy({"attributes": yaml.safe_load(DEMO_TAXONOMY)["attributes"]}))
+    assert no_tree.category_paths() == learnt
+
+
 def test_merge_keeps_the_best_value_of_a_single_valued_attribute_and_the_rest_as_candidates(demo_model) -> None:
     model, _ = demo_model
     assert FEATURE not in model.report["single_valued_attributes"]

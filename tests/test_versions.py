@@ -192,6 +192,39 @@ def test_review_reads_a_pruned_versions_thresholds_and_attributes_from_the_datab
         assert [row["id"] for row in store.db.table("pruned_models").rows] == [older]
 
 
+def test_prune_deletes_the_pruned_versions_predictions_that_later_ones_replaced(project: Path, tmp_path: Path):
+    """A season audit: predictions of pruned versions were kept forever (1,685 of 2,315 rows after nine weekly
+    trains), though nothing reads one that a later prediction of its product replaced."""
+    newest, older = versions(project)
+    assert tagkit(project, "-q", "predict", str(DEMO / "new"), "--model", older).exit_code == ExitCode.OK
+    few = tmp_path / "few"
+    few.mkdir()
+    for image in sorted((DEMO / "new").iterdir())[:10]:  # the same pictures: the same products
+        shutil.copy(image, few / image.name)
+    assert tagkit(project, "-q", "predict", str(few)).exit_code == ExitCode.OK
+
+    def stored() -> tuple[list, list]:
+        with Store(project) as store:
+            rows = store.db.execute("select model_id, count(*) from predictions group by 1 order by 1").fetchall()
+            return rows, list(store.db.query("select * from latest_predictions order by product_id"))
+
+    (before, latest), queue = stored(), None
+    assert dict(before) == {older: 60, newest: 10}
+    with Store(project) as store:
+        queue = [(item.id, item.model) for item in review_queue(store)]
+    dry = tagkit(project, "-q", "models", "--prune", "1", "--dry-run", "--json")
+    assert json.loads(dry.stdout)["pruned"]["predictions"] == 10 and stored() == (before, latest)
+    result = tagkit(project, "models", "--prune", "1")
+    assert result.exit_code == ExitCode.OK, result.output
+    assert f"deleted 1 model version(s) ({older}), with 10 of their predictions that later ones replaced" in \
+        result.stderr
+    after, latest_after = stored()
+    assert dict(after) == {older: 50, newest: 10} and latest_after == latest
+    with Store(project) as store:
+        assert [(item.id, item.model) for item in review_queue(store)] == queue
+        assert [row["id"] for row in store.db.table("pruned_models").rows] == [older]
+
+
 def test_prune_keeps_versions_predict_can_use_when_the_newest_folder_is_missing(project: Path, tmp_path: Path):
     """It kept the newest rows whatever their folders, so with the newest folder moved away `--prune 1` deleted the
     one version `predict` could use. `--json` says what was pruned; `--dry-run` says it also with -q."""
@@ -200,7 +233,7 @@ def test_prune_keeps_versions_predict_can_use_when_the_newest_folder_is_missing(
     dry = tagkit(project, "-q", "models", "--prune", "1", "--dry-run", "--json")
     assert dry.exit_code == ExitCode.OK, dry.output
     assert json.loads(dry.stdout)["pruned"] == {"versions": [], "unrecorded": [], "kept": [older], "bytes": 0,
-                                                "dry_run": True}
+                                                "predictions": 0, "dry_run": True}
     assert "would delete 0 model version(s)" in dry.stderr
     assert tagkit(project, "models", "--prune", "1").exit_code == ExitCode.OK
     assert versions(project) == [newest, older]  # the missing one may come back; the usable one stays
@@ -222,3 +255,24 @@ def test_a_copied_database_says_its_versions_are_elsewhere_and_prunes_only_its_r
     assert result.exit_code == ExitCode.OK, result.output
     assert versions(copy) == [newest] and versions(two_versions) == [newest, older]
     assert (two_versions.parent / "tagkit.db.models" / older).is_dir()
+
+
+def test_training_on_nothing_new_keeps_the_newest_version(demo_db: Path):
+    """A season audit: a weekly `train` with no new product or decision wrote a new, identical version (23 MB), the
+    next `predict` predicted every product again, and `--prune` pushed out the versions that differed."""
+    newest = versions(demo_db)
+    again = tagkit(demo_db, "train", str(DEMO / "train.csv"), "--json")
+    assert again.exit_code == ExitCode.OK, again.output
+    summary = json.loads(again.stdout)
+    assert summary["unchanged"] is True and summary["version"] == newest[0] and versions(demo_db) == newest
+    assert summary["counts"]["products"] == 400 and summary["validation"]
+    assert "nothing new to learn" in again.stderr and "--force" in again.stderr
+    table = tagkit(demo_db, "-q", "train", str(DEMO / "train.csv"))
+    assert "(unchanged: the newest, trained on the same input)" in table.stdout
+    forced = json.loads(tagkit(demo_db, "-q", "train", "--force", str(DEMO / "train.csv"), "--json").stdout)
+    assert "unchanged" not in forced and versions(demo_db) == [forced["version"], *newest]
+    (Path(forced["path"]) / "model.joblib").write_bytes(b"")  # damaged: trained again, not kept
+    mended = json.loads(tagkit(demo_db, "-q", "train", str(DEMO / "train.csv"), "--json").stdout)
+    assert "unchanged" not in mended and versions(demo_db)[0] == mended["version"] != forced["version"]
+    other_seed = json.loads(tagkit(demo_db, "-q", "train", str(DEMO / "train.csv"), "--seed", "1", "--json").stdout)
+    assert "unchanged" not in other_seed

@@ -97,12 +97,20 @@ class TextNB:
         w[~present] = 0.0
         self.weights = (-w).T.astype(np.float32)
         self.absent = ~present
+        self.floor = None
+        scores = self.decision(x[rows]) if len(rows) else np.zeros((0, n_classes), np.float32)
+        self.floor = float(scores[:, present].min()) - 1.0 if scores.size and present.any() else 0.0
         return self
 
     def decision(self, x: sp.csr_matrix) -> np.ndarray:
+        """Class scores; a class without a training title scores `floor`, below every score of the training titles
+        (the same whatever other titles are scored with it)."""
         assert self.weights is not None, "fit first"
         out = np.asarray(x @ self.weights, dtype=np.float32)
-        out[:, self.absent] = out.min() - 1.0 if out.size else 0.0
+        floor = getattr(self, "floor", None)
+        if floor is None:  # a model saved before `floor`: below the lowest score of these titles
+            floor = out.min() - 1.0 if out.size else 0.0
+        out[:, self.absent] = floor
         return out
 
 
