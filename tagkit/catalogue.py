@@ -7,8 +7,12 @@ A `Problem` with `info` set is only information (see `note`): nothing was lost o
 
 Decisions a caller should know:
 - A later row with an id already seen is yielded again, after a Problem "duplicate id X: row N
-  replaces row M": consumers store products by id, so the later row wins (like an update).
+  replaces row M": consumers store products by id, so the later row wins (like an update). But a row right
+  after one of the same id, with neither title nor description (a shop export's variant or extra-image rows:
+  Shopify writes a product's sizes and further photos so), is more of that product: it fills in only the image,
+  category and tags that the product's first row left empty, and one note per file says how many there were.
 - No id column: the id is the row's image path (as written), else its line number; said once.
+- Columns `Attribute N name` and `Attribute N value(s)` (WooCommerce), not mapped, are read as `name: value` tags.
 - A row with an empty id is skipped (it could not be written back to the catalogue).
 - A CSV row with more fields than the header is skipped (its values may sit under the wrong
   columns); one with fewer is kept with the missing ones empty. Trailing empty fields are ignored.
@@ -38,6 +42,13 @@ from tagkit.product import Problem, Product, Tag, did_you_mean, shown, split_at
 from tagkit.text import spelling_key, strip_html
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+UNREAD_PHOTOS = {**dict.fromkeys((".heic", ".heif"), "a HEIC photo (an iPhone's default format)"),
+                 **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"),
+                                 "a camera's raw photo")}
+"""Photo files of a folder that tagkit cannot read: each is told, not passed over in silence."""
+WORKBOOKS = {b"PK\x03\x04": "a spreadsheet workbook (.xlsx, .ods or .numbers: a zip archive)",
+             b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)"}
+"""The first bytes of files people give as a products file that are no text: told as what they are."""
 JSONL_EXTENSIONS = frozenset({".jsonl", ".ndjson", ".jsonlines"})
 MAX_DESCRIPTION_LENGTH = 20_000
 MAX_CSV_FIELD = 64 * 2**20
@@ -48,6 +59,8 @@ DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "|"}
 _URL = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://|//|data:)")
 _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06ff]{2}")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_PAIR_NAME = re.compile(r"(attribute\s*\d+)\s+name", re.IGNORECASE)  # WooCommerce: `Attribute 1 name`
+_PAIR_VALUES = ("value(s)", "values", "value")  # ... and `Attribute 1 value(s)`
 
 Item = Product | Problem
 
@@ -221,12 +234,23 @@ class _ProductsReader:
         return bool(self.builder.id_keys)
 
     def __iter__(self) -> Iterator[Item]:
+        return iter(_Continued(self._items(), self.builder))
+
+    def _items(self) -> Iterator[Item]:
+        with self.path.open("rb") as stream:
+            start = stream.read(4)
+        if start in WORKBOOKS:
+            yield Problem(self.label, None, None, f"this is {WORKBOOKS[start]}, not a products file: tagkit reads "
+                          "CSV, TSV, JSON Lines and JSON; save it as CSV UTF-8 (in Excel: File > Save As > CSV UTF-8)",
+                          skipped=True)
+            return
         file_format = self.mapping.format or _detect_format(self.path)
         if file_format in ("csv", "tsv"):
-            return self._csv(file_format)
-        if file_format == "jsonl":
-            return self._jsonl()
-        return self._json()
+            yield from self._csv(file_format)
+        elif file_format == "jsonl":
+            yield from self._jsonl()
+        else:
+            yield from self._json()
 
     # CSV / TSV -------------------------------------------------------------------------------
 
@@ -527,6 +551,46 @@ def _json_kind(value: Any) -> str:
     return f"a JSON {type(value).__name__}"
 
 
+class _Continued:
+    """A file's items with each continuation row (`_RecordBuilder.continuations`) merged into the product above it:
+    a product is held back until the next record shows whether it continues it."""
+
+    def __init__(self, items: Iterator[Item], builder: _RecordBuilder) -> None:
+        self.items = items
+        self.builder = builder
+
+    def __iter__(self) -> Iterator[Item]:
+        held: list[Item] = []  # the last product, after its problems
+        waiting: list[Problem] = []  # problems of the record being read
+        merged = 0
+        for item in self.items:
+            if isinstance(item, Problem):
+                waiting.append(item)
+            elif held and item.row in self.builder.continuations and isinstance(held[-1], Product) \
+                    and held[-1].id == item.id:
+                held[-1] = _filled_in(held[-1], item)
+                held[-1:-1] = waiting
+                waiting = []
+                merged += 1
+            else:
+                yield from held
+                held, waiting = [*waiting, item], []
+        yield from held
+        yield from waiting
+        if merged:
+            yield note(self.builder.label, None, (self.builder.id_keys or (None,))[0],
+                       f"{merged:,} row(s) repeat the id of the row above with neither title nor description (a shop "
+                       "export's variant or extra-photo rows): read as more of that product, they fill in only the "
+                       "image, category and tags its first row left empty")
+
+
+def _filled_in(product: Product, more: Product) -> Product:
+    """`product` with the image, category and tags it lacks taken from `more`, a continuation row of it."""
+    filled = {name: getattr(more, name) for name in ("image", "category", "tags")
+              if not getattr(product, name) and getattr(more, name)}
+    return replace(product, **filled, keeps=product.keeps - set(filled)) if filled else product
+
+
 # -- records to products ----------------------------------------------------------------------
 
 
@@ -547,11 +611,14 @@ class _RecordBuilder:
         self.value_separator: str | None = None  # splits one attribute's values: CSV cells only
         self.keys: dict[str, tuple[str, ...]] = {name: () for name in CANONICAL_FIELDS}
         self.attributes: list[tuple[str, tuple[str, ...]]] = []
+        self.pairs: list[tuple[str, str]] = []  # (name column, values column): an attribute named per row
         self.used: set[str] = set()
         self.seen: dict[str, int] = {}
         self.has_title_column = False
         self.has_input_column = True  # a title, description or image column (known once resolved)
         self.hinted: set[str] = set()  # the tag-format notes given (`_hint_format`): once per file
+        self.last_id: str | None = None  # the id of the record built last
+        self.continuations: set[int] = set()  # rows that are more of the product above (`_Continued`)
 
     @property
     def id_keys(self) -> tuple[str, ...]:
@@ -605,6 +672,7 @@ class _RecordBuilder:
         self.value_separator = self.separator if from_header else None
         self.used = {key for keys in self.keys.values() for key in keys}
         self.used.update(key for _, keys in self.attributes for key in keys)
+        yield from self._resolve_pairs(columns, find) if from_header else ()
         self.has_title_column = any(find(key) for key in self.keys["title"])
         has_image_column = any(find(key) for key in self.keys["image"])
         self.has_description_column = any(find(key) for key in self.keys["description"])
@@ -638,6 +706,28 @@ class _RecordBuilder:
                        for name in mapping.columns(field)[0]]  # (a mapping that names no column is told above)
             yield note(label, None, None, "columns not mapped to a tagkit field, kept as extra data: "
                        + ", ".join(f"{column}{did_you_mean(column, unfound)}" for column in unused))
+
+    def _resolve_pairs(self, columns: list[str], find: Any) -> Iterator[Problem]:
+        """Attribute columns that come in pairs, the attribute's name in one and its values in the other, as
+        WooCommerce exports them (`Attribute 1 name`, `Attribute 1 value(s)`): read as `name: value` tags, unless
+        mapped otherwise (then a warning: the values column holds another attribute's values row by row)."""
+        for column in columns:
+            match = _PAIR_NAME.fullmatch(column.strip())
+            values = next((found for suffix in _PAIR_VALUES if (found := find(f"{match[1]} {suffix}"))), None) \
+                if match else None
+            if values is None:
+                continue
+            if column in self.used or values in self.used:
+                yield Problem(self.label, None, values, f"column {shown(values)} holds the values of the attribute "
+                              f"that {shown(column)} names, row by row (a WooCommerce export): mapped to one tag "
+                              "name, it gives other attributes' values under that name. Leave both unmapped: "
+                              "tagkit reads them as name: value pairs")
+                continue
+            self.pairs.append((column, values))
+            self.used.update((column, values))
+        if self.pairs:
+            yield note(self.label, None, None, "attribute names and values read in pairs of columns: "
+                       + ", ".join(f"{name} / {values}" for name, values in self.pairs))
 
     # once per record -------------------------------------------------------------------------
 
@@ -676,9 +766,15 @@ class _RecordBuilder:
         def absent(field: str) -> bool:  # the record has no column for it (JSON records may lack a key)
             return not any(key in record for key in keys[field])
 
+        continues = (product_id == self.last_id and not title and not description.strip()
+                     and bool(keys["title"] or keys["description"]))
+        self.last_id = product_id
+        if continues:
+            self.continuations.add(row)
+
         keeps = {field for field, text in (("title", title), ("image", image_text), ("description", description))
                  if not text and (not self.labels or absent(field))}
-        if not title and self.has_title_column:
+        if not title and self.has_title_column and not continues:
             by = ("its description and image" if description.strip() and image_text else "its description only"
                   if description.strip() else "its image only" if image_text else
                   "nothing (it has no description or image either)")
@@ -692,10 +788,12 @@ class _RecordBuilder:
 
         image = self._image(image_text, image_key, row, problems) if image_text else None
         category = self._category(record, row, problems)
-        tags = self._tags(record, row, problems)
+        paired = self._paired(record)
+        tags = self._tags(record, row, problems, paired)
         if not category and absent("category"):
             keeps.add("category")
         given = {name: any(key in record for key in columns) for name, columns in self.attributes}
+        given.update(dict.fromkeys((name for name, _ in paired), True))
         if absent("tags"):  # it gives the tags of its mapped attribute columns only
             keeps.add("tags")
             keeps.update(f"given:{name}" for name, present in given.items() if present)
@@ -704,10 +802,11 @@ class _RecordBuilder:
         extra = {key: _text(value) for key, value in record.items() if key not in self.used}
 
         previous = self.seen.get(product_id)
-        if previous is not None:
+        if previous is not None and not continues:
             problems.append(Problem(label, row, id_key, f"duplicate id {shown(product_id)}: row {row} replaces "
                                     f"row {previous}"))
-        self.seen[product_id] = row
+        if not continues:
+            self.seen[product_id] = row
         yield from (replace(problem, product_id=product_id) for problem in problems)
         yield Product(id=product_id, title=title, description=description, image=image, category=category,
                       tags=tags, source=label, row=row, extra=extra, keeps=frozenset(keeps))
@@ -743,10 +842,12 @@ class _RecordBuilder:
         if len(keys) == 1:
             value = record.get(keys[0])
             if isinstance(value, list):
-                levels = [_one_line(_text(level)) for level in value]
-            else:
-                levels = [_one_line(level) for level in split_at(_text(value), self.mapping.category_separator)]
-            return tuple(level for level in levels if level and level.casefold() not in self.skip)
+                return self._levels(_one_line(_text(level)) for level in value)
+            paths = [_text(value)]
+            if self.mapping.category_paths_separator:  # several paths in one cell: the deepest (the first of those)
+                paths = split_at(paths[0], self.mapping.category_paths_separator)
+            return max((self._levels(_one_line(level) for level in split_at(path, self.mapping.category_separator))
+                        for path in paths), key=len, default=())
         levels = [_one_line(_first(record, (key,))[0]) for key in keys]
         levels = ["" if level.casefold() in self.skip else level for level in levels]
         if "" in levels:
@@ -757,7 +858,12 @@ class _RecordBuilder:
             levels = levels[:cut]
         return tuple(levels)
 
-    def _tags(self, record: dict[str, Any], row: int, problems: list[Problem]) -> tuple[Tag, ...]:
+    def _levels(self, levels: Iterable[str]) -> tuple[str, ...]:
+        """A path's levels, without the empty ones and those that mean "not known" (`skip_values`)."""
+        return tuple(level for level in levels if level and level.casefold() not in self.skip)
+
+    def _tags(self, record: dict[str, Any], row: int, problems: list[Problem],
+              paired: list[tuple[str, list[Tag]]] = ()) -> tuple[Tag, ...]:
         skip = self.skip
         tags: list[Tag] = []
         for tag_name, keys in self.attributes:
@@ -767,6 +873,7 @@ class _RecordBuilder:
                 if values:
                     tags.extend(Tag(tag_name, value) for value in values)
                     break
+        tags.extend(tag for _, values in paired for tag in values)
         for key in self.keys["tags"]:
             value = record.get(key)
             if value not in (None, ""):
@@ -776,6 +883,16 @@ class _RecordBuilder:
                 tags.extend(tag for tag in listed if tag.value and tag.value.casefold() not in skip)
         return tuple(dict.fromkeys(tags)) if len(tags) > 1 else tuple(tags)
 
+
+    def _paired(self, record: dict[str, Any]) -> list[tuple[str, list[Tag]]]:
+        """The attribute named in each pair of columns (`pairs`) of this record, with its values as tags."""
+        paired = []
+        for name_key, values_key in self.pairs:
+            name = _one_line(_text(record.get(name_key)))
+            if name:
+                values = _values(record.get(values_key), self.value_separator)
+                paired.append((name, [Tag(name, v) for v in values if v.casefold() not in self.skip]))
+        return paired
 
     def _hint_format(self, tags: list[Tag], row: int, key: str, problems: list[Problem]) -> None:
         """A note, once per file, when a cell's tags look written another way than tagkit reads them: several
@@ -900,15 +1017,19 @@ def _tag_list(
 # -- folders of images ------------------------------------------------------------------------
 
 
-def _list_images(folder: Path) -> list[str]:
-    """Image paths under `folder`, relative with `/` separators, sorted; hidden entries skipped."""
+def _list_images(folder: Path) -> tuple[list[str], list[str]]:
+    """Image paths under `folder`, relative with `/` separators, sorted, and those of photos tagkit cannot read
+    (`UNREAD_PHOTOS`); hidden entries skipped."""
     found: list[str] = []
+    unread: list[str] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [name for name in dirs if not name.startswith(".")]
         for name in files:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(PurePath(os.path.relpath(os.path.join(root, name), folder)).as_posix())
-    return sorted(found)
+            extension = os.path.splitext(name)[1].lower()
+            if not name.startswith(".") and (extension in IMAGE_EXTENSIONS or extension in UNREAD_PHOTOS):
+                path = PurePath(os.path.relpath(os.path.join(root, name), folder)).as_posix()
+                (found if extension in IMAGE_EXTENSIONS else unread).append(path)
+    return sorted(found), sorted(unread)
 
 
 def _is_utf8(name: str) -> bool:
@@ -967,7 +1088,10 @@ class _ImageIndex:
 def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set[str], labels: bool
                  ) -> Iterator[Item]:
     label = str(folder)
-    images = _list_images(folder)
+    images, unread = _list_images(folder)
+    for path in unread:
+        yield Problem(label, None, "image", f"{shown(path)} is {UNREAD_PHOTOS[os.path.splitext(path)[1].lower()]}, "
+                      "which tagkit cannot read: save it as JPEG; image skipped", skipped=True)
     for path in [path for path in images if not _is_utf8(path)]:
         images.remove(path)
         name = os.fsencode(path).decode("utf-8", "replace")
@@ -1019,5 +1143,5 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
                    f"in {products}; each is the product stored with the same picture, if any (its id, title and labels "
                    "kept), else a product without title or labels")
     if not images:
-        yield Problem(label, None, None, "no image files in the folder (looked for "
-                      f"{', '.join(sorted(IMAGE_EXTENSIONS))}, hidden files and folders skipped)")
+        yield Problem(label, None, None, "no image files " + ("it can read " if unread else "") + "in the folder "
+                      f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, hidden files and folders skipped)")

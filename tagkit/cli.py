@@ -610,7 +610,7 @@ def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None
         if pruned.unrecorded:
             deleted += f" and {len(pruned.unrecorded)} folder(s) no row records ({', '.join(pruned.unrecorded)})"
         if pruned.predictions:
-            deleted += f", with {pruned.predictions:,} of their predictions that later ones replaced"
+            deleted += f", and {pruned.predictions:,} predictions of deleted versions that later ones replaced"
         said = (f"{'would delete' if dry_run else 'deleted'} {deleted}: {pruned.bytes / 1e6:,.1f} MB; "
                 f"kept {', '.join(pruned.kept) or 'none'}")
         if dry_run:  # what was asked for: said also with -q

@@ -14,6 +14,8 @@ as they are in `Config.sections`. Any other top-level key is an error. Every key
                                     # products file's folder), read in place without extracting
       category: [masterCategory, subCategory, articleType]   # several columns: the levels of the path
       category_separator: ">"       # one column holding `A > B > C` is split at this
+      category_paths_separator: ","  # a cell holding several paths (WooCommerce `Categories`:
+                                    # `Clothing > Tshirts, Sale`) is split at this; the deepest path is used
       attributes:                   # tag name: column (or list of fallback columns)
         color: baseColour
         usage: usage
@@ -92,6 +94,7 @@ class Mapping:
     image_folder: Path | None = None
     image_archive: str | None = None
     category_separator: str = ">"
+    category_paths_separator: str | None = None
     tag_separator: str = "|"
     skip_values: tuple[str, ...] = DEFAULT_SKIP_VALUES
     max_title_length: int = DEFAULT_MAX_TITLE_LENGTH
@@ -352,7 +355,9 @@ def _parse_input_value(key: str, value: Any, where: str, base: Path) -> Any:
         if not isinstance(value, str) or not value.lower().endswith((".tar", ".zip")):
             raise ConfigError(f"{where}: expected a .tar or .zip file name, found {shown(value)}")
         return value
-    if key in ("category_separator", "tag_separator"):
+    if key == "category_paths_separator" and value in (None, ""):
+        return None
+    if key in ("category_separator", "category_paths_separator", "tag_separator"):
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{where}: expected a separator like \"|\" (quoted), found {shown(value)}")
         return value.strip()

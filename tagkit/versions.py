@@ -151,8 +151,9 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
     others' `models` rows and their folders in this database's models folder (a folder recorded elsewhere, the
     original project's for a copied database, is left alone), and the version folders there that no row records.
     A version whose folder is missing is left listed when it is newer than the oldest kept (its folder may come
-    back), and deleted when older. The deleted versions' predictions go too, but for those still their product's
-    latest (what `review` and the exports read; they and review decisions keep their model ids)."""
+    back), and deleted when older. The predictions of the deleted versions (and of versions deleted before) go too,
+    but for those still their product's latest (what `review` and the exports read; they and review decisions keep
+    their model ids)."""
     if keep < 1:
         raise ValueError("keep at least one model version")
     rows = list_versions(store)
@@ -165,13 +166,17 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
                         and f.name not in recorded and (f / MANIFEST).is_file()) if root.is_dir() else []
     folders = [root / name for name in [*gone, *unrecorded] if (root / name).is_dir()]
     size = sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
-    superseded = sum(row[0] for row in store.select_in(f"select count(*) {_SUPERSEDED}", [], gone))
+    # predictions of these versions, and of versions deleted before (by an older tagkit), that later ones replaced
+    deleted_before = [row[0] for row in store.db.execute(
+        "select distinct model_id from predictions where model_id not in (select id from models)")]
+    cleaned = [*gone, *deleted_before]
+    superseded = sum(row[0] for row in store.select_in(f"select count(*) {_SUPERSEDED}", [], cleaned))
     if not dry_run:
         from tagkit.queue import review_manifests
 
         manifests = {v: review_manifests(store, v) for v in gone}  # read before the rows go
         with store.transaction():
-            list(store.select_in(f"delete {_SUPERSEDED}", [], gone))
+            list(store.select_in(f"delete {_SUPERSEDED}", [], cleaned))
             predicted = {r[0] for r in store.select_in("select distinct model_id from predictions where model_id "
                                                        "in ({marks})", [], gone)}
             store.db.table("pruned_models").upsert_all(  # thresholds and attributes `review` reads

@@ -275,6 +275,146 @@ def test_duplicate_id_later_row_wins(tmp_path: Path) -> None:
     assert latest["1"].title == "New title" and latest["1"].row == 4
 
 
+def shopify_export(folder: Path, rows: list[dict[str, str]]) -> Path:
+    """Products as Shopify exports them: the product's row, then a row per further size (the handle and the size
+    only) and a row per further photo (the handle and the photo only; here the first photo again)."""
+    import csv
+
+    header = ["Handle", "Title", "Body (HTML)", "Type", "Tags", "Option1 Value", "Image Src", "Image Position"]
+    path = folder / "products_export.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for row in rows:
+            handle = row["id"]
+            writer.writerow([handle, row["title"], f"<p>{row['description']}</p>" if row["description"] else "",
+                             row["category"], row["tags"].replace("|", ","), "S", row["image"], "1"])
+            writer.writerow([handle, "", "", "", "", "M", "", ""])
+            writer.writerow([handle, "", "", "", "", "L", "", ""])
+            if row["image"]:  # a second photo (the first again)
+                writer.writerow([handle, "", "", "", "", "", row["image"], "2"])
+    return path
+
+
+SHOPIFY = Mapping(id=("Handle",), title=("Title",), description=("Body (HTML)",), category=("Type",),
+                  tags=("Tags",), image=("Image Src",), tag_separator=",")
+
+
+def test_the_variant_and_photo_rows_of_a_shop_export_are_more_of_their_product(tmp_path: Path) -> None:
+    """A season audit of a shop's own export: each Shopify row repeating a handle with nothing but a size or a photo
+    replaced the product, so all 1,000 products lost their title, category, tags and image."""
+    import csv
+
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo"
+    rows = list(csv.DictReader((demo / "test.csv").open(encoding="utf-8")))[:5]
+    (tmp_path / "images").symlink_to(demo / "images")
+    items = list(read_products(shopify_export(tmp_path, rows), SHOPIFY))
+    products, problems = split(items)
+    assert [p.id for p in products] == [row["id"] for row in rows]
+    for product, row in zip(products, rows, strict=True):
+        assert product.title == row["title"] and product.row == 2 + 4 * rows.index(row)
+        assert product.category == parse_category(row["category"])
+        assert product.image == str((tmp_path / row["image"]).absolute())
+        assert {str(t) for t in product.tags} == set(row["tags"].split("|"))
+    assert not [p for p in problems if "duplicate id" in p.message or "empty title" in p.message]
+    said = only(problems, field="Handle")
+    assert said.message.startswith("15 row(s) repeat the id of the row above") and said.info
+    assert items[-1] is said, "said once, after the file"
+
+
+def test_a_continuation_row_fills_in_only_what_the_first_row_left_empty(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", "id,title,category,image\n1,Cap,,\n1,,Hats,b.jpg\n1,,Shoes,c.jpg\n"
+                                     "2,Scarf,Scarves,d.jpg\n3,Mug,Home,\n2,,Caps,e.jpg\n")
+    items = list(read_products(path))
+    products, problems = split(items)
+    assert [(p.id, p.category, Path(p.image).name if p.image else None) for p in products] == [
+        ("1", ("Hats",), "b.jpg"), ("2", ("Scarves",), "d.jpg"), ("3", ("Home",), None), ("2", ("Caps",), "e.jpg")]
+    duplicate = only(problems, row=7, field="id")
+    assert duplicate.message == "duplicate id '2': row 7 replaces row 5", "not right after its product: replaces"
+    assert any(p.message.startswith("2 row(s) repeat the id") for p in problems)
+
+
+def test_a_cell_of_several_category_paths_gives_the_deepest(tmp_path: Path) -> None:
+    """WooCommerce writes every category of a product in one cell, comma-separated; each cell was read as one path
+    (`Tshirts, Sale` a level of its own), and a shop audit's model learnt 55 categories instead of 12."""
+    text = ("ID,Name,Categories\n"
+            '1,Polo,"Apparel > Topwear > Tshirts, Sale"\n'
+            '2,Mug,"New arrivals, Home > Kitchen > Mugs, Home > Kitchen"\n'
+            "3,Cap,Accessories > Caps\n"
+            '4,Gift,"Sale, Gifts"\n')
+    path = write(tmp_path, "wc-product-export.csv", text)
+    mapping = load_config_text(tmp_path, "input:\n  id: ID\n  title: Name\n  category: Categories\n"
+                                         "  category_paths_separator: ','\n").mapping
+    products, problems = read(path, mapping)
+    assert [p.category for p in products] == [("Apparel", "Topwear", "Tshirts"), ("Home", "Kitchen", "Mugs"),
+                                              ("Accessories", "Caps"), ("Sale",)]
+    assert not warnings(problems)
+    one_path, _ = read(path, Mapping(id=("ID",), title=("Name",), category=("Categories",)))
+    assert one_path[0].category == ("Apparel", "Topwear", "Tshirts, Sale"), "without the key: one path, as before"
+    again = Mapping(id=("ID",), title=("Name",), category=("Categories",)).with_overrides(
+        ["category_paths_separator=,"])
+    assert [p.category for p in read(path, again)[0]] == [p.category for p in products]
+
+
+def test_attribute_name_and_value_columns_are_read_in_pairs(tmp_path: Path) -> None:
+    """WooCommerce gives each attribute as a name column and a values column, in whatever order the shop listed
+    them: mapped as `attributes.color=Attribute 1 value(s)`, a shop audit got `color: S | color: M` on 475 of 1,000
+    products. Now the pairs are read as `name: value` tags, and mapping a values column is warned against."""
+    text = ("ID,Name,Categories,Attribute 1 name,Attribute 1 value(s),Attribute 1 visible,Attribute 2 name,"
+            "Attribute 2 value(s)\n"
+            '1,تی‌شرت نخی,Apparel > Tshirts,رنگ,"آبی, سرمه‌ای",1,Size,"S, M, L"\n'
+            '2,Polo,Apparel > Tshirts,Size,"M, n/a",1,رنگ,مشکی\n'
+            "3,Cap,Accessories > Caps,,,,,\n")
+    path = write(tmp_path, "wc-product-export.csv", text)
+    mapping = Mapping(id=("ID",), title=("Name",), category=("Categories",), tag_separator=",")
+    products, problems = read(path, mapping)
+    assert [sorted(map(str, p.tags)) for p in products] == [
+        ["Size: L", "Size: M", "Size: S", "رنگ: آبی", "رنگ: سرمه‌ای"], ["Size: M", "رنگ: مشکی"], []]
+    assert [p.message.split(": ", 1)[1] for p in problems] == [
+        "Attribute 1 name / Attribute 1 value(s), Attribute 2 name / Attribute 2 value(s)", "Attribute 1 visible"]
+    assert all(p.info for p in problems)
+    mapped = mapping.with_overrides(["attributes.color=Attribute 1 value(s)"])
+    products, problems = read(path, mapped)
+    warned = only(problems, field="Attribute 1 value(s)")
+    assert not warned.info and "Leave both unmapped" in warned.message
+    assert [str(t) for t in products[1].tags if t.name == "رنگ"] == ["رنگ: مشکی"], "pair 2 is still read"
+
+
+def load_config_text(folder: Path, text: str):
+    (folder / "tagkit.yaml").write_text(text, "utf-8")
+    return load_config(folder / "tagkit.yaml")
+
+
+def test_a_workbook_given_as_a_products_file_is_named_as_one(tmp_path: Path) -> None:
+    """An .xlsx was read as text and said to "look saved as Windows-1252" (a shop audit)."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "shop.xlsx", "w") as workbook:
+        workbook.writestr("xl/workbook.xml", "<workbook/>")
+    write(tmp_path, "old.xls", "").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    for name, kind in (("shop.xlsx", "a spreadsheet workbook"), ("old.xls", "an old Excel workbook (.xls)")):
+        products, problems = read(tmp_path / name)
+        problem = only(problems)
+        assert not products and problem.skipped and problem.message.startswith(f"this is {kind}")
+        assert "save it as CSV UTF-8" in problem.message
+
+
+def test_photos_tagkit_cannot_read_are_told_not_passed_over(tmp_path: Path) -> None:
+    """iPhone photos (HEIC) in a folder were skipped in silence, and a products row for one was said to match no
+    image (a shop audit)."""
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo" / "new"
+    (tmp_path / "shoes").mkdir()
+    (tmp_path / "shoes" / "a.jpg").write_bytes((demo / "IMG_4116.jpg").read_bytes())
+    (tmp_path / "shoes" / "b.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (tmp_path / "c.dng").write_bytes(b"II*\x00")
+    products, problems = split(read_folder(tmp_path))
+    assert [p.id for p in products] == ["shoes/a.jpg"]
+    assert [(p.field, p.skipped, p.message.split(",")[0]) for p in problems] == [
+        ("image", True, "'c.dng' is a camera's raw photo"),
+        ("image", True, "'shoes/b.HEIC' is a HEIC photo (an iPhone's default format)")]
+    assert all("save it as JPEG" in p.message for p in problems)
+
+
 def test_empty_title_is_kept_and_noted(tmp_path: Path) -> None:
     path = write(tmp_path, "p.csv", "id,title,description,image\n1,,,a.jpg\n2,Cap,,b.jpg\n3,,,\n4,,Soft cap,\n")
     products, problems = read(path)

@@ -218,6 +218,29 @@ def test_products_with_neither_title_nor_image_are_counted_as_no_input(demo_db: 
     assert "4 of the 20 products had neither a title nor a readable image" in result.stderr
 
 
+def test_a_shop_export_with_variant_and_photo_rows_scores_as_the_plain_file(demo_db: Path, tmp_path: Path):
+    """Shopify writes a row per further size and photo under the product's handle; each replaced the product (an
+    audit: every product lost its title, category, tags and photo, and nothing was left to learn or score)."""
+    from test_catalogue import shopify_export
+
+    rows = list(csv.DictReader((DEMO / "test.csv").open(encoding="utf-8")))
+    (tmp_path / "images").symlink_to(DEMO / "images")
+    export = shopify_export(tmp_path, rows)
+    config = tmp_path / "tagkit.yaml"
+    config.write_text("input:\n  id: Handle\n  title: Title\n  description: Body (HTML)\n  category: Type\n"
+                      "  tags: Tags\n  image: Image Src\n  tag_separator: ','\n", "utf-8")
+    shop = tagkit(demo_db, "eval", str(export), "--config", str(config), "--json")
+    assert shop.exit_code == ExitCode.OK, shop.stderr
+    continuations = 200 + sum(1 for row in rows if row["image"])  # two sizes each, and a second photo
+    assert f"{continuations} row(s) repeat the id of the row above" in shop.stderr
+    assert "duplicate id" not in shop.stderr
+    plain = json.loads(tagkit(demo_db, "eval", str(DEMO / "test.csv"), "--json").stdout)
+    scores = json.loads(shop.stdout)
+    assert scores["products"] == plain["products"] == 100
+    for part in ("category", "tags"):
+        assert scores[part] == plain[part], part
+
+
 # -- spelling ----------------------------------------------------------------------------------------------
 
 

@@ -216,13 +216,18 @@ def test_prune_deletes_the_pruned_versions_predictions_that_later_ones_replaced(
     assert json.loads(dry.stdout)["pruned"]["predictions"] == 10 and stored() == (before, latest)
     result = tagkit(project, "models", "--prune", "1")
     assert result.exit_code == ExitCode.OK, result.output
-    assert f"deleted 1 model version(s) ({older}), with 10 of their predictions that later ones replaced" in \
-        result.stderr
+    assert f"deleted 1 model version(s) ({older}), and 10 predictions of deleted versions that later ones " \
+        "replaced" in result.stderr
     after, latest_after = stored()
     assert dict(after) == {older: 50, newest: 10} and latest_after == latest
     with Store(project) as store:
         assert [(item.id, item.model) for item in review_queue(store)] == queue
         assert [row["id"] for row in store.db.table("pruned_models").rows] == [older]
+    assert tagkit(project, "-q", "predict", str(DEMO / "new")).exit_code == ExitCode.OK  # newest replaces the rest
+    with Store(project) as store, store.transaction():  # a version an older tagkit's prune deleted: no models row
+        store.db.execute("update predictions set model_id = '20200101-000000-000' where model_id = ?", [older])
+    result = tagkit(project, "-q", "models", "--prune", "1", "--json")
+    assert json.loads(result.stdout)["pruned"]["predictions"] == 50 and dict(stored()[0]) == {newest: 60}
 
 
 def test_prune_keeps_versions_predict_can_use_when_the_newest_folder_is_missing(project: Path, tmp_path: Path):
