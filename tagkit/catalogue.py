@@ -10,7 +10,8 @@ Decisions a caller should know:
   replaces row M": consumers store products by id, so the later row wins (like an update). But a row right
   after one of the same id, with neither title nor description (a shop export's variant or extra-image rows:
   Shopify writes a product's sizes and further photos so), is more of that product: it fills in only the image,
-  category and tags that the product's first row left empty, and one note per file says how many there were.
+  category and tags that the product's first row left empty, and one note per file says how many there were (a
+  row left out ends such a run).
 - No id column: the id is the row's image path (as written), else its line number; said once.
 - Columns `Attribute N name` and `Attribute N value(s)` (WooCommerce), not mapped, are read as `name: value` tags.
 - A row with an empty id is skipped (it could not be written back to the catalogue).
@@ -39,7 +40,7 @@ from typing import Any, BinaryIO
 from tagkit.archive import member_path
 from tagkit.config import CANONICAL_FIELDS, Mapping
 from tagkit.product import Problem, Product, Tag, did_you_mean, shown, split_at
-from tagkit.text import spelling_key, strip_html
+from tagkit.text import DIGITS, spelling_key, strip_html
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 UNREAD_PHOTOS = {**dict.fromkeys((".heic", ".heif"), "a HEIC photo (an iPhone's default format)"),
@@ -234,7 +235,8 @@ class _ProductsReader:
         return bool(self.builder.id_keys)
 
     def __iter__(self) -> Iterator[Item]:
-        return iter(_Continued(self._items(), self.builder))
+        self.continued = _Continued(self._items(), self.builder)
+        return iter(self.continued)
 
     def _items(self) -> Iterator[Item]:
         with self.path.open("rb") as stream:
@@ -558,6 +560,7 @@ class _Continued:
     def __init__(self, items: Iterator[Item], builder: _RecordBuilder) -> None:
         self.items = items
         self.builder = builder
+        self.further_images: list[str] = []  # the photos of continuation rows whose product has one already
 
     def __iter__(self) -> Iterator[Item]:
         held: list[Item] = []  # the last product, after its problems
@@ -566,8 +569,12 @@ class _Continued:
         for item in self.items:
             if isinstance(item, Problem):
                 waiting.append(item)
+                if item.skipped and item.row is not None:  # a row left out: the next is not "right after" one
+                    self.builder.last_id = None
             elif held and item.row in self.builder.continuations and isinstance(held[-1], Product) \
                     and held[-1].id == item.id:
+                if held[-1].image and item.image and item.image != held[-1].image:
+                    self.further_images.append(item.image)
                 held[-1] = _filled_in(held[-1], item)
                 held[-1:-1] = waiting
                 waiting = []
@@ -812,6 +819,11 @@ class _RecordBuilder:
                       tags=tags, source=label, row=row, extra=extra, keeps=frozenset(keeps))
 
     def _image(self, text: str, key: str | None, row: int, problems: list[Problem]) -> str | None:
+        unread = UNREAD_PHOTOS.get(os.path.splitext(text)[1].lower())
+        if unread and self.alone:  # (a folder's products file: the folder's listing says it, and the row's join)
+            problems.append(Problem(self.label, row, key, f"image {shown(text[:200])} is {unread}, which tagkit "
+                                    "cannot read: save it as JPEG; product kept without an image"))
+            return None
         if ("/" in text[:2] or ":" in text) and _URL.match(text):
             if text.lower().startswith("file://"):
                 from urllib.parse import unquote, urlparse
@@ -1049,13 +1061,17 @@ class _ImageIndex:
         self.by_path = {path: index for index, path in enumerate(images)}
         self.by_name: dict[str, int | None] = {}
         self.by_stem: dict[str, int | None] = {}
+        self.by_digits: dict[str, int | None] = {}  # the stem with Persian and Arabic digits as Latin ones
         self.shared: dict[str, list[str]] = {}  # a name or stem that several images have: their paths
         for index, path in enumerate(images):
             name = path.rsplit("/", 1)[-1]
-            for table, key in ((self.by_name, name), (self.by_stem, os.path.splitext(name)[0])):
+            stem = os.path.splitext(name)[0]
+            for table, key in ((self.by_name, name), (self.by_stem, stem)):
                 if key in table:  # None: several images share it
                     self.shared.setdefault(key, [images[table[key]]] if table[key] is not None else []).append(path)
                 table[key] = None if key in table else index
+            digits = stem.translate(DIGITS)
+            self.by_digits[digits] = None if digits in self.by_digits else index
 
     def match(self, product: Product, by_id: bool) -> int | None:
         if product.image:
@@ -1077,6 +1093,7 @@ class _ImageIndex:
                 found = table.get(product.id)
                 if found is not None:
                     return found
+            return self.by_digits.get(product.id.translate(DIGITS))  # id ۱۰۰۱ typed in a sheet, photo 1001.jpg
         return None
 
     def several(self, product: Product, by_id: bool) -> list[str]:
@@ -1112,9 +1129,11 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
             if found is None:
                 what = f"id {shown(item.id)}" + (f", image {item.image}" if item.image else "")
                 several = index.several(item, by_id=reader.has_id_column)
+                unread = UNREAD_PHOTOS.get(os.path.splitext(item.image or "")[1].lower())
                 why = (f"{len(several)} images in {folder} match this row ({what}): {', '.join(several[:3])}"
                        f"{' ...' if len(several) > 3 else ''}; give its path in the folder" if several else
-                       f"no image in {folder} matches this row ({what})")
+                       f"its image {shown(os.path.basename(item.image or ''))} is {unread}, which tagkit cannot "
+                       "read: save it as JPEG" if unread else f"no image in {folder} matches this row ({what})")
                 yield Problem(reader.label, item.row, None, f"{why}; row left out", skipped=True)
                 continue
             previous = joined.get(found)
@@ -1128,9 +1147,15 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
             yield Problem(str(products), None, None, f"{why}: the images of {folder} are left as they are",
                           skipped=True)
             return
-    ids.update(joined.get(number, Product(id=path)).id for number, path in enumerate(images))
+    further: set[int] = set()  # the photos of continuation rows (a product's second photo): no products of their own
+    if products is not None:
+        further = {found for image in reader.continued.further_images
+                   if (found := index.match(Product(id="", image=image), by_id=False)) is not None} - set(joined)
+    ids.update(joined.get(number, Product(id=path)).id for number, path in enumerate(images) if number not in further)
     row_ids = {product.id: product for product in joined.values()}
     for number, path in enumerate(images, 1):
+        if number - 1 in further:
+            continue
         product = joined.get(number - 1)
         if product is None and path in row_ids:  # a row gives this image's name to another image
             other = row_ids[path]
@@ -1138,10 +1163,13 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
                           f"{other.image}; this image is left out (give it a row with an id of its own)", skipped=True)
             continue
         yield product or Product(id=path, image=os.path.join(base, path), source=label, row=number, keeps_stored=True)
-    if products is not None and len(joined) < len(images):
-        yield note(label, None, None, f"{len(images) - len(joined):,} of {len(images):,} images have no row "
-                   f"in {products}; each is the product stored with the same picture, if any (its id, title and labels "
-                   "kept), else a product without title or labels")
+    if further:
+        yield note(label, None, None, f"{len(further):,} images are further photos of products in {products} (rows "
+                   "that continue a product's row): not products of their own")
+    if products is not None and len(joined) + len(further) < len(images):
+        yield note(label, None, None, f"{len(images) - len(joined) - len(further):,} of {len(images):,} images have "
+                   f"no row in {products}; each is the product stored with the same picture, if any (its id, title and "
+                   "labels kept), else a product without title or labels")
     if not images:
         yield Problem(label, None, None, "no image files " + ("it can read " if unread else "") + "in the folder "
                       f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, hidden files and folders skipped)")

@@ -537,22 +537,26 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
 @main.command("eval")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @input_options
+@products_option
 @click.option("--model", "version", help="Model version to evaluate (default: the newest).")
 @click.option("--top-k", type=click.IntRange(1, 20), default=3, show_default=True, help="k of top-k accuracy.")
 @json_option("Print every metric as JSON on stdout.")
 @click.pass_obj
 def eval_command(obj: Context, source: Path, config_path: Path | None, overrides: tuple[str, ...],
-                 version: str | None, top_k: int, as_json: bool) -> None:
+                 products_file: Path | None, version: str | None, top_k: int, as_json: bool) -> None:
     """Score a model on labelled products it has not seen: categories and tags."""
     from tagkit.evaluation import evaluate
     from tagkit.versions import ModelNotFound
 
     mapping = _load_mapping(config_path, overrides)
-    args = {"source": source, "config": config_path, "map": overrides, "model": version, "top_k": top_k}
+    args = {"source": source, "products": products_file, "config": config_path, "map": overrides, "model": version,
+            "top_k": top_k}
     with obj.run("eval", args, "evaluating") as run:
+        _check_source(source, products_file)
         _check_model(obj, run, version)
         try:
-            result = evaluate(run.store, source, version=version, mapping=mapping, top_k=top_k, **run.callbacks())
+            result = evaluate(run.store, source, version=version, mapping=mapping, products_file=products_file,
+                              top_k=top_k, **run.callbacks())
         except ModelNotFound as error:
             _damaged_model(obj, run, error)
         outcome = _outcome(result["import"])

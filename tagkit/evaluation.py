@@ -30,12 +30,14 @@ def evaluate(
     *,
     version: str | None = None,
     mapping: Mapping | None = None,
+    products_file: str | Path | None = None,
     top_k: int = 3,
     on_problem: Callable[[Problem], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     run_id: int | None = None,
 ) -> dict[str, Any]:
-    """Predict for the labelled products of `source` and score the predictions against their labels.
+    """Predict for the labelled products of `source` (a products file, or a folder of images with `products_file`
+    giving their titles and labels) and score the predictions against their labels.
 
     The result has `category` (accuracy, top-k, macro-F1, per-category table, most confused pairs), `tags`
     (micro/macro P/R/F1, per-tag table, Hamming score, exact match), `tags_by_attribute`, and `products`, `model`,
@@ -86,8 +88,9 @@ def evaluate(
                 no_input.add(data.ids[i])
         store.set_held_out((p.id for p in products if p.id not in training_ids), True)
 
-    imported = import_products(store, source, mapping=mapping, embedder=embedder, on_problem=on_problem,
-                               on_progress=on_progress, on_chunk=on_chunk, run_id=run_id, training=False)
+    imported = import_products(store, source, mapping=mapping, products_file=products_file, embedder=embedder,
+                               on_problem=on_problem, on_progress=on_progress, on_chunk=on_chunk, run_id=run_id,
+                               training=False)
     ids = list(scored)
     categories, tags, predictions = ([entry[k] for entry in scored.values()] for k in range(3))
     categories, tags, predictions = _one_spelling(categories, tags, predictions)

@@ -36,10 +36,13 @@ class Tag:
 
 def split_at(text: str, separator: str) -> list[str]:
     """`text.split(separator)`, also at the separator's full-width form (`＞`, `｜`, `；`), which Persian and East
-    Asian keyboards type."""
+    Asian keyboards type; a separator after a backslash is part of the text (WooCommerce writes `Belts\\, Leather`)."""
     if len(separator) == 1 and "!" <= separator <= "~":
         text = text.replace(chr(ord(separator) + 0xFEE0), separator)
-    return text.split(separator)
+    escaped = "\\" + separator
+    if escaped not in text:
+        return text.split(separator)
+    return [part.replace(escaped, separator) for part in re.split(rf"(?<!\\){re.escape(separator)}", text)]
 
 
 def parse_category(text: str, full_width: bool = True) -> tuple[str, ...]:

@@ -137,7 +137,7 @@ class Pruned:
     unrecorded: list[str]  # folders beside the database that no row records (a database restored from a backup)
     kept: list[str]  # the versions kept, newest first
     bytes: int  # the size of the folders deleted
-    predictions: int = 0  # predictions of the deleted versions that a later prediction of their product replaced
+    predictions: int = 0  # predictions of deleted versions (now or before) that a later one of their product replaced
 
 
 # Predictions of the versions in `{marks}` that are not their product's latest (the latest_predictions view's order).

@@ -380,6 +380,57 @@ def test_attribute_name_and_value_columns_are_read_in_pairs(tmp_path: Path) -> N
     assert [str(t) for t in products[1].tags if t.name == "رنگ"] == ["رنگ: مشکی"], "pair 2 is still read"
 
 
+def test_a_separator_after_a_backslash_is_part_of_the_value(tmp_path: Path) -> None:
+    """WooCommerce writes a comma inside a category, tag or attribute value as `\\,`; with its recipe's `,`
+    separators they were split there, leaving `Belts\\` (a re-audit)."""
+    text = ("ID,Name,Categories,Tags,Attribute 1 name,Attribute 1 value(s)\n"
+            '5,Belt,"Clothing > Belts\\, Leather, Sale","gift\\, boxed",Material,"Leather\\, full grain, Cotton"\n')
+    mapping = Mapping(id=("ID",), title=("Name",), category=("Categories",), tags=("Tags",), tag_separator=",",
+                      category_paths_separator=",")
+    (product,), problems = read(write(tmp_path, "wc.csv", text), mapping)
+    assert not warnings(problems)
+    assert product.category == ("Clothing", "Belts, Leather")
+    assert sorted(map(str, product.tags)) == ["Material: Cotton", "Material: Leather, full grain", "gift, boxed"]
+
+
+def test_a_row_left_out_ends_the_rows_that_continue_a_product(tmp_path: Path) -> None:
+    """A row skipped between two rows of one id let the later merge into the earlier "as the row above" (a
+    re-audit): now it replaces it, as any repeated id does."""
+    path = write(tmp_path, "p.csv", "id,title,category\na,Shirt,\nb,Hat,Hats,x,y\na,,Shirts\n")
+    products, problems = read(path)
+    assert [(p.id, p.title, p.category) for p in products] == [("a", "Shirt", ()), ("a", "", ("Shirts",))]
+    assert only(problems, row=4, field="id").message == "duplicate id 'a': row 4 replaces row 2"
+
+
+def test_the_further_photo_of_a_continued_row_is_not_a_product_of_its_own(tmp_path: Path) -> None:
+    """With a folder of photos and a Shopify-shaped products file, a product's second photo (named on a row that
+    continues the product's row) became a product without title or labels, said to have no row (a re-audit)."""
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo" / "images"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("dm-0001.jpg", "dm-0002.jpg", "dm-0003.jpg"):
+        (folder / name).write_bytes((demo / name).read_bytes())
+    sheet = write(tmp_path, "products.csv", "Handle,Title,Image Src\nred-shirt,Red shirt,dm-0001.jpg\n"
+                                            "red-shirt,,dm-0002.jpg\nmug,Mug,dm-0003.jpg\n")
+    mapping = Mapping(id=("Handle",), title=("Title",), image=("Image Src",))
+    products, problems = split(read_folder(folder, products=sheet, mapping=mapping))
+    assert [(p.id, Path(p.image).name) for p in products] == [("red-shirt", "dm-0001.jpg"), ("mug", "dm-0003.jpg")]
+    assert any(p.message.startswith("1 images are further photos of products") for p in problems)
+    assert not any("have no row" in p.message for p in problems)
+
+
+def test_a_row_naming_a_heic_photo_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "heic"
+    folder.mkdir()
+    (folder / "a.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    sheet = write(tmp_path, "p.csv", "id,title,image\na,Shirt,a.HEIC\n")
+    _, problems = split(read_folder(folder, products=sheet))
+    row = only(problems, row=2)
+    assert row.skipped and "its image 'a.HEIC' is a HEIC photo" in row.message and "matches" not in row.message
+    (product,), problems = read(write(folder, "alone.csv", "id,title,image\na,Shirt,a.HEIC\n"))
+    assert product.image is None and "is a HEIC photo (an iPhone's default format)" in only(problems).message
+
+
 def load_config_text(folder: Path, text: str):
     (folder / "tagkit.yaml").write_text(text, "utf-8")
     return load_config(folder / "tagkit.yaml")
@@ -672,6 +723,18 @@ def test_folder_with_products_file_joins_by_image_and_id(tmp_path: Path) -> None
     assert (ghost.file, ghost.row) == (str(products_file), 5)
     assert "no image in" in ghost.message and "'p9'" in ghost.message
     assert "1 of 4 images have no row" in only(problems, skipped=False).message
+
+
+def test_an_id_in_persian_digits_joins_the_photo_named_in_latin_digits(tmp_path: Path) -> None:
+    """A Persian shop's sheet has ids typed in Persian digits (۱۰۰۱), its camera names photos 1001.jpg: no row
+    matched, silently (a shop audit). The product keeps the id as the sheet writes it."""
+    folder = make_folder(tmp_path / "shop", ["1001.jpg", "1002.jpg", "۱۰۰۳.jpg"])
+    products_file = write(tmp_path, "products.csv", "شناسه,نام کالا\n۱۰۰۱,کیف پول\n1003,کلاه\n")
+    mapping = Mapping(id=("شناسه",), title=("نام کالا",))
+    products, problems = split(read_folder(folder, products=products_file, mapping=mapping))
+    joined = {Path(p.image).name: (p.id, p.title) for p in products if p.title}
+    assert joined == {"1001.jpg": ("۱۰۰۱", "کیف پول"), "۱۰۰۳.jpg": ("1003", "کلاه")}
+    assert not [p for p in problems if p.skipped]
 
 
 def test_fashion_sample_folder_with_its_styles(fashion_sample: Path) -> None:

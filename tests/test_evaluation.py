@@ -241,6 +241,29 @@ def test_a_shop_export_with_variant_and_photo_rows_scores_as_the_plain_file(demo
         assert scores[part] == plain[part], part
 
 
+def test_a_folder_of_photos_with_its_products_file_is_scored_as_the_file(demo_db: Path, tmp_path: Path):
+    """`eval` had no `--products` (import, train and predict have it): a team keeping photos in a folder and titles
+    in a sheet could not score with the photos (a shop audit)."""
+    rows = list(csv.DictReader((DEMO / "test.csv").open(encoding="utf-8")))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for row in rows:
+        if row["image"]:
+            (photos / Path(row["image"]).name).symlink_to(DEMO / row["image"])
+    titles = write_csv(tmp_path / "titles.csv", [{**row, "image": Path(row["image"]).name if row["image"] else ""}
+                                                 for row in rows if row["image"]])
+    folder = tagkit(demo_db, "eval", str(photos), "--products", str(titles), "--json")
+    assert folder.exit_code == ExitCode.OK, folder.stderr
+    plain = tagkit(demo_db, "eval", str(write_csv(tmp_path / "plain.csv", [
+        {**row, "image": str(DEMO / row["image"])} for row in rows if row["image"]])), "--json")
+    scores, expected = json.loads(folder.stdout), json.loads(plain.stdout)
+    assert scores["products"] == expected["products"] == len(list(photos.iterdir())) > 50
+    for part in ("category", "tags"):
+        assert scores[part] == expected[part], part
+    refused = tagkit(demo_db, "eval", str(titles), "--products", str(titles))
+    assert refused.exit_code == ExitCode.USAGE and "is a file" in refused.stderr
+
+
 # -- spelling ----------------------------------------------------------------------------------------------
 
 
