@@ -31,7 +31,7 @@ import csv
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from itertools import chain
 from pathlib import Path, PurePath
@@ -46,7 +46,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", 
 UNREAD_PHOTOS = {**dict.fromkeys((".heic", ".heif"), "a HEIC photo (an iPhone's default format)"),
                  **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"),
                                  "a camera's raw photo")}
-"""Photo files of a folder that tagkit cannot read: each is told, not passed over in silence."""
+"""Photo files of a folder that tagkit cannot read: each is told, not passed over in silence (`_unread_photo`)."""
 WORKBOOKS = {b"PK\x03\x04": "a spreadsheet workbook (.xlsx, .ods or .numbers: a zip archive)",
              b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)"}
 """The first bytes of files people give as a products file that are no text: told as what they are."""
@@ -563,7 +563,7 @@ class _Continued:
         self.further_images: list[str] = []  # the photos of continuation rows whose product has one already
 
     def __iter__(self) -> Iterator[Item]:
-        held: list[Item] = []  # the last product, after its problems
+        held: list[Item] = []  # the last product (always the last item), after its problems
         waiting: list[Problem] = []  # problems of the record being read
         merged = 0
         for item in self.items:
@@ -571,8 +571,7 @@ class _Continued:
                 waiting.append(item)
                 if item.skipped and item.row is not None:  # a row left out: the next is not "right after" one
                     self.builder.last_id = None
-            elif held and item.row in self.builder.continuations and isinstance(held[-1], Product) \
-                    and held[-1].id == item.id:
+            elif held and item.row in self.builder.continuations and held[-1].id == item.id:
                 if held[-1].image and item.image and item.image != held[-1].image:
                     self.further_images.append(item.image)
                 held[-1] = _filled_in(held[-1], item)
@@ -714,7 +713,7 @@ class _RecordBuilder:
             yield note(label, None, None, "columns not mapped to a tagkit field, kept as extra data: "
                        + ", ".join(f"{column}{did_you_mean(column, unfound)}" for column in unused))
 
-    def _resolve_pairs(self, columns: list[str], find: Any) -> Iterator[Problem]:
+    def _resolve_pairs(self, columns: list[str], find: Callable[[str], str | None]) -> Iterator[Problem]:
         """Attribute columns that come in pairs, the attribute's name in one and its values in the other, as
         WooCommerce exports them (`Attribute 1 name`, `Attribute 1 value(s)`): read as `name: value` tags, unless
         mapped otherwise (then a warning: the values column holds another attribute's values row by row)."""
@@ -819,10 +818,10 @@ class _RecordBuilder:
                       tags=tags, source=label, row=row, extra=extra, keeps=frozenset(keeps))
 
     def _image(self, text: str, key: str | None, row: int, problems: list[Problem]) -> str | None:
-        unread = UNREAD_PHOTOS.get(os.path.splitext(text)[1].lower())
+        unread = _unread_photo(text)
         if unread and self.alone:  # (a folder's products file: the folder's listing says it, and the row's join)
-            problems.append(Problem(self.label, row, key, f"image {shown(text[:200])} is {unread}, which tagkit "
-                                    "cannot read: save it as JPEG; product kept without an image"))
+            problems.append(Problem(self.label, row, key, f"image {shown(text[:200])} {unread}; product kept "
+                                    "without an image"))
             return None
         if ("/" in text[:2] or ":" in text) and _URL.match(text):
             if text.lower().startswith("file://"):
@@ -875,7 +874,7 @@ class _RecordBuilder:
         return tuple(level for level in levels if level and level.casefold() not in self.skip)
 
     def _tags(self, record: dict[str, Any], row: int, problems: list[Problem],
-              paired: list[tuple[str, list[Tag]]] = ()) -> tuple[Tag, ...]:
+              paired: list[tuple[str, list[Tag]]]) -> tuple[Tag, ...]:
         skip = self.skip
         tags: list[Tag] = []
         for tag_name, keys in self.attributes:
@@ -894,7 +893,6 @@ class _RecordBuilder:
                     self._hint_format(listed, row, key, problems)
                 tags.extend(tag for tag in listed if tag.value and tag.value.casefold() not in skip)
         return tuple(dict.fromkeys(tags)) if len(tags) > 1 else tuple(tags)
-
 
     def _paired(self, record: dict[str, Any]) -> list[tuple[str, list[Tag]]]:
         """The attribute named in each pair of columns (`pairs`) of this record, with its values as tags."""
@@ -1044,6 +1042,12 @@ def _list_images(folder: Path) -> tuple[list[str], list[str]]:
     return sorted(found), sorted(unread)
 
 
+def _unread_photo(path: str) -> str | None:
+    """What is said of a photo tagkit cannot read (`UNREAD_PHOTOS`), after its name; None for any other file."""
+    kind = UNREAD_PHOTOS.get(os.path.splitext(path)[1].lower())
+    return f"is {kind}, which tagkit cannot read: save it as JPEG" if kind else None
+
+
 def _is_utf8(name: str) -> bool:
     """Whether a file name from the file system is proper text (not bytes smuggled in as surrogates)."""
     try:
@@ -1107,8 +1111,7 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
     label = str(folder)
     images, unread = _list_images(folder)
     for path in unread:
-        yield Problem(label, None, "image", f"{shown(path)} is {UNREAD_PHOTOS[os.path.splitext(path)[1].lower()]}, "
-                      "which tagkit cannot read: save it as JPEG; image skipped", skipped=True)
+        yield Problem(label, None, "image", f"{shown(path)} {_unread_photo(path)}; image skipped", skipped=True)
     for path in [path for path in images if not _is_utf8(path)]:
         images.remove(path)
         name = os.fsencode(path).decode("utf-8", "replace")
@@ -1129,11 +1132,11 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
             if found is None:
                 what = f"id {shown(item.id)}" + (f", image {item.image}" if item.image else "")
                 several = index.several(item, by_id=reader.has_id_column)
-                unread = UNREAD_PHOTOS.get(os.path.splitext(item.image or "")[1].lower())
+                unread = _unread_photo(item.image or "")
                 why = (f"{len(several)} images in {folder} match this row ({what}): {', '.join(several[:3])}"
                        f"{' ...' if len(several) > 3 else ''}; give its path in the folder" if several else
-                       f"its image {shown(os.path.basename(item.image or ''))} is {unread}, which tagkit cannot "
-                       "read: save it as JPEG" if unread else f"no image in {folder} matches this row ({what})")
+                       f"its image {shown(os.path.basename(item.image or ''))} {unread}" if unread else
+                       f"no image in {folder} matches this row ({what})")
                 yield Problem(reader.label, item.row, None, f"{why}; row left out", skipped=True)
                 continue
             previous = joined.get(found)

@@ -130,9 +130,12 @@ def train(
     fingerprint = input_hash(data)
     key = training_key(fingerprint, embedder, seed, params, extract, attributes, taxonomy)
     same = None if force else unchanged_version(store, key)
-    if same is not None:
-        return TrainReport(same.id, str(same.path), len(data), same.manifest.get("counts", {}),
-                           round(time.monotonic() - started, 3), _model_report(same), import_report, unchanged=True)
+    if same is not None:  # reported as `train` reported it when it made that version
+        found, tagger = same
+        model_report = {**tagger.model.report, **{part: found.manifest[part] for part in ("extractor", "attributes")
+                                                  if part in found.manifest}}
+        return TrainReport(found.id, str(found.path), len(data), found.manifest.get("counts", {}),
+                           round(time.monotonic() - started, 3), model_report, import_report, unchanged=True)
     model = CatalogueModel(seed=seed, **params).fit(data)
     extractor, extractor_report = fit_extractor(data, extract, store, seed) if extract else (None, {})
     sources: dict[str, str] = {}
@@ -358,26 +361,16 @@ def training_key(fingerprint: str, embedder: ImageEmbedder, seed: int, params: d
     return hashlib.sha256(json.dumps(made_from, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def unchanged_version(store: Store, key: str) -> ModelVersion | None:
-    """The newest model version (the one `predict` uses) when it was trained with this `training_key` and its
-    model can be read; else None (a damaged one is trained again)."""
+def unchanged_version(store: Store, key: str) -> tuple[ModelVersion, Tagger] | None:
+    """The newest model version (the one `predict` uses) and its model, when it was trained with this
+    `training_key` and its model can be read; else None (a damaged one is trained again)."""
     try:
         found = find_version(store)
         if found.manifest.get("training_key") != key:
             return None
-        Tagger.load(found.path)
+        return found, Tagger.load(found.path)
     except Exception:  # no version, or one whose files cannot be read
         return None
-    return found
-
-
-def _model_report(found: ModelVersion) -> dict[str, Any]:
-    """What `train` reported of a version it made: its model's report, and its extractor's and attributes'."""
-    try:
-        report = json.loads((found.path / "manifest.json").read_text("utf-8")).get("report", {})
-    except (OSError, ValueError, AttributeError):
-        report = {}
-    return {**report, **{key: found.manifest[key] for key in ("extractor", "attributes") if key in found.manifest}}
 
 
 def input_hash(data: Dataset) -> str:
