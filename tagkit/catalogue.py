@@ -22,7 +22,8 @@ Decisions a caller should know:
 - A lone surrogate escape in JSON (`"\\ud800"`, which no UTF-8 text can hold) becomes U+FFFD.
 - An image file whose name is not UTF-8 is skipped with a Problem (its name could not be stored).
 - Image paths are resolved, not opened (a missing image file is the image stage's business);
-  URLs are not fetched (tagkit is offline): the product is kept without an image.
+  URLs are not fetched (tagkit is offline): a web URL is the downloaded photo of its file name in the
+  image folder, when there is one; else the product is kept without an image.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ or description that tagkit can simply cut. Raised process-wide (csv has no per-r
 DELIMITER_CANDIDATES = (",", "\t", ";", "|")
 DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "|"}
 _URL = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://|//|data:)")
+_SEVERAL_URLS = re.compile(r",\s*(?=[a-zA-Z][a-zA-Z0-9+.-]*://|//)")  # WooCommerce `Images`: `https://…, https://…`
 _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06ff]{2}")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _PAIR_NAME = re.compile(r"(attribute\s*\d+)\s+name", re.IGNORECASE)  # WooCommerce: `Attribute 1 name`
@@ -824,14 +826,7 @@ class _RecordBuilder:
                                     "without an image"))
             return None
         if ("/" in text[:2] or ":" in text) and _URL.match(text):
-            if text.lower().startswith("file://"):
-                from urllib.parse import unquote, urlparse
-
-                return os.path.abspath(unquote(urlparse(text).path))
-            problems.append(Problem(self.label, row, key, f"image {shown(text[:200])} is a URL: tagkit is offline "
-                                    "and does not fetch images. Download them and give file paths; product "
-                                    "kept without an image"))
-            return None
+            return self._downloaded(text, key, row, problems)
         if os.sep == "/":
             if _WINDOWS_PATH.match(text):
                 problems.append(Problem(self.label, row, key, f"image {shown(text[:200])} is a Windows path (it "
@@ -845,6 +840,26 @@ class _RecordBuilder:
         if text.startswith("~"):
             text = os.path.expanduser(text)
         return os.path.normpath(os.path.join(self.image_base, text))
+
+    def _downloaded(self, url: str, key: str | None, row: int, problems: list[Problem]) -> str | None:
+        """The file an image URL names: a `file://` URL's path; for a web URL (the first of a cell listing
+        several, as WooCommerce's `Images`), the file of its name in the image folder, where a shop's photos
+        are put when downloaded. A folder of photos matches it by that name, whether or not it is there."""
+        from urllib.parse import unquote, urlparse
+
+        url = _SEVERAL_URLS.split(url, maxsplit=1)[0].strip()
+        if url.lower().startswith("file://"):
+            return os.path.abspath(unquote(urlparse(url).path))
+        name = unquote(urlparse(url).path).rsplit("/", 1)[-1] if not url.lower().startswith("data:") else ""
+        downloaded = os.path.join(self.image_base, name) if name and name not in (".", "..") else None
+        if downloaded and (not self.alone or os.path.isfile(downloaded)):
+            return downloaded
+        where = (f": put the downloaded photos in {shown(self.image_base)} (its file name, {shown(name)}, is "
+                 "looked up there; input.image_folder in tagkit.yaml names another folder)" if downloaded
+                 else ", and names no file")
+        problems.append(Problem(self.label, row, key, f"image {shown(url[:200])} is a URL: tagkit is offline and "
+                                f"does not fetch images{where}; product kept without an image"))
+        return None
 
     def _category(self, record: dict[str, Any], row: int, problems: list[Problem]) -> tuple[str, ...]:
         keys = self.keys["category"]

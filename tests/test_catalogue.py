@@ -544,6 +544,45 @@ def test_url_image_is_not_fetched(tmp_path: Path) -> None:
     assert "is a URL: tagkit is offline" in problem.message
 
 
+def test_an_image_url_reads_the_downloaded_photo_of_its_name(tmp_path: Path) -> None:
+    """A shop export names its photos by URL (Shopify's `Image Src`, WooCommerce's `Images`, several in a cell): the
+    team downloads them, and tagkit looked for none of them (a user had to rewrite the column)."""
+    for name in ("blue-shirt.jpg", "Red Cap.png", "first.jpg"):
+        (tmp_path / name).write_bytes(b"photo")
+    text = ("id,title,image\n"
+            "1,Shirt,https://cdn.shopify.com/s/files/1/0533/files/blue-shirt.jpg?v=1700000000\n"
+            "2,Cap,https://shop.example/wp-content/uploads/2024/01/Red%20Cap.png\n"
+            '3,Hat,"https://shop.example/up/first.jpg, https://shop.example/up/second.jpg"\n'
+            "4,Scarf,https://shop.example/up/never-downloaded.jpg\n"
+            "5,Belt,https://shop.example/\n")
+    products, problems = read(write(tmp_path, "p.csv", text))
+    assert [p.image for p in products] == [str(tmp_path / "blue-shirt.jpg"), str(tmp_path / "Red Cap.png"),
+                                           str(tmp_path / "first.jpg"), None, None]
+    missing = only(problems, row=5)
+    assert (missing.field, missing.skipped) == ("image", False)
+    assert "is a URL: tagkit is offline" in missing.message and "'never-downloaded.jpg'" in missing.message
+    assert f"put the downloaded photos in '{tmp_path}'" in missing.message
+    assert "names no file" in only(problems, row=6).message
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "never-downloaded.jpg").write_bytes(b"photo")
+    products, problems = read(write(tmp_path, "p.csv", text), Mapping(image_folder=photos))
+    assert products[3].image == str(photos / "never-downloaded.jpg") and products[0].image is None
+
+
+def test_a_folder_of_downloaded_photos_joins_the_rows_naming_their_urls(tmp_path: Path) -> None:
+    """A Shopify handle is not a photo's file name: rows whose image is a URL joined no downloaded photo."""
+    folder = make_folder(tmp_path / "photos", ["blue-shirt.jpg", "mug_1.png"])
+    sheet = write(tmp_path, "products.csv", "Handle,Title,Image Src\n"
+                                            "shirt,Shirt,https://cdn.shopify.com/s/files/1/files/blue-shirt.jpg?v=2\n"
+                                            "mug,Mug,https://cdn.shopify.com/s/files/1/files/mug_1.png\n")
+    mapping = Mapping(id=("Handle",), title=("Title",), image=("Image Src",))
+    products, problems = split(read_folder(folder, products=sheet, mapping=mapping))
+    assert sorted((p.id, Path(p.image).name, p.title) for p in products) == [
+        ("mug", "mug_1.png", "Mug"), ("shirt", "blue-shirt.jpg", "Shirt")]
+    assert problems == []
+
+
 def test_image_folder_from_mapping(tmp_path: Path) -> None:
     path = write(tmp_path, "p.csv", "sku,name,photo\n1,Shirt,b.jpg\n")
     mapping = Mapping(id=("sku",), title=("name",), image=("photo",), image_folder=tmp_path / "photos")

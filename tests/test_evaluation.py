@@ -220,11 +220,16 @@ def test_products_with_neither_title_nor_image_are_counted_as_no_input(demo_db: 
 
 def test_a_shop_export_with_variant_and_photo_rows_scores_as_the_plain_file(demo_db: Path, tmp_path: Path):
     """Shopify writes a row per further size and photo under the product's handle; each replaced the product (an
-    audit: every product lost its title, category, tags and photo, and nothing was left to learn or score)."""
+    audit: every product lost its title, category, tags and photo, and nothing was left to learn or score). Its
+    photos are URLs, downloaded next to the export."""
     from test_catalogue import shopify_export
 
     rows = list(csv.DictReader((DEMO / "test.csv").open(encoding="utf-8")))
-    (tmp_path / "images").symlink_to(DEMO / "images")
+    for row in rows:
+        if row["image"]:
+            name = Path(row["image"]).name
+            (tmp_path / name).symlink_to(DEMO / row["image"])
+            row["image"] = f"https://cdn.shopify.com/s/files/1/0533/2089/files/{name}?v=1700000000"
     export = shopify_export(tmp_path, rows)
     config = tmp_path / "tagkit.yaml"
     config.write_text("input:\n  id: Handle\n  title: Title\n  description: Body (HTML)\n  category: Type\n"
