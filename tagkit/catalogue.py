@@ -43,7 +43,7 @@ from tagkit.config import CANONICAL_FIELDS, Mapping
 from tagkit.product import Problem, Product, Tag, did_you_mean, shown, split_at
 from tagkit.text import DIGITS, spelling_key, strip_html
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".bmp", ".tif", ".tiff"})
 UNREAD_PHOTOS = {**dict.fromkeys((".heic", ".heif"), "a HEIC photo (an iPhone's default format)"),
                  **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"),
                                  "a camera's raw photo")}

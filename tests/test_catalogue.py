@@ -731,13 +731,13 @@ def make_folder(root: Path, names: list[str]) -> Path:
 
 def test_folder_lists_images_sorted_recursive_without_hidden(tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "shop", [
-        "b.JPG", "a.png", "shoes/c.webp", "shoes/.d.jpg", ".hidden/e.jpg", "notes.txt", "x.TIFF", "y.jpeg",
+        "b.JPG", "a.png", "shoes/c.webp", "shoes/.d.jpg", ".hidden/e.jpg", "notes.txt", "x.TIFF", "y.jpeg", "z.avif",
     ])
     products, problems = split(read_folder(folder))
     assert problems == []
-    assert [p.id for p in products] == ["a.png", "b.JPG", "shoes/c.webp", "x.TIFF", "y.jpeg"]
+    assert [p.id for p in products] == ["a.png", "b.JPG", "shoes/c.webp", "x.TIFF", "y.jpeg", "z.avif"]
     assert products[2].image == str(folder / "shoes" / "c.webp")
-    assert [p.row for p in products] == [1, 2, 3, 4, 5]
+    assert [p.row for p in products] == [1, 2, 3, 4, 5, 6]
     assert all(p.source == str(folder) and p.title == "" for p in products)
 
 

@@ -250,7 +250,7 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-FORMATS = ["JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"]
+FORMATS = ["JPEG", "PNG", "GIF", "WEBP", "AVIF", "BMP", "TIFF"]
 GOOD_IMAGES = {fmt: _encode(_photo(n), fmt) for n, fmt in enumerate(FORMATS)}
 
 

@@ -343,7 +343,7 @@ def test_exif_orientation_applied(tmp_path: Path) -> None:
 
 def test_other_formats() -> None:
     source = photo(64, 48)
-    for fmt in ("BMP", "TIFF", "WEBP", "GIF", "JPEG2000"):
+    for fmt in ("BMP", "TIFF", "WEBP", "AVIF", "GIF", "JPEG2000"):
         image = load_image(encode(source, fmt))
         assert image.mode == "RGB"
         assert image.size == (64, 48), fmt
