@@ -679,9 +679,12 @@ def stats(obj: Context, as_json: bool) -> None:
 @click.option("--model", "version", help="Review this model version's predictions (default: each product's latest).")
 @click.option("--again", is_flag=True, help="Also show products reviewed before, when a newer model predicted them "
                                             "(their later decisions override the earlier ones).")
+@click.option("--sheet", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Write these products to review as a CSV sheet (- for stdout) instead, to fill in the decision "
+                   "column in a spreadsheet and load with `tagkit feedback import`. Needs no terminal.")
 @click.pass_obj
 def review(obj: Context, limit: int | None, order: str, seed: int, category: str | None, tag: str | None,
-           reviewer: str | None, version: str | None, again: bool) -> None:
+           reviewer: str | None, version: str | None, again: bool, sheet: Path | None) -> None:
     """Accept, reject or correct the predictions, one product at a time, with single keys (? shows them).
 
     Every decision is stored in the database the moment it is made; quitting (q) or a crash loses
@@ -689,17 +692,19 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
     terminal: without one it exits with code 5. Review does not take the writer lock: each decision is
     one short transaction, so a `predict` from cron can run while a review session is open.
     """
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if sheet is None and not (sys.stdin.isatty() and sys.stdout.isatty()):
         obj.fail("tagkit review needs a terminal (stdin and stdout are not one: a pipe, a file or cron?). "
-                 "To review in a spreadsheet, export the predictions (`tagkit predict ... --export csv`), write "
-                 "the decisions in a feedback CSV and load it with `tagkit feedback import FILE`.",
+                 "To review in a spreadsheet, write the products to review as a sheet with `tagkit review "
+                 "--sheet FILE`, fill in its decision column and load it with `tagkit feedback import FILE`.",
                  ExitCode.NOT_A_TERMINAL)
     from tagkit.queue import load_items, matches, predicted_model, review_queue, unreviewed
     from tagkit.review import Session
     from tagkit.tui import run
 
     reviewer = reviewer or _login_name()
-    with obj.read_store(read_only=False) as store:  # review writes its decisions
+    if sheet is not None and str(sheet) != "-":
+        _check_output(sheet, obj.db, param_hint="--sheet")
+    with obj.read_store(read_only=sheet is not None) as store:  # review writes its decisions
         try:
             version = predicted_model(store, version)
         except LookupError as error:
@@ -716,6 +721,9 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
                 obj.fail(f"no predicted product matches {given}", ExitCode.NO_MODEL)
             obj.log("nothing left to review: every predicted product that matches has been reviewed"
                     + ("" if again else " (--again: also those a newer model predicted since)"))
+            return
+        if sheet is not None:
+            _write_sheet(obj, queue, sheet, reviewer)
             return
         session = Session(store, queue, reviewer)
         args = {"order": order, "seed": seed, "category": category, "tag": tag, "limit": limit, "model": version,
@@ -782,7 +790,8 @@ def feedback_import(obj: Context, file: Path) -> None:
             run.progress.problem(problem)
         run.finish(report.counts(), len(report.problems))
     obj.log(f"{report.added:,} decisions added, {report.already_there:,} already there, "
-            f"{len(report.problems):,} rows left out")
+            + (f"{report.undecided:,} rows without a decision, " if report.undecided else "")
+            + f"{len(report.problems):,} rows left out")
     sys.exit(ExitCode.PARTIAL if report.problems else ExitCode.OK)
 
 
@@ -920,14 +929,31 @@ def _check_source(source: Path, products_file: Path | None) -> None:
                                "(a products file is given as SOURCE alone)")
 
 
-def _check_output(output: Path, db: Path, inputs: dict[str, Path | None] | None = None) -> None:
+def _check_output(output: Path, db: Path, inputs: dict[str, Path | None] | None = None, param_hint: str = "-o"
+                  ) -> None:
     """`export.check_output`, its refusal as a usage error (exit 2)."""
     from tagkit.export import OutputError, check_output
 
     try:
         check_output(output, db, inputs)
     except OutputError as error:
-        raise click.BadParameter(str(error), param_hint="-o") from error
+        raise click.BadParameter(str(error), param_hint=param_hint) from error
+
+
+def _write_sheet(obj: Context, queue: list, sheet: Path, reviewer: str | None) -> None:
+    """`review --sheet`: the queue as a review sheet, to stdout (`-`) or written whole to a file."""
+    from tagkit.export import atomic_file
+    from tagkit.review import write_sheet
+
+    if str(sheet) == "-":
+        count = write_sheet(queue, sys.stdout, reviewer)
+    else:
+        with atomic_file(sheet) as out:
+            count = write_sheet(queue, out, reviewer)
+    where = "" if str(sheet) == "-" else f" to {sheet}"
+    obj.log(f"{count:,} products to review written{where}: write accept, reject or correct (with the right value "
+            "in corrected) in the decision column, and accept in a product's review row when it is done (its "
+            "predictions not decided are then accepted), then `tagkit feedback import`")
 
 
 def _check_model(obj: Context, run: Run, version: str | None) -> None:

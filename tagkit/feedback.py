@@ -24,7 +24,7 @@ import csv
 import dataclasses
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,10 +199,12 @@ class FeedbackImport:
     file: str
     added: int = 0
     already_there: int = 0
+    undecided: int = 0  # rows of a review sheet left without a decision
     problems: list[Problem] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        return {"added": self.added, "already_there": self.already_there, "rows_failed": len(self.problems)}
+        return {"added": self.added, "already_there": self.already_there, "undecided": self.undecided,
+                "rows_failed": len(self.problems)}
 
 
 class FeedbackFileError(ValueError):
@@ -212,8 +214,9 @@ class FeedbackFileError(ValueError):
 def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     """Add the decisions of a CSV file (as written by `export_csv`, or made in a spreadsheet).
 
-    A bad row is reported (file, row, field) and left out; the others go in, in one transaction. Rows
-    already in the database are not added twice, so importing a file again changes nothing:
+    A bad row is reported (file, row, field) and left out; the others go in, in one transaction. A row with an
+    empty `decision` is read as a review sheet's (`_sheet_decisions`). Rows already in the database are not added
+    twice, so importing a file again changes nothing:
 
     - a row with a `created_at` (an exported one) is there when a decision with the same content and time is;
     - a row without one (typed in a spreadsheet; it gets the time of the import) is the sheet's word on its
@@ -233,14 +236,10 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             if missing:
                 raise FeedbackFileError(f"{path}: no column {', '.join(sorted(missing))} (the header must name "
                                         f"at least product_id, field and decision; see `tagkit feedback export`)")
-            rows: list[tuple[dict[str, Any], int]] = []
+            records: list[tuple[dict[Any, Any], int]] = []
             line = 2  # where the record starts: the header is line 1
             for raw in reader:
-                checked = _check_row(raw, str(path), line)
-                if isinstance(checked, Problem):
-                    report.problems.append(checked)
-                else:
-                    rows.append((checked, line))
+                records.append((raw, line))
                 line = reader.line_num + 1
     except OSError as error:
         raise FeedbackFileError(f"cannot read {path}: {error.strerror or error}") from error
@@ -248,6 +247,13 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
         raise FeedbackFileError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from error
     except csv.Error as error:
         raise FeedbackFileError(f"{path}: not a readable CSV file ({error})") from error
+    rows: list[tuple[dict[str, Any], int]] = []
+    for raw, line in _sheet_decisions(records, report):
+        checked = _check_row(raw, str(path), line)
+        if isinstance(checked, Problem):
+            report.problems.append(checked)
+        else:
+            rows.append((checked, line))
     known = _known_products(store, [r["product_id"] for r, _ in rows])
     for row, line in rows:
         if row["product_id"] not in known:
@@ -283,6 +289,35 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
                 store.db.execute(insert, [row[c] for c in _CONTENT[:-1]] + [row["created_at"] or now])
                 report.added += 1
     return report
+
+
+def _sheet_decisions(records: list[tuple[dict[Any, Any], int]], report: FeedbackImport
+                     ) -> Iterator[tuple[dict[Any, Any], int]]:
+    """The records that decide something. A row with an empty `decision` is, as a review sheet (`review.write_sheet`)
+    is filled in: a correction when it has a `corrected` value; a prediction (`kind` `predicted`) of a product whose
+    `review` row the sheet accepts or rejects, accepted or rejected with it (as `a` and `x` do in the terminal; the
+    predicted category not, when another category row of the product decides); otherwise undecided (counted in
+    `report`, left out)."""
+    def cell(raw: dict[Any, Any], column: str) -> str:
+        return plain_cell((raw.get(column) or "").strip())
+
+    def product(raw: dict[Any, Any]) -> tuple[str, str]:
+        return cell(raw, "product_id"), cell(raw, "model_id")
+
+    finished = {product(raw): cell(raw, "decision") for raw, _ in records
+                if cell(raw, "field") == "product" and cell(raw, "decision") in ("accept", "reject")}
+    chose_category = {product(raw) for raw, _ in records  # an alternative accepted, or a path typed
+                      if cell(raw, "field") == "category" and (cell(raw, "decision") or cell(raw, "corrected"))}
+    for raw, line in records:
+        if None in raw or cell(raw, "decision"):
+            yield raw, line
+        elif cell(raw, "corrected"):
+            yield {**raw, "decision": "correct"}, line
+        elif cell(raw, "kind") == "predicted" and product(raw) in finished and not (
+                cell(raw, "field") == "category" and product(raw) in chose_category):
+            yield {**raw, "decision": finished[product(raw)]}, line
+        else:
+            report.undecided += 1
 
 
 def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Problem:

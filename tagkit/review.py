@@ -1,4 +1,5 @@
-"""A review session without the terminal: what one product's screen shows, and what each key records.
+"""A review session without the terminal: what one product's screen shows, and what each key records; and the
+review queue as a sheet to fill in a spreadsheet (`write_sheet`).
 
 The screen's state is always read back from the `feedback` table, so what is shown is what is stored: a
 session that is quit, killed or crashes loses nothing, and the next one shows a half-reviewed product as it
@@ -7,10 +8,13 @@ was left. Each action records its decisions in one transaction at once and can b
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
+from tagkit.export import safe_cell
 from tagkit.feedback import Decision, decisions_for, record, undo
 from tagkit.product import Tag, format_category, parse_category
 from tagkit.queue import model_attributes
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
     from tagkit.taxonomy import Taxonomy
 
 KEYS = "1234567890"  # the keys of the first ten suggestions
+SHEET_COLUMNS = ("product_id", "title", "field", "kind", "predicted", "score", "decision", "corrected", "model_id",
+                 "reviewer", "image")
 
 
 @dataclass
@@ -295,3 +301,29 @@ def known_values(store: Store, taxonomy: Taxonomy | None = None) -> tuple[list[s
         categories.update(format_category(path) for path in taxonomy.categories)
         tags.update(str(Tag(a.name, v.name)) for a in taxonomy.attributes for v in a.values)
     return sorted(categories), sorted(t for t in tags if t)
+
+
+def write_sheet(queue: Iterable[PredictedProduct], out: IO[str], reviewer: str | None = None) -> int:
+    """Write the products of a review queue as a feedback sheet, for a team that reviews in a spreadsheet; returns
+    how many products it holds. Per product, in this order: a `category` row for the predicted path (kind
+    `predicted`) and for each alternative (`alternative`), a `tag` row for each predicted tag (`predicted`) and for
+    each tag below its threshold (`candidate`), each with its score and an empty `decision`, and a `product` row
+    (kind `review`) whose `accept` or `reject` finishes the product's review, and decides its predictions not
+    decided otherwise, as `a` and `x` do. `feedback.import_csv` reads the sheet back."""
+    writer = csv.writer(out)
+    writer.writerow(SHEET_COLUMNS)
+    count = 0
+    for item in queue:
+        rows = [("category", "predicted", item.category, item.category_score)] if item.category else []
+        rows += [("category", "alternative", path, score) for path, score in item.alternatives
+                 if path != item.category]
+        rows += [("tag", "predicted", tag, score) for tag, score in item.tags]
+        rows += [("tag", "candidate", tag, score) for tag, score in item.candidates]
+        rows.append(("product", "review", "", None))
+        for field_, kind, value, score in rows:
+            cells = {"product_id": item.id, "title": item.title, "field": field_, "kind": kind, "predicted": value,
+                     "score": "" if score is None else round(score, 4), "decision": "", "corrected": "",
+                     "model_id": item.model, "reviewer": reviewer or "", "image": item.image or ""}
+            writer.writerow([safe_cell(cells[c]) for c in SHEET_COLUMNS])
+        count += 1
+    return count

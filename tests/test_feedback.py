@@ -428,3 +428,57 @@ def test_a_later_row_of_the_same_sheet_wins(demo_db: Path, tmp_path: Path):
     assert "1 decisions added" in tagkit(demo_db, "feedback", "import", flip).stderr
     assert "1 decisions added, 4 already there" in tagkit(demo_db, "feedback", "import", longer).stderr
     assert "color: Red" in labels(demo_db, pid)[1]
+
+
+def test_a_review_sheet_filled_in_a_spreadsheet_is_learnt(demo_db: Path, tmp_path: Path):
+    """`review --sheet`: the review queue as a CSV to decide in a spreadsheet (review without a terminal used to
+    be exit 5 and a hand-made sheet). A product's review row accepted accepts its predictions not decided (as `a`);
+    other rows left undecided are left out of the import, counted."""
+    import csv
+
+    from tagkit.queue import review_queue
+
+    with Store(demo_db) as store:
+        queue = review_queue(store, limit=4)
+    path = tmp_path / "sheet.csv"
+    result = tagkit(demo_db, "review", "--sheet", str(path), "--limit", "4", "--reviewer", "ana")
+    assert result.exit_code == ExitCode.OK, result.output
+    assert "4 products to review written" in result.stderr
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert list(dict.fromkeys(r["product_id"] for r in rows)) == [item.id for item in queue]
+    first, second, third = queue[0], queue[1], queue[2]
+    assert third.alternatives, "the demo's products have alternative categories"
+    mine = [r for r in rows if r["product_id"] == first.id]
+    assert (mine[0]["field"], mine[0]["kind"], mine[0]["decision"]) == ("category", "predicted", "")
+    assert [r["predicted"] for r in mine if r["kind"] == "predicted" and r["field"] == "tag"] == [
+        t for t, _ in first.tags]
+    assert mine[-1]["field"] == "product" and {r["reviewer"] for r in rows} == {"ana"}
+    assert len(first.tags) >= 2, "the demo's first product to review has tags to decide"
+    rejected, kept = first.tags[0][0], first.tags[1][0]
+    others = sorted({r["category"] for r in Store(demo_db).db.query(
+        "select category from products where category is not null")} - {second.category})
+    for r in rows:  # what a person types in the spreadsheet
+        if r["product_id"] == first.id:
+            typed = {("tag", rejected): "reject", ("product", ""): "accept"}  # the rest is accepted with the product
+            r["decision"] = typed.get((r["field"], r["predicted"]), "")
+        elif r["product_id"] == second.id and r["kind"] == "predicted" and r["field"] == "category":
+            r["corrected"] = others[0]  # the right category typed, the decision cell left empty
+        elif r["product_id"] == third.id:  # an alternative chosen, the rest accepted with the product
+            r["decision"] = "accept" if r["field"] == "product" or r["predicted"] == third.alternatives[0][0] else ""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter=";")  # as a spreadsheet may save it
+        writer.writeheader()
+        writer.writerows(rows)
+    result = tagkit(demo_db, "feedback", "import", str(path))
+    assert result.exit_code == ExitCode.OK, result.output
+    added = len(first.tags) + 3 + len(third.tags) + 2  # + the second's correction; the third's alternative
+    assert f"{added} decisions added, 0 already there, {len(rows) - added:,} rows without a decision" in result.stderr
+    category, tags = labels(demo_db, first.id)
+    assert category == first.category and kept in tags and rejected not in tags
+    assert labels(demo_db, second.id)[0] == others[0]
+    assert labels(demo_db, third.id) == (third.alternatives[0][0], {t for t, _ in third.tags})
+    again = tagkit(demo_db, "feedback", "import", str(path))
+    assert f"0 decisions added, {added} already there" in again.stderr
+    result = tagkit(demo_db, "review", "--sheet", "-", "--limit", "4")
+    ids = {r["product_id"] for r in csv.DictReader(result.stdout.splitlines())}
+    assert first.id not in ids and second.id in ids, "a finished product is not asked again, a half-done one is"
