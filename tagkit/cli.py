@@ -319,7 +319,8 @@ def main(ctx: click.Context, db: Path, quiet: bool, wait: float, log_file: Path 
     tagkit eval test.csv                 how good is it, honestly
     tagkit import products.csv           only read a catalogue into the database
     tagkit review                        accept, reject or correct predictions, one product at a time
-    tagkit feedback export | import      the review decisions as CSV, for a spreadsheet
+    tagkit review --sheet review.csv     the same as a sheet to fill in a spreadsheet
+    tagkit feedback export | import      the review decisions as CSV; import reads a filled-in sheet
     tagkit models | stats                the trained models | what the database holds
     tagkit taxonomy import | show | map | suggest   one vocabulary of categories, attributes and values
 
