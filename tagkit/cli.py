@@ -439,8 +439,9 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
     if report.counts.get("images_not_embedded"):
         obj.log(f"warning: {report.counts['images_not_embedded']:,} of the products learnt from have an image that "
                 f"was never embedded with this image model ({image_model}; stored by an older tagkit, or with "
-                "another --image-model): they were learnt without it. `tagkit import FILE` embeds their images "
-                "(`tagkit train FILE` too); then train again")
+                "another --image-model), and whose file is gone or holds another picture now: they were learnt "
+                "without it. `tagkit import FILE` with their images embeds them (`tagkit train FILE` too); then "
+                "train again")
     summary = {"version": report.version, **({"unchanged": True} if report.unchanged else {}), "path": report.path,
                "seconds": report.seconds, "counts": report.counts,
                "validation": report.model_report.get("validation", {}),

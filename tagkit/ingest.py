@@ -318,6 +318,28 @@ def _same_picture(product: Product, stored: list[Product], taken: set[str]) -> P
     return None
 
 
+def embed_stored(store: Store, embedder: ImageEmbedder, products: Iterable[Product]) -> int:
+    """Embed the pictures of stored products that have no features from `embedder` yet (stored by a tagkit whose
+    image model or features key was another), read again from their files when these still hold the same picture
+    (the same bytes); returns how many were embedded. The others stay without features."""
+    paths: dict[str, str] = {}
+    for product in products:
+        if product.image_hash and product.image:
+            paths.setdefault(product.image_hash, product.image)
+    known = store.known_features(embedder.model_id, paths)
+    todo = [(image_hash, path) for image_hash, path in paths.items()
+            if image_hash not in known and _hash_file(path) == image_hash]
+    embedded, batch = 0, []
+    for image_hash, result in embedder.embed(todo):
+        embedded += not isinstance(result, ImageError)
+        batch.append((image_hash, str(result) if isinstance(result, ImageError) else result))
+        if len(batch) >= 256:
+            store.put_features(embedder.model_id, batch)
+            batch = []
+    store.put_features(embedder.model_id, batch)
+    return embedded
+
+
 def _hash_file(path: str) -> str | ImageError:
     try:
         return content_hash(read_image_bytes(path))

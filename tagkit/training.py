@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tagkit import __version__
 from tagkit.dataset import Dataset, products_dataset
 from tagkit.feedback import apply_feedback, feedback_rows
-from tagkit.ingest import ImportReport, import_products
+from tagkit.ingest import ImportReport, embed_stored, import_products
 from tagkit.product import Problem, Product
 from tagkit.tagger import EXTRACTOR_FOLDER, Tagger, save_sources
 from tagkit.taxonomy import OutsideLabels, Taxonomy, stored_taxonomy, taxonomy_fingerprint
@@ -119,6 +119,8 @@ def train(
     chosen: dict[str, Any] = {}
     if attributes is not None:
         products, chosen = keep_attributes(products, attributes, taxonomy)
+    reembedded = embed_stored(store, embedder, (p for p in products if (ids is None or p.id in ids) and (
+        p.category or p.tags or p.id in reviewed)))  # stored by a tagkit with another image model
     data = labelled(products_dataset(store, products, embedder), ids)
     if not len(data):
         where = f"in {source}" if source is not None else f"in {store.path}"
@@ -150,6 +152,7 @@ def train(
         extractor_report["switched_off"] = off
     counts = dataset_counts(data)
     counts["images_not_embedded"] = not_embedded(store, products, set(data.ids), embedder)
+    counts["images_embedded_again"] = reembedded
     if ids is not None:
         counts["from_review"] = sum(1 for pid in data.ids if pid in from_review)
     counts["held_out"] = left_out
@@ -331,8 +334,8 @@ def decided_labels(stored: list[Product], relabelled: list[Product], reviewed: s
 
 def not_embedded(store: Store, products: list[Product], learnt: set[str], embedder: ImageEmbedder) -> int:
     """How many of the products learnt from (ids in `learnt`) have an image that was never embedded with
-    `embedder` (stored by a tagkit whose features key differs, or embedded with another `--image-model`): they
-    are learnt without their image."""
+    `embedder` (stored by a tagkit whose features key differs, or embedded with another `--image-model`) and
+    whose file no longer holds that picture (`embed_stored` embeds the others): they are learnt without it."""
     hashes = {p.id: p.image_hash for p in products if p.id in learnt and p.image_hash}
     known = store.known_features(embedder.model_id, set(hashes.values()))
     return sum(1 for image_hash in hashes.values() if image_hash not in known)
