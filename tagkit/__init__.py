@@ -60,6 +60,7 @@ _EXPORTS = {
     "FeedbackFileError": "tagkit.feedback",
     "ReadOnlyError": "tagkit.store",
     "NotTagkitDatabase": "tagkit.store",
+    "NewerDatabase": "tagkit.store",
     "Locked": "tagkit.lock",
 }
 

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import sqlite_utils
 
+from tagkit import __version__
 from tagkit.product import Problem, Product, Tag, format_category, parse_category
 
 DEFAULT_DB = "tagkit.db"
@@ -201,6 +202,10 @@ class NotTagkitDatabase(sqlite3.DatabaseError):
     """An SQLite database with tables of its own and no tagkit schema: tagkit neither reads nor changes it."""
 
 
+class NewerDatabase(NotTagkitDatabase):
+    """A database a newer tagkit wrote (a higher schema version): this tagkit neither reads nor changes it."""
+
+
 def _writable_side_files(path: Path) -> None:
     """Make the database's `-wal` and `-shm` files writable again when they are not: SQLite creates them with the
     database file's mode, so a database read while it was read-only leaves them read-only, and every write after
@@ -321,15 +326,22 @@ class Store:
 
     def _refuse_foreign(self) -> None:
         """NotTagkitDatabase when the file has tables but no tagkit schema version (another program's database,
-        named by mistake): it is left as it was, not turned into WAL mode and given tagkit's tables."""
+        named by mistake), NewerDatabase when a newer tagkit made it: it is left as it was, not turned into WAL mode
+        and given (or downgraded to) this tagkit's tables."""
         tables = [name for (name,) in self.db.execute(
             "select name from sqlite_master where type = 'table' and name not like 'sqlite%' order by name")]
         if not tables:
             return
         if "meta" in tables:
+            version = None
             with suppress(sqlite3.DatabaseError):  # a `meta` table of another program's, without these columns
-                if self.db.execute("select 1 from meta where key = 'schema_version'").fetchone():
-                    return
+                version = self.db.execute("select value from meta where key = 'schema_version'").fetchone()
+            if version is not None:
+                if str(version[0]).isdigit() and int(version[0]) > SCHEMA_VERSION:
+                    raise NewerDatabase(f"{self.path} was written by a newer tagkit (its schema version is "
+                                        f"{version[0]}; this tagkit {__version__} knows up to {SCHEMA_VERSION}): "
+                                        "upgrade tagkit to use it; it is left as it is")
+                return
         shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
         raise NotTagkitDatabase(f"{self.path} is an SQLite database, but not tagkit's (its tables: {shown}); tagkit "
                                 "leaves it as it is: name another database file")
@@ -371,12 +383,32 @@ class Store:
                                 self.db.execute("update runs set writer_lock = (command != 'review')")
                             elif (name, column) == ("problems", "product_id"):
                                 self._problems_of_products()
+                            elif (name, column) == ("products", "held_out"):
+                                self._held_out_of_old_evals()
                 for index in _INDEXES.get(name, []):
                     table.create_index(index, if_not_exists=True)
             for name in _VIEWS:
                 self.db.execute(f"drop view if exists [{name}]")
                 self.db.execute(_view_sql(name))
             self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+
+    def _held_out_of_old_evals(self) -> None:
+        """Test products stored before they were marked: those stored last from a file (or folder) that an `eval`
+        run read and that no `train` or `import` run read (else `train` learnt them, and every later `eval` on them
+        was not honest)."""
+        read: dict[str, set[str]] = {"eval": set(), "learnt": set()}
+        for command, args in self.db.execute("select command, args from runs where command in "
+                                             "('eval', 'train', 'import')"):
+            try:
+                given = json.loads(args or "{}")
+            except ValueError:
+                continue
+            sources = {given.get(k) for k in ("source", "products")} if isinstance(given, dict) else set()
+            read["eval" if command == "eval" else "learnt"].update(s for s in sources if isinstance(s, str))
+        tested = sorted(read["eval"] - read["learnt"])
+        if tested:
+            self.db.execute(f"update products set held_out = 1 where source in ({', '.join('?' * len(tested))})",
+                            tested)
 
     def _problems_of_products(self) -> None:
         """Problems stored before they named their product: the product now stored from that row of that file,

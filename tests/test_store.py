@@ -156,6 +156,56 @@ def test_an_older_database_gets_the_views_and_the_writer_lock_column(tmp_path):
         assert store._schema_is_current(), "opened again, it writes nothing"
 
 
+def test_an_older_databases_test_products_are_held_out(tmp_path):
+    """A database from before `held_out`: the products an old `eval` stored were learnt by every `train` without
+    SOURCE after the upgrade, and every later `eval` on them was not honest (an upgrade audit). Those stored last
+    from a file only `eval` read are test products; a file `train` or `import` also read is not."""
+    path = tmp_path / "old.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("alter table products drop column held_out")
+    conn.execute("update meta set value = '4' where key = 'schema_version'")
+    conn.executemany("insert into runs (command, args, status) values (?, ?, 'ok')", [
+        ("train", json.dumps({"source": "train.csv"})), ("eval", json.dumps({"source": "test.csv"})),
+        ("eval", json.dumps({"source": "photos", "products": "titles.csv"})),
+        ("eval", json.dumps({"source": "train.csv"})),
+        ("import", json.dumps({"source": "more.csv"})), ("eval", json.dumps({"source": "more.csv"})),
+        ("eval", "not json")])
+    conn.executemany("insert into products (id, source) values (?, ?)", [
+        ("t1", "train.csv"), ("e1", "test.csv"), ("e2", "test.csv"), ("f1", "photos"), ("f2", "titles.csv"),
+        ("m1", "more.csv"), ("p1", "new")])
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        assert store.held_out_ids() == {"e1", "e2", "f1", "f2"}
+
+
+def test_a_database_a_newer_tagkit_wrote_is_left_as_it_is(tmp_path):
+    """An older tagkit opened a newer one's database and wrote its own, lower schema version into it (an upgrade
+    audit: a team member who had not upgraded)."""
+    from click.testing import CliRunner
+
+    from tagkit.cli import main
+    from tagkit.exitcodes import ExitCode
+    from tagkit.store import NewerDatabase
+
+    path = tmp_path / "tagkit.db"
+    with Store(path) as store:
+        store.upsert_products([Product("a", title="Blue jeans")])
+        store.db.execute("update meta set value = ? where key = 'schema_version'", [str(SCHEMA_VERSION + 1)])
+        store.db.conn.commit()
+    before = path.read_bytes()
+    for read_only in (False, True):
+        with pytest.raises(NewerDatabase, match=f"written by a newer tagkit .*schema version is {SCHEMA_VERSION + 1}"):
+            Store(path, read_only=read_only)
+    products = tmp_path / "products.csv"
+    products.write_text("id,title\n1,Blue jeans\n", "utf-8")
+    for args in (["stats"], ["import", str(products), "--no-images"]):
+        result = CliRunner().invoke(main, ["--db", str(path), *args])
+        assert result.exit_code == ExitCode.USAGE and "upgrade tagkit" in result.stderr, result.output
+    assert path.read_bytes() == before
+
+
 def test_latest_predictions_gives_no_tags_as_empty_text(store):
     """A product predicted without tags reads `tags` and `tag_scores` as empty, as in a CSV export, not NULL."""
     store.upsert_products([Product("a", title="کفش"), Product("b", title="کیف")])
@@ -276,7 +326,8 @@ def test_every_exported_name_resolves_and_the_errors_are_exceptions():
     for name in tagkit.__all__:
         assert getattr(tagkit, name) is not None, name
     errors = ["ConfigError", "TaxonomyError", "NothingToLearn", "ModelNotFound", "ModelDamaged", "ModelMismatch",
-              "ModelError", "OutputError", "FeedbackFileError", "Locked", "ReadOnlyError", "NotTagkitDatabase"]
+              "ModelError", "OutputError", "FeedbackFileError", "Locked", "ReadOnlyError", "NotTagkitDatabase",
+              "NewerDatabase"]
     for name in errors:
         assert issubclass(getattr(tagkit, name), Exception) and name in tagkit.__all__, name
     assert issubclass(tagkit.ModelDamaged, tagkit.ModelNotFound)
