@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -358,10 +359,24 @@ def training_key(fingerprint: str, embedder: ImageEmbedder, seed: int, params: d
         "input": fingerprint, "seed": seed, "params": params, "image_model": embedder.model_id,
         "extract": extract if isinstance(extract, bool) else sorted(extract),
         "attributes": None if attributes is None else sorted(attributes),
-        "taxonomy": taxonomy_fingerprint(taxonomy), "tagkit": __version__,
+        "taxonomy": taxonomy_fingerprint(taxonomy), "tagkit": __version__, "code": code_fingerprint(),
         "libraries": {name: installed(name) for name in ("numpy", "scipy", "scikit-learn", "lightgbm", "hazm")},
     }
     return hashlib.sha256(json.dumps(made_from, sort_keys=True, default=str).encode()).hexdigest()
+
+
+PACKAGE = Path(__file__).resolve().parent  # tagkit's own folder
+
+
+@functools.cache
+def code_fingerprint(package: Path = PACKAGE) -> str:
+    """A hash of tagkit's own source files (the `.py` files of `package`): an upgrade that changes how models are
+    made changes it, even where the version number stayed the same (a development install, a fix released under
+    the same number)."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def unchanged_version(store: Store, key: str) -> tuple[ModelVersion, Tagger] | None:

@@ -281,3 +281,22 @@ def test_training_on_nothing_new_keeps_the_newest_version(demo_db: Path):
     assert "unchanged" not in mended and versions(demo_db)[0] == mended["version"] != forced["version"]
     other_seed = json.loads(tagkit(demo_db, "-q", "train", str(DEMO / "train.csv"), "--seed", "1", "--json").stdout)
     assert "unchanged" not in other_seed
+
+
+def test_an_upgrade_under_the_same_version_number_is_not_nothing_new(tmp_path: Path):
+    """`training_key` held tagkit's version number, which a development install or a fix released under the same
+    number keeps (an upgrade audit): a `train` after such an upgrade said "nothing new to learn" and kept the model
+    the old code made. The key holds a hash of tagkit's source files."""
+    import shutil
+
+    from tagkit.training import PACKAGE, code_fingerprint
+
+    copy = tmp_path / "tagkit"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    assert code_fingerprint(copy) == code_fingerprint(PACKAGE)
+    (copy / "__pycache__").mkdir(exist_ok=True)
+    (copy / "__pycache__" / "x.pyc").write_bytes(b"compiled")  # not source
+    assert code_fingerprint.__wrapped__(copy) == code_fingerprint(PACKAGE)
+    model_code = copy / "models" / "catalogue.py"
+    model_code.write_text(model_code.read_text("utf-8") + "\n# a fix\n", "utf-8")
+    assert code_fingerprint.__wrapped__(copy) != code_fingerprint(PACKAGE)
