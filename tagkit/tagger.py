@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 EXTRACTOR_FOLDER = "extractor"  # inside a model version's folder
 SOURCES_FILE = "sources.json"  # in the extractor's folder: which source's tags each attribute keeps
 SOURCE_OPTIONS = ("both", "model", "extractor")
+MIN_ALLOWED_SCORE = 0.01  # an allowed category path scored less is no answer (the model chose paths outside the tree)
 CANDIDATES = 10  # below-threshold tags kept per product, as the catalogue model keeps
 
 
@@ -115,7 +116,8 @@ class Tagger:
 
     def _canonical_categories(self, prediction: Prediction) -> Prediction:
         """The category and alternatives as the taxonomy's paths; paths that become one add their scores. A
-        taxonomy with a category tree allows only its own paths (none of them among the model's: no category)."""
+        taxonomy with a category tree allows only its own paths (none of them among the model's, or none scored at
+        least MIN_ALLOWED_SCORE: no category, rather than a guess scored 0.00)."""
         if prediction.category is None:
             return prediction
         tree = bool(self.taxonomy.categories)
@@ -126,7 +128,7 @@ class Tagger:
                 continue
             scores[path] = scores.get(path, 0.0) + score
         ranked = sorted(scores.items(), key=lambda item: -item[1])
-        if not ranked:
+        if not ranked or ranked[0][1] < MIN_ALLOWED_SCORE:  # the model's answer is a path outside the tree
             return replace(prediction, category=None, category_score=0.0, alternatives=[])
         return replace(prediction, category=ranked[0][0], category_score=ranked[0][1], alternatives=ranked[1:])
 

@@ -260,8 +260,8 @@ class OutsideLabels:
         said = []
         if self.categories:
             said.append(("category", f"{self.categories.total():,} products have a category the taxonomy does not "
-                         f"have ({some(self.categories)}): predictions give only its paths; add them to its tree, "
-                         "or `tagkit taxonomy map` them"))
+                         f"have ({some(self.categories)}): predictions give only its paths, so products like these "
+                         "get another one or none; add them to its tree, or `tagkit taxonomy map` them"))
         if self.values:
             said.append(("tags", f"{self.values.total():,} tags have a value the taxonomy does not allow "
                          f"({some(self.values)}): they are learnt but never predicted; add the values, or "

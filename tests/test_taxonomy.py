@@ -471,10 +471,13 @@ def test_import_says_which_labels_the_taxonomy_does_not_have(tmp_path: Path) -> 
     with Store(tmp_path / "t.db") as store:
         import_taxonomy(store, load_taxonomy(small(tmp_path)))
         report = import_products(store, catalogue, embedder=None)
-        notes = {p.message.split(" (")[0]: p for p in report.problems if p.info and "taxonomy" in p.message}
+        notes = {p.message.split(" (")[0]: p for p in report.problems if "taxonomy" in p.message}
         assert set(notes) == {"1 products have a category the taxonomy does not have",
                               "2 tags have a value the taxonomy does not allow",
                               "1 tags are of attributes the taxonomy does not list"}
+        outside = notes["1 products have a category the taxonomy does not have"]
+        assert "get another one or none" in outside.message
+        assert all(p.info for p in notes.values())
         assert "اکسسوری > ساعت ×1" in notes["1 products have a category the taxonomy does not have"].message
         assert "رنگ: آبی ×2" in notes["2 tags have a value the taxonomy does not allow"].message
         assert not any("taxonomy" in p.message for p in import_products(store, catalogue, embedder=None,
