@@ -136,6 +136,7 @@ def import_products(
         for chunk, hashes in _ahead(_chunks(records, problems, chunk_size), lambda c: ahead.submit(_hashes, c, pool)):
             unreadable = _set_hashes(chunk, hashes.result(), report)
             told, left_out = _keep_stored(store, chunk, folder_ids)
+            _older_line_ids(store, chunk)
             _keep_stored_fields(store, chunk)
             for note_ in told:
                 problems.add(note_)
@@ -221,6 +222,19 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
         else:
             product.image_hash = result
     return unreadable
+
+
+def _older_line_ids(store: Store, chunk: list[Product]) -> None:
+    """A row of a file without ids is `NAME:LINE` (`tagkit.catalogue`); an older tagkit called it `LINE`: a product
+    stored so from this very row of this file keeps that id (its labels, decisions and predictions are under it)."""
+    made = {str(p.row): p for p in chunk
+            if p.source and p.row is not None and p.id == f"{os.path.basename(p.source)}:{p.row}"}
+    if not made:
+        return
+    for line, stored in store.products_by("id", made).items():
+        product = made[line]
+        if any(known.source == product.source and known.row == product.row for known in stored):
+            product.id = line
 
 
 def _keep_stored_fields(store: Store, chunk: list[Product]) -> None:

@@ -408,3 +408,30 @@ def test_a_json_export_reads_back_as_products_with_its_tags(trained: Path, tmp_p
         for row in exported:
             assert [str(t) for t in stored[row["id"]].tags] == [tag for tag, _ in row["tags"]], row["id"]
             assert " > ".join(stored[row["id"]].category) == (row["category"] or "")
+
+
+def test_two_files_without_ids_are_other_products(tmp_path: Path):
+    """Files without an id column took line numbers as ids: `eval test.jsonl` replaced the products of the same
+    lines of train.jsonl in the database, called them all "in the model's training data", and a later `train`
+    learnt from the test labels (an audit with AE-110k's files)."""
+    def without_ids(name: str) -> Path:
+        rows = list(csv.DictReader((DEMO / name).open(encoding="utf-8")))
+        path = tmp_path / name
+        with path.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["title", "category", "tags"], extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        return path
+
+    db = tmp_path / "tagkit.db"
+    train = tagkit(db, "train", str(without_ids("train.csv")), "--json")
+    assert train.exit_code == ExitCode.OK, train.stderr
+    with Store(db) as store:
+        before = {p.id: p.title for p in store.iter_products()}
+    result = tagkit(db, "eval", str(without_ids("test.csv")), "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert json.loads(result.stdout)["seen_in_training"] == 0 and "not an honest estimate" not in result.stderr
+    with Store(db) as store:
+        after = {p.id: p.title for p in store.iter_products()}
+        assert {pid: after[pid] for pid in before} == before, "the training products are as they were"
+        assert len(store.held_out_ids()) == 100 and len(after) == len(before) + 100

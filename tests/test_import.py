@@ -403,3 +403,23 @@ def test_a_tag_the_record_gives_is_not_kept_twice(tmp_path: Path):
                                           '{"id": "1", "title": "Red Shirt", "tags": ["usage: Sports"]}\n', "utf-8")
         import_products(store, tmp_path / "d.jsonl", embedder=None)
         assert set(map(str, store.product("1").tags)) == {"usage: Sports"}
+
+
+def test_a_file_without_ids_read_again_keeps_the_ids_an_older_tagkit_gave(tmp_path: Path):
+    """Rows of a file without ids are `NAME:LINE`; an older tagkit stored them as `LINE`. Read again, the same rows of
+    the same file keep those ids (their labels, decisions and predictions), instead of becoming second products;
+    another file's rows are other products."""
+    catalogue = tmp_path / "p.csv"
+    catalogue.write_text("title,category\nBlue shirt,Shirts\nRed cap,Caps\n", "utf-8")
+    other = tmp_path / "q.csv"
+    other.write_text("title,category\nGreen scarf,Scarves\n", "utf-8")
+    with Store(tmp_path / "t.db") as store:
+        import_products(store, catalogue, embedder=None)
+        assert sorted(p.id for p in store.iter_products()) == ["p.csv:2", "p.csv:3"]
+        store.db.execute("update products set id = source_row")  # as an older tagkit stored them
+        store.db.conn.commit()
+        report = import_products(store, catalogue, embedder=None)
+        assert report.products_unchanged == 2 and report.products_new == 0
+        import_products(store, other, embedder=None)
+        assert sorted((p.id, p.title) for p in store.iter_products()) == [
+            ("2", "Blue shirt"), ("3", "Red cap"), ("q.csv:2", "Green scarf")]
