@@ -610,13 +610,17 @@ def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None
         with obj.run("models", {"prune": keep, "dry_run": dry_run}, "pruning") as run:
             pruned = prune_versions(run.store, keep, dry_run=dry_run)
             run.finish({"deleted": len(pruned.versions), "unrecorded": len(pruned.unrecorded),
-                        "bytes": pruned.bytes, "predictions": pruned.predictions, "dry_run": dry_run}, 0)
+                        "bytes": pruned.bytes, "predictions": pruned.predictions, "features": pruned.features,
+                        "dry_run": dry_run}, 0)
         deleted = f"{len(pruned.versions)} model version(s)" + (f" ({', '.join(pruned.versions)})"
                                                                  if pruned.versions else "")
         if pruned.unrecorded:
             deleted += f" and {len(pruned.unrecorded)} folder(s) no row records ({', '.join(pruned.unrecorded)})"
         if pruned.predictions:
             deleted += f", and {pruned.predictions:,} predictions of deleted versions that later ones replaced"
+        if pruned.features:
+            deleted += (f", and {pruned.features:,} cached image features ({pruned.feature_bytes / 1e6:,.1f} MB) of "
+                        "image models no version left uses (an older tagkit's, or another --image-model's)")
         said = (f"{'would delete' if dry_run else 'deleted'} {deleted}: {pruned.bytes / 1e6:,.1f} MB; "
                 f"kept {', '.join(pruned.kept) or 'none'}")
         if dry_run:  # what was asked for: said also with -q
@@ -631,6 +635,7 @@ def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None
     if as_json and pruned is not None:
         obj.print_json({"pruned": {"versions": pruned.versions, "unrecorded": pruned.unrecorded,
                                    "kept": pruned.kept, "bytes": pruned.bytes, "predictions": pruned.predictions,
+                                   "features": pruned.features, "feature_bytes": pruned.feature_bytes,
                                    "dry_run": dry_run},
                         "versions": versions})
     elif as_json:

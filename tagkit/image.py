@@ -427,6 +427,16 @@ def load_manifest(path: str | Path = MANIFEST) -> dict[str, Any]:
     return manifest
 
 
+def bundled_feature_keys(manifest: str | Path = MANIFEST) -> set[str]:
+    """The features keys (`ImageEmbedder.model_id`) of the image models this tagkit has: every variant, with and
+    without colour features. A cached feature under another key was made by another tagkit's model."""
+    keys = set()
+    for variant in _variants(load_manifest(manifest)):
+        with contextlib.suppress(ModelError):  # a variant whose file is not installed
+            keys |= {ImageEmbedder(variant, manifest=manifest, colour=c).model_id for c in (True, False)}
+    return keys
+
+
 def _variants(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     variants = manifest.get("variants", manifest)
     if isinstance(variants, list):

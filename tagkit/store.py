@@ -527,6 +527,15 @@ class Store:
         for row in self.db.query(sql, list(params)):
             yield _product_from_row(row)
 
+    def compact(self) -> bool:
+        """Give the space of deleted rows back to the disk (SQLite's VACUUM); False when another connection's
+        transaction stops it (the space is then reused by later writes)."""
+        try:
+            self.db.execute("VACUUM")
+        except sqlite3.OperationalError:
+            return False
+        return True
+
     # features -----------------------------------------------------------------------------
 
     def known_features(self, model: str, hashes: Iterable[str]) -> dict[str, str | None]:

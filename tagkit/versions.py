@@ -138,6 +138,8 @@ class Pruned:
     kept: list[str]  # the versions kept, newest first
     bytes: int  # the size of the folders deleted
     predictions: int = 0  # predictions of deleted versions (now or before) that a later one of their product replaced
+    features: int = 0  # cached image features of image models that no version left and no bundled model uses
+    feature_bytes: int = 0  # their vectors' size
 
 
 # Predictions of the versions in `{marks}` that are not their product's latest (the latest_predictions view's order).
@@ -153,7 +155,8 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
     A version whose folder is missing is left listed when it is newer than the oldest kept (its folder may come
     back), and deleted when older. The predictions of the deleted versions (and of versions deleted before) go too,
     but for those still their product's latest (what `review` and the exports read; they and review decisions keep
-    their model ids)."""
+    their model ids); so do the cached image features no version left can use (`_stale_feature_models`), and the
+    database file is then compacted."""
     if keep < 1:
         raise ValueError("keep at least one model version")
     rows = list_versions(store)
@@ -171,6 +174,10 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
         "select distinct model_id from predictions where model_id not in (select id from models)")]
     cleaned = [*gone, *deleted_before]
     superseded = sum(row[0] for row in store.select_in(f"select count(*) {_SUPERSEDED}", [], cleaned))
+    stale = _stale_feature_models(store, [r for r in rows if r["id"] not in gone])
+    of_stale = f"from features where model in ({', '.join('?' * len(stale))})"
+    features, feature_bytes = store.db.execute(
+        f"select count(*), coalesce(sum(length(vector)), 0) {of_stale}", stale).fetchone() if stale else (0, 0)
     if not dry_run:
         from tagkit.queue import review_manifests
 
@@ -184,9 +191,29 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
                  for v in gone if v in predicted], pk="id")
             for version in gone:
                 store.db.execute("delete from models where id = ?", [version])
+            if stale:
+                store.db.execute(f"delete {of_stale}", stale)
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
-    return Pruned(gone, unrecorded, kept, size, superseded)
+        if features:
+            store.compact()
+    return Pruned(gone, unrecorded, kept, size, superseded, features, feature_bytes)
+
+
+def _stale_feature_models(store: Store, remaining: list[dict[str, Any]]) -> list[str]:
+    """The image models of cached features that neither a model version left (its `image_model`) nor one of this
+    tagkit's image models uses: features an older tagkit or another `--image-model` made (after an upgrade, as
+    large as the first). None when a version left cannot say which it used (its folder missing or damaged)."""
+    from tagkit.image import bundled_feature_keys
+
+    used = bundled_feature_keys()
+    for row in remaining:
+        try:
+            manifest = json.loads((Path(row["path"]) / MANIFEST).read_text("utf-8"))
+            used.add(str(manifest["image_model"]))
+        except (OSError, ValueError, TypeError, KeyError):
+            return []
+    return [m for (m,) in store.db.execute("select distinct model from features") if m not in used]
 
 
 def remove_leftovers(root: Path) -> list[Path]:

@@ -238,7 +238,8 @@ def test_prune_keeps_versions_predict_can_use_when_the_newest_folder_is_missing(
     dry = tagkit(project, "-q", "models", "--prune", "1", "--dry-run", "--json")
     assert dry.exit_code == ExitCode.OK, dry.output
     assert json.loads(dry.stdout)["pruned"] == {"versions": [], "unrecorded": [], "kept": [older], "bytes": 0,
-                                                "predictions": 0, "dry_run": True}
+                                                "predictions": 0, "features": 0, "feature_bytes": 0,
+                                                "dry_run": True}
     assert "would delete 0 model version(s)" in dry.stderr
     assert tagkit(project, "models", "--prune", "1").exit_code == ExitCode.OK
     assert versions(project) == [newest, older]  # the missing one may come back; the usable one stays
@@ -300,3 +301,33 @@ def test_an_upgrade_under_the_same_version_number_is_not_nothing_new(tmp_path: P
     model_code = copy / "models" / "catalogue.py"
     model_code.write_text(model_code.read_text("utf-8") + "\n# a fix\n", "utf-8")
     assert code_fingerprint.__wrapped__(copy) != code_fingerprint(PACKAGE)
+
+
+def test_prune_deletes_the_image_features_no_version_left_uses(project: Path):
+    """After an upgrade that changed the features key, the old features stayed for good beside the new ones (an
+    upgrade audit: the demo's database went from 5.2 to 10.1 MB; 250 MB more for 30,000 products)."""
+    newest, older = versions(project)
+    folder = project.parent / "tagkit.db.models" / older
+    manifest = json.loads((folder / "version.json").read_text("utf-8"))
+    old_key = manifest["image_model"].replace("+exact", "")  # as a tagkit before the exact kernels named them
+    manifest["image_model"] = old_key
+    (folder / "version.json").write_text(json.dumps(manifest), "utf-8")
+    with Store(project) as store, store.transaction():
+        store.db.execute("insert into features select image_hash, ?, dim, vector, error, created_at from features",
+                         [old_key])
+        counts = dict(store.db.execute("select model, count(*) from features group by model").fetchall())
+    assert counts[old_key] > 300
+    kept = tagkit(project, "models", "--prune", "2", "--json")
+    assert json.loads(kept.stdout)["pruned"]["features"] == 0, "the older version still uses them"
+    size = project.stat().st_size
+    result = tagkit(project, "models", "--prune", "1", "--json")
+    assert result.exit_code == ExitCode.OK, result.output
+    pruned = json.loads(result.stdout)["pruned"]
+    assert pruned["features"] == counts[old_key] and pruned["feature_bytes"] > 1e6
+    assert f"{counts[old_key]:,} cached image features" in result.stderr
+    with Store(project) as store:
+        left = dict(store.db.execute("select model, count(*) from features group by model").fetchall())
+    assert left == {key: n for key, n in counts.items() if key != old_key}
+    assert project.stat().st_size < size - 1e6, "the file gave the space back"
+    predicted = tagkit(project, "-q", "predict", str(DEMO / "new"), "--json")
+    assert predicted.exit_code == ExitCode.OK and json.loads(predicted.stdout)["model"] == newest
