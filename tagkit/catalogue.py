@@ -850,10 +850,14 @@ class _RecordBuilder:
         from urllib.parse import unquote, urlparse
 
         url = _SEVERAL_URLS.split(url, maxsplit=1)[0].strip()
+        parts = urlparse(url)
         if url.lower().startswith("file://"):
-            return os.path.abspath(unquote(urlparse(url).path))
-        name = unquote(urlparse(url).path).rsplit("/", 1)[-1] if not url.lower().startswith("data:") else ""
+            return os.path.abspath(unquote(parts.path))
+        name = unquote(parts.path).rsplit("/", 1)[-1] if not url.lower().startswith("data:") else ""
         downloaded = os.path.join(self.image_base, name) if name and name not in (".", "..") else None
+        as_wget_saves = f"{downloaded}?{parts.query}" if downloaded and parts.query else None
+        if as_wget_saves and not os.path.isfile(downloaded or "") and os.path.isfile(as_wget_saves):
+            return as_wget_saves
         if downloaded and (not self.alone or os.path.isfile(downloaded)):
             return downloaded
         where = (f": put the downloaded photos in {shown(self.image_base)} (its file name, {shown(name)}, is "

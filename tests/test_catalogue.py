@@ -547,17 +547,18 @@ def test_url_image_is_not_fetched(tmp_path: Path) -> None:
 def test_an_image_url_reads_the_downloaded_photo_of_its_name(tmp_path: Path) -> None:
     """A shop export names its photos by URL (Shopify's `Image Src`, WooCommerce's `Images`, several in a cell): the
     team downloads them, and tagkit looked for none of them (a user had to rewrite the column)."""
-    for name in ("blue-shirt.jpg", "Red Cap.png", "first.jpg"):
+    for name in ("blue-shirt.jpg", "Red Cap.png", "first.jpg", "belt.jpg?v=17"):  # wget keeps a query in the name
         (tmp_path / name).write_bytes(b"photo")
     text = ("id,title,image\n"
             "1,Shirt,https://cdn.shopify.com/s/files/1/0533/files/blue-shirt.jpg?v=1700000000\n"
             "2,Cap,https://shop.example/wp-content/uploads/2024/01/Red%20Cap.png\n"
             '3,Hat,"https://shop.example/up/first.jpg, https://shop.example/up/second.jpg"\n'
             "4,Scarf,https://shop.example/up/never-downloaded.jpg\n"
-            "5,Belt,https://shop.example/\n")
+            "5,Belt,https://shop.example/\n"
+            "6,Belt,https://cdn.shopify.com/s/files/1/0533/files/belt.jpg?v=17\n")
     products, problems = read(write(tmp_path, "p.csv", text))
     assert [p.image for p in products] == [str(tmp_path / "blue-shirt.jpg"), str(tmp_path / "Red Cap.png"),
-                                           str(tmp_path / "first.jpg"), None, None]
+                                           str(tmp_path / "first.jpg"), None, None, str(tmp_path / "belt.jpg?v=17")]
     missing = only(problems, row=5)
     assert (missing.field, missing.skipped) == ("image", False)
     assert "is a URL: tagkit is offline" in missing.message and "'never-downloaded.jpg'" in missing.message
