@@ -956,6 +956,7 @@ def _write_sheet(obj: Context, queue: list, sheet: Path, reviewer: str | None) -
         count = write_sheet(queue, sys.stdout, reviewer)
     else:
         with atomic_file(sheet) as out:
+            out.write("\ufeff")  # a byte-order mark: Excel then reads the file as UTF-8 (Persian titles), not ANSI
             count = write_sheet(queue, out, reviewer)
     where = "" if str(sheet) == "-" else f" to {sheet}"
     obj.log(f"{count:,} products to review written{where}: write accept, reject or correct (with the right value "

@@ -444,7 +444,8 @@ def test_a_review_sheet_filled_in_a_spreadsheet_is_learnt(demo_db: Path, tmp_pat
     result = tagkit(demo_db, "review", "--sheet", str(path), "--limit", "4", "--reviewer", "ana")
     assert result.exit_code == ExitCode.OK, result.output
     assert "4 products to review written" in result.stderr
-    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfproduct_id,"), "Excel reads Persian titles as UTF-8"
+    rows = list(csv.DictReader(path.open(encoding="utf-8-sig")))
     assert list(dict.fromkeys(r["product_id"] for r in rows)) == [item.id for item in queue]
     first, second, third = queue[0], queue[1], queue[2]
     assert third.alternatives, "the demo's products have alternative categories"
