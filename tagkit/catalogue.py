@@ -12,8 +12,8 @@ Decisions a caller should know:
   Shopify writes a product's sizes and further photos so), is more of that product: it fills in only the image,
   category and tags that the product's first row left empty, and one note per file says how many there were (a
   row left out ends such a run).
-- No id column: the id is the row's image path (as written), else the file's name and its line number
-  (`test.csv:12`, so two files' rows are not one product); said once.
+- No id column: the id is the row's image path (as written), else the file's folder and name and its line number
+  (`data/test.csv:12`, so two files' rows are not one product); said once.
 - Columns `Attribute N name` and `Attribute N value(s)` (WooCommerce), not mapped, are read as `name: value` tags.
 - A row with an empty id is skipped (it could not be written back to the catalogue).
 - A CSV row with more fields than the header is skipped (its values may sit under the wrong
@@ -608,7 +608,7 @@ class _RecordBuilder:
 
     def __init__(self, label: str, path: Path, mapping: Mapping, labels: bool = True, alone: bool = True) -> None:
         self.label = label
-        self.file_name = path.name  # with the line number, the id of a row of a file without ids
+        self.path = path
         self.mapping = mapping
         self.labels = labels
         self.alone = alone  # False: the titles and labels of a folder of images, which gives the images
@@ -690,8 +690,8 @@ class _RecordBuilder:
                                  or self.has_description_column)
 
         if not self.keys["id"]:
-            line_id = f"the file's name and its line number ({self.file_name}:12)"
-            source = f"its image path (as written), or {line_id} when it has none" if has_image_column else line_id
+            by_line = f"the file's folder and name and its line number ({line_id(self.path, 12)})"
+            source = f"its image path (as written), or {by_line} when it has none" if has_image_column else by_line
             wanted, explicit = mapping.columns("id")
             if not explicit or wanted:
                 yield note(label, None, None, f"no id column in {where}: each product's id is {source}. "
@@ -761,7 +761,7 @@ class _RecordBuilder:
                               "to be written back to the catalogue)", skipped=True)
                 return
         else:
-            product_id, id_key = image_text or f"{self.file_name}:{row}", None
+            product_id, id_key = image_text or line_id(self.path, row), None
 
         title, title_key = _first(record, keys["title"])
         title = _one_line(title)
@@ -1061,6 +1061,13 @@ def _list_images(folder: Path) -> tuple[list[str], list[str]]:
                 path = PurePath(os.path.relpath(os.path.join(root, name), folder)).as_posix()
                 (found if extension in IMAGE_EXTENSIONS else unread).append(path)
     return sorted(found), sorted(unread)
+
+
+def line_id(path: str | Path, row: int) -> str:
+    """The id of a row of a file without ids: its folder's name, its name and its line number (`data/p.csv:12`), so
+    that the rows of train/p.csv and test/p.csv are other products."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}:{row}" if path.parent.name else f"{path.name}:{row}"
 
 
 def _unread_photo(path: str) -> str | None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tagkit.catalogue import note, read_input
+from tagkit.catalogue import line_id, note, read_input
 from tagkit.image import ImageError, content_hash, read_image_bytes
 from tagkit.product import Problem, Product, shown
 from tagkit.taxonomy import OutsideLabels, Taxonomy, stored_taxonomy
@@ -225,15 +225,16 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
 
 
 def _older_line_ids(store: Store, chunk: list[Product]) -> None:
-    """A row of a file without ids is `NAME:LINE` (`tagkit.catalogue`); an older tagkit called it `LINE`: a product
-    stored so from this very row of this file keeps that id (its labels, decisions and predictions are under it)."""
-    made = {str(p.row): p for p in chunk
-            if p.source and p.row is not None and p.id == f"{os.path.basename(p.source)}:{p.row}"}
+    """A row of a file without ids is `FOLDER/NAME:LINE` (`tagkit.catalogue`); an older tagkit called it `LINE`: a
+    product stored so from this row of a file of that name keeps that id (its labels, decisions and predictions are
+    under it)."""
+    made = {str(p.row): p for p in chunk if p.source and p.row and p.id == line_id(p.source, p.row)}
     if not made:
         return
     for line, stored in store.products_by("id", made).items():
-        product = made[line]
-        if any(known.source == product.source and known.row == product.row for known in stored):
+        product = made[line]  # the same file, however its path was typed then and now
+        if any(os.path.basename(known.source or "") == os.path.basename(product.source or "") and
+               known.row == product.row for known in stored):
             product.id = line
 
 

@@ -123,10 +123,10 @@ def test_torob_titles_with_map_overrides(shared_data: Path) -> None:
     assert {p.category for p in products} == {(str(n),) for n in range(11)}
     assert all(p.title for p in products)
     assert products[0].title == "کاپشن کوهنوردی پر سنگین نورث فیس"
-    # no id column: ids are the file's name and line numbers, said once
-    assert [p.id for p in products[:2]] == ["torob_quera_train.csv:2", "torob_quera_train.csv:3"]
+    # no id column: ids are the file's folder and name and line numbers, said once
+    assert [p.id for p in products[:2]] == [f"torob_titles/torob_quera_train.csv:{n}" for n in (2, 3)]
     note = only(problems)
-    assert note.info and "no id column" in note.message and "(torob_quera_train.csv:12)" in note.message
+    assert note.info and "no id column" in note.message and "(torob_titles/torob_quera_train.csv:12)" in note.message
 
 
 def test_torob_titles_without_a_mapping_says_what_to_map(shared_data: Path) -> None:
@@ -629,12 +629,16 @@ def test_no_id_column_uses_image_path_or_line_number(tmp_path: Path) -> None:
     """Without the file's name, the rows of two files without ids were one product: an `eval` of test.jsonl
     replaced the training products of train.jsonl in the database (an audit)."""
     products, problems = read(write(tmp_path, "p.csv", "title,image\nShirt,a.jpg\nCap,\n"))
-    assert [p.id for p in products] == ["a.jpg", "p.csv:3"]
+    assert [p.id for p in products] == ["a.jpg", f"{tmp_path.name}/p.csv:3"]
     note = only(problems)
     assert note.info and note.row is None
     assert "no id column" in note.message and "image path" in note.message
     other, _ = read(write(tmp_path, "q.csv", "title,image\nBelt,\nHat,\n"))
-    assert [p.id for p in other] == ["q.csv:2", "q.csv:3"]
+    assert [p.id for p in other] == [f"{tmp_path.name}/q.csv:2", f"{tmp_path.name}/q.csv:3"]
+    for folder in ("train", "test"):  # the same file name in two folders (a re-audit)
+        (tmp_path / folder).mkdir()
+        same, _ = read(write(tmp_path / folder, "p.csv", "title\nBelt\n"))
+        assert [p.id for p in same] == [f"{folder}/p.csv:2"]
 
 
 def test_unused_columns_are_noted_once_and_kept_as_extra(tmp_path: Path) -> None:
@@ -828,7 +832,7 @@ def test_json_records_need_not_share_keys(tmp_path: Path) -> None:
 
 def test_json_without_title_or_image_says_what_to_map(tmp_path: Path) -> None:
     products, problems = read(write(tmp_path, "p.jsonl", '{"sku": "A7", "name": "Shirt"}\n'))
-    assert [p.id for p in products] == ["p.jsonl:1"]
+    assert [p.id for p in products] == [f"{tmp_path.name}/p.jsonl:1"]
     assert "no title, description or image column in the first record" in warnings(problems)[0].message
 
 

@@ -415,11 +415,15 @@ def test_a_file_without_ids_read_again_keeps_the_ids_an_older_tagkit_gave(tmp_pa
     other.write_text("title,category\nGreen scarf,Scarves\n", "utf-8")
     with Store(tmp_path / "t.db") as store:
         import_products(store, catalogue, embedder=None)
-        assert sorted(p.id for p in store.iter_products()) == ["p.csv:2", "p.csv:3"]
+        assert sorted(p.id for p in store.iter_products()) == [f"{tmp_path.name}/p.csv:2", f"{tmp_path.name}/p.csv:3"]
         store.db.execute("update products set id = source_row")  # as an older tagkit stored them
         store.db.conn.commit()
         report = import_products(store, catalogue, embedder=None)
         assert report.products_unchanged == 2 and report.products_new == 0
         import_products(store, other, embedder=None)
         assert sorted((p.id, p.title) for p in store.iter_products()) == [
-            ("2", "Blue shirt"), ("3", "Red cap"), ("q.csv:2", "Green scarf")]
+            ("2", "Blue shirt"), ("3", "Red cap"), (f"{tmp_path.name}/q.csv:2", "Green scarf")]
+        elsewhere = tmp_path / "copy"  # the same file by another path (a re-audit: 200 products twice)
+        elsewhere.mkdir()
+        shutil.copy(catalogue, elsewhere / "p.csv")
+        assert import_products(store, elsewhere / "p.csv", embedder=None).products_new == 0
