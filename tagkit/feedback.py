@@ -24,7 +24,7 @@ import csv
 import dataclasses
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,7 +199,8 @@ class FeedbackImport:
     file: str
     added: int = 0
     already_there: int = 0
-    undecided: int = 0  # rows of a review sheet left without a decision
+    undecided: int = 0  # rows of a review sheet left without a decision (and not decided by its product's review row)
+    blank: set[tuple[str, str, str]] = field(default_factory=set, repr=False)  # (product, field, predicted) of those
     problems: list[Problem] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -251,7 +252,8 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     for raw, line in _sheet_decisions(records, report):
         checked = _check_row(raw, str(path), line)
         if isinstance(checked, Problem):
-            report.problems.append(checked)
+            report.problems.append(dataclasses.replace(checked, product_id=plain_cell(
+                (raw.get("product_id") or "").strip()) or None))
         else:
             rows.append((checked, line))
     known = _known_products(store, [r["product_id"] for r, _ in rows])
@@ -260,7 +262,7 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             report.problems.append(Problem(str(path), line, "product_id",
                                            f"no product {shown(row['product_id'])} in the database; row skipped",
                                            skipped=True))
-    rows = [(row, line) for row, line in rows if row["product_id"] in known]
+    rows = _finish_reviews(store, [(row, line) for row, line in rows if row["product_id"] in known], report)
     # A row without a time whose labels later rows of the file all speak for is not the sheet's last word.
     superseded, later = [False] * len(rows), set()
     for i in reversed(range(len(rows))):
@@ -293,31 +295,92 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
 
 def _sheet_decisions(records: list[tuple[dict[Any, Any], int]], report: FeedbackImport
                      ) -> Iterator[tuple[dict[Any, Any], int]]:
-    """The records that decide something. A row with an empty `decision` is, as a review sheet (`review.write_sheet`)
-    is filled in: a correction when it has a `corrected` value; a prediction (`kind` `predicted`) of a product whose
-    `review` row the sheet accepts or rejects, accepted or rejected with it (as `a` and `x` do in the terminal; the
-    predicted category not, when another category row of the product decides); otherwise undecided (counted in
-    `report`, left out)."""
-    def cell(raw: dict[Any, Any], column: str) -> str:
-        return plain_cell((raw.get(column) or "").strip())
-
-    def product(raw: dict[Any, Any]) -> tuple[str, str]:
-        return cell(raw, "product_id"), cell(raw, "model_id")
-
-    finished = {product(raw): cell(raw, "decision") for raw, _ in records
-                if cell(raw, "field") == "product" and cell(raw, "decision") in ("accept", "reject")}
-    chose_category = {product(raw) for raw, _ in records  # an alternative accepted, or a path typed
-                      if cell(raw, "field") == "category" and (cell(raw, "decision") or cell(raw, "corrected"))}
+    """The records that decide something: a row with an empty `decision` (a review sheet's, `review.write_sheet`) is
+    a correction when it has a `corrected` value, else undecided (counted in `report`, left out)."""
     for raw, line in records:
-        if None in raw or cell(raw, "decision"):
+        if None in raw or (raw.get("decision") or "").strip():
             yield raw, line
-        elif cell(raw, "corrected"):
+        elif (raw.get("corrected") or "").strip():
             yield {**raw, "decision": "correct"}, line
-        elif cell(raw, "kind") == "predicted" and product(raw) in finished and not (
-                cell(raw, "field") == "category" and product(raw) in chose_category):
-            yield {**raw, "decision": finished[product(raw)]}, line
         else:
             report.undecided += 1
+            pid, field_, value = (plain_cell((raw.get(c) or "").strip()) for c in ("product_id", "field", "predicted"))
+            report.blank.add((pid, field_.lower(), value))
+
+
+def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report: FeedbackImport
+                    ) -> list[tuple[dict[str, Any], int]]:
+    """A sheet's `product` rows without a time (typed in a spreadsheet; an exported one was written after the rows of
+    what it decided) as `a` and `x` in the terminal: the product's predicted category and tags (its stored
+    prediction by that model version, else its latest) that no row of the sheet decides are accepted (or rejected)
+    with it, put just before it (`_undecided`). A product with a row left out (a problem) is not finished: its
+    `product` rows are left out too, with a problem, so it is asked again."""
+    from tagkit.queue import model_attributes
+    from tagkit.taxonomy import stored_taxonomy
+
+    failed = {p.product_id for p in report.problems if p.product_id}
+    taxonomy, arity = stored_taxonomy(store), {}
+
+    def single_valued(name: str, model: str) -> bool:
+        found = taxonomy.attribute(name) if taxonomy is not None else None
+        if found is not None:
+            return not found.multi_valued
+        if model not in arity:
+            arity[model] = model_attributes(store, model)
+        return arity[model].get(name) is False
+
+    out: list[tuple[dict[str, Any], int]] = []
+    for row, line in rows:
+        pid = row["product_id"]
+        if row["field"] == "product" and pid in failed:
+            report.problems.append(Problem(report.file, line, "decision", f"the review of product {shown(pid)} is "
+                                           "not finished: a row of it was left out (above); row skipped",
+                                           skipped=True, product_id=pid))
+            continue
+        typed = row["field"] == "product" and not row["created_at"]  # an exported one decided its rows itself
+        prediction = _stored_prediction(store, pid, row["model_id"]) if typed else None
+        if prediction is not None:
+            mine = [r for r, _ in rows if r["product_id"] == pid and r["field"] != "product"]
+            for decided in _undecided(row, mine, prediction, single_valued):
+                out.append((decided, line))
+                report.undecided -= (pid, decided["field"], decided["predicted"]) in report.blank
+        out.append((row, line))
+    return out
+
+
+def _undecided(finish: dict[str, Any], mine: list[dict[str, Any]], prediction: dict[str, Any],
+               single_valued: Callable[[str, str], bool]) -> Iterator[dict[str, Any]]:
+    """The decisions a `product` row `finish` makes on the predictions that the product's other rows (`mine`) leave
+    undecided: the predicted category, unless another was chosen; each predicted tag, rejected when accepting it
+    would give an attribute that takes one value a second value."""
+    from tagkit.text import match_key
+
+    decided = {(r["field"], v) for r in mine for v in (r["predicted"], r["corrected"]) if v}
+    chosen = any(r["field"] == "category" and r["decision"] in ("accept", "correct") for r in mine)
+    given = {match_key(Tag.parse(t).name) for r in mine if r["field"] == "tag" for t in
+             ([r["corrected"]] if r["decision"] == "correct" else [r["predicted"]] if r["decision"] == "accept"
+              else []) if t}
+    model = finish["model_id"] or prediction["model_id"]
+    verdict = finish["decision"]
+    category = prediction["category"]
+    if category and ("category", category) not in decided and not (chosen and verdict == "accept"):
+        yield {**finish, "field": "category", "predicted": category, "score": prediction["category_score"],
+               "model_id": model}
+    for tag, score in json.loads(prediction["tags"] or "[]"):
+        if ("tag", tag) in decided:
+            continue
+        name = match_key(Tag.parse(tag).name)
+        second = verdict == "accept" and bool(name) and name in given and single_valued(name, model)
+        yield {**finish, "field": "tag", "predicted": tag, "score": score, "decision": "reject" if second else verdict,
+               "model_id": model}
+
+
+def _stored_prediction(store: Store, product_id: str, model_id: str | None) -> dict[str, Any] | None:
+    """The prediction of a product by a model version (None: its latest)."""
+    sql = "select * from predictions where product_id = ?" + (" and model_id = ?" if model_id else "")
+    found = list(store.db.query(sql + " order by created_at desc, model_id desc limit 1",
+                                [product_id, model_id] if model_id else [product_id]))
+    return found[0] if found else None
 
 
 def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Problem:
@@ -328,6 +391,7 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
     if None in raw:
         return bad("", "more cells than the header has columns")
     cell = {c: plain_cell((raw.get(c) or "").strip()) for c in CSV_COLUMNS}
+    cell["field"], cell["decision"] = cell["field"].lower(), cell["decision"].lower()  # a spreadsheet's `Accept`
     if not cell["product_id"]:
         return bad("product_id", "empty product id")
     if cell["field"] not in FIELDS:
@@ -347,10 +411,15 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
             cell[column] = format_category(parse_category(cell[column]))
         elif cell[column] and cell["field"] == "tag":
             cell[column] = str(Tag.parse(cell[column]))
+    if cell["field"] == "tag" and cell["corrected"] and cell["predicted"]:  # `Blue` typed on the `color: Grey` row
+        typed, named = Tag.parse(cell["corrected"]), Tag.parse(cell["predicted"])
+        if not typed.name and named.name:
+            cell["corrected"] = str(Tag(named.name, typed.value))
     score = None
     if cell["score"]:
         try:
-            score = float(cell["score"])
+            score = float(cell["score"].replace(",", ".") if cell["score"].count(",") == 1 and "." not in
+                          cell["score"] else cell["score"])  # a decimal comma, as a European spreadsheet writes
         except ValueError:
             return bad("score", f"not a number: {shown(cell['score'])}")
         if not 0.0 <= score <= 1.0:

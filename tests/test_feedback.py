@@ -483,3 +483,66 @@ def test_a_review_sheet_filled_in_a_spreadsheet_is_learnt(demo_db: Path, tmp_pat
     result = tagkit(demo_db, "review", "--sheet", "-", "--limit", "4")
     ids = {r["product_id"] for r in csv.DictReader(result.stdout.splitlines())}
     assert first.id not in ids and second.id in ids, "a finished product is not asked again, a half-done one is"
+
+
+def test_a_review_sheet_as_a_person_fills_it_decides_as_the_terminal_would(demo_db: Path, tmp_path: Path):
+    """A re-audit of `review --sheet`, each as a person did it in a spreadsheet: the `kind` column deleted (the review
+    row then finished products with no labels: "none of the tags apply"), scores with decimal commas (the whole row
+    refused, the review row still finishing the product), `Accept`, a candidate colour accepted beside the predicted
+    one (both kept; `a` swaps them), an alternative category rejected (the predicted one lost), a plain value typed
+    on a `color: Grey` row (stored as a tag without its attribute)."""
+    import csv
+
+    from tagkit.feedback import finished
+    from tagkit.queue import model_attributes, review_queue
+
+    with Store(demo_db) as store:
+        queue = review_queue(store)
+        single = {name for name, multi in model_attributes(store, queue[0].model).items() if not multi}
+
+    def attribute(tag: str) -> str:
+        return Tag.parse(tag).name
+
+    swap = next(i for i in queue if any(attribute(c) in single and attribute(c) in {attribute(t) for t, _ in i.tags}
+                                        for c, _ in i.candidates))
+    candidate = next(c for c, _ in swap.candidates if attribute(c) in single and attribute(c) in
+                     {attribute(t) for t, _ in swap.tags})
+    replaced = next(t for t, _ in swap.tags if attribute(t) == attribute(candidate))
+    rest = [i for i in queue if i is not swap and i.alternatives and any(attribute(t) in single for t, _ in i.tags)]
+    alternative, typed, broken = rest[:3]
+    retyped = next(t for t, _ in typed.tags if attribute(t) in single)
+    path = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(path)).exit_code == ExitCode.OK
+    rows = list(csv.DictReader(path.open(encoding="utf-8-sig")))
+    for r in rows:
+        r["score"] = r["score"].replace(".", ",")
+        pid, value = r["product_id"], r["predicted"]
+        finishing = r["field"] == "product" and pid in (swap.id, alternative.id, typed.id, broken.id)
+        if finishing or (pid == swap.id and value == candidate):
+            r["decision"] = "Accept"
+        elif pid == alternative.id and value == alternative.alternatives[0][0]:
+            r["decision"] = "reject"
+        elif pid == typed.id and value == retyped:
+            r["corrected"] = "Zzz"
+        elif pid == broken.id and r["field"] == "category":
+            r["decision"] = "maybe"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[c for c in rows[0] if c != "kind"], delimiter=";",
+                                extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    result = tagkit(demo_db, "feedback", "import", str(path))
+    assert result.exit_code == ExitCode.PARTIAL, result.output
+    assert "unknown decision 'maybe'" in result.stderr and f"the review of product '{broken.id}' is not finished" \
+        in result.stderr and "not a number" not in result.stderr
+    with Store(demo_db) as store:
+        done = {pid for pid, _ in finished(store)}
+    assert {swap.id, alternative.id, typed.id} <= done and broken.id not in done
+    category, tags = labels(demo_db, swap.id)
+    assert category == swap.category and candidate in tags and replaced not in tags
+    assert {t for t, _ in swap.tags} - {replaced} <= tags
+    assert labels(demo_db, alternative.id) == (alternative.category, {t for t, _ in alternative.tags})
+    category, tags = labels(demo_db, typed.id)
+    assert f"{attribute(retyped)}: Zzz" in tags and retyped not in tags and "Zzz" not in tags
+    with Store(demo_db) as store:
+        assert not store.db.execute("select count(*) from feedback where product_id = ?", [broken.id]).fetchone()[0]
