@@ -533,6 +533,10 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
         obj.log(f"{report.empty - report.no_input:,}{' more' if report.no_input else ''} got no category and no tag "
                 f"from model {report.model}: it reads only what they lack (titles or images; see `tagkit models`), "
                 "or none of its answers is in the taxonomy")
+    if report.outside_tree:
+        obj.log(f"{report.outside_tree:,} got tags but no category: none of the category paths model {report.model} "
+                "gave them (scored 0.01 or more) is in the taxonomy's category tree (`tagkit taxonomy show --tree`; "
+                "add them to it, or `tagkit taxonomy map` them)")
     sys.exit(_outcome(report.import_report.counts()))
 
 

@@ -69,13 +69,14 @@ class PredictReport:
     unchanged: int = 0
     no_input: int = 0
     empty: int = 0
+    outside_tree: int = 0  # with tags, but no category: none of the model's paths is in the taxonomy's tree
     seconds: float = 0.0
     import_report: ImportReport | None = None
 
     def counts(self) -> dict[str, int | float | str]:
         return {"model": self.model, "products": self.products, "predicted": self.predicted,
                 "unchanged": self.unchanged, "no_input": self.no_input, "empty": self.empty,
-                "seconds": self.seconds}
+                "outside_tree": self.outside_tree, "seconds": self.seconds}
 
 
 def load_model(store: Store, version: str | None = None) -> tuple[ModelVersion, Tagger]:
@@ -261,6 +262,9 @@ def predict(
         report.unchanged += len(stored)
         records = [made[p.id] if p.id in made else stored_record(stored[p.id], p.title, p.image) for p in products]
         report.empty += sum(1 for record in records if record.empty)
+        taxonomy = loading.result().taxonomy
+        if taxonomy is not None and taxonomy.categories:  # the tree left them none of the model's paths
+            report.outside_tree += sum(1 for record in records if not record.empty and not record.category)
         if on_prediction:
             for record in records:
                 on_prediction(record)

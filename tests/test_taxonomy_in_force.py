@@ -193,6 +193,10 @@ def test_the_category_and_alternatives_are_the_taxonomys_paths(flow: Flow) -> No
         assert row["category"] is None or row["category"] in tree
         assert all(path in tree for path, _ in row["alternatives"])
     assert sum(row["category"] is None for row in flow.rows["imported"].values()) >= 5
+    treeless = sum(row["category"] is None and bool(row["tags"] or row["candidates"])
+                   for row in flow.rows["imported"].values())
+    assert flow.summaries["imported"]["outside_tree"] == treeless >= 5, "predict says how many (a re-audit)"
+    assert flow.summaries["before"]["outside_tree"] == 0
 
 
 def test_a_map_made_after_training_applies_to_the_next_predict(flow: Flow) -> None:
