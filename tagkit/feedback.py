@@ -329,6 +329,10 @@ def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report
             arity[model] = model_attributes(store, model)
         return arity[model].get(name) is False
 
+    others: dict[str, list[dict[str, Any]]] = defaultdict(list)  # a product's rows but its review rows
+    for row, _ in rows:
+        if row["field"] != "product":
+            others[row["product_id"]].append(row)
     out: list[tuple[dict[str, Any], int]] = []
     for row, line in rows:
         pid = row["product_id"]
@@ -340,8 +344,7 @@ def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report
         typed = row["field"] == "product" and not row["created_at"]  # an exported one decided its rows itself
         prediction = _stored_prediction(store, pid, row["model_id"]) if typed else None
         if prediction is not None:
-            mine = [r for r, _ in rows if r["product_id"] == pid and r["field"] != "product"]
-            for decided in _undecided(row, mine, prediction, single_valued):
+            for decided in _undecided(row, others[pid], prediction, single_valued):
                 out.append((decided, line))
                 report.undecided -= (pid, decided["field"], decided["predicted"]) in report.blank
         out.append((row, line))
