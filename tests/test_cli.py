@@ -279,9 +279,12 @@ def test_views_read_the_database_as_a_person_would(demo_db: Path, tmp_path: Path
                      "IMG_4167.jpg,product,accept,\n", "utf-8")
     assert tagkit(demo_db, "-q", "feedback", "import", str(sheet)).exit_code == ExitCode.OK
     decisions = view("review_decisions")
-    assert [(d["product_id"], d["title"], d["field"], d["decision"]) for d in decisions] == [
-        ("IMG_4167.jpg", "Kronix E61 Ceramic Mug, Navy Blue", "category", "correct"),
-        ("IMG_4167.jpg", "Kronix E61 Ceramic Mug, Navy Blue", "product", "accept")]
+    mug = ("IMG_4167.jpg", "Kronix E61 Ceramic Mug, Navy Blue")
+    accepted = [tag for tag, _ in json.loads(predicted[(mug[0], second_model)]["tags"] or "[]")]
+    assert accepted, "the mug's predicted tags: accepted with its review, as `a` does"
+    assert [(d["product_id"], d["title"], d["field"], d["decision"], d["predicted"]) for d in decisions] == [
+        (*mug, "category", "correct", None), *[(*mug, "tag", "accept", tag) for tag in accepted],
+        (*mug, "product", "accept", None)]
 
     problems = view("problems_with_product")
     with Store(demo_db) as store:
