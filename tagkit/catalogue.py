@@ -59,8 +59,9 @@ MAX_CSV_FIELD = 64 * 2**20
 or description that tagkit can simply cut. Raised process-wide (csv has no per-reader setting), never lowered."""
 DELIMITER_CANDIDATES = (",", "\t", ";", "|")
 DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "|"}
-_URL = re.compile(r"(?:[a-zA-Z][a-zA-Z0-9+.-]*://|//|data:)")
-_SEVERAL_URLS = re.compile(r",\s*(?=[a-zA-Z][a-zA-Z0-9+.-]*://|//)")  # WooCommerce `Images`: `https://…, https://…`
+_SCHEME = r"[a-zA-Z][a-zA-Z0-9+.-]*://"
+_URL = re.compile(rf"(?:{_SCHEME}|//|data:)")
+_SEVERAL_URLS = re.compile(rf",\s*(?={_SCHEME}|//)")  # WooCommerce `Images`: `https://…, https://…`
 _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06ff]{2}")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _PAIR_NAME = re.compile(r"(attribute\s*\d+)\s+name", re.IGNORECASE)  # WooCommerce: `Attribute 1 name`
@@ -851,9 +852,9 @@ class _RecordBuilder:
 
         url = _SEVERAL_URLS.split(url, maxsplit=1)[0].strip()
         parts = urlparse(url)
-        if url.lower().startswith("file://"):
+        if parts.scheme == "file":
             return os.path.abspath(unquote(parts.path))
-        name = unquote(parts.path).rsplit("/", 1)[-1] if not url.lower().startswith("data:") else ""
+        name = unquote(parts.path).rsplit("/", 1)[-1] if parts.scheme != "data" else ""
         downloaded = os.path.join(self.image_base, name) if name and name not in (".", "..") else None
         as_wget_saves = f"{downloaded}?{parts.query}" if downloaded and parts.query else None
         if as_wget_saves and not os.path.isfile(downloaded or "") and os.path.isfile(as_wget_saves):

@@ -200,7 +200,6 @@ class FeedbackImport:
     added: int = 0
     already_there: int = 0
     undecided: int = 0  # rows of a review sheet left without a decision (and not decided by its product's review row)
-    blank: set[tuple[str, str, str]] = field(default_factory=set, repr=False)  # (product, field, predicted) of those
     problems: list[Problem] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -249,7 +248,8 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     except csv.Error as error:
         raise FeedbackFileError(f"{path}: not a readable CSV file ({error})") from error
     rows: list[tuple[dict[str, Any], int]] = []
-    for raw, line in _sheet_decisions(records, report):
+    blank: set[tuple[str, str, str]] = set()  # (product, field, predicted) of the rows without a decision
+    for raw, line in _sheet_decisions(records, report, blank):
         checked = _check_row(raw, str(path), line)
         if isinstance(checked, Problem):
             report.problems.append(dataclasses.replace(checked, product_id=plain_cell(
@@ -262,7 +262,7 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             report.problems.append(Problem(str(path), line, "product_id",
                                            f"no product {shown(row['product_id'])} in the database; row skipped",
                                            skipped=True))
-    rows = _finish_reviews(store, [(row, line) for row, line in rows if row["product_id"] in known], report)
+    rows = _finish_reviews(store, [(row, line) for row, line in rows if row["product_id"] in known], report, blank)
     # A row without a time whose labels later rows of the file all speak for is not the sheet's last word.
     superseded, later = [False] * len(rows), set()
     for i in reversed(range(len(rows))):
@@ -293,10 +293,11 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     return report
 
 
-def _sheet_decisions(records: list[tuple[dict[Any, Any], int]], report: FeedbackImport
-                     ) -> Iterator[tuple[dict[Any, Any], int]]:
+def _sheet_decisions(records: list[tuple[dict[Any, Any], int]], report: FeedbackImport,
+                     blank: set[tuple[str, str, str]]) -> Iterator[tuple[dict[Any, Any], int]]:
     """The records that decide something: a row with an empty `decision` (a review sheet's, `review.write_sheet`) is
-    a correction when it has a `corrected` value, else undecided (counted in `report`, left out)."""
+    a correction when it has a `corrected` value, else undecided (counted in `report`, left out; its product, field
+    and predicted value go into `blank`)."""
     for raw, line in records:
         if None in raw or (raw.get("decision") or "").strip():
             yield raw, line
@@ -305,15 +306,16 @@ def _sheet_decisions(records: list[tuple[dict[Any, Any], int]], report: Feedback
         else:
             report.undecided += 1
             pid, field_, value = (plain_cell((raw.get(c) or "").strip()) for c in ("product_id", "field", "predicted"))
-            report.blank.add((pid, field_.lower(), value))
+            blank.add((pid, field_.lower(), value))
 
 
-def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report: FeedbackImport
-                    ) -> list[tuple[dict[str, Any], int]]:
+def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report: FeedbackImport,
+                    blank: set[tuple[str, str, str]]) -> list[tuple[dict[str, Any], int]]:
     """A sheet's `product` rows without a time (typed in a spreadsheet; an exported one was written after the rows of
     what it decided) as `a` and `x` in the terminal: the product's predicted category and tags (its stored
     prediction by that model version, else its latest) that no row of the sheet decides are accepted (or rejected)
-    with it, put just before it (`_undecided`). A product with a row left out (a problem) is not finished: its
+    with it, put just before it (`_undecided`; a row of `blank` so decided is no longer counted undecided). A
+    product with a row left out (a problem) is not finished: its
     `product` rows are left out too, with a problem, so it is asked again."""
     from tagkit.queue import model_attributes
     from tagkit.taxonomy import stored_taxonomy
@@ -346,7 +348,7 @@ def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report
         if prediction is not None:
             for decided in _undecided(row, others[pid], prediction, single_valued):
                 out.append((decided, line))
-                report.undecided -= (pid, decided["field"], decided["predicted"]) in report.blank
+                report.undecided -= (pid, decided["field"], decided["predicted"]) in blank
         out.append((row, line))
     return out
 

@@ -344,15 +344,7 @@ def embed_stored(store: Store, embedder: ImageEmbedder, products: Iterable[Produ
     known = store.known_features(embedder.model_id, paths)
     todo = [(image_hash, path) for image_hash, path in paths.items()
             if image_hash not in known and _hash_file(path) == image_hash]
-    embedded, batch = 0, []
-    for image_hash, result in embedder.embed(todo):
-        embedded += not isinstance(result, ImageError)
-        batch.append((image_hash, str(result) if isinstance(result, ImageError) else result))
-        if len(batch) >= 256:
-            store.put_features(embedder.model_id, batch)
-            batch = []
-    store.put_features(embedder.model_id, batch)
-    return embedded
+    return sum(not isinstance(result, ImageError) for _, result in _embed_into(store, embedder, todo))
 
 
 def _hash_file(path: str) -> str | ImageError:
@@ -385,22 +377,29 @@ def _embed_missing(
         else:
             report.images_cached += len(sharing)
     todo = [(h, products[0].image) for h, products in products_by_hash.items() if h not in known]
-    batch: list[tuple[str, np.ndarray | str]] = []
-    for image_hash, result in embedder.embed(todo):
+    for image_hash, result in _embed_into(store, embedder, todo):
         sharing = products_by_hash[image_hash]
         if isinstance(result, ImageError):
             report.images_unreadable += len(sharing)
             unreadable += [_image_problem(product, result) for product in sharing]
-            batch.append((image_hash, str(result)))
         else:
             report.images_embedded += 1
             report.images_cached += len(sharing) - 1  # the same picture under other products
-            batch.append((image_hash, result))
+    return unreadable
+
+
+def _embed_into(store: Store, embedder: ImageEmbedder, todo: list[tuple[str, str | None]]
+                ) -> Iterator[tuple[str, np.ndarray | ImageError]]:
+    """Embed `todo` ((image hash, path) pairs) and store each result, a vector or why the image cannot be read, in
+    batches; yields each result as it comes (consume them all: the last batch is stored at the end)."""
+    batch: list[tuple[str, np.ndarray | str]] = []
+    for image_hash, result in embedder.embed(todo):
+        batch.append((image_hash, str(result) if isinstance(result, ImageError) else result))
         if len(batch) >= 256:
             store.put_features(embedder.model_id, batch)
             batch = []
+        yield image_hash, result
     store.put_features(embedder.model_id, batch)
-    return unreadable
 
 
 def _image_note(product_id: str, read: Product, message: str) -> Problem:
