@@ -262,8 +262,9 @@ def predict(
         report.unchanged += len(stored)
         records = [made[p.id] if p.id in made else stored_record(stored[p.id], p.title, p.image) for p in products]
         report.empty += sum(1 for record in records if record.empty)
-        taxonomy = loading.result().taxonomy
-        if taxonomy is not None and taxonomy.categories:  # the tree left them none of the model's paths
+        tagger = loading.result()
+        if tagger.learns_categories and tagger.taxonomy is not None and tagger.taxonomy.categories:
+            # the tree left them none of the model's paths
             report.outside_tree += sum(1 for record in records if not record.empty and not record.category)
         if on_prediction:
             for record in records:

@@ -67,6 +67,11 @@ class Tagger:
         extractor = AttributeExtractor.load(extractor_folder) if extractor_folder.is_dir() else None
         return cls(CatalogueModel.load(folder), extractor, taxonomy, load_sources(extractor_folder))
 
+    @property
+    def learns_categories(self) -> bool:
+        """Whether the model predicts a category (one trained on tags alone does not)."""
+        return any(task.is_category for task in self.model.tasks)
+
     def category_paths(self) -> set[tuple[str, ...]]:
         """The category paths this model can predict: those it learnt, as the taxonomy in force names them (only
         the taxonomy's own paths when it has a category tree)."""

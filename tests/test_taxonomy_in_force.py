@@ -55,6 +55,7 @@ from tagkit.vocabulary import suggest
 
 ZWNJ = "\u200c"
 TEST_CSV = DEMO / "test.csv"
+TRAIN_CSV = DEMO / "train.csv"
 TAGKIT = Path(sys.executable).with_name("tagkit")
 
 FEATURE = "ویژگی"  # multi-valued in the demo labels (two values on 36 products): the model learns it so
@@ -197,6 +198,26 @@ def test_the_category_and_alternatives_are_the_taxonomys_paths(flow: Flow) -> No
                    for row in flow.rows["imported"].values())
     assert flow.summaries["imported"]["outside_tree"] == treeless >= 5, "predict says how many (a re-audit)"
     assert flow.summaries["before"]["outside_tree"] == 0
+
+
+def test_a_model_of_tags_alone_is_not_counted_outside_the_tree(tmp_path: Path) -> None:
+    """A model trained on tags alone gives no category under any taxonomy: with a category tree imported,
+    predict's `outside_tree` stays 0 (it counted every product with a tag, and said the tree had none of the
+    model's paths)."""
+    with TRAIN_CSV.open(encoding="utf-8", newline="") as f:
+        rows = [{key: value for key, value in row.items() if key != "category"} for row in csv.DictReader(f)]
+    tags_only = tmp_path / "tags-only.csv"
+    with tags_only.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (tmp_path / "images").symlink_to(DEMO / "images")
+    db = tmp_path / "tagkit.db"
+    ok(tagkit(db, "train", str(tags_only)))
+    ok(tagkit(db, "taxonomy", "import", str(write(tmp_path / "taxonomy.yaml", DEMO_TAXONOMY))))
+    summary = json.loads(ok(tagkit(db, "predict", str(TEST_CSV), "--json")))
+    assert summary["products"] == 100 and summary["empty"] == 0
+    assert summary["outside_tree"] == 0
 
 
 def test_a_map_made_after_training_applies_to_the_next_predict(flow: Flow) -> None:
