@@ -1163,7 +1163,8 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
                 several = index.several(item, by_id=reader.has_id_column)
                 unread = _unread_photo(item.image or "")
                 why = (f"{len(several)} images in {folder} match this row ({what}): {', '.join(several[:3])}"
-                       f"{' ...' if len(several) > 3 else ''}; give its path in the folder" if several else
+                       f"{' ...' if len(several) > 3 else ''}; keep one photo of that name in the folder, or write "
+                       f"the path of one in the row's image cell ({several[0]})" if several else
                        f"its image {shown(os.path.basename(item.image or ''))} {unread}" if unread else
                        f"no image in {folder} matches this row ({what})")
                 yield Problem(reader.label, item.row, None, f"{why}; row left out", skipped=True)

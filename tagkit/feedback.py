@@ -404,7 +404,8 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
     if cell["decision"] not in DECISIONS:
         return bad("decision", f"unknown decision {shown(cell['decision'])} (accept, reject or correct)")
     if cell["field"] == "product" and cell["decision"] == "correct":
-        return bad("decision", "a product decision is accept or reject")
+        return bad("decision", "a product row is accept or reject; type a correction on a category or tag row "
+                   "(a row of its own, field category or tag)")
     if cell["decision"] == "correct" and not cell["corrected"]:
         return bad("corrected", "a correction needs the corrected value")
     if cell["decision"] != "correct" and cell["corrected"]:

@@ -584,6 +584,22 @@ def test_a_folder_of_downloaded_photos_joins_the_rows_naming_their_urls(tmp_path
     assert problems == []
 
 
+def test_a_url_whose_photo_name_is_in_two_subfolders_says_what_to_do(tmp_path: Path) -> None:
+    """Two downloaded photos of the URL's file name: the row is left out, and the message says both ways out (it
+    asked for "its path in the folder" only, where the cell is a URL)."""
+    folder = make_folder(tmp_path / "photos", ["a/shirt.jpg", "b/shirt.jpg", "mug.png"])
+    sheet = write(tmp_path, "products.csv", "Handle,Title,Image Src\n"
+                                            "shirt,Shirt,https://cdn.shopify.com/files/shirt.jpg?v=2\n"
+                                            "mug,Mug,https://cdn.shopify.com/files/mug.png\n")
+    mapping = Mapping(id=("Handle",), title=("Title",), image=("Image Src",))
+    products, problems = split(read_folder(folder, products=sheet, mapping=mapping))
+    assert {p.id: p.title for p in products} == {"mug": "Mug", "a/shirt.jpg": "", "b/shirt.jpg": ""}
+    problem = only(problems, row=2)
+    assert problem.skipped and "2 images in" in problem.message
+    assert ("keep one photo of that name in the folder, or write the path of one in the row's image cell "
+            "(a/shirt.jpg)") in problem.message
+
+
 def test_image_folder_from_mapping(tmp_path: Path) -> None:
     path = write(tmp_path, "p.csv", "sku,name,photo\n1,Shirt,b.jpg\n")
     mapping = Mapping(id=("sku",), title=("name",), image=("photo",), image_folder=tmp_path / "photos")
