@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 ORDERS = ("uncertain", "random", "id")
 TAG_WEIGHT = 1.0  # a tag at its threshold counts as much as a tie between the two best categories (bench/active.py)
 SIMILAR_TITLES = 0.6  # Jaccard similarity of title words (digits left out) from which two titles are alike
-SIMILAR_PENALTY = 0.5  # the uncertainty of a product is multiplied by this for each alike product above it
+SIMILAR_PENALTY = 0.5  # the uncertainty of a product is multiplied by this for each alike product above it,
+SIMILAR_MAX_PENALTIES = 3  # at most this many times: a new season's unlearnt category stays before the sure ones
 SIMILAR_WINDOW = 20  # how many products ranked above, in the same category, a product is compared with
 
 Thresholds = Mapping[str, Any]  # tag or attribute name -> threshold, or {"both"|"image"|"text": threshold}
@@ -227,7 +228,9 @@ def threshold_for(tag: str, inputs: str, thresholds: Thresholds | None) -> float
 def diversify(scored: Sequence[tuple[float, PredictedProduct]]) -> list[tuple[float, PredictedProduct]]:
     """Re-rank (score, item) pairs sorted best first: each item's score is multiplied by SIMILAR_PENALTY for
     every alike item (same predicted category, similar title words; no title: same category) among the
-    SIMILAR_WINDOW ranked above it in its category."""
+    SIMILAR_WINDOW ranked above it in its category, at most SIMILAR_MAX_PENALTIES times (50 ties of a category the
+    model never learnt, all guessed as one category at 0.2, were halved down to 0.5 ** 20, behind products
+    scored 0.99)."""
     recent: dict[str | None, deque[frozenset[str]]] = defaultdict(lambda: deque(maxlen=SIMILAR_WINDOW))
     out = []
     for rank, (score, item) in enumerate(scored):
@@ -235,7 +238,7 @@ def diversify(scored: Sequence[tuple[float, PredictedProduct]]) -> list[tuple[fl
         above = recent[item.category]
         alike = sum(1 for other in above if _similar(words, other))
         above.append(words)
-        out.append((score * SIMILAR_PENALTY ** alike, rank, item))
+        out.append((score * SIMILAR_PENALTY ** min(alike, SIMILAR_MAX_PENALTIES), rank, item))
     out.sort(key=lambda s: (-s[0], s[1]))
     return [(score, item) for score, _, item in out]
 

@@ -461,6 +461,23 @@ def test_uncertain_first_and_alike_products_spread_out():
     assert ranked[0] == "twin1" and ranked[1] == "other", "a near-identical product does not come second"
 
 
+def test_a_group_of_alike_unsure_products_is_spread_but_stays_before_the_sure_ones():
+    """A new season: 30 ties of a category the model never learnt, all guessed as briefs at 0.18. They are spread
+    among the other unsure products, and none falls behind a product the model is sure of (an audit: the halving
+    for each alike product above sent a third of them behind products scored 0.99)."""
+    colours = ["Blue", "Red", "Black", "Grey", "Green", "Navy", "Maroon", "Brown", "Pink", "Purple"]
+    ties = [item(f"tie{n}", 0.18, 0.15, f"Park Avenue Men {colours[n % 10]} Tie", category="Innerwear > Briefs")
+            for n in range(30)]
+    unsure = [item(f"unsure{n}", 0.6, 0.3, title, category=f"K{n}") for n, title in
+              enumerate(["Oakrest 30L Backpack", "Denvor Steel Bottle", "Kronix Ceramic Mug", "Lumo Desk Lamp"])]
+    sure = [item(f"sure{n}", 0.99, 0.005, f"Product {word} of its own", category=f"S{n}")
+            for n, word in enumerate(["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"])]
+    ranked = [i.id for i in rank_uncertain([*sure, *unsure, *ties])]
+    assert ranked[0] == "tie0" and ranked[1] != "tie1", "alike products are spread out"
+    assert set(ranked[:6]) >= {i.id for i in unsure}, "the other unsure products come early"
+    assert set(ranked[-len(sure):]) == {i.id for i in sure}, "no tie falls behind a product the model is sure of"
+
+
 def test_review_needs_predictions(tmp_path: Path, demo_db: Path):
     from tagkit.queue import predicted_model
 
