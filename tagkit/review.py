@@ -190,7 +190,8 @@ class Session:
         return f"undone: {step.what}"
 
     def known_values(self) -> tuple[list[str], list[str]]:
-        """The category paths and tags the database knows (labels, predictions, taxonomy), for completion."""
+        """The category paths and tags the database knows (labels, predictions, typed values, taxonomy), for
+        completion."""
         if self._known is None:
             self._known = known_values(self.store, self.taxonomy)
         return self._known
@@ -278,6 +279,11 @@ class Session:
 
     def _do(self, decisions: list[Decision], what: str, finishes: bool = False) -> str:
         self.history.append(Step(self.position, record(self.store, decisions), what, finishes))
+        typed = [d for d in decisions if d.corrected]
+        if typed and self._known is not None:  # a value typed now completes on the next product
+            categories, tags = self._known
+            self._known = (sorted({*categories, *(d.corrected for d in typed if d.field == "category")}),
+                           sorted({*tags, *(d.corrected for d in typed if d.field == "tag")}))
         return what
 
 
@@ -288,15 +294,17 @@ def _values_on(screen: Screen, name: str) -> list[Suggestion]:
 
 
 def known_values(store: Store, taxonomy: Taxonomy | None = None) -> tuple[list[str], list[str]]:
-    """The distinct category paths and tags of the products' labels, of the predictions and of `taxonomy`,
-    sorted."""
+    """The distinct category paths and tags of the products' labels, of the predictions, of the values reviewers
+    typed (a category new this season) and of `taxonomy`, sorted."""
     categories = {r[0] for r in store.db.execute(
         "select category from products where category is not null"
-        " union select category from predictions where category is not null")}
+        " union select category from predictions where category is not null"
+        " union select corrected from feedback where field = 'category' and corrected is not null")}
     tags = {r[0] for r in store.db.execute(
         "select j.value from products, json_each(products.tags) j where products.tags is not null"
         " union select json_extract(j.value, '$[0]') from predictions, json_each(predictions.tags) j"
-        " where predictions.tags is not null")}
+        " where predictions.tags is not null"
+        " union select corrected from feedback where field = 'tag' and corrected is not null")}
     if taxonomy is not None:
         categories.update(format_category(path) for path in taxonomy.categories)
         tags.update(str(Tag(a.name, v.name)) for a in taxonomy.attributes for v in a.values)

@@ -23,7 +23,7 @@ from tagkit.cli import main
 from tagkit.exitcodes import ExitCode
 from tagkit.predicting import PredictedProduct
 from tagkit.queue import load_items, rank_uncertain, review_queue, uncertainty
-from tagkit.review import known_values, screen_for
+from tagkit.review import Session, known_values, screen_for
 from tagkit.store import Store
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
@@ -255,6 +255,26 @@ def test_edit_with_tab_completion(demo_db: Path, terminals):
     assert term.quit()[0] == 0
 
 
+def test_a_value_typed_in_review_completes_at_once_and_in_later_sessions(demo_db: Path):
+    """A category or colour new this season, typed once, is offered by completion on the next product and in the
+    next session (it completed from labels, predictions and the taxonomy only: each new path was typed out in full
+    every time, and a typo made another class)."""
+    new_path, new_colour = "Apparel > Bottomwear > Culottes", "color: Chocolate"
+    with Store(demo_db) as store:
+        before = known_values(store)
+        assert new_path not in before[0] and new_colour not in before[1]
+        session = Session(store, review_queue(store, order="id"), "ana")
+        session.known_values()  # completion was used before the values were typed
+        assert session.edit(new_path).endswith("(a new category)")
+        session.edit(new_colour)
+        categories, tags = session.known_values()
+        assert new_path in categories and new_colour in tags
+    with Store(demo_db) as store:
+        categories, tags = known_values(store)
+        assert new_path in categories and new_colour in tags
+        assert (set(categories) - set(before[0]), set(tags) - set(before[1])) == ({new_path}, {new_colour})
+
+
 @pytest.mark.parametrize(("height", "cols"), [(10, 40), (15, 60), (24, 80)])
 def test_a_small_window_keeps_the_product_in_view(demo_db: Path, terminals, height: int, cols: int):
     """However small the window, the screen fits it: the header, the product's id, title and category stay in
@@ -406,7 +426,6 @@ def test_turning_on_another_value_of_a_single_valued_attribute_replaces_the_one_
     that was on off, so `a` never stores two, also when a value is then typed after a candidate was turned on; for
     a multi-valued attribute (`feature`) both stay on, and a typed value is added, not swapped in."""
     from tagkit.queue import model_attributes
-    from tagkit.review import Session
 
     def on(session: Session) -> set[str]:
         return {s.value for s in session.screen().suggestions if s.kind != "category" and s.on}
