@@ -666,8 +666,9 @@ class _RecordBuilder:
                 if absent:
                     yield missing(absent, "category levels", needed=self.labels)
             elif explicit and wanted and not found:
-                yield missing(wanted, f"mapped to {name}", needed=name in ("id", "title", "image") or (
-                    self.labels and name in ("category", "tags")))
+                # (a folder's products file needs no image column: the folder gives the images)
+                yield missing(wanted, f"mapped to {name}", needed=name in ("id", "title") or (
+                    name == "image" and self.alone) or (self.labels and name in ("category", "tags")))
             if not from_header and name != "id":
                 # JSON records need not all have the same keys: look for the mapped ones in each
                 # (whether the file has ids at all is decided by the first record)

@@ -104,6 +104,28 @@ def test_predict_writes_jsonl_to_a_file(trained: Path, tmp_path: Path):
     assert all(0.0 <= r["category_score"] <= 1.0 for r in records)
 
 
+def test_a_config_mapping_the_image_column_does_not_fail_a_folders_titles_file(trained: Path, tmp_path: Path):
+    """The team's tagkit.yaml maps `input.image`, and the nightly `predict photos/ --products titles.csv` gets a
+    titles file of ids and titles: the folder gives the images, so the run is clean (it exited 3 every night, "column
+    'image' (mapped to image) is not in the file", which hid real problems)."""
+    with (DEMO / "new.csv").open(encoding="utf-8", newline="") as f:
+        rows = [(row["id"], row["title"]) for row in csv.DictReader(f)]
+    titles = tmp_path / "titles.csv"
+    with titles.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([("id", "title"), *rows])
+    config = tmp_path / "tagkit.yaml"
+    config.write_text("input:\n  image: image\n  title: title\n", "utf-8")
+    result = tagkit(trained, "predict", str(DEMO / "new"), "--products", str(titles), "--config", str(config),
+                    "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["products"] == 60 and summary["no_input"] == 0, "the folder's 60 photos, 27 of them titled"
+    assert summary["import"]["problem_count"] == 0
+    alone = tagkit(trained, "import", str(titles), "--config", str(config))
+    assert alone.exit_code == ExitCode.PARTIAL, "a products file of its own still needs its image column"
+    assert "column 'image' (mapped to image) is not in the file" in alone.stderr
+
+
 def test_eval_on_held_out_products(trained: Path):
     result = tagkit(trained, "eval", str(DEMO / "test.csv"), "--json")
     assert result.exit_code == ExitCode.OK, result.stderr
