@@ -133,11 +133,15 @@ def train(
     fingerprint = input_hash(data)
     key = training_key(fingerprint, embedder, seed, params, extract, attributes, taxonomy)
     same = None if force else unchanged_version(store, key)
-    if same is not None:  # reported as `train` reported it when it made that version
+    this_run = {"images_embedded_again": reembedded, "held_out": left_out}
+    if ids is not None:
+        this_run["from_review"] = sum(1 for pid in data.ids if pid in from_review)
+    if same is not None:  # reported as `train` reported it when it made that version, but for what this run read
         found, tagger = same
         model_report = {**tagger.model.report, **{part: found.manifest[part] for part in ("extractor", "attributes")
                                                   if part in found.manifest}}
-        return TrainReport(found.id, str(found.path), len(data), found.manifest.get("counts", {}),
+        counts = {name: value for name, value in found.manifest.get("counts", {}).items() if name != "from_review"}
+        return TrainReport(found.id, str(found.path), len(data), {**counts, **this_run},
                            round(time.monotonic() - started, 3), model_report, import_report, unchanged=True)
     model = CatalogueModel(seed=seed, **params).fit(data)
     extractor, extractor_report = fit_extractor(data, extract, store, seed) if extract else (None, {})
@@ -153,10 +157,7 @@ def train(
         extractor_report["switched_off"] = off
     counts = dataset_counts(data)
     counts["images_not_embedded"] = not_embedded(store, products, set(data.ids), embedder)
-    counts["images_embedded_again"] = reembedded
-    if ids is not None:
-        counts["from_review"] = sum(1 for pid in data.ids if pid in from_review)
-    counts["held_out"] = left_out
+    counts.update(this_run)
     seconds = round(time.monotonic() - started, 3)
     metrics = dict(model.report.get("validation", {}))
     if extractor is not None:

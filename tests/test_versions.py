@@ -284,6 +284,26 @@ def test_training_on_nothing_new_keeps_the_newest_version(demo_db: Path):
     assert "unchanged" not in other_seed
 
 
+def test_nothing_new_to_learn_reports_what_this_run_left_out_and_took_from_review(demo_db: Path):
+    """A `train` that keeps the newest version says what this run read: the test products it left out and the
+    reviewed products not in SOURCE (a season audit: it gave the counts of the run that made the version, 0 and
+    nothing, where 100 test products were left out and a reviewed product learnt)."""
+    assert tagkit(demo_db, "-q", "eval", str(DEMO / "test.csv")).exit_code == ExitCode.OK
+    kept = json.loads(tagkit(demo_db, "-q", "train", "--json").stdout)
+    assert kept["unchanged"] is True and kept["counts"]["held_out"] == 100
+    with Store(demo_db) as store:
+        item = next(i for i in load_items(store) if i.category)
+        record(store, [Decision(item.id, item.model, "category", "correct", item.category, "Home > Kitchen > Cups")])
+    made = json.loads(tagkit(demo_db, "-q", "train", "--json").stdout)
+    assert "unchanged" not in made and "from_review" not in made["counts"], "without SOURCE, all is learnt"
+    again = tagkit(demo_db, "train", str(DEMO / "train.csv"), "--json")
+    summary = json.loads(again.stdout)
+    assert summary["unchanged"] is True and summary["version"] == made["version"]
+    assert summary["counts"]["from_review"] == 1 and summary["counts"]["products"] == 401
+    table = tagkit(demo_db, "-q", "train", str(DEMO / "train.csv")).stdout
+    assert "401 (" in table and "1 reviewed, not in SOURCE" in table
+
+
 def test_an_upgrade_under_the_same_version_number_is_not_nothing_new(tmp_path: Path):
     """`training_key` held tagkit's version number, which a development install or a fix released under the same
     number keeps (an upgrade audit): a `train` after such an upgrade said "nothing new to learn" and kept the model
