@@ -614,6 +614,8 @@ class Store:
                 "select model, count(vector), count(error) from features group by model order by model")
         }
         last_run = next(self.db.query("select * from runs order by id desc limit 1"), None)
+        if last_run is not None:  # its JSON columns as objects
+            last_run.update({name: json.loads(last_run[name]) for name in ("args", "counts") if last_run[name]})
         return {
             "database": str(self.path),
             "size_bytes": self.path.stat().st_size if self.path.exists() else 0,
@@ -628,6 +630,7 @@ class Store:
                 "with_category": one("select count(*) from products where category is not null"),
                 "with_tags": one("select count(*) from products where tags is not null"),
                 "held_out": one("select count(*) from products where held_out = 1"),
+                "reviewed": one("select count(distinct product_id) from feedback"),
                 "categories": one("select count(distinct category) from products"),
             },
             "features": features_by_model,

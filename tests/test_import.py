@@ -283,6 +283,8 @@ def test_stats_describes_the_database(bad_catalogue: Path, tmp_path: Path):
     assert facts["products"]["total"] == 12
     assert facts["products"]["with_readable_image"] == 5
     assert facts["last_run"]["command"] == "import"
+    assert facts["last_run"]["counts"]["products_read"] >= 12, "the run's counts are an object, not JSON text"
+    assert isinstance(facts["last_run"]["args"], dict) and facts["products"]["reviewed"] == 0
     shutil.rmtree(bad_catalogue / "images")
     missing = CliRunner().invoke(main, ["--db", str(tmp_path / "none.db"), "stats"])
     assert missing.exit_code == ExitCode.USAGE and "no database" in missing.stderr

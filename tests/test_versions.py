@@ -294,6 +294,7 @@ def test_nothing_new_to_learn_reports_what_this_run_left_out_and_took_from_revie
     with Store(demo_db) as store:
         item = next(i for i in load_items(store) if i.category)
         record(store, [Decision(item.id, item.model, "category", "correct", item.category, "Home > Kitchen > Cups")])
+    assert json.loads(tagkit(demo_db, "stats", "--json").stdout)["products"]["reviewed"] == 1
     made = json.loads(tagkit(demo_db, "-q", "train", "--json").stdout)
     assert "unchanged" not in made and "from_review" not in made["counts"], "without SOURCE, all is learnt"
     again = tagkit(demo_db, "train", str(DEMO / "train.csv"), "--json")
