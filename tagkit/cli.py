@@ -783,8 +783,9 @@ def feedback_export(obj: Context, output: Path | None) -> None:
 
 @feedback.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option("Print the counts and problems as JSON on stdout.")
 @click.pass_obj
-def feedback_import(obj: Context, file: Path) -> None:
+def feedback_import(obj: Context, file: Path, as_json: bool) -> None:
     """Add the decisions of a CSV file (columns as `tagkit feedback export` writes them; product_id, field
     and decision are required). Bad rows are reported and left out; rows already stored are not added again.
     """
@@ -799,11 +800,13 @@ def feedback_import(obj: Context, file: Path) -> None:
         run.store.add_problems(run.id, report.problems)
         for problem in report.problems:
             run.progress.problem(problem)
-        run.finish(report.counts(), len(report.problems))
+        run.finish(report.counts(), report.rows_failed)
+    if as_json:
+        obj.print_json({**report.counts(), "problems": [dataclasses.asdict(p) for p in report.problems]})
     obj.log(f"{report.added:,} decisions added, {report.already_there:,} already there, "
             + (f"{report.undecided:,} rows without a decision, " if report.undecided else "")
-            + f"{len(report.problems):,} rows left out")
-    sys.exit(ExitCode.PARTIAL if report.problems else ExitCode.OK)
+            + f"{report.rows_failed:,} rows left out")
+    sys.exit(ExitCode.PARTIAL if report.rows_failed else ExitCode.OK)
 
 
 def _login_name() -> str | None:

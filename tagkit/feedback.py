@@ -200,11 +200,15 @@ class FeedbackImport:
     added: int = 0
     already_there: int = 0
     undecided: int = 0  # rows of a review sheet left without a decision (and not decided by its product's review row)
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # rows left out, and notes (`info`) on rows read
+
+    @property
+    def rows_failed(self) -> int:
+        return sum(1 for problem in self.problems if not problem.info)
 
     def counts(self) -> dict[str, int]:
         return {"added": self.added, "already_there": self.already_there, "undecided": self.undecided,
-                "rows_failed": len(self.problems)}
+                "rows_failed": self.rows_failed}
 
 
 class FeedbackFileError(ValueError):
@@ -256,6 +260,11 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
                 (raw.get("product_id") or "").strip()) or None))
         else:
             rows.append((checked, line))
+            if checked.get("moved_from"):
+                report.problems.append(Problem(
+                    str(path), line, "corrected", f"{shown(checked['corrected'])} is a tag of another attribute "
+                    f"than the row's {shown(checked['moved_from'])}: added as a tag of its own, and "
+                    f"{shown(checked['moved_from'])} left undecided", info=True, product_id=checked["product_id"]))
     known = _known_products(store, [r["product_id"] for r, _ in rows])
     for row, line in rows:
         if row["product_id"] not in known:
@@ -320,7 +329,7 @@ def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report
     from tagkit.queue import model_attributes
     from tagkit.taxonomy import stored_taxonomy
 
-    failed = {p.product_id for p in report.problems if p.product_id}
+    failed = {p.product_id for p in report.problems if p.product_id and not p.info}
     taxonomy, arity = stored_taxonomy(store), {}
 
     def single_valued(name: str, model: str) -> bool:
@@ -421,6 +430,8 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
         typed, named = Tag.parse(cell["corrected"]), Tag.parse(cell["predicted"])
         if not typed.name and named.name:
             cell["corrected"] = str(Tag(named.name, typed.value))
+        elif typed.name and named.name and spelling_key(typed.name) != spelling_key(named.name):
+            cell["predicted"], cell["moved_from"] = "", str(named)  # `color: Teal` on the `usage: Casual` row
     score = None
     if cell["score"]:
         try:
@@ -439,7 +450,8 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
                                      "2026-01-31T14:05:00+00:00)")
         when = when.replace(tzinfo=when.tzinfo or UTC).astimezone(UTC)
         created = when.isoformat(timespec="milliseconds" if "." in cell["created_at"] else "seconds")
-    return {**{c: cell[c] or None for c in _CONTENT}, "score": score, "created_at": created}
+    moved = {"moved_from": cell["moved_from"]} if cell.get("moved_from") else {}
+    return {**{c: cell[c] or None for c in _CONTENT}, "score": score, "created_at": created, **moved}
 
 
 def _known_products(store: Store, ids: list[str]) -> set[str]:

@@ -546,3 +546,37 @@ def test_a_review_sheet_as_a_person_fills_it_decides_as_the_terminal_would(demo_
     assert f"{attribute(retyped)}: Zzz" in tags and retyped not in tags and "Zzz" not in tags
     with Store(demo_db) as store:
         assert not store.db.execute("select count(*) from feedback where product_id = ?", [broken.id]).fetchone()[0]
+
+
+def test_a_tag_of_another_attribute_typed_on_a_tag_row_is_added_beside_it(demo_db: Path, tmp_path: Path):
+    """A reviewer adds a missing value on whichever row is at hand: `fabric: Linen` typed in `corrected` on the
+    `usage: …` row. It is added as a tag of its own and the row's tag is left to the review row, with a note (it
+    replaced the usage label, silently). `feedback import --json` gives the counts and the note on stdout."""
+    import csv
+
+    from tagkit.queue import review_queue
+
+    with Store(demo_db) as store:
+        item = next(i for i in review_queue(store) if any(t.startswith("usage: ") for t, _ in i.tags))
+    usage = next(t for t, _ in item.tags if t.startswith("usage: "))
+    path = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(path)).exit_code == ExitCode.OK
+    rows = [r for r in csv.DictReader(path.open(encoding="utf-8-sig")) if r["product_id"] == item.id]
+    for r in rows:
+        if r["predicted"] == usage:
+            r["corrected"] = "fabric: Linen"
+        elif r["field"] == "product":
+            r["decision"] = "accept"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = tagkit(demo_db, "feedback", "import", str(path), "--json")
+    assert result.exit_code == ExitCode.OK, result.output
+    report = json.loads(result.stdout)
+    assert report["rows_failed"] == 0 and report["added"] >= 3
+    [note] = report["problems"]
+    assert note["info"] and note["field"] == "corrected" and note["product_id"] == item.id
+    assert f"'fabric: Linen' is a tag of another attribute than the row's '{usage}'" in note["message"]
+    category, tags = labels(demo_db, item.id)
+    assert category == item.category and {"fabric: Linen", usage} <= tags
