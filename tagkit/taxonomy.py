@@ -23,10 +23,11 @@ A team keeps one vocabulary in a YAML file. tagkit ships two, `fa-fashion` and `
           - value: قهوه‌ای              # ... or a value with its synonyms
             synonyms: [قهوه ای سوخته, "توصیفگرها: قهوه‌ای"]
 
-Names, values and synonyms match by `tagkit.text.match_key`, so spellings that differ only by half-space or
-space, Arabic or Persian letters, Persian or Latin digits, or case need no synonym (`ویژگی ها` = `ویژگی‌ها`,
-`قهوه اي` = `قهوه‌ای`). A value synonym written `name: value` maps that whole tag (a value filed under
-another attribute's name). `tagkit.vocabulary` builds taxonomies from labelled products and suggests merges.
+Names, values and synonyms match by `tagkit.text.match_key`, so spellings that differ only by half-space or space,
+Arabic or Persian letters, Persian or Latin digits, or case need no synonym (`ویژگی ها` = `ویژگی‌ها`, `قهوه اي` =
+`قهوه‌ای`); signs are not spelling (`+1.5`, `-1.5` and `1.5`, `A+` and `A-`, `10%` and `10` differ). A value synonym
+written `name: value` maps that whole tag (a value filed under another attribute's name). `tagkit.vocabulary` builds
+taxonomies from labelled products and suggests merges.
 
 In the database the `taxonomy` table holds one row per category, attribute and value (`kind`, `name`,
 `parent_id`: the parent category or the value's attribute, `multi_valued`, `open_values`, `synonyms` as
@@ -50,7 +51,7 @@ import yaml
 
 from tagkit.config import WrittenBool, load_yaml
 from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
-from tagkit.text import match_key, normalize, wordless_key
+from tagkit.text import match_key, normalize, signs_of, wordless_key
 
 if TYPE_CHECKING:
     from tagkit.store import Store
@@ -314,9 +315,14 @@ class _Index:
 
 
 def _key(text: str) -> str:
-    """The key names and values are looked up by: `match_key`, or, for text that has no word or number (`+`,
-    `...`, an emoji), the text itself, normalised: such values are told apart, and none matches every other."""
-    return match_key(text) or wordless_key(text)
+    """The key names and values are looked up by: `match_key` with the signs it drops that change a value (`+1.5`,
+    `-1.5` and `1.5` are three values, `10%` is not `10`: `signs_of`), or, for text that has no word or number
+    (`+`, `...`, an emoji), the text itself, normalised: such values are told apart, and none matches every other."""
+    key = match_key(text)
+    if not key:
+        return wordless_key(text)
+    signs = signs_of(text)
+    return f"{key} {signs}" if signs else key
 
 
 def _keys(name: str, synonyms: Iterable[str]) -> set[str]:
@@ -471,10 +477,12 @@ def _parse_attribute(item: Any, where: str) -> Attribute:
             value = Value(_text(raw.get("value"), f"{at}: value"), _synonyms(raw.get("synonyms"), f"{at}: synonyms"))
         else:
             value = Value(_text(raw, at))
-        for key in _keys(value.name, value.synonyms):
+        for written in (value.name, *(s for s in value.synonyms if TAG_ALIAS not in s)):
+            key = _key(written)
             if key in owner and owner[key] != value.name:
-                raise TaxonomyError(f"{at} ({value.name}): {shown(key)} is already value {shown(owner[key])} "
-                                    f"of {shown(name)}")
+                raise TaxonomyError(f"{at} ({value.name}): {shown(written)} is already value {shown(owner[key])} "
+                                    f"of {shown(name)}" + ("" if written == owner[key] else " (spelt otherwise: "
+                                    "half-space, letters, digits, case or spacing)"))
             owner[key] = value.name
         if any(v.name == value.name for v in attribute.values):
             raise TaxonomyError(f"{at}: value {shown(value.name)} is listed twice")

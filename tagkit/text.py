@@ -320,6 +320,17 @@ def spelling_key(text: str) -> str:
     return " ".join(normalize(text).replace(ZWNJ, " ").casefold().split())
 
 
+# Signs that make one value another: a plus or a percent anywhere, a minus before a number (not a hyphen between
+# words or numbers: `T-shirt`, `38-40`) or closing a word (`A-`, a blood group).
+_SIGNS = re.compile(r"[+%]|(?<![\w.])-(?=\d)|(?<=\w)-(?![\w.])")
+
+
+def signs_of(text: str) -> str:
+    """The signs of `text` that `match_key` drops but that change what it says: `+1.5` -> `+`, `-1.5` -> `-`,
+    `10%` -> `%`, `A-` -> `-`; '' for `1.5`, `T-shirt`, `38-40`."""
+    return "".join(_SIGNS.findall(normalize(text))) if any(c in text for c in "+-%٪−") else ""
+
+
 def wordless_key(text: str) -> str:
     """A key for text with no word or number in it (`+`, `...`, an emoji), whose `match_key` is empty: the text
     itself, normalised and marked, so such texts are told apart and none is taken for a word ('' for no text)."""

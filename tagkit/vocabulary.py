@@ -1,10 +1,10 @@
 """Vocabularies from data: spelling variants of names and values (`suggest`), and taxonomies learnt from
 labelled products (`build_taxonomy`).
 
-Two spellings are variants when their fold keys are equal: `tagkit.text.match_key` (half-space = space,
-Arabic ي/ك = Persian ی/ک, Persian digits = Latin, case) with spaces and hyphens removed and plurals reduced
-(Persian `ها`/`های`, English `-s`/`-es`/`-ies`), after Latin letters typed inside a Persian word are read as the
-Persian letters they sound like (`آstین` = `آستین`). Variants with equal match keys need no synonym (the
+Two spellings are variants when their fold keys are equal: `tagkit.text.match_key` (half-space = space, Arabic ي/ك =
+Persian ی/ک, Persian digits = Latin, case) with spaces and hyphens removed and plurals reduced (Persian `ها`/`های`,
+English `-s`/`-es`/`-ies`), signs kept (`+1.5` is not `-1.5`), after Latin letters typed inside a Persian word are
+read as the Persian letters they sound like (`آstین` = `آستین`). Variants with equal match keys need no synonym (the
 taxonomy matches them already); the others (plurals, `T-shirt`/`Tshirt`) become synonyms.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from tagkit.product import Product, Tag
 from tagkit.taxonomy import Attribute, Taxonomy, Value
-from tagkit.text import ARABIC_LETTERS, DIGITS, ZWNJ, match_key, normalize, spelling_key, wordless_key
+from tagkit.text import ARABIC_LETTERS, DIGITS, ZWNJ, match_key, normalize, signs_of, spelling_key, wordless_key
 
 _PLURAL_TOKENS = frozenset({"ها", "های", "هایی"})
 _ARABIC_LETTERS = re.compile("[يكىة]")  # Arabic letters Persian writes otherwise (ی ک ی ه)
@@ -56,7 +56,8 @@ def fold_key(text: str) -> str:
             elif token.endswith("s") and not token.endswith("ss"):
                 token = token[:-1]
         parts.append(token)
-    return "".join(parts) or match_key(_persian_letters(text)).replace(" ", "") or wordless_key(text)
+    folded = "".join(parts) or match_key(_persian_letters(text)).replace(" ", "")
+    return f"{folded}{signs_of(text)}" if folded else wordless_key(text)
 
 
 class Spellings:

@@ -521,3 +521,27 @@ def test_suggest_takes_no_value_without_words_for_a_spelling_of_another(tmp_path
     groups = {frozenset(text for text, _ in s.variants) for s in suggest(tags)}
     assert groups == {frozenset({"مشکی", "مشكي"}), frozenset({"...", "…"})}
 
+
+
+def test_signs_are_not_spelling_in_a_taxonomy_nor_in_suggest(tmp_path: Path) -> None:
+    """`+1.5`, `-1.5` and `1.5` (lens powers), `A+` and `A-` (blood groups), `10%` and `10` are other values, not
+    spellings of one (a curator audit: a taxonomy listing two was refused, "'1.5' is already value '+1.5'", and one
+    listing `+1.5` rewrote a label `-1.5` to it, silently; `suggest` offered the merge). A hyphen between words
+    (`T-shirt`) is still spelling."""
+    values = ["+1.5", "-1.5", "1.5", "A+", "A-", "A", "10%", "10", "T-shirt", "38-40"]
+    taxonomy = load_taxonomy(small(tmp_path, "attributes:\n  - name: v\n    values: [" +
+                                   ", ".join(f"'{v}'" for v in values) + "]\n"))
+    for value in values:
+        assert taxonomy.canonical(Tag("v", value)) == Tag("v", value), value
+    for written, value in [("−1.5", "-1.5"), ("+ 1.5", "+1.5"), ("۱۰٪", "10%"), ("a +", "A+"), ("T Shirt", "T-shirt"),
+                           ("Tshirt", None), ("38–40", "38-40")]:
+        found = taxonomy.canonical(Tag("v", written))
+        assert (found.value if taxonomy.known(found) else None) == value, written
+    only_plus = load_taxonomy(small(tmp_path, "attributes:\n  - {name: v, open: true, values: ['+1.5']}\n"))
+    assert only_plus.canonical(Tag("v", "-1.5")) == Tag("v", "-1.5"), "an open attribute passes it as it is"
+    with pytest.raises(TaxonomyError, match=r"'a \+' is already value 'A\+' of 'v' \(spelt otherwise"):
+        load_taxonomy(small(tmp_path, "attributes:\n  - {name: v, values: ['A+', 'A-', 'a +']}\n"))
+    tags = [Tag("v", v) for v in ("+1.5", "-1.5", "1.5", "A+", "A-", "10%", "10")] * 2
+    assert suggest(tags) == []
+    assert [sorted(text for text, _ in s.variants) for s in suggest([*tags, Tag("v", "+ 1.5")])] \
+        == [["+ 1.5", "+1.5"]], "spellings with the same signs still group"
