@@ -596,6 +596,7 @@ class ImportCounts:
     aliased: int = 0
     removed: int = 0
     dropped_synonyms: list[str] = field(default_factory=list)  # `RAW -> entry`: in the database, not in the file
+    removed_entries: list[str] = field(default_factory=list)  # as `taxonomy map` writes them: `name: value`, paths
 
     def as_dict(self) -> dict[str, int]:
         return {"added": self.added, "unchanged": self.unchanged, "updated": self.updated, "renamed": self.renamed,
@@ -675,6 +676,7 @@ def import_taxonomy(store: Store, taxonomy: Taxonomy) -> ImportCounts:
             else:
                 table.delete(old["id"])
                 counts.removed += 1
+                counts.removed_entries.append(_written(_stored_entry(old, by_id)))
         meta = store.db.table("meta")
         meta.upsert({"key": "taxonomy_name", "value": taxonomy.name}, pk="key")
         meta.upsert({"key": "taxonomy_language", "value": taxonomy.language}, pk="key")
@@ -709,6 +711,24 @@ def _stored_entry(row: dict[str, Any], by_id: dict[int, dict[str, Any]]) -> _Ent
     if row["kind"] == "category":
         return "category", tuple(_stored_path(row, by_id))
     return row["kind"], row["name"]
+
+
+def _written(entry: _EntryKey) -> str:
+    """An entry key as `tagkit taxonomy map` writes it: a category path, an attribute, `name: value`."""
+    kind, name = entry
+    if kind == "category":
+        return format_category(name)
+    return f"{name[0]}: {name[1]}" if kind == "value" else str(name)
+
+
+def stored_outside(store: Store, taxonomy: Taxonomy) -> OutsideLabels:
+    """The labels of the stored products (made canonical) that `taxonomy` does not have: what a new taxonomy
+    leaves out of what `train` learns and `predict` gives (a category renamed without a synonym, a value removed)."""
+    found = OutsideLabels()
+    products = [p for p in store.iter_products("category is not null or tags is not null")]
+    taxonomy.canonicalise(products)
+    taxonomy.outside(products, found)
+    return found
 
 
 def _stored_path(row: dict[str, Any], by_id: dict[int, dict[str, Any]]) -> list[str]:

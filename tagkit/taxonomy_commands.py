@@ -71,7 +71,7 @@ def import_command(obj: Any, file: Path, apply_to_products: bool, as_json: bool)
     """Load a taxonomy into the database (replacing the one there; the ids of entries already there do not
     change): a YAML file, or the name of one shipped with tagkit (a file of that name wins). Products imported from
     now on get canonical tags and categories."""
-    from tagkit.taxonomy import TaxonomyError, apply_taxonomy, import_taxonomy, load_taxonomy
+    from tagkit.taxonomy import TaxonomyError, apply_taxonomy, import_taxonomy, load_taxonomy, stored_outside
 
     try:
         loaded = load_taxonomy(file)
@@ -82,6 +82,7 @@ def import_command(obj: Any, file: Path, apply_to_products: bool, as_json: bool)
         counts: dict[str, Any] = imported.as_dict()
         if apply_to_products:
             counts["products_changed"] = apply_taxonomy(run.store, loaded)
+        outside = stored_outside(run.store, loaded).notes("the stored products' labels")
         run.finish(counts, 0)
     summary = {"taxonomy": loaded.name, "categories": len(loaded.categories), "attributes": len(loaded.attributes),
                "values": sum(len(a.values) for a in loaded.attributes), **counts}
@@ -93,8 +94,16 @@ def import_command(obj: Any, file: Path, apply_to_products: bool, as_json: bool)
         if len(dropped) > 10:
             lines.append(f"  ... and {len(dropped) - 10} more")
         click.echo("\n".join(lines), err=True)
+    removed = imported.removed_entries
+    if removed:
+        obj.log("\n".join([f"note: {len(removed)} entr{'ies' if len(removed) != 1 else 'y'} of the database's "
+                           f"taxonomy not in {file} removed:", *(f"  {entry}" for entry in removed[:10]),
+                           *([f"  ... and {len(removed) - 10} more"] if len(removed) > 10 else [])]))
+    for note in outside:
+        obj.log(f"note: {note.message}")
     if as_json:
-        obj.print_json({**summary, "dropped_synonyms": imported.dropped_synonyms})
+        obj.print_json({**summary, "dropped_synonyms": imported.dropped_synonyms, "removed_entries": removed,
+                        "outside": [note.message for note in outside]})
     else:
         click.echo("\n".join(f"{key.replace('_', ' '):<18}{value:,}" if isinstance(value, int)
                              else f"{key:<18}{value}" for key, value in summary.items()))

@@ -545,3 +545,34 @@ def test_signs_are_not_spelling_in_a_taxonomy_nor_in_suggest(tmp_path: Path) -> 
     assert suggest(tags) == []
     assert [sorted(text for text, _ in s.variants) for s in suggest([*tags, Tag("v", "+ 1.5")])] \
         == [["+ 1.5", "+1.5"]], "spellings with the same signs still group"
+
+
+def test_an_import_names_what_it_removed_and_the_stored_labels_it_leaves_out(tmp_path: Path) -> None:
+    """A curator renames a category without a synonym and deletes a value that stored products carry: the import
+    said `removed 2` and nothing else, and the labels were then left out of training and of predictions silently
+    (the model's paths outside the tree: no category)."""
+    db = tmp_path / "t.db"
+    products = tmp_path / "products.csv"
+    products.write_text("id,title,category,tags\n"
+                        "1,کفش کتانی,مد و پوشاک > کفش,رنگ: مشکی\n"
+                        "2,کفش چرم,مد و پوشاک > کفش,رنگ: مشکی\n"
+                        "3,پیراهن مردانه,مد و پوشاک > پیراهن,رنگ: قهوه ای\n", "utf-8")
+
+    def run(*args: str):
+        return CliRunner().invoke(main, ["--db", str(db), *args], catch_exceptions=False)
+
+    assert run("taxonomy", "import", str(small(tmp_path))).exit_code == 0
+    assert run("import", str(products)).exit_code == 0
+    edited = small(tmp_path, SMALL.replace("    کفش:\n", "    پاپوش:\n").replace("      - مشکی\n", ""))
+    result = run("taxonomy", "import", str(edited), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert set(summary["removed_entries"]) == {"مد و پوشاک > کفش", "رنگ: مشکی"}
+    assert summary["removed"] == 2
+    assert "note: 2 entries of the database's taxonomy not in" in result.stderr and "  رنگ: مشکی" in result.stderr
+    [category, tags] = summary["outside"]
+    assert category.startswith("2 products have a category the taxonomy does not have (مد و پوشاک > کفش ×2)")
+    assert tags.startswith("2 tags have a value the taxonomy does not allow (رنگ: مشکی ×2)")
+    assert category in result.stderr and tags in result.stderr
+    again = json.loads(run("taxonomy", "import", str(edited), "--json").stdout)
+    assert again["removed_entries"] == [] and len(again["outside"]) == 2, "the labels are still outside it"
