@@ -415,10 +415,17 @@ def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:
         if any(a.name == attribute.name for a in taxonomy.attributes):
             raise TaxonomyError(f"{label}: attributes[{i}]: attribute {shown(attribute.name)} is listed twice")
         taxonomy.attributes.append(attribute)
+    whole_tags: dict[tuple[str, str], tuple[str, str]] = {}  # a whole-tag synonym's key -> its value
     for attribute in taxonomy.attributes:  # a whole-tag synonym that is a listed tag would rewrite that tag
         for value in attribute.values:
             for synonym in value.synonyms:
                 raw = Tag.parse(synonym) if TAG_ALIAS in synonym else None
+                if raw is not None:
+                    first = whole_tags.setdefault(taxonomy.index.tag_key(raw), (attribute.name, value.name))
+                    if first != (attribute.name, value.name):
+                        raise TaxonomyError(f"{label}: attribute {shown(attribute.name)}: value {shown(value.name)}: "
+                                            f"the synonym {shown(synonym)} is already a synonym of "
+                                            f"'{first[0]}: {first[1]}': a tag means one value")
                 listed = taxonomy.attribute(raw.name) if raw is not None else None
                 other = taxonomy.value(listed, raw.value) if listed is not None else None
                 if other is not None and other is not value:  # (itself, under another name of its attribute: fine)
@@ -849,8 +856,16 @@ def add_synonym(store: Store, raw: str, canonical: str) -> str:
         owner = attribute if not raw_tag.name or same_attribute else taxonomy.attribute(raw_tag.name)
         other = taxonomy.value(owner, raw_tag.value if raw_tag.name else raw) if owner is not None else None
         if other is not None and (owner, other) != (attribute, value):
+            written = raw_tag.value if raw_tag.name else raw
+            if _key(written) != _key(other.name):  # a synonym of it, not its name
+                raise TaxonomyError(f"'{raw}' is already a synonym of '{owner.name}: {other.name}': remove it from "
+                                    "that value's synonyms in the taxonomy file and import it, then map it again")
             raise TaxonomyError(f"'{raw}' is already '{owner.name}: {other.name}' in the taxonomy: to merge the two, "
                                 "remove one from the taxonomy file, list it as the other's synonym and import it")
+        alias = taxonomy.index.tag_aliases.get(taxonomy.index.tag_key(raw_tag)) if raw_tag.name else None
+        if alias is not None and alias != Tag(attribute.name, value.name):
+            raise TaxonomyError(f"'{raw}' is already a synonym of '{alias}': remove it from that value's synonyms in "
+                                "the taxonomy file and import it, then map it again")
         _append_synonym(store, ids[("value", attribute.name, value.name)], synonym)
         return f"{synonym} -> {attribute.name}: {value.name}"
     attribute = taxonomy.attribute(canonical)

@@ -190,6 +190,8 @@ def test_dump_reads_back_the_same(tmp_path: Path) -> None:
     ("attributes:\n  - {name: color, values: [Red]}\n  - {name: usage, values: [{value: Travel, synonyms: "
      "['color: Red']}]}\n", "is a value of this taxonomy itself"),
     ("attributes: [{name: رنگ, values: [{value: سفید, synonym: [x]}]}]\n", "unknown key 'synonym'"),
+    ("attributes: [{name: رنگ, values: [{value: مشکی, synonyms: ['ویژگی‌ها: تیره']}, "
+     "{value: سفید, synonyms: ['ویژگی ها: تیره']}]}]\n", "is already a synonym of 'رنگ: مشکی': a tag means one value"),
 ])
 def test_bad_taxonomies_are_refused_with_the_entry_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(TaxonomyError, match=message) as error:

@@ -506,7 +506,9 @@ def small_db(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("raw", "canonical", "message"), [
     ("مشکی", f"{COLOUR}: {BROWN}", "'مشکی' is already 'رنگ: مشکی' in the taxonomy"),
     (f"{COLOUR}: مشكي", f"{COLOUR}: {BROWN}", "is already 'رنگ: مشکی' in the taxonomy"),  # Arabic ك, a whole tag
-    ("قهوه ای سوخته", f"{COLOUR}: مشکی", f"is already 'رنگ: {BROWN}' in the taxonomy"),  # another value's synonym
+    ("قهوه ای سوخته", f"{COLOUR}: مشکی", f"is already a synonym of 'رنگ: {BROWN}': remove it from that value's "
+                                          "synonyms"),  # another value's synonym (not "remove one of the two")
+    ("توصیفگرها: وارداتی", f"{COLOUR}: مشکی", f"is already a synonym of 'ویژگی{ZWNJ}ها: وارداتی'"),  # a whole tag
     ("ویژگی ها: اورجینال", f"{COLOUR}: مشکی", f"is already 'ویژگی{ZWNJ}ها: اورجینال'"),  # another attribute's value
     ("مد و پوشاک > کفش", "مد و پوشاک > پیراهن", "is already category 'مد و پوشاک > کفش'"),
     ("مد و پوشاک > كفش", "مد و پوشاک > پیراهن", "is already category 'مد و پوشاک > کفش'"),
