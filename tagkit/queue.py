@@ -18,17 +18,20 @@ import random
 import re
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tagkit.feedback import finished
 from tagkit.predicting import PredictedProduct, stored_record
-from tagkit.product import Tag, parse_category
+from tagkit.product import Tag, format_category, parse_category
+from tagkit.taxonomy import stored_taxonomy
 from tagkit.text import match_key
 from tagkit.versions import MANIFEST as VERSION_MANIFEST
 from tagkit.versions import version_folder
 
 if TYPE_CHECKING:
     from tagkit.store import Store
+    from tagkit.taxonomy import Taxonomy
 
 ORDERS = ("uncertain", "random", "id")
 TAG_WEIGHT = 1.0  # a tag at its threshold counts as much as a tie between the two best categories (bench/active.py)
@@ -59,7 +62,25 @@ def load_items(store: Store, model_id: str | None = None) -> list[PredictedProdu
            + f" and {_HAS_INPUT}")
     items = (stored_record(row, row["title"] or "", row["image"])
              for row in store.db.query(sql, [model_id] if model_id else []))
+    taxonomy = stored_taxonomy(store)
+    if taxonomy is not None:  # predictions made before a taxonomy import or map, as predict would make them now
+        items = (held_record(item, taxonomy) for item in items)
     return [item for item in items if not item.empty]
+
+
+def held_record(item: PredictedProduct, taxonomy: Taxonomy) -> PredictedProduct:
+    """A stored prediction held to `taxonomy` (the one in force), as `predict` holds new ones: canonical paths and
+    tags, only the tree's paths, allowed values, one value of a single-valued attribute (the others become
+    candidates). A prediction made under it comes back unchanged."""
+    tags, candidates = taxonomy.hold_tags(
+        [(Tag.parse(tag), score) for tag, score in item.tags],
+        [(Tag.parse(tag), score) for tag, score in (*item.tags, *item.candidates)])
+    paths = [(parse_category(item.category), item.category_score or 0.0)] if item.category else []
+    ranked = taxonomy.hold_categories([*paths, *((parse_category(p), s) for p, s in item.alternatives)])
+    first, score = ranked[0] if ranked else ((), None)
+    return replace(item, category=format_category(first) or None, category_score=score,
+                   alternatives=[(format_category(path), s) for path, s in ranked[1:]],
+                   tags=[(str(tag), s) for tag, s in tags], candidates=[(str(tag), s) for tag, s in candidates])
 
 
 def predicted_model(store: Store, version: str | None = None) -> str | None:

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 EXTRACTOR_FOLDER = "extractor"  # inside a model version's folder
 SOURCES_FILE = "sources.json"  # in the extractor's folder: which source's tags each attribute keeps
 SOURCE_OPTIONS = ("both", "model", "extractor")
-MIN_ALLOWED_SCORE = 0.01  # an allowed category path scored less is no answer (the model chose paths outside the tree)
 CANDIDATES = 10  # below-threshold tags kept per product, as the catalogue model keeps
 
 
@@ -108,32 +107,26 @@ class Tagger:
         if extraction is not None and self.sources:  # an attribute keeps one source's tags; the rest: candidates
             mine = [(tag, score) for tag, score in mine if self.sources.get(tag.name) != "extractor"]
             theirs = [(tag, score) for tag, score in theirs if self.sources.get(tag.name) != "model"]
-        tags = merge_tags(mine, theirs, taxonomy=self.taxonomy, single_valued=self.single_valued)
-        kept = {tag for tag, _ in tags}
         rest = [*prediction.tags, *extracted, *prediction.candidates, *extra]
         if self.taxonomy is not None:
-            rest = list(self.taxonomy.valid(rest, keep_unknown=True).items())
+            tags, candidates = self.taxonomy.hold_tags([*mine, *theirs], rest, self.single_valued, CANDIDATES)
             prediction = self._canonical_categories(prediction)
+        else:
+            tags = merge_tags(mine, theirs, single_valued=self.single_valued)
+            kept = {tag for tag, _ in tags}
+            candidates = [(tag, score) for tag, score in merge_tags(rest) if tag not in kept][:CANDIDATES]
         if top_k is not None:
             prediction = replace(prediction, alternatives=prediction.alternatives[: max(top_k - 1, 0)])
-        candidates = [(tag, score) for tag, score in merge_tags(rest) if tag not in kept][:CANDIDATES]
         return replace(prediction, tags=tags, candidates=candidates)
 
     def _canonical_categories(self, prediction: Prediction) -> Prediction:
-        """The category and alternatives as the taxonomy's paths; paths that become one add their scores. A
-        taxonomy with a category tree allows only its own paths (none of them among the model's, or none scored at
-        least MIN_ALLOWED_SCORE: no category, rather than a guess scored 0.00)."""
+        """The category and alternatives as the taxonomy's paths (`Taxonomy.hold_categories`: none when none of
+        them scores `taxonomy.MIN_ALLOWED_SCORE`, rather than a guess scored 0.00)."""
         if prediction.category is None:
             return prediction
-        tree = bool(self.taxonomy.categories)
-        scores: dict[tuple[str, ...], float] = {}
-        for path, score in [(prediction.category, prediction.category_score), *prediction.alternatives]:
-            path = self.taxonomy.canonical_category(path)
-            if tree and not self.taxonomy.has_category(path):
-                continue
-            scores[path] = scores.get(path, 0.0) + score
-        ranked = sorted(scores.items(), key=lambda item: -item[1])
-        if not ranked or ranked[0][1] < MIN_ALLOWED_SCORE:  # the model's answer is a path outside the tree
+        ranked = self.taxonomy.hold_categories([(prediction.category, prediction.category_score),
+                                                *prediction.alternatives])
+        if not ranked:  # the model's answer is a path outside the tree
             return replace(prediction, category=None, category_score=0.0, alternatives=[])
         return replace(prediction, category=ranked[0][0], category_score=ranked[0][1], alternatives=ranked[1:])
 

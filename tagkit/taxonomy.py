@@ -60,6 +60,8 @@ TOP_KEYS = ("name", "language", "categories", "category_synonyms", "attributes")
 ATTRIBUTE_KEYS = ("name", "multi_valued", "open", "synonyms", "values", "description")
 VALUE_KEYS = ("value", "synonyms")
 TAG_ALIAS = ": "  # a value synonym containing this is a whole `name: value` tag
+MIN_ALLOWED_SCORE = 0.01  # an allowed category path scored less is no answer (the model chose paths outside the
+# tree: no category, rather than a guess scored 0.00)
 _NULL_LEAF = re.compile(r"^( +\S.*): null$", re.MULTILINE)  # `Shirts: null` -> `Shirts:` (a category leaf)
 _PACKAGE = Path(__file__).resolve().parent
 # Where the shipped taxonomies are: in an installed wheel (pyproject.toml maps the repository's `taxonomy/` to the
@@ -219,6 +221,31 @@ class Taxonomy:
         single = {a.name for a in self.attributes if not a.multi_valued}
         single.update(name for name in single_valued if name not in self.index.by_name)
         return best_first(self.valid(scored, keep_unknown=keep_unknown), single)
+
+    def hold_tags(self, chosen: Iterable[tuple[Tag, float]], rest: Iterable[tuple[Tag, float]],
+                  single_valued: Collection[str] = (), limit: int = 10) -> tuple[list[tuple[Tag, float]],
+                                                                             list[tuple[Tag, float]]]:
+        """A prediction's tags held to the taxonomy: `chosen` made valid (`constrain`, tags of attributes it does
+        not know kept), and the best `limit` of `rest` (all its scored tags) it allows that were not kept, as the
+        candidates."""
+        tags = self.constrain(chosen, keep_unknown=True, single_valued=single_valued)
+        kept = {tag for tag, _ in tags}
+        candidates = [(tag, score) for tag, score in best_first(self.valid(rest, keep_unknown=True)) if tag not in kept]
+        return tags, candidates[:limit]
+
+    def hold_categories(self, ranked: Iterable[tuple[Sequence[str], float]],
+                        min_score: float = MIN_ALLOWED_SCORE) -> list[tuple[tuple[str, ...], float]]:
+        """Scored category paths as the taxonomy's, best first: canonical, the scores of paths that become one
+        added; with a category tree, only its own paths, and none at all when the best scores under `min_score`
+        (the model's answer was a path outside the tree)."""
+        scores: dict[tuple[str, ...], float] = {}
+        for path, score in ranked:
+            path = self.canonical_category(path)
+            if self.categories and not self.has_category(path):
+                continue
+            scores[path] = scores.get(path, 0.0) + score
+        held = sorted(scores.items(), key=lambda item: -item[1])
+        return held if held and held[0][1] >= min_score else []
 
     # -- the category tree ---------------------------------------------------------------------------
 

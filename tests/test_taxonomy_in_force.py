@@ -19,7 +19,7 @@ import sys
 import termios
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,7 @@ from tagkit.exitcodes import ExitCode
 from tagkit.feedback import Decision, feedback_rows, import_csv, record
 from tagkit.models import CatalogueModel, Prediction
 from tagkit.predicting import PredictedProduct, embedder_for
-from tagkit.product import Tag, format_category
+from tagkit.product import Tag, format_category, parse_category
 from tagkit.queue import load_items, matches, review_queue
 from tagkit.review import Session, known_values
 from tagkit.store import Store
@@ -175,7 +175,7 @@ def test_the_category_and_alternatives_are_the_taxonomys_paths(flow: Flow) -> No
     """Only the taxonomy's paths: a trained path it calls otherwise is renamed, one it does not have is left out
     (the next best path of the taxonomy takes its place, or none when the model has none of them, or scores them
     below MIN_ALLOWED_SCORE: an upgrade audit saw a wallet filed under backpacks at 0.00)."""
-    from tagkit.tagger import MIN_ALLOWED_SCORE
+    from tagkit.taxonomy import MIN_ALLOWED_SCORE
     mugs, cups = format_category(MUGS), format_category(CUPS)
     tree = {format_category(path) for path in load_taxonomy(write(flow.db.parent / "t.yaml", DEMO_TAXONOMY)).categories}
     before = flow.rows["before"]
@@ -387,11 +387,51 @@ def latest_decision(store: Store) -> tuple:
     return row["field"], row["decision"], row["predicted"], row["corrected"]
 
 
+def test_review_holds_predictions_made_before_a_taxonomy_change_to_it(demo_db: Path, tmp_path: Path) -> None:
+    """Predictions made before the taxonomy was imported are reviewed as predict would make them now (a curator
+    audit: the review sheet still named the old values, and kept two values of an attribute the taxonomy had made
+    single-valued); one made under the taxonomy is shown as stored."""
+    from tagkit.predicting import stored_record
+    from tagkit.queue import held_record
+
+    with Store(demo_db) as store:
+        before = {i.id: i for i in load_items(store)}
+        assert any(sum(t.startswith(f"{FEATURE}: ") for t, _ in i.tags) > 1 for i in before.values())
+        assert any(i.category == format_category(MUGS) for i in before.values())
+        import_taxonomy(store, parse_taxonomy(yaml.safe_load(DEMO_TAXONOMY)))
+        taxonomy = stored_taxonomy(store)
+        after = {i.id: i for i in load_items(store)}
+    assert set(after) <= set(before)
+    for pid, item in after.items():
+        assert sum(t.startswith(f"{FEATURE}: ") for t, _ in item.tags) <= 1, "one value of a single-valued attribute"
+        assert item.category is None or taxonomy.has_category(parse_category(item.category))
+        assert all(taxonomy.has_category(parse_category(path)) for path, _ in item.alternatives)
+        if before[pid].category == format_category(MUGS):
+            assert item.category == format_category(CUPS)
+            assert item.category_score == pytest.approx(before[pid].category_score)
+    sheet = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(sheet)).exit_code == ExitCode.OK
+    values = [r["predicted"] for r in csv.DictReader(sheet.open(encoding="utf-8-sig"))]
+    assert format_category(MUGS) not in values and format_category(CUPS) in values
+    out = tmp_path / "now.jsonl"  # predicted under the taxonomy: held again, unchanged
+    ok(tagkit(demo_db, "predict", str(TEST_CSV), "-o", str(out)))
+    with Store(demo_db) as store:
+        for row in store.db.query("select * from predictions where product_id in (select id from products where "
+                                  "source like '%test.csv')"):
+            record = stored_record(row, "", None)
+            held = held_record(record, taxonomy)
+
+            def tied(pairs: list[tuple[str, float]]) -> list[tuple[float, str]]:  # rounded scores may tie
+                return sorted((-score, tag) for tag, score in pairs)
+            assert replace(held, candidates=tied(held.candidates)) == \
+                replace(record, candidates=tied(record.candidates))
+
+
 def test_edit_makes_a_typed_category_path_canonical(demo_db: Path) -> None:
     with Store(demo_db) as store:
         import_taxonomy(store, parse_taxonomy(yaml.safe_load(DEMO_TAXONOMY)))
         item = next(i for i in review_queue(store, order="id")
-                    if i.category not in (format_category(WALLET), format_category(MUGS)))
+                    if i.category not in (format_category(WALLET), format_category(CUPS)))
         session = Session(store, [item], "ana")
         assert session.edit("مد و پوشاک > كيف > كيف پول") == f"category set: {format_category(WALLET)}"
         assert latest_decision(store) == ("category", "correct", item.category, format_category(WALLET))
