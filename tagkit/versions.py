@@ -156,7 +156,7 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
     back), and deleted when older. The predictions of the deleted versions (and of versions deleted before) go too,
     but for those still their product's latest (what `review` and the exports read; they and review decisions keep
     their model ids); so do the cached image features no version left can use (`_stale_feature_models`), and the
-    database file is then compacted."""
+    database file is then compacted when rows were deleted."""
     if keep < 1:
         raise ValueError("keep at least one model version")
     rows = list_versions(store)
@@ -195,7 +195,7 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
                 store.db.execute(f"delete {of_stale}", stale)
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
-        if features:
+        if features or superseded:  # the deleted rows' space back to the disk
             store.compact()
     return Pruned(gone, unrecorded, kept, size, superseded, features, feature_bytes)
 

@@ -4,6 +4,7 @@ symbolic link. Real models trained on the demo catalogue."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -228,6 +229,21 @@ def test_prune_deletes_the_pruned_versions_predictions_that_later_ones_replaced(
         store.db.execute("update predictions set model_id = '20200101-000000-000' where model_id = ?", [older])
     result = tagkit(project, "-q", "models", "--prune", "1", "--json")
     assert json.loads(result.stdout)["pruned"]["predictions"] == 50 and dict(stored()[0]) == {newest: 60}
+    # the space of the deleted rows goes back to the disk (a scale audit: a titles-only shop's prune deleted
+    # 92,763 predictions and left the file 46 % empty pages, as only deleted image features compacted it)
+    with Store(project) as store, store.transaction():
+        row = next(store.db.query("select * from predictions limit 1"))
+        store.db.table("predictions").insert_all(
+            {**row, "product_id": f"old-{n}", "model_id": "20200101-000000-000", "created_at": "2020-01-01",
+             "tag_candidates": "x" * 2000} for n in range(500))
+        store.db.table("predictions").insert_all(
+            {**row, "product_id": f"old-{n}"} for n in range(500))
+    size = (project.stat().st_size, os.path.getsize(f"{project}-wal") if os.path.exists(f"{project}-wal") else 0)
+    result = tagkit(project, "-q", "models", "--prune", "1", "--json")
+    assert json.loads(result.stdout)["pruned"]["predictions"] == 500
+    with Store(project) as store:
+        assert store.db.execute("pragma freelist_count").fetchone()[0] == 0
+    assert project.stat().st_size < sum(size) - 500_000
 
 
 def test_prune_keeps_versions_predict_can_use_when_the_newest_folder_is_missing(project: Path, tmp_path: Path):
