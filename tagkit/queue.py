@@ -17,14 +17,14 @@ import json
 import random
 import re
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tagkit.feedback import finished
 from tagkit.predicting import PredictedProduct, stored_record
 from tagkit.product import Tag, format_category, parse_category
-from tagkit.taxonomy import stored_taxonomy
+from tagkit.taxonomy import MIN_ALLOWED_SCORE, stored_taxonomy
 from tagkit.text import match_key
 from tagkit.versions import MANIFEST as VERSION_MANIFEST
 from tagkit.versions import version_folder
@@ -64,8 +64,38 @@ def load_items(store: Store, model_id: str | None = None) -> list[PredictedProdu
              for row in store.db.query(sql, [model_id] if model_id else []))
     taxonomy = stored_taxonomy(store)
     if taxonomy is not None:  # predictions made before a taxonomy import or map, as predict would make them now
-        items = (held_record(item, taxonomy) for item in items)
+        items = held_records(items, taxonomy)
     return [item for item in items if not item.empty]
+
+
+def held_records(items: Iterable[PredictedProduct], taxonomy: Taxonomy) -> Iterator[PredictedProduct]:
+    """`held_record` of each item; one whose paths and tags the taxonomy already gives as they are (a prediction
+    made under it) comes back as it is, without the work."""
+    single = {a.name for a in taxonomy.attributes if not a.multi_valued}
+    tags_ok: dict[str, bool] = {}
+    paths_ok: dict[str, bool] = {}
+
+    def tag_ok(text: str) -> bool:
+        if text not in tags_ok:
+            tag = Tag.parse(text)
+            tags_ok[text] = taxonomy.canonical(tag) == tag and (
+                taxonomy.known(tag) or taxonomy.attribute(tag.name) is None)
+        return tags_ok[text]
+
+    def path_ok(text: str) -> bool:
+        if text not in paths_ok:
+            path = parse_category(text)
+            paths_ok[text] = taxonomy.canonical_category(path) == path and (
+                not taxonomy.categories or taxonomy.has_category(path))
+        return paths_ok[text]
+
+    for item in items:
+        names = [name for name in (tag.partition(": ")[0] for tag, _ in item.tags) if name in single]
+        as_held = (len(names) == len(set(names)) and all(tag_ok(t) for t, _ in (*item.tags, *item.candidates))
+                   and all(path_ok(p) for p, _ in item.alternatives)
+                   and (item.category is None or (path_ok(item.category) and (item.category_score or 0.0)
+                        >= MIN_ALLOWED_SCORE)))
+        yield item if as_held else held_record(item, taxonomy)
 
 
 def held_record(item: PredictedProduct, taxonomy: Taxonomy) -> PredictedProduct:

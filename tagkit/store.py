@@ -151,8 +151,10 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
 
 _INDEXES = {
     "products": [["image_hash"]],
-    "predictions": [["model_id"]],
-    "feedback": [["product_id"], ["model_id"]],
+    # a product's latest prediction (review, exports) without sorting its predictions for each row
+    "predictions": [["model_id"], ["product_id", "created_at", "model_id"]],
+    # a product's decisions about one version, in order: SQLite otherwise picks model_id, every decision about it
+    "feedback": [["product_id"], ["model_id"], ["product_id", "model_id", "created_at"]],
     "problems": [["run_id"]],
     "taxonomy": [["kind", "name"]],
 }

@@ -38,6 +38,7 @@ under it; an entry merged into another one stays as an alias row (`canonical_id`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -341,6 +342,7 @@ class _Index:
         return _key(attribute.name if attribute is not None else tag.name), _key(tag.value)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # names and values repeat: a review holds 30,000 predictions to a taxonomy
 def _key(text: str) -> str:
     """The key names and values are looked up by: `match_key` with the signs it drops that change a value (`+1.5`,
     `-1.5` and `1.5` are three values, `10%` is not `10`: `signs_of`), or, for text that has no word or number

@@ -328,7 +328,8 @@ _SIGNS = re.compile(r"[+%]|(?<![\w.])-(?=\d)|(?<=\w)-(?![\w.])")
 def signs_of(text: str) -> str:
     """The signs of `text` that `match_key` drops but that change what it says: `+1.5` -> `+`, `-1.5` -> `-`,
     `10%` -> `%`, `A-` -> `-`; '' for `1.5`, `T-shirt`, `38-40`."""
-    return "".join(_SIGNS.findall(normalize(text))) if any(c in text for c in "+-%٪−") else ""
+    written = normalize(text)
+    return "".join(_SIGNS.findall(written)) if "+" in written or "-" in written or "%" in written else ""
 
 
 def wordless_key(text: str) -> str:

@@ -392,7 +392,7 @@ def test_review_holds_predictions_made_before_a_taxonomy_change_to_it(demo_db: P
     audit: the review sheet still named the old values, and kept two values of an attribute the taxonomy had made
     single-valued); one made under the taxonomy is shown as stored."""
     from tagkit.predicting import stored_record
-    from tagkit.queue import held_record
+    from tagkit.queue import held_record, held_records
 
     with Store(demo_db) as store:
         before = {i.id: i for i in load_items(store)}
@@ -425,6 +425,7 @@ def test_review_holds_predictions_made_before_a_taxonomy_change_to_it(demo_db: P
                 return sorted((-score, tag) for tag, score in pairs)
             assert replace(held, candidates=tied(held.candidates)) == \
                 replace(record, candidates=tied(record.candidates))
+            assert list(held_records([record], taxonomy)) == [record], "as held: returned as it is"
 
 
 def test_edit_makes_a_typed_category_path_canonical(demo_db: Path) -> None:
