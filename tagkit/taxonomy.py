@@ -679,6 +679,7 @@ def import_taxonomy(store: Store, taxonomy: Taxonomy) -> ImportCounts:
                 if changed:
                     sets = ", ".join(f"{k} = ?" for k in changed)
                     store.db.execute(f"update taxonomy set {sets} where id = ?", [*changed.values(), row_id])
+                if set(changed) - {"position"}:  # an entry moved down by one added above it is not changed
                     counts.updated += 1
                     counts.renamed += old["name"] != name
                 else:

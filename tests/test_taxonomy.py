@@ -211,6 +211,8 @@ def test_reimport_keeps_ids_and_aliases_merged_entries(tmp_path: Path) -> None:
             "      - مشکی\n", "").replace("    کفش:\n", "    کفش:\n    کیف:\n")
         counts = import_taxonomy(store, parse_taxonomy(__import__("yaml").safe_load(edited)))
         assert (counts.added, counts.aliased, counts.removed, counts.renamed) == (2, 1, 1, 0)
+        # an entry moved down by one added above it is unchanged (a curator audit: "updated 7,095" for one line)
+        assert (counts.updated, counts.unchanged) == (1, 9), "Navy Blue's new synonym; the rest moved, unchanged"
         new_ids = taxonomy_ids(store)
         assert {k: v for k, v in new_ids.items() if k in ids} == {k: v for k, v in ids.items() if k in new_ids}
         alias = store.db.execute("select canonical_id from taxonomy where id = ?",
