@@ -672,9 +672,9 @@ def import_taxonomy(store: Store, taxonomy: Taxonomy) -> ImportCounts:
                 counts.added += 1
             else:
                 row_id = int(old["id"])
-                kept = set(json.loads(row["synonyms"] or "[]"))
+                kept = {_key(text) for text in [*json.loads(row["synonyms"] or "[]"), name, shown]}  # (a swap)
                 counts.dropped_synonyms += [f"{synonym} -> {shown}" for synonym in json.loads(old["synonyms"] or "[]")
-                                            if synonym not in kept]
+                                            if _key(synonym) not in kept]
                 changed = {k: v for k, v in row.items() if old.get(k) != v}
                 if changed:
                     sets = ", ".join(f"{k} = ?" for k in changed)

@@ -637,6 +637,19 @@ def test_import_lists_the_mapped_synonyms_the_file_drops(tmp_path: Path) -> None
         assert stored_taxonomy(store).canonical(Tag(COLOUR, "سیاه")) == Tag(COLOUR, "سیاه")  # gone, as reported
 
 
+def test_a_value_swapped_with_its_synonym_drops_no_synonym(tmp_path: Path) -> None:
+    """`Navy Blue` (synonym `Navy`) rewritten as `Navy` (synonym `Navy Blue`): the same entry, renamed, and no
+    synonym dropped (a curator audit: a note said `Navy -> color: Navy` was dropped)."""
+    text = ("attributes:\n  - name: color\n    values: [{value: Navy Blue, synonyms: [Navy]}, Black]\n")
+    swapped = text.replace("{value: Navy Blue, synonyms: [Navy]}", "{value: Navy, synonyms: [Navy Blue]}")
+    with Store(tmp_path / "t.db") as store:
+        import_taxonomy(store, load_taxonomy(write(tmp_path / "a.yaml", text)))
+        ids = taxonomy_ids(store)
+        counts = import_taxonomy(store, load_taxonomy(write(tmp_path / "b.yaml", swapped)))
+        assert counts.dropped_synonyms == [] and counts.renamed == 1
+        assert taxonomy_ids(store)[("value", "color", "Navy")] == ids[("value", "color", "Navy Blue")]
+
+
 def test_cli_import_notes_the_dropped_synonyms_on_stderr(small_db: Path, tmp_path: Path) -> None:
     file = write(tmp_path / "small.yaml", SMALL)
     quiet = CliRunner().invoke(main, ["--db", str(small_db), "taxonomy", "import", str(file)])
