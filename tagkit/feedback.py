@@ -299,7 +299,25 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             else:
                 store.db.execute(insert, [row[c] for c in _CONTENT[:-1]] + [row["created_at"] or now])
                 report.added += 1
+    report.problems += _typed_outside(store, [row for row, _ in rows], str(path))
     return report
+
+
+def _typed_outside(store: Store, rows: list[dict[str, Any]], file: str) -> list[Problem]:
+    """Notes on the corrections of `rows` that the database's taxonomy does not have (a category outside its tree,
+    a value a closed attribute does not allow), as `tagkit import` says of a file's labels."""
+    from tagkit.taxonomy import OutsideLabels, stored_taxonomy
+
+    taxonomy = stored_taxonomy(store)
+    typed = [Product(id=row["product_id"], category=parse_category(row["corrected"]) if row["field"] == "category"
+                     else (), tags=(Tag.parse(row["corrected"]),) if row["field"] == "tag" else ())
+             for row in rows if row["decision"] == "correct" and row["corrected"]]
+    if taxonomy is None or not typed:
+        return []
+    taxonomy.canonicalise(typed)
+    found = OutsideLabels()
+    taxonomy.outside(typed, found)
+    return found.notes(file)
 
 
 def _sheet_decisions(records: list[tuple[dict[Any, Any], int]], report: FeedbackImport,

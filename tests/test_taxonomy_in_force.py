@@ -515,6 +515,27 @@ def test_a_feedback_csv_without_times_imported_twice_adds_nothing_the_second_tim
     assert third.exit_code == ExitCode.OK and f"0 decisions added, {first.added} already there" in third.stderr
 
 
+def test_feedback_import_notes_corrections_the_taxonomy_does_not_have(demo_db: Path, tmp_path: Path) -> None:
+    """A correction to a value the taxonomy's closed attribute does not allow, or to a path outside its tree, is
+    stored (a person's word) with a note, as import notes a file's labels (a curator audit: nothing was said until
+    the next train)."""
+    with Store(demo_db) as store:
+        import_taxonomy(store, parse_taxonomy(yaml.safe_load(DEMO_TAXONOMY)))
+        ids = [r["product_id"] for r in store.db.query("select product_id from predictions order by 1 limit 3")]
+    sheet = write(tmp_path / "sheet.csv", "product_id,field,decision,predicted,corrected\n"
+                  f"{ids[0]},category,correct,A > B,Nowhere > Else\n"
+                  f"{ids[1]},tag,correct,,{FEATURE}: چیزی دیگر\n"
+                  f"{ids[2]},tag,correct,,{FEATURE}: نخي\n")  # allowed: نخی written with an Arabic ي
+    result = tagkit(demo_db, "feedback", "import", str(sheet), "--json")
+    assert result.exit_code == ExitCode.OK, result.output
+    report = json.loads(result.stdout)
+    assert report["added"] == 3 and report["rows_failed"] == 0
+    messages = [p["message"] for p in report["problems"]]
+    assert len(messages) == 2 and all(p["info"] for p in report["problems"])
+    assert messages[0].startswith("1 products have a category the taxonomy does not have (Nowhere > Else ×1)")
+    assert messages[1].startswith(f"1 tags have a value the taxonomy does not allow ({FEATURE}: چیزی دیگر ×1)")
+
+
 def test_exported_decisions_with_the_time_column_deleted_are_already_there(demo_db: Path, tmp_path: Path) -> None:
     with Store(demo_db) as store:
         item = review_queue(store, order="id")[0]
