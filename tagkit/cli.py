@@ -582,6 +582,10 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
         obj.log(f"warning: {result['category']['not_learnt']:,} of the {result['category']['n']:,} products with a "
                 f"category have one model {result['model']} cannot predict (it never learnt it, or the taxonomy "
                 f"does not have it): they count wrong; the commonest: {examples}")
+    if result["tags"].get("not_learnt"):
+        examples = ", ".join(f"{e['tag']} ({e['count']:,})" for e in result["tags"]["not_learnt_examples"])
+        obj.log(f"warning: {result['tags']['not_learnt']:,} of the true tags are ones model {result['model']} cannot "
+                f"predict (it never learnt them, too rare or new): they count as missed; the commonest: {examples}")
     if result["no_input"]:
         obj.log(f"{result['no_input']:,} of the {result['products']:,} products had neither a title nor a readable "
                 "image: nothing was predicted for them, and they count wrong")

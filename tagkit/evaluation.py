@@ -16,6 +16,7 @@ from tagkit.ingest import import_products
 from tagkit.predicting import embedder_for, last_per_id, load_model
 from tagkit.product import Problem, Product, Tag, format_category
 from tagkit.taxonomy import stored_taxonomy
+from tagkit.text import spelling_key
 from tagkit.training import keep_attributes
 
 if TYPE_CHECKING:
@@ -48,9 +49,10 @@ def evaluate(
     twice is scored once, as its last row says (however far apart the rows are; a last row without labels leaves the
     id unscored). `category` also has `not_learnt`: how many true categories are none the model can predict (it
     never learnt them, or the taxonomy in force does not have them), with the commonest in `not_learnt_examples`;
-    they count wrong. A score over no products (`n` 0: no true category, or no true tag) is None, null in JSON, not 0.
-    The products scored that the model was not trained on become test products (`Store.set_held_out`), which `train`
-    without a source leaves out.
+    they count wrong; `tags` has the same for the true tags (none when the model has a title extractor, which reads
+    values it never saw). A score over no products (`n` 0: no true category, or no true tag) is None, null in JSON,
+    not 0. The products scored that the model was not trained on become test products (`Store.set_held_out`),
+    which `train` without a source leaves out.
     """
     from tagkit.models.metrics import evaluate as score
 
@@ -99,6 +101,7 @@ def evaluate(
     result = score(truth, predictions, top_k=top_k)
     _undefined_as_none(result, top_k)
     result["category"].update(_not_learnt(categories, model.category_paths()))
+    result["tags"].update(_tags_not_learnt(tags, model.tag_values()))
     result.update({
         "model": found.id,
         "products": len(ids),
@@ -138,6 +141,18 @@ def _not_learnt(categories: list[tuple[str, ...]], learnt: set[tuple[str, ...]],
     return {"not_learnt": sum(missing.values()),
             "not_learnt_examples": [{"category": format_category(path), "count": count}
                                     for path, count in missing.most_common(examples)]}
+
+
+def _tags_not_learnt(labels: list[tuple[Tag, ...]], learnt: set[Tag] | None, examples: int = 5) -> dict[str, Any]:
+    """How many of the true tags are none the model can predict (`learnt`, by spelling key; None: it can read any
+    value), and the commonest of them."""
+    if learnt is None:
+        return {"not_learnt": 0, "not_learnt_examples": []}
+    key = lambda tag: (spelling_key(tag.name), spelling_key(tag.value))  # noqa: E731
+    known = {key(tag) for tag in learnt}
+    missing = Counter(tag for own in labels for tag in own if key(tag) not in known)
+    return {"not_learnt": missing.total(),
+            "not_learnt_examples": [{"tag": str(tag), "count": count} for tag, count in missing.most_common(examples)]}
 
 
 def _undefined_as_none(result: dict[str, Any], top_k: int) -> None:

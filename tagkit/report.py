@@ -50,6 +50,9 @@ def print_evaluation(result: dict[str, Any], top_k: int = 3, console: Console | 
     if category.get("not_learnt"):
         head.add_row("category not learnt", f"{category['not_learnt']:,} products",
                      f"counted wrong; e.g. {category['not_learnt_examples'][0]['category']}")
+    if tags.get("not_learnt"):
+        head.add_row("tags not learnt", f"{tags['not_learnt']:,} tags",
+                     f"counted missed; e.g. {tags['not_learnt_examples'][0]['tag']}")
     if result.get("no_input"):
         head.add_row("no title, no image", f"{result['no_input']:,} products", "nothing predicted: counted wrong")
     console.print(head)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tagkit.extract import merge_tags
+from tagkit.product import Tag
 from tagkit.text import match_key
 
 if TYPE_CHECKING:
@@ -79,6 +80,19 @@ class Tagger:
             return paths
         paths = {self.taxonomy.canonical_category(path) for path in paths}
         return {path for path in paths if not self.taxonomy.categories or self.taxonomy.has_category(path)}
+
+    def tag_values(self) -> set[Tag] | None:
+        """The tags this model can predict (those it learnt, canonical for the taxonomy in force); None with an
+        extractor, which also reads values it never saw in the titles."""
+        from tagkit.models.labels import NONE_VALUE
+
+        if self.extractor is not None:
+            return None
+        tags = {Tag(task.name, value) for task in self.model.tasks if not task.is_category for value in task.classes
+                if value != NONE_VALUE}
+        if self.model.multi is not None:
+            tags.update(self.model.multi.classes)
+        return {self.taxonomy.canonical(tag) for tag in tags} if self.taxonomy is not None else tags
 
     def predict(self, data: Dataset, top_k: int = 3) -> list[Prediction]:
         """One Prediction per product of `data`, in order. With a taxonomy, every candidate path of the model

@@ -207,6 +207,26 @@ def test_categories_the_model_never_learnt_are_counted_and_named(demo_db: Path, 
     assert known["not_learnt"] == 0 and known["not_learnt_examples"] == []
 
 
+def test_tags_the_model_never_learnt_are_counted_and_named(demo_db: Path, tmp_path: Path):
+    """A new season's colour (Teal) in the test file: eval said nothing, its F1 of 0 was the only sign (a season
+    audit); a label spelt otherwise than the learnt one is learnt."""
+    rows = demo_rows()[:30]
+    for row in rows[:4]:
+        row["tags"] = "|".join([*(t for t in row["tags"].split("|") if t and not t.startswith("color:")),
+                                "color: Teal"])
+    respelt = next(i for i, row in enumerate(rows[4:], 4) if "color:" in row["tags"])
+    rows[respelt]["tags"] = rows[respelt]["tags"].upper()
+    path = write_csv(tmp_path / "teal.csv", rows)
+    result = tagkit(demo_db, "eval", str(path), "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    tags = json.loads(result.stdout)["tags"]
+    assert tags["not_learnt"] == 4 and tags["not_learnt_examples"] == [{"tag": "color: Teal", "count": 4}]
+    assert "4 of the true tags are ones model" in result.stderr and "color: Teal (4)" in result.stderr
+    assert "tags not learnt" in tagkit(demo_db, "eval", str(path)).stdout
+    known = json.loads(tagkit(demo_db, "eval", str(DEMO / "test.csv"), "--json").stdout)["tags"]
+    assert known["not_learnt"] == 0 and known["not_learnt_examples"] == []
+
+
 def test_products_with_neither_title_nor_image_are_counted_as_no_input(demo_db: Path, tmp_path: Path):
     rows = demo_rows()[:20]
     rows[:4] = [{**row, "title": "", "description": "", "image": ""} for row in rows[:4]]
