@@ -396,7 +396,34 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
     """Read and check a taxonomy YAML file; TaxonomyError names the file, the entry and the fix."""
     path = Path(path)
     data = load_yaml(path, TaxonomyError, numbers_as_text=True)  # sizes and codes as written
-    return parse_taxonomy(data, str(path))
+    try:
+        return parse_taxonomy(data, str(path))
+    except TaxonomyError as error:
+        where = str(error).removeprefix(f"{path}: ")
+        line = _line_of(path.read_text("utf-8-sig"), where)
+        if line is None:
+            raise
+        raise TaxonomyError(f"{path}, line {line}: {where}") from None
+
+
+_ENTRY = re.compile(r"\b(attributes|values)\[(\d+)\]")
+
+
+def _line_of(text: str, where: str) -> int | None:
+    """The line of the file where the entry an error names (`attributes[4] (رنگ): values[56]: ...`) starts, by
+    walking the YAML's nodes; None when the message names no such entry."""
+    steps = _ENTRY.findall(where)
+    if not steps:
+        return None
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    for key, index in steps:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((value for name, value in node.value if name.value == key), None)
+        if not isinstance(node, yaml.SequenceNode) or int(index) >= len(node.value):
+            return None
+        node = node.value[int(index)]
+    return node.start_mark.line + 1
 
 
 def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:
@@ -509,7 +536,9 @@ def _parse_attribute(item: Any, where: str) -> Attribute:
         if isinstance(raw, dict):
             for key in raw:
                 if key not in VALUE_KEYS:
-                    raise TaxonomyError(f"{at}: unknown key {shown(key)}; known keys: {', '.join(VALUE_KEYS)}")
+                    quoted = (f" (a value with `: ` in it needs quotes: - \"{key}: {raw[key]}\")"
+                              if len(raw) == 1 and isinstance(raw[key], str) else "")
+                    raise TaxonomyError(f"{at}: unknown key {shown(key)}; known keys: {', '.join(VALUE_KEYS)}{quoted}")
             value = Value(_text(raw.get("value"), f"{at}: value"), _synonyms(raw.get("synonyms"), f"{at}: synonyms"))
         else:
             value = Value(_text(raw, at))

@@ -580,3 +580,17 @@ def test_an_import_names_what_it_removed_and_the_stored_labels_it_leaves_out(tmp
     assert category in result.stderr and tags in result.stderr
     again = json.loads(run("taxonomy", "import", str(edited), "--json").stdout)
     assert again["removed_entries"] == [] and len(again["outside"]) == 2, "the labels are still outside it"
+
+
+def test_a_mistake_in_an_entry_names_its_line(tmp_path: Path) -> None:
+    """In an 8,770-line taxonomy, `attributes[4] (رنگ): values[56]` was the only way to find the entry (a curator
+    audit); an unquoted `- سفید: براق` said only "unknown key 'سفید'"."""
+    text = ("name: t\nattributes:\n  - name: رنگ\n    values:\n      - مشکی\n      - سفید\n      - مشکی\n"
+            "  - name: x\n    values:\n      - a\n      - سفید: براق\n")
+    with pytest.raises(TaxonomyError, match=r"taxonomy\.yaml, line 7: attributes\[0\] \(رنگ\): values\[2\]: value "
+                                            "'مشکی' is listed twice"):
+        load_taxonomy(small(tmp_path, text))
+    with pytest.raises(TaxonomyError, match=r"line 10: attributes\[1\] \(x\): values\[1\]: unknown key 'سفید'; "
+                                            r"known keys: value, synonyms \(a value with `: ` in it needs quotes: "
+                                            r'- "سفید: براق"\)'):
+        load_taxonomy(small(tmp_path, text.replace("      - مشکی\n  -", "  -")))
