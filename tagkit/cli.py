@@ -767,11 +767,14 @@ def feedback() -> None:
 
 @feedback.command("export")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
+@click.option("--labels", is_flag=True, help="Write each reviewed product's labels as the decisions leave them "
+                                             "(id, title, image, category, tags, decided_at), not the decisions.")
 @click.pass_obj
-def feedback_export(obj: Context, output: Path | None) -> None:
-    """Write every review decision as CSV, oldest first."""
-    from tagkit.feedback import export_csv
+def feedback_export(obj: Context, output: Path | None, labels: bool) -> None:
+    """Write every review decision as CSV, oldest first (or, with --labels, the reviewed products' labels)."""
+    from tagkit.feedback import export_csv, export_labels
 
+    write = export_labels if labels else export_csv
     if output:
         _check_output(output, obj.db)
     with obj.read_store() as store:
@@ -779,10 +782,10 @@ def feedback_export(obj: Context, output: Path | None) -> None:
             from tagkit.export import atomic_file
 
             with atomic_file(output) as out:
-                count = export_csv(store, out)
+                count = write(store, out)
         else:
-            count = export_csv(store, sys.stdout)
-    obj.log(f"{count:,} decisions exported" + (f" to {output}" if output else ""))
+            count = write(store, sys.stdout)
+    obj.log(f"{count:,} {'products' if labels else 'decisions'} exported" + (f" to {output}" if output else ""))
 
 
 @feedback.command("import")

@@ -192,6 +192,32 @@ def export_csv(store: Store, out: IO[str]) -> int:
     return count
 
 
+LABEL_COLUMNS = ("id", "title", "image", "category", "tags", "decided_at")
+
+
+def export_labels(store: Store, out: IO[str]) -> int:
+    """Write, for each product with a review decision, its labels as the decisions leave them (what `train` learns
+    from it: the catalogue's labels overridden, canonical for the taxonomy) as CSV in the products-file layout (tags
+    joined by `|`), with the time of its latest decision; returns how many products. The file a shop's catalogue is
+    updated from, and one `tagkit import` reads back."""
+    from tagkit.taxonomy import stored_taxonomy
+
+    rows = feedback_rows(store)
+    latest: dict[str, str] = {}
+    for row in rows:
+        latest[row["product_id"]] = max(latest.get(row["product_id"], ""), row["created_at"] or "")
+    products = apply_feedback(store.iter_products("id in (select product_id from feedback)"), rows,
+                              stored_taxonomy(store))
+    writer = csv.writer(out)
+    writer.writerow(LABEL_COLUMNS)
+    for product in products:
+        cells = {"id": product.id, "title": product.title, "image": product.image or "",
+                 "category": format_category(product.category) if product.category else "",
+                 "tags": "|".join(str(tag) for tag in product.tags), "decided_at": latest.get(product.id, "")}
+        writer.writerow([safe_cell(cells[c]) for c in LABEL_COLUMNS])
+    return len(products)
+
+
 @dataclass
 class FeedbackImport:
     """What `import_csv` did."""

@@ -580,3 +580,47 @@ def test_a_tag_of_another_attribute_typed_on_a_tag_row_is_added_beside_it(demo_d
     assert f"'fabric: Linen' is a tag of another attribute than the row's '{usage}'" in note["message"]
     category, tags = labels(demo_db, item.id)
     assert category == item.category and {"fabric: Linen", usage} <= tags
+
+
+def test_feedback_export_labels_gives_the_reviewed_products_labels_as_the_decisions_leave_them(
+        demo_db: Path, tmp_path: Path):
+    """A season audit: nothing exported the outcome of a review (the prediction with the decisions applied), so a
+    team merged `feedback export` into the predictions by hand to update its shop. `--labels` writes them in the
+    products-file layout, which `tagkit import` reads back."""
+    import csv
+
+    from tagkit.queue import review_queue
+
+    with Store(demo_db) as store:
+        first, second = [i for i in review_queue(store) if i.category and i.tags][:2]
+    path = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(path)).exit_code == ExitCode.OK
+    rows = [r for r in csv.DictReader(path.open(encoding="utf-8-sig")) if r["product_id"] in (first.id, second.id)]
+    for r in rows:
+        if r["field"] == "product":
+            r["decision"] = "accept"
+        elif r["product_id"] == second.id and r["field"] == "category" and r["kind"] == "predicted":
+            r["corrected"] = "Home > Kitchen > Mugs"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert tagkit(demo_db, "feedback", "import", str(path)).exit_code == ExitCode.OK
+    out = tmp_path / "labels.csv"
+    result = tagkit(demo_db, "feedback", "export", "--labels", "-o", str(out))
+    assert result.exit_code == ExitCode.OK and "2 products exported" in result.stderr
+    exported = {r["id"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert list(next(csv.reader(out.open(encoding="utf-8")))) == ["id", "title", "image", "category", "tags",
+                                                                  "decided_at"]
+    assert exported.keys() == {first.id, second.id}
+    assert exported[first.id]["category"] == first.category
+    assert set(exported[first.id]["tags"].split("|")) == {t for t, _ in first.tags}
+    assert exported[second.id]["category"] == "Home > Kitchen > Mugs"
+    assert all(r["decided_at"] for r in exported.values())
+    for pid in exported:
+        assert labels(demo_db, pid) == (exported[pid]["category"], set(exported[pid]["tags"].split("|")))
+    fresh = tmp_path / "fresh.db"
+    assert tagkit(fresh, "import", str(out), "--no-images").exit_code == ExitCode.OK
+    with Store(fresh) as store:
+        back = {p.id: (p.category_path, {str(t) for t in p.tags}) for p in store.iter_products()}
+    assert back == {pid: labels(demo_db, pid) for pid in exported}
