@@ -36,6 +36,7 @@ from tagkit.product import Problem, Product, Tag, format_category, parse_categor
 from tagkit.text import spelling_key
 
 if TYPE_CHECKING:
+    from tagkit.predicting import PredictedProduct
     from tagkit.store import Store
     from tagkit.taxonomy import Taxonomy
 
@@ -277,6 +278,9 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
         raise FeedbackFileError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from error
     except csv.Error as error:
         raise FeedbackFileError(f"{path}: not a readable CSV file ({error})") from error
+    from tagkit.taxonomy import stored_taxonomy
+
+    taxonomy = stored_taxonomy(store)
     rows: list[tuple[dict[str, Any], int]] = []
     blank: set[tuple[str, str, str]] = set()  # (product, field, predicted) of the rows without a decision
     for raw, line in _sheet_decisions(records, report, blank):
@@ -286,6 +290,11 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
                 (raw.get("product_id") or "").strip()) or None))
         else:
             rows.append((checked, line))
+            moved = checked.get("moved_from")
+            if moved and taxonomy is not None and taxonomy.canonical(Tag.parse(moved)).name == \
+                    taxonomy.canonical(Tag.parse(checked["corrected"])).name:  # another name of its attribute
+                checked["predicted"] = moved
+                del checked["moved_from"]
             if checked.get("moved_from"):
                 report.problems.append(Problem(
                     str(path), line, "corrected", f"{shown(checked['corrected'])} is a tag of another attribute "
@@ -297,7 +306,8 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             report.problems.append(Problem(str(path), line, "product_id",
                                            f"no product {shown(row['product_id'])} in the database; row skipped",
                                            skipped=True))
-    rows = _finish_reviews(store, [(row, line) for row, line in rows if row["product_id"] in known], report, blank)
+    rows = _finish_reviews(store, [(row, line) for row, line in rows if row["product_id"] in known], report, blank,
+                           taxonomy)
     # A row without a time whose labels later rows of the file all speak for is not the sheet's last word.
     superseded, later = [False] * len(rows), set()
     for i in reversed(range(len(rows))):
@@ -325,16 +335,15 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             else:
                 store.db.execute(insert, [row[c] for c in _CONTENT[:-1]] + [row["created_at"] or now])
                 report.added += 1
-    report.problems += _typed_outside(store, [row for row, _ in rows], str(path))
+    report.problems += _typed_outside(taxonomy, [row for row, _ in rows], str(path))
     return report
 
 
-def _typed_outside(store: Store, rows: list[dict[str, Any]], file: str) -> list[Problem]:
-    """Notes on the corrections of `rows` that the database's taxonomy does not have (a category outside its tree,
-    a value a closed attribute does not allow), as `tagkit import` says of a file's labels."""
-    from tagkit.taxonomy import OutsideLabels, stored_taxonomy
+def _typed_outside(taxonomy: Taxonomy | None, rows: list[dict[str, Any]], file: str) -> list[Problem]:
+    """Notes on the corrections of `rows` that `taxonomy` does not have (a category outside its tree, a value a
+    closed attribute does not allow), as `tagkit import` says of a file's labels."""
+    from tagkit.taxonomy import OutsideLabels
 
-    taxonomy = stored_taxonomy(store)
     typed = [Product(id=row["product_id"], category=parse_category(row["corrected"]) if row["field"] == "category"
                      else (), tags=(Tag.parse(row["corrected"]),) if row["field"] == "tag" else ())
              for row in rows if row["decision"] == "correct" and row["corrected"]]
@@ -363,18 +372,17 @@ def _sheet_decisions(records: list[tuple[dict[Any, Any], int]], report: Feedback
 
 
 def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report: FeedbackImport,
-                    blank: set[tuple[str, str, str]]) -> list[tuple[dict[str, Any], int]]:
+                    blank: set[tuple[str, str, str]], taxonomy: Taxonomy | None) -> list[tuple[dict[str, Any], int]]:
     """A sheet's `product` rows without a time (typed in a spreadsheet; an exported one was written after the rows of
     what it decided) as `a` and `x` in the terminal: the product's predicted category and tags (its stored
-    prediction by that model version, else its latest) that no row of the sheet decides are accepted (or rejected)
-    with it, put just before it (`_undecided`; a row of `blank` so decided is no longer counted undecided). A
-    product with a row left out (a problem) is not finished: its
-    `product` rows are left out too, with a problem, so it is asked again."""
+    prediction by that model version, else its latest, held to `taxonomy` as the sheet shows it) that no row of the
+    sheet decides are accepted (or rejected) with it, put just before it (`_undecided`; a row of `blank` so decided
+    is no longer counted undecided). A product with a row left out (a problem) is not finished: its `product` rows
+    are left out too, with a problem, so it is asked again."""
     from tagkit.queue import model_attributes
-    from tagkit.taxonomy import stored_taxonomy
 
     failed = {p.product_id for p in report.problems if p.product_id and not p.info}
-    taxonomy, arity = stored_taxonomy(store), {}
+    arity: dict[str, dict[str, bool]] = {}
 
     def single_valued(name: str, model: str) -> bool:
         found = taxonomy.attribute(name) if taxonomy is not None else None
@@ -397,48 +405,68 @@ def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report
                                            skipped=True, product_id=pid))
             continue
         typed = row["field"] == "product" and not row["created_at"]  # an exported one decided its rows itself
-        prediction = _stored_prediction(store, pid, row["model_id"]) if typed else None
+        prediction = _stored_prediction(store, pid, row["model_id"], taxonomy) if typed else None
         if prediction is not None:
-            for decided in _undecided(row, others[pid], prediction, single_valued):
+            for decided in _undecided(row, others[pid], prediction, single_valued, taxonomy):
                 out.append((decided, line))
                 report.undecided -= (pid, decided["field"], decided["predicted"]) in blank
         out.append((row, line))
     return out
 
 
-def _undecided(finish: dict[str, Any], mine: list[dict[str, Any]], prediction: dict[str, Any],
-               single_valued: Callable[[str, str], bool]) -> Iterator[dict[str, Any]]:
+def _undecided(finish: dict[str, Any], mine: list[dict[str, Any]], prediction: PredictedProduct,
+               single_valued: Callable[[str, str], bool], taxonomy: Taxonomy | None = None
+               ) -> Iterator[dict[str, Any]]:
     """The decisions a `product` row `finish` makes on the predictions that the product's other rows (`mine`) leave
     undecided: the predicted category, unless another was chosen; each predicted tag, rejected when accepting it
-    would give an attribute that takes one value a second value."""
+    would give an attribute that takes one value a second value. Values and attribute names are compared as the
+    taxonomy writes them, when there is one."""
     from tagkit.text import match_key
 
-    decided = {(r["field"], v) for r in mine for v in (r["predicted"], r["corrected"]) if v}
+    def key(field_: str, value: str) -> tuple[str, str]:
+        if taxonomy is not None:
+            value = (str(taxonomy.canonical(Tag.parse(value))) if field_ == "tag" else
+                     format_category(taxonomy.canonical_category(parse_category(value))))
+        return field_, match_key(value)
+
+    def attribute(tag: str) -> str:
+        written = Tag.parse(tag)
+        return match_key((taxonomy.canonical(written) if taxonomy is not None else written).name)
+
+    decided = {key(r["field"], v) for r in mine for v in (r["predicted"], r["corrected"]) if v}
     chosen = any(r["field"] == "category" and r["decision"] in ("accept", "correct") for r in mine)
-    given = {match_key(Tag.parse(t).name) for r in mine if r["field"] == "tag" for t in
+    given = {attribute(t) for r in mine if r["field"] == "tag" for t in
              ([r["corrected"]] if r["decision"] == "correct" else [r["predicted"]] if r["decision"] == "accept"
               else []) if t}
-    model = finish["model_id"] or prediction["model_id"]
+    model = finish["model_id"] or prediction.model
     verdict = finish["decision"]
-    category = prediction["category"]
-    if category and ("category", category) not in decided and not (chosen and verdict == "accept"):
-        yield {**finish, "field": "category", "predicted": category, "score": prediction["category_score"],
+    category = prediction.category
+    if category and key("category", category) not in decided and not (chosen and verdict == "accept"):
+        yield {**finish, "field": "category", "predicted": category, "score": prediction.category_score,
                "model_id": model}
-    for tag, score in json.loads(prediction["tags"] or "[]"):
-        if ("tag", tag) in decided:
+    for tag, score in prediction.tags:
+        if key("tag", tag) in decided:
             continue
-        name = match_key(Tag.parse(tag).name)
+        name = attribute(tag)
         second = verdict == "accept" and bool(name) and name in given and single_valued(name, model)
         yield {**finish, "field": "tag", "predicted": tag, "score": score, "decision": "reject" if second else verdict,
                "model_id": model}
 
 
-def _stored_prediction(store: Store, product_id: str, model_id: str | None) -> dict[str, Any] | None:
-    """The prediction of a product by a model version (None: its latest)."""
+def _stored_prediction(store: Store, product_id: str, model_id: str | None,
+                       taxonomy: Taxonomy | None = None) -> PredictedProduct | None:
+    """The prediction of a product by a model version (None: its latest), held to `taxonomy` as review and the
+    review sheet show it (`queue.held_record`)."""
+    from tagkit.predicting import stored_record
+    from tagkit.queue import held_record
+
     sql = "select * from predictions where product_id = ?" + (" and model_id = ?" if model_id else "")
     found = list(store.db.query(sql + " order by created_at desc, model_id desc limit 1",
                                 [product_id, model_id] if model_id else [product_id]))
-    return found[0] if found else None
+    if not found:
+        return None
+    record = stored_record(found[0], "", None)
+    return held_record(record, taxonomy) if taxonomy is not None else record
 
 
 def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Problem:

@@ -32,7 +32,7 @@ from tagkit.cli import main
 from tagkit.config import ConfigError, load_config
 from tagkit.dataset import products_dataset
 from tagkit.exitcodes import ExitCode
-from tagkit.feedback import Decision, feedback_rows, import_csv, record
+from tagkit.feedback import Decision, apply_feedback, feedback_rows, import_csv, record
 from tagkit.models import CatalogueModel, Prediction
 from tagkit.predicting import PredictedProduct, embedder_for
 from tagkit.product import Tag, format_category, parse_category
@@ -426,6 +426,54 @@ def test_review_holds_predictions_made_before_a_taxonomy_change_to_it(demo_db: P
             assert replace(held, candidates=tied(held.candidates)) == \
                 replace(record, candidates=tied(record.candidates))
             assert list(held_records([record], taxonomy)) == [record], "as held: returned as it is"
+
+
+def test_a_sheets_review_row_decides_what_the_sheet_showed_under_the_taxonomy(demo_db: Path, tmp_path: Path) -> None:
+    """A re-audit: the sheet showed predictions held to a taxonomy imported after them, but its review row accepted
+    the stored ones: a category outside the tree the sheet did not show, both values of an attribute made
+    single-valued (the sheet showed one), the old spelling of a value. It decides what the sheet showed, as `a`
+    does. And a value typed on a tag row under another name of its attribute (`فام: سفید` on a `رنگ` row, `فام`
+    mapped to `رنگ`) corrects that tag, not adds one beside it."""
+    with Store(demo_db) as store:
+        import_taxonomy(store, parse_taxonomy(yaml.safe_load(DEMO_TAXONOMY)))
+        add_synonym(store, "فام", COLOUR)
+        raw = {i.id: i for i in load_items(store, None) if i.id}  # held: as the sheet shows them
+        stored = {r["product_id"]: r for r in store.db.query("select * from predictions")}
+    twice = next(pid for pid, r in stored.items()
+                 if sum(t.startswith(f"{FEATURE}: ") for t, _ in json.loads(r["tags"])) > 1 and pid in raw)
+    mugs = next(pid for pid, r in stored.items() if r["category"] == format_category(MUGS) and pid in raw)
+    coloured = next(pid for pid, item in raw.items() if pid not in (twice, mugs)
+                    and any(t.startswith(f"{COLOUR}: ") for t, _ in item.tags))
+    sheet = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(sheet)).exit_code == ExitCode.OK
+    rows = [r for r in csv.DictReader(sheet.open(encoding="utf-8-sig")) if r["product_id"] in (twice, mugs, coloured)]
+    shown = {pid: {r["predicted"] for r in rows if r["product_id"] == pid and r["kind"] == "predicted"}
+             for pid in (twice, mugs, coloured)}
+    colour_tag = next(t for t, _ in raw[coloured].tags if t.startswith(f"{COLOUR}: "))
+    for r in rows:
+        if r["field"] == "product":
+            r["decision"] = "accept"
+        elif r["product_id"] == coloured and r["predicted"] == colour_tag:
+            r["corrected"] = "فام: سفید"
+    with sheet.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = tagkit(demo_db, "feedback", "import", str(sheet))
+    assert result.exit_code == ExitCode.OK, result.output
+    assert "another attribute" not in result.stderr
+    with Store(demo_db) as store:
+        decided = {pid: {(r["field"], r["decision"], r["predicted"], r["corrected"]) for r in store.db.query(
+            "select * from feedback where product_id = ? and field != 'product'", [pid])} for pid in shown}
+    for pid in (twice, mugs):
+        assert {value for _, decision, value, _ in decided[pid] if decision == "accept"} == shown[pid]
+    assert ("category", "accept", format_category(CUPS), None) in decided[mugs]
+    assert ("tag", "correct", colour_tag, "فام: سفید") in decided[coloured]
+    with Store(demo_db) as store:
+        relabelled = {p.id: p for p in apply_feedback([store.product(twice), store.product(coloured)],
+                                                      feedback_rows(store), stored_taxonomy(store))}
+    assert sum(t.name == FEATURE for t in relabelled[twice].tags) == 1
+    assert [str(t) for t in relabelled[coloured].tags if t.name == COLOUR] == [f"{COLOUR}: سفید"]
 
 
 def test_edit_makes_a_typed_category_path_canonical(demo_db: Path) -> None:
