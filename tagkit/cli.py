@@ -712,8 +712,9 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
                  "To review in a spreadsheet, write the products to review as a sheet with `tagkit review "
                  "--sheet FILE`, fill in its decision column and load it with `tagkit feedback import FILE`.",
                  ExitCode.NOT_A_TERMINAL)
-    from tagkit.queue import load_items, matches, predicted_model, review_queue, unreviewed
+    from tagkit.queue import canonical_filters, load_items, matches, predicted_model, review_queue, unreviewed
     from tagkit.review import Session
+    from tagkit.taxonomy import stored_taxonomy
     from tagkit.tui import run
 
     reviewer = reviewer or _login_name()
@@ -731,7 +732,8 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
             if not items:
                 obj.fail("nothing to review: no predicted product got a category or a tag (`tagkit predict` said why: "
                          "no title and no readable image, or nothing its model reads)", ExitCode.NO_MODEL)
-            if (category or tag) and not any(matches(i, category, tag) for i in items):
+            wanted = canonical_filters(stored_taxonomy(store), category, tag)
+            if (category or tag) and not any(matches(i, *wanted) for i in items):
                 given = " and ".join(f"--{k} {v!r}" for k, v in (("category", category), ("tag", tag)) if v)
                 obj.fail(f"no predicted product matches {given}", ExitCode.NO_MODEL)
             obj.log("nothing left to review: every predicted product that matches has been reviewed"

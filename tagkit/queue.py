@@ -197,6 +197,7 @@ def review_queue(store: Store, *, order: str = "uncertain", seed: int = 0, model
     (`again`: not reviewed for the model version that predicted them, so a product reviewed before comes back with
     a newer model's prediction). The order is computed over all matching predictions before the reviewed ones are
     left out, so a new session carries on where the last one stopped."""
+    category, tag = canonical_filters(stored_taxonomy(store), category, tag)
     items = [i for i in load_items(store, model_id) if matches(i, category, tag)]
     thresholds = {m: model_thresholds(store, m) for m in {i.model for i in items}} if order == "uncertain" else {}
     queue = unreviewed(store, order_items(items, order, seed=seed, thresholds=thresholds), again=again)
@@ -214,6 +215,22 @@ def unreviewed(store: Store, items: Iterable[PredictedProduct], again: bool = Fa
         return [i for i in items if i.id not in newest or i.model > newest[i.id]]
     reviewed = {product_id for product_id, _ in done}
     return [i for i in items if i.id not in reviewed]
+
+
+def canonical_filters(taxonomy: Taxonomy | None, category: str | None, tag: str | None
+                      ) -> tuple[str | None, str | None]:
+    """The `--category` and `--tag` filters as the taxonomy names them (the held predictions are its names: a
+    synonym such as `color: Navy Blue` for `color: Navy` finds them)."""
+    if taxonomy is None:
+        return category, tag
+    if category:
+        category = format_category(taxonomy.canonical_category(parse_category(category)))
+    if tag and ":" in tag:
+        tag = str(taxonomy.canonical(Tag.parse(tag)))
+    elif tag:
+        known = taxonomy.attribute(tag)
+        tag = known.name if known is not None else tag
+    return category, tag
 
 
 def matches(item: PredictedProduct, category: str | None = None, tag: str | None = None) -> bool:

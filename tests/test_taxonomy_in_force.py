@@ -837,6 +837,25 @@ def test_review_filter_written_with_arabic_letters_finds_the_products(demo_db: P
     assert f"product 1 of {wanted}:" in text
 
 
+def test_review_filters_written_as_a_taxonomy_synonym_find_the_products(demo_db: Path) -> None:
+    """The predictions are held to the taxonomy (its names), so a filter written with a synonym found nothing (a
+    re-audit: `--tag "color: Navy Blue"` where the taxonomy calls it `color: Navy`); filters are its names too."""
+    with Store(demo_db) as store:
+        import_taxonomy(store, parse_taxonomy(yaml.safe_load(DEMO_TAXONOMY)))
+        add_synonym(store, "فام", COLOUR)
+        by_path = {i.id for i in review_queue(store, category=format_category(CUPS))}
+        by_tag = {i.id for i in review_queue(store, tag=COLOUR)}
+        assert len(by_path) >= 3 and len(by_tag) >= 3
+        assert {i.id for i in review_queue(store, category=format_category(MUGS))} == by_path  # a path synonym
+        assert {i.id for i in review_queue(store, tag="فام")} == by_tag  # an attribute's other name
+        colour = next(t for i in review_queue(store, tag=COLOUR) for t, _ in i.tags if t.startswith(f"{COLOUR}: "))
+        value = colour.split(": ", 1)[1]
+        assert {i.id for i in review_queue(store, tag=f"فام: {value}")} == \
+            {i.id for i in review_queue(store, tag=colour)}
+    sheet = tagkit(demo_db, "review", "--sheet", "-", "--category", format_category(MUGS))
+    assert sheet.exit_code == ExitCode.OK and format_category(CUPS) in sheet.stdout
+
+
 def test_review_of_a_filter_whose_products_are_all_reviewed_is_not_an_error(demo_db: Path) -> None:
     with Store(demo_db) as store:
         counts = Counter(t for item in load_items(store) for t, _ in item.tags)
