@@ -168,7 +168,8 @@ class Session:
         categories, tags = self.known_values()
         if path not in categories and (":" in text or str(tag) in tags):
             return self._edit_tag(screen, str(tag))
-        note = "" if path in categories else " (a new category)"
+        note = ("" if path in categories else " (not in the taxonomy's category tree)"
+                if taxonomy is not None and taxonomy.categories else " (a new category)")
         return self._choose_category(screen, path) + note
 
     def skip(self) -> str:
@@ -281,9 +282,12 @@ class Session:
         self.history.append(Step(self.position, record(self.store, decisions), what, finishes))
         typed = [d for d in decisions if d.corrected]
         if typed and self._known is not None:  # a value typed now completes on the next product
-            categories, tags = self._known
-            self._known = (sorted({*categories, *(d.corrected for d in typed if d.field == "category")}),
-                           sorted({*tags, *(d.corrected for d in typed if d.field == "tag")}))
+            known = {"category": dict.fromkeys(self._known[0]), "tag": dict.fromkeys(self._known[1])}
+            for decision in typed:
+                allowed = _as_allowed(decision.field, decision.corrected or "", self.taxonomy)
+                if allowed and not any(match_key(allowed) == match_key(v) for v in known[decision.field]):
+                    known[decision.field][allowed] = None
+            self._known = (sorted(known["category"]), sorted(known["tag"]))
         return what
 
 
@@ -294,21 +298,43 @@ def _values_on(screen: Screen, name: str) -> list[Suggestion]:
 
 
 def known_values(store: Store, taxonomy: Taxonomy | None = None) -> tuple[list[str], list[str]]:
-    """The distinct category paths and tags of the products' labels, of the predictions, of the values reviewers
-    typed (a category new this season) and of `taxonomy`, sorted."""
-    categories = {r[0] for r in store.db.execute(
-        "select category from products where category is not null"
-        " union select category from predictions where category is not null"
-        " union select corrected from feedback where field = 'category' and corrected is not null")}
-    tags = {r[0] for r in store.db.execute(
-        "select j.value from products, json_each(products.tags) j where products.tags is not null"
-        " union select json_extract(j.value, '$[0]') from predictions, json_each(predictions.tags) j"
-        " where predictions.tags is not null"
-        " union select corrected from feedback where field = 'tag' and corrected is not null")}
+    """The distinct category paths and tags of `taxonomy`, of the products' labels, of the predictions and of the
+    values reviewers typed (a category new this season), sorted: each once (by match key, in the first of these
+    that has it), and, with a taxonomy, in its names and only those it allows (its tree's paths, when it has one)."""
+    sources = {
+        "category": ("select category from products where category is not null",
+                     "select category from predictions where category is not null",
+                     "select corrected from feedback where field = 'category' and corrected is not null"),
+        "tag": ("select j.value from products, json_each(products.tags) j where products.tags is not null",
+                "select json_extract(j.value, '$[0]') from predictions, json_each(predictions.tags) j"
+                " where predictions.tags is not null",
+                "select corrected from feedback where field = 'tag' and corrected is not null")}
+    found: dict[str, dict[str, str]] = {"category": {}, "tag": {}}
     if taxonomy is not None:
-        categories.update(format_category(path) for path in taxonomy.categories)
-        tags.update(str(Tag(a.name, v.name)) for a in taxonomy.attributes for v in a.values)
-    return sorted(categories), sorted(t for t in tags if t)
+        found["category"] = {match_key(format_category(p)): format_category(p) for p in taxonomy.categories}
+        found["tag"] = {match_key(str(t)): str(t) for t in (Tag(a.name, v.name) for a in taxonomy.attributes
+                                                             for v in a.values)}
+    for field_, queries in sources.items():
+        for query in queries:
+            for (text,) in store.db.execute(query):
+                if not text:
+                    continue
+                allowed = _as_allowed(field_, text, taxonomy)
+                if allowed:
+                    found[field_].setdefault(match_key(allowed), allowed)
+    return sorted(found["category"].values()), sorted(found["tag"].values())
+
+
+def _as_allowed(field_: str, text: str, taxonomy: Taxonomy | None) -> str | None:
+    """A category path or tag as `taxonomy` names it, or None when it does not allow it (a path outside its tree,
+    a value its closed attribute does not list); `text` itself without a taxonomy."""
+    if taxonomy is None or not text:
+        return text or None
+    if field_ == "category":
+        path = taxonomy.canonical_category(parse_category(text))
+        return format_category(path) if not taxonomy.categories or taxonomy.has_category(path) else None
+    tag = taxonomy.canonical(Tag.parse(text))
+    return str(tag) if taxonomy.known(tag) or taxonomy.attribute(tag.name) is None else None
 
 
 def write_sheet(queue: Iterable[PredictedProduct], out: IO[str], reviewer: str | None = None) -> int:

@@ -50,6 +50,7 @@ from tagkit.taxonomy import (
     stored_taxonomy,
     taxonomy_ids,
 )
+from tagkit.text import match_key
 from tagkit.versions import find_version
 from tagkit.vocabulary import suggest
 
@@ -486,6 +487,8 @@ def test_edit_makes_a_typed_category_path_canonical(demo_db: Path) -> None:
         assert latest_decision(store) == ("category", "correct", item.category, format_category(WALLET))
         assert session.edit(format_category(MUGS)) == f"category set: {format_category(CUPS)}"  # a synonym
         assert latest_decision(store) == ("category", "correct", item.category, format_category(CUPS))
+        assert session.edit("Home > Teapots") == "category set: Home > Teapots (not in the taxonomy's category tree)"
+        assert session.edit("Home > Teapots").endswith("(not in the taxonomy's category tree)"), "typed before"
 
 
 def test_edit_makes_a_typed_tag_canonical_and_it_replaces_the_predicted_value(demo_db: Path) -> None:
@@ -529,6 +532,9 @@ def test_completion_lists_include_the_taxonomys_paths_and_tags(demo_db: Path) ->
         categories, tags = known_values(store)
         import_taxonomy(store, parse_taxonomy(yaml.safe_load(DEMO_TAXONOMY)))
         taxonomy = stored_taxonomy(store)
+        item = review_queue(store, order="id")[0]
+        record(store, [Decision(item.id, item.model, "tag", "correct", None, f"{FEATURE}: چیزی دیگر"),
+                       Decision(item.id, item.model, "category", "correct", item.category, "Home > Teapots")])
         with_taxonomy = known_values(store, taxonomy)
         in_session = Session(store, review_queue(store, order="id"), "ana").known_values()
     assert with_taxonomy == in_session
@@ -536,7 +542,13 @@ def test_completion_lists_include_the_taxonomys_paths_and_tags(demo_db: Path) ->
     only_taxonomy = {format_category(CUPS), "مد و پوشاک > کیف > کیف دستی", "مد و پوشاک > کیف"}
     assert only_taxonomy.isdisjoint(categories) and only_taxonomy <= set(new_categories)
     assert f"{COLOUR}: {GREY}" not in tags and f"{COLOUR}: {GREY}" in new_tags
-    assert set(categories) <= set(new_categories) and set(tags) <= set(new_tags)
+    tree = {format_category(path) for path in taxonomy.categories}
+    assert set(new_categories) == tree, "only the tree's paths (a re-audit: typed paths outside it were offered)"
+    allowed = {str(taxonomy.canonical(Tag.parse(t))) for t in tags} - {
+        str(t) for t in map(Tag.parse, tags) if taxonomy.attribute(t.name) is not None
+        and not taxonomy.known(taxonomy.canonical(t))}
+    assert allowed <= set(new_tags) and f"{FEATURE}: چیزی دیگر" not in new_tags, "typed, but forbidden: left out"
+    assert len({match_key(t) for t in new_tags}) == len(new_tags), "each once, whatever its case"
     assert new_categories == sorted(new_categories) and new_tags == sorted(new_tags)
 
 
