@@ -82,8 +82,8 @@ class Tagger:
         return {path for path in paths if not self.taxonomy.categories or self.taxonomy.has_category(path)}
 
     def tag_values(self) -> set[Tag] | None:
-        """The tags this model can predict (those it learnt, canonical for the taxonomy in force); None with an
-        extractor, which also reads values it never saw in the titles."""
+        """The tags this model can predict (those it learnt, as the taxonomy in force names and allows them); None
+        with an extractor, which also reads values it never saw in the titles."""
         from tagkit.models.labels import NONE_VALUE
 
         if self.extractor is not None:
@@ -92,7 +92,10 @@ class Tagger:
                 if value != NONE_VALUE}
         if self.model.multi is not None:
             tags.update(self.model.multi.classes)
-        return {self.taxonomy.canonical(tag) for tag in tags} if self.taxonomy is not None else tags
+        if self.taxonomy is None:
+            return tags
+        held = (self.taxonomy.canonical(tag) for tag in tags)  # as predict gives them: only the values it allows
+        return {tag for tag in held if self.taxonomy.known(tag) or self.taxonomy.attribute(tag.name) is None}
 
     def predict(self, data: Dataset, top_k: int = 3) -> list[Prediction]:
         """One Prediction per product of `data`, in order. With a taxonomy, every candidate path of the model

@@ -250,6 +250,20 @@ def test_eval_scores_the_canonical_prediction_as_right(flow: Flow) -> None:
     assert f"{COLOUR}: {GREY_RAW}" not in per_tag or per_tag[f"{COLOUR}: {GREY_RAW}"]["predicted"] == 0
 
 
+def test_eval_counts_true_tags_the_taxonomy_forbids_as_not_learnt(demo_db: Path, tmp_path: Path) -> None:
+    """A value the taxonomy's closed attribute does not list is never predicted: eval counts its true tags as not
+    learnt, as it counts categories outside the tree (a re-audit: 0, where 5 color: Grey could never be right)."""
+    ok(tagkit(demo_db, "taxonomy", "import", str(write(tmp_path / "t.yaml", "attributes:\n  - name: color\n"
+                                                       "    values: [Black, Blue]\n"))))
+    with TEST_CSV.open(encoding="utf-8") as f:
+        colours = Counter(t for row in csv.DictReader(f) for t in row["tags"].split("|") if t.startswith("color: "))
+    forbidden = {tag: n for tag, n in colours.items() if tag not in ("color: Black", "color: Blue")}
+    assert sum(forbidden.values()) >= 5
+    tags = json.loads(ok(tagkit(demo_db, "eval", str(TEST_CSV), "--json")))["tags"]
+    assert tags["not_learnt"] == sum(forbidden.values())
+    assert {e["tag"]: e["count"] for e in tags["not_learnt_examples"]}.items() <= forbidden.items()
+
+
 # -- 1. Tagger: predict and merge held to a taxonomy, without an extractor ---------------------------------------
 
 
