@@ -407,23 +407,42 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
 
 
 _ENTRY = re.compile(r"\b(attributes|values)\[(\d+)\]")
+_NAMED = re.compile(r"^attribute '(.*?)': value '(.*?)':")  # (names as `shown` quotes them)
 
 
 def _line_of(text: str, where: str) -> int | None:
-    """The line of the file where the entry an error names (`attributes[4] (رنگ): values[56]: ...`) starts, by
-    walking the YAML's nodes; None when the message names no such entry."""
-    steps = _ENTRY.findall(where)
+    """The line of the file where the entry an error names (`attributes[4] (رنگ): values[56]: ...`, or `attribute
+    'رنگ': value 'سفید': ...`) starts, by walking the YAML's nodes; None when the message names no such entry."""
+    steps: list[tuple[str, str | int]] = [(key, int(index)) for key, index in _ENTRY.findall(where)]
+    named = _NAMED.match(where)
+    if named:
+        steps = [("attributes", named.group(1)), ("values", named.group(2))]
     if not steps:
         return None
     node = yaml.compose(text, Loader=yaml.SafeLoader)
-    for key, index in steps:
+    for key, which in steps:
         if not isinstance(node, yaml.MappingNode):
             return None
         node = next((value for name, value in node.value if name.value == key), None)
-        if not isinstance(node, yaml.SequenceNode) or int(index) >= len(node.value):
+        if not isinstance(node, yaml.SequenceNode):
             return None
-        node = node.value[int(index)]
+        items = node.value
+        if isinstance(which, str):  # by its name: `name:` of an attribute, `value:` or the text of a value
+            found = [i for i, item in enumerate(items) if normalize(_node_name(item)) == which]
+            which = found[0] if found else len(items)
+        if which >= len(items):
+            return None
+        node = items[which]
     return node.start_mark.line + 1
+
+
+def _node_name(node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        return str(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return next((str(value.value) for name, value in node.value if name.value in ("name", "value")
+                     and isinstance(value, yaml.ScalarNode)), "")
+    return ""
 
 
 def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:

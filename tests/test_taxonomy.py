@@ -594,3 +594,7 @@ def test_a_mistake_in_an_entry_names_its_line(tmp_path: Path) -> None:
                                             r"known keys: value, synonyms \(a value with `: ` in it needs quotes: "
                                             r'- "سفید: براق"\)'):
         load_taxonomy(small(tmp_path, text.replace("      - مشکی\n  -", "  -")))
+    whole = ("attributes:\n  - name: رنگ\n    values:\n      - value: مشکی\n        synonyms: ['ویژگی‌ها: تیره']\n"
+             "      - value: سفید\n        synonyms: ['ویژگی ها: تیره']\n")
+    with pytest.raises(TaxonomyError, match=r"taxonomy\.yaml, line 6: attribute 'رنگ': value 'سفید': the synonym"):
+        load_taxonomy(small(tmp_path, whole))  # an entry named by its names, not its place
