@@ -78,8 +78,7 @@ def held_records(items: Iterable[PredictedProduct], taxonomy: Taxonomy) -> Itera
     def tag_ok(text: str) -> bool:
         if text not in tags_ok:
             tag = Tag.parse(text)
-            tags_ok[text] = taxonomy.canonical(tag) == tag and (
-                taxonomy.known(tag) or taxonomy.attribute(tag.name) is None)
+            tags_ok[text] = taxonomy.canonical(tag) == tag and taxonomy.passes(tag)
         return tags_ok[text]
 
     def path_ok(text: str) -> bool:

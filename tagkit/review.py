@@ -317,9 +317,7 @@ def known_values(store: Store, taxonomy: Taxonomy | None = None) -> tuple[list[s
     for field_, queries in sources.items():
         for query in queries:
             for (text,) in store.db.execute(query):
-                if not text:
-                    continue
-                allowed = _as_allowed(field_, text, taxonomy)
+                allowed = _as_allowed(field_, text or "", taxonomy)
                 if allowed:
                     found[field_].setdefault(match_key(allowed), allowed)
     return sorted(found["category"].values()), sorted(found["tag"].values())
@@ -334,7 +332,7 @@ def _as_allowed(field_: str, text: str, taxonomy: Taxonomy | None) -> str | None
         path = taxonomy.canonical_category(parse_category(text))
         return format_category(path) if not taxonomy.categories or taxonomy.has_category(path) else None
     tag = taxonomy.canonical(Tag.parse(text))
-    return str(tag) if taxonomy.known(tag) or taxonomy.attribute(tag.name) is None else None
+    return str(tag) if taxonomy.passes(tag) else None
 
 
 def write_sheet(queue: Iterable[PredictedProduct], out: IO[str], reviewer: str | None = None) -> int:

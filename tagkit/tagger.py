@@ -95,7 +95,7 @@ class Tagger:
         if self.taxonomy is None:
             return tags
         held = (self.taxonomy.canonical(tag) for tag in tags)  # as predict gives them: only the values it allows
-        return {tag for tag in held if self.taxonomy.known(tag) or self.taxonomy.attribute(tag.name) is None}
+        return {tag for tag in held if self.taxonomy.passes(tag)}
 
     def predict(self, data: Dataset, top_k: int = 3) -> list[Prediction]:
         """One Prediction per product of `data`, in order. With a taxonomy, every candidate path of the model

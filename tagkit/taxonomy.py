@@ -178,6 +178,11 @@ class Taxonomy:
             return False
         return attribute.open or tag.value in self.index.value_names[attribute.name]
 
+    def passes(self, tag: Tag) -> bool:
+        """Whether a prediction may give `tag` (already canonical): a tag it allows, or one of an attribute it does
+        not list (those pass through as the model gives them)."""
+        return self.known(tag) or self.attribute(tag.name) is None
+
     def canonicalise(self, products: Iterable[Product]) -> None:
         """Make the products' tags and categories canonical, in place (what `tagkit import` does)."""
         for product in products:
