@@ -181,7 +181,7 @@ def dictionary(train: Sequence[Product], test: Sequence[Product], min_precision:
 
 def _one_per_asked(found: set[Pair], asked: set[str]) -> set[Pair]:
     best: dict[str, Pair] = {}
-    for pair in sorted(found, key=lambda p: -len(p[1])):  # the longest value of an attribute
+    for pair in sorted(found, key=lambda p: (-len(p[1]), p)):  # the longest value of an attribute (ties: in order)
         best.setdefault(pair[0], pair)
     return set(best.values())
 
