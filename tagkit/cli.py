@@ -149,6 +149,8 @@ class Context:
             except BaseException as error:  # Ctrl-C and a closed stdout: exit codes and messages from `_Main`
                 if run is None or not run.finished:
                     stopped = isinstance(error, KeyboardInterrupt | BrokenPipeError)
+                    if store.db.conn.in_transaction:  # stopped between a write and its commit: not a whole one
+                        store.db.conn.rollback()
                     # stopped while its row was being written: the row is this process's running one
                     ids = [run.id] if run is not None else [row[0] for row in store.db.execute(
                         "select id from runs where status = 'running' and pid = ?", [os.getpid()])]

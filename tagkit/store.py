@@ -314,11 +314,12 @@ class Store:
             with self.db.atomic():
                 yield self.db
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        try:  # (a Ctrl-C right after BEGIN must not leave the transaction open)
+            conn.execute("BEGIN IMMEDIATE")
             yield self.db
         except BaseException:
-            self.db.rollback()
+            if conn.in_transaction:
+                self.db.rollback()
             raise
         try:
             conn.execute("COMMIT")

@@ -329,6 +329,32 @@ def test_ctrl_c_exits_130_and_records_an_interrupted_run(tmp_path: Path):
     assert run_status(db, "train") == "interrupted"
 
 
+def test_a_ctrl_c_between_a_write_and_its_commit_still_records_the_run_interrupted(tmp_path: Path):
+    """A clean-clone CI run once saw `running` after Ctrl-C: the interrupt came while a transaction was open, so the
+    run's `interrupted` went into it as a savepoint and was rolled back with it when the process ended. The open
+    transaction is rolled back first; what was committed stays."""
+    from tagkit.cli import Context
+
+    db = tmp_path / "tagkit.db"
+    with pytest.raises(KeyboardInterrupt), Context(db, quiet=True).run("import", {}, "importing") as run:
+        run.store.db.table("meta").upsert({"key": "kept", "value": "1"}, pk="key")  # committed: stays
+        run.store.db.conn.commit()
+        run.store.db.conn.execute("BEGIN IMMEDIATE")
+        run.store.db.table("meta").upsert({"key": "half", "value": "1"}, pk="key")
+        raise KeyboardInterrupt
+    assert run_status(db, "import") == "interrupted"
+    conn = sqlite3.connect(db)
+    try:
+        assert {k for (k,) in conn.execute("select key from meta where key in ('kept', 'half')")} == {"kept"}
+    finally:
+        conn.close()
+    with Store(db) as store:
+        with pytest.raises(KeyboardInterrupt), store.transaction():
+            store.db.table("meta").upsert({"key": "half", "value": "1"}, pk="key")
+            raise KeyboardInterrupt
+        assert not store.db.conn.in_transaction
+
+
 def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path: Path):
     """`kill`, `timeout` and service managers send SIGTERM: the run used to die at once (exit 143, no message,
     its temporary files left and its row `running` until the next writer came)."""
