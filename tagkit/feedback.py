@@ -379,18 +379,13 @@ def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report
     sheet decides are accepted (or rejected) with it, put just before it (`_undecided`; a row of `blank` so decided
     is no longer counted undecided). A product with a row left out (a problem) is not finished: its `product` rows
     are left out too, with a problem, so it is asked again."""
-    from tagkit.queue import model_attributes
+    from tagkit.queue import attribute_arity
 
     failed = {p.product_id for p in report.problems if p.product_id and not p.info}
-    arity: dict[str, dict[str, bool]] = {}
+    multi_valued = attribute_arity(store, taxonomy)
 
     def single_valued(name: str, model: str) -> bool:
-        found = taxonomy.attribute(name) if taxonomy is not None else None
-        if found is not None:
-            return not found.multi_valued
-        if model not in arity:
-            arity[model] = model_attributes(store, model)
-        return arity[model].get(name) is False
+        return multi_valued(name, model) is False
 
     others: dict[str, list[dict[str, Any]]] = defaultdict(list)  # a product's rows but its review rows
     for row, _ in rows:

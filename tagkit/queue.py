@@ -17,7 +17,7 @@ import json
 import random
 import re
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -187,6 +187,24 @@ def model_attributes(store: Store, model_id: str) -> dict[str, bool]:
     out = {match_key(name): True for name in multi if isinstance(name, str)}
     out.update({match_key(name): False for name in single if isinstance(name, str)})
     return out
+
+
+def attribute_arity(store: Store, taxonomy: Taxonomy | None) -> Callable[[str, str | None], bool | None]:
+    """`multi_valued(name, model)`: whether the attribute `name` (a match key) takes several values (False: one),
+    for `taxonomy`, else for model version `model` (its manifests read once); None when neither knows it."""
+    learnt: dict[str, dict[str, bool]] = {}
+
+    def multi_valued(name: str, model: str | None) -> bool | None:
+        known = taxonomy.attribute(name) if taxonomy is not None else None
+        if known is not None:
+            return known.multi_valued
+        if model is None:
+            return None
+        if model not in learnt:
+            learnt[model] = model_attributes(store, model)
+        return learnt[model].get(name)
+
+    return multi_valued
 
 
 def review_queue(store: Store, *, order: str = "uncertain", seed: int = 0, model_id: str | None = None,

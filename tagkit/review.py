@@ -9,7 +9,7 @@ was left. Each action records its decisions in one transaction at once and can b
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, TYPE_CHECKING
@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING
 from tagkit.export import safe_cell
 from tagkit.feedback import Decision, decisions_for, record, undo
 from tagkit.product import Tag, format_category, parse_category
-from tagkit.queue import model_attributes
+from tagkit.queue import attribute_arity
 from tagkit.taxonomy import stored_taxonomy
 from tagkit.text import match_key
 
@@ -117,7 +117,6 @@ class Session:
     history: list[Step] = field(default_factory=list)
     decided: int = 0  # products finished in this session
     _known: tuple[list[str], list[str]] | None = field(default=None, init=False, repr=False)
-    _arity: dict[str, dict[str, bool]] = field(default_factory=dict, init=False, repr=False)  # model id -> multi?
 
     @property
     def item(self) -> PredictedProduct | None:
@@ -257,15 +256,12 @@ class Session:
     def _multi_valued(self, name: str) -> bool | None:
         """Whether the attribute `name` (a match key) takes several values (False: one), for the taxonomy or else
         for the model version that predicted the product shown; None when neither knows it."""
-        taxonomy, item = self.taxonomy, self.item
-        known = taxonomy.attribute(name) if taxonomy is not None else None
-        if known is not None:
-            return known.multi_valued
-        if item is None:
-            return None
-        if item.model not in self._arity:
-            self._arity[item.model] = model_attributes(self.store, item.model)
-        return self._arity[item.model].get(name)
+        item = self.item
+        return self._arity(name, item.model if item is not None else None)
+
+    @cached_property
+    def _arity(self) -> Callable[[str, str | None], bool | None]:
+        return attribute_arity(self.store, self.taxonomy)
 
     def _category(self, decision: str, screen: Screen, corrected: str | None = None) -> Decision:
         return self._decision("category", decision, predicted=screen.item.category, corrected=corrected,
