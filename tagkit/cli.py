@@ -420,10 +420,11 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
     with obj.run("train", args, "importing") as run:
         if source is not None:
             _check_source(source, products_file)
+        settings = _train_settings(obj, run.store, config)
         try:
             report = train_model(run.store, source, embedder=ImageEmbedder(variant=image_model), mapping=mapping,
-                                 products_file=products_file, seed=seed, extract=config.extract if config else False,
-                                 attributes=config.attributes if config else None, force=force, **run.callbacks())
+                                 products_file=products_file, seed=seed, extract=settings["extract"],
+                                 attributes=settings["attributes"], force=force, **run.callbacks())
         except NothingToLearn as error:
             run.finish({}, 0, status="failed")
             read = error.import_report
@@ -445,7 +446,7 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
                 "without it. `tagkit import FILE` with their images embeds them (`tagkit train FILE` too); then "
                 "train again")
     summary = {"version": report.version, **({"unchanged": True} if report.unchanged else {}), "path": report.path,
-               "seconds": report.seconds, "counts": report.counts,
+               "seconds": report.seconds, "settings": settings, "counts": report.counts,
                "validation": report.model_report.get("validation", {}),
                "tags_too_rare": _most_first(report.model_report.get("tags_too_rare", {})),
                "min_tag_count": report.model_report.get("min_tag_count")}
@@ -831,6 +832,26 @@ def _login_name() -> str | None:
 
 def _load_mapping(config_path: Path | None, overrides: tuple[str, ...]) -> Mapping | None:
     return _load_config(config_path, overrides)[1]
+
+
+def _train_settings(obj: Context, store: Store, config: Config | None) -> dict[str, Any]:
+    """The `train:` settings this run trains with: the tagkit.yaml's, else (no tagkit.yaml: cron in another
+    folder) the newest version's, said on stderr, so a nightly `train` keeps reading values from titles."""
+    from tagkit.versions import train_settings
+
+    if config is not None:
+        return {"extract": config.extract, "attributes": config.attributes, "from": str(config.path or "")}
+    kept = train_settings(store)
+    if kept is None:
+        return {"extract": False, "attributes": None, "from": ""}
+    version, found = kept
+    extract = found.get("extract", False)
+    settings = {"extract": extract if isinstance(extract, bool) else tuple(extract),
+                "attributes": tuple(found["attributes"]) if found.get("attributes") else None, "from": version}
+    shown = ", ".join(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in found.items())
+    obj.log(f"no tagkit.yaml here: training with the `train:` settings of the newest model version {version} "
+            f"({shown}); a tagkit.yaml with a `train:` section (or --config FILE) sets others")
+    return settings
 
 
 def _load_config(config_path: Path | None, overrides: tuple[str, ...]) -> tuple[Config | None, Mapping | None]:

@@ -247,6 +247,20 @@ def list_versions(store: Store) -> list[dict[str, Any]]:
     return rows
 
 
+def train_settings(store: Store) -> tuple[str, dict[str, Any]] | None:
+    """The newest version's id and the tagkit.yaml `train:` settings it was trained with (`extract`,
+    `attributes`), or None when there is no version or it had none of them."""
+    row = next(store.db.query("select id, params from models order by id desc limit 1"), None)
+    if row is None:
+        return None
+    try:
+        params = json.loads(row["params"] or "{}")
+    except ValueError:
+        return None
+    settings = {key: params[key] for key in ("extract", "attributes") if isinstance(params, dict) and params.get(key)}
+    return (row["id"], settings) if settings else None
+
+
 def find_version(store: Store, version: str | None = None) -> ModelVersion:
     """The newest model version whose folder exists, or the one named (an id or a unique prefix)."""
     rows = list_versions(store)

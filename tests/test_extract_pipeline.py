@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +161,26 @@ def test_extract_false_trains_no_extractor_and_such_a_version_still_predicts(tra
     assert extracting["metrics"]["extractor"] == {key: oof[key] for key in ("precision", "recall", "f1")}
     rows = predictions(trained, "--model", trained.plain["version"])
     assert len(rows) == 150 and all(row["category"] for row in rows.values())
+
+
+def test_train_without_a_tagkit_yaml_keeps_the_newest_versions_train_settings(
+        trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nightly `tagkit train` from cron, in a folder without tagkit.yaml, still reads values from titles (it
+    trained a version without the extractor, silently)."""
+    db = tmp_path / "tagkit.db"
+    with sqlite3.connect(trained.db) as source, sqlite3.connect(db) as copy:
+        source.backup(copy)
+    shutil.copytree(Path(trained.extracting["path"]).parent, tmp_path / "tagkit.db.models")
+    monkeypatch.chdir(tmp_path)  # no tagkit.yaml here
+    result = CliRunner().invoke(main, ["--db", str(db), "train", "--json"], catch_exceptions=False)
+    summary = json.loads(ok(result))
+    version = trained.extracting["version"]
+    assert summary["settings"] == {"extract": True, "attributes": None, "from": version}
+    assert summary["extractor"]["attributes"]
+    assert f"training with the `train:` settings of the newest model version {version} (extract: true)" in " ".join(
+        result.stderr.split())
+    assert summary["version"] == version or json.loads(
+        (Path(summary["path"]) / "version.json").read_text("utf-8"))["params"]["extract"] is True
 
 
 def test_images_without_titles_get_nothing_from_the_extractor(trained: Trained, shared_data: Path) -> None:
