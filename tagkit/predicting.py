@@ -188,9 +188,10 @@ def _stamp(store: Store, ids: list[str]) -> str:
     return stamp.isoformat()
 
 
-def store_predictions(store: Store, records: list[PredictedProduct], keys: dict[str, str] | None = None) -> None:
-    """Upsert predictions (one row per product and model version), with each product's input key, dated by
-    `_stamp`."""
+def store_predictions(store: Store, records: list[PredictedProduct], keys: dict[str, str] | None = None,
+                      taxonomy: str = "") -> None:
+    """Upsert predictions (one row per product and model version), with each product's input key and the
+    fingerprint of the taxonomy they are held to (`taxonomy_fingerprint`), dated by `_stamp`."""
     with store.transaction():
         stamp = _stamp(store, [r.id for r in records])
         rows = [{
@@ -203,16 +204,18 @@ def store_predictions(store: Store, records: list[PredictedProduct], keys: dict[
             "tags": json.dumps(r.tags, ensure_ascii=False),
             "tag_candidates": json.dumps(r.candidates, ensure_ascii=False),
             "input_key": (keys or {}).get(r.id),
+            "taxonomy": taxonomy,
         } for r in records]
         store.db.table("predictions").upsert_all(rows, pk=("product_id", "model_id"), alter=True)
 
 
-def restamp_predictions(store: Store, model_id: str, ids: list[str]) -> None:
+def restamp_predictions(store: Store, model_id: str, ids: list[str], taxonomy: str = "") -> None:
     """Date the stored predictions of `model_id` for `ids` now: predicting them again would give the same (their
-    input is unchanged), and they are now those products' latest predictions (what `review` shows)."""
+    input, the `taxonomy` fingerprint included, is unchanged), and they are now those products' latest predictions
+    (what `review` shows)."""
     with store.transaction():
-        sql = "update predictions set created_at = ? where model_id = ? and product_id in ({marks})"
-        list(store.select_in(sql, [_stamp(store, ids), model_id], ids))  # runs the update, chunk by chunk
+        sql = "update predictions set created_at = ?, taxonomy = ? where model_id = ? and product_id in ({marks})"
+        list(store.select_in(sql, [_stamp(store, ids), taxonomy, model_id], ids))  # runs the update, chunk by chunk
 
 
 def predict(
@@ -254,9 +257,9 @@ def predict(
         products, keys, stored, future = pending.pop()
         made = {r.id: r for r in future.result()} if future else {}
         if made:
-            store_predictions(store, list(made.values()), keys)
+            store_predictions(store, list(made.values()), keys, fingerprint)
         if stored:
-            restamp_predictions(store, found.id, list(stored))
+            restamp_predictions(store, found.id, list(stored), fingerprint)
         report.products += len(products)
         report.predicted += len(made)
         report.unchanged += len(stored)

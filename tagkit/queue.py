@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from tagkit.feedback import finished
 from tagkit.predicting import PredictedProduct, stored_record
 from tagkit.product import Tag, format_category, parse_category
-from tagkit.taxonomy import MIN_ALLOWED_SCORE, stored_taxonomy
+from tagkit.taxonomy import MIN_ALLOWED_SCORE, stored_taxonomy, taxonomy_fingerprint
 from tagkit.text import match_key
 from tagkit.versions import MANIFEST as VERSION_MANIFEST
 from tagkit.versions import version_folder
@@ -60,17 +60,20 @@ def load_items(store: Store, model_id: str | None = None) -> list[PredictedProdu
               "p.model_id = (select q.model_id from predictions q where q.product_id = p.product_id "
               "order by q.created_at desc, q.model_id desc limit 1)")
            + f" and {_HAS_INPUT}")
-    items = (stored_record(row, row["title"] or "", row["image"])
-             for row in store.db.query(sql, [model_id] if model_id else []))
+    rows = store.db.query(sql, [model_id] if model_id else [])
     taxonomy = stored_taxonomy(store)
-    if taxonomy is not None:  # predictions made before a taxonomy import or map, as predict would make them now
-        items = held_records(items, taxonomy)
+    if taxonomy is None:
+        items: Iterable[PredictedProduct] = (stored_record(row, row["title"] or "", row["image"]) for row in rows)
+    else:  # predictions made before a taxonomy import or map, as predict would make them now
+        fingerprint = taxonomy_fingerprint(taxonomy)
+        items = held_records(((stored_record(row, row["title"] or "", row["image"]), row.get("taxonomy") == fingerprint)
+                              for row in rows), taxonomy)
     return [item for item in items if not item.empty]
 
 
-def held_records(items: Iterable[PredictedProduct], taxonomy: Taxonomy) -> Iterator[PredictedProduct]:
-    """`held_record` of each item; one whose paths and tags the taxonomy already gives as they are (a prediction
-    made under it) comes back as it is, without the work."""
+def held_records(items: Iterable[tuple[PredictedProduct, bool]], taxonomy: Taxonomy) -> Iterator[PredictedProduct]:
+    """`held_record` of each item that was not made under `taxonomy` (its flag: predicted with its fingerprint);
+    one whose paths and tags the taxonomy already gives as they are comes back as it is, without the work."""
     single = {a.name for a in taxonomy.attributes if not a.multi_valued}
     tags_ok: dict[str, bool] = {}
     paths_ok: dict[str, bool] = {}
@@ -88,7 +91,10 @@ def held_records(items: Iterable[PredictedProduct], taxonomy: Taxonomy) -> Itera
                 not taxonomy.categories or taxonomy.has_category(path))
         return paths_ok[text]
 
-    for item in items:
+    for item, made_under in items:
+        if made_under:
+            yield item
+            continue
         names = [name for name in (tag.partition(": ")[0] for tag, _ in item.tags) if name in single]
         as_held = (len(names) == len(set(names)) and all(tag_ok(t) for t, _ in (*item.tags, *item.candidates))
                    and all(path_ok(p) for p, _ in item.alternatives)

@@ -93,6 +93,7 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "tags": str,
             "tag_candidates": str,
             "input_key": str,
+            "taxonomy": str,
         },
         ("product_id", "model_id"),
     ),
