@@ -817,6 +817,8 @@ def feedback_import(obj: Context, file: Path, as_json: bool) -> None:
         obj.print_json({**report.counts(), "problems": [dataclasses.asdict(p) for p in report.problems]})
     obj.log(f"{report.added:,} decisions added, {report.already_there:,} already there, "
             + (f"{report.undecided:,} rows without a decision, " if report.undecided else "")
+            + (f"{report.decided_since:,} rows decided otherwise since the file was saved (kept so), "
+               if report.decided_since else "")
             + f"{report.rows_failed:,} rows left out")
     sys.exit(ExitCode.PARTIAL if report.rows_failed else ExitCode.OK)
 

@@ -103,10 +103,11 @@ def undo(store: Store, ids: Iterable[int]) -> int:
 
 
 def decisions_for(store: Store, product_id: str, model_id: str | None) -> list[dict[str, Any]]:
-    """The decisions about one product's predictions from one model version, oldest first."""
+    """The decisions about one product, oldest first: about its category and tags, whichever model version's
+    predictions they were made on (they decide its labels so), and the finishing of its review for `model_id`."""
     return list(store.db.query(
-        "select * from feedback where product_id = ? and model_id is ? order by created_at, id",
-        [product_id, model_id]))
+        "select * from feedback where product_id = ? and (field != 'product' or model_id is ?) "
+        "order by created_at, id", [product_id, model_id]))
 
 
 def finished(store: Store) -> set[tuple[str, str | None]]:
@@ -227,6 +228,7 @@ class FeedbackImport:
     added: int = 0
     already_there: int = 0
     undecided: int = 0  # rows of a review sheet left without a decision (and not decided by its product's review row)
+    decided_since: int = 0  # rows (without a time) left out: a decision stored after the file was saved goes against
     problems: list[Problem] = field(default_factory=list)  # rows left out, and notes (`info`) on rows read
 
     @property
@@ -235,7 +237,7 @@ class FeedbackImport:
 
     def counts(self) -> dict[str, int]:
         return {"added": self.added, "already_there": self.already_there, "undecided": self.undecided,
-                "rows_failed": self.rows_failed}
+                "decided_since": self.decided_since, "rows_failed": self.rows_failed}
 
 
 class FeedbackFileError(ValueError):
@@ -253,8 +255,10 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     - a row without one (typed in a spreadsheet; it gets the time of the import) is the sheet's word on its
       labels (`_labels`). When a later row of the same file speaks for all of them, it is there when the same
       decision is, made at any time; otherwise it is there only when it equals the latest stored decision on
-      its labels, so a sheet going back on a later change of mind is added and wins (the latest decision wins
-      in `apply_feedback`), and within one file the later row wins.
+      its labels, and within one file the later row wins. It speaks as of when the file was last saved: when
+      the latest stored decision on its labels was made after that and goes against it (another reviewer's,
+      meanwhile), that decision is kept and the row left out with a note (`decided_since`); a sheet saved again
+      after a change of mind is added and wins (the latest decision wins in `apply_feedback`).
     """
     path = Path(path)
     report = FeedbackImport(str(path))
@@ -316,10 +320,11 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             superseded[i] = labels <= later
             later |= labels
     now = stamp()  # one time for the rows without one: they keep the file's order (by id)
+    saved = _saved_at(path)
     seen: dict[tuple[Any, ...], int] = defaultdict(int)
     insert = f"insert into feedback ({', '.join(_CONTENT)}) values ({', '.join('?' * len(_CONTENT))})"
     with store.transaction():
-        for (row, _), is_superseded in zip(rows, superseded, strict=True):
+        for (row, line), is_superseded in zip(rows, superseded, strict=True):
             if row["created_at"] or is_superseded:
                 # the n-th such row of the file is there when the database holds n decisions like it (rows
                 # added by this import count: they are the first ones of the file)
@@ -330,6 +335,10 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             else:
                 latest = _latest(store, row)
                 there = latest is not None and all(latest[c] == row[c] for c in _CONTENT[:-1])
+                if not there and latest is not None and latest["created_at"] != now and _after(latest, saved):
+                    report.problems.append(_decided_since(row, line, latest, path))
+                    report.decided_since += 1
+                    continue
             if there:
                 report.already_there += 1
             else:
@@ -337,6 +346,33 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
                 report.added += 1
     report.problems += _typed_outside(taxonomy, [row for row, _ in rows], str(path))
     return report
+
+
+def _saved_at(path: Path) -> datetime | None:
+    """When the file was last saved (its modification time), or None when unknown."""
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except (OSError, ValueError, OverflowError):
+        return None
+
+
+def _after(decision: Mapping[str, Any], saved: datetime | None) -> bool:
+    """Whether a stored decision was made after `saved` (False when either time is unknown)."""
+    try:
+        made = datetime.fromisoformat(decision["created_at"] or "")
+    except (TypeError, ValueError):
+        return False
+    return saved is not None and (made if made.tzinfo else made.replace(tzinfo=UTC)) > saved
+
+
+def _decided_since(row: dict[str, Any], line: int, latest: dict[str, Any], path: Path) -> Problem:
+    """The note on a sheet row (without a time) that a decision stored after the file was last saved goes
+    against: the later decision is kept (a sheet imported again after a reviewer changed it undoes nothing)."""
+    what = latest["corrected"] or latest["predicted"] or "the review"
+    who = f" by {latest['reviewer']}" if latest["reviewer"] else ""
+    return Problem(str(path), line, "decision", f"{shown(what)} was decided ({latest['decision']}){who} at "
+                   f"{latest['created_at']}, after this file was last saved: that decision is kept, this row left "
+                   "out (save the file again to make it the latest)", info=True, product_id=row["product_id"])
 
 
 def _typed_outside(taxonomy: Taxonomy | None, rows: list[dict[str, Any]], file: str) -> list[Problem]:
@@ -375,8 +411,9 @@ def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report
                     blank: set[tuple[str, str, str]], taxonomy: Taxonomy | None) -> list[tuple[dict[str, Any], int]]:
     """A sheet's `product` rows without a time (typed in a spreadsheet; an exported one was written after the rows of
     what it decided) as `a` and `x` in the terminal: the product's predicted category and tags (its stored
-    prediction by that model version, else its latest, held to `taxonomy` as the sheet shows it) that no row of the
-    sheet decides are accepted (or rejected) with it, put just before it (`_undecided`; a row of `blank` so decided
+    prediction by that model version, else its latest, held to `taxonomy` as the sheet shows it) that neither a row
+    of the sheet nor a stored decision (another reviewer's, meanwhile) decides are accepted (or rejected) with it,
+    put just before it (`_undecided`; a row of `blank` so decided
     is no longer counted undecided). A product with a row left out (a problem) is not finished: its `product` rows
     are left out too, with a problem, so it is asked again."""
     from tagkit.queue import attribute_arity
@@ -402,7 +439,8 @@ def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report
         typed = row["field"] == "product" and not row["created_at"]  # an exported one decided its rows itself
         prediction = _stored_prediction(store, pid, row["model_id"], taxonomy) if typed else None
         if prediction is not None:
-            for decided in _undecided(row, others[pid], prediction, single_valued, taxonomy):
+            stored = [r for r in decisions_for(store, pid, None) if r["field"] != "product"]
+            for decided in _undecided(row, others[pid], prediction, single_valued, taxonomy, stored):
                 out.append((decided, line))
                 report.undecided -= (pid, decided["field"], decided["predicted"]) in blank
         out.append((row, line))
@@ -410,12 +448,13 @@ def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report
 
 
 def _undecided(finish: dict[str, Any], mine: list[dict[str, Any]], prediction: PredictedProduct,
-               single_valued: Callable[[str, str], bool], taxonomy: Taxonomy | None = None
-               ) -> Iterator[dict[str, Any]]:
-    """The decisions a `product` row `finish` makes on the predictions that the product's other rows (`mine`) leave
-    undecided: the predicted category, unless another was chosen; each predicted tag, rejected when accepting it
-    would give an attribute that takes one value a second value. Values and attribute names are compared as the
-    taxonomy writes them, when there is one."""
+               single_valued: Callable[[str, str], bool], taxonomy: Taxonomy | None = None,
+               stored: Iterable[dict[str, Any]] = ()) -> Iterator[dict[str, Any]]:
+    """The decisions a `product` row `finish` makes on the predictions that the product's other rows (`mine`) and
+    its `stored` decisions (another reviewer's: left as they are, as `a` and `x` leave them; one the same as the
+    row's is made again, and is already there) leave undecided: the predicted category, unless another was
+    chosen; each predicted tag, rejected when accepting it would give an attribute that takes one value a second
+    value. Values and attribute names are compared as the taxonomy writes them, when there is one."""
     from tagkit.text import match_key
 
     def key(field_: str, value: str) -> tuple[str, str]:
@@ -428,24 +467,35 @@ def _undecided(finish: dict[str, Any], mine: list[dict[str, Any]], prediction: P
         written = Tag.parse(tag)
         return match_key((taxonomy.canonical(written) if taxonomy is not None else written).name)
 
-    decided = {key(r["field"], v) for r in mine for v in (r["predicted"], r["corrected"]) if v}
-    chosen = any(r["field"] == "category" and r["decision"] in ("accept", "correct") for r in mine)
-    given = {attribute(t) for r in mine if r["field"] == "tag" for t in
-             ([r["corrected"]] if r["decision"] == "correct" else [r["predicted"]] if r["decision"] == "accept"
-              else []) if t}
-    model = finish["model_id"] or prediction.model
+    def chose(row: Mapping[str, Any]) -> str | None:
+        """The category or tag a decision makes a label (an accepted or corrected one), if any."""
+        return row["corrected"] if row["decision"] == "correct" else \
+            row["predicted"] if row["decision"] == "accept" else None
+
     verdict = finish["decision"]
+    stored = list(stored)
+    decided = {key(r["field"], v) for r in mine for v in (r["predicted"], r["corrected"]) if v}
+    before = {key(r["field"], v): r["decision"] for r in stored for v in (r["predicted"], r["corrected"]) if v}
     category = prediction.category
-    if category and key("category", category) not in decided and not (chosen and verdict == "accept"):
-        yield {**finish, "field": "category", "predicted": category, "score": prediction.category_score,
-               "model_id": model}
+    chosen = {key("category", c) for r in [*mine, *stored] if r["field"] == "category" and (c := chose(r))}
+    given = {(attribute(t), key("tag", t)) for r in [*mine, *stored] if r["field"] == "tag" and (t := chose(r))}
+    model = finish["model_id"] or prediction.model
+    out = []
+    if category and key("category", category) not in decided and not (
+            verdict == "accept" and chosen - {key("category", category)}):
+        out.append({**finish, "field": "category", "predicted": category, "score": prediction.category_score,
+                    "model_id": model})
     for tag, score in prediction.tags:
         if key("tag", tag) in decided:
             continue
         name = attribute(tag)
-        second = verdict == "accept" and bool(name) and name in given and single_valued(name, model)
-        yield {**finish, "field": "tag", "predicted": tag, "score": score, "decision": "reject" if second else verdict,
-               "model_id": model}
+        second = verdict == "accept" and bool(name) and single_valued(name, model) and any(
+            a == name and k != key("tag", tag) for a, k in given)
+        out.append({**finish, "field": "tag", "predicted": tag, "score": score,
+                    "decision": "reject" if second else verdict, "model_id": model})
+    for row in out:  # a stored decision otherwise stays (one the same is made again: it is already there)
+        if before.get(key(row["field"], row["predicted"]), row["decision"]) == row["decision"]:
+            yield row
 
 
 def _stored_prediction(store: Store, product_id: str, model_id: str | None,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from tagkit.taxonomy import Taxonomy
 
 KEYS = "1234567890"  # the keys of the first ten suggestions
+CHANGED = "this product changed since it was drawn (decisions stored meanwhile): look again, then press the key"
 SHEET_COLUMNS = ("product_id", "title", "field", "kind", "predicted", "score", "decision", "corrected", "model_id",
                  "reviewer", "image")
 
@@ -56,7 +57,10 @@ class Screen:
 
 
 def screen_for(item: PredictedProduct, rows: list[dict]) -> Screen:
-    """The screen of a product given the stored decisions about its predictions (oldest first)."""
+    """The screen of a product given the stored decisions about it (oldest first, `feedback.decisions_for`).
+    Decisions made on another model version's predictions count as they do for the labels (a product half
+    reviewed when a newer version predicted it comes back as it was left), but a rejection of a category or tag
+    this prediction does not give is not shown."""
     chosen, category_decision = item.category, None
     tags: dict[str, list] = {}  # tag -> [kind, score, on, decision]
     for tag, score in item.tags:
@@ -65,12 +69,15 @@ def screen_for(item: PredictedProduct, rows: list[dict]) -> Screen:
         tags.setdefault(tag, ["candidate", score, False, None])
     finished = None
     for row in rows:
+        other = row["model_id"] != item.model
         if row["field"] == "category":
+            if other and row["decision"] == "reject" and row["predicted"] != chosen:
+                continue
             category_decision = row["decision"]
             chosen = row["corrected"] if row["decision"] == "correct" else (
                 row["predicted"] if row["decision"] == "accept" else None)
         elif row["field"] == "tag":
-            if row["predicted"]:
+            if row["predicted"] and not (other and row["decision"] != "accept" and row["predicted"] not in tags):
                 entry = tags.setdefault(row["predicted"], ["tag", None, False, None])
                 entry[2] = row["decision"] == "accept"
                 entry[3] = "accept" if row["decision"] == "accept" else "reject"
@@ -128,9 +135,12 @@ class Session:
 
     # actions: each returns a short message for the status line ------------------------------------------
 
-    def toggle(self, key: str) -> str:
-        """Turn the suggestion on key `key` off if it is on, on if it is off."""
+    def toggle(self, key: str, seen: Screen | None = None) -> str:
+        """Turn the suggestion on key `key` off if it is on, on if it is off. `seen`: the screen the reviewer
+        looked at; when the product's stored state changed since (another reviewer's decisions), nothing is done."""
         screen = self.screen()
+        if seen is not None and screen != seen:
+            return CHANGED
         suggestion = screen.by_key(key) if screen else None
         if screen is None or suggestion is None:
             return f"no suggestion on key {key}"
@@ -143,13 +153,14 @@ class Session:
             return self._do([row], f"rejected: {suggestion.value}")
         return self._accept_tag(screen, suggestion)
 
-    def accept_all(self) -> str:
-        """Accept every suggestion shown on that is not decided yet, and finish the product."""
-        return self._finish("accept")
+    def accept_all(self, seen: Screen | None = None) -> str:
+        """Accept every suggestion shown on that is not decided yet, and finish the product (`seen`: as
+        `toggle`)."""
+        return self._finish("accept", seen)
 
-    def reject_all(self) -> str:
-        """Reject every prediction not decided yet, and finish the product."""
-        return self._finish("reject")
+    def reject_all(self, seen: Screen | None = None) -> str:
+        """Reject every prediction not decided yet, and finish the product (`seen`: as `toggle`)."""
+        return self._finish("reject", seen)
 
     def edit(self, text: str) -> str:
         """Type a category path or a tag (`name: value`, or a known plain tag): the category is chosen, the
@@ -203,10 +214,12 @@ class Session:
 
     # helpers ---------------------------------------------------------------------------------------------
 
-    def _finish(self, decision: str) -> str:
+    def _finish(self, decision: str, seen: Screen | None = None) -> str:
         screen = self.screen()
         if screen is None:
             return "nothing to decide"
+        if seen is not None and screen != seen:
+            return CHANGED
         rows = []
         category = next((s for s in screen.suggestions if s.kind == "category" and s.decision), None)
         if category is None and screen.item.category:
@@ -214,8 +227,10 @@ class Session:
         for s in screen.suggestions:
             if s.kind == "tag" and s.decision is None and s.on:
                 rows.append(self._decision("tag", decision, predicted=s.value, score=s.score))
+        what = f"{decision}ed all: {screen.item.id}" if rows else \
+            f"finished {screen.item.id}: every suggestion was decided already (its key changes one)"
         rows.append(self._decision("product", decision))
-        message = self._do(rows, f"{decision}ed all: {screen.item.id}", finishes=True)
+        message = self._do(rows, what, finishes=True)
         self.position += 1
         self.decided += 1
         return message

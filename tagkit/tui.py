@@ -12,6 +12,7 @@ import contextlib
 import os
 import select
 import signal
+import sqlite3
 import sys
 import termios
 import tty
@@ -63,33 +64,39 @@ def run(session: Session, console: Console | None = None, fd: int | None = None)
                 message = ""
                 if key in ("q", "ctrl-c", "ctrl-d", "eof"):
                     return
-                if key == "?":
-                    show_help(console)
-                    read_key(fd)
-                elif key in ("u", "backspace"):
-                    message = session.undo()
-                elif screen is None:
-                    message = "the queue is done: u undoes the last action, q quits"
-                elif key in ("a", "x") and console.size != size:  # resized: what was seen is not what is there
-                    message = "the window changed size: look again, then press the key"
-                elif key in ("a", "x") and hidden:  # a and x decide every suggestion: not unseen ones
-                    message = f"{hidden} lines out of view: enlarge first"
-                elif key == "a":
-                    message = session.accept_all()
-                elif key == "x":
-                    message = session.reject_all()
-                elif key == " ":
-                    message = session.skip()
-                elif key in KEYS and hidden and key not in shown and any(s.key == key for s in screen.suggestions):
-                    message = f"the line of {key} is out of view: enlarge first"
-                elif key in KEYS:
-                    message = session.toggle(key)
-                elif key == "e":
-                    categories, tags = session.known_values()
-                    text = read_line(console, fd, "edit> ", categories + tags)
-                    message = session.edit(text) if text else "edit cancelled"
-                elif key:
-                    message = f"no action on {key!r}: ? lists the keys"
+                try:
+                    if key == "?":
+                        show_help(console)
+                        read_key(fd)
+                    elif key in ("u", "backspace"):
+                        message = session.undo()
+                    elif screen is None:
+                        message = "the queue is done: u undoes the last action, q quits"
+                    elif key in ("a", "x") and console.size != size:  # resized: what was seen is not what is there
+                        message = "the window changed size: look again, then press the key"
+                    elif key in ("a", "x") and hidden:  # a and x decide every suggestion: not unseen ones
+                        message = f"{hidden} lines out of view: enlarge first"
+                    elif key == "a":
+                        message = session.accept_all(screen)
+                    elif key == "x":
+                        message = session.reject_all(screen)
+                    elif key == " ":
+                        message = session.skip()
+                    elif key in KEYS and hidden and key not in shown and any(s.key == key for s in screen.suggestions):
+                        message = f"the line of {key} is out of view: enlarge first"
+                    elif key in KEYS:
+                        message = session.toggle(key, screen)
+                    elif key == "e":
+                        categories, tags = session.known_values()
+                        text = read_line(console, fd, "edit> ", categories + tags)
+                        message = session.edit(text) if text else "edit cancelled"
+                    elif key:
+                        message = f"no action on {key!r}: ? lists the keys"
+                except sqlite3.OperationalError as error:  # another program's write outlasted the wait
+                    if "locked" not in str(error):
+                        raise
+                    message = ("not stored: another program kept the database locked for the whole wait; "
+                               "press the key again")
         except KeyboardInterrupt:
             return
 
@@ -97,9 +104,9 @@ def run(session: Session, console: Console | None = None, fd: int | None = None)
 @contextlib.contextmanager
 def raw_terminal(fd: int, console: Console) -> Iterator[None]:
     """Raw keys in, translated newlines out, the alternate screen; all restored on the way out (also on
-    SIGTERM, turned into SystemExit)."""
+    SIGTERM and SIGHUP, the terminal closed, turned into SystemExit)."""
     saved = termios.tcgetattr(fd)
-    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    previous = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         tty.setraw(fd, termios.TCSANOW)
         attrs = termios.tcgetattr(fd)
@@ -109,10 +116,12 @@ def raw_terminal(fd: int, console: Console) -> Iterator[None]:
         console.show_cursor(False)
         yield
     finally:
-        console.show_cursor(True)
-        console.set_alt_screen(False)
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-        signal.signal(signal.SIGTERM, previous)
+        with contextlib.suppress(OSError, termios.error):  # the terminal may be gone (SIGHUP)
+            console.show_cursor(True)
+            console.set_alt_screen(False)
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

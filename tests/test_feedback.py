@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -380,30 +382,48 @@ def labels(db: Path, pid: str) -> tuple[str, set[str]]:
     return p.category_path, set(map(str, p.tags))
 
 
-def test_a_sheet_that_goes_back_on_a_change_of_mind_is_added(demo_db: Path, tmp_path: Path):
+def saved_now(path: str) -> str:
+    """The file saved again (a person went back to it): its modification time is now (after a pause longer than
+    the tick of the kernel's file clock, which may lag the decisions' times by a few milliseconds)."""
+    time.sleep(0.05)
+    os.utime(path)
+    return path
+
+
+def test_a_sheet_saved_after_a_change_of_mind_is_added(demo_db: Path, tmp_path: Path):
+    """A sheet without times is the word of when it was last saved: saved again after a later decision on its
+    labels, it is added and wins; imported again unchanged (a cron job, a second import by someone else), it
+    undoes nothing, and says so."""
     with Store(demo_db) as store:
         pid = next(store.db.query("select product_id from predictions order by 1 limit 1"))["product_id"]
     accept, reject = (sheet(tmp_path / f"{d}.csv", f"{pid},,tag,{d},color: Red,") for d in ("accept", "reject"))
-    runs = [tagkit(demo_db, "feedback", "import", f).stderr for f in (accept, reject, accept)]
+    runs = [tagkit(demo_db, "feedback", "import", saved_now(f)).stderr for f in (accept, reject, accept)]
     assert all("1 decisions added, 0 already there" in r for r in runs), runs
     assert "color: Red" in labels(demo_db, pid)[1], "the sheet's accept is the latest decision"
     again = tagkit(demo_db, "feedback", "import", accept)
     assert again.exit_code == ExitCode.OK and "0 decisions added, 1 already there" in again.stderr
 
+    stale = tagkit(demo_db, "feedback", "import", reject)  # saved before the accept was stored
+    assert stale.exit_code == ExitCode.OK
+    assert "0 decisions added, 0 already there, 1 rows decided otherwise since the file was saved" in stale.stderr
+    assert "'color: Red' was decided (accept) at " in stale.stderr and "that decision is kept" in stale.stderr
+    assert "color: Red" in labels(demo_db, pid)[1]
+
     to_a, to_b = (sheet(tmp_path / f"{c}.csv", f"{pid},m1,category,correct,X > Y,{c} > Z") for c in "AB")
-    for f, added in ((to_a, 1), (to_b, 1), (to_a, 1), (to_a, 0)):
-        assert f"{added} decisions added" in tagkit(demo_db, "feedback", "import", f).stderr
+    for f, added in ((to_a, 1), (to_b, 1), (to_a, 1)):
+        assert f"{added} decisions added" in tagkit(demo_db, "feedback", "import", saved_now(f)).stderr
+    assert "0 decisions added" in tagkit(demo_db, "feedback", "import", to_a).stderr
     assert labels(demo_db, pid)[0] == "A > Z"
     # the category is one label whatever path was predicted: accepting A again after B was accepted counts
     accept_a, accept_b = (sheet(tmp_path / f"a{c}.csv", f"{pid},m2,category,accept,{c},") for c in "AB")
     for f in (accept_a, accept_b, accept_a):
-        assert "1 decisions added" in tagkit(demo_db, "feedback", "import", f).stderr
+        assert "1 decisions added" in tagkit(demo_db, "feedback", "import", saved_now(f)).stderr
     assert labels(demo_db, pid)[0] == "A"
     # a tag is touched by a correction to it too: rejecting it again after it was added counts
     reject_blue = sheet(tmp_path / "rb.csv", f"{pid},,tag,reject,color: Blue,")
     add_blue = sheet(tmp_path / "ab.csv", f"{pid},,tag,correct,,color: Blue")
     for f in (reject_blue, add_blue, reject_blue):
-        assert "1 decisions added" in tagkit(demo_db, "feedback", "import", f).stderr
+        assert "1 decisions added" in tagkit(demo_db, "feedback", "import", saved_now(f)).stderr
     assert "color: Blue" not in labels(demo_db, pid)[1]
 
 
@@ -423,11 +443,42 @@ def test_a_later_row_of_the_same_sheet_wins(demo_db: Path, tmp_path: Path):
     assert "1 decisions added, 4 already there" in tagkit(demo_db, "feedback", "import", longer).stderr
     assert "color: Red" in labels(demo_db, pid)[1]
     assert "0 decisions added, 5 already there" in tagkit(demo_db, "feedback", "import", longer).stderr
-    # the same sheet into a database whose latest decision differs: its last word is added again and wins
+    # the same sheet into a database whose latest decision differs: its last word is left out while the file is
+    # older than that decision (another reviewer's, say), and added again, winning, once the file is saved again
     flip = sheet(tmp_path / "flip.csv", f"{pid},,tag,reject,color: Red,")
     assert "1 decisions added" in tagkit(demo_db, "feedback", "import", flip).stderr
-    assert "1 decisions added, 4 already there" in tagkit(demo_db, "feedback", "import", longer).stderr
+    assert "0 decisions added, 4 already there, 1 rows decided otherwise since" in tagkit(
+        demo_db, "feedback", "import", longer).stderr
+    assert "color: Red" not in labels(demo_db, pid)[1]
+    assert "1 decisions added, 4 already there" in tagkit(demo_db, "feedback", "import", saved_now(longer)).stderr
     assert "color: Red" in labels(demo_db, pid)[1]
+
+
+def test_a_sheets_review_row_leaves_what_another_reviewer_decided_meanwhile(demo_db: Path, tmp_path: Path):
+    """Alice rejects a tag in the terminal while Bob has the review sheet open; Bob's `accept` in the product's
+    review row accepts what nobody decided, as `a` does, not the tag Alice rejected (it did, silently)."""
+    import csv
+
+    path = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(path), "--limit", "1", "--order", "id").exit_code == 0
+    rows = list(csv.DictReader(path.open(encoding="utf-8-sig")))
+    pid, model = rows[0]["product_id"], rows[0]["model_id"]
+    tags = [r["predicted"] for r in rows if r["field"] == "tag" and r["kind"] == "predicted"]
+    assert len(tags) >= 2
+    with Store(demo_db) as store:
+        record(store, [Decision(pid, model, "tag", "reject", predicted=tags[0], reviewer="alice")])
+    for r in rows:
+        r["decision"] = "accept" if r["field"] == "product" else ""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = tagkit(demo_db, "feedback", "import", str(path))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    _, labelled = labels(demo_db, pid)
+    assert tags[0] not in labelled and set(tags[1:]) <= labelled
+    with Store(demo_db) as store:
+        assert [r["reviewer"] for r in feedback_rows(store) if r["predicted"] == tags[0]] == ["alice"]
 
 
 def test_a_review_sheet_filled_in_a_spreadsheet_is_learnt(demo_db: Path, tmp_path: Path):

@@ -356,12 +356,16 @@ def test_kill_minus_9_loses_no_decision(demo_db: Path, terminals):
 
 
 def test_sigterm_and_ctrl_c(demo_db: Path, terminals):
-    """A review stopped by a signal (kill, the terminal closed) exits 128 + the signal and its run is
+    """A review stopped by a signal (kill, the terminal closed: SIGHUP) exits 128 + the signal and its run is
     `interrupted`; Ctrl-C is a key that quits (exit 0, the run `ok`)."""
     term = terminals(demo_db, "--order", "id")
     term.screen()
     term.proc.send_signal(signal.SIGTERM)
     assert term.wait()[0] == 128 + signal.SIGTERM
+    term = terminals(demo_db, "--order", "id")  # the terminal window closed: its run is not left `running`
+    term.screen()
+    term.proc.send_signal(signal.SIGHUP)
+    assert term.wait()[0] == 128 + signal.SIGHUP
     term = terminals(demo_db, "--order", "id")
     term.screen()
     term.press(" ")  # skip one, then finish one: both of the others are still to do
@@ -371,7 +375,7 @@ def test_sigterm_and_ctrl_c(demo_db: Path, terminals):
     assert code == 0 and "1 products reviewed" in said and "59 left in this queue" in said
     with Store(demo_db) as store:
         statuses = [r[0] for r in store.db.execute("select status from runs where command = 'review' order by id")]
-    assert statuses == ["interrupted", "ok"]
+    assert statuses == ["interrupted", "interrupted", "ok"]
 
 
 def test_placeholder_without_colours(demo_db: Path, terminals):
@@ -419,6 +423,71 @@ def test_a_reviewed_product_stays_out_after_a_new_model_predicts_it(demo_db: Pat
         assert [i.id for i in review_queue(store, order="id")] == [i.id for i in first[3:]]
         again = [i.id for i in review_queue(store, order="id", again=True)]
         assert again == sorted(newer) and {i.id for i in reviewed} <= set(again)
+
+
+def test_decisions_about_an_older_versions_prediction_show_on_the_newer_one(demo_db: Path):
+    """A product half reviewed when cron's train + predict gave it a newer prediction comes back as it was left: a
+    tag rejected then is shown rejected, the category chosen then is chosen, and `a` accepts only the rest (it
+    accepted the rejected tag again). A rejected tag the newer prediction does not give is not shown."""
+    from dataclasses import replace
+
+    from tagkit.feedback import feedback_rows
+
+    with Store(demo_db) as store:
+        item = next(i for i in review_queue(store, order="id") if len(i.tags) >= 2 and i.alternatives)
+        older = Session(store, [item], "ana")
+        screen = older.screen()
+        tag = next(s for s in screen.suggestions if s.kind == "tag")
+        alternative = next(s for s in screen.suggestions if s.kind == "category" and not s.on)
+        older.toggle(tag.key)
+        older.toggle(alternative.key)
+        newer = Session(store, [replace(item, model=item.model + "-newer")], "ana")
+        shown = {s.value: s for s in newer.screen().suggestions}
+        assert (shown[tag.value].on, shown[tag.value].decision) == (False, "reject")
+        assert shown[alternative.value].on and shown[alternative.value].decision == "correct"
+        assert not shown[item.category].on
+        without = Session(store, [replace(item, model=item.model + "-newer", tags=[
+            (t, score) for t, score in item.tags if t != tag.value])], "ana")
+        assert tag.value not in {s.value for s in without.screen().suggestions}
+        newer.accept_all()
+        decided = [(r["field"], r["decision"], r["predicted"]) for r in feedback_rows(store)
+                   if r["model_id"] == item.model + "-newer"]
+    assert ("tag", "accept", tag.value) not in decided
+    assert {("tag", "accept", t) for t, _ in item.tags if t != tag.value} <= set(decided)
+    assert not any(f == "category" for f, _, _ in decided), "the category chosen before stays chosen"
+
+
+def test_a_key_pressed_on_a_screen_that_changed_since_it_was_drawn_does_nothing(demo_db: Path):
+    """Another reviewer's decision stored while the screen was up (a sheet imported, a second terminal) can add a
+    line and move every key below it: the key is refused, the screen drawn again, and the next press counts."""
+    from tagkit.feedback import Decision, record
+    from tagkit.review import CHANGED
+
+    with Store(demo_db) as store:
+        item = next(i for i in review_queue(store, order="id") if i.tags and i.candidates)
+        session = Session(store, [item], "ana")
+        seen = session.screen()
+        candidate = next(s for s in seen.suggestions if s.kind == "candidate")
+        record(store, [Decision(item.id, item.model, "tag", "correct", corrected="color: Teal", reviewer="bob")])
+        assert session.screen() != seen
+        assert session.toggle(candidate.key, seen) == CHANGED
+        assert session.accept_all(seen) == CHANGED and session.reject_all(seen) == CHANGED
+        assert [r["reviewer"] for r in rows(demo_db, item.id)] == ["bob"]
+        now = session.screen()
+        moved = next(s for s in now.suggestions if s.value == candidate.value)
+        assert moved.key != candidate.key, "bob's tag took a line above the candidate"
+        assert session.toggle(moved.key, now).endswith(candidate.value)  # accepted (replacing the value on)
+        assert ("tag", "accept", candidate.value, None) in decisions(demo_db, item.id)
+
+
+def test_x_on_a_product_whose_suggestions_were_all_decided_says_so(demo_db: Path):
+    with Store(demo_db) as store:
+        item = review_queue(store, order="id")[0]
+        Session(store, [item], "bob").accept_all()
+        message = Session(store, [item], "ana").reject_all()
+    assert message.startswith(f"finished {item.id}: every suggestion was decided already"), message
+    assert [(r["reviewer"], r["field"]) for r in rows(demo_db, item.id) if r["reviewer"] == "ana"] == [
+        ("ana", "product")]
 
 
 def test_turning_on_another_value_of_a_single_valued_attribute_replaces_the_one_on(demo_db: Path):
