@@ -108,9 +108,14 @@ class Context:
         """The database for a command that only reads it: an error, not a new empty file, when there is none.
         One that cannot be written (a read-only folder, disk or file) is opened read-only, unless not `read_only`
         (the command writes later)."""
-        if not self.db.exists():
-            self.fail(f"no database at {self.db} (run `tagkit import` first, or pass --db)", ExitCode.USAGE)
+        self.need_db("run `tagkit import` first, or pass --db", ExitCode.USAGE)
         return self.open_store(read_only)
+
+    def need_db(self, hint: str, code: ExitCode) -> None:
+        """Exit with `code` when the database file does not exist (a wrong folder, a mistyped --db): a command
+        that needs what is in it does not create an empty one."""
+        if not self.db.exists():
+            self.fail(f"no database at {self.db.absolute()} ({hint}; --db FILE or TAGKIT_DB names another)", code)
 
     def open_store(self, read_only: bool = False) -> Store:
         from tagkit.store import ReadOnlyError, Store
@@ -497,6 +502,8 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
             "export": export_format, "output": output, "top_k": top_k, "force": force}
     if output:
         _check_output(output, obj.db, {"the products file being read": source, "the --products file": products_file})
+    obj.need_db("predict needs a trained model: run in the project's folder, or `tagkit train` first",
+                ExitCode.NO_MODEL)
     with obj.run("predict", args, "predicting") as run:  # the export starts once locked
         _check_source(source, products_file)
         _check_model(obj, run, version)  # before the export writes anything
@@ -560,6 +567,8 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
     mapping = _load_mapping(config_path, overrides)
     args = {"source": source, "products": products_file, "config": config_path, "map": overrides, "model": version,
             "top_k": top_k}
+    obj.need_db("eval needs a trained model: run in the project's folder, or `tagkit train` first",
+                ExitCode.NO_MODEL)
     with obj.run("eval", args, "evaluating") as run:
         _check_source(source, products_file)
         _check_model(obj, run, version)
@@ -616,8 +625,7 @@ def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None
         raise click.UsageError("--dry-run goes with --prune N")
     pruned = None
     if keep is not None:
-        if not obj.db.exists():
-            obj.fail(f"no database at {obj.db} (run `tagkit import` first, or pass --db)", ExitCode.USAGE)
+        obj.need_db("run `tagkit import` first, or pass --db", ExitCode.USAGE)
         with obj.run("models", {"prune": keep, "dry_run": dry_run}, "pruning") as run:
             pruned = prune_versions(run.store, keep, dry_run=dry_run)
             run.finish({"deleted": len(pruned.versions), "unrecorded": len(pruned.unrecorded),

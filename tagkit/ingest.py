@@ -134,10 +134,12 @@ def import_products(
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagkit-read") as ahead):
         # The next chunk's image files are read and hashed while this one is embedded.
         for chunk, hashes in _ahead(_chunks(records, problems, chunk_size), lambda c: ahead.submit(_hashes, c, pool)):
-            unreadable = _set_hashes(chunk, hashes.result(), report)
+            unreadable, missing = _set_hashes(chunk, hashes.result(), report)
             told, left_out = _keep_stored(store, chunk, folder_ids)
             _older_line_ids(store, chunk)
             _keep_stored_fields(store, chunk)
+            kept = _keep_stored_images(store, [(p, e) for p, e in missing if not p.image_hash])
+            unreadable = [kept.get(id(problem), problem) for problem in unreadable]
             for note_ in told:
                 problems.add(note_)
             if left_out:  # unreadable files of stored pictures: not a loss, the notes say why
@@ -207,21 +209,25 @@ def _hashes(chunk: list[Product], pool: ThreadPoolExecutor) -> list[str | ImageE
     return list(pool.map(_hash_file, [p.image for p in chunk if p.image]))
 
 
-def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: ImportReport) -> list[Problem]:
-    """Set each product's `image_hash`; left None where its image cannot be read (the problems returned)."""
+def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: ImportReport
+                ) -> tuple[list[Problem], list[tuple[Product, Problem]]]:
+    """Set each product's `image_hash`; left None where its image cannot be read. Returns the problems, and
+    those of files not found with their products."""
     with_image = [p for p in chunk if p.image]
     report.images += len(with_image)
-    unreadable = []
+    unreadable, missing = [], []
     for product, result in zip(with_image, hashes, strict=True):
         if isinstance(result, ImageError):
+            problem = _image_problem(product, result)
             if result.missing:
                 report.images_missing += 1
+                missing.append((product, problem))
             else:  # there, but empty, too large, not a regular file, not allowed to be read
                 report.images_unreadable += 1
-            unreadable.append(_image_problem(product, result))
+            unreadable.append(problem)
         else:
             product.image_hash = result
-    return unreadable
+    return unreadable, missing
 
 
 def _older_line_ids(store: Store, chunk: list[Product]) -> None:
@@ -257,6 +263,24 @@ def _keep_stored_fields(store: Store, chunk: list[Product]) -> None:
             product.description = known.description
         if "image" in product.keeps and not product.image:
             product.image, product.image_hash = known.image, known.image_hash
+
+
+def _keep_stored_images(store: Store, missing: list[tuple[Product, Problem]]) -> dict[int, Problem]:
+    """A stored product whose image file is not found now (a database copied without the photos, a photo folder
+    moved) keeps the image stored before, with its cached features (else it was learnt and predicted without it,
+    silently). `missing`: the products whose file was not found, with their problems; returns the notes that
+    replace those problems (by `id` of the problem)."""
+    if not missing:
+        return {}
+    stored = {i: found[0] for i, found in store.products_by("id", (p.id for p, _ in missing)).items()}
+    notes = {}
+    for product, problem in missing:
+        known = stored.get(product.id)
+        if known is not None and known.image_hash:
+            notes[id(problem)] = replace(problem, message=f"{problem.message.rsplit('; ', 1)[0]}; the image stored "
+                                         f"before ({known.image}) is kept", info=True)
+            product.image, product.image_hash = known.image, known.image_hash
+    return notes
 
 
 def _canonical_keeps(chunk: list[Product], taxonomy: Taxonomy) -> None:

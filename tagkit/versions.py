@@ -279,6 +279,11 @@ def find_version(store: Store, version: str | None = None) -> ModelVersion:
         if version and rows:
             raise ModelNotFound(f"no model {version!r} in {store.path}: `tagkit models` lists its {len(rows)} "
                                 "versions")
+        if rows and not version:  # a database copied without its models folder
+            raise ModelNotFound(f"{store.path} records {len(rows)} model version(s), but none has its folder: "
+                                f"they are looked for in {models_folder(store)}/ (then where they were trained, "
+                                f"e.g. {rows[0]['path']}); copy that models folder beside the database, or train "
+                                "again")
         which = f"model {version!r}" if version else "trained model"
         raise ModelNotFound(f"no {which} in {store.path} (run `tagkit train` first; `tagkit models` lists them)")
     chosen = candidates[0]

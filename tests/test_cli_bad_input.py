@@ -523,6 +523,28 @@ def test_readers_of_a_mistyped_database_create_nothing(tmp_path: Path):
     assert not typo.exists()
 
 
+def test_predict_and_eval_in_the_wrong_folder_create_no_database(tmp_path: Path):
+    """Cron without `cd`: predict and eval need a model, so a missing database is said as such (exit 4, its full
+    path), and no empty database is left behind for the next `tagkit train` to fill by mistake."""
+    typo = tmp_path / "typo.db"
+    for args in (["predict", str(DEMO / "test.csv")], ["eval", str(DEMO / "test.csv")]):
+        result = tagkit(typo, *args)
+        assert result.exit_code == ExitCode.NO_MODEL, (args, result.stderr)
+        assert f"no database at {typo.absolute()}" in result.stderr, args
+    assert not typo.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_database_copied_without_its_models_folder_says_which_folder_is_missing(demo_db: Path):
+    with Store(demo_db) as store:  # as a copy on a laptop: no folder beside it, none where it was trained
+        store.db.execute("update models set path = '/nowhere/tagkit.db.models/' || id")
+        store.db.conn.commit()
+    result = tagkit(demo_db, "predict", str(DEMO / "test.csv"))
+    assert result.exit_code == ExitCode.NO_MODEL
+    message = " ".join(result.stderr.split())
+    assert "records 1 model version(s), but none has its folder" in message
+    assert f"{demo_db.resolve()}.models/" in message and "copy that models folder beside the database" in message
+
+
 def test_a_read_only_store_reads_and_refuses_to_write(db: Path):
     with Store(db) as store:
         facts = store.stats()

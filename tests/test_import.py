@@ -161,6 +161,30 @@ def test_an_empty_image_file_is_unreadable_not_missing(tmp_path: Path):
         assert messages[3].startswith("empty file (0 bytes)") and messages[4].startswith("file not found")
 
 
+def test_a_stored_product_keeps_its_image_when_the_file_is_not_found_now(tmp_path: Path):
+    """A database copied to a laptop without the photos (or a photo folder moved): importing or predicting the
+    products file again kept the products but cleared their stored images, so the next `train` learnt a titles-only
+    model without a word. The stored image (and its cached features) is kept, and a note says so."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(_jpeg(10))
+    (tmp_path / "products.csv").write_text("id,title,image\na,Red shirt,images/a.jpg\nb,Blue shirt,images/b.jpg\n",
+                                           "utf-8")
+    db = tmp_path / "t.db"
+    _invoke(db, str(tmp_path / "products.csv"))
+    with Store(db) as store:
+        stored = store.product("a")
+    assert stored is not None and stored.image_hash
+    (tmp_path / "images").rename(tmp_path / "moved")
+    result = _invoke(db, str(tmp_path / "products.csv"), "--json")
+    report = json.loads(result.stdout)
+    messages = {problem["row"]: problem for problem in report["problems"]}
+    assert messages[2]["info"] and messages[2]["message"] == (
+        f"file not found ({tmp_path / 'images' / 'a.jpg'}); the image stored before ({stored.image}) is kept")
+    assert not messages[3]["info"] and messages[3]["message"].endswith("product kept without image")
+    with Store(db) as store:
+        assert store.product("a").image_hash == stored.image_hash and store.product("a").image == stored.image
+
+
 def test_clean_input_exits_zero_and_reports_on_stdout(tmp_path: Path):
     (tmp_path / "a.jpg").write_bytes(_jpeg(10))
     (tmp_path / "b.jpg").write_bytes(_jpeg(11))
