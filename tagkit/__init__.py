@@ -48,6 +48,7 @@ _EXPORTS = {
     "Taxonomy": "tagkit.taxonomy",
     "load_taxonomy": "tagkit.taxonomy",
     "AttributeExtractor": "tagkit.extract",
+    "backup": "tagkit.backups",
     # what the functions above raise, for a script to catch
     "ConfigError": "tagkit.config",
     "TaxonomyError": "tagkit.taxonomy",

@@ -284,7 +284,11 @@ class _Main(click.Group):
             if error.errno not in _NO_ROOM:
                 raise
             obj().fail(f"cannot write {error.filename or 'the output'}: {error.strerror}", ExitCode.ERROR)
-        except sqlite3.OperationalError as error:
+        except sqlite3.DatabaseError as error:
+            if not isinstance(error, sqlite3.OperationalError) and "malformed" in str(error):
+                obj().fail(f"the database {obj().db} is damaged ({error}): restore it from a backup (`tagkit "
+                           "backup`). A copy put back while a -wal file of a killed run was left beside the "
+                           "database is damaged so: delete the -wal and -shm files first", ExitCode.USAGE)
             if "database is locked" in str(error):  # not tagkit's lock: another program writing (sqlite-utils, ...)
                 obj().fail(f"the database stayed locked by another program's write for the whole wait ({error}); "
                            "what was stored before is kept: run again once it has finished", ExitCode.LOCKED)
@@ -329,10 +333,12 @@ def main(ctx: click.Context, db: Path, quiet: bool, wait: float, log_file: Path 
     tagkit review --sheet review.csv     the same as a sheet to fill in a spreadsheet
     tagkit feedback export | import      the review decisions as CSV; import reads a filled-in sheet
     tagkit models | stats                the trained models | what the database holds
+    tagkit backup backup.db              a copy of the database and its models, also while tagkit runs
     tagkit taxonomy import | show | map | suggest   one vocabulary of categories, attributes and values
 
     Exit codes: 0 all went through, 1 unexpected failure, 2 bad command line or input, 3 finished but
-    some rows had problems, 4 no model, 5 review without a terminal, 6 database locked by another writer,
+    some rows had problems, 4 nothing to work on (no model or database for it; nothing to train on,
+    to review or to show), 5 review without a terminal, 6 database locked by another writer,
     130 interrupted (Ctrl-C), 141 stdout closed, 143 stopped (SIGTERM).
     """
     if sys.stdout is None:  # started with stdout closed (`>&-`): data written to it is an output closed (141)
@@ -663,6 +669,30 @@ def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None
         from tagkit.report import print_models
 
         print_models(versions)
+
+
+@main.command("backup")
+@click.argument("target", type=click.Path(path_type=Path))
+@json_option("Print what was copied as JSON on stdout.")
+@click.pass_obj
+def backup_command(obj: Context, target: Path, as_json: bool) -> None:
+    """Copy the database to TARGET, consistent even while tagkit runs (a plain `cp` misses what is still in
+    the database's -wal file), and its model versions to TARGET.models/. The copy is a working database:
+    `tagkit --db TARGET ...`; to restore, stop tagkit, delete the database's -wal and -shm files, and copy
+    both back."""
+    from tagkit.backups import backup
+
+    with obj.read_store() as store:
+        try:
+            done = backup(store, target)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from error
+    if as_json:
+        obj.print_json(dataclasses.asdict(done))
+    obj.log(f"backed up {obj.db} to {done.path} ({done.bytes / 1e6:.1f} MB); model versions in {done.models}: "
+            f"{len(done.versions_copied)} copied, {len(done.versions_there)} already there"
+            + (f"; {len(done.versions_missing)} recorded without a folder here, not copied: "
+               f"{', '.join(done.versions_missing)}" if done.versions_missing else ""))
 
 
 @main.command()
