@@ -46,6 +46,7 @@ class Context:
         self.log_file = log_file
         self.json = False  # --json was given (`json_option`)
         self.json_written = False
+        self.config_found: Path | None = None  # ./tagkit.yaml, read without --config (recorded with the run)
 
     def log(self, message: str) -> None:
         if not self.quiet:
@@ -143,12 +144,14 @@ class Context:
     def run(self, command: str, args: dict[str, Any], label: str) -> Iterator[Run]:
         """Take the writer lock, open the database, record the run, show progress; a run that dies is
         recorded as failed (one that is killed, as interrupted by the next run)."""
+        if "config" in args and not args["config"] and self.config_found:
+            args = {**args, "config": self.config_found}
         with self.writer_lock(command), self.open_store() as store, _Progress(self, label) as progress:
             shown = {k: v for k, v in args.items() if v}
             run: Run | None = None
             try:
                 run = Run(self, store, store.start_run(command, shown, writer_lock=True), progress)
-                self.to_log_file(f"{command} started: run #{run.id}, "
+                self.to_log_file(f"{command} started: run #{run.id} in {self.db.absolute()}, "
                                  f"{json.dumps(shown, ensure_ascii=False, default=str)}")
                 yield run
             except BaseException as error:  # Ctrl-C and a closed stdout: exit codes and messages from `_Main`
@@ -895,13 +898,19 @@ def _train_settings(obj: Context, store: Store, config: Config | None) -> dict[s
 
 
 def _load_config(config_path: Path | None, overrides: tuple[str, ...]) -> tuple[Config | None, Mapping | None]:
-    """`config.find_config`, its errors as usage errors (exit 2)."""
+    """`config.find_config`, its errors as usage errors (exit 2). A ./tagkit.yaml read without --config is said
+    on stderr and recorded with the run (it maps the columns of whatever file is read)."""
     from tagkit.config import ConfigError, find_config
 
     try:
-        return find_config(config_path, overrides)
+        config, mapping = find_config(config_path, overrides)
     except ConfigError as error:
         raise click.UsageError(str(error)) from error
+    obj = click.get_current_context().find_object(Context)
+    if config_path is None and config is not None and config.path is not None and obj is not None:
+        obj.config_found = config.path.absolute()
+        obj.log(f"reading {obj.config_found} (tagkit.yaml in the working folder; --config FILE reads another)")
+    return config, mapping
 
 
 def _import_summary(report: Any) -> dict[str, Any]:

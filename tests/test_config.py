@@ -220,6 +220,31 @@ def test_find_config_takes_the_given_file_else_the_folders_tagkit_yaml(tmp_path:
         find_config(overrides=["title"])
 
 
+def test_a_tagkit_yaml_read_without_config_is_said_and_recorded(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The working folder's tagkit.yaml maps the columns of whatever file is read; a user importing another
+    catalogue there learnt of it only from the problems of every row."""
+    import json
+
+    from click.testing import CliRunner
+
+    from tagkit.cli import main
+    from tagkit.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    write_config(tmp_path, "input:\n  title: productDisplayName\n")
+    (tmp_path / "products.csv").write_text("id,productDisplayName\na,Red shirt\n", "utf-8")
+    log = tmp_path / "tagkit.log"
+    result = CliRunner().invoke(main, ["--log-file", str(log), "import", "products.csv", "--no-images"])
+    assert result.exit_code == 0, result.output
+    said = f"reading {tmp_path / 'tagkit.yaml'} (tagkit.yaml in the working folder; --config FILE reads another)"
+    assert said in result.stderr
+    assert f"import started: run #1 in {tmp_path / 'tagkit.db'}, " in log.read_text("utf-8")
+    with Store(tmp_path / "tagkit.db") as store:
+        args = json.loads(next(store.db.query("select args from runs"))["args"])
+    assert args["config"] == str(tmp_path / "tagkit.yaml")
+
+
 def test_a_folder_named_tagkit_yaml_is_not_a_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """It was a traceback (IsADirectoryError) in every command run there."""
     from tagkit import find_config
