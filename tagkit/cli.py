@@ -428,6 +428,9 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
     from tagkit.training import NothingToLearn
     from tagkit.training import train as train_model
 
+    if source is None and (products_file or overrides):
+        raise click.UsageError(f"{'--products' if products_file else '--map'} says how to read SOURCE, and no SOURCE "
+                               "is given: without one, train learns from the products already in the database")
     config, mapping = _load_config(config_path, overrides)
     args = {"source": source, "products": products_file, "config": config_path, "map": overrides,
             "image_model": image_model, "seed": seed, "force": force}
@@ -482,7 +485,9 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
 @products_option
 @click.option("--export", "export_format", type=click.Choice(["csv", "jsonl", "json"]),
               help="Write the predictions in this format (to stdout, or to -o FILE).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the export here.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="Write the export to this file (its format from the extension: .jsonl, .json, else CSV; "
+                   "--export says otherwise); - is stdout.")
 @click.option("--top-k", type=click.IntRange(1, 20), default=3, show_default=True,
               help="How many categories to give per product (the best and the next alternatives).")
 @click.option("--model", "version", help="Model version to use (default: the newest; see `tagkit models`).")
@@ -497,6 +502,8 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
     Predictions are stored in the database (for `tagkit review`) and written out as they come. A
     product whose title, description and image bytes are unchanged since this model predicted it is
     not predicted again (its stored prediction is exported); --force predicts everything again.
+    Labels in SOURCE are stored with its products, and `tagkit train` without SOURCE learns from them:
+    score a labelled test file with `tagkit eval`, which keeps its products out of training.
     """
     from tagkit.export import Exporter, atomic_file
     from tagkit.predicting import predict as run_predict
@@ -505,6 +512,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
     mapping = _load_mapping(config_path, overrides)
     if output and not export_format:
         export_format = {".jsonl": "jsonl", ".json": "json"}.get(output.suffix.lower(), "csv")
+    output = _file_or_stdout(output)
     if as_json and export_format and not output:
         raise click.UsageError("--json prints the summary on stdout: write the export to a file with -o FILE")
     args = {"source": source, "products": products_file, "config": config_path, "map": overrides, "model": version,
@@ -812,7 +820,8 @@ def feedback() -> None:
 
 
 @feedback.command("export")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not to stdout.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              callback=lambda ctx, param, value: _file_or_stdout(value), help="Write here (- is stdout, the default).")
 @click.option("--labels", is_flag=True, help="Write each reviewed product's labels as the decisions leave them "
                                              "(id, title, image, category, tags, decided_at), not the decisions.")
 @click.pass_obj
@@ -1022,6 +1031,11 @@ def _check_source(source: Path, products_file: Path | None) -> None:
     if products_file is not None and not source.is_dir():
         raise click.UsageError(f"--products names the titles of a folder of images, but {source} is a file "
                                "(a products file is given as SOURCE alone)")
+
+
+def _file_or_stdout(value: Path | None) -> Path | None:
+    """An -o value: None (stdout) for `-`, as `review --sheet -`."""
+    return None if value is not None and str(value) == "-" else value
 
 
 def _check_output(output: Path, db: Path, inputs: dict[str, Path | None] | None = None, param_hint: str = "-o"

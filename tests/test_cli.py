@@ -104,6 +104,17 @@ def test_predict_writes_jsonl_to_a_file(trained: Path, tmp_path: Path):
     assert all(0.0 <= r["category_score"] <= 1.0 for r in records)
 
 
+def test_dash_as_the_output_file_is_stdout(trained: Path, tmp_path: Path, monkeypatch):
+    """`-o -` wrote a file named `-` (predict, feedback export), where `review --sheet -` writes to stdout."""
+    monkeypatch.chdir(tmp_path)
+    result = tagkit(trained, "predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv"), "-o", "-")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert result.stdout.startswith("id,title,category,category_score,") and len(result.stdout.splitlines()) > 5
+    exported = tagkit(trained, "feedback", "export", "-o", "-")
+    assert exported.exit_code == ExitCode.OK and exported.stdout.startswith("id,product_id,model_id,")
+    assert not (tmp_path / "-").exists()
+
+
 def test_a_config_mapping_the_image_column_does_not_fail_a_folders_titles_file(trained: Path, tmp_path: Path):
     """The team's tagkit.yaml maps `input.image`, and the nightly `predict photos/ --products titles.csv` gets a
     titles file of ids and titles: the folder gives the images, so the run is clean (it exited 3 every night, "column
@@ -202,7 +213,20 @@ def test_train_attributes_switches_the_other_attributes_off(trained: Path, tmp_p
 def test_predict_without_a_model_exits_with_no_model(tmp_path: Path):
     result = tagkit(tmp_path / "empty.db", "predict", str(DEMO / "new"))
     assert result.exit_code == ExitCode.NO_MODEL
+    assert "predict needs a trained model" in result.stderr
+    assert tagkit(tmp_path / "empty.db", "import", str(DEMO / "new"), "--no-images").exit_code == ExitCode.OK
+    result = tagkit(tmp_path / "empty.db", "predict", str(DEMO / "new"))
+    assert result.exit_code == ExitCode.NO_MODEL
     assert "no trained model" in result.stderr
+
+
+@pytest.mark.parametrize("option", [("--products", str(DEMO / "new.csv")), ("--map", "title=name")])
+def test_train_without_source_refuses_options_that_read_one(tmp_path: Path, option: tuple[str, str]):
+    """They were ignored without a word: a new version was trained from the database as if they were not given."""
+    result = tagkit(tmp_path / "t.db", "train", *option)
+    assert result.exit_code == ExitCode.USAGE
+    assert f"{option[0]} says how to read SOURCE, and no SOURCE is given" in result.stderr
+    assert not (tmp_path / "t.db").exists()
 
 
 def test_train_without_labels_exits_with_no_model(tmp_path: Path):
