@@ -523,7 +523,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
                 ExitCode.NO_MODEL)
     with obj.run("predict", args, "predicting") as run:  # the export starts once locked
         _check_source(source, products_file)
-        _check_model(obj, run, version)  # before the export writes anything
+        passed_over = _check_model(obj, run, version)  # before the export writes anything
         try:
             with ExitStack() as export:
                 out = export.enter_context(atomic_file(output)) if output else sys.stdout
@@ -541,15 +541,15 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
                     raise _NothingRead  # and the last export stays as it was
             # the export file is complete (renamed into place) before the run is recorded as done
         except _NothingRead:
-            run.finish(report.counts(), report.import_report.problem_count, status="failed")
+            run.finish({**report.counts(), **passed_over}, report.import_report.problem_count, status="failed")
             if as_json:  # a cron job's summary file says what went wrong
-                obj.print_json({**report.counts(), **_import_summary(report.import_report)})
+                obj.print_json({**report.counts(), **passed_over, **_import_summary(report.import_report)})
             where = (f"the problems of run #{run.id} in the database's `problems` table" if obj.quiet else
                      "the problems above")
             obj.fail(f"nothing usable could be read from {source} (see {where}); nothing was changed", ExitCode.USAGE)
-        run.finish(report.counts(), report.import_report.problem_count)
+        run.finish({**report.counts(), **passed_over}, report.import_report.problem_count)
     if as_json:
-        obj.print_json({**report.counts(), **_import_summary(report.import_report)})
+        obj.print_json({**report.counts(), **passed_over, **_import_summary(report.import_report)})
     obj.log(f"{report.products:,} products with model {report.model} in {report.seconds:.1f} s: "
             f"{report.predicted:,} predicted now, {report.unchanged:,} unchanged since the last run (skipped)"
             + (f"; written to {output}" if output else ""))
@@ -588,14 +588,16 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
                 ExitCode.NO_MODEL)
     with obj.run("eval", args, "evaluating") as run:
         _check_source(source, products_file)
-        _check_model(obj, run, version)
+        passed_over = _check_model(obj, run, version)
         try:
             result = evaluate(run.store, source, version=version, mapping=mapping, products_file=products_file,
                               top_k=top_k, **run.callbacks())
         except ModelNotFound as error:
             _damaged_model(obj, run, error)
+        result.update(passed_over)
         outcome = _outcome(result["import"])
-        run.finish({"model": result["model"], "products": result["products"]}, result["import"]["problem_count"],
+        run.finish({"model": result["model"], "products": result["products"], **passed_over},
+                   result["import"]["problem_count"],
                    status="failed" if outcome == ExitCode.USAGE or not result["products"] else None)
         if outcome == ExitCode.USAGE or not result["products"]:
             if as_json:  # a cron job's summary file says what went wrong
@@ -966,6 +968,8 @@ def _print_train_report(summary: dict[str, Any]) -> None:
         + (f"; {counts['from_review']:,} reviewed, not in SOURCE" if counts.get("from_review") else "") + ")",
         *([f"left out         {counts['held_out']:,} test products that `tagkit eval` read"]
           if counts.get("held_out") else []),
+        *([f"not learnt        {counts['not_in_source']:,} labelled products of the database that SOURCE does not "
+           "have (`tagkit train` without SOURCE learns them too)"] if counts.get("not_in_source") else []),
         f"categories        {counts['categories']:,} (on {counts['with_category']:,} products)",
         f"tags              {counts['tags']:,} (on {counts['with_tags']:,} products)",
     ]
@@ -1066,8 +1070,10 @@ def _write_sheet(obj: Context, queue: list, sheet: Path, reviewer: str | None) -
             "predictions not decided are then accepted), then `tagkit feedback import`")
 
 
-def _check_model(obj: Context, run: Run, version: str | None) -> None:
-    """Exit with NO_MODEL when there is no model to predict with (or not the one asked for)."""
+def _check_model(obj: Context, run: Run, version: str | None) -> dict[str, list[str]]:
+    """Exit with NO_MODEL when there is no model to predict with (or not the one asked for). Returns
+    `{"passed_over": [...]}`, the newer versions without a folder, for the run's counts and --json (a cron job's
+    summary shows an older model used), or {}."""
     from tagkit.predicting import ModelMismatch, embedder_for
     from tagkit.versions import ModelNotFound, find_version
 
@@ -1082,6 +1088,7 @@ def _check_model(obj: Context, run: Run, version: str | None) -> None:
         obj.log(f"warning: the newest model version{'s' if len(found.passed_over) > 1 else ''} ({newer}) "
                 f"{'have' if len(found.passed_over) > 1 else 'has'} no folder (moved or deleted?): using {found.id}, "
                 "the newest one there is (`tagkit models` lists them)")
+    return {"passed_over": list(found.passed_over)} if found.passed_over else {}
 
 
 def _damaged_model(obj: Context, run: Run, error: ModelNotFound) -> NoReturn:

@@ -134,6 +134,8 @@ def train(
     key = training_key(fingerprint, embedder, seed, params, extract, attributes, taxonomy)
     same = None if force else unchanged_version(store, key)
     this_run = {"images_embedded_again": reembedded, "held_out": left_out}
+    if ids is not None:  # labelled products of the database that SOURCE does not have (another catalogue?)
+        this_run["not_in_source"] = sum(1 for p in products if p.id not in ids and (p.category or p.tags))
     if ids is not None:
         this_run["from_review"] = sum(1 for pid in data.ids if pid in from_review)
     if same is not None:  # reported as `train` reported it when it made that version, but for what this run read

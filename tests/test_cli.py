@@ -181,6 +181,21 @@ def test_train_embeds_the_stored_images_another_image_model_embedded(tmp_path: P
     assert json.loads(again.stdout)["unchanged"], "the same features the second time: nothing new to learn"
 
 
+def test_train_source_says_how_many_labelled_products_of_the_database_it_does_not_learn(demo_db: Path):
+    """A second catalogue in the same database (or last season's file): `train SOURCE` learns SOURCE and the
+    reviewed products only, and said nothing of the others."""
+    imported = tagkit(demo_db, "import", str(DEMO / "test.csv"), "--no-images", "--json")
+    assert imported.exit_code == ExitCode.OK, imported.stderr
+    labelled = sum(1 for row in csv.DictReader((DEMO / "test.csv").open(encoding="utf-8"))
+                   if row["category"] or row["tags"])
+    result = tagkit(demo_db, "train", str(DEMO / "train.csv"), "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary.get("unchanged") and summary["counts"]["not_in_source"] == labelled > 0
+    text = tagkit(demo_db, "train", str(DEMO / "train.csv"))
+    assert f"not learnt        {labelled:,} labelled products of the database that SOURCE does not have" in text.stdout
+
+
 def test_eval_warns_when_products_were_trained_on(trained: Path):
     result = tagkit(trained, "eval", str(DEMO / "train.csv"), "--json")
     scores = json.loads(result.stdout)

@@ -81,8 +81,11 @@ def test_a_deleted_newest_version_is_named_when_an_older_one_is_used(project: Pa
     shutil.rmtree(project.parent / "tagkit.db.models" / newest)
     result = tagkit(project, "predict", str(DEMO / "new"), "--json")
     assert result.exit_code == ExitCode.OK, result.output
-    assert json.loads(result.stdout)["model"] == older
+    summary = json.loads(result.stdout)  # a cron job's summary file says so too
+    assert summary["model"] == older and summary["passed_over"] == [newest]
     assert f"newest model version ({newest}) has no folder" in result.stderr and f"using {older}" in result.stderr
+    scored = json.loads(tagkit(project, "-q", "eval", str(DEMO / "test.csv"), "--json").stdout)
+    assert scored["model"] == older and scored["passed_over"] == [newest]
 
 
 def test_model_ids_that_name_nothing(project: Path):
