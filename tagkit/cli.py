@@ -224,6 +224,9 @@ class _ClosedOutput(io.TextIOBase):
         raise BrokenPipeError(errno.EPIPE, "standard output is closed")
 
 
+_GLOBAL_OPTIONS = ("--db", "-q", "--quiet", "--wait", "--log-file", "--version")
+
+
 class _Main(click.Group):
     """The `tagkit` group: a usage error also goes to the log file; Ctrl-C, SIGTERM, a closed stdout, a full disk
     (or file-size limit, quota, failing disk), memory running out or another program holding SQLite's write lock
@@ -263,6 +266,9 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except click.ClickException as error:
+            if isinstance(error, click.NoSuchOption) and error.option_name in _GLOBAL_OPTIONS:
+                error.message = (f"{error.option_name} is an option of tagkit itself: give it before the command "
+                                 f"(`tagkit {error.option_name} ... {ctx.invoked_subcommand or 'COMMAND'} ...`)")
             context = obj()
             context.to_log_file(f"error: {error.format_message()} (exit code {error.exit_code})")
             if context.json and not context.json_written:

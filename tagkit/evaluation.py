@@ -100,6 +100,7 @@ def evaluate(
                     categories, tags)
     result = score(truth, predictions, top_k=top_k)
     _undefined_as_none(result, top_k)
+    result["category"].update({"k": top_k, "top_k": result["category"][f"top{top_k}"]})  # one key whatever k is
     result["category"].update(_not_learnt(categories, model.category_paths()))
     result["tags"].update(_tags_not_learnt(tags, model.tag_values()))
     result.update({

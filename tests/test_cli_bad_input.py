@@ -545,6 +545,13 @@ def test_a_database_copied_without_its_models_folder_says_which_folder_is_missin
     assert f"{demo_db.resolve()}.models/" in message and "copy that models folder beside the database" in message
 
 
+def test_an_option_of_tagkit_itself_after_the_command_says_where_it_goes(tmp_path: Path):
+    result = CliRunner().invoke(main, ["stats", "--db", str(tmp_path / "t.db")])
+    assert result.exit_code == ExitCode.USAGE
+    assert "--db is an option of tagkit itself: give it before the command (`tagkit --db ... stats ...`)" in \
+        result.stderr
+
+
 def test_a_read_only_store_reads_and_refuses_to_write(db: Path):
     with Store(db) as store:
         facts = store.stats()

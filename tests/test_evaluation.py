@@ -169,6 +169,9 @@ def test_categories_without_tags_leave_the_tag_scores_null_and_out_of_the_table(
     assert summary["category"]["n"] == 30 and 0.0 <= summary["category"]["accuracy"] <= 1.0
     assert summary["tags"]["n"] == 0 and summary["tags"]["micro_f1"] is None
     assert summary["tags_by_attribute"] == {}
+    top5 = json.loads(tagkit(demo_db, "eval", str(path), "--json", "--top-k", "5").stdout)["category"]
+    assert (summary["category"]["k"], top5["k"]) == (3, 5), "one key for the top-k accuracy, whatever k is"
+    assert (summary["category"]["top_k"], top5["top_k"]) == (summary["category"]["top3"], top5["top5"])
     table = tagkit(demo_db, "eval", str(path))
     assert "category accuracy" in table.stdout and "tags micro" not in table.stdout
 

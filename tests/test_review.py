@@ -534,6 +534,14 @@ def item(pid: str, score: float, second: float, title: str = "", category: str =
     return PredictedProduct(pid, title, None, "m", category, score, [("C > D", second)], tags or [], [])
 
 
+def test_order_id_counts_numbers_by_value():
+    from tagkit.queue import order_items
+
+    ids = ["10015", "1163", "dm-10", "²", "dm-2", "13903", "999"]
+    ordered = [i.id for i in order_items([item(pid, 0.9, 0.1) for pid in ids], "id")]
+    assert ordered == ["999", "1163", "10015", "13903", "dm-2", "dm-10", "²"]
+
+
 def test_uncertain_first_and_alike_products_spread_out():
     sure = item("sure", 0.98, 0.01, "Red leather wallet")
     tie = item("tie", 0.5, 0.45, "Blue canvas backpack", category="C > D")
