@@ -137,7 +137,9 @@ class Context:
 
     def cannot_open(self, reason: object, error: BaseException) -> NoReturn:
         """The database (or its lock) cannot be opened: exit 1 when the disk is full, else 2 (a wrong --db)."""
-        self.fail(f"cannot open the database {self.db}: {reason}",
+        hint = (" (damaged or cut short: copy it again, or restore a backup made with `tagkit backup`)"
+                if "malformed" in str(reason) else "")
+        self.fail(f"cannot open the database {self.db}: {reason}{hint}",
                   ExitCode.ERROR if _disk_full(error) else ExitCode.USAGE)
 
     @contextmanager
@@ -495,7 +497,8 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
               help="Write the export to this file (its format from the extension: .jsonl, .json, else CSV; "
                    "--export says otherwise); - is stdout.")
 @click.option("--top-k", type=click.IntRange(1, 20), default=3, show_default=True,
-              help="How many categories to give per product (the best and the next alternatives).")
+              help="How many categories to give per product: the best and the next alternatives (in the --export's "
+                   "alternatives; the line printed without --export shows the best).")
 @click.option("--model", "version", help="Model version to use (default: the newest; see `tagkit models`).")
 @force_option("rewrite unchanged products, embed cached images again, predict unchanged products")
 @json_option("Print a summary as JSON on stdout (counts, problems); an export then needs -o FILE.")
@@ -638,7 +641,8 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
 @main.command()
 @click.option("--prune", "keep", type=click.IntRange(min=1), metavar="N",
               help="Delete all but the N newest model versions (folders, rows, and their predictions that later ones "
-                   "replaced), and version folders the database does not record; then list what is left.")
+                   "replaced), version folders the database does not record, and cached image features no version "
+                   "left uses; compact the file; then list what is left (--dry-run: what would be).")
 @click.option("--dry-run", is_flag=True, help="With --prune: say what would be deleted, delete nothing.")
 @json_option("Print JSON on stdout.")
 @click.pass_obj
@@ -674,6 +678,8 @@ def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None
             obj.log(said)
     with obj.read_store() as store:  # a mistyped --db is refused, not created
         versions = list_versions(store)
+    if pruned is not None and dry_run:  # what would be left
+        versions = [v for v in versions if v["id"] not in pruned.versions]
     if not versions:
         obj.fail(f"no trained model in {obj.db} (run `tagkit train PRODUCTS`)", ExitCode.NO_MODEL)
     if as_json and pruned is not None:
@@ -856,8 +862,9 @@ def feedback_export(obj: Context, output: Path | None, labels: bool) -> None:
 @json_option("Print the counts and problems as JSON on stdout.")
 @click.pass_obj
 def feedback_import(obj: Context, file: Path, as_json: bool) -> None:
-    """Add the decisions of a CSV file (columns as `tagkit feedback export` writes them; product_id, field
-    and decision are required). Bad rows are reported and left out; rows already stored are not added again.
+    """Add the decisions of a CSV file (columns as `tagkit feedback export` writes them, or a review sheet
+    filled in; product_id, field and decision are required, and predicted for a category or tag row but a
+    correction that adds a tag). Bad rows are reported and left out; rows already stored are not added again.
     """
     from tagkit.feedback import FeedbackFileError, import_csv
 

@@ -123,6 +123,11 @@ def show(obj: Any, tree: bool, attribute_name: str | None, as_yaml: bool, as_jso
 
     if attribute_name and tree:
         raise click.UsageError("--attribute and --tree show different things: give one of them")
+    if as_yaml and as_json:
+        raise click.UsageError("--yaml and --json are two formats: give one of them")
+    if tree and (as_yaml or as_json):
+        raise click.UsageError(f"--tree is drawn as text; {'--yaml' if as_yaml else '--json'} prints the whole "
+                               "taxonomy, its category tree included: give one of them")
     with obj.read_store() as store:
         loaded = stored_taxonomy(store)
     if loaded is None:

@@ -60,3 +60,8 @@ def test_a_damaged_database_is_said_as_such(demo_db: Path, tmp_path: Path):
     assert f"the database {damaged} is damaged (database disk image is malformed): restore it from a backup" in \
         " ".join(result.stderr.split())
     assert "Traceback" not in result.output
+    cut = tmp_path / "cut.db"  # an interrupted transfer
+    cut.write_bytes(demo_db.read_bytes()[: demo_db.stat().st_size // 3])
+    result = tagkit(cut, "stats")
+    assert result.exit_code == ExitCode.USAGE and "Traceback" not in result.output
+    assert "damaged or cut short: copy it again, or restore a backup" in " ".join(result.stderr.split())

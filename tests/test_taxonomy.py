@@ -438,6 +438,9 @@ def test_cli_import_show_map_suggest(tmp_path: Path) -> None:
     assert json.loads(run("taxonomy", "import", str(small(tmp_path)), "--json"))["unchanged"] == 12
     assert "├── کفش" in run("taxonomy", "show", "--tree")
     assert "رنگ  [one value]" in run("taxonomy", "show")
+    for formats in (["--yaml", "--json"], ["--tree", "--yaml"], ["--tree", "--json"]):  # one was ignored, silently
+        refused = runner.invoke(main, ["--db", db, "taxonomy", "show", *formats])
+        assert refused.exit_code == 2 and "give one of them" in refused.output, formats
     run("taxonomy", "map", "سیاه", "رنگ: مشکی")
     assert "مشکی  = سیاه" in run("taxonomy", "show", "--attribute", "رنگ")
     products = tmp_path / "products.jsonl"

@@ -164,6 +164,7 @@ def test_prune_keeps_the_newest_versions_and_deletes_the_rest_and_unrecorded_fol
     (root / "notes").mkdir()  # not a model version: left alone
     dry = tagkit(project, "models", "--prune", "1", "--dry-run")
     assert dry.exit_code == ExitCode.OK and "would delete 1 model version(s)" in dry.stderr
+    assert newest in dry.stdout and older not in dry.stdout, "the versions that would be left are listed"
     assert versions(project) == [newest, older] and (root / older).is_dir()
     result = tagkit(project, "models", "--prune", "1", "--json")
     assert result.exit_code == ExitCode.OK, result.output
