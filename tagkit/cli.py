@@ -648,7 +648,7 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
 @click.pass_obj
 def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None:
     """List the trained model versions, newest first (exit code 4 when there is none)."""
-    from tagkit.versions import list_versions, prune_versions
+    from tagkit.versions import list_versions, prune_versions, unrecorded_folders
 
     if dry_run and keep is None:
         raise click.UsageError("--dry-run goes with --prune N")
@@ -671,6 +671,8 @@ def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None
                         "image models no version left uses (an older tagkit's, or another --image-model's)")
         said = (f"{'would delete' if dry_run else 'deleted'} {deleted}: {pruned.bytes / 1e6:,.1f} MB; "
                 f"kept {', '.join(pruned.kept) or 'none'}")
+        if pruned.newer_unrecorded:
+            said += f"; {_newer_unrecorded(pruned.newer_unrecorded)}"
         if dry_run:  # what was asked for: said also with -q
             click.echo(said, err=True)
             obj.to_log_file(said)
@@ -678,16 +680,15 @@ def models(obj: Context, keep: int | None, dry_run: bool, as_json: bool) -> None
             obj.log(said)
     with obj.read_store() as store:  # a mistyped --db is refused, not created
         versions = list_versions(store)
+        newer = unrecorded_folders(store, versions)[1]
+    if newer and pruned is None:
+        obj.log(_newer_unrecorded(newer))
     if pruned is not None and dry_run:  # what would be left
         versions = [v for v in versions if v["id"] not in pruned.versions]
     if not versions:
         obj.fail(f"no trained model in {obj.db} (run `tagkit train PRODUCTS`)", ExitCode.NO_MODEL)
     if as_json and pruned is not None:
-        obj.print_json({"pruned": {"versions": pruned.versions, "unrecorded": pruned.unrecorded,
-                                   "kept": pruned.kept, "bytes": pruned.bytes, "predictions": pruned.predictions,
-                                   "features": pruned.features, "feature_bytes": pruned.feature_bytes,
-                                   "dry_run": dry_run},
-                        "versions": versions})
+        obj.print_json({"pruned": {**dataclasses.asdict(pruned), "dry_run": dry_run}, "versions": versions})
     elif as_json:
         obj.print_json(versions)
     else:
@@ -1048,6 +1049,12 @@ def _check_source(source: Path, products_file: Path | None) -> None:
     if products_file is not None and not source.is_dir():
         raise click.UsageError(f"--products names the titles of a folder of images, but {source} is a file "
                                "(a products file is given as SOURCE alone)")
+
+
+def _newer_unrecorded(names: list[str]) -> str:
+    return (f"{len(names)} model folder(s) newer than every version the database records, not listed and not "
+            f"pruned: {', '.join(names)} (the database restored from an older backup? its models folder is newer; "
+            "delete them by hand if they are not wanted)")
 
 
 def _file_or_stdout(value: Path | None) -> Path | None:

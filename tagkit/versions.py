@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -134,12 +134,13 @@ class Pruned:
     """What `prune_versions` deleted (or, dry, would delete)."""
 
     versions: list[str]  # model versions deleted: their rows, and their folders beside the database
-    unrecorded: list[str]  # folders beside the database that no row records (a database restored from a backup)
+    unrecorded: list[str]  # folders beside the database that no row records, older than its newest version
     kept: list[str]  # the versions kept, newest first
     bytes: int  # the size of the folders deleted
     predictions: int = 0  # predictions of deleted versions (now or before) that a later one of their product replaced
     features: int = 0  # cached image features of image models that no version left and no bundled model uses
     feature_bytes: int = 0  # their vectors' size
+    newer_unrecorded: list[str] = field(default_factory=list)  # unrecorded folders newer than every row: kept
 
 
 # Predictions of the versions in `{marks}` that are not their product's latest (the latest_predictions view's order).
@@ -164,9 +165,7 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
     oldest_kept = kept[-1] if kept else ""
     gone = [r["id"] for r in rows if r["id"] not in kept and (r["available"] or r["id"] < oldest_kept)]
     root = models_folder(store)
-    recorded = {r["id"] for r in rows}
-    unrecorded = sorted(f.name for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")
-                        and f.name not in recorded and (f / MANIFEST).is_file()) if root.is_dir() else []
+    unrecorded, newer = unrecorded_folders(store, rows)
     folders = [root / name for name in [*gone, *unrecorded] if (root / name).is_dir()]
     size = sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
     # predictions of these versions, and of versions deleted before (by an older tagkit), that later ones replaced
@@ -197,7 +196,22 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
             shutil.rmtree(folder, ignore_errors=True)
         if features or superseded:  # the deleted rows' space back to the disk
             store.compact()
-    return Pruned(gone, unrecorded, kept, size, superseded, features, feature_bytes)
+    return Pruned(gone, unrecorded, kept, size, superseded, features, feature_bytes, newer)
+
+
+def unrecorded_folders(store: Store, rows: list[dict[str, Any]] | None = None) -> tuple[list[str], list[str]]:
+    """The version folders beside the database that no `models` row records: those older than its newest
+    version (left by a version deleted by hand, or an older tagkit), and those newer than every version it
+    records (the database was restored from a backup older than its models folder: kept by `prune_versions`)."""
+    root = models_folder(store)
+    if not root.is_dir():
+        return [], []
+    rows = list_versions(store) if rows is None else rows
+    recorded = {r["id"] for r in rows}
+    newest = max(recorded, default="")
+    found = sorted(f.name for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")
+                   and f.name not in recorded and (f / MANIFEST).is_file())
+    return [name for name in found if name < newest], [name for name in found if name > newest]
 
 
 def _stale_feature_models(store: Store, remaining: list[dict[str, Any]]) -> list[str]:

@@ -88,6 +88,21 @@ def test_a_deleted_newest_version_is_named_when_an_older_one_is_used(project: Pa
     assert scored["model"] == older and scored["passed_over"] == [newest]
 
 
+def test_a_database_restored_from_an_older_backup_keeps_the_newer_model_folders(project: Path):
+    """`models --prune 5` deleted the newest versions' folders, as folders the (restored) database does not
+    record; `models` never mentioned them."""
+    newest = versions(project)[0]
+    with Store(project) as store:  # as the backup taken before `newest` was trained
+        store.db.execute("delete from models where id = ?", [newest])
+        store.db.conn.commit()
+    listed = tagkit(project, "models")
+    assert listed.exit_code == ExitCode.OK and f"1 model folder(s) newer than every version the database " \
+        f"records, not listed and not pruned: {newest}" in " ".join(listed.stderr.split())
+    pruned = tagkit(project, "models", "--prune", "5", "--json")
+    assert json.loads(pruned.stdout)["pruned"]["newer_unrecorded"] == [newest]
+    assert (project.parent / "tagkit.db.models" / newest).is_dir()
+
+
 def test_model_ids_that_name_nothing(project: Path):
     unknown = tagkit(project, "predict", str(DEMO / "new"), "--model", "nope")
     assert unknown.exit_code == ExitCode.NO_MODEL
@@ -259,7 +274,7 @@ def test_prune_keeps_versions_predict_can_use_when_the_newest_folder_is_missing(
     assert dry.exit_code == ExitCode.OK, dry.output
     assert json.loads(dry.stdout)["pruned"] == {"versions": [], "unrecorded": [], "kept": [older], "bytes": 0,
                                                 "predictions": 0, "features": 0, "feature_bytes": 0,
-                                                "dry_run": True}
+                                                "newer_unrecorded": [], "dry_run": True}
     assert "would delete 0 model version(s)" in dry.stderr
     assert tagkit(project, "models", "--prune", "1").exit_code == ExitCode.OK
     assert versions(project) == [newest, older]  # the missing one may come back; the usable one stays
