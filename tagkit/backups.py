@@ -35,10 +35,15 @@ def backup(store: Store, target: str | Path) -> Backup:
     """Copy the database to `target` (replacing a file there at once, never half-written) and its recorded model
     versions' folders to `<target>.models/`. Raises ValueError when `target` is the database itself."""
     target = Path(target)
-    if target.exists() and target.resolve() == store.path.resolve():
-        raise ValueError(f"{target} is the database itself: name another file")
+    live = store.path.resolve()
+    if target.resolve() in {live, *(live.with_name(live.name + end) for end in ("-wal", "-shm", ".lock"))}:
+        raise ValueError(f"{target} is the database itself (or one of its files): name another file")
     if target.is_dir():
         raise ValueError(f"{target} is a folder: name the backup file (e.g. {target / store.path.name})")
+    if Path(f"{target}-wal").exists():  # it would be read over the new copy when the backup is next opened
+        raise ValueError(f"{target}-wal is there: a command has the backup {target} open, or was killed on it; "
+                         f"let it finish (or delete {target}-wal and {target}-shm), or name another file")
+    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         copy = sqlite3.connect(partial)

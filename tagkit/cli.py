@@ -883,7 +883,7 @@ def feedback_import(obj: Context, file: Path, as_json: bool) -> None:
         obj.print_json({**report.counts(), "problems": [dataclasses.asdict(p) for p in report.problems]})
     obj.log(f"{report.added:,} decisions added, {report.already_there:,} already there, "
             + (f"{report.undecided:,} rows without a decision, " if report.undecided else "")
-            + (f"{report.decided_since:,} rows decided otherwise since the file was saved (kept so), "
+            + (f"{report.decided_since:,} rows decided otherwise since the sheet was written or saved (kept so), "
                if report.decided_since else "")
             + f"{report.rows_failed:,} rows left out")
     sys.exit(ExitCode.PARTIAL if report.rows_failed else ExitCode.OK)
@@ -903,11 +903,12 @@ def _load_mapping(config_path: Path | None, overrides: tuple[str, ...]) -> Mappi
 
 
 def _train_settings(obj: Context, store: Store, config: Config | None) -> dict[str, Any]:
-    """The `train:` settings this run trains with: the tagkit.yaml's, else (no tagkit.yaml: cron in another
-    folder) the newest version's, said on stderr, so a nightly `train` keeps reading values from titles."""
+    """The `train:` settings this run trains with: the tagkit.yaml's `train:` section, else (no tagkit.yaml, cron
+    in another folder, or one with only `input:`) the newest version's, said on stderr, so a nightly `train` keeps
+    reading values from titles."""
     from tagkit.versions import train_settings
 
-    if config is not None:
+    if config is not None and "train" in config.sections:
         return {"extract": config.extract, "attributes": config.attributes, "from": str(config.path or "")}
     kept = train_settings(store)
     if kept is None:
@@ -917,8 +918,9 @@ def _train_settings(obj: Context, store: Store, config: Config | None) -> dict[s
     settings = {"extract": extract if isinstance(extract, bool) else tuple(extract),
                 "attributes": tuple(found["attributes"]) if found.get("attributes") else None, "from": version}
     shown = ", ".join(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in found.items())
-    obj.log(f"no tagkit.yaml here: training with the `train:` settings of the newest model version {version} "
-            f"({shown}); a tagkit.yaml with a `train:` section (or --config FILE) sets others")
+    where = "no tagkit.yaml here" if config is None else f"no `train:` section in {config.path}"
+    obj.log(f"{where}: training with the `train:` settings of the newest model version {version} ({shown}); a "
+            "tagkit.yaml with a `train:` section (or --config FILE) sets others")
     return settings
 
 

@@ -335,7 +335,8 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             else:
                 latest = _latest(store, row)
                 there = latest is not None and all(latest[c] == row[c] for c in _CONTENT[:-1])
-                if not there and latest is not None and latest["created_at"] != now and _after(latest, saved):
+                if not there and latest is not None and latest["created_at"] != now and _after(
+                        latest, row.get("written_at") or saved):
                     report.problems.append(_decided_since(row, line, latest, path))
                     report.decided_since += 1
                     continue
@@ -366,13 +367,16 @@ def _after(decision: Mapping[str, Any], saved: datetime | None) -> bool:
 
 
 def _decided_since(row: dict[str, Any], line: int, latest: dict[str, Any], path: Path) -> Problem:
-    """The note on a sheet row (without a time) that a decision stored after the file was last saved goes
-    against: the later decision is kept (a sheet imported again after a reviewer changed it undoes nothing)."""
+    """The note on a sheet row (without a time) that a decision stored after the sheet was written (a review
+    sheet's `written_at`; else when the file was last saved) goes against: the later decision is kept (a sheet
+    imported again, or filled in without showing it, undoes nothing)."""
     what = latest["corrected"] or latest["predicted"] or "the review"
     who = f" by {latest['reviewer']}" if latest["reviewer"] else ""
+    after, again = (("this sheet was written", "decide it again, in the terminal or a new sheet") if row.get(
+        "written_at") else ("this file was last saved", "save the file again"))
     return Problem(str(path), line, "decision", f"{shown(what)} was decided ({latest['decision']}){who} at "
-                   f"{latest['created_at']}, after this file was last saved: that decision is kept, this row left "
-                   "out (save the file again to make it the latest)", info=True, product_id=row["product_id"])
+                   f"{latest['created_at']}, after {after}: that decision is kept, this row left out ({again} to "
+                   "make it the latest)", info=True, product_id=row["product_id"])
 
 
 def _typed_outside(taxonomy: Taxonomy | None, rows: list[dict[str, Any]], file: str) -> list[Problem]:
@@ -568,7 +572,18 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
         when = when.replace(tzinfo=when.tzinfo or UTC).astimezone(UTC)
         created = when.isoformat(timespec="milliseconds" if "." in cell["created_at"] else "seconds")
     moved = {"moved_from": cell["moved_from"]} if cell.get("moved_from") else {}
-    return {**{c: cell[c] or None for c in _CONTENT}, "score": score, "created_at": created, **moved}
+    return {**{c: cell[c] or None for c in _CONTENT}, "score": score, "created_at": created, **moved,
+            "written_at": _written_at(raw.get("written_at"))}
+
+
+def _written_at(text: Any) -> datetime | None:
+    """A review sheet's `written_at` (when `tagkit review --sheet` wrote it), or None (not a sheet's, or unreadable:
+    the file's modification time stands in)."""
+    try:
+        when = datetime.fromisoformat(plain_cell(str(text or "").strip()))
+    except ValueError:
+        return None
+    return when.replace(tzinfo=when.tzinfo or UTC)
 
 
 def _known_products(store: Store, ids: list[str]) -> set[str]:

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING
 
 from tagkit.export import safe_cell
-from tagkit.feedback import Decision, decisions_for, record, undo
+from tagkit.feedback import Decision, decisions_for, record, stamp, undo
 from tagkit.product import Tag, format_category, parse_category
 from tagkit.queue import attribute_arity
 from tagkit.taxonomy import stored_taxonomy
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 KEYS = "1234567890"  # the keys of the first ten suggestions
 CHANGED = "this product changed since it was drawn (decisions stored meanwhile): look again, then press the key"
 SHEET_COLUMNS = ("product_id", "title", "field", "kind", "predicted", "score", "decision", "corrected", "model_id",
-                 "reviewer", "image")
+                 "reviewer", "image", "written_at")
 
 
 @dataclass
@@ -130,8 +130,19 @@ class Session:
         return self.queue[self.position] if self.position < len(self.queue) else None
 
     def screen(self) -> Screen | None:
+        """The product's screen as stored (`screen_for`). A value chosen on another version's prediction (a
+        correction, say) turns off the undecided values of its attribute when that takes one value, as choosing
+        it here would have, so `a` does not accept a second one."""
         item = self.item
-        return screen_for(item, decisions_for(self.store, item.id, item.model)) if item else None
+        if item is None:
+            return None
+        screen = screen_for(item, decisions_for(self.store, item.id, item.model))
+        tags = [(s, match_key(Tag.parse(s.value).name)) for s in screen.suggestions if s.kind != "category" and s.on]
+        chosen = {name for s, name in tags if s.decision}
+        for s, name in tags:
+            if not s.decision and name in chosen and self._multi_valued(name) is False:
+                s.on = False
+        return screen
 
     # actions: each returns a short message for the status line ------------------------------------------
 
@@ -162,12 +173,14 @@ class Session:
         """Reject every prediction not decided yet, and finish the product (`seen`: as `toggle`)."""
         return self._finish("reject", seen)
 
-    def edit(self, text: str) -> str:
+    def edit(self, text: str, seen: Screen | None = None) -> str:
         """Type a category path or a tag (`name: value`, or a known plain tag): the category is chosen, the
         tag turned on or added. A value of a single-valued attribute replaces the values on, of a multi-valued one
         is added, of an attribute of unknown arity replaces the value on when there is one. What is typed is made
-        canonical by the database's taxonomy, as labels are."""
+        canonical by the database's taxonomy, as labels are (`seen`: as `toggle`)."""
         screen = self.screen()
+        if seen is not None and screen != seen:
+            return CHANGED
         path, tag = parse_category(text), Tag.parse(text)
         taxonomy = self.taxonomy
         if taxonomy is not None:
@@ -194,8 +207,9 @@ class Session:
         """Remove the last action's decisions and go back to its product."""
         if not self.history:
             return "nothing to undo"
-        step = self.history.pop()
-        undo(self.store, step.ids)
+        step = self.history[-1]
+        undo(self.store, step.ids)  # a write that fails (the database locked) leaves the step to undo again
+        self.history.pop()
         self.decided -= step.finishes
         self.position = step.position
         return f"undone: {step.what}"
@@ -350,12 +364,13 @@ def write_sheet(queue: Iterable[PredictedProduct], out: IO[str], reviewer: str |
     """Write the products of a review queue as a feedback sheet, for a team that reviews in a spreadsheet; returns
     how many products it holds. Per product, in this order: a `category` row for the predicted path (kind
     `predicted`) and for each alternative (`alternative`), a `tag` row for each predicted tag (`predicted`) and for
-    each tag below its threshold (`candidate`), each with its score and an empty `decision`, and a `product` row
+    each tag below its threshold (`candidate`), each with its score, an empty `decision` and the time the sheet was
+    written (`written_at`: a decision stored after it goes before the sheet's rows), and a `product` row
     (kind `review`) whose `accept` or `reject` finishes the product's review, and decides its predictions not
     decided otherwise, as `a` and `x` do. `feedback.import_csv` reads the sheet back."""
     writer = csv.writer(out)
     writer.writerow(SHEET_COLUMNS)
-    count = 0
+    count, written_at = 0, stamp()  # a decision stored after it, which the sheet did not show, is not overridden
     for item in queue:
         rows = [("category", "predicted", item.category, item.category_score)] if item.category else []
         rows += [("category", "alternative", path, score) for path, score in item.alternatives
@@ -366,7 +381,8 @@ def write_sheet(queue: Iterable[PredictedProduct], out: IO[str], reviewer: str |
         for field_, kind, value, score in rows:
             cells = {"product_id": item.id, "title": item.title, "field": field_, "kind": kind, "predicted": value,
                      "score": "" if score is None else round(score, 4), "decision": "", "corrected": "",
-                     "model_id": item.model, "reviewer": reviewer or "", "image": item.image or ""}
+                     "model_id": item.model, "reviewer": reviewer or "", "image": item.image or "",
+                     "written_at": written_at}
             writer.writerow([safe_cell(cells[c]) for c in SHEET_COLUMNS])
         count += 1
     return count

@@ -89,7 +89,7 @@ def run(session: Session, console: Console | None = None, fd: int | None = None)
                     elif key == "e":
                         categories, tags = session.known_values()
                         text = read_line(console, fd, "edit> ", categories + tags)
-                        message = session.edit(text) if text else "edit cancelled"
+                        message = session.edit(text, screen) if text else "edit cancelled"
                     elif key:
                         message = f"no action on {key!r}: ? lists the keys"
                 except sqlite3.OperationalError as error:  # another program's write outlasted the wait

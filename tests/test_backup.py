@@ -44,8 +44,14 @@ def test_a_backup_taken_while_a_review_is_open_has_its_decisions_and_works_as_a_
 
     again = json.loads(tagkit(demo_db, "backup", str(target), "--json").stdout)
     assert (again["versions_copied"], again["versions_there"]) == ([], versions), "a version never changes"
-    itself = tagkit(demo_db, "backup", str(demo_db))
-    assert itself.exit_code == ExitCode.USAGE and "is the database itself" in itself.stderr
+    for wrong in (demo_db, Path(f"{demo_db}-wal")):
+        itself = tagkit(demo_db, "backup", str(wrong))
+        assert itself.exit_code == ExitCode.USAGE and "is the database itself" in itself.stderr
+    nested = tmp_path / "new" / "folder" / "b.db"  # a folder not made yet (a dated backups folder)
+    assert tagkit(demo_db, "backup", str(nested)).exit_code == ExitCode.OK and nested.is_file()
+    Path(f"{target}-wal").write_bytes(b"")  # a command killed on the backup left it: it would be read over a new copy
+    refused = tagkit(demo_db, "backup", str(target))
+    assert refused.exit_code == ExitCode.USAGE and f"{target}-wal is there" in " ".join(refused.stderr.split())
 
 
 def test_a_damaged_database_is_said_as_such(demo_db: Path, tmp_path: Path):

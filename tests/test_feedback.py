@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -405,7 +406,8 @@ def test_a_sheet_saved_after_a_change_of_mind_is_added(demo_db: Path, tmp_path: 
 
     stale = tagkit(demo_db, "feedback", "import", reject)  # saved before the accept was stored
     assert stale.exit_code == ExitCode.OK
-    assert "0 decisions added, 0 already there, 1 rows decided otherwise since the file was saved" in stale.stderr
+    assert "0 decisions added, 0 already there, 1 rows decided otherwise since the sheet was written or saved" \
+        in stale.stderr
     assert "'color: Red' was decided (accept) at " in stale.stderr and "that decision is kept" in stale.stderr
     assert "color: Red" in labels(demo_db, pid)[1]
 
@@ -479,6 +481,21 @@ def test_a_sheets_review_row_leaves_what_another_reviewer_decided_meanwhile(demo
     assert tags[0] not in labelled and set(tags[1:]) <= labelled
     with Store(demo_db) as store:
         assert [r["reviewer"] for r in feedback_rows(store) if r["predicted"] == tags[0]] == ["alice"]
+    # Bob accepts that tag in a row of his own, in the sheet written before Alice's decision, saved after it: the
+    # sheet never showed it, so hers is kept, with a note; a copy of the file (a new modification time) the same
+    for r in rows:
+        r["decision"] = "accept" if r["predicted"] == tags[0] else ""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    for sheet_file in (path, Path(shutil.copy(path, tmp_path / "copy.csv"))):
+        result = tagkit(demo_db, "feedback", "import", str(sheet_file))
+        assert result.exit_code == ExitCode.OK, result.stderr
+        said = " ".join(result.stderr.split())
+        assert "0 decisions added" in said and "1 rows decided otherwise since" in said
+        assert f"'{tags[0]}' was decided (reject) by alice at " in said and "after this sheet was written" in said
+    assert tags[0] not in labels(demo_db, pid)[1]
 
 
 def test_a_review_sheet_filled_in_a_spreadsheet_is_learnt(demo_db: Path, tmp_path: Path):

@@ -457,6 +457,51 @@ def test_decisions_about_an_older_versions_prediction_show_on_the_newer_one(demo
     assert not any(f == "category" for f, _, _ in decided), "the category chosen before stays chosen"
 
 
+def test_a_value_chosen_on_an_older_version_keeps_a_single_valued_attribute_to_one_value(demo_db: Path):
+    """A correction to `usage` typed on the older version's prediction, then a newer prediction with another usage:
+    the screen showed both on and `a` accepted the newer one, dropping the typed correction."""
+    from dataclasses import replace
+
+    import yaml
+
+    from tagkit.taxonomy import import_taxonomy, parse_taxonomy
+
+    with Store(demo_db) as store:  # the newer version here is made up: the taxonomy says usage takes one value
+        import_taxonomy(store, parse_taxonomy(yaml.safe_load("attributes:\n  - {name: usage, open: true}\n")))
+        item = next(i for i in review_queue(store, order="id") if any(t.startswith("usage: ") for t, _ in i.tags))
+        Session(store, [item], "ana").edit("usage: Brand New")
+        other = [(t if not t.startswith("usage: ") else "usage: Other", score) for t, score in item.tags]
+        newer = Session(store, [replace(item, model=item.model + "-newer", tags=other)], "ana")
+        usage = {s.value: s.on for s in newer.screen().suggestions if s.value.startswith("usage: ")}
+        assert usage["usage: Brand New"] and not any(on for value, on in usage.items() if value != "usage: Brand New")
+        newer.accept_all()
+    from tagkit.feedback import apply_feedback, feedback_rows
+
+    with Store(demo_db) as store:
+        [product] = apply_feedback([store.product(item.id)], feedback_rows(store))
+    assert [str(t) for t in product.tags if t.name == "usage"] == ["usage: Brand New"]
+
+
+def test_undo_that_cannot_be_stored_can_be_pressed_again(demo_db: Path):
+    """`u` while another program held the database: the step left the history before the write failed, and the
+    next `u` undid the action before it."""
+    import sqlite3
+
+    with Store(demo_db, timeout=0.2) as store:
+        items = review_queue(store, order="id")[:2]
+        session = Session(store, items, "ana")
+        session.accept_all()
+        session.accept_all()
+        holder = sqlite3.connect(demo_db, timeout=0.2)
+        holder.execute("begin immediate")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            session.undo()
+        holder.rollback()
+        holder.close()
+        assert session.undo() == f"undone: accepted all: {items[1].id}"
+        assert session.position == 1 and {r["product_id"] for r in rows(demo_db)} == {items[0].id}
+
+
 def test_a_key_pressed_on_a_screen_that_changed_since_it_was_drawn_does_nothing(demo_db: Path):
     """Another reviewer's decision stored while the screen was up (a sheet imported, a second terminal) can add a
     line and move every key below it: the key is refused, the screen drawn again, and the next press counts."""
@@ -472,6 +517,7 @@ def test_a_key_pressed_on_a_screen_that_changed_since_it_was_drawn_does_nothing(
         assert session.screen() != seen
         assert session.toggle(candidate.key, seen) == CHANGED
         assert session.accept_all(seen) == CHANGED and session.reject_all(seen) == CHANGED
+        assert session.edit(candidate.value, seen) == CHANGED
         assert [r["reviewer"] for r in rows(demo_db, item.id)] == ["bob"]
         now = session.screen()
         moved = next(s for s in now.suggestions if s.value == candidate.value)
