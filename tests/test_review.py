@@ -386,6 +386,15 @@ def test_placeholder_without_colours(demo_db: Path, terminals):
     assert term.quit()[0] == 0
 
 
+def test_an_image_not_found_names_where_it_was_looked_for(tmp_path: Path):
+    """A project folder moved: review said only `2964.jpg: file not found`."""
+    from tagkit.tui import half_blocks
+
+    gone = tmp_path / "old project" / "images" / "2964.jpg"
+    text = half_blocks(str(gone), 20, 10).plain
+    assert text.startswith(f"(image not found at {gone}: moved? `tagkit import`")
+
+
 def test_filters_and_limit(demo_db: Path):
     with Store(demo_db) as store:
         everything = review_queue(store, order="id")
