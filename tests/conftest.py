@@ -78,3 +78,13 @@ def copy_db(source: Path, target: Path) -> Path:
         src.close()
         dst.close()
     return target
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | None = None) -> Path:
+    """`rows` as a CSV file (the columns of the first row, or `columns`: cells of others left out), as a
+    spreadsheet saves one."""
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns or list(rows[0]), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

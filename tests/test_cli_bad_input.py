@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import copy_db
+from conftest import copy_db, write_csv
 
 from tagkit.cli import main
 from tagkit.exitcodes import ExitCode
@@ -43,14 +43,6 @@ def tagkit(db: Path, *args: str):
 def demo_rows(name: str = "test.csv") -> list[dict[str, str]]:
     with (DEMO / name).open(encoding="utf-8") as f:
         return list(csv.DictReader(f))
-
-
-def write_csv(path: Path, rows: list[dict[str, str]], columns: list[str] | None = None) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns or list(rows[0]), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def absolute_images(rows: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import write_csv
 
 from tagkit.cli import main
 from tagkit.evaluation import evaluate
@@ -31,14 +32,6 @@ def tagkit(db: Path, *args: str):
 def demo_rows() -> list[dict[str, str]]:
     with (DEMO / "test.csv").open(encoding="utf-8") as f:
         return [{**row, "image": str(DEMO / row["image"]) if row["image"] else ""} for row in csv.DictReader(f)]
-
-
-def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def summed_by_attribute(per_tag: list[dict]) -> dict[str, Counter]:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import write_csv
 
 from tagkit.cli import main
 from tagkit.exitcodes import ExitCode
@@ -471,11 +472,7 @@ def test_a_sheets_review_row_leaves_what_another_reviewer_decided_meanwhile(demo
         record(store, [Decision(pid, model, "tag", "reject", predicted=tags[0], reviewer="alice")])
     for r in rows:
         r["decision"] = "accept" if r["field"] == "product" else ""
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    result = tagkit(demo_db, "feedback", "import", str(path))
+    result = tagkit(demo_db, "feedback", "import", str(write_csv(path, rows)))
     assert result.exit_code == ExitCode.OK, result.stderr
     _, labelled = labels(demo_db, pid)
     assert tags[0] not in labelled and set(tags[1:]) <= labelled
@@ -485,10 +482,7 @@ def test_a_sheets_review_row_leaves_what_another_reviewer_decided_meanwhile(demo
     # sheet never showed it, so hers is kept, with a note; a copy of the file (a new modification time) the same
     for r in rows:
         r["decision"] = "accept" if r["predicted"] == tags[0] else ""
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(path, rows)
     for sheet_file in (path, Path(shutil.copy(path, tmp_path / "copy.csv"))):
         result = tagkit(demo_db, "feedback", "import", str(sheet_file))
         assert result.exit_code == ExitCode.OK, result.stderr

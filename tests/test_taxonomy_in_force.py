@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import DEMO, copy_db
+from conftest import DEMO, copy_db, write_csv
 from test_taxonomy import SMALL  # a small Persian taxonomy: categories, one multi-valued attribute, a colour
 
 from tagkit.cli import main
@@ -484,11 +484,7 @@ def test_a_sheets_review_row_decides_what_the_sheet_showed_under_the_taxonomy(de
             r["decision"] = "accept"
         elif r["product_id"] == coloured and r["predicted"] == colour_tag:
             r["corrected"] = "فام: سفید"
-    with sheet.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    result = tagkit(demo_db, "feedback", "import", str(sheet))
+    result = tagkit(demo_db, "feedback", "import", str(write_csv(sheet, rows)))
     assert result.exit_code == ExitCode.OK, result.output
     assert "another attribute" not in result.stderr
     with Store(demo_db) as store:
