@@ -228,7 +228,7 @@ class FeedbackImport:
     added: int = 0
     already_there: int = 0
     undecided: int = 0  # rows of a review sheet left without a decision (and not decided by its product's review row)
-    decided_since: int = 0  # rows (without a time) left out: a decision stored after the file was saved goes against
+    decided_since: int = 0  # rows (without a time) left out: a decision stored after the sheet was written goes against
     problems: list[Problem] = field(default_factory=list)  # rows left out, and notes (`info`) on rows read
 
     @property
@@ -255,10 +255,11 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     - a row without one (typed in a spreadsheet; it gets the time of the import) is the sheet's word on its
       labels (`_labels`). When a later row of the same file speaks for all of them, it is there when the same
       decision is, made at any time; otherwise it is there only when it equals the latest stored decision on
-      its labels, and within one file the later row wins. It speaks as of when the file was last saved: when
-      the latest stored decision on its labels was made after that and goes against it (another reviewer's,
-      meanwhile), that decision is kept and the row left out with a note (`decided_since`); a sheet saved again
-      after a change of mind is added and wins (the latest decision wins in `apply_feedback`).
+      its labels, and within one file the later row wins. It speaks as of when its review sheet was written
+      (`written_at`), or, without that column, when the file was last saved: when the latest stored decision on
+      its labels was made after that and goes against it (another reviewer's, meanwhile), that decision is kept
+      and the row left out with a note (`decided_since`); a file without `written_at` saved again after a change
+      of mind is added and wins (the latest decision wins in `apply_feedback`).
     """
     path = Path(path)
     report = FeedbackImport(str(path))
@@ -417,9 +418,9 @@ def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report
     what it decided) as `a` and `x` in the terminal: the product's predicted category and tags (its stored
     prediction by that model version, else its latest, held to `taxonomy` as the sheet shows it) that neither a row
     of the sheet nor a stored decision (another reviewer's, meanwhile) decides are accepted (or rejected) with it,
-    put just before it (`_undecided`; a row of `blank` so decided
-    is no longer counted undecided). A product with a row left out (a problem) is not finished: its `product` rows
-    are left out too, with a problem, so it is asked again."""
+    put just before it (`_undecided`; a row of `blank` so decided is no longer counted undecided). A product with a
+    row left out (a problem) is not finished: its `product` rows are left out too, with a problem, so it is asked
+    again."""
     from tagkit.queue import attribute_arity
 
     failed = {p.product_id for p in report.problems if p.product_id and not p.info}
