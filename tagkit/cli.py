@@ -47,6 +47,7 @@ class Context:
         self.json = False  # --json was given (`json_option`)
         self.json_written = False
         self.config_found: Path | None = None  # ./tagkit.yaml, read without --config (recorded with the run)
+        self.wrote = False  # a run that writes to the database started (`run`)
 
     def log(self, message: str) -> None:
         if not self.quiet:
@@ -148,6 +149,7 @@ class Context:
         recorded as failed (one that is killed, as interrupted by the next run)."""
         if "config" in args and not args["config"] and self.config_found:
             args = {**args, "config": self.config_found}
+        self.wrote = True
         with self.writer_lock(command), self.open_store() as store, _Progress(self, label) as progress:
             shown = {k: v for k, v in args.items() if v}
             run: Run | None = None
@@ -286,6 +288,8 @@ class _Main(click.Group):
                 sys.stdout = open(devnull, "w", closefd=False)  # noqa: SIM115 (kept open until the process ends)
             else:
                 os.dup2(devnull, sys.stdout.fileno())
+            if not obj().wrote:  # a command that only reads (`taxonomy show | head`): nothing to say
+                sys.exit(ExitCode.OUTPUT_CLOSED)
             try:
                 obj().fail("stopped: the output was closed; what was stored is kept", ExitCode.OUTPUT_CLOSED)
             except BrokenPipeError:  # stderr is that closed pipe too (`2>&1 | head`)
@@ -986,6 +990,8 @@ def _print_train_report(summary: dict[str, Any]) -> None:
           if counts.get("held_out") else []),
         *([f"not learnt        {counts['not_in_source']:,} labelled products of the database that SOURCE does not "
            "have (`tagkit train` without SOURCE learns them too)"] if counts.get("not_in_source") else []),
+        *([f"embedded again    {counts['images_embedded_again']:,} images, cached only for another image model "
+           "(--image-model, or an older tagkit)"] if counts.get("images_embedded_again") else []),
         f"categories        {counts['categories']:,} (on {counts['with_category']:,} products)",
         f"tags              {counts['tags']:,} (on {counts['with_tags']:,} products)",
     ]

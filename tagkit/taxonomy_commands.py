@@ -232,12 +232,17 @@ def suggest(obj: Any, source: Path | None, config_path: Path | None, overrides: 
         if loaded is None:
             obj.log("note: --commands prints `tagkit taxonomy map` lines to a taxonomy's spellings, and there is no "
                     f"taxonomy in {obj.db}: import one first (`tagkit taxonomy import FILE_OR_NAME`)")
+        printed = 0
         for item in found:
             if not item.in_taxonomy:
                 continue
             for text, _ in item.variants:
                 if text != item.canonical:
                     click.echo(f"tagkit taxonomy map {shlex.quote(item.raw(text))} {shlex.quote(item.target())}")
+                    printed += 1
+        if loaded is not None and found and not printed:
+            obj.log(f"note: none of the {len(found):,} suggestions keeps a spelling the taxonomy has, so there is no "
+                    "`map` line to print; without --commands they are listed, for a person to add to the taxonomy")
     else:
         for item in found:
             variants = ", ".join(f"{_visible(text)} ({count:,})" for text, count in item.variants)

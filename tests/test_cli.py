@@ -149,7 +149,7 @@ def test_eval_on_held_out_products(trained: Path):
     assert "category accuracy" in table.stdout
 
 
-def test_train_embeds_the_stored_images_another_image_model_embedded(tmp_path: Path):
+def test_train_embeds_the_stored_images_another_image_model_embedded(tmp_path: Path, capsys):
     """`train` without SOURCE reads the features already stored: with another image model (or after an upgrade
     that changed the features key) the images had none, and the model learnt titles only (an upgrade audit: a
     weekly cron `train` then gave no category to 33 of 60 photos, exit 0). It embeds them again from their files
@@ -175,6 +175,11 @@ def test_train_embeds_the_stored_images_another_image_model_embedded(tmp_path: P
     assert other.exit_code == ExitCode.OK, other.stderr
     counts = json.loads(other.stdout)["counts"]
     assert counts["images_embedded_again"] == with_images - 5 > 50
+    from tagkit.cli import _print_train_report
+
+    _print_train_report(json.loads(other.stdout))  # the text report says it too (only --json did)
+    assert f"embedded again    {with_images - 5:,} images, cached only for another image model" in \
+        capsys.readouterr().out
     assert counts["with_image"] == with_images - 5 and counts["images_not_embedded"] == 5
     assert "warning: 5 of the products learnt from have an image that was never embedded" in other.stderr
     again = tagkit(db, "train", "--image-model", "fp32", "--json")

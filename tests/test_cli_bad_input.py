@@ -661,7 +661,7 @@ def test_a_reader_whose_stdout_closes_exits_141(demo_predicted: Path, tmp_path: 
         out.readline()
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == ExitCode.OUTPUT_CLOSED, stderr
-    assert "output was closed" in stderr and "Traceback" not in stderr
+    assert stderr == "", "a reader stopped by `| head` says nothing, as cat and grep (it wrote an error)"
 
 
 def test_feedback_saved_with_semicolons_imports(db: Path, tmp_path: Path):
@@ -727,7 +727,7 @@ def test_a_table_whose_stdout_closes_exits_141(db: Path):
                           timeout=120)
     os.close(write)
     assert done.returncode == ExitCode.OUTPUT_CLOSED, done.stderr
-    assert "output was closed" in done.stderr
+    assert done.stderr == ""
 
 
 def test_a_mistyped_command_goes_to_the_log_file(tmp_path: Path):

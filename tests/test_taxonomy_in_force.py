@@ -793,6 +793,13 @@ def test_suggest_commands_print_each_map_line_once(small_db: Path, tmp_path: Pat
         assert tagkit(small_db, "taxonomy", "map", raw, canonical).exit_code == ExitCode.OK, line
     again = tagkit(small_db, "taxonomy", "suggest", str(products), "--map", "tags=attributes", "--commands")
     assert ok(again).strip() == ""
+    pattern = write(tmp_path / "pattern.jsonl", "\n".join(json.dumps(
+        {"id": str(i), "title": "x", "attributes": {"طرح": [value]}}, ensure_ascii=False)
+        for i, value in enumerate(["راه راه", "راه راه", f"راه{ZWNJ}راه"])))  # an attribute the taxonomy lacks
+    unlisted = CliRunner().invoke(main, ["--db", str(small_db), "taxonomy", "suggest", str(pattern), "--map",
+                                         "tags=attributes", "--commands"])
+    assert ok(unlisted).strip() == "", "nothing to map to"
+    assert "note: none of the 1 suggestions keeps a spelling the taxonomy has" in unlisted.stderr
     alone = CliRunner().invoke(main, ["--db", str(tmp_path / "none.db"), "taxonomy", "suggest", str(products),
                                       "--map", "tags=attributes", "--commands"])  # no taxonomy: a note says why
     assert ok(alone).strip() == "" and "there is no taxonomy in" in alone.stderr
