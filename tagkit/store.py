@@ -620,6 +620,9 @@ class Store:
         last_run = next(self.db.query("select * from runs order by id desc limit 1"), None)
         if last_run is not None:  # its JSON columns as objects
             last_run.update({name: json.loads(last_run[name]) for name in ("args", "counts") if last_run[name]})
+            if (last_run["status"] == "running" and last_run["host"] == socket.gethostname() and last_run["pid"]
+                    and not process_alive(last_run["pid"])):  # killed: the next run that writes will record it
+                last_run["status"] = "interrupted"
         return {
             "database": str(self.path),
             "size_bytes": self.path.stat().st_size if self.path.exists() else 0,

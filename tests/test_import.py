@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -309,6 +310,14 @@ def test_stats_describes_the_database(bad_catalogue: Path, tmp_path: Path):
     assert facts["last_run"]["command"] == "import"
     assert facts["last_run"]["counts"]["products_read"] >= 12, "the run's counts are an object, not JSON text"
     assert isinstance(facts["last_run"]["args"], dict) and facts["products"]["reviewed"] == 0
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with Store(db) as store:  # a run killed (or a backup taken while it ran): no run that writes has found it yet
+        store.db.execute("update runs set status = 'running', pid = ? where id = ?", [gone.pid,
+                                                                                     facts["last_run"]["id"]])
+        store.db.conn.commit()
+    facts = json.loads(CliRunner().invoke(main, ["--db", str(db), "stats", "--json"]).stdout)
+    assert facts["last_run"]["status"] == "interrupted", "it said `running`"
     shutil.rmtree(bad_catalogue / "images")
     missing = CliRunner().invoke(main, ["--db", str(tmp_path / "none.db"), "stats"])
     assert missing.exit_code == ExitCode.USAGE and "no database" in missing.stderr
