@@ -43,7 +43,10 @@ def backup(store: Store, target: str | Path) -> Backup:
     if Path(f"{target}-wal").exists():  # it would be read over the new copy when the backup is next opened
         raise ValueError(f"{target}-wal is there: a command has the backup {target} open, or was killed on it; "
                          f"let it finish (or delete {target}-wal and {target}-shm), or name another file")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a part of the folder's path is a file
+        raise ValueError(f"cannot make the folder {target.parent}: {error.strerror}") from error
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         copy = sqlite3.connect(partial)

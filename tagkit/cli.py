@@ -912,7 +912,7 @@ def _train_settings(obj: Context, store: Store, config: Config | None) -> dict[s
     reading values from titles."""
     from tagkit.versions import train_settings
 
-    if config is not None and "train" in config.sections:
+    if config is not None and config.sections.get("train"):  # an empty `train:` says nothing either
         return {"extract": config.extract, "attributes": config.attributes, "from": str(config.path or "")}
     kept = train_settings(store)
     if kept is None:
@@ -1060,9 +1060,9 @@ def _check_source(source: Path, products_file: Path | None) -> None:
 
 
 def _newer_unrecorded(names: list[str]) -> str:
-    return (f"{len(names)} model folder(s) newer than every version the database records, not listed and not "
-            f"pruned: {', '.join(names)} (the database restored from an older backup? its models folder is newer; "
-            "delete them by hand if they are not wanted)")
+    return (f"{len(names)} model folder(s) that the database does not record, newer than its oldest version, not "
+            f"listed and not pruned: {', '.join(names)} (the database restored from a backup older than its models "
+            "folder? delete them by hand if they are not wanted)")
 
 
 def _file_or_stdout(value: Path | None) -> Path | None:

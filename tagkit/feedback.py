@@ -288,8 +288,12 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     taxonomy = stored_taxonomy(store)
     rows: list[tuple[dict[str, Any], int]] = []
     blank: set[tuple[str, str, str]] = set()  # (product, field, predicted) of the rows without a decision
+    unread: list[tuple[int, str]] = []  # rows whose `written_at` (a review sheet's) cannot be read, and the value
     for raw, line in _sheet_decisions(records, report, blank):
         checked = _check_row(raw, str(path), line)
+        if not isinstance(checked, Problem) and "written_at" in raw and not checked["written_at"] \
+                and not checked["created_at"]:
+            unread.append((line, str(raw["written_at"] or "")))
         if isinstance(checked, Problem):
             report.problems.append(dataclasses.replace(checked, product_id=plain_cell(
                 (raw.get("product_id") or "").strip()) or None))
@@ -305,6 +309,12 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
                     str(path), line, "corrected", f"{shown(checked['corrected'])} is a tag of another attribute "
                     f"than the row's {shown(checked['moved_from'])}: added as a tag of its own, and "
                     f"{shown(checked['moved_from'])} left undecided", info=True, product_id=checked["product_id"]))
+    if unread:
+        report.problems.append(Problem(
+            str(path), unread[0][0], "written_at", f"{len(unread):,} rows have no readable time in written_at (this "
+            f"one: {shown(unread[0][1])}; a spreadsheet may have rewritten it: tagkit writes a date, a time and a "
+            "zone): they speak as of when the file was last saved, so decisions stored between the writing of the "
+            "sheet and that are not noticed", info=True))
     known = _known_products(store, [r["product_id"] for r, _ in rows])
     for row, line in rows:
         if row["product_id"] not in known:
@@ -313,6 +323,7 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
                                            skipped=True))
     rows = _finish_reviews(store, [(row, line) for row, line in rows if row["product_id"] in known], report, blank,
                            taxonomy)
+    rows = _one_value(store, rows, taxonomy)
     # A row without a time whose labels later rows of the file all speak for is not the sheet's last word.
     superseded, later = [False] * len(rows), set()
     for i in reversed(range(len(rows))):
@@ -336,8 +347,11 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             else:
                 latest = _latest(store, row)
                 there = latest is not None and all(latest[c] == row[c] for c in _CONTENT[:-1])
-                if not there and latest is not None and latest["created_at"] != now and _after(
-                        latest, row.get("written_at") or saved):
+                # a review sheet speaks as of when it was written, but against its own reviewer's decisions (the
+                # sheet imported, then corrected: her own re-edit) as of when it was saved
+                own = bool(row["reviewer"]) and latest is not None and latest["reviewer"] == row["reviewer"]
+                as_of = row.get("written_at") if row.get("written_at") and not own else saved
+                if not there and latest is not None and latest["created_at"] != now and _after(latest, as_of):
                     report.problems.append(_decided_since(row, line, latest, path))
                     report.decided_since += 1
                     continue
@@ -448,6 +462,50 @@ def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report
             for decided in _undecided(row, others[pid], prediction, single_valued, taxonomy, stored):
                 out.append((decided, line))
                 report.undecided -= (pid, decided["field"], decided["predicted"]) in blank
+        out.append((row, line))
+    return out
+
+
+def _one_value(store: Store, rows: list[tuple[dict[str, Any], int]], taxonomy: Taxonomy | None
+               ) -> list[tuple[dict[str, Any], int]]:
+    """A sheet's accepted or corrected value (a row without a time) of an attribute that takes one value, on a
+    product that has another value of it chosen in a stored decision (one made on an older version's prediction,
+    which the sheet does not show): that one is rejected with it, put just before it, as turning the value on in
+    the terminal does (the product got both)."""
+    from tagkit.queue import attribute_arity
+
+    multi_valued = attribute_arity(store, taxonomy)
+
+    def attribute(tag: str) -> str:
+        written = Tag.parse(tag)
+        return spelling_key((taxonomy.canonical(written) if taxonomy is not None else written).name)
+
+    named = {(row["product_id"], spelling_key(v)) for row, _ in rows if row["field"] == "tag"
+             for v in (row["predicted"], row["corrected"]) if v}  # what the sheet decides itself
+    out: list[tuple[dict[str, Any], int]] = []
+    chosen_by_product: dict[str, dict[str, str]] = {}
+    for row, line in rows:
+        value = (row["corrected"] if row["decision"] == "correct" else row["predicted"]) if row["field"] == "tag" \
+            and not row["created_at"] and row["decision"] in ("accept", "correct") else None
+        name = attribute(value) if value else ""
+        if value and name and multi_valued(name, row["model_id"]) is False:
+            pid = row["product_id"]
+            if pid not in chosen_by_product:  # each stored value's latest decision: chosen or not
+                latest: dict[str, str] = {}
+                for stored in decisions_for(store, pid, None):
+                    if stored["field"] == "tag":
+                        for tag in (stored["predicted"], stored["corrected"]):
+                            if tag:
+                                latest[tag] = "chosen" if tag == (stored["corrected"] if stored["decision"] ==
+                                                                  "correct" else stored["predicted"]) and \
+                                    stored["decision"] in ("accept", "correct") else "not"
+                chosen_by_product[pid] = latest
+            for tag, state in chosen_by_product[pid].items():
+                if state == "chosen" and attribute(tag) == name and spelling_key(tag) != spelling_key(value) \
+                        and (pid, spelling_key(tag)) not in named:
+                    out.append(({**row, "field": "tag", "decision": "reject", "predicted": tag, "corrected": None,
+                                 "score": None}, line))
+                    chosen_by_product[pid][tag] = "not"
         out.append((row, line))
     return out
 
@@ -578,13 +636,15 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
 
 
 def _written_at(text: Any) -> datetime | None:
-    """A review sheet's `written_at` (when `tagkit review --sheet` wrote it), or None (not a sheet's, or unreadable:
-    the file's modification time stands in)."""
+    """A review sheet's `written_at` (when `tagkit review --sheet` wrote it: a date, a time and its zone), or None
+    (not a sheet's, or unreadable, as a spreadsheet may rewrite it: the file's modification time stands in, and
+    `import_csv` says so)."""
+    written = plain_cell(str(text or "").strip())
     try:
-        when = datetime.fromisoformat(plain_cell(str(text or "").strip()))
+        when = datetime.fromisoformat(written)
     except ValueError:
         return None
-    return when.replace(tzinfo=when.tzinfo or UTC)
+    return when if when.tzinfo and len(written) > 10 else None  # a date alone, or no zone: which time?
 
 
 def _known_products(store: Store, ids: list[str]) -> set[str]:

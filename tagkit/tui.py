@@ -310,7 +310,7 @@ def half_blocks(path: str, cols: int, rows: int) -> Text:
     except ImageError as error:
         if error.missing:  # a project folder moved: the stored paths are where the images were read
             return Text(f"(image not found at {path}: moved? `tagkit import` of the products file or folder where "
-                        "they are now updates the paths)", style="dim")
+                        "they are now updates the paths)", style="dim", overflow="fold")  # the whole path, folded
         return Text(f"(image unreadable: {error})", style="dim")
     image.thumbnail((cols, rows * 2))
     width, height = image.size

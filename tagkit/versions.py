@@ -134,13 +134,13 @@ class Pruned:
     """What `prune_versions` deleted (or, dry, would delete)."""
 
     versions: list[str]  # model versions deleted: their rows, and their folders beside the database
-    unrecorded: list[str]  # folders beside the database that no row records, older than its newest version
+    unrecorded: list[str]  # folders beside the database that no row records, older than all its versions
     kept: list[str]  # the versions kept, newest first
     bytes: int  # the size of the folders deleted
     predictions: int = 0  # predictions of deleted versions (now or before) that a later one of their product replaced
     features: int = 0  # cached image features of image models that no version left and no bundled model uses
     feature_bytes: int = 0  # their vectors' size
-    newer_unrecorded: list[str] = field(default_factory=list)  # unrecorded folders newer than every row: kept
+    newer_unrecorded: list[str] = field(default_factory=list)  # other unrecorded folders: kept, named
 
 
 # Predictions of the versions in `{marks}` that are not their product's latest (the latest_predictions view's order).
@@ -200,18 +200,19 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
 
 
 def unrecorded_folders(store: Store, rows: list[dict[str, Any]] | None = None) -> tuple[list[str], list[str]]:
-    """The version folders beside the database that no `models` row records: those older than its newest
-    version (left by a version deleted by hand, or an older tagkit), and those newer than every version it
-    records (the database was restored from a backup older than its models folder: kept by `prune_versions`)."""
+    """The version folders beside the database that no `models` row records: those older than every version it
+    records (left by a version deleted by an older tagkit, or by hand: `prune_versions` deletes them), and the
+    others (the database was restored from a backup older than its models folder, and trained since, maybe: kept,
+    for a person to look at)."""
     root = models_folder(store)
     if not root.is_dir():
         return [], []
     rows = list_versions(store) if rows is None else rows
     recorded = {r["id"] for r in rows}
-    newest = max(recorded, default="")
+    oldest = min(recorded, default="~")  # no version recorded: every folder is older than none
     found = sorted(f.name for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")
                    and f.name not in recorded and (f / MANIFEST).is_file())
-    return [name for name in found if name < newest], [name for name in found if name > newest]
+    return [name for name in found if name < oldest], [name for name in found if name > oldest]
 
 
 def _stale_feature_models(store: Store, remaining: list[dict[str, Any]]) -> list[str]:

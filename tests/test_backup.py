@@ -49,6 +49,8 @@ def test_a_backup_taken_while_a_review_is_open_has_its_decisions_and_works_as_a_
         assert itself.exit_code == ExitCode.USAGE and "is the database itself" in itself.stderr
     nested = tmp_path / "new" / "folder" / "b.db"  # a folder not made yet (a dated backups folder)
     assert tagkit(demo_db, "backup", str(nested)).exit_code == ExitCode.OK and nested.is_file()
+    under_a_file = tagkit(demo_db, "backup", str(nested / "x.db"))
+    assert under_a_file.exit_code == ExitCode.USAGE and f"cannot make the folder {nested}" in under_a_file.stderr
     Path(f"{target}-wal").write_bytes(b"")  # a command killed on the backup left it: it would be read over a new copy
     refused = tagkit(demo_db, "backup", str(target))
     assert refused.exit_code == ExitCode.USAGE and f"{target}-wal is there" in " ".join(refused.stderr.split())

@@ -183,11 +183,13 @@ def test_train_without_a_tagkit_yaml_keeps_the_newest_versions_train_settings(
         (Path(summary["path"]) / "version.json").read_text("utf-8"))["params"]["extract"] is True
     # a tagkit.yaml with only `input:` (the mapping predict needs) says nothing of training either
     config = yaml.safe_load(TOROB_YAML.read_text("utf-8"))
-    (tmp_path / "tagkit.yaml").write_text(yaml.safe_dump({"input": config["input"]}, allow_unicode=True), "utf-8")
-    result = CliRunner().invoke(main, ["--db", str(db), "train", "--json"], catch_exceptions=False)
-    assert json.loads(ok(result))["settings"]["extract"] is True
-    assert "no `train:` section in tagkit.yaml: training with the `train:` settings of the newest model version" in \
-        " ".join(result.stderr.split())
+    for train in ({}, {"train": None}, {"train": {}}):  # none, or `extract: true` commented out of it
+        (tmp_path / "tagkit.yaml").write_text(yaml.safe_dump({"input": config["input"], **train},
+                                                             allow_unicode=True), "utf-8")
+        result = CliRunner().invoke(main, ["--db", str(db), "train", "--json"], catch_exceptions=False)
+        assert json.loads(ok(result))["settings"]["extract"] is True, train
+        assert "no `train:` section in tagkit.yaml: training with the `train:` settings of the newest model " \
+            "version" in " ".join(result.stderr.split())
 
 
 def test_images_without_titles_get_nothing_from_the_extractor(trained: Trained, shared_data: Path) -> None:

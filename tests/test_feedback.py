@@ -492,6 +492,55 @@ def test_a_sheets_review_row_leaves_what_another_reviewer_decided_meanwhile(demo
     assert tags[0] not in labels(demo_db, pid)[1]
 
 
+def test_a_sheet_corrected_by_its_reviewer_after_its_import_is_imported_again(demo_db: Path, tmp_path: Path):
+    """Alice imports her sheet, sees a mistake, corrects the row and imports it again: her own decisions of the
+    first import do not go before her fix (a teammate's would, as above), and an unreadable written_at is said."""
+    import csv
+
+    path = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(path), "--limit", "1", "--order", "id", "--reviewer",
+                  "alice").exit_code == 0
+    rows = list(csv.DictReader(path.open(encoding="utf-8-sig")))
+    pid = rows[0]["product_id"]
+    tag = next(r for r in rows if r["field"] == "tag" and r["kind"] == "predicted")
+    fixed = f"{tag['predicted'].split(': ')[0]}: Brand New"
+    for r in rows:
+        r["decision"] = "accept" if r["field"] == "product" else ""
+    assert "decisions added" in tagkit(demo_db, "feedback", "import", str(write_csv(path, rows))).stderr
+    time.sleep(0.05)  # the kernel's file clock may lag the decisions' times by a tick
+    tag["decision"], tag["corrected"] = "correct", fixed
+    result = tagkit(demo_db, "feedback", "import", str(write_csv(path, rows)))
+    assert "1 decisions added" in result.stderr and "decided otherwise" not in result.stderr
+    assert fixed in labels(demo_db, pid)[1] and tag["predicted"] not in labels(demo_db, pid)[1]
+    for r in rows:
+        r["written_at"] = "12/2/2026 9:02"  # as a spreadsheet may save it
+    result = tagkit(demo_db, "feedback", "import", str(write_csv(path, rows)))
+    assert "rows have no readable time in written_at (this one: '12/2/2026 9:02';" in " ".join(result.stderr.split())
+
+
+def test_a_sheets_value_of_a_single_valued_attribute_replaces_the_one_chosen_before(demo_db: Path, tmp_path: Path):
+    """Bob corrected the usage in the terminal; a sheet, which shows the prediction and not his correction, accepts
+    the predicted usage: the product got both (the terminal turns the other value off)."""
+    import csv
+
+    from tagkit.queue import model_attributes, review_queue
+
+    with Store(demo_db) as store:
+        item = next(i for i in review_queue(store, order="id") if any(t.startswith("usage: ") for t, _ in i.tags))
+        assert model_attributes(store, item.model)["usage"] is False
+        predicted = next(t for t, _ in item.tags if t.startswith("usage: "))
+        record(store, [Decision(item.id, item.model, "tag", "correct", predicted=predicted,
+                                corrected="usage: Brand New", reviewer="bob")])
+    path = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(path), "--again", "--reviewer", "ana").exit_code == 0
+    rows = [r for r in csv.DictReader(path.open(encoding="utf-8-sig")) if r["product_id"] == item.id]
+    for r in rows:
+        r["decision"] = "accept" if r["predicted"] == predicted else ""
+    result = tagkit(demo_db, "feedback", "import", str(write_csv(path, rows)))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert [t for t in labels(demo_db, item.id)[1] if t.startswith("usage: ")] == [predicted]
+
+
 def test_a_review_sheet_filled_in_a_spreadsheet_is_learnt(demo_db: Path, tmp_path: Path):
     """`review --sheet`: the review queue as a CSV to decide in a spreadsheet (review without a terminal used to
     be exit 5 and a hand-made sheet). A product's review row accepted accepts its predictions not decided (as `a`);
