@@ -922,7 +922,8 @@ def _train_settings(obj: Context, store: Store, config: Config | None) -> dict[s
     settings = {"extract": extract if isinstance(extract, bool) else tuple(extract),
                 "attributes": tuple(found["attributes"]) if found.get("attributes") else None, "from": version}
     shown = ", ".join(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in found.items())
-    where = "no tagkit.yaml here" if config is None else f"no `train:` section in {config.path}"
+    where = ("no tagkit.yaml here" if config is None else f"an empty `train:` section in {config.path}"
+             if "train" in config.sections else f"no `train:` section in {config.path}")
     obj.log(f"{where}: training with the `train:` settings of the newest model version {version} ({shown}); a "
             "tagkit.yaml with a `train:` section (or --config FILE) sets others")
     return settings

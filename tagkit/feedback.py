@@ -291,9 +291,9 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     unread: list[tuple[int, str]] = []  # rows whose `written_at` (a review sheet's) cannot be read, and the value
     for raw, line in _sheet_decisions(records, report, blank):
         checked = _check_row(raw, str(path), line)
-        if not isinstance(checked, Problem) and "written_at" in raw and not checked["written_at"] \
-                and not checked["created_at"]:
-            unread.append((line, str(raw["written_at"] or "")))
+        if not isinstance(checked, Problem) and not checked["created_at"] and ("written_at" in raw or "kind" in raw) \
+                and (not checked["written_at"] or not _zoned(raw["written_at"])):
+            unread.append((line, str(raw.get("written_at") or "")))
         if isinstance(checked, Problem):
             report.problems.append(dataclasses.replace(checked, product_id=plain_cell(
                 (raw.get("product_id") or "").strip()) or None))
@@ -311,10 +311,11 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
                     f"{shown(checked['moved_from'])} left undecided", info=True, product_id=checked["product_id"]))
     if unread:
         report.problems.append(Problem(
-            str(path), unread[0][0], "written_at", f"{len(unread):,} rows have no readable time in written_at (this "
-            f"one: {shown(unread[0][1])}; a spreadsheet may have rewritten it: tagkit writes a date, a time and a "
-            "zone): they speak as of when the file was last saved, so decisions stored between the writing of the "
-            "sheet and that are not noticed", info=True))
+            str(path), unread[0][0], "written_at", f"{len(unread):,} rows of a review sheet have no full time in "
+            f"written_at (this one: {shown(unread[0][1])}; the column deleted, or a spreadsheet rewrote it: tagkit "
+            "writes a date, a time and its zone): a time without a zone is read as UTC; without a time, they speak "
+            "as of when the file was last saved, so decisions stored between the writing of the sheet and that are "
+            "not noticed", info=True))
     known = _known_products(store, [r["product_id"] for r, _ in rows])
     for row, line in rows:
         if row["product_id"] not in known:
@@ -333,8 +334,9 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             later |= labels
     now = stamp()  # one time for the rows without one: they keep the file's order (by id)
     saved = _saved_at(path)
+    left_out: dict[int, dict[str, Any]] = {}  # the lines whose value a later decision kept out (`_one_value`)
     seen: dict[tuple[Any, ...], int] = defaultdict(int)
-    insert = f"insert into feedback ({', '.join(_CONTENT)}) values ({', '.join('?' * len(_CONTENT))})"
+    insert = f"insert into feedback ({', '.join(_CONTENT)}, sheet) values ({', '.join('?' * (len(_CONTENT) + 1))})"
     with store.transaction():
         for (row, line), is_superseded in zip(rows, superseded, strict=True):
             if row["created_at"] or is_superseded:
@@ -347,21 +349,32 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             else:
                 latest = _latest(store, row)
                 there = latest is not None and all(latest[c] == row[c] for c in _CONTENT[:-1])
-                # a review sheet speaks as of when it was written, but against its own reviewer's decisions (the
-                # sheet imported, then corrected: her own re-edit) as of when it was saved
-                own = bool(row["reviewer"]) and latest is not None and latest["reviewer"] == row["reviewer"]
+                # a review sheet speaks as of when it was written, but against the decisions an import of this
+                # very sheet stored (imported, then corrected: the reviewer's re-edit) as of when it was saved
+                own = latest is not None and bool(_sheet(row)) and latest.get("sheet") == _sheet(row)
                 as_of = row.get("written_at") if row.get("written_at") and not own else saved
-                if not there and latest is not None and latest["created_at"] != now and _after(latest, as_of):
-                    report.problems.append(_decided_since(row, line, latest, path))
+                later = not there and latest is not None and latest["created_at"] != now and _after(latest, as_of)
+                making_room = row.get("for_line") is not None  # a value `_one_value` rejects for the row's
+                if later and making_room:  # chosen after the sheet was written: it stays, and the row's value out
+                    left_out[line] = latest
+                    continue
+                if later or (line in left_out and not making_room):
+                    report.problems.append(_decided_since(row, line, left_out.pop(line, latest), path))
                     report.decided_since += 1
                     continue
             if there:
                 report.already_there += 1
             else:
-                store.db.execute(insert, [row[c] for c in _CONTENT[:-1]] + [row["created_at"] or now])
-                report.added += 1
+                store.db.execute(insert, [row[c] for c in _CONTENT[:-1]] + [row["created_at"] or now, _sheet(row)])
+                report.added += not row.get("for_line")  # the rejects made for a row's value are its own
     report.problems += _typed_outside(taxonomy, [row for row, _ in rows], str(path))
     return report
+
+
+def _sheet(row: Mapping[str, Any]) -> str | None:
+    """The review sheet a row came from, as stored with its decision (`feedback.sheet`): its `written_at`."""
+    written = row.get("written_at")
+    return written.isoformat() if isinstance(written, datetime) else None
 
 
 def _saved_at(path: Path) -> datetime | None:
@@ -458,7 +471,8 @@ def _finish_reviews(store: Store, rows: list[tuple[dict[str, Any], int]], report
         typed = row["field"] == "product" and not row["created_at"]  # an exported one decided its rows itself
         prediction = _stored_prediction(store, pid, row["model_id"], taxonomy) if typed else None
         if prediction is not None:
-            stored = [r for r in decisions_for(store, pid, None) if r["field"] != "product"]
+            stored = [r for r in decisions_for(store, pid, None) if r["field"] != "product"
+                      and not (_sheet(row) and r.get("sheet") == _sheet(row))]  # not this very sheet's word
             for decided in _undecided(row, others[pid], prediction, single_valued, taxonomy, stored):
                 out.append((decided, line))
                 report.undecided -= (pid, decided["field"], decided["predicted"]) in blank
@@ -476,11 +490,19 @@ def _one_value(store: Store, rows: list[tuple[dict[str, Any], int]], taxonomy: T
 
     multi_valued = attribute_arity(store, taxonomy)
 
-    def attribute(tag: str) -> str:
-        written = Tag.parse(tag)
-        return spelling_key((taxonomy.canonical(written) if taxonomy is not None else written).name)
+    from tagkit.text import match_key
 
-    named = {(row["product_id"], spelling_key(v)) for row, _ in rows if row["field"] == "tag"
+    def canonical(tag: str) -> Tag:
+        written = Tag.parse(tag)
+        return taxonomy.canonical(written) if taxonomy is not None else written
+
+    def attribute(tag: str) -> str:
+        return match_key(canonical(tag).name)  # as the model's attributes are keyed
+
+    def same(tag: str) -> str:
+        return spelling_key(str(canonical(tag)))
+
+    named = {(row["product_id"], same(v)) for row, _ in rows if row["field"] == "tag"
              for v in (row["predicted"], row["corrected"]) if v}  # what the sheet decides itself
     out: list[tuple[dict[str, Any], int]] = []
     chosen_by_product: dict[str, dict[str, str]] = {}
@@ -501,10 +523,10 @@ def _one_value(store: Store, rows: list[tuple[dict[str, Any], int]], taxonomy: T
                                     stored["decision"] in ("accept", "correct") else "not"
                 chosen_by_product[pid] = latest
             for tag, state in chosen_by_product[pid].items():
-                if state == "chosen" and attribute(tag) == name and spelling_key(tag) != spelling_key(value) \
-                        and (pid, spelling_key(tag)) not in named:
+                if state == "chosen" and attribute(tag) == name and same(tag) != same(value) \
+                        and (pid, same(tag)) not in named:
                     out.append(({**row, "field": "tag", "decision": "reject", "predicted": tag, "corrected": None,
-                                 "score": None}, line))
+                                 "score": None, "for_line": line}, line))
                     chosen_by_product[pid][tag] = "not"
         out.append((row, line))
     return out
@@ -635,6 +657,14 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
             "written_at": _written_at(raw.get("written_at"))}
 
 
+def _zoned(text: Any) -> bool:
+    """Whether a `written_at` value says its time zone."""
+    try:
+        return datetime.fromisoformat(plain_cell(str(text or "").strip())).tzinfo is not None
+    except ValueError:
+        return False
+
+
 def _written_at(text: Any) -> datetime | None:
     """A review sheet's `written_at` (when `tagkit review --sheet` wrote it: a date, a time and its zone), or None
     (not a sheet's, or unreadable, as a spreadsheet may rewrite it: the file's modification time stands in, and
@@ -644,7 +674,7 @@ def _written_at(text: Any) -> datetime | None:
         when = datetime.fromisoformat(written)
     except ValueError:
         return None
-    return when if when.tzinfo and len(written) > 10 else None  # a date alone, or no zone: which time?
+    return when.replace(tzinfo=when.tzinfo or UTC) if len(written) > 10 else None  # a date alone: which time?
 
 
 def _known_products(store: Store, ids: list[str]) -> set[str]:

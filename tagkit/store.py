@@ -109,6 +109,7 @@ _SCHEMA: dict[str, tuple[dict[str, Any], str | tuple[str, ...]]] = {
             "corrected": str,
             "reviewer": str,
             "created_at": str,
+            "sheet": str,
         },
         "id",
     ),

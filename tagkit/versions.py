@@ -194,6 +194,8 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
                 store.db.execute(f"delete {of_stale}", stale)
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+        with store.transaction():
+            store.db.table("meta").upsert({"key": _KEPT_FOLDERS, "value": json.dumps(newer)}, pk="key")
         if features or superseded:  # the deleted rows' space back to the disk
             store.compact()
     return Pruned(gone, unrecorded, kept, size, superseded, features, feature_bytes, newer)
@@ -209,10 +211,23 @@ def unrecorded_folders(store: Store, rows: list[dict[str, Any]] | None = None) -
         return [], []
     rows = list_versions(store) if rows is None else rows
     recorded = {r["id"] for r in rows}
-    oldest = min(recorded, default="~")  # no version recorded: every folder is older than none
+    oldest = min(recorded, default="")  # no version recorded: nothing says a folder is stale
+    kept = _kept_folders(store)  # said kept by an earlier prune: kept also once the versions before them are gone
     found = sorted(f.name for f in root.iterdir() if f.is_dir() and not f.name.startswith(".")
                    and f.name not in recorded and (f / MANIFEST).is_file())
-    return [name for name in found if name < oldest], [name for name in found if name > oldest]
+    stale = [name for name in found if name < oldest and name not in kept]
+    return stale, [name for name in found if name not in stale]
+
+
+_KEPT_FOLDERS = "kept_model_folders"  # meta key: the unrecorded folders `prune_versions` kept
+
+
+def _kept_folders(store: Store) -> set[str]:
+    row = store.db.execute("select value from meta where key = ?", [_KEPT_FOLDERS]).fetchone()
+    try:
+        return set(json.loads(row[0])) if row else set()
+    except (TypeError, ValueError):
+        return set()
 
 
 def _stale_feature_models(store: Store, remaining: list[dict[str, Any]]) -> list[str]:

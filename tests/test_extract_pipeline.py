@@ -188,8 +188,8 @@ def test_train_without_a_tagkit_yaml_keeps_the_newest_versions_train_settings(
                                                              allow_unicode=True), "utf-8")
         result = CliRunner().invoke(main, ["--db", str(db), "train", "--json"], catch_exceptions=False)
         assert json.loads(ok(result))["settings"]["extract"] is True, train
-        assert "no `train:` section in tagkit.yaml: training with the `train:` settings of the newest model " \
-            "version" in " ".join(result.stderr.split())
+        assert f"{'an empty' if train else 'no'} `train:` section in tagkit.yaml: training with the `train:` " \
+            "settings of the newest model version" in " ".join(result.stderr.split())
 
 
 def test_images_without_titles_get_nothing_from_the_extractor(trained: Trained, shared_data: Path) -> None:

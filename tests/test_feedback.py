@@ -515,7 +515,11 @@ def test_a_sheet_corrected_by_its_reviewer_after_its_import_is_imported_again(de
     for r in rows:
         r["written_at"] = "12/2/2026 9:02"  # as a spreadsheet may save it
     result = tagkit(demo_db, "feedback", "import", str(write_csv(path, rows)))
-    assert "rows have no readable time in written_at (this one: '12/2/2026 9:02';" in " ".join(result.stderr.split())
+    assert "rows of a review sheet have no full time in written_at (this one: '12/2/2026 9:02';" in " ".join(
+        result.stderr.split())
+    columns = [c for c in rows[0] if c != "written_at"]  # the column deleted
+    result = tagkit(demo_db, "feedback", "import", str(write_csv(path, rows, columns)))
+    assert "rows of a review sheet have no full time in written_at (this one: '';" in " ".join(result.stderr.split())
 
 
 def test_a_sheets_value_of_a_single_valued_attribute_replaces_the_one_chosen_before(demo_db: Path, tmp_path: Path):
@@ -539,6 +543,81 @@ def test_a_sheets_value_of_a_single_valued_attribute_replaces_the_one_chosen_bef
     result = tagkit(demo_db, "feedback", "import", str(write_csv(path, rows)))
     assert result.exit_code == ExitCode.OK, result.stderr
     assert [t for t in labels(demo_db, item.id)[1] if t.startswith("usage: ")] == [predicted]
+
+
+def fill(path: Path, decide) -> Path:
+    """The review sheet at `path` with `decide(row)` (a decision, or "") written in each row, saved again."""
+    import csv
+
+    rows = list(csv.DictReader(path.open(encoding="utf-8-sig")))
+    for r in rows:
+        r["decision"] = decide(r)
+    time.sleep(0.05)  # saved after the decisions stored before (the kernel's file clock may lag them by a tick)
+    return write_csv(path, rows)
+
+
+def test_sheets_of_two_people_with_one_reviewer_name_are_told_apart(demo_db: Path, tmp_path: Path):
+    """Two people on one login (the reviewer name defaults to it): a teammate's decision stored after the sheet was
+    written went in as if it were the sheet's own reviewer's, and was overridden without a note."""
+    first, second = tmp_path / "a.csv", tmp_path / "d.csv"
+    for sheet_file in (first, second):
+        assert tagkit(demo_db, "review", "--sheet", str(sheet_file), "--limit", "1", "--order", "id",
+                      "--reviewer", "root").exit_code == 0
+    import csv
+
+    tag = next(r for r in csv.DictReader(first.open(encoding="utf-8-sig")) if r["field"] == "tag")
+    pid, value = tag["product_id"], tag["predicted"]
+    tagkit(demo_db, "feedback", "import", str(fill(second, lambda r: "reject" if r["predicted"] == value else "")))
+    result = tagkit(demo_db, "feedback", "import", str(fill(first, lambda r: "accept" if r["predicted"] == value
+                                                            else "")))
+    assert "1 rows decided otherwise since" in result.stderr and value not in labels(demo_db, pid)[1]
+
+
+def test_a_sheets_review_row_changed_by_its_reviewer_decides_again(demo_db: Path, tmp_path: Path):
+    """`accept` in a product's review row, imported; then `reject` there instead, imported again: the tags her own
+    first import accepted are rejected (only the product row went in, silently)."""
+    path = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(path), "--limit", "1", "--order", "id").exit_code == 0
+    import csv
+
+    rows = list(csv.DictReader(path.open(encoding="utf-8-sig")))
+    pid = rows[0]["product_id"]
+    tags = {r["predicted"] for r in rows if r["field"] == "tag" and r["kind"] == "predicted"}
+    tagkit(demo_db, "feedback", "import", str(fill(path, lambda r: "accept" if r["field"] == "product" else "")))
+    assert tags <= labels(demo_db, pid)[1]
+    result = tagkit(demo_db, "feedback", "import", str(fill(path, lambda r: "reject" if r["field"] == "product"
+                                                           else "")))
+    assert result.exit_code == ExitCode.OK and "decided otherwise" not in result.stderr
+    assert not tags & labels(demo_db, pid)[1]
+
+
+def test_a_sheets_value_stays_out_when_a_teammate_chose_another_after_the_sheet_was_written(
+        demo_db: Path, tmp_path: Path):
+    """Alice accepts a candidate usage in her sheet; Bob corrected the usage after her sheet was written: Bob's
+    stays, Alice's row is left out with a note (the product got both)."""
+    from tagkit.queue import review_queue
+
+    with Store(demo_db) as store:
+        item = next(i for i in review_queue(store, order="id") if any(t.startswith("usage: ") for t, _ in i.tags)
+                    and any(t.startswith("usage: ") for t, _ in i.candidates))
+    predicted = next(t for t, _ in item.tags if t.startswith("usage: "))
+    candidate = next(t for t, _ in item.candidates if t.startswith("usage: "))
+    alice, bob = tmp_path / "alice.csv", tmp_path / "bob.csv"
+    for name, sheet_file in (("alice", alice), ("bob", bob)):
+        assert tagkit(demo_db, "review", "--sheet", str(sheet_file), "--reviewer", name).exit_code == 0
+    import csv
+
+    rows = list(csv.DictReader(bob.open(encoding="utf-8-sig")))
+    for r in rows:
+        r["decision"], r["corrected"] = ("correct", "usage: Brand New") if (
+            r["product_id"], r["predicted"]) == (item.id, predicted) else ("", "")
+    time.sleep(0.05)
+    tagkit(demo_db, "feedback", "import", str(write_csv(bob, rows)))
+    result = tagkit(demo_db, "feedback", "import", str(fill(alice, lambda r: "accept" if (
+        r["product_id"], r["predicted"]) == (item.id, candidate) else "")))
+    said = " ".join(result.stderr.split())
+    assert "0 decisions added" in said and "'usage: Brand New' was decided (correct) by bob" in said
+    assert [t for t in labels(demo_db, item.id)[1] if t.startswith("usage: ")] == ["usage: Brand New"]
 
 
 def test_a_review_sheet_filled_in_a_spreadsheet_is_learnt(demo_db: Path, tmp_path: Path):
