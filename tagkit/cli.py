@@ -284,11 +284,12 @@ class _Main(click.Group):
             obj().fail("interrupted (Ctrl-C): what was stored is kept, the next run carries on", ExitCode.INTERRUPTED)
         except BrokenPipeError:  # stdout was closed (`| head`, `>&-`): say nothing more on it
             devnull = os.open(os.devnull, os.O_WRONLY)
-            if isinstance(sys.stdout, _ClosedOutput):
+            from_start = isinstance(sys.stdout, _ClosedOutput)  # `>&-`: the output is lost, which is worth a word
+            if from_start:
                 sys.stdout = open(devnull, "w", closefd=False)  # noqa: SIM115 (kept open until the process ends)
             else:
                 os.dup2(devnull, sys.stdout.fileno())
-            if not obj().wrote:  # a command that only reads (`taxonomy show | head`): nothing to say
+            if not obj().wrote and not from_start:  # a command that only reads, into `| head`: nothing to say
                 sys.exit(ExitCode.OUTPUT_CLOSED)
             try:
                 obj().fail("stopped: the output was closed; what was stored is kept", ExitCode.OUTPUT_CLOSED)
