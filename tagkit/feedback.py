@@ -666,9 +666,9 @@ def _zoned(text: Any) -> bool:
 
 
 def _written_at(text: Any) -> datetime | None:
-    """A review sheet's `written_at` (when `tagkit review --sheet` wrote it: a date, a time and its zone), or None
-    (not a sheet's, or unreadable, as a spreadsheet may rewrite it: the file's modification time stands in, and
-    `import_csv` says so)."""
+    """A review sheet's `written_at` (when `tagkit review --sheet` wrote it: a date, a time and its zone; a time
+    without a zone is read as UTC), or None (not a sheet's, a date alone, or unreadable, as a spreadsheet may
+    rewrite it: the file's modification time stands in). `import_csv` says which rows had neither."""
     written = plain_cell(str(text or "").strip())
     try:
         when = datetime.fromisoformat(written)
