@@ -15,7 +15,8 @@ Tables (open the file with `sqlite-utils tables tagkit.db --counts` to look arou
 - `runs`         every command that wrote to the database, with its counts and outcome (`interrupted`:
                  the process died, e.g. killed, before it could say how it ended).
 - `problems`     what was wrong with the input of each run: file, row, field, message.
-- `meta`         `schema_version`, and the taxonomy's name and language.
+- `meta`         `schema_version`, the taxonomy's name and language, and the model folders the database does not
+                 record that `models --prune` keeps (`kept_model_folders`).
 
 Views (queries kept in the file, computed when read): `latest_predictions`, `review_decisions`,
 `problems_with_product` (see `_VIEWS`).
