@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 from tagkit.catalogue import sniff_delimiter
 from tagkit.export import plain_cell, safe_cell
 from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
-from tagkit.text import spelling_key
+from tagkit.text import match_key, spelling_key
 
 if TYPE_CHECKING:
     from tagkit.predicting import PredictedProduct
@@ -366,7 +366,7 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
                 report.already_there += 1
             else:
                 store.db.execute(insert, [row[c] for c in _CONTENT[:-1]] + [row["created_at"] or now, _sheet(row)])
-                report.added += not row.get("for_line")  # the rejects made for a row's value are its own
+                report.added += row.get("for_line") is None  # the rejects made for a row's value are its own
     report.problems += _typed_outside(taxonomy, [row for row, _ in rows], str(path))
     return report
 
@@ -490,46 +490,43 @@ def _one_value(store: Store, rows: list[tuple[dict[str, Any], int]], taxonomy: T
 
     multi_valued = attribute_arity(store, taxonomy)
 
-    from tagkit.text import match_key
-
-    def canonical(tag: str) -> Tag:
-        written = Tag.parse(tag)
-        return taxonomy.canonical(written) if taxonomy is not None else written
-
-    def attribute(tag: str) -> str:
-        return match_key(canonical(tag).name)  # as the model's attributes are keyed
-
     def same(tag: str) -> str:
-        return spelling_key(str(canonical(tag)))
+        written = Tag.parse(tag)
+        return spelling_key(str(taxonomy.canonical(written) if taxonomy is not None else written))
 
     named = {(row["product_id"], same(v)) for row, _ in rows if row["field"] == "tag"
              for v in (row["predicted"], row["corrected"]) if v}  # what the sheet decides itself
     out: list[tuple[dict[str, Any], int]] = []
-    chosen_by_product: dict[str, dict[str, str]] = {}
+    chosen_by_product: dict[str, dict[str, bool]] = {}  # each stored tag: whether its latest decision chose it
     for row, line in rows:
-        value = (row["corrected"] if row["decision"] == "correct" else row["predicted"]) if row["field"] == "tag" \
-            and not row["created_at"] and row["decision"] in ("accept", "correct") else None
-        name = attribute(value) if value else ""
+        value = _chosen(row) if row["field"] == "tag" and not row["created_at"] else None
+        name = _attribute_key(value, taxonomy) if value else ""
         if value and name and multi_valued(name, row["model_id"]) is False:
             pid = row["product_id"]
-            if pid not in chosen_by_product:  # each stored value's latest decision: chosen or not
-                latest: dict[str, str] = {}
-                for stored in decisions_for(store, pid, None):
-                    if stored["field"] == "tag":
-                        for tag in (stored["predicted"], stored["corrected"]):
-                            if tag:
-                                latest[tag] = "chosen" if tag == (stored["corrected"] if stored["decision"] ==
-                                                                  "correct" else stored["predicted"]) and \
-                                    stored["decision"] in ("accept", "correct") else "not"
-                chosen_by_product[pid] = latest
-            for tag, state in chosen_by_product[pid].items():
-                if state == "chosen" and attribute(tag) == name and same(tag) != same(value) \
+            if pid not in chosen_by_product:
+                chosen_by_product[pid] = {tag: tag == _chosen(stored) for stored in decisions_for(store, pid, None)
+                                          if stored["field"] == "tag"
+                                          for tag in (stored["predicted"], stored["corrected"]) if tag}
+            for tag, chosen in chosen_by_product[pid].items():
+                if chosen and _attribute_key(tag, taxonomy) == name and same(tag) != same(value) \
                         and (pid, same(tag)) not in named:
                     out.append(({**row, "field": "tag", "decision": "reject", "predicted": tag, "corrected": None,
                                  "score": None, "for_line": line}, line))
-                    chosen_by_product[pid][tag] = "not"
+                    chosen_by_product[pid][tag] = False
         out.append((row, line))
     return out
+
+
+def _chosen(row: Mapping[str, Any]) -> str | None:
+    """The category or tag a decision makes a label (the one it accepts, or the correction), if any."""
+    return row["corrected"] if row["decision"] == "correct" else row["predicted"] if row["decision"] == "accept" \
+        else None
+
+
+def _attribute_key(tag: str, taxonomy: Taxonomy | None) -> str:
+    """The match key of a tag's attribute, as the taxonomy names it (and as a model version's arity is keyed)."""
+    written = Tag.parse(tag)
+    return match_key((taxonomy.canonical(written) if taxonomy is not None else written).name)
 
 
 def _undecided(finish: dict[str, Any], mine: list[dict[str, Any]], prediction: PredictedProduct,
@@ -540,30 +537,20 @@ def _undecided(finish: dict[str, Any], mine: list[dict[str, Any]], prediction: P
     row's is made again, and is already there) leave undecided: the predicted category, unless another was
     chosen; each predicted tag, rejected when accepting it would give an attribute that takes one value a second
     value. Values and attribute names are compared as the taxonomy writes them, when there is one."""
-    from tagkit.text import match_key
-
     def key(field_: str, value: str) -> tuple[str, str]:
         if taxonomy is not None:
             value = (str(taxonomy.canonical(Tag.parse(value))) if field_ == "tag" else
                      format_category(taxonomy.canonical_category(parse_category(value))))
         return field_, match_key(value)
 
-    def attribute(tag: str) -> str:
-        written = Tag.parse(tag)
-        return match_key((taxonomy.canonical(written) if taxonomy is not None else written).name)
-
-    def chose(row: Mapping[str, Any]) -> str | None:
-        """The category or tag a decision makes a label (an accepted or corrected one), if any."""
-        return row["corrected"] if row["decision"] == "correct" else \
-            row["predicted"] if row["decision"] == "accept" else None
-
     verdict = finish["decision"]
     stored = list(stored)
     decided = {key(r["field"], v) for r in mine for v in (r["predicted"], r["corrected"]) if v}
     before = {key(r["field"], v): r["decision"] for r in stored for v in (r["predicted"], r["corrected"]) if v}
     category = prediction.category
-    chosen = {key("category", c) for r in [*mine, *stored] if r["field"] == "category" and (c := chose(r))}
-    given = {(attribute(t), key("tag", t)) for r in [*mine, *stored] if r["field"] == "tag" and (t := chose(r))}
+    chosen = {key("category", c) for r in [*mine, *stored] if r["field"] == "category" and (c := _chosen(r))}
+    given = {(_attribute_key(t, taxonomy), key("tag", t)) for r in [*mine, *stored]
+             if r["field"] == "tag" and (t := _chosen(r))}
     model = finish["model_id"] or prediction.model
     out = []
     if category and key("category", category) not in decided and not (
@@ -573,7 +560,7 @@ def _undecided(finish: dict[str, Any], mine: list[dict[str, Any]], prediction: P
     for tag, score in prediction.tags:
         if key("tag", tag) in decided:
             continue
-        name = attribute(tag)
+        name = _attribute_key(tag, taxonomy)
         second = verdict == "accept" and bool(name) and single_valued(name, model) and any(
             a == name and k != key("tag", tag) for a, k in given)
         out.append({**finish, "field": "tag", "predicted": tag, "score": score,
