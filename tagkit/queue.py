@@ -63,12 +63,11 @@ def load_items(store: Store, model_id: str | None = None) -> list[PredictedProdu
            + f" and {_HAS_INPUT}")
     rows = store.db.query(sql, [model_id] if model_id else [])
     taxonomy = stored_taxonomy(store)
-    if taxonomy is None:
-        items: Iterable[PredictedProduct] = (stored_record(row, row["title"] or "", row["image"]) for row in rows)
-    else:  # predictions made before a taxonomy import or map, as predict would make them now
-        fingerprint = taxonomy_fingerprint(taxonomy)
-        items = held_records(((stored_record(row, row["title"] or "", row["image"]), row.get("taxonomy") == fingerprint)
-                              for row in rows), taxonomy)
+    fingerprint = taxonomy_fingerprint(taxonomy)
+    records = ((stored_record(row, row["title"] or "", row["image"]), row.get("taxonomy") == fingerprint)
+               for row in rows)
+    # predictions made before a taxonomy import or map, as predict would make them now
+    items = held_records(records, taxonomy) if taxonomy is not None else (item for item, _ in records)
     return [item for item in items if not item.empty]
 
 
