@@ -841,7 +841,7 @@ def feedback() -> None:
 
 @feedback.command("export")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-              callback=lambda ctx, param, value: _file_or_stdout(value), help="Write here (- is stdout, the default).")
+              help="Write here (- is stdout, the default).")
 @click.option("--labels", is_flag=True, help="Write each reviewed product's labels as the decisions leave them "
                                              "(id, title, image, category, tags, decided_at), not the decisions.")
 @click.pass_obj
@@ -850,6 +850,7 @@ def feedback_export(obj: Context, output: Path | None, labels: bool) -> None:
     from tagkit.feedback import export_csv, export_labels
 
     write = export_labels if labels else export_csv
+    output = _file_or_stdout(output)
     if output:
         _check_output(output, obj.db)
     with obj.read_store() as store:
