@@ -812,7 +812,7 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
                     + ("" if again else " (--again: also those a newer model predicted since)"))
             return
         if sheet is not None:
-            _write_sheet(obj, queue, sheet, reviewer)
+            _write_sheet(obj, store, queue, sheet, reviewer)
             return
         session = Session(store, queue, reviewer)
         args = {"order": order, "seed": seed, "category": category, "tag": tag, "limit": limit, "model": version,
@@ -1084,17 +1084,17 @@ def _check_output(output: Path, db: Path, inputs: dict[str, Path | None] | None 
         raise click.BadParameter(str(error), param_hint=param_hint) from error
 
 
-def _write_sheet(obj: Context, queue: list, sheet: Path, reviewer: str | None) -> None:
+def _write_sheet(obj: Context, store: Store, queue: list, sheet: Path, reviewer: str | None) -> None:
     """`review --sheet`: the queue as a review sheet, to stdout (`-`) or written whole to a file."""
     from tagkit.export import atomic_file
     from tagkit.review import write_sheet
 
     if str(sheet) == "-":
-        count = write_sheet(queue, sys.stdout, reviewer)
+        count = write_sheet(queue, sys.stdout, reviewer, store)
     else:
         with atomic_file(sheet) as out:
             out.write("\ufeff")  # a byte-order mark: Excel then reads the file as UTF-8 (Persian titles), not ANSI
-            count = write_sheet(queue, out, reviewer)
+            count = write_sheet(queue, out, reviewer, store)
     where = "" if str(sheet) == "-" else f" to {sheet}"
     obj.log(f"{count:,} products to review written{where}: write accept, reject or correct (with the right value "
             "in corrected) in the decision column, and accept in a product's review row when it is done (its "

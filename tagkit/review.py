@@ -9,10 +9,10 @@ was left. Each action records its decisions in one transaction at once and can b
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from tagkit.export import safe_cell
 from tagkit.feedback import Decision, decisions_for, record, stamp, undo
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 KEYS = "1234567890"  # the keys of the first ten suggestions
 CHANGED = "this product changed since it was drawn (decisions stored meanwhile): look again, then press the key"
-SHEET_COLUMNS = ("product_id", "title", "field", "kind", "predicted", "score", "decision", "corrected", "model_id",
-                 "reviewer", "image", "written_at")
+SHEET_COLUMNS = ("product_id", "title", "field", "kind", "predicted", "score", "decided_before", "decision",
+                 "corrected", "model_id", "reviewer", "image", "written_at")
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Suggestion:
     on: bool
     decision: str | None = None  # the stored decision about it: accept, reject, correct; None: not yet
     key: str = ""
+    decided_in: Mapping[str, Any] | None = field(default=None, compare=False)  # the stored feedback row of it
 
 
 @dataclass
@@ -61,29 +62,30 @@ def screen_for(item: PredictedProduct, rows: list[dict]) -> Screen:
     Decisions made on another model version's predictions count as they do for the labels (a product half
     reviewed when a newer version predicted it comes back as it was left), but a rejection of a category or tag
     this prediction does not give is not shown."""
-    chosen, category_decision = item.category, None
-    tags: dict[str, list] = {}  # tag -> [kind, score, on, decision]
+    chosen, category_decision, category_row = item.category, None, None
+    tags: dict[str, list] = {}  # tag -> [kind, score, on, decision, its feedback row]
     for tag, score in item.tags:
-        tags[tag] = ["tag", score, True, None]
+        tags[tag] = ["tag", score, True, None, None]
     for tag, score in item.candidates:
-        tags.setdefault(tag, ["candidate", score, False, None])
+        tags.setdefault(tag, ["candidate", score, False, None, None])
     finished = None
     for row in rows:
         other = row["model_id"] != item.model
         if row["field"] == "category":
             if other and row["decision"] == "reject" and row["predicted"] != chosen:
                 continue
-            category_decision = row["decision"]
+            category_decision, category_row = row["decision"], row
             chosen = row["corrected"] if row["decision"] == "correct" else (
                 row["predicted"] if row["decision"] == "accept" else None)
         elif row["field"] == "tag":
             if row["predicted"] and not (other and row["decision"] != "accept" and row["predicted"] not in tags):
-                entry = tags.setdefault(row["predicted"], ["tag", None, False, None])
+                entry = tags.setdefault(row["predicted"], ["tag", None, False, None, None])
                 entry[2] = row["decision"] == "accept"
                 entry[3] = "accept" if row["decision"] == "accept" else "reject"
+                entry[4] = row
             if row["decision"] == "correct" and row["corrected"]:
-                entry = tags.setdefault(row["corrected"], ["tag", None, True, None])
-                entry[2], entry[3] = True, "correct"
+                entry = tags.setdefault(row["corrected"], ["tag", None, True, None, None])
+                entry[2], entry[3], entry[4] = True, "correct", row
         elif row["field"] == "product":
             finished = row["decision"]
     options = [(item.category, item.category_score)] if item.category else []
@@ -94,10 +96,11 @@ def screen_for(item: PredictedProduct, rows: list[dict]) -> Screen:
     for path, score in options:
         on = path == chosen
         decision = category_decision if on or (path == item.category and category_decision == "reject") else None
-        suggestions.append(Suggestion("category", path, score, on, decision))
+        suggestions.append(Suggestion("category", path, score, on, decision,
+                                      decided_in=category_row if decision else None))
     for kind in ("tag", "candidate"):
-        suggestions += [Suggestion(k, tag, score, on, decision)
-                        for tag, (k, score, on, decision) in tags.items() if k == kind]
+        suggestions += [Suggestion(k, tag, score, on, decision, decided_in=row)
+                        for tag, (k, score, on, decision, row) in tags.items() if k == kind]
     for key, suggestion in zip(KEYS, suggestions, strict=False):
         suggestion.key = key
     return Screen(item, suggestions, finished)
@@ -360,14 +363,17 @@ def _as_allowed(field_: str, text: str, taxonomy: Taxonomy | None) -> str | None
     return str(tag) if taxonomy.passes(tag) else None
 
 
-def write_sheet(queue: Iterable[PredictedProduct], out: IO[str], reviewer: str | None = None) -> int:
+def write_sheet(queue: Iterable[PredictedProduct], out: IO[str], reviewer: str | None = None,
+                store: Store | None = None) -> int:
     """Write the products of a review queue as a feedback sheet, for a team that reviews in a spreadsheet; returns
     how many products it holds. Per product, in this order: a `category` row for the predicted path (kind
     `predicted`) and for each alternative (`alternative`), a `tag` row for each predicted tag (`predicted`) and for
     each tag below its threshold (`candidate`), each with its score, an empty `decision` and the time the sheet was
     written (`written_at`: a decision stored after it goes before the sheet's rows), and a `product` row
     (kind `review`) whose `accept` or `reject` finishes the product's review, and decides its predictions not
-    decided otherwise, as `a` and `x` do. `feedback.import_csv` reads the sheet back."""
+    decided otherwise, as `a` and `x` do. With `store`, `decided_before` shows the decision stored about a row
+    (`reject by alice at 2026-12-02 10:15 UTC`), as the terminal's screen does, and a value chosen that the prediction
+    does not give (a correction) has a row of kind `decided`. `feedback.import_csv` reads the sheet back."""
     writer = csv.writer(out)
     writer.writerow(SHEET_COLUMNS)
     count, written_at = 0, stamp()  # a decision stored after it, which the sheet did not show, is not overridden
@@ -377,12 +383,34 @@ def write_sheet(queue: Iterable[PredictedProduct], out: IO[str], reviewer: str |
                  if path != item.category]
         rows += [("tag", "predicted", tag, score) for tag, score in item.tags]
         rows += [("tag", "candidate", tag, score) for tag, score in item.candidates]
+        shown = {(field_, value) for field_, _, value, _ in rows}
+        decided, finished = _stored_decisions(store, item)
+        rows += [(field_, "decided", value, None) for field_, value in decided if (field_, value) not in shown]
         rows.append(("product", "review", "", None))
         for field_, kind, value, score in rows:
+            before = finished if field_ == "product" else decided.get((field_, value), "")
             cells = {"product_id": item.id, "title": item.title, "field": field_, "kind": kind, "predicted": value,
-                     "score": "" if score is None else round(score, 4), "decision": "", "corrected": "",
-                     "model_id": item.model, "reviewer": reviewer or "", "image": item.image or "",
+                     "score": "" if score is None else round(score, 4), "decided_before": before, "decision": "",
+                     "corrected": "", "model_id": item.model, "reviewer": reviewer or "", "image": item.image or "",
                      "written_at": written_at}
             writer.writerow([safe_cell(cells[c]) for c in SHEET_COLUMNS])
         count += 1
     return count
+
+
+def _stored_decisions(store: Store | None, item: PredictedProduct) -> tuple[dict[tuple[str, str], str], str]:
+    """The decisions stored about a product's values, as its screen shows them: {(field, value): `reject by alice
+    at …`}, and its review's finish (`accept`, `reject` or ""). Nothing without a store."""
+    if store is None:
+        return {}, ""
+    screen = screen_for(item, decisions_for(store, item.id, item.model))
+    return {("category" if s.kind == "category" else "tag", s.value): _decided_before(s.decision, s.decided_in)
+            for s in screen.suggestions if s.decision}, screen.finished or ""
+
+
+def _decided_before(decision: str, row: Mapping[str, Any] | None) -> str:
+    """A stored decision for a reader: `reject by alice at 2026-12-02 10:15 UTC`."""
+    when = str((row or {}).get("created_at") or "")
+    when = f"{when[:10]} {when[11:16]} UTC" if when.endswith("+00:00") else when
+    reviewer = (row or {}).get("reviewer")
+    return decision + (f" by {reviewer}" if reviewer else "") + (f" at {when}" if when else "")

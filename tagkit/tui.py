@@ -275,7 +275,8 @@ def details(screen: Screen) -> RenderableType:
 
 def suggestion_line(s: Suggestion) -> Text:
     mark, style = MARKS[("on" if s.on else "off", s.decision is not None)]
-    score = f"  {s.score:.2f}" if s.score is not None else ("  (yours)" if s.decision == "correct" else "")
+    score = f"  {s.score:.2f}" if s.score is not None else (
+        f"  (typed by {(s.decided_in or {}).get('reviewer') or 'you'})" if s.decision == "correct" else "")
     return Text.assemble((f"{s.key or ' ':>2} ", "bold"), (mark, style), " ", (s.value, style if s.on else "dim"),
                          (score, "dim"))
 

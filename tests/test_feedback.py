@@ -814,3 +814,33 @@ def test_feedback_export_labels_gives_the_reviewed_products_labels_as_the_decisi
     with Store(fresh) as store:
         back = {p.id: (p.category_path, {str(t) for t in p.tags}) for p in store.iter_products()}
     assert back == {pid: labels(demo_db, pid) for pid in exported}
+
+
+def test_a_review_sheet_shows_the_decisions_stored_about_its_products(demo_db: Path, tmp_path: Path):
+    """Alice half reviews a product in the terminal (rejects a tag, types another category); the sheet Bob then
+    fills in showed neither, so his `accept` of that tag went in after hers, unseen. Now `decided_before` says who
+    decided what, the typed category has a row of its own (kind `decided`), and importing the sheet untouched
+    changes nothing."""
+    import csv
+
+    from tagkit.queue import review_queue
+
+    with Store(demo_db) as store:
+        item = review_queue(store, order="id")[0]
+        rejected = item.tags[0][0]
+        typed = "Typed > By > Alice"
+        record(store, [Decision(item.id, item.model, "tag", "reject", predicted=rejected, reviewer="alice"),
+                       Decision(item.id, item.model, "category", "correct", predicted=item.category, corrected=typed,
+                                reviewer="alice")])
+    path = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(path), "--order", "id", "--limit", "2").exit_code == 0
+    rows = list(csv.DictReader(path.open(encoding="utf-8-sig")))
+    shown = {(r["field"], r["kind"], r["predicted"]): r["decided_before"] for r in rows if r["product_id"] == item.id}
+    assert re.fullmatch(r"reject by alice at \d{4}-\d\d-\d\d \d\d:\d\d UTC", shown[("tag", "predicted", rejected)])
+    assert shown[("category", "decided", typed)].startswith("correct by alice at ")
+    assert shown[("category", "predicted", item.category)] == ""  # replaced, not rejected: as the terminal shows it
+    assert all(not before for (field_, _, value), before in shown.items()
+               if (field_, value) not in {("tag", rejected), ("category", typed)})
+    assert not any(r["decided_before"] for r in rows if r["product_id"] != item.id)
+    result = tagkit(demo_db, "feedback", "import", str(path))
+    assert result.exit_code == ExitCode.OK and "0 decisions added" in result.stderr, result.stderr

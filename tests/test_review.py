@@ -238,7 +238,7 @@ def test_edit_with_tab_completion(demo_db: Path, terminals):
     term.type(unique_prefix(target, options) + "\t")
     term.expect(f"edit> {target}")
     screen = term.press("\r")
-    assert f"✓ {target}" in screen and "(yours)" in screen
+    assert f"✓ {target}" in screen and "(typed by " in screen
     term.type("e")
     term.expect("edit> ")
     term.type(unique_prefix(replacement, options) + "\t")
