@@ -814,7 +814,7 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
         if sheet is not None:
             _write_sheet(obj, store, queue, sheet, reviewer)
             return
-        session = Session(store, queue, reviewer)
+        session = Session(store, queue, reviewer, version)
         args = {"order": order, "seed": seed, "category": category, "tag": tag, "limit": limit, "model": version,
                 "reviewer": reviewer, "again": again or None}
         run_id = store.start_run("review", {k: v for k, v in args.items() if v is not None})

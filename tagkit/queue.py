@@ -49,19 +49,19 @@ Thresholds = Mapping[str, Any]  # tag or attribute name -> threshold, or {"both"
 # A product a person can judge: it has a title, a description or an image that could be read.
 _HAS_INPUT = ("(trim(coalesce(r.title, '')) != '' or trim(coalesce(r.description, '')) != '' or exists "
               "(select 1 from features f where f.image_hash = r.image_hash and f.error is null))")
+_LATEST_MODEL = ("select q.model_id from predictions q where q.product_id = {product} "  # a product's latest
+                 "order by q.created_at desc, q.model_id desc limit 1")
 
 
-def load_items(store: Store, model_id: str | None = None) -> list[PredictedProduct]:
+def load_items(store: Store, model_id: str | None = None, product_id: str | None = None) -> list[PredictedProduct]:
     """Each product's latest predictions (the last made for it, by whichever model version: a rollback with
     `predict --model OLDER` is what is reviewed next), or those of one model version, with its title and image:
     those that predict something for a product with a title, a description or a readable image (what can be
-    reviewed)."""
+    reviewed). `product_id`: that product's only."""
     sql = ("select p.*, r.title, r.image from predictions p join products r on r.id = p.product_id where "
-           + ("p.model_id = ?" if model_id else
-              "p.model_id = (select q.model_id from predictions q where q.product_id = p.product_id "
-              "order by q.created_at desc, q.model_id desc limit 1)")
-           + f" and {_HAS_INPUT}")
-    rows = store.db.query(sql, [model_id] if model_id else [])
+           + ("p.model_id = ?" if model_id else f"p.model_id = ({_LATEST_MODEL.format(product='p.product_id')})")
+           + f" and {_HAS_INPUT}" + (" and p.product_id = ?" if product_id is not None else ""))
+    rows = store.db.query(sql, [v for v in (model_id, product_id) if v is not None])
     taxonomy = stored_taxonomy(store)
     fingerprint = taxonomy_fingerprint(taxonomy)
     records = ((stored_record(row, row["title"] or "", row["image"]), row.get("taxonomy") == fingerprint)
@@ -69,6 +69,12 @@ def load_items(store: Store, model_id: str | None = None) -> list[PredictedProdu
     # predictions made before a taxonomy import or map, as predict would make them now
     items = held_records(records, taxonomy) if taxonomy is not None else (item for item, _ in records)
     return [item for item in items if not item.empty]
+
+
+def latest_model(store: Store, product_id: str) -> str | None:
+    """The model version of a product's latest prediction (as `load_items` picks it), or None."""
+    row = store.db.execute(_LATEST_MODEL.format(product="?"), [product_id]).fetchone()
+    return row[0] if row else None
 
 
 def held_records(items: Iterable[tuple[PredictedProduct, bool]], taxonomy: Taxonomy) -> Iterator[PredictedProduct]:

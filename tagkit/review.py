@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 from tagkit.export import safe_cell
 from tagkit.feedback import Decision, decisions_for, record, stamp, undo
 from tagkit.product import Tag, format_category, parse_category
-from tagkit.queue import attribute_arity
+from tagkit.queue import attribute_arity, latest_model, load_items
 from tagkit.taxonomy import stored_taxonomy
 from tagkit.text import match_key
 
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from tagkit.taxonomy import Taxonomy
 
 KEYS = "1234567890"  # the keys of the first ten suggestions
-CHANGED = "this product changed since it was drawn (decisions stored meanwhile): look again, then press the key"
+CHANGED = ("this product changed since it was drawn (decisions stored, or a newer prediction, meanwhile): look "
+           "again, then press the key")
 SHEET_COLUMNS = ("product_id", "title", "field", "kind", "predicted", "score", "decided_before", "decision",
                  "corrected", "model_id", "reviewer", "image", "written_at")
 
@@ -123,6 +124,7 @@ class Session:
     store: Store
     queue: list[PredictedProduct]
     reviewer: str | None = None
+    model_id: str | None = None  # the version under review (`--model`); None: a product's latest prediction
     position: int = 0
     history: list[Step] = field(default_factory=list)
     decided: int = 0  # products finished in this session
@@ -133,12 +135,17 @@ class Session:
         return self.queue[self.position] if self.position < len(self.queue) else None
 
     def screen(self) -> Screen | None:
-        """The product's screen as stored (`screen_for`). A value chosen on another version's prediction (a
-        correction, say) turns off the undecided values of its attribute when that takes one value, as choosing
-        it here would have, so `a` does not accept a second one."""
+        """The product's screen as stored (`screen_for`), of its newest prediction: one a newer model version
+        (cron's) made since the queue was read replaces it, unless the session reviews one version. A value chosen
+        on another version's prediction (a correction, say) turns off the undecided values of its attribute when
+        that takes one value, as choosing it here would have, so `a` does not accept a second one."""
         item = self.item
         if item is None:
             return None
+        if self.model_id is None and (latest_model(self.store, item.id) or "") > item.model:
+            newer = load_items(self.store, product_id=item.id)
+            if newer:
+                self.queue[self.position] = item = newer[0]
         screen = screen_for(item, decisions_for(self.store, item.id, item.model))
         tags = [(s, match_key(Tag.parse(s.value).name)) for s in screen.suggestions if s.kind != "category" and s.on]
         chosen = {name for s, name in tags if s.decision}

@@ -413,8 +413,11 @@ def test_filters_and_limit(demo_db: Path):
 
 def test_a_reviewed_product_stays_out_after_a_new_model_predicts_it(demo_db: Path):
     """Reviewed products are not shown again once `train` and `predict` give them a new prediction (a quick `a`
-    there would undo an earlier correction), unless `--again` is given."""
+    there would undo an earlier correction), unless `--again` is given. A session open meanwhile (cron ran while
+    the reviewer was in the terminal) shows the newer prediction from its next screen on, and finishes that: it
+    used to record the review of the older one, so `--again` offered the product once more."""
     from tagkit.feedback import Decision, record
+    from tagkit.review import CHANGED
 
     with Store(demo_db) as store:
         first = review_queue(store, order="id")
@@ -422,16 +425,24 @@ def test_a_reviewed_product_stays_out_after_a_new_model_predicts_it(demo_db: Pat
         record(store, [Decision(i.id, i.model, "category", "correct", predicted=i.category,
                                 corrected="Accessories > Bags > Backpacks") for i in reviewed[:1]])
         record(store, [Decision(i.id, i.model, "product", "accept") for i in reviewed])
-    runner = CliRunner()
-    for args in (["train"], ["predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv")]):
-        result = runner.invoke(main, ["--db", str(demo_db), "-q", *args], catch_exceptions=False)
-        assert result.exit_code == ExitCode.OK, result.output
-    with Store(demo_db) as store:
-        newer = {i.id: i.model for i in load_items(store)}
-        assert all(newer[i.id] > i.model for i in reviewed), "the new model predicted them"
-        assert [i.id for i in review_queue(store, order="id")] == [i.id for i in first[3:]]
+        pinned = Session(store, first[3:5], "ana", model_id=first[3].model)  # `review --model`: that version's
+        with Store(demo_db) as open_store:
+            session = Session(open_store, first[3:5], "ana")
+            seen = session.screen()
+            runner = CliRunner()
+            for args in (["train"], ["predict", str(DEMO / "new"), "--products", str(DEMO / "new.csv")]):
+                result = runner.invoke(main, ["--db", str(demo_db), "-q", *args], catch_exceptions=False)
+                assert result.exit_code == ExitCode.OK, result.output
+            newer = {i.id: i.model for i in load_items(store)}
+            assert all(newer[i.id] > i.model for i in reviewed), "the new model predicted them"
+            assert session.accept_all(seen) == CHANGED and session.screen().item.model == newer[first[3].id]
+            session.accept_all(session.screen())
+            assert session.screen().item.model == newer[first[4].id]
+        assert pinned.screen().item.model == first[3].model
+        assert [i.id for i in review_queue(store, order="id")] == [i.id for i in first[4:]]
         again = [i.id for i in review_queue(store, order="id", again=True)]
-        assert again == sorted(newer) and {i.id for i in reviewed} <= set(again)
+        assert again == [i for i in sorted(newer) if i != first[3].id]
+        assert {i.id for i in reviewed} <= set(again)
 
 
 def test_decisions_about_an_older_versions_prediction_show_on_the_newer_one(demo_db: Path):
