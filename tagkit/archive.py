@@ -13,6 +13,8 @@ import threading
 import zipfile
 from pathlib import Path
 
+from tagkit.text import nfc
+
 SEPARATOR = "!/"
 ARCHIVE_SUFFIXES = (".tar", ".zip")
 
@@ -61,16 +63,16 @@ class _Tar(_Archive):
         super().__init__(path)
         try:
             with tarfile.open(path, mode="r:") as tar:
-                self.members = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+                self.members = {nfc(m.name): (m.offset_data, m.size) for m in tar if m.isfile()}
         except tarfile.ReadError as error:
             raise ArchiveError(f"{path}: not an uncompressed tar archive ({error}); "
                                "extract it or use .tar/.zip") from None
         self.fd = os.open(path, os.O_RDONLY)
 
     def read(self, member: str) -> bytes:
-        if member not in self.members:
+        if nfc(member) not in self.members:
             raise FileNotFoundError(f"no {member} in {self.path}")
-        offset, size = self.members[member]
+        offset, size = self.members[nfc(member)]
         return os.pread(self.fd, size, offset)
 
 
@@ -81,14 +83,26 @@ class _Zip(_Archive):
             self.zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile as error:
             raise ArchiveError(f"{path}: not a readable zip archive ({error})") from None
+        self.members = {nfc(_zip_name(info)): info for info in self.zip.infolist()}
         self.lock = threading.Lock()
 
     def read(self, member: str) -> bytes:
-        try:
-            with self.lock:
-                return self.zip.read(member)
-        except KeyError:
-            raise FileNotFoundError(f"no {member} in {self.path}") from None
+        info = self.members.get(nfc(member))
+        if info is None:
+            raise FileNotFoundError(f"no {member} in {self.path}")
+        with self.lock:
+            return self.zip.read(info)
+
+
+def _zip_name(info: zipfile.ZipInfo) -> str:
+    """A member's name. macOS and Info-ZIP's `zip` write UTF-8 names without the flag that says so, which Python
+    then reads as cp437 (`╪╣┌⌐╪│` for `عکس`): such a name is read as UTF-8 when it is that."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        return info.filename
 
 
 def _archive(path: str) -> _Archive:

@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 from tagkit.archive import member_path
 from tagkit.config import CANONICAL_FIELDS, Mapping
 from tagkit.product import Problem, Product, Tag, did_you_mean, shown, split_at
-from tagkit.text import DIGITS, spelling_key, strip_html
+from tagkit.text import DIGITS, nfc, spelling_key, strip_html
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".bmp", ".tif", ".tiff"})
 UNREAD_PHOTOS = {**dict.fromkeys((".heic", ".heif"), "a HEIC photo (an iPhone's default format)"),
@@ -330,7 +330,8 @@ class _ProductsReader:
                         yield problem
                     if row is None:
                         continue
-                yield from self.builder.build(dict(zip(header, row, strict=True)), start)
+                # a cell tagkit's own CSV exports protected from spreadsheets (`safe_cell`) as it was
+                yield from self.builder.build(dict(zip(header, map(plain_cell, row), strict=True)), start)
             if not rows:
                 yield Problem(label, None, None, "the file has a header line but no products")
 
@@ -630,6 +631,7 @@ class _RecordBuilder:
         self.hinted: set[str] = set()  # the tag-format notes given (`_hint_format`): once per file
         self.last_id: str | None = None  # the id of the record built last
         self.continuations: set[int] = set()  # rows that are more of the product above (`_Continued`)
+        self.folders = _Listings()
 
     @property
     def id_keys(self) -> tuple[str, ...]:
@@ -843,7 +845,10 @@ class _RecordBuilder:
             return member_path(self.image_archive, os.path.normpath(text).lstrip("/"))
         if text.startswith("~"):
             text = os.path.expanduser(text)
-        return os.path.normpath(os.path.join(self.image_base, text))
+        joined = os.path.join(self.image_base, text)
+        # `..` after a symbolic link is the link target's parent, as the system goes: not undone as text
+        path = os.path.realpath(joined) if ".." in PurePath(text).parts else os.path.normpath(joined)
+        return path if os.path.lexists(path) else self.folders.on_disk(path)
 
     def _downloaded(self, url: str, key: str | None, row: int, problems: list[Problem]) -> str | None:
         """The file an image URL names: a `file://` URL's path; for a web URL (the first of a cell listing
@@ -953,6 +958,21 @@ _NAME_EQUALS = re.compile(r"[^=:]{1,40}=[^=]+")
 
 
 # -- field helpers ----------------------------------------------------------------------------
+
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run as a formula: text starting with = + - @ gets a leading '."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def plain_cell(value: str) -> str:
+    """The text a `safe_cell` was made from (a spreadsheet keeps the leading ' of a cell typed in it)."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_STARTS) else value
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _text(value: Any) -> str:
@@ -1087,18 +1107,42 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
+class _Listings:
+    """Folder listings by composed name (`nfc`), read once: the file whose name a products file writes in another
+    Unicode form."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, dict[str, str]] = {}
+
+    def on_disk(self, path: str) -> str:
+        """`path`, with each part that is not there as written replaced by the entry of its folder of the same
+        composed name (`path` unchanged when there is none)."""
+        parent, name = os.path.split(path)
+        if not name:
+            return path
+        parent = parent if os.path.lexists(parent) else self.on_disk(parent)
+        if name.isascii():  # the same in every form
+            return os.path.join(parent, name)
+        if parent not in self.names:
+            try:
+                self.names[parent] = {nfc(entry): entry for entry in os.listdir(parent)}
+            except OSError:
+                self.names[parent] = {}
+        return os.path.join(parent, self.names[parent].get(nfc(name), name))
+
+
 class _ImageIndex:
     """Finds an image of the folder by absolute path, relative path, file name or name without extension."""
 
     def __init__(self, folder: Path, images: list[str]) -> None:
         self.base = os.path.abspath(folder)
-        self.by_path = {path: index for index, path in enumerate(images)}
+        self.by_path = {nfc(path): index for index, path in enumerate(images)}  # names as typed: composed
         self.by_name: dict[str, int | None] = {}
         self.by_stem: dict[str, int | None] = {}
         self.by_digits: dict[str, int | None] = {}  # the stem with Persian and Arabic digits as Latin ones
         self.shared: dict[str, list[str]] = {}  # a name or stem that several images have: their paths
         for index, path in enumerate(images):
-            name = path.rsplit("/", 1)[-1]
+            name = nfc(path.rsplit("/", 1)[-1])
             stem = os.path.splitext(name)[0]
             for table, key in ((self.by_name, name), (self.by_stem, stem)):
                 if key in table:  # None: several images share it
@@ -1109,12 +1153,12 @@ class _ImageIndex:
 
     def match(self, product: Product, by_id: bool) -> int | None:
         if product.image:
-            relative = os.path.relpath(product.image, self.base)
+            relative = os.path.relpath(nfc(product.image), nfc(self.base))
             if not relative.startswith(".."):
                 found = self.by_path.get(PurePath(relative).as_posix())
                 if found is not None:
                     return found
-            parts = PurePath(product.image).parts
+            parts = PurePath(nfc(product.image)).parts
             for start in range(1, len(parts)):  # the longest tail that is a path in the folder
                 found = self.by_path.get("/".join(parts[start:]))
                 if found is not None:
@@ -1124,16 +1168,17 @@ class _ImageIndex:
                 return found
         if by_id:
             for table in (self.by_path, self.by_name, self.by_stem):
-                found = table.get(product.id)
+                found = table.get(nfc(product.id))
                 if found is not None:
                     return found
-            return self.by_digits.get(product.id.translate(DIGITS))  # id ۱۰۰۱ typed in a sheet, photo 1001.jpg
+            return self.by_digits.get(nfc(product.id).translate(DIGITS))  # id ۱۰۰۱ in a sheet, photo 1001.jpg
         return None
 
     def several(self, product: Product, by_id: bool) -> list[str]:
         """The images that all have the file name (or name without extension) the product names."""
-        keys = [PurePath(product.image).name] if product.image else []
-        return next((self.shared[key] for key in [*keys, *([product.id] if by_id else [])] if key in self.shared), [])
+        keys = [nfc(PurePath(product.image).name)] if product.image else []
+        keys += [nfc(product.id)] if by_id else []
+        return next((self.shared[key] for key in keys if key in self.shared), [])
 
 
 def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set[str], labels: bool
@@ -1174,7 +1219,7 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
             if previous is not None and previous.id != item.id:  # equal ids: already said "duplicate id"
                 yield Problem(reader.label, item.row, None, f"rows {previous.row} and {item.row} both match "
                               f"image {images[found]}; row {item.row} (the later) is used")
-            joined[found] = replace(item, id=item.id if reader.has_id_column else images[found],
+            joined[found] = replace(item, id=item.id if reader.has_id_column else nfc(images[found]),
                                     image=os.path.join(base, images[found]))
         if not joined:  # the images alone would replace the titles stored from the last good file
             why = "no product could be read from it" if not rows else f"none of its rows matches an image of {folder}"
@@ -1185,18 +1230,20 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
     if products is not None:
         further = {found for image in reader.continued.further_images
                    if (found := index.match(Product(id="", image=image), by_id=False)) is not None} - set(joined)
-    ids.update(joined.get(number, Product(id=path)).id for number, path in enumerate(images) if number not in further)
+    ids.update(joined.get(number, Product(id=nfc(path))).id for number, path in enumerate(images)
+               if number not in further)
     row_ids = {product.id: product for product in joined.values()}
     for number, path in enumerate(images, 1):
         if number - 1 in further:
             continue
         product = joined.get(number - 1)
-        if product is None and path in row_ids:  # a row gives this image's name to another image
-            other = row_ids[path]
+        if product is None and nfc(path) in row_ids:  # a row gives this image's name to another image
+            other = row_ids[nfc(path)]
             yield Problem(label, number, "image", f"{path}: row {other.row} of {products} gives this id to "
                           f"{other.image}; this image is left out (give it a row with an id of its own)", skipped=True)
             continue
-        yield product or Product(id=path, image=os.path.join(base, path), source=label, row=number, keeps_stored=True)
+        yield product or Product(id=nfc(path), image=os.path.join(base, path), source=label, row=number,
+                                 keeps_stored=True)  # the id as typed: composed, also of a name macOS decomposed
     if further:
         yield note(label, None, None, f"{len(further):,} images are further photos of products in {products} (rows "
                    "that continue a product's row): not products of their own")

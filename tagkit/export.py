@@ -19,27 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from tagkit.catalogue import safe_cell
 from tagkit.predicting import PredictedProduct
 from tagkit.store import process_alive, sync_folder
 
 FORMATS = ("csv", "jsonl", "json")
 CSV_COLUMNS = ("id", "title", "category", "category_score", "alternatives", "tags", "tag_scores", "candidates",
                "model")
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet will not run as a formula: text starting with = + - @ gets a leading '."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def plain_cell(value: str) -> str:
-    """The text a `safe_cell` was made from (a spreadsheet keeps the leading ' of a cell typed in it)."""
-    return value[1:] if value.startswith("'") and value[1:].startswith(_FORMULA_STARTS) else value
-
-
 _DESCRIPTOR_NAME = re.compile(
     r"/dev/(?P<std>stdout|stderr)|/dev/fd/(?P<fd>\d+)|/proc/(?P<pid>self|\d+)/fd/(?P<proc_fd>\d+)")
 

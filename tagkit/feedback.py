@@ -30,8 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from tagkit.catalogue import sniff_delimiter
-from tagkit.export import plain_cell, safe_cell
+from tagkit.catalogue import plain_cell, safe_cell, sniff_delimiter
 from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
 from tagkit.text import match_key, spelling_key
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
-from tagkit.export import safe_cell
+from tagkit.catalogue import safe_cell
 from tagkit.feedback import Decision, decisions_for, record, stamp, undo
 from tagkit.product import Tag, format_category, parse_category
 from tagkit.queue import attribute_arity, latest_model, load_items

@@ -61,6 +61,12 @@ _HSPACE = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\s*\n\s*")
 
 
+def nfc(text: str) -> str:
+    """`text` in Unicode's composed form (NFC): how Excel, Windows and Linux write `آ`, where macOS writes file names
+    decomposed (NFD), so the same name can be two strings."""
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
 def strip_html(text: str) -> str:
     """Plain text from an HTML fragment: tags removed, entities decoded, `<script>`/`<style>` dropped.
 

@@ -258,7 +258,7 @@ def test_train_without_labels_exits_with_no_model(tmp_path: Path):
 
 
 def test_csv_export_neutralises_formulas():
-    from tagkit.export import safe_cell
+    from tagkit.catalogue import safe_cell
 
     assert safe_cell("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
     assert safe_cell("@SUM(A1)") == "'@SUM(A1)"

@@ -23,9 +23,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import copy_db, write_csv
 
+from tagkit.catalogue import plain_cell
 from tagkit.cli import main
 from tagkit.exitcodes import ExitCode
-from tagkit.export import plain_cell
 from tagkit.image import ImageError, read_image_bytes
 from tagkit.predicting import store_predictions
 from tagkit.queue import load_items, review_queue

@@ -462,3 +462,92 @@ def test_a_file_without_ids_read_again_keeps_the_ids_an_older_tagkit_gave(tmp_pa
         elsewhere.mkdir()
         shutil.copy(catalogue, elsewhere / "p.csv")
         assert import_products(store, elsewhere / "p.csv", embedder=None).products_new == 0
+
+
+def _nfd(name: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFD", name)
+
+
+def test_photos_saved_by_macos_are_found_by_the_names_a_spreadsheet_writes(tmp_path: Path):
+    """macOS writes file names decomposed (NFD), Excel and Windows composed (NFC): `آبی.jpg` is two strings, and
+    every photo whose name has `آ` was "file not found" at a path that looked like the file's; in a folder with a
+    products file, its row was left out and the photo came in without a title, under a byte-different id."""
+    import unicodedata
+
+    folder = tmp_path / "عکس‌ها"
+    (folder / _nfd("آستین")).mkdir(parents=True)
+    (folder / _nfd("آستین") / _nfd("آبی.jpg")).write_bytes(_jpeg(30))
+    (folder / _nfd("آشپزخانه.jpg")).write_bytes(_jpeg(31))
+    assert not (folder / "آستین" / "آبی.jpg").exists(), "this file system keeps the two forms apart"
+    (tmp_path / "products.csv").write_text("id,title,image\nA1,پیراهن آبی,عکس‌ها/آستین/آبی.jpg\n", "utf-8")
+    result = _invoke(tmp_path / "a.db", str(tmp_path / "products.csv"))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    with Store(tmp_path / "a.db") as store:
+        [product] = store.iter_products()
+        assert product.image_hash and Path(product.image).is_file()
+    (tmp_path / "titles.csv").write_text("id,title\nآشپزخانه,ظرف آشپزخانه\n", "utf-8")
+    result = _invoke(tmp_path / "b.db", str(folder), "--products", str(tmp_path / "titles.csv"))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    with Store(tmp_path / "b.db") as store:
+        products = {p.id: p for p in store.iter_products()}
+    assert set(products) == {"آشپزخانه", "آستین/آبی.jpg"}
+    assert all(unicodedata.is_normalized("NFC", pid) for pid in products), "ids as typed, not as macOS names files"
+    assert products["آشپزخانه"].title == "ظرف آشپزخانه" and products["آشپزخانه"].image_hash
+
+
+def test_persian_names_in_a_zip_without_the_utf8_flag_are_found(tmp_path: Path):
+    """macOS's Compress and Info-ZIP's `zip` write UTF-8 names without the flag that says so; Python reads them as
+    cp437, so no Persian member of such an archive was ever found."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as archive:
+        for name, seed in ((_nfd("عکس ها/آبی ۲.jpg"), 40), ("plain/1.jpg", 41)):
+            archive.writestr(name, _jpeg(seed))  # UTF-8 names, the flag set
+    data = bytearray((tmp_path / "photos.zip").read_bytes())
+    for signature, flags in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers: flag cleared
+        at = data.find(signature)
+        while at >= 0:
+            data[at + flags + 1] &= ~0x08 & 0xFF
+            at = data.find(signature, at + 4)
+    (tmp_path / "photos.zip").write_bytes(bytes(data))
+    assert all(not info.flag_bits & 0x800 for info in zipfile.ZipFile(tmp_path / "photos.zip").infolist())
+    (tmp_path / "tagkit.yaml").write_text("input:\n  image_archive: photos.zip\n", "utf-8")
+    (tmp_path / "products.csv").write_text("id,title,image\nZ1,آبی,عکس ها/آبی ۲.jpg\nZ2,one,plain/1.jpg\n",
+                                           "utf-8")
+    result = _invoke(tmp_path / "z.db", str(tmp_path / "products.csv"), "--config", str(tmp_path / "tagkit.yaml"))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    with Store(tmp_path / "z.db") as store:
+        assert all(p.image_hash for p in store.iter_products())
+
+
+def test_a_path_with_dot_dot_goes_up_from_where_a_linked_folder_really_is(tmp_path: Path):
+    """`../photos/x.jpg` in a products file reached through a symbolic link: the system goes up from the link's
+    target; tagkit took `..` off as text and looked beside the link."""
+    (tmp_path / "real" / "data").mkdir(parents=True)
+    (tmp_path / "real" / "photos").mkdir()
+    (tmp_path / "real" / "photos" / "کفش ۱.jpg").write_bytes(_jpeg(50))
+    (tmp_path / "real" / "data" / "p.csv").write_text("id,title,image\nS1,Red Tee,../photos/کفش ۱.jpg\n", "utf-8")
+    (tmp_path / "link").symlink_to(tmp_path / "real" / "data")
+    result = _invoke(tmp_path / "s.db", str(tmp_path / "link" / "p.csv"))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    with Store(tmp_path / "s.db") as store:
+        [product] = store.iter_products()
+    assert product.image_hash
+
+
+def test_cells_a_csv_export_protected_from_spreadsheets_are_imported_as_they_were(tmp_path: Path):
+    """tagkit's CSV exports put `'` before a cell starting with = + - @ (a spreadsheet would run it); `tagkit
+    import` of such a file (`feedback export --labels`, `predict --export csv`) kept the `'`, so `-12` came back
+    as a second product `'-12` and a title `-50% Red Tee` as `'-50% Red Tee`."""
+    from tagkit.catalogue import safe_cell
+
+    rows = [["id", "title", "category"], ["-12", "-50% Red Tee", "A > B"], ["+98912", "@home", "A > B"]]
+    with (tmp_path / "labels.csv").open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([rows[0], *([safe_cell(c) for c in row] for row in rows[1:])])
+    assert "'-12,'-50% Red Tee" in (tmp_path / "labels.csv").read_text("utf-8")
+    result = _invoke(tmp_path / "l.db", str(tmp_path / "labels.csv"))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    with Store(tmp_path / "l.db") as store:
+        assert {(p.id, p.title) for p in store.iter_products()} == {("-12", "-50% Red Tee"), ("+98912", "@home")}
