@@ -941,7 +941,7 @@ class _RecordBuilder:
                 problems.append(note(self.label, row, key, f"the tag {shown(str(tag))} holds more than one "
                                      f"`name: value`: are the tags of this column separated by something other "
                                      f"than {shown(self.separator)}? Say which in tagkit.yaml (input: "
-                                     "tag_separator)"))
+                                     "tag_separator; tagkit's own CSV exports use |)"))
             elif not tag.name and _NAME_EQUALS.fullmatch(tag.value) and "equals" not in self.hinted:
                 self.hinted.add("equals")
                 problems.append(note(self.label, row, key, f"the tag {shown(tag.value)} is read as a value without "
@@ -953,7 +953,7 @@ class _RecordBuilder:
 
 
 _WINDOWS_PATH = re.compile(r"[A-Za-z]:[\\/]")
-_ANOTHER_TAG = re.compile(r"[;؛،,/]\s*[^\s:;؛،,/][^:;؛،,/]{0,40}:\s*\S")  # `...; برند: X` inside one value
+_ANOTHER_TAG = re.compile(r"[|;؛،,/]\s*[^\s:|;؛،,/][^:|;؛،,/]{0,40}:\s*\S")  # `...; برند: X` inside one value
 _NAME_EQUALS = re.compile(r"[^=:]{1,40}=[^=]+")
 
 
@@ -965,6 +965,12 @@ def safe_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
+
+
+def tags_cell(tags: list[str], joiner: str = "|") -> str:
+    """A CSV tags cell that `import` reads back as these tags: `joiner`-separated, or a JSON list when a tag holds a
+    `|` itself (the Torob brand `تام پاپ | TAMPAP`)."""
+    return json.dumps(tags, ensure_ascii=False) if any("|" in tag for tag in tags) else joiner.join(tags)
 
 
 def plain_cell(value: str) -> str:

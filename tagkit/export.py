@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from tagkit.catalogue import safe_cell
+from tagkit.catalogue import safe_cell, tags_cell
 from tagkit.predicting import PredictedProduct
 from tagkit.store import process_alive, sync_folder
 
@@ -224,9 +224,7 @@ def _keep_last_records(out: IO[str], fmt: str, repeated: set[str]) -> None:
 
 
 def csv_row(record: PredictedProduct) -> list[Any]:
-    """The CSV cells of one prediction. Tags are `|`-separated, as `import` reads a tags column; when a tag holds a
-    `|` itself (the Torob brand `تام پاپ | TAMPAP`), the cell is a JSON list of the tags instead, which `import`
-    reads back whole."""
+    """The CSV cells of one prediction (its tags as `tags_cell` writes them)."""
     tags = [tag for tag, _ in record.tags]
     return [
         record.id,
@@ -234,7 +232,7 @@ def csv_row(record: PredictedProduct) -> list[Any]:
         record.category or "",
         "" if record.category_score is None else record.category_score,
         " | ".join(f"{path} ({score})" for path, score in record.alternatives),  # the stored scores, as in JSON
-        json.dumps(tags, ensure_ascii=False) if any("|" in tag for tag in tags) else " | ".join(tags),
+        tags_cell(tags, " | "),
         " | ".join(str(score) for _, score in record.tags),
         " | ".join(f"{tag} ({score})" for tag, score in record.candidates),
         record.model,

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from tagkit.catalogue import plain_cell, safe_cell, sniff_delimiter
+from tagkit.catalogue import plain_cell, safe_cell, sniff_delimiter, tags_cell
 from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
 from tagkit.text import match_key, spelling_key
 
@@ -199,8 +199,8 @@ LABEL_COLUMNS = ("id", "title", "image", "category", "tags", "decided_at")
 def export_labels(store: Store, out: IO[str]) -> int:
     """Write, for each product with a review decision, its labels as the decisions leave them (what `train` learns
     from it: the catalogue's labels overridden, canonical for the taxonomy) as CSV in the products-file layout (tags
-    joined by `|`), with the time of its latest decision; returns how many products. The file a shop's catalogue is
-    updated from, and one `tagkit import` reads back."""
+    as `catalogue.tags_cell` writes them), with the time of its latest decision; returns how many products. The file
+    a shop's catalogue is updated from, and one `tagkit import` reads back."""
     from tagkit.taxonomy import stored_taxonomy
 
     rows = feedback_rows(store)
@@ -214,7 +214,7 @@ def export_labels(store: Store, out: IO[str]) -> int:
     for product in products:
         cells = {"id": product.id, "title": product.title, "image": product.image or "",
                  "category": format_category(product.category) if product.category else "",
-                 "tags": "|".join(str(tag) for tag in product.tags), "decided_at": latest.get(product.id, "")}
+                 "tags": tags_cell([str(tag) for tag in product.tags]), "decided_at": latest.get(product.id, "")}
         writer.writerow([safe_cell(cells[c]) for c in LABEL_COLUMNS])
     return len(products)
 

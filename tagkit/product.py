@@ -35,10 +35,13 @@ class Tag:
 
 
 def split_at(text: str, separator: str) -> list[str]:
-    """`text.split(separator)`, also at the separator's full-width form (`＞`, `｜`, `；`), which Persian and East
-    Asian keyboards type; a separator after a backslash is part of the text (WooCommerce writes `Belts\\, Leather`)."""
+    """`text.split(separator)`, also at the separator's full-width form (`＞`, `｜`, `；`), which East Asian
+    keyboards type, and `;` at `؛`, which Persian ones do (not `,` at `،`: Persian values hold it, `ست گردنبند،
+    دستبند`); a separator after a backslash is part of the text (WooCommerce writes `Belts\\, Leather`)."""
     if len(separator) == 1 and "!" <= separator <= "~":
         text = text.replace(chr(ord(separator) + 0xFEE0), separator)
+    if separator == ";":
+        text = text.replace("\u061b", ";")
     escaped = "\\" + separator
     if escaped not in text:
         return text.split(separator)

@@ -194,6 +194,7 @@ class Taxonomy:
     def outside(self, products: Iterable[Product], found: OutsideLabels) -> None:
         """Count into `found` the (canonical) labels of `products` that the taxonomy does not have."""
         tree = bool(self.categories)
+        single = {a.name for a in self.attributes if not a.multi_valued}
         for product in products:
             if tree and product.category and not self.has_category(product.category):
                 found.categories[format_category(product.category)] += 1
@@ -204,6 +205,8 @@ class Taxonomy:
                     found.attributes[tag.name] += 1
                 elif not self.known(tag):
                     found.values[str(tag)] += 1
+            values = Counter(name for name, _ in {(t.name, t.value) for t in product.tags if t.name in single})
+            found.several.update(name for name, n in values.items() if n > 1)
 
     def valid(self, scored: Iterable[tuple[Tag, float]], *, keep_unknown: bool = False) -> dict[Tag, float]:
         """Each tag the taxonomy allows, canonical, with its best score. A tag of an attribute the taxonomy does
@@ -285,6 +288,7 @@ class OutsideLabels:
     categories: Counter[str] = field(default_factory=Counter)
     values: Counter[str] = field(default_factory=Counter)
     attributes: Counter[str] = field(default_factory=Counter)
+    several: Counter[str] = field(default_factory=Counter)  # products with several values of a one-value attribute
 
     def notes(self, source: str) -> list[Problem]:
         def some(counts: Counter[str]) -> str:
@@ -303,6 +307,10 @@ class OutsideLabels:
         if self.attributes:
             said.append(("tags", f"{self.attributes.total():,} tags are of attributes the taxonomy does not list "
                          f"({some(self.attributes)}): kept and predicted as they are"))
+        if self.several:
+            said.append(("tags", f"{self.several.total():,} products have several values of an attribute the "
+                         f"taxonomy gives one value ({some(self.several)}): predictions give it one, so the others "
+                         "count as missed; if it takes several, say `multi_valued: true` for it in the taxonomy"))
         return [Problem(source, None, where, message, info=True) for where, message in said]
 
 

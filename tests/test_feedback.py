@@ -844,3 +844,26 @@ def test_a_review_sheet_shows_the_decisions_stored_about_its_products(demo_db: P
     assert not any(r["decided_before"] for r in rows if r["product_id"] != item.id)
     result = tagkit(demo_db, "feedback", "import", str(path))
     assert result.exit_code == ExitCode.OK and "0 decisions added" in result.stderr, result.stderr
+
+
+def test_labels_export_keeps_a_tag_holding_a_bar_whole(demo_db: Path, tmp_path: Path):
+    """A Torob brand is `تام پاپ | TAMPAP`: `feedback export --labels` joined the tags with `|` as they were, so
+    `tagkit import` of that file cut the brand short and added a tag `TAMPAP`. It writes a JSON list then, as
+    `predict --export csv` does."""
+    import csv
+
+    from tagkit.queue import review_queue
+
+    brand = "برند: تام پاپ | TAMPAP"
+    with Store(demo_db) as store:
+        item = review_queue(store, order="id")[0]
+        record(store, [Decision(item.id, item.model, "tag", "correct", corrected=brand, reviewer="ana")])
+    out = tmp_path / "labels.csv"
+    assert tagkit(demo_db, "feedback", "export", "--labels", "-o", str(out)).exit_code == ExitCode.OK
+    [exported] = csv.DictReader(out.open(encoding="utf-8"))
+    assert json.loads(exported["tags"]) and brand in json.loads(exported["tags"])
+    fresh = tmp_path / "fresh.db"
+    assert tagkit(fresh, "import", str(out), "--no-images").exit_code == ExitCode.OK
+    with Store(fresh) as store:
+        [product] = store.iter_products()
+    assert {str(t) for t in product.tags} == labels(demo_db, item.id)[1] and brand in labels(demo_db, item.id)[1]

@@ -551,3 +551,20 @@ def test_cells_a_csv_export_protected_from_spreadsheets_are_imported_as_they_wer
     assert result.exit_code == ExitCode.OK, result.stderr
     with Store(tmp_path / "l.db") as store:
         assert {(p.id, p.title) for p in store.iter_products()} == {("-12", "-50% Red Tee"), ("+98912", "@home")}
+
+
+def test_a_tag_separator_of_its_own_splits_persian_lists_and_names_tagkits_exports(tmp_path: Path):
+    """A team that splits attribute columns at `;` (set in its tagkit.yaml) typed `؛` on a Persian keyboard: one
+    value. And tagkit's own CSV exports (tags joined by `|`) read under that setting became one tag each, with no
+    hint: the note about another separator did not know `|`."""
+    (tmp_path / "tagkit.yaml").write_text("input:\n  attributes: {جنس: جنس}\n  tag_separator: \";\"\n", "utf-8")
+    (tmp_path / "p.csv").write_text("id,title,جنس,tags\n1,روبان,روبان گروگرن؛ ربان لمه,\n"
+                                    "2,Tee,,color: Beige|usage: Casual\n", "utf-8")
+    result = _invoke(tmp_path / "t.db", str(tmp_path / "p.csv"), "--no-images", "--config",
+                     str(tmp_path / "tagkit.yaml"))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    with Store(tmp_path / "t.db") as store:
+        tags = {p.id: {str(t) for t in p.tags} for p in store.iter_products()}
+    assert tags["1"] == {"جنس: روبان گروگرن", "جنس: ربان لمه"}
+    said = " ".join(result.stderr.split())
+    assert "holds more than one `name: value`" in said and "tagkit's own CSV exports use |" in said

@@ -481,7 +481,10 @@ def test_import_says_which_labels_the_taxonomy_does_not_have(tmp_path: Path) -> 
         notes = {p.message.split(" (")[0]: p for p in report.problems if "taxonomy" in p.message}
         assert set(notes) == {"1 products have a category the taxonomy does not have",
                               "2 tags have a value the taxonomy does not allow",
-                              "1 tags are of attributes the taxonomy does not list"}
+                              "1 tags are of attributes the taxonomy does not list",
+                              # two colours, one value in the taxonomy: predictions give one, recall halves
+                              "1 products have several values of an attribute the taxonomy gives one value"}
+        assert "رنگ ×1" in notes["1 products have several values of an attribute the taxonomy gives one value"].message
         outside = notes["1 products have a category the taxonomy does not have"]
         assert "get another one or none" in outside.message
         assert all(p.info for p in notes.values())
