@@ -39,13 +39,26 @@ def split(path: str) -> tuple[str, str] | None:
     return None
 
 
-def read_member(path: str) -> bytes:
-    """The bytes of `ARCHIVE!/MEMBER`; raises FileNotFoundError for a missing member, ArchiveError."""
+def read_member(path: str, limit: int | None = None) -> bytes:
+    """The bytes of `ARCHIVE!/MEMBER`; raises FileNotFoundError for a missing member, ArchiveError, and
+    MemberTooLarge for one whose size is over `limit` bytes (a zip member can unpack to far more than it takes)."""
     parts = split(path)
     if parts is None:
         raise ValueError(f"not an archive member path: {path}")
     archive, member = parts
-    return _archive(archive).read(member)
+    found = _archive(archive)
+    size = found.size(member)
+    if limit is not None and size > limit:
+        raise MemberTooLarge(size)
+    return found.read(member)
+
+
+class MemberTooLarge(ArchiveError):
+    """A member larger than the reader's limit; `size` in bytes, as the archive states it."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size:,} bytes")
+        self.size = size
 
 
 class _Archive:
@@ -53,6 +66,9 @@ class _Archive:
         self.path = path
 
     def read(self, member: str) -> bytes:
+        raise NotImplementedError
+
+    def size(self, member: str) -> int:
         raise NotImplementedError
 
 
@@ -68,6 +84,11 @@ class _Tar(_Archive):
             raise ArchiveError(f"{path}: not an uncompressed tar archive ({error}); "
                                "extract it or use .tar/.zip") from None
         self.fd = os.open(path, os.O_RDONLY)
+
+    def size(self, member: str) -> int:
+        if nfc(member) not in self.members:
+            raise FileNotFoundError(f"no {member} in {self.path}")
+        return self.members[nfc(member)][1]
 
     def read(self, member: str) -> bytes:
         if nfc(member) not in self.members:
@@ -86,12 +107,19 @@ class _Zip(_Archive):
         self.members = {nfc(_zip_name(info)): info for info in self.zip.infolist()}
         self.lock = threading.Lock()
 
+    def size(self, member: str) -> int:
+        return self._info(member).file_size
+
     def read(self, member: str) -> bytes:
+        info = self._info(member)
+        with self.lock:
+            return self.zip.read(info)
+
+    def _info(self, member: str) -> zipfile.ZipInfo:
         info = self.members.get(nfc(member))
         if info is None:
             raise FileNotFoundError(f"no {member} in {self.path}")
-        with self.lock:
-            return self.zip.read(info)
+        return info
 
 
 def _zip_name(info: zipfile.ZipInfo) -> str:

@@ -116,7 +116,7 @@ def read_image_bytes(path: str | Path, name: str = "") -> bytes:
     """
     try:
         if archive.split(str(path)):
-            data = archive.read_member(str(path))
+            data = archive.read_member(str(path), limit=MAX_FILE_BYTES)
         else:
             mode = os.stat(path).st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a device or a pipe would read without end
@@ -131,6 +131,9 @@ def read_image_bytes(path: str | Path, name: str = "") -> bytes:
                 data = f.read()
     except ImageError:
         raise
+    except archive.MemberTooLarge as e:
+        raise ImageError(f"too large for an image ({e.size / 2**20:.0f} MiB unpacked, limit "
+                         f"{MAX_FILE_BYTES // 2**20} MiB)", name) from None
     except FileNotFoundError:
         raise ImageError("file not found", name, missing=True) from None
     except IsADirectoryError:

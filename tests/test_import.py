@@ -568,3 +568,23 @@ def test_a_tag_separator_of_its_own_splits_persian_lists_and_names_tagkits_expor
     assert tags["1"] == {"جنس: روبان گروگرن", "جنس: ربان لمه"}
     said = " ".join(result.stderr.split())
     assert "holds more than one `name: value`" in said and "tagkit's own CSV exports use |" in said
+
+
+def test_a_zip_member_that_unpacks_past_the_image_limit_is_refused_unread(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    """A file on disk over the limit was refused by its size; a zip member was unpacked whole first (a few MB that
+    unpack to gigabytes filled the memory). Its stated size is checked before it is read."""
+    import zipfile
+
+    from tagkit import archive, image
+
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w", zipfile.ZIP_DEFLATED) as photos:
+        photos.writestr("zeros.jpg", bytes(200_000))
+        photos.writestr("ok.jpg", _jpeg(60))
+    assert (tmp_path / "photos.zip").stat().st_size < 5_000
+    with pytest.raises(archive.MemberTooLarge):
+        archive.read_member(f"{tmp_path / 'photos.zip'}!/zeros.jpg", limit=100_000)
+    monkeypatch.setattr(image, "MAX_FILE_BYTES", 100_000)
+    with pytest.raises(image.ImageError, match=r"too large for an image \(0 MiB unpacked"):
+        image.read_image_bytes(f"{tmp_path / 'photos.zip'}!/zeros.jpg")
+    assert image.read_image_bytes(f"{tmp_path / 'photos.zip'}!/ok.jpg") == _jpeg(60)
