@@ -341,11 +341,11 @@ class Store:
         if "meta" in tables:
             version = None
             with suppress(sqlite3.DatabaseError):  # a `meta` table of another program's, without these columns
-                version = self.db.execute("select value from meta where key = 'schema_version'").fetchone()
+                version = self.meta("schema_version")
             if version is not None:
-                if str(version[0]).isdigit() and int(version[0]) > SCHEMA_VERSION:
+                if version.isdigit() and int(version) > SCHEMA_VERSION:
                     raise NewerDatabase(f"{self.path} was written by a newer tagkit (its schema version is "
-                                        f"{version[0]}; this tagkit {__version__} knows up to {SCHEMA_VERSION}): "
+                                        f"{version}; this tagkit {__version__} knows up to {SCHEMA_VERSION}): "
                                         "upgrade tagkit to use it; it is left as it is")
                 return
         shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
@@ -367,8 +367,7 @@ class Store:
         views = dict(self.db.execute("select name, sql from sqlite_master where type = 'view'").fetchall())
         if writable and any(views.get(name) != _view_sql(name) for name in _VIEWS):
             return False
-        row = self.db.execute("select value from meta where key = 'schema_version'").fetchone()
-        return row is not None and row[0] == str(SCHEMA_VERSION)
+        return self.meta("schema_version") == str(SCHEMA_VERSION)
 
     def _create_schema(self) -> None:
         """Create missing tables; add the columns and indexes a database made by an older tagkit lacks; (re)create
@@ -396,7 +395,15 @@ class Store:
             for name in _VIEWS:
                 self.db.execute(f"drop view if exists [{name}]")
                 self.db.execute(_view_sql(name))
-            self.db.table("meta").upsert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key")
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+
+    def meta(self, key: str) -> str | None:
+        """A value of the `meta` table (its keys are listed in the module docstring), or None."""
+        row = self.db.execute("select value from meta where key = ?", [key]).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.table("meta").upsert({"key": key, "value": value}, pk="key")
 
     def _held_out_of_old_evals(self) -> None:
         """Test products stored before they were marked: those stored last from a file (or folder) that an `eval`

@@ -775,9 +775,8 @@ def import_taxonomy(store: Store, taxonomy: Taxonomy) -> ImportCounts:
                 table.delete(old["id"])
                 counts.removed += 1
                 counts.removed_entries.append(_written(_stored_entry(old, by_id)))
-        meta = store.db.table("meta")
-        meta.upsert({"key": "taxonomy_name", "value": taxonomy.name}, pk="key")
-        meta.upsert({"key": "taxonomy_language", "value": taxonomy.language}, pk="key")
+        store.set_meta("taxonomy_name", taxonomy.name)
+        store.set_meta("taxonomy_language", taxonomy.language)
     return counts
 
 
@@ -859,9 +858,7 @@ def stored_taxonomy(store: Store) -> Taxonomy | None:
     rows = list(store.db.query("select * from taxonomy where canonical_id is null order by position, id"))
     if not rows:
         return None
-    meta = {r["key"]: r["value"] for r in store.db.query(
-        "select key, value from meta where key in ('taxonomy_name', 'taxonomy_language')")}
-    taxonomy = Taxonomy(name=meta.get("taxonomy_name") or "", language=meta.get("taxonomy_language") or "")
+    taxonomy = Taxonomy(name=store.meta("taxonomy_name") or "", language=store.meta("taxonomy_language") or "")
     paths: dict[int, tuple[str, ...]] = {}
     attributes: dict[int, Attribute] = {}
     for row in rows:  # in file order, so a parent comes before its children

@@ -195,7 +195,7 @@ def prune_versions(store: Store, keep: int, dry_run: bool = False) -> Pruned:
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
         with store.transaction():
-            store.db.table("meta").upsert({"key": _KEPT_FOLDERS, "value": json.dumps(newer)}, pk="key")
+            store.set_meta(_KEPT_FOLDERS, json.dumps(newer))
         if features or superseded:  # the deleted rows' space back to the disk
             store.compact()
     return Pruned(gone, unrecorded, kept, size, superseded, features, feature_bytes, newer)
@@ -223,9 +223,9 @@ _KEPT_FOLDERS = "kept_model_folders"  # meta key: the unrecorded folders `prune_
 
 
 def _kept_folders(store: Store) -> set[str]:
-    row = store.db.execute("select value from meta where key = ?", [_KEPT_FOLDERS]).fetchone()
+    value = store.meta(_KEPT_FOLDERS)
     try:
-        return set(json.loads(row[0])) if row else set()
+        return set(json.loads(value)) if value else set()
     except (TypeError, ValueError):
         return set()
 
