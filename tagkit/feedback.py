@@ -346,19 +346,13 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
                 seen[key] += 1
                 there = seen[key] <= _count_same(store, row, columns)
             else:
-                latest = _latest(store, row)
-                there = latest is not None and all(latest[c] == row[c] for c in _CONTENT[:-1])
-                # a review sheet speaks as of when it was written, but against the decisions an import of this
-                # very sheet stored (imported, then corrected: the reviewer's re-edit) as of when it was saved
-                own = latest is not None and bool(_sheet(row)) and latest.get("sheet") == _sheet(row)
-                as_of = row.get("written_at") if row.get("written_at") and not own else saved
-                later = not there and latest is not None and latest["created_at"] != now and _after(latest, as_of)
+                there, later = _against_stored(store, row, saved, now)
                 making_room = row.get("for_line") is not None  # a value `_one_value` rejects for the row's
                 if later and making_room:  # chosen after the sheet was written: it stays, and the row's value out
-                    left_out[line] = latest
+                    left_out[line] = later
                     continue
                 if later or (line in left_out and not making_room):
-                    report.problems.append(_decided_since(row, line, left_out.pop(line, latest), path))
+                    report.problems.append(_decided_since(row, line, left_out.pop(line, later), path))
                     report.decided_since += 1
                     continue
             if there:
@@ -368,6 +362,22 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
                 report.added += row.get("for_line") is None  # the rejects made for a row's value are its own
     report.problems += _typed_outside(taxonomy, [row for row, _ in rows], str(path))
     return report
+
+
+def _against_stored(store: Store, row: dict[str, Any], saved: datetime | None,
+                    now: str) -> tuple[bool, dict[str, Any] | None]:
+    """A row without a time against the latest stored decision on its labels: whether that decision is the same
+    (the row is there), and that decision when it goes before the row (made after the row's word: after its
+    review sheet was written, or, against the decisions an import of this very sheet stored (imported, then
+    corrected: the reviewer's re-edit), after the file was `saved`), else None."""
+    latest = _latest(store, row)
+    if latest is None:
+        return False, None
+    if all(latest[c] == row[c] for c in _CONTENT[:-1]):
+        return True, None
+    own = bool(_sheet(row)) and latest.get("sheet") == _sheet(row)
+    as_of = row.get("written_at") if row.get("written_at") and not own else saved
+    return False, latest if latest["created_at"] != now and _after(latest, as_of) else None
 
 
 def _sheet(row: Mapping[str, Any]) -> str | None:
