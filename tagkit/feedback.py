@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -361,6 +362,7 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
                 store.db.execute(insert, [row[c] for c in _CONTENT[:-1]] + [row["created_at"] or now, _sheet(row)])
                 report.added += row.get("for_line") is None  # the rejects made for a row's value are its own
     report.problems += _typed_outside(taxonomy, [row for row, _ in rows], str(path))
+    report.problems += _typed_lists(store, taxonomy, rows, str(path))
     return report
 
 
@@ -414,6 +416,38 @@ def _decided_since(row: dict[str, Any], line: int, latest: dict[str, Any], path:
     return Problem(str(path), line, "decision", f"{shown(what)} was decided ({latest['decision']}){who} at "
                    f"{latest['created_at']}, after {after}: that decision is kept, this row left out ({again} to "
                    "make it the latest)", info=True, product_id=row["product_id"])
+
+
+def listed_values(tag: str, known: Iterable[str]) -> list[str]:
+    """The tags a typed tag lists when each is one its attribute has already (`رنگ: آبی، سفید` with `رنگ: آبی` and
+    `رنگ: سفید` among the `known` tags): several values typed in one cell, which is stored as one value. [] when
+    it lists none, or a value not known (a brand `تام پاپ | TAMPAP` is one value)."""
+    parsed = Tag.parse(tag)
+    parts = [part for part in _LIST.split(parsed.value) if part]
+    if not parsed.name or len(parts) < 2:
+        return []
+    keys = {match_key(t) for t in known}
+    listed = [str(Tag(parsed.name, part)) for part in parts]
+    return listed if all(match_key(t) in keys for t in listed) else []
+
+
+_LIST = re.compile(r"\s*[|،؛;,]\s*")
+
+
+def _typed_lists(store: Store, taxonomy: Taxonomy | None, rows: list[tuple[dict[str, Any], int]],
+                 file: str) -> list[Problem]:
+    """Notes on the tag corrections of `rows` that list several known values in one cell (`listed_values`)."""
+    typed = [(row, line) for row, line in rows if row["field"] == "tag" and row["decision"] == "correct"
+             and _LIST.search(Tag.parse(row["corrected"] or "").value)]
+    if not typed:
+        return []
+    from tagkit.review import known_values
+
+    known = known_values(store, taxonomy)[1]
+    return [Problem(file, line, "corrected", f"{shown(row['corrected'])} is stored as one value, though it lists "
+                    f"values its attribute has ({', '.join(listed)}): to give several, write each on a row of its "
+                    "own", info=True, product_id=row["product_id"])
+            for row, line in typed if (listed := listed_values(row["corrected"], known))]
 
 
 def _typed_outside(taxonomy: Taxonomy | None, rows: list[dict[str, Any]], file: str) -> list[Problem]:

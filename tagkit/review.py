@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
 from tagkit.catalogue import safe_cell
-from tagkit.feedback import Decision, decisions_for, record, stamp, undo
+from tagkit.feedback import Decision, decisions_for, listed_values, record, stamp, undo
 from tagkit.product import Tag, format_category, parse_category
 from tagkit.queue import attribute_arity, latest_model, load_items
 from tagkit.taxonomy import stored_taxonomy
@@ -200,7 +200,9 @@ class Session:
             return "nothing changed"
         categories, tags = self.known_values()
         if path not in categories and (":" in text or str(tag) in tags):
-            return self._edit_tag(screen, str(tag))
+            listed = listed_values(str(tag), tags)
+            return self._edit_tag(screen, str(tag)) + (f" (one value, though it lists {len(listed)} known ones: "
+                                                        "type each with e on its own)" if listed else "")
         note = ("" if path in categories else " (not in the taxonomy's category tree)"
                 if taxonomy is not None and taxonomy.categories else " (a new category)")
         return self._choose_category(screen, path) + note

@@ -867,3 +867,35 @@ def test_labels_export_keeps_a_tag_holding_a_bar_whole(demo_db: Path, tmp_path: 
     with Store(fresh) as store:
         [product] = store.iter_products()
     assert {str(t) for t in product.tags} == labels(demo_db, item.id)[1] and brand in labels(demo_db, item.id)[1]
+
+
+def test_several_known_values_typed_in_one_cell_are_named(demo_db: Path, tmp_path: Path):
+    """`رنگ: آبی، سفید` typed in a sheet's `corrected` (or with `e` in the terminal) is stored as one value, which
+    nothing said; now a note does when each part is a value its attribute has. A value that only holds a separator
+    (the brand `تام پاپ | TAMPAP`) gets none."""
+    import csv
+
+    from tagkit.queue import review_queue
+    from tagkit.review import Session, known_values
+
+    with Store(demo_db) as store:
+        tags = known_values(store)[1]
+        item = next(i for i in review_queue(store, order="id") if i.tags)
+    name = Tag.parse(item.tags[0][0]).name
+    values = [Tag.parse(t).value for t in tags if Tag.parse(t).name == name][:2]
+    assert len(values) == 2
+    path = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(path), "--order", "id", "--limit", "1").exit_code == 0
+    rows = list(csv.DictReader(path.open(encoding="utf-8-sig")))
+    typed = f"{name}: {values[0]}، {values[1]}"
+    rows[[r["predicted"] for r in rows].index(item.tags[0][0])]["corrected"] = typed
+    if len(item.tags) > 1:
+        rows[[r["predicted"] for r in rows].index(item.tags[1][0])]["corrected"] = f"{name}: {values[0]} | TAMPAP"
+    result = tagkit(demo_db, "feedback", "import", str(write_csv(path, rows)))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"'{typed}' is stored as one value, though it lists values its attribute has" in said
+    assert said.count("is stored as one value") == 1
+    with Store(demo_db) as store:
+        message = Session(store, [item], "ana").edit(f"{name}: {values[1]} | {values[0]}")
+    assert message.endswith("(one value, though it lists 2 known ones: type each with e on its own)"), message
