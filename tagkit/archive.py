@@ -11,6 +11,7 @@ import os
 import tarfile
 import threading
 import zipfile
+import zlib
 from pathlib import Path
 
 from tagkit.text import nfc
@@ -112,8 +113,13 @@ class _Zip(_Archive):
 
     def read(self, member: str) -> bytes:
         info = self._info(member)
-        with self.lock:
-            return self.zip.read(info)
+        try:
+            with self.lock:
+                return self.zip.read(info)
+        except (zipfile.BadZipFile, EOFError, zlib.error) as error:  # damaged: a bad download, a flipped byte
+            raise ArchiveError(f"damaged in {self.path} ({error})") from None
+        except (RuntimeError, NotImplementedError) as error:  # encrypted, or a compression zipfile cannot read
+            raise ArchiveError(f"cannot be read from {self.path} ({error})") from None
 
     def _info(self, member: str) -> zipfile.ZipInfo:
         info = self.members.get(nfc(member))

@@ -846,8 +846,11 @@ class _RecordBuilder:
         if text.startswith("~"):
             text = os.path.expanduser(text)
         joined = os.path.join(self.image_base, text)
-        # `..` after a symbolic link is the link target's parent, as the system goes: not undone as text
-        path = os.path.realpath(joined) if ".." in PurePath(text).parts else os.path.normpath(joined)
+        # `..` after a linked folder is its target's parent, as the system goes: not undone as text (the photo's own
+        # name stays as written, a link or not)
+        folder, name = os.path.split(joined)
+        path = (os.path.join(os.path.realpath(folder), name) if ".." in PurePath(text).parts
+                else os.path.normpath(joined))
         return path if os.path.lexists(path) else self.folders.on_disk(path)
 
     def _downloaded(self, url: str, key: str | None, row: int, problems: list[Problem]) -> str | None:

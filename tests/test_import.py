@@ -535,6 +535,18 @@ def test_a_path_with_dot_dot_goes_up_from_where_a_linked_folder_really_is(tmp_pa
     with Store(tmp_path / "s.db") as store:
         [product] = store.iter_products()
     assert product.image_hash
+    # photos that are links themselves (a store of unique files): the link is the photo, and a folder of them
+    # joins its rows by it (resolving the whole path stored the target, and the join found no row's photo)
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "sha-1.jpg").write_bytes(_jpeg(51))
+    (tmp_path / "real" / "photos" / "a.jpg").symlink_to(tmp_path / "store" / "sha-1.jpg")
+    (tmp_path / "real" / "data" / "q.csv").write_text("id,title,image\nS2,Bag,../photos/a.jpg\n", "utf-8")
+    result = _invoke(tmp_path / "q.db", str(tmp_path / "real" / "photos"), "--products",
+                     str(tmp_path / "link" / "q.csv"))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    with Store(tmp_path / "q.db") as store:
+        products = {p.id: p for p in store.iter_products()}
+    assert products["S2"].title == "Bag" and products["S2"].image == str(tmp_path / "real" / "photos" / "a.jpg")
 
 
 def test_cells_a_csv_export_protected_from_spreadsheets_are_imported_as_they_were(tmp_path: Path):
@@ -588,3 +600,23 @@ def test_a_zip_member_that_unpacks_past_the_image_limit_is_refused_unread(tmp_pa
     with pytest.raises(image.ImageError, match=r"too large for an image \(0 MiB unpacked"):
         image.read_image_bytes(f"{tmp_path / 'photos.zip'}!/zeros.jpg")
     assert image.read_image_bytes(f"{tmp_path / 'photos.zip'}!/ok.jpg") == _jpeg(60)
+
+
+def test_a_damaged_zip_member_is_a_problem_and_the_run_goes_on(tmp_path: Path):
+    """A member whose data fails its checksum (a bad download) stopped the run with a traceback (BadZipFile)."""
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w", zipfile.ZIP_DEFLATED) as photos:
+        photos.writestr("bad.jpg", _jpeg(70))
+        photos.writestr("good.jpg", _jpeg(71))
+    data = bytearray((tmp_path / "photos.zip").read_bytes())
+    data[200] ^= 0xFF  # inside bad.jpg's data
+    (tmp_path / "photos.zip").write_bytes(bytes(data))
+    (tmp_path / "tagkit.yaml").write_text("input:\n  image_archive: photos.zip\n", "utf-8")
+    (tmp_path / "p.csv").write_text("id,title,image\nb,Bad,bad.jpg\ng,Good,good.jpg\n", "utf-8")
+    result = _invoke(tmp_path / "z.db", str(tmp_path / "p.csv"), "--config", str(tmp_path / "tagkit.yaml"))
+    assert result.exit_code == ExitCode.PARTIAL, result.output
+    assert "p.csv, row 2, field 'image'" in result.stderr and "damaged in" in result.stderr
+    with Store(tmp_path / "z.db") as store:
+        products = {p.id: p for p in store.iter_products()}
+    assert products["g"].image_hash and not products["b"].image_hash and products["b"].title == "Bad"
