@@ -206,7 +206,9 @@ class Taxonomy:
                 elif not self.known(tag):
                     found.values[str(tag)] += 1
             values = Counter(name for name, _ in {(t.name, t.value) for t in product.tags if t.name in single})
-            found.several.update(name for name, n in values.items() if n > 1)
+            several = [name for name, n in values.items() if n > 1]
+            found.several.update(several)
+            found.several_products += bool(several)
 
     def valid(self, scored: Iterable[tuple[Tag, float]], *, keep_unknown: bool = False) -> dict[Tag, float]:
         """Each tag the taxonomy allows, canonical, with its best score. A tag of an attribute the taxonomy does
@@ -288,7 +290,8 @@ class OutsideLabels:
     categories: Counter[str] = field(default_factory=Counter)
     values: Counter[str] = field(default_factory=Counter)
     attributes: Counter[str] = field(default_factory=Counter)
-    several: Counter[str] = field(default_factory=Counter)  # products with several values of a one-value attribute
+    several: Counter[str] = field(default_factory=Counter)  # one-value attributes given several values: products
+    several_products: int = 0  # the products with several values of one (or more) of them
 
     def notes(self, source: str) -> list[Problem]:
         def some(counts: Counter[str]) -> str:
@@ -308,7 +311,7 @@ class OutsideLabels:
             said.append(("tags", f"{self.attributes.total():,} tags are of attributes the taxonomy does not list "
                          f"({some(self.attributes)}): kept and predicted as they are"))
         if self.several:
-            said.append(("tags", f"{self.several.total():,} products have several values of an attribute the "
+            said.append(("tags", f"{self.several_products:,} products have several values of an attribute the "
                          f"taxonomy gives one value ({some(self.several)}): predictions give it one, so the others "
                          "count as missed; if it takes several, say `multi_valued: true` for it in the taxonomy"))
         return [Problem(source, None, where, message, info=True) for where, message in said]
