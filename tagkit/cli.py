@@ -784,6 +784,7 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
                  "To review in a spreadsheet, write the products to review as a sheet with `tagkit review "
                  "--sheet FILE`, fill in its decision column and load it with `tagkit feedback import FILE`.",
                  ExitCode.NOT_A_TERMINAL)
+    from tagkit.feedback import stamp
     from tagkit.queue import canonical_filters, load_items, matches, predicted_model, review_queue, unreviewed
     from tagkit.review import Session
     from tagkit.taxonomy import stored_taxonomy
@@ -797,6 +798,7 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
             version = predicted_model(store, version)
         except LookupError as error:
             obj.fail(str(error.args[0]), ExitCode.NO_MODEL)
+        as_of = stamp()  # a prediction made after the queue is read replaces its item, on screen
         queue = review_queue(store, order=order, seed=seed, model_id=version, category=category, tag=tag,
                              limit=limit, again=again)
         if not queue:
@@ -814,7 +816,7 @@ def review(obj: Context, limit: int | None, order: str, seed: int, category: str
         if sheet is not None:
             _write_sheet(obj, store, queue, sheet, reviewer)
             return
-        session = Session(store, queue, reviewer, version)
+        session = Session(store, queue, reviewer, version, as_of)
         args = {"order": order, "seed": seed, "category": category, "tag": tag, "limit": limit, "model": version,
                 "reviewer": reviewer, "again": again or None}
         run_id = store.start_run("review", {k: v for k, v in args.items() if v is not None})

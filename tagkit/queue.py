@@ -49,7 +49,7 @@ Thresholds = Mapping[str, Any]  # tag or attribute name -> threshold, or {"both"
 # A product a person can judge: it has a title, a description or an image that could be read.
 _HAS_INPUT = ("(trim(coalesce(r.title, '')) != '' or trim(coalesce(r.description, '')) != '' or exists "
               "(select 1 from features f where f.image_hash = r.image_hash and f.error is null))")
-_LATEST_MODEL = ("select q.model_id from predictions q where q.product_id = {product} "  # a product's latest
+_LATEST_MODEL = ("select q.model_id from predictions q where q.product_id = p.product_id "  # a product's latest
                  "order by q.created_at desc, q.model_id desc limit 1")
 
 
@@ -59,7 +59,7 @@ def load_items(store: Store, model_id: str | None = None, product_id: str | None
     those that predict something for a product with a title, a description or a readable image (what can be
     reviewed). `product_id`: that product's only."""
     sql = ("select p.*, r.title, r.image from predictions p join products r on r.id = p.product_id where "
-           + ("p.model_id = ?" if model_id else f"p.model_id = ({_LATEST_MODEL.format(product='p.product_id')})")
+           + ("p.model_id = ?" if model_id else f"p.model_id = ({_LATEST_MODEL})")
            + f" and {_HAS_INPUT}" + (" and p.product_id = ?" if product_id is not None else ""))
     rows = store.db.query(sql, [v for v in (model_id, product_id) if v is not None])
     taxonomy = stored_taxonomy(store)
@@ -71,10 +71,13 @@ def load_items(store: Store, model_id: str | None = None, product_id: str | None
     return [item for item in items if not item.empty]
 
 
-def latest_model(store: Store, product_id: str) -> str | None:
-    """The model version of a product's latest prediction (as `load_items` picks it), or None."""
-    row = store.db.execute(_LATEST_MODEL.format(product="?"), [product_id]).fetchone()
-    return row[0] if row else None
+def latest_prediction(store: Store, product_id: str, model_id: str | None = None) -> tuple[str, str] | None:
+    """The model version and time of a product's latest prediction (as `load_items` picks it; of `model_id`'s,
+    when given), or None."""
+    row = store.db.execute("select model_id, created_at from predictions where product_id = ?"
+                           + (" and model_id = ?" if model_id else "") + " order by created_at desc, model_id desc "
+                           "limit 1", [product_id, *([model_id] if model_id else [])]).fetchone()
+    return (row[0], row[1]) if row else None
 
 
 def held_records(items: Iterable[tuple[PredictedProduct, bool]], taxonomy: Taxonomy) -> Iterator[PredictedProduct]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
 from tagkit.catalogue import safe_cell
 from tagkit.feedback import Decision, decisions_for, listed_values, record, stamp, undo
 from tagkit.product import Tag, format_category, parse_category
-from tagkit.queue import attribute_arity, latest_model, load_items
+from tagkit.queue import attribute_arity, latest_prediction, load_items
 from tagkit.taxonomy import stored_taxonomy
 from tagkit.text import match_key
 
@@ -125,27 +126,24 @@ class Session:
     queue: list[PredictedProduct]
     reviewer: str | None = None
     model_id: str | None = None  # the version under review (`--model`); None: a product's latest prediction
+    as_of: str = field(default_factory=stamp)  # when the queue was read: a prediction made since replaces its item
     position: int = 0
     history: list[Step] = field(default_factory=list)
     decided: int = 0  # products finished in this session
     _known: tuple[list[str], list[str]] | None = field(default=None, init=False, repr=False)
+    _reloaded: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # product -> prediction time
 
     @property
     def item(self) -> PredictedProduct | None:
         return self.queue[self.position] if self.position < len(self.queue) else None
 
     def screen(self) -> Screen | None:
-        """The product's screen as stored (`screen_for`), of its newest prediction: one a newer model version
-        (cron's) made since the queue was read replaces it, unless the session reviews one version. A value chosen
+        """The product's screen as stored (`screen_for`), of its newest prediction (`_newest`). A value chosen
         on another version's prediction (a correction, say) turns off the undecided values of its attribute when
         that takes one value, as choosing it here would have, so `a` does not accept a second one."""
-        item = self.item
+        item = self._newest()
         if item is None:
             return None
-        if self.model_id is None and (latest_model(self.store, item.id) or "") > item.model:
-            newer = load_items(self.store, product_id=item.id)
-            if newer:
-                self.queue[self.position] = item = newer[0]
         screen = screen_for(item, decisions_for(self.store, item.id, item.model))
         tags = [(s, match_key(Tag.parse(s.value).name)) for s in screen.suggestions if s.kind != "category" and s.on]
         chosen = {name for s, name in tags if s.decision}
@@ -153,6 +151,25 @@ class Session:
             if not s.decision and name in chosen and self._multi_valued(name) is False:
                 s.on = False
         return screen
+
+    def _newest(self) -> PredictedProduct | None:
+        """The product on screen, as predicted last: a prediction cron made since the queue was read (a newer
+        model version's, or the same version's for a changed title or photo) replaces the one read, unless the
+        session reviews one version (then only that version's again)."""
+        item = self.item
+        if item is None:
+            return None
+        latest = latest_prediction(self.store, item.id, self.model_id)
+        if latest is None:
+            return item
+        model, made = latest
+        if model > item.model or (model == item.model and _later(made, self.as_of)
+                                  and self._reloaded.get(item.id) != made):
+            self._reloaded[item.id] = made
+            newer = load_items(self.store, model, product_id=item.id)
+            if newer:
+                self.queue[self.position] = item = newer[0]
+        return item
 
     # actions: each returns a short message for the status line ------------------------------------------
 
@@ -415,6 +432,14 @@ def _stored_decisions(store: Store | None, item: PredictedProduct) -> tuple[dict
     screen = screen_for(item, decisions_for(store, item.id, item.model))
     return {("category" if s.kind == "category" else "tag", s.value): _decided_before(s.decision, s.decided_in)
             for s in screen.suggestions if s.decision}, screen.finished or ""
+
+
+def _later(time: str, than: str) -> bool:
+    """Whether one stored time is after another (both ISO 8601, to the millisecond or the microsecond)."""
+    try:
+        return datetime.fromisoformat(time) > datetime.fromisoformat(than)
+    except (TypeError, ValueError):
+        return False
 
 
 def _decided_before(decision: str, row: Mapping[str, Any] | None) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import write_csv
 
 from tagkit.cli import main
 from tagkit.exitcodes import ExitCode
@@ -443,6 +444,27 @@ def test_a_reviewed_product_stays_out_after_a_new_model_predicts_it(demo_db: Pat
         again = [i.id for i in review_queue(store, order="id", again=True)]
         assert again == [i for i in sorted(newer) if i != first[3].id]
         assert {i.id for i in reviewed} <= set(again)
+
+
+def test_an_open_session_shows_the_prediction_nightly_predict_made_again(demo_db: Path, tmp_path: Path):
+    """Cron's nightly `predict` (no `train`) predicts a product again when its title changed: the same model
+    version's prediction, replaced. An open session kept the one it had read, `a` finished the product on tags no
+    longer predicted, and the new prediction was never offered. A session of one version (`--model`) follows
+    that version's."""
+    from tagkit.review import CHANGED
+
+    with Store(demo_db) as store:
+        item = next(i for i in review_queue(store, order="id") if i.title)
+        sessions = [Session(store, [item], "ana"), Session(store, [item], "bob", model_id=item.model)]
+        seen = [session.screen() for session in sessions]
+        new_title = item.title + " چرم طبیعی مشکی"
+        result = CliRunner().invoke(main, ["--db", str(demo_db), "-q", "predict", str(write_csv(
+            tmp_path / "changed.csv", [{"id": item.id, "title": new_title}]))], catch_exceptions=False)
+        assert result.exit_code == ExitCode.OK, result.output
+        for session, screen in zip(sessions, seen, strict=True):
+            assert session.screen().item.title == new_title and session.screen().item.model == item.model
+            assert session.accept_all(screen) == CHANGED
+        assert sessions[0].accept_all(sessions[0].screen()).startswith("accepted all")
 
 
 def test_decisions_about_an_older_versions_prediction_show_on_the_newer_one(demo_db: Path):
