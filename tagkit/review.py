@@ -59,11 +59,14 @@ class Screen:
         return next((s for s in self.suggestions if s.key == key), None)
 
 
-def screen_for(item: PredictedProduct, rows: list[dict]) -> Screen:
+def screen_for(item: PredictedProduct, rows: list[dict], taxonomy: Taxonomy | None = None) -> Screen:
     """The screen of a product given the stored decisions about it (oldest first, `feedback.decisions_for`).
     Decisions made on another model version's predictions count as they do for the labels (a product half
     reviewed when a newer version predicted it comes back as it was left), but a rejection of a category or tag
-    this prediction does not give is not shown."""
+    this prediction does not give is not shown. With `taxonomy` (the one `item` is held to), decisions are read in
+    its names, as for the labels: a tag rejected as `رنگ: مشکی` before it named the value `سیاه` shows rejected."""
+    if taxonomy is not None:
+        rows = [_in_names(row, taxonomy) for row in rows]
     chosen, category_decision, category_row = item.category, None, None
     tags: dict[str, list] = {}  # tag -> [kind, score, on, decision, its feedback row]
     for tag, score in item.tags:
@@ -108,6 +111,18 @@ def screen_for(item: PredictedProduct, rows: list[dict]) -> Screen:
     return Screen(item, suggestions, finished)
 
 
+def _in_names(row: dict[str, Any], taxonomy: Taxonomy) -> dict[str, Any]:
+    """A decision with its category paths or tags in `taxonomy`'s names."""
+    def named(text: str | None) -> str | None:
+        if not text or row["field"] not in ("category", "tag"):
+            return text
+        if row["field"] == "category":
+            return format_category(taxonomy.canonical_category(parse_category(text)))
+        return str(taxonomy.canonical(Tag.parse(text)))
+
+    return {**row, "predicted": named(row["predicted"]), "corrected": named(row["corrected"])}
+
+
 @dataclass(frozen=True)
 class Step:
     """One action, for undo: where it was made, the feedback rows it stored, what it did."""
@@ -144,7 +159,7 @@ class Session:
         item = self._newest()
         if item is None:
             return None
-        screen = screen_for(item, decisions_for(self.store, item.id, item.model))
+        screen = screen_for(item, decisions_for(self.store, item.id, item.model), self.taxonomy)
         tags = [(s, match_key(Tag.parse(s.value).name)) for s in screen.suggestions if s.kind != "category" and s.on]
         chosen = {name for s, name in tags if s.decision}
         for s, name in tags:
@@ -403,6 +418,7 @@ def write_sheet(queue: Iterable[PredictedProduct], out: IO[str], reviewer: str |
     writer = csv.writer(out)
     writer.writerow(SHEET_COLUMNS)
     count, written_at = 0, stamp()  # a decision stored after it, which the sheet did not show, is not overridden
+    taxonomy = stored_taxonomy(store) if store is not None else None  # the queue's items are held to it
     for item in queue:
         rows = [("category", "predicted", item.category, item.category_score)] if item.category else []
         rows += [("category", "alternative", path, score) for path, score in item.alternatives
@@ -410,7 +426,7 @@ def write_sheet(queue: Iterable[PredictedProduct], out: IO[str], reviewer: str |
         rows += [("tag", "predicted", tag, score) for tag, score in item.tags]
         rows += [("tag", "candidate", tag, score) for tag, score in item.candidates]
         shown = {(field_, value) for field_, _, value, _ in rows}
-        decided, finished = _stored_decisions(store, item)
+        decided, finished = _stored_decisions(store, item, taxonomy)
         rows += [(field_, "decided", value, None) for field_, value in decided if (field_, value) not in shown]
         rows.append(("product", "review", "", None))
         for field_, kind, value, score in rows:
@@ -424,12 +440,13 @@ def write_sheet(queue: Iterable[PredictedProduct], out: IO[str], reviewer: str |
     return count
 
 
-def _stored_decisions(store: Store | None, item: PredictedProduct) -> tuple[dict[tuple[str, str], str], str]:
+def _stored_decisions(store: Store | None, item: PredictedProduct,
+                      taxonomy: Taxonomy | None) -> tuple[dict[tuple[str, str], str], str]:
     """The decisions stored about a product's values, as its screen shows them: {(field, value): `reject by alice
     at …`}, and its review's finish (`accept`, `reject` or ""). Nothing without a store."""
     if store is None:
         return {}, ""
-    screen = screen_for(item, decisions_for(store, item.id, item.model))
+    screen = screen_for(item, decisions_for(store, item.id, item.model), taxonomy)
     return {("category" if s.kind == "category" else "tag", s.value): _decided_before(s.decision, s.decided_in)
             for s in screen.suggestions if s.decision}, screen.finished or ""
 

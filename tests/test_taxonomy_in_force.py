@@ -908,3 +908,27 @@ def test_review_of_a_filter_whose_products_are_all_reviewed_is_not_an_error(demo
     code, text = review_on_a_terminal(demo_db, "--tag", tag)
     assert code == ExitCode.OK
     assert "nothing left to review" in text and "error" not in text
+
+
+def test_a_decision_made_before_the_taxonomy_renamed_its_value_shows_on_the_renamed_line(demo_db: Path,
+                                                                                       tmp_path: Path) -> None:
+    """Alice rejected `رنگ: طوسی`; `taxonomy map` has since joined that spelling to `رنگ: خاکستری`. The labels read
+    her reject in the taxonomy's names, but the screen and the sheet matched it as written: `خاکستری` showed
+    undecided (so `a` accepted it), with a second line for `طوسی` rejected."""
+    raw, grey = f"{COLOUR}: {GREY_RAW}", f"{COLOUR}: {GREY}"
+    with Store(demo_db) as store:
+        item = next(i for i in load_items(store) if raw in dict(i.tags))
+        record(store, [Decision(item.id, item.model, "tag", "reject", predicted=raw, reviewer="alice")])
+    ok(tagkit(demo_db, "taxonomy", "import", str(write(tmp_path / "t.yaml", DEMO_TAXONOMY))))
+    ok(tagkit(demo_db, "taxonomy", "map", GREY_RAW, grey))
+    with Store(demo_db) as store:
+        held = next(i for i in load_items(store) if i.id == item.id)
+        assert grey in dict(held.tags)
+        lines = {s.value: (s.on, s.decision) for s in Session(store, [held], "bob").screen().suggestions}
+    assert lines[grey] == (False, "reject") and raw not in lines
+    sheet = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(sheet)).exit_code == ExitCode.OK
+    rows = [r for r in csv.DictReader(sheet.open(encoding="utf-8-sig")) if r["product_id"] == item.id]
+    [shown] = [r for r in rows if r["predicted"] == grey]
+    assert shown["kind"] == "predicted" and shown["decided_before"].startswith("reject by alice at ")
+    assert not any(r["kind"] == "decided" for r in rows)
