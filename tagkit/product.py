@@ -34,14 +34,21 @@ class Tag:
         return f"{self.name}: {self.value}" if self.name else self.value
 
 
+_PERSIAN_SEMICOLON = re.compile(r"(?<!\\)\u061b")  # not after a backslash: escaped, part of the text
+
+
 def split_at(text: str, separator: str) -> list[str]:
     """`text.split(separator)`, also at the separator's full-width form (`＞`, `｜`, `；`), which East Asian
     keyboards type, and `;` at `؛`, which Persian ones do (not `,` at `،`: Persian values hold it, `ست گردنبند،
     دستبند`); a separator after a backslash is part of the text (WooCommerce writes `Belts\\, Leather`)."""
     if len(separator) == 1 and "!" <= separator <= "~":
         text = text.replace(chr(ord(separator) + 0xFEE0), separator)
-    if separator == ";":
-        text = text.replace("\u061b", ";")
+    if separator == ";":  # an escaped `؛` is one of the text
+        return [part.replace("\\\u061b", "\u061b") for part in _split(_PERSIAN_SEMICOLON.sub(";", text), ";")]
+    return _split(text, separator)
+
+
+def _split(text: str, separator: str) -> list[str]:
     escaped = "\\" + separator
     if escaped not in text:
         return text.split(separator)

@@ -705,6 +705,16 @@ def test_full_width_separators_split_as_their_ascii_forms(tmp_path: Path) -> Non
     assert parse_category("کیف ＞ کیف دستی") == ("کیف", "کیف دستی")
 
 
+def test_a_semicolon_separator_splits_at_the_persian_one_unless_escaped(tmp_path: Path) -> None:
+    """With `tag_separator: ";"`, a Persian keyboard's `؛` was no separator (one value `روبان گروگرن؛ ربان لمه`);
+    an escaped one is part of the value, and stays `؛` (it came back as a Latin `;`)."""
+    text = "id,title,جنس\n1,روبان,روبان گروگرن؛ ربان لمه; ساتن\n2,x,قرمز\\؛ آبی\n"
+    products, problems = read(write(tmp_path, "p.csv", text), Mapping(attributes={"جنس": ("جنس",)}, tag_separator=";"))
+    assert problems == []
+    assert [set(p.tags) for p in products] == [{Tag("جنس", "روبان گروگرن"), Tag("جنس", "ربان لمه"), Tag("جنس", "ساتن")},
+                                               {Tag("جنس", "قرمز؛ آبی")}]
+
+
 def test_attribute_columns_and_json_tag_shapes(tmp_path: Path) -> None:
     record = {
         "id": "t1", "title": "Shirt", "colour": ["Red", "Blue"], "material": "", "size": "S|M",
