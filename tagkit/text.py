@@ -67,6 +67,10 @@ def nfc(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
+MAX_MARKUP = 200_000  # characters of an HTML cell read
+_DANGLING_LT = re.compile(r"<(?!/?[A-Za-z!?][^<>]*>)")  # a `<` that no `>` closes before the next `<`
+
+
 def strip_html(text: str) -> str:
     """Plain text from an HTML fragment: tags removed, entities decoded, `<script>`/`<style>` dropped.
 
@@ -77,6 +81,9 @@ def strip_html(text: str) -> str:
     if not text:
         return ""
     if "<" in text:
+        # bounded: markup past MAX_MARKUP is not read (a title or description is cut far shorter), and a `<` that
+        # starts no tag is text (HTMLParser scans the rest of the input again for each one: `<a<a<a…` took minutes)
+        text = _DANGLING_LT.sub("&lt;", text[:MAX_MARKUP])
         parser = _TextExtractor()
         parser.feed(text)
         parser.close()

@@ -366,3 +366,14 @@ def test_spelling_key_undoes_what_normalize_undoes() -> None:
         assert len({spelling_key(v) for v in variants}) == 1, variants
     assert len({spelling_key(v) for v in ("+1.5", "-1.5", "1.5", "10%", "10")}) == 5
 
+
+
+def test_html_is_read_to_a_bound_and_a_lone_less_than_is_text() -> None:
+    """An HTML cell was parsed whole before the title or description was cut (a 240 MB description ran out of
+    memory), and HTMLParser scans the rest of the input again for each `<` that starts no tag: 200 KB of `<a` took
+    80 s. Markup is read up to MAX_MARKUP characters, and such a `<` is text."""
+    from tagkit.text import MAX_MARKUP
+
+    assert len(strip_html("<p>" + "x" * (MAX_MARKUP + 50_000))) <= MAX_MARKUP
+    assert strip_html("<a" * 50_000 + "<b>bold</b> & a < b") == "<a" * 50_000 + "bold & a < b"
+    assert strip_html("<p>کیف <b>چرم</b></p><br>x<y z") == "کیف چرم\nx<y z"
