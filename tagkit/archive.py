@@ -20,7 +20,7 @@ SEPARATOR = "!/"
 ARCHIVE_SUFFIXES = (".tar", ".zip")
 
 _lock = threading.Lock()
-_indexes: dict[str, _Archive] = {}
+_indexes: dict[str, tuple[tuple[int, int] | None, _Archive | ArchiveUnavailable]] = {}  # path -> (its version, …)
 
 
 class ArchiveError(OSError):
@@ -54,6 +54,11 @@ def read_member(path: str, limit: int | None = None) -> bytes:
     return found.read(member)
 
 
+class ArchiveUnavailable(ArchiveError):
+    """The archive cannot be read where a member would be (not there, not a zip or tar, damaged from its start,
+    cut short before it): what was stored of the member before is kept, as for a file not found."""
+
+
 class MemberTooLarge(ArchiveError):
     """A member larger than the reader's limit; `size` in bytes, as the archive states it."""
 
@@ -78,24 +83,43 @@ class _Tar(_Archive):
 
     def __init__(self, path: str) -> None:
         super().__init__(path)
+        self.members: dict[str, tuple[int, int]] = {}
+        self.cut_short = ""  # why the members stop early (a download not finished), or ""
         try:
             with tarfile.open(path, mode="r:") as tar:
-                self.members = {nfc(m.name): (m.offset_data, m.size) for m in tar if m.isfile()}
+                try:
+                    for m in tar:
+                        if m.isfile():
+                            self.members[_key(m.name)] = (m.offset_data, m.size)
+                except tarfile.ReadError as error:  # the members before the cut are read
+                    self.cut_short = str(error)
         except tarfile.ReadError as error:
-            raise ArchiveError(f"{path}: not an uncompressed tar archive ({error}); "
-                               "extract it or use .tar/.zip") from None
+            with open(path, "rb") as f:
+                gzipped = f.read(2) == b"\x1f\x8b"
+            raise ArchiveUnavailable(f"{path}: " + ("a gzip-compressed tar, which cannot be read in place: extract "
+                                     "it, or repack it as .tar or .zip" if gzipped else f"not a tar archive ({error}); "
+                                     "extract it or use .tar/.zip")) from None
         self.fd = os.open(path, os.O_RDONLY)
 
     def size(self, member: str) -> int:
-        if nfc(member) not in self.members:
-            raise FileNotFoundError(f"no {member} in {self.path}")
-        return self.members[nfc(member)][1]
+        return self._member(member)[1]
 
     def read(self, member: str) -> bytes:
-        if nfc(member) not in self.members:
+        offset, size = self._member(member)
+        data = os.pread(self.fd, size, offset)
+        if len(data) < size:
+            raise ArchiveUnavailable(f"{self.path} is cut short in the middle of this file (a download not "
+                                     "finished?)")
+        return data
+
+    def _member(self, member: str) -> tuple[int, int]:
+        found = self.members.get(_key(member))
+        if found is None and self.cut_short:
+            raise ArchiveUnavailable(f"{self.path} is cut short after {len(self.members):,} files (a download not "
+                                     "finished?), and this one is not among them")
+        if found is None:
             raise FileNotFoundError(f"no {member} in {self.path}")
-        offset, size = self.members[nfc(member)]
-        return os.pread(self.fd, size, offset)
+        return found
 
 
 class _Zip(_Archive):
@@ -104,8 +128,8 @@ class _Zip(_Archive):
         try:
             self.zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile as error:
-            raise ArchiveError(f"{path}: not a readable zip archive ({error})") from None
-        self.members = {nfc(_zip_name(info)): info for info in self.zip.infolist()}
+            raise ArchiveUnavailable(f"{path}: not a readable zip archive ({error})") from None
+        self.members = {_key(_zip_name(info)): info for info in self.zip.infolist()}
         self.lock = threading.Lock()
 
     def size(self, member: str) -> int:
@@ -113,19 +137,29 @@ class _Zip(_Archive):
 
     def read(self, member: str) -> bytes:
         info = self._info(member)
+        if info.flag_bits & 0x1:
+            raise ArchiveError(f"encrypted in {self.path}: unzip it with its password, or zip the photos again "
+                               "without one")
         try:
             with self.lock:
                 return self.zip.read(info)
         except (zipfile.BadZipFile, EOFError, zlib.error) as error:  # damaged: a bad download, a flipped byte
             raise ArchiveError(f"damaged in {self.path} ({error})") from None
-        except (RuntimeError, NotImplementedError) as error:  # encrypted, or a compression zipfile cannot read
-            raise ArchiveError(f"cannot be read from {self.path} ({error})") from None
+        except (RuntimeError, NotImplementedError):  # Deflate64 (Windows' zip of large folders), LZMA without lzma...
+            raise ArchiveError(f"packed in {self.path} in a way tagkit cannot unpack (compression method "
+                               f"{info.compress_type}): unzip it, or zip the photos again") from None
 
     def _info(self, member: str) -> zipfile.ZipInfo:
-        info = self.members.get(nfc(member))
+        info = self.members.get(_key(member))
         if info is None:
             raise FileNotFoundError(f"no {member} in {self.path}")
         return info
+
+
+def _key(name: str) -> str:
+    """A member's name as looked up: composed (`nfc`), without a leading `/` (a member stored with an absolute name
+    is asked for without it, as `member_path` writes it)."""
+    return nfc(name.lstrip("/"))
 
 
 def _zip_name(info: zipfile.ZipInfo) -> str:
@@ -140,9 +174,24 @@ def _zip_name(info: zipfile.ZipInfo) -> str:
 
 
 def _archive(path: str) -> _Archive:
+    """The archive at `path`, indexed once while the file stays the same (its size and time); one that cannot be
+    read is tried once too (its ArchiveUnavailable raised again for each member asked for)."""
+    try:
+        stat = os.stat(path)
+        version: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None
     with _lock:
-        if path not in _indexes:
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"archive not found: {path}")
-            _indexes[path] = _Zip(path) if path.lower().endswith(".zip") else _Tar(path)
-        return _indexes[path]
+        known = _indexes.get(path)
+        if known is None or known[0] != version:
+            try:
+                if version is None or not os.path.isfile(path):
+                    raise ArchiveUnavailable(f"archive not found: {path}")
+                found: _Archive | ArchiveUnavailable = _Zip(path) if path.lower().endswith(".zip") else _Tar(path)
+            except OSError as error:
+                found = error if isinstance(error, ArchiveUnavailable) else ArchiveUnavailable(
+                    f"{path}: cannot be read ({error.strerror or error})")
+            _indexes[path] = known = (version, found)
+    if isinstance(known[1], ArchiveUnavailable):
+        raise ArchiveUnavailable(str(known[1]))
+    return known[1]
