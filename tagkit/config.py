@@ -165,8 +165,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: keys given here override those
+                continue
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str | int | float | bool) and key in seen:
+            if not isinstance(key, str | int | float | bool):  # a list or mapping as a key: PyYAML says so
+                continue
+            if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"{shown(key)} is given twice",
                                                         key_node.start_mark)
             seen.add(key)
@@ -217,6 +221,8 @@ def load_yaml(path: Path, error: type[Exception], numbers_as_text: bool = False)
         raise error(f"{path}: not UTF-8 ({reason.reason} at byte {reason.start}); save it as UTF-8") from None
     try:
         return yaml.load(text, Loader=_NumbersAsTextLoader if numbers_as_text else _UniqueKeyLoader)
+    except RecursionError:
+        raise error(f"{path}: nested too deeply to read (thousands of levels of lists or mappings)") from None
     except yaml.YAMLError as reason:
         mark = getattr(reason, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""

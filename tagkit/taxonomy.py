@@ -526,26 +526,38 @@ def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:
     return taxonomy
 
 
-def _parse_tree(node: Any, parent: tuple[str, ...], where: str) -> list[tuple[str, ...]]:
+MAX_CATEGORY_DEPTH = 30  # levels of a category path
+MAX_CATEGORIES = 200_000  # paths of a tree (100,000 import in about 12 s)
+
+
+def _parse_tree(node: Any, parent: tuple[str, ...], where: str, out: list[tuple[str, ...]] | None = None
+                ) -> list[tuple[str, ...]]:
+    """The category paths of a YAML tree, in file order. Bounded: YAML aliases can make a few lines a tree of
+    millions of paths, or one that holds itself."""
+    out = [] if out is None else out
     if node is None:
-        return []
+        return out
+    if len(parent) >= MAX_CATEGORY_DEPTH:
+        raise TaxonomyError(f"{where}: the tree is more than {MAX_CATEGORY_DEPTH} levels deep (a YAML alias inside "
+                            "itself?)")
     if isinstance(node, str | int | float) and not isinstance(node, bool):
         node = {node: None}
     if isinstance(node, list):
-        out: list[tuple[str, ...]] = []
         for item in node:
-            out.extend(_parse_tree(item, parent, where))
+            _parse_tree(item, parent, where, out)
         return out
     if not isinstance(node, dict):
         raise TaxonomyError(f"{where}: expected category names with their children under them, found {_kind(node)}")
-    out = []
     for name, children in node.items():
         level = _text(name, f"{where}: category name")
         if ">" in level:
             raise TaxonomyError(f"{where}: category {shown(level)}: write the levels as a tree, not with `>`")
         path = (*parent, level)
         out.append(path)
-        out.extend(_parse_tree(children, path, f"{where} > {level}"))
+        if len(out) > MAX_CATEGORIES:
+            raise TaxonomyError(f"{where}: more than {MAX_CATEGORIES:,} categories (YAML aliases repeating a "
+                                "branch?)")
+        _parse_tree(children, path, f"{where} > {level}", out)
     return out
 
 
@@ -566,6 +578,7 @@ def _parse_attribute(item: Any, where: str) -> Attribute:
     if not isinstance(values, list):
         raise TaxonomyError(f"{where}: values: expected a list, found {_kind(values)}")
     owner: dict[str, str] = {}
+    listed: set[str] = set()
     for j, raw in enumerate(values):
         at = f"{where}: values[{j}]"
         if isinstance(raw, dict):
@@ -584,8 +597,9 @@ def _parse_attribute(item: Any, where: str) -> Attribute:
                                     f"of {shown(name)}" + ("" if written == owner[key] else " (spelt otherwise: "
                                     "half-space, letters, digits, case or spacing)"))
             owner[key] = value.name
-        if any(v.name == value.name for v in attribute.values):
+        if value.name in listed:
             raise TaxonomyError(f"{at}: value {shown(value.name)} is listed twice")
+        listed.add(value.name)
         attribute.values.append(value)
     if not attribute.values and not attribute.open:  # it would allow no value at all: every tag of it dropped
         raise TaxonomyError(f"{where}: no values: list them under `values:`, indented below it, or say "

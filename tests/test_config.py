@@ -255,3 +255,20 @@ def test_a_folder_named_tagkit_yaml_is_not_a_config(tmp_path: Path, monkeypatch:
     with pytest.raises(ConfigError, match="a folder, not a file"):
         find_config("tagkit.yaml")
 
+
+
+def test_yaml_that_pyyaml_chokes_on_is_a_config_error(tmp_path: Path) -> None:
+    """Thousands of nested brackets, and a list as a key, gave tracebacks (exit 1); YAML merge keys, valid YAML, were
+    refused as invalid."""
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("input:\n  title: " + "[" * 100_000 + "]" * 100_000 + "\n", "utf-8")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_config(deep)
+    keyed = tmp_path / "keyed.yaml"
+    keyed.write_text("input:\n  ? [a, b]\n  : title\n", "utf-8")
+    with pytest.raises(ConfigError, match="unhashable key"):
+        load_config(keyed)
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("input:\n  <<: {title: name, description: body}\n  description: text\n", "utf-8")
+    mapping = load_config(merged).mapping
+    assert mapping.title == ("name",) and mapping.description == ("text",)

@@ -606,3 +606,23 @@ def test_a_mistake_in_an_entry_names_its_line(tmp_path: Path) -> None:
              "      - value: سفید\n        synonyms: ['ویژگی ها: تیره']\n")
     with pytest.raises(TaxonomyError, match=r"taxonomy\.yaml, line 6: attribute 'رنگ': value 'سفید': the synonym"):
         load_taxonomy(small(tmp_path, whole))  # an entry named by its names, not its place
+
+
+def test_a_category_tree_that_yaml_aliases_blow_up_is_refused(tmp_path: Path) -> None:
+    """A taxonomy of 1 KB whose aliases repeat a branch (9^8 paths) used 2 GB and was killed; one whose
+    categories hold themselves gave a traceback. Both are refused, saying why."""
+    lines = ["categories:", "  x0: &a0 {" + ", ".join(f"k{j}: " for j in range(9)) + "}"]
+    lines += [f"  x{i}: &a{i} {{" + ", ".join(f"k{j}: *a{i - 1}" for j in range(9)) + "}" for i in range(1, 8)]
+    with pytest.raises(TaxonomyError, match="more than 200,000 categories"):
+        load_taxonomy(small(tmp_path, "\n".join(lines) + "\nattributes: [color]\n"))
+    with pytest.raises(TaxonomyError, match="more than 30 levels deep"):
+        load_taxonomy(small(tmp_path, "categories: &c\n  A: *c\n"))
+
+
+def test_an_attribute_of_many_values_is_read_in_linear_time(tmp_path: Path) -> None:
+    """Each value was compared with every one before it: 20,000 values took 16 s, 40,000 ran past 100 s."""
+    values = "".join(f"  - v{i}\n" for i in range(20_000))
+    taxonomy = load_taxonomy(small(tmp_path, f"attributes:\n- name: code\n  values:\n{values}"))
+    assert len(taxonomy.attributes[0].values) == 20_000
+    with pytest.raises(TaxonomyError, match="listed twice"):
+        load_taxonomy(small(tmp_path, f"attributes:\n- name: code\n  values:\n{values}  - v7\n"))
