@@ -64,6 +64,7 @@ _URL = re.compile(rf"(?:{_SCHEME}|//|data:)")
 _SEVERAL_URLS = re.compile(rf",\s*(?={_SCHEME}|//)")  # WooCommerce `Images`: `https://…, https://…`
 _ARABIC_SCRIPT = re.compile(r"[\u0600-\u06ff]{2}")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_NUL_ESCAPE = re.compile(r"\\u0000")
 _PAIR_NAME = re.compile(r"(attribute\s*\d+)\s+name", re.IGNORECASE)  # WooCommerce: `Attribute 1 name`
 _PAIR_VALUES = ("value(s)", "values", "value")  # ... and `Attribute 1 value(s)`
 
@@ -353,7 +354,9 @@ class _ProductsReader:
                         count = text.count("\x00")
                         text = text.replace("\x00", "")
                         yield Problem(label, line, None, f"{count} NUL byte(s) removed from the line")
-                    record = _parse_json_line(label, line, text)
+                    record, nuls = _parse_json_line(label, line, text)
+                    if nuls:
+                        yield Problem(label, line, None, f"{nuls} NUL character(s) (written \\u0000) removed")
                     if isinstance(record, Problem):
                         yield record
                         continue
@@ -384,9 +387,7 @@ class _ProductsReader:
             yield Problem(label, None, None, "the file is empty: no products", skipped=True)
             return
         try:
-            data = json.loads(text)
-            if _SURROGATE_ESCAPE.search(text):
-                data = _without_lone_surrogates(data)
+            data, nuls = _loads(text)
         except RecursionError:
             yield Problem(label, None, None, "not readable JSON: it is nested too deeply (lists or objects inside "
                           "one another thousands of times); nothing read from this file", skipped=True)
@@ -398,6 +399,8 @@ class _ProductsReader:
             yield Problem(label, error.lineno, None, f"not valid JSON: {error.msg} at line {error.lineno}, "
                           f"column {error.colno}; nothing read from this file", skipped=True)
             return
+        if nuls:
+            yield Problem(label, None, None, f"{nuls} NUL character(s) (written \\u0000) removed from the file")
         if not isinstance(data, list):
             yield Problem(label, None, None, f"the file holds {_json_kind(data)}, not a list of products "
                           "([{...}, ...]) or one product object per line (JSON Lines)", skipped=True)
@@ -518,31 +521,52 @@ def _fit_row(
     ), row + [""] * len(missing)
 
 
-def _parse_json_line(label: str, line: int, text: str) -> dict[str, Any] | Problem:
+def _parse_json_line(label: str, line: int, text: str) -> tuple[dict[str, Any] | Problem, int]:
+    """A JSON Lines record, or the problem that skips its line; and the NULs removed from it (`_loads`)."""
     try:
-        record = json.loads(text)
-        if _SURROGATE_ESCAPE.search(text):
-            record = _without_lone_surrogates(record)
+        record, nuls = _loads(text)
     except RecursionError:
         return Problem(label, line, None, "not readable JSON: nested too deeply (lists or objects inside one "
-                       "another thousands of times); line skipped", skipped=True)
+                       "another thousands of times); line skipped", skipped=True), 0
     except json.JSONDecodeError as error:
         return Problem(label, line, None, f"not valid JSON: {error.msg.removesuffix(' at')} at column {error.colno}; "
-                       "line skipped", skipped=True)
+                       "line skipped", skipped=True), 0
     if not isinstance(record, dict):
         return Problem(label, line, None, f"the line holds {_json_kind(record)}, not a product object "
-                       "{...}; line skipped", skipped=True)
-    return record
+                       "{...}; line skipped", skipped=True), nuls
+    return record, nuls
 
 
-def _without_lone_surrogates(value: Any) -> Any:
-    """A parsed JSON value with every lone surrogate (from a `\\udXXX` escape) replaced by U+FFFD."""
+def _loads(text: str) -> tuple[Any, int]:
+    """`json.loads`, except that a number too long for Python's int (over 4,000 digits) stays the text it is,
+    every lone surrogate (from a `\\udXXX` escape) becomes U+FFFD, and NUL characters written `\\u0000` are
+    removed; returns the value and how many NULs were removed."""
+    data = json.loads(text, parse_int=_json_int)
+    if _SURROGATE_ESCAPE.search(text):
+        data = _map_strings(data, lambda s: s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace"))
+    removed = 0
+    if _NUL_ESCAPE.search(text):
+        def without_nul(value: str) -> str:
+            nonlocal removed
+            removed += value.count("\x00")
+            return value.replace("\x00", "")
+
+        data = _map_strings(data, without_nul)
+    return data, removed
+
+
+def _json_int(text: str) -> int | str:
+    return int(text) if len(text) <= 4000 else text  # Python refuses to read longer ones (its 4,300-digit limit)
+
+
+def _map_strings(value: Any, fix: Callable[[str], str]) -> Any:
+    """A parsed JSON value with `fix` applied to every string in it, keys included."""
     if isinstance(value, str):
-        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return fix(value)
     if isinstance(value, list):
-        return [_without_lone_surrogates(item) for item in value]
+        return [_map_strings(item, fix) for item in value]
     if isinstance(value, dict):
-        return {_without_lone_surrogates(key): _without_lone_surrogates(item) for key, item in value.items()}
+        return {_map_strings(key, fix): _map_strings(item, fix) for key, item in value.items()}
     return value
 
 

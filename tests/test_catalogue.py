@@ -944,3 +944,16 @@ def test_a_colon_between_digits_is_part_of_the_value(tmp_path: Path) -> None:
     assert products[0].tags == (Tag("", "12:30"), Tag("aspect ratio", "16:9"), Tag("", "۱۲:۳۰"), Tag("size", "42"),
                                 Tag("42", "XL"))
     assert all(Tag.parse(str(tag)) == tag for tag in products[0].tags)  # how tags are stored and read back
+
+
+def test_json_numbers_too_long_for_python_and_escaped_nuls_cost_nothing_else(tmp_path: Path) -> None:
+    """A number of 5,000 digits in one JSON line stopped the whole file with a traceback (Python's 4,300-digit
+    limit); NULs written `\\u0000` went into ids and titles, unreported, and on into the exported CSV."""
+    big = "9" * 5000
+    text = ('{"id": "g1", "title": "good"}\n{"id": ' + big + ', "title": "x", "n": 1' + big + '}\n'
+            '{"id": "n\\u0000id", "title": "Blue\\u0000 jeans"}\n')
+    for name, content in (("p.jsonl", text), ("p.json", "[" + ",".join(text.strip().split("\n")) + "]")):
+        products, problems = read(write(tmp_path, name, content), Mapping())
+        assert [(p.id, p.title) for p in products] == [("g1", "good"), (big, "x"), ("nid", "Blue jeans")], name
+        assert [p.message for p in problems if "NUL" in p.message] == [
+            "2 NUL character(s) (written \\u0000) removed" + ("" if name.endswith("l") else " from the file")]
