@@ -90,6 +90,8 @@ def read_input(
         return read_folder(path, products=products, mapping=mapping, ids=ids, labels=labels)
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
+    if not path.is_file():  # read twice (its format sniffed, then read): a stream cannot be
+        raise FileNotFoundError(f"{path} is a pipe or a device, not a file: save what it gives to a file first")
     if products is not None:
         raise ValueError(f"a products file ({products}) goes with a folder of images, but {path} is a file")
     return read_products(path, mapping, labels=labels)

@@ -26,7 +26,7 @@ import click
 
 from tagkit import __version__
 from tagkit.exitcodes import ExitCode
-from tagkit.options import input_options, json_option
+from tagkit.options import InputPath, input_options, json_option
 
 if TYPE_CHECKING:
     from tagkit.config import Config, Mapping
@@ -383,7 +383,7 @@ image_model_option = click.option(
 
 
 @main.command("import")
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("source", type=InputPath())
 @input_options
 @products_option
 @image_model_option
@@ -419,7 +419,7 @@ def import_command(obj: Context, source: Path, config_path: Path | None, overrid
 
 
 @main.command()
-@click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
+@click.argument("source", required=False, type=InputPath())
 @input_options
 @products_option
 @image_model_option
@@ -493,7 +493,7 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
 
 
 @main.command()
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("source", type=InputPath())
 @input_options
 @products_option
 @click.option("--export", "export_format", type=click.Choice(["csv", "jsonl", "json"]),
@@ -582,7 +582,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
 
 
 @main.command("eval")
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("source", type=InputPath())
 @input_options
 @products_option
 @click.option("--model", "version", help="Model version to evaluate (default: the newest).")

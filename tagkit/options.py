@@ -9,6 +9,20 @@ from typing import Any
 import click
 
 
+class InputPath(click.Path):
+    """A products file or a folder of images that is there; a pipe (`<(...)`, `/dev/stdin` from a pipe) or a
+    device is refused with a usage error: the file is read twice (its format sniffed first)."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        if not Path(path).is_dir() and not Path(path).is_file():
+            self.fail(f"{value} is a pipe or a device, not a file: save what it gives to a file first", param, ctx)
+        return path
+
+
 def json_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`--json`: the command's summary as JSON on stdout; given, a failure prints `{"error", "exit_code"}` there
     (the command's `Context.json` is set as soon as the option is read)."""

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from tagkit.exitcodes import ExitCode
-from tagkit.options import input_options, json_option
+from tagkit.options import InputPath, input_options, json_option
 from tagkit.product import shown
 
 
@@ -199,7 +199,7 @@ def map_command(obj: Any, raw: str, canonical: str) -> None:
 
 
 @taxonomy.command()
-@click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
+@click.argument("source", required=False, type=InputPath())
 @input_options
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most N suggestions.")
 @click.option("--commands", is_flag=True, help="Print `tagkit taxonomy map` commands instead (the suggestions "

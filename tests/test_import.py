@@ -690,3 +690,12 @@ def test_an_archive_cut_short_is_read_to_the_cut_and_keeps_what_was_stored(tmp_p
     assert "not a readable zip archive" in result.stderr and "the image stored before" in result.stderr
     with Store(tmp_path / "z.db") as store:
         assert all(p.image_hash for p in store.iter_products())
+
+
+def test_a_products_file_that_is_a_pipe_is_a_usage_error(tmp_path: Path):
+    """`tagkit import <(...)` or a named pipe gave a traceback saying there was no such file."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo.csv")
+    result = _invoke(tmp_path / "t.db", str(tmp_path / "fifo.csv"), "--no-images")
+    assert result.exit_code == ExitCode.USAGE and "is a pipe or a device, not a file" in result.output
