@@ -253,6 +253,10 @@ class _ProductsReader:
                           "CSV, TSV, JSON Lines and JSON; save it as CSV UTF-8 (in Excel: File > Save As > CSV UTF-8)",
                           skipped=True)
             return
+        if start.startswith(b"\x1f\x8b"):
+            yield Problem(self.label, None, None, "this file is gzip-compressed: unpack it first (gunzip), then give "
+                          "tagkit the file inside", skipped=True)
+            return
         file_format = self.mapping.format or _detect_format(self.path)
         if file_format in ("csv", "tsv"):
             yield from self._csv(file_format)

@@ -448,6 +448,11 @@ def test_a_workbook_given_as_a_products_file_is_named_as_one(tmp_path: Path) -> 
         problem = only(problems)
         assert not products and problem.skipped and problem.message.startswith(f"this is {kind}")
         assert "save it as CSV UTF-8" in problem.message
+    import gzip  # a gzip file was said to look saved as Windows-1252 or Windows-1256
+
+    (tmp_path / "p.csv").write_bytes(gzip.compress(b"id,title\na,t\n"))
+    problem = only(read(tmp_path / "p.csv")[1])
+    assert problem.skipped and problem.message.startswith("this file is gzip-compressed: unpack it first")
 
 
 def test_photos_tagkit_cannot_read_are_told_not_passed_over(tmp_path: Path) -> None:
