@@ -1060,7 +1060,7 @@ def _values(value: Any, separator: str | None) -> list[str]:
         if stripped[:1] in ("[", "{"):
             try:
                 return _values(json.loads(stripped), None)
-            except (json.JSONDecodeError, RecursionError):
+            except (ValueError, RecursionError):  # a JSON error, or a number Python will not read
                 pass
         if separator is None:
             return [_one_line(stripped)] if stripped else []
@@ -1082,7 +1082,7 @@ def _tag_list(
         if stripped[:1] in ("[", "{"):
             try:
                 return _tag_list(json.loads(stripped), separator, label, row, key, problems)
-            except (json.JSONDecodeError, RecursionError):
+            except (ValueError, RecursionError):  # a JSON error, or a number Python will not read
                 pass
         return [Tag.parse(_one_line(part)) for part in split_at(stripped, separator) if part.strip()]
     if isinstance(value, dict):

@@ -131,7 +131,7 @@ def read_image_bytes(path: str | Path, name: str = "") -> bytes:
                 data = f.read()
     except ImageError:
         raise
-    except archive.ArchiveUnavailable as e:  # none of its members can be read: what was stored of them is kept
+    except archive.ArchiveUnavailable as e:  # the archive cannot be read where the member is: kept as if missing
         raise ImageError(str(e), name, missing=True) from None
     except archive.MemberTooLarge as e:
         raise ImageError(f"too large for an image ({e.size / 2**20:.0f} MiB unpacked, limit "

@@ -962,3 +962,5 @@ def test_json_numbers_too_long_for_python_and_escaped_nuls_cost_nothing_else(tmp
         assert [(p.id, p.title) for p in products] == [("g1", "good"), (big, "x"), ("nid", "Blue jeans")], name
         assert [p.message for p in problems if "NUL" in p.message] == [
             "2 NUL character(s) (written \\u0000) removed" + ("" if name.endswith("l") else " from the file")]
+    products, _ = read(write(tmp_path, "cell.csv", f'id,title,tags\na,t,"[{big}]"\n'))  # a JSON list in a cell
+    assert [(p.id, p.title) for p in products] == [("a", "t")]
