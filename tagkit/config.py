@@ -223,6 +223,8 @@ def load_yaml(path: Path, error: type[Exception], numbers_as_text: bool = False)
         return yaml.load(text, Loader=_NumbersAsTextLoader if numbers_as_text else _UniqueKeyLoader)
     except RecursionError:
         raise error(f"{path}: nested too deeply to read (thousands of levels of lists or mappings)") from None
+    except ValueError:  # Python reads no integer of more than 4,300 digits
+        raise error(f"{path}: holds a number thousands of digits long, which tagkit does not read") from None
     except yaml.YAMLError as reason:
         mark = getattr(reason, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""

@@ -268,6 +268,10 @@ def test_yaml_that_pyyaml_chokes_on_is_a_config_error(tmp_path: Path) -> None:
     keyed.write_text("input:\n  ? [a, b]\n  : title\n", "utf-8")
     with pytest.raises(ConfigError, match="unhashable key"):
         load_config(keyed)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("input:\n  max_title_length: " + "9" * 5000 + "\n", "utf-8")
+    with pytest.raises(ConfigError, match="a number thousands of digits long"):
+        load_config(huge)
     merged = tmp_path / "merged.yaml"
     merged.write_text("input:\n  <<: {title: name, description: body}\n  description: text\n", "utf-8")
     mapping = load_config(merged).mapping
