@@ -67,7 +67,8 @@ def nfc(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
-MAX_MARKUP = 200_000  # characters of an HTML cell read
+MAX_MARKUP = 1_000_000  # characters of an HTML cell read (its inline `data:` images left out first)
+_DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]*", re.IGNORECASE)
 _DANGLING_LT = re.compile(r"<(?!/?[A-Za-z!?][^<>]*>)")  # a `<` that no `>` closes before the next `<`
 
 
@@ -81,9 +82,12 @@ def strip_html(text: str) -> str:
     if not text:
         return ""
     if "<" in text:
-        # bounded: markup past MAX_MARKUP is not read (a title or description is cut far shorter), and a `<` that
-        # starts no tag is text (HTMLParser scans the rest of the input again for each one: `<a<a<a…` took minutes)
-        text = _DANGLING_LT.sub("&lt;", text[:MAX_MARKUP])
+        # bounded: inline images are no text, markup past MAX_MARKUP is not read (a title or description is cut far
+        # shorter), and when many a `<` starts no tag (HTMLParser scans the rest of the input again for each one:
+        # `<a<a<a…` took minutes), those are text; a few, as in comments and attributes, are left to the parser
+        text = _DATA_URI.sub("data:", text)[:MAX_MARKUP]
+        if text.count("<") > text.count(">") + 100:
+            text = _DANGLING_LT.sub("&lt;", text)
         parser = _TextExtractor()
         parser.feed(text)
         parser.close()
