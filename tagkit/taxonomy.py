@@ -526,38 +526,40 @@ def parse_taxonomy(data: Any, label: str = "taxonomy") -> Taxonomy:
     return taxonomy
 
 
-MAX_CATEGORY_DEPTH = 30  # levels of a category path
-MAX_CATEGORIES = 200_000  # paths of a tree (100,000 import in about 12 s)
+MAX_CATEGORY_DEPTH = 30  # levels of a category path (lists and mappings inside one another: 3 times that)
+MAX_CATEGORIES = 200_000  # paths of a tree (100,000 import in about 12 s), and 5 times as many YAML nodes read
 
 
-def _parse_tree(node: Any, parent: tuple[str, ...], where: str, out: list[tuple[str, ...]] | None = None
-                ) -> list[tuple[str, ...]]:
+def _parse_tree(node: Any, parent: tuple[str, ...], where: str, out: list[tuple[str, ...]] | None = None,
+                seen: list[int] | None = None) -> list[tuple[str, ...]]:
     """The category paths of a YAML tree, in file order. Bounded: YAML aliases can make a few lines a tree of
-    millions of paths, or one that holds itself."""
+    millions of paths (or of empty lists), or one that holds itself."""
     out = [] if out is None else out
-    if node is None:
-        return out
-    if len(parent) >= MAX_CATEGORY_DEPTH:
+    seen = [0, 0] if seen is None else seen  # nodes read, lists and mappings inside one another now
+    seen[0] += 1
+    if seen[0] > 5 * MAX_CATEGORIES or len(out) > MAX_CATEGORIES:
+        raise TaxonomyError(f"{where}: more than {MAX_CATEGORIES:,} categories (YAML aliases repeating a branch?)")
+    if seen[1] >= 3 * MAX_CATEGORY_DEPTH or len(parent) >= MAX_CATEGORY_DEPTH:
         raise TaxonomyError(f"{where}: the tree is more than {MAX_CATEGORY_DEPTH} levels deep (a YAML alias inside "
                             "itself?)")
+    if node is None:
+        return out
     if isinstance(node, str | int | float) and not isinstance(node, bool):
         node = {node: None}
+    if not isinstance(node, list | dict):
+        raise TaxonomyError(f"{where}: expected category names with their children under them, found {_kind(node)}")
+    seen[1] += 1
     if isinstance(node, list):
         for item in node:
-            _parse_tree(item, parent, where, out)
-        return out
-    if not isinstance(node, dict):
-        raise TaxonomyError(f"{where}: expected category names with their children under them, found {_kind(node)}")
-    for name, children in node.items():
+            _parse_tree(item, parent, where, out, seen)
+    for name, children in node.items() if isinstance(node, dict) else ():
         level = _text(name, f"{where}: category name")
         if ">" in level:
             raise TaxonomyError(f"{where}: category {shown(level)}: write the levels as a tree, not with `>`")
         path = (*parent, level)
         out.append(path)
-        if len(out) > MAX_CATEGORIES:
-            raise TaxonomyError(f"{where}: more than {MAX_CATEGORIES:,} categories (YAML aliases repeating a "
-                                "branch?)")
-        _parse_tree(children, path, f"{where} > {level}", out)
+        _parse_tree(children, path, f"{where} > {level}", out, seen)
+    seen[1] -= 1
     return out
 
 

@@ -617,6 +617,12 @@ def test_a_category_tree_that_yaml_aliases_blow_up_is_refused(tmp_path: Path) ->
         load_taxonomy(small(tmp_path, "\n".join(lines) + "\nattributes: [color]\n"))
     with pytest.raises(TaxonomyError, match="more than 30 levels deep"):
         load_taxonomy(small(tmp_path, "categories: &c\n  A: *c\n"))
+    with pytest.raises(TaxonomyError, match="more than 30 levels deep"):  # a list holding itself: a traceback
+        load_taxonomy(small(tmp_path, "categories: &c [a, *c]\n"))
+    empty = ["categories:", "  x: &a0 [" + ",".join(["~"] * 10) + "]"]  # no path at all, but 10^8 lists: it hung
+    empty += [f"  y{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    with pytest.raises(TaxonomyError, match="more than 200,000 categories"):
+        load_taxonomy(small(tmp_path, "\n".join(empty) + "\n"))
 
 
 def test_an_attribute_of_many_values_is_read_in_linear_time(tmp_path: Path) -> None:
