@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tarfile
 import threading
+import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -20,7 +21,9 @@ SEPARATOR = "!/"
 ARCHIVE_SUFFIXES = (".tar", ".zip")
 
 _lock = threading.Lock()
-_indexes: dict[str, tuple[tuple[int, int] | None, _Archive | ArchiveUnavailable]] = {}  # path -> (its version, …)
+# path -> (the file's version, when it was indexed again (None: not yet), its index)
+_indexes: dict[str, tuple[tuple[int, int] | None, float | None, _Archive | ArchiveUnavailable]] = {}
+REINDEX_SECONDS = 60.0
 
 
 class ArchiveError(OSError):
@@ -93,6 +96,8 @@ class _Tar(_Archive):
                             self.members[_key(m.name)] = (m.offset_data, m.size)
                 except tarfile.ReadError as error:  # the members before the cut are read
                     self.cut_short = str(error)
+            if not self.cut_short and not _ends_as_a_tar_does(path):  # cut between two members, or in a header
+                self.cut_short = "no end-of-archive blocks"
         except tarfile.ReadError as error:
             with open(path, "rb") as f:
                 gzipped = f.read(2) == b"\x1f\x8b"
@@ -157,9 +162,20 @@ class _Zip(_Archive):
 
 
 def _key(name: str) -> str:
-    """A member's name as looked up: composed (`nfc`), without a leading `/` (a member stored with an absolute name
-    is asked for without it, as `member_path` writes it)."""
-    return nfc(name.lstrip("/"))
+    """A member's name as looked up: composed (`nfc`), without a leading `/` or `./` (`tar cf x.tar ./photos` names
+    them so; a path is asked for without them, as `member_path` writes it)."""
+    name = name.lstrip("/")
+    while name.startswith("./"):
+        name = name[2:].lstrip("/")
+    return nfc(name)
+
+
+def _ends_as_a_tar_does(path: str) -> bool:
+    """Whether a tar file ends with the two zero blocks that close every tar (one cut short does not)."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - 1024))
+        return size >= 1024 and not f.read().strip(b"\0")
 
 
 def _zip_name(info: zipfile.ZipInfo) -> str:
@@ -174,8 +190,9 @@ def _zip_name(info: zipfile.ZipInfo) -> str:
 
 
 def _archive(path: str) -> _Archive:
-    """The archive at `path`, indexed once while the file stays the same (its size and time); one that cannot be
-    read is tried once too (its ArchiveUnavailable raised again for each member asked for)."""
+    """The archive at `path`, indexed once; again when the file has changed since (its size or time), then at most
+    once every REINDEX_SECONDS (a file still being written changes all the time). One that cannot be read is tried
+    once too (its ArchiveUnavailable raised again for each member asked for)."""
     try:
         stat = os.stat(path)
         version: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
@@ -183,7 +200,8 @@ def _archive(path: str) -> _Archive:
         version = None
     with _lock:
         known = _indexes.get(path)
-        if known is None or known[0] != version:
+        if known is None or (known[0] != version and (known[1] is None
+                                                     or time.monotonic() - known[1] > REINDEX_SECONDS)):
             try:
                 if version is None or not os.path.isfile(path):
                     raise ArchiveUnavailable(f"archive not found: {path}")
@@ -191,7 +209,7 @@ def _archive(path: str) -> _Archive:
             except OSError as error:
                 found = error if isinstance(error, ArchiveUnavailable) else ArchiveUnavailable(
                     f"{path}: cannot be read ({error.strerror or error})")
-            _indexes[path] = known = (version, found)
-    if isinstance(known[1], ArchiveUnavailable):
-        raise ArchiveUnavailable(str(known[1]))
-    return known[1]
+            _indexes[path] = known = (version, None if known is None else time.monotonic(), found)
+    if isinstance(known[2], ArchiveUnavailable):
+        raise ArchiveUnavailable(str(known[2]))
+    return known[2]

@@ -699,3 +699,28 @@ def test_a_products_file_that_is_a_pipe_is_a_usage_error(tmp_path: Path):
     os.mkfifo(tmp_path / "fifo.csv")
     result = _invoke(tmp_path / "t.db", str(tmp_path / "fifo.csv"), "--no-images")
     assert result.exit_code == ExitCode.USAGE and "is a pipe or a device, not a file" in result.output
+
+
+def test_a_tar_cut_between_members_is_said_cut_and_dot_slash_names_are_found(tmp_path: Path):
+    """A tar cut exactly between two members (or in a header) read as a whole tar, so every later row was "file
+    not found"; a tar made with `tar cf x.tar ./photos` names its members `./photos/…`, and none was found."""
+    import tarfile
+
+    (tmp_path / "photos").mkdir()
+    for i in range(3):
+        (tmp_path / "photos" / f"{i}.jpg").write_bytes(_jpeg(100 + i))
+    with tarfile.open(tmp_path / "dot.tar", "w") as tar:
+        for i in range(3):
+            tar.add(tmp_path / "photos" / f"{i}.jpg", arcname=f"./photos/{i}.jpg")
+    whole = (tmp_path / "dot.tar").read_bytes()
+    with tarfile.open(tmp_path / "dot.tar") as tar:
+        second = tar.getmembers()[1].offset  # where the second member's header starts
+    (tmp_path / "cut.tar").write_bytes(whole[:second])
+    (tmp_path / "p.csv").write_text("id,title,image\n" + "".join(f"p{i},P,photos/{i}.jpg\n" for i in range(3)), "utf-8")
+    for name in ("dot", "cut"):
+        (tmp_path / f"{name}.yaml").write_text(f"input:\n  image_archive: {name}.tar\n", "utf-8")
+    assert _invoke(tmp_path / "d.db", str(tmp_path / "p.csv"), "--config", str(tmp_path / "dot.yaml")).exit_code == 0
+    result = _invoke(tmp_path / "c.db", str(tmp_path / "p.csv"), "--config", str(tmp_path / "cut.yaml"))
+    assert result.exit_code == ExitCode.PARTIAL and result.stderr.count("is cut short after 1 files") == 2
+    with Store(tmp_path / "c.db") as store:
+        assert {p.id for p in store.iter_products() if p.image_hash} == {"p0"}
