@@ -49,9 +49,10 @@ UNREAD_PHOTOS = {**dict.fromkeys((".heic", ".heif"), "a HEIC photo (an iPhone's 
                  **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"),
                                  "a camera's raw photo")}
 """Photo files of a folder that tagkit cannot read: each is told, not passed over in silence (`_unread_photo`)."""
-WORKBOOKS = {b"PK\x03\x04": "a spreadsheet workbook (.xlsx, .ods or .numbers: a zip archive)",
+WORKBOOKS = {b"PK\x03\x04": "a zip archive (a spreadsheet workbook, .xlsx, .ods or .numbers, is one; or zipped files)",
              b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)"}
 """The first bytes of files people give as a products file that are no text: told as what they are."""
+COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zX": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 JSONL_EXTENSIONS = frozenset({".jsonl", ".ndjson", ".jsonlines"})
 MAX_DESCRIPTION_LENGTH = 20_000
 MAX_CSV_FIELD = 64 * 2**20
@@ -253,8 +254,9 @@ class _ProductsReader:
                           "CSV, TSV, JSON Lines and JSON; save it as CSV UTF-8 (in Excel: File > Save As > CSV UTF-8)",
                           skipped=True)
             return
-        if start.startswith(b"\x1f\x8b"):
-            yield Problem(self.label, None, None, "this file is gzip-compressed: unpack it first (gunzip), then give "
+        packed = next((name for magic, name in COMPRESSED.items() if start.startswith(magic)), None)
+        if packed:
+            yield Problem(self.label, None, None, f"this file is {packed}-compressed: unpack it first, then give "
                           "tagkit the file inside", skipped=True)
             return
         file_format = self.mapping.format or _detect_format(self.path)

@@ -375,7 +375,7 @@ def force_option(redone: str) -> Any:
 
 
 products_option = click.option(
-    "--products", "products_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--products", "products_file", type=InputPath(dir_okay=False),
     help="With a folder of images: a products file giving their titles (and labels).")
 image_model_option = click.option(
     "--image-model", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True,

@@ -10,11 +10,11 @@ import click
 
 
 class InputPath(click.Path):
-    """A products file or a folder of images that is there; a pipe (`<(...)`, `/dev/stdin` from a pipe) or a
-    device is refused with a usage error: the file is read twice (its format sniffed first)."""
+    """A products file (or, `dir_okay`, a folder of images) that is there; a pipe (`<(...)`, `/dev/stdin` from a
+    pipe) or a device is refused with a usage error: the file is read twice (its format sniffed first)."""
 
-    def __init__(self) -> None:
-        super().__init__(exists=True, path_type=Path)
+    def __init__(self, dir_okay: bool = True) -> None:
+        super().__init__(exists=True, dir_okay=dir_okay, path_type=Path)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         path = super().convert(value, param, ctx)

@@ -396,10 +396,10 @@ def find_taxonomy(name_or_path: str | Path) -> Path:
     that name (`fa-fashion`, its file name `fa-fashion.yaml`, or its path in the source tree,
     `taxonomy/fa-fashion.yaml`, from any folder); TaxonomyError lists the shipped names."""
     path = Path(name_or_path)
-    if path.is_file():
-        return path
-    if path.exists():
+    if path.is_dir():
         raise TaxonomyError(f"{path} is a folder, not a taxonomy file")
+    if path.exists():  # a file, or a pipe (`<(...)`): read once
+        return path
     shipped = shipped_taxonomies()
     name = path.name.removesuffix(".yaml")
     if name in shipped and str(path.parent) in (".", "taxonomy"):

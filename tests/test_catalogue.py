@@ -443,16 +443,19 @@ def test_a_workbook_given_as_a_products_file_is_named_as_one(tmp_path: Path) -> 
     with zipfile.ZipFile(tmp_path / "shop.xlsx", "w") as workbook:
         workbook.writestr("xl/workbook.xml", "<workbook/>")
     write(tmp_path, "old.xls", "").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
-    for name, kind in (("shop.xlsx", "a spreadsheet workbook"), ("old.xls", "an old Excel workbook (.xls)")):
+    for name, kind in (("shop.xlsx", "a zip archive (a spreadsheet workbook"),
+                       ("old.xls", "an old Excel workbook (.xls)")):
         products, problems = read(tmp_path / name)
         problem = only(problems)
         assert not products and problem.skipped and problem.message.startswith(f"this is {kind}")
         assert "save it as CSV UTF-8" in problem.message
-    import gzip  # a gzip file was said to look saved as Windows-1252 or Windows-1256
+    import bz2  # a compressed file was said to look saved as Windows-1252 or Windows-1256
+    import gzip
 
-    (tmp_path / "p.csv").write_bytes(gzip.compress(b"id,title\na,t\n"))
-    problem = only(read(tmp_path / "p.csv")[1])
-    assert problem.skipped and problem.message.startswith("this file is gzip-compressed: unpack it first")
+    for packed, name in ((gzip.compress(b"id,title\na,t\n"), "gzip"), (bz2.compress(b"id,title\na,t\n"), "bzip2")):
+        (tmp_path / "p.csv").write_bytes(packed)
+        problem = only(read(tmp_path / "p.csv")[1])
+        assert problem.skipped and problem.message.startswith(f"this file is {name}-compressed: unpack it first")
 
 
 def test_photos_tagkit_cannot_read_are_told_not_passed_over(tmp_path: Path) -> None:

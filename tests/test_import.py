@@ -724,3 +724,23 @@ def test_a_tar_cut_between_members_is_said_cut_and_dot_slash_names_are_found(tmp
     assert result.exit_code == ExitCode.PARTIAL and result.stderr.count("is cut short after 1 files") == 2
     with Store(tmp_path / "c.db") as store:
         assert {p.id for p in store.iter_products() if p.image_hash} == {"p0"}
+
+
+def test_a_products_file_given_as_a_pipe_to_products_is_a_usage_error_and_a_taxonomy_may_be_one(tmp_path: Path):
+    """`--products <(...)` gave a traceback; `taxonomy import <(...)` said the pipe was a folder (it is read once,
+    so it can be a pipe)."""
+    import os
+    import threading
+
+    (tmp_path / "photos").mkdir()
+    os.mkfifo(tmp_path / "fifo.csv")
+    result = _invoke(tmp_path / "t.db", str(tmp_path / "photos"), "--products", str(tmp_path / "fifo.csv"))
+    assert result.exit_code == ExitCode.USAGE and "is a pipe or a device, not a file" in result.output
+    os.mkfifo(tmp_path / "taxonomy.yaml")
+    writer = threading.Thread(target=(tmp_path / "taxonomy.yaml").write_text,
+                              args=("name: t\nattributes:\n- name: color\n  open: true\n", "utf-8"), daemon=True)
+    writer.start()
+    result = CliRunner().invoke(main, ["--db", str(tmp_path / "x.db"), "taxonomy", "import",
+                                       str(tmp_path / "taxonomy.yaml")], catch_exceptions=False)
+    writer.join(timeout=10)
+    assert result.exit_code == ExitCode.OK, result.output
