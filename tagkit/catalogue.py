@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -549,7 +550,7 @@ def _loads(text: str) -> tuple[Any, int]:
     """`json.loads`, except that a number too long for Python's int (over 4,000 digits) stays the text it is,
     every lone surrogate (from a `\\udXXX` escape) becomes U+FFFD, and NUL characters written `\\u0000` are
     removed; returns the value and how many NULs were removed."""
-    data = json.loads(text, parse_int=_json_int)
+    data = json.loads(text, parse_int=_json_int, parse_float=_json_float)
     if _SURROGATE_ESCAPE.search(text):
         data = _map_strings(data, lambda s: s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace"))
     removed = 0
@@ -565,6 +566,13 @@ def _loads(text: str) -> tuple[Any, int]:
 
 def _json_int(text: str) -> int | str:
     return int(text) if len(text) <= 4000 else text  # Python refuses to read longer ones (its 4,300-digit limit)
+
+
+def _json_float(text: str) -> float | str:
+    """A JSON number with a point or an exponent: a float when one holds it as written, else its text (`1e400`
+    would be `inf`, and `1.0000000000000000000001` the id `1`)."""
+    value = float(text)
+    return value if math.isfinite(value) and len(text.lstrip("-").replace(".", "").lstrip("0")) <= 15 else text
 
 
 def _map_strings(value: Any, fix: Callable[[str], str]) -> Any:

@@ -967,3 +967,7 @@ def test_json_numbers_too_long_for_python_and_escaped_nuls_cost_nothing_else(tmp
             "2 NUL character(s) (written \\u0000) removed" + ("" if name.endswith("l") else " from the file")]
     products, _ = read(write(tmp_path, "cell.csv", f'id,title,tags\na,t,"[{big}]"\n'))  # a JSON list in a cell
     assert [(p.id, p.title) for p in products] == [("a", "t")]
+    # numbers a float does not hold as written: `1e400` and `2e400` were both the id `inf`, one replacing the other
+    products, _ = read(write(tmp_path, "f.jsonl", "".join(f'{{"id": {n}, "title": "t"}}\n' for n in (
+        "1e400", "2e400", "1.0000000000000000000001", "1", "12.5"))))
+    assert [p.id for p in products] == ["1e400", "2e400", "1.0000000000000000000001", "1", "12.5"]
