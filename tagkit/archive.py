@@ -1,8 +1,9 @@
 """Images inside a .tar or .zip archive, read in place (catalogue dumps often come as one archive).
 
 An image inside an archive is named `ARCHIVE!/MEMBER`, e.g. `/data/fashion/images.tar!/images/123.jpg`.
-The archive is indexed once per process; members are then read by offset, safely from many threads.
-Compressed tars (.tar.gz, .tgz) cannot be read in place: extract them, or repack as .tar or .zip.
+The archive is indexed once per process (again when the file changes, at most once a minute); members are then read
+by offset, safely from many threads. A tar cut short is read up to the cut. Compressed tars (.tar.gz, .tgz) cannot
+be read in place: extract them, or repack as .tar or .zip.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ SEPARATOR = "!/"
 ARCHIVE_SUFFIXES = (".tar", ".zip")
 
 _lock = threading.Lock()
-# path -> (the file's version, when it was indexed again (None: not yet), its index)
+# path -> (the file's size and time, when it was indexed again (None: not yet), its index)
 _indexes: dict[str, tuple[tuple[int, int] | None, float | None, _Archive | ArchiveUnavailable]] = {}
-REINDEX_SECONDS = 60.0
+REINDEX_SECONDS = 60.0  # a changed archive is indexed again at most this often
 
 
 class ArchiveError(OSError):
