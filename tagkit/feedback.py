@@ -581,10 +581,7 @@ def _undecided(finish: dict[str, Any], mine: list[dict[str, Any]], prediction: P
     chosen; each predicted tag, rejected when accepting it would give an attribute that takes one value a second
     value. Values and attribute names are compared as the taxonomy writes them, when there is one."""
     def key(field_: str, value: str) -> tuple[str, str]:
-        if taxonomy is not None:
-            value = (str(taxonomy.canonical(Tag.parse(value))) if field_ == "tag" else
-                     format_category(taxonomy.canonical_category(parse_category(value))))
-        return field_, match_key(value)
+        return field_, match_key(taxonomy.canonical_text(field_, value) if taxonomy is not None else value)
 
     verdict = finish["decision"]
     stored = list(stored)

@@ -256,9 +256,9 @@ def canonical_filters(taxonomy: Taxonomy | None, category: str | None, tag: str 
     if taxonomy is None:
         return category, tag
     if category:
-        category = format_category(taxonomy.canonical_category(parse_category(category)))
+        category = taxonomy.canonical_text("category", category)
     if tag and ":" in tag:
-        tag = str(taxonomy.canonical(Tag.parse(tag)))
+        tag = taxonomy.canonical_text("tag", tag)
     elif tag:
         known = taxonomy.attribute(tag)
         tag = known.name if known is not None else tag

@@ -114,11 +114,7 @@ def screen_for(item: PredictedProduct, rows: list[dict], taxonomy: Taxonomy | No
 def _in_names(row: dict[str, Any], taxonomy: Taxonomy) -> dict[str, Any]:
     """A decision with its category paths or tags in `taxonomy`'s names."""
     def named(text: str | None) -> str | None:
-        if not text or row["field"] not in ("category", "tag"):
-            return text
-        if row["field"] == "category":
-            return format_category(taxonomy.canonical_category(parse_category(text)))
-        return str(taxonomy.canonical(Tag.parse(text)))
+        return taxonomy.canonical_text(row["field"], text) if text and row["field"] in ("category", "tag") else text
 
     return {**row, "predicted": named(row["predicted"]), "corrected": named(row["corrected"])}
 

@@ -167,6 +167,13 @@ class Taxonomy:
                 found = self.index.categories.get(_path_key((*parent, *path[cut:])))
         return found if found is not None else tuple(normalize(level) for level in path)
 
+    def canonical_text(self, field: str, text: str) -> str:
+        """A category path (`field` "category") or a tag (`name: value`) written as text, in the taxonomy's names
+        (`canonical_category`, `canonical`)."""
+        if field == "category":
+            return format_category(self.canonical_category(parse_category(text)))
+        return str(self.canonical(Tag.parse(text)))
+
     def has_category(self, path: Sequence[str]) -> bool:
         """Whether `path` (raw or canonical) is one of the taxonomy's categories."""
         return _path_key(path) in self.index.categories
