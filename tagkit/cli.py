@@ -1139,10 +1139,12 @@ def _print_prediction(record: PredictedProduct) -> None:
 class _Progress:
     """A progress bar on stderr when it is a terminal; problems printed above it.
 
-    Notes (information only) of one kind are printed up to NOTES_SHOWN times, then counted.
+    Notes (information only) of one kind are printed up to NOTES_SHOWN times, then counted; so are problems of one
+    cause (`Problem.cause`: "file not found"), up to PROBLEMS_SHOWN times.
     """
 
     NOTES_SHOWN = 5
+    PROBLEMS_SHOWN = 20
 
     def __init__(self, obj: Context, label: str) -> None:
         self.obj = obj
@@ -1150,6 +1152,7 @@ class _Progress:
         self.bar = None
         self.task = None
         self.notes: dict[tuple[str | None, str], int] = {}
+        self.causes: dict[tuple[str | None, str], int] = {}
 
     def __enter__(self) -> _Progress:
         if not self.obj.quiet and sys.stderr.isatty():
@@ -1171,6 +1174,10 @@ class _Progress:
             if count > self.NOTES_SHOWN:
                 self.obj.log(f"note: {count - self.NOTES_SHOWN:,} more like {kind!r} (field {field!r}); "
                              "all of them are in the database's problems table")
+        for (field, cause), count in self.causes.items():
+            if count > self.PROBLEMS_SHOWN:
+                self.obj.log(f"{count - self.PROBLEMS_SHOWN:,} more problems like {cause!r} (field {field!r}) not "
+                             "shown; all of them are in the database's problems table")
 
     def update(self, done: int) -> None:
         if self.bar is not None:
@@ -1183,6 +1190,11 @@ class _Progress:
             kind = (problem.field, problem.message.split(":")[0])
             self.notes[kind] = self.notes.get(kind, 0) + 1
             if self.notes[kind] > self.NOTES_SHOWN:
+                return
+        elif problem.cause:
+            cause = (problem.field, problem.cause)
+            self.causes[cause] = self.causes.get(cause, 0) + 1
+            if self.causes[cause] > self.PROBLEMS_SHOWN:
                 return
         text = f"note: {problem}" if problem.info else str(problem)
         self.obj.to_log_file(text)

@@ -130,11 +130,13 @@ def import_products(
     records = read_input(source, mapping=mapping, products=products_file, ids=folder_ids, labels=not keep_labels)
     taxonomy = stored_taxonomy(store)  # tags and categories are stored canonical when there is one
     outside = OutsideLabels()  # the labels it does not have (not for predict: new products)
+    first_missing: str | None = None
     with (ThreadPoolExecutor(max_workers=8, thread_name_prefix="tagkit-hash") as pool,
           ThreadPoolExecutor(max_workers=1, thread_name_prefix="tagkit-read") as ahead):
         # The next chunk's image files are read and hashed while this one is embedded.
         for chunk, hashes in _ahead(_chunks(records, problems, chunk_size), lambda c: ahead.submit(_hashes, c, pool)):
             unreadable, missing = _set_hashes(chunk, hashes.result(), report)
+            first_missing = first_missing or next((p.image for p, _ in missing), None)
             told, left_out = _keep_stored(store, chunk, folder_ids)
             _older_line_ids(store, chunk)
             _keep_stored_fields(store, chunk)
@@ -170,6 +172,10 @@ def import_products(
                 on_progress(report.products_read)
     for told in outside.notes(str(source)):
         problems.add(told)
+    if report.images > 1 and report.images_missing == report.images:
+        problems.add(note(str(source), None, "image", f"none of the {report.images:,} image files was found (the first "
+                          f"looked for: {first_missing}): image paths are read from the products file's folder, or "
+                          "from the config's `image_folder` or `image_archive`"))
     if run_id is not None:
         store.add_problems(run_id, problems.take())
     report.seconds = round(time.monotonic() - started, 3)
@@ -433,4 +439,4 @@ def _image_note(product_id: str, read: Product, message: str) -> Problem:
 
 def _image_problem(product: Product, error: ImageError) -> Problem:
     return Problem(product.source, product.row, "image", f"{error} ({product.image}); product kept without image",
-                   product_id=product.id)
+                   product_id=product.id, cause=error.reason)

@@ -122,6 +122,7 @@ class Problem:
     `skipped` is True when the whole record was left out, False when the record was kept
     (without the bad field, or with the problem noted). `info` marks a note that is only
     information: nothing was lost or changed. `product_id`: the product the record was stored as, when it was.
+    `cause`: the bare reason many records can share ("file not found"), by which a long run of them is summed up.
     """
 
     file: str
@@ -131,6 +132,7 @@ class Problem:
     skipped: bool = False
     info: bool = False
     product_id: str | None = None
+    cause: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         where = [self.file]

@@ -152,6 +152,25 @@ def test_unreadable_input_exits_2_and_keeps_the_last_export(db: Path, tmp_path: 
     assert tagkit(db, "eval", str(utf16)).exit_code == ExitCode.USAGE
 
 
+def test_images_all_missing_are_summed_up_with_where_they_were_looked_for(tmp_path: Path):
+    """A products file moved away from its photos: each row's problem used to be printed, 30,921 lines for the
+    fashion catalogue with its tar not there. Twenty of one cause are printed, then a count, and a note says where
+    image paths are read from; every problem is still in the problems table."""
+    rows = [row for row in demo_rows("train.csv") if row["image"]]
+    (tmp_path / "moved").mkdir()
+    products = write_csv(tmp_path / "moved" / "products.csv", rows)
+    result = tagkit(tmp_path / "t.db", "import", str(products))
+    assert result.exit_code == ExitCode.PARTIAL, result.stderr
+    shown = [line for line in result.stderr.splitlines() if "file not found" in line and "row " in line]
+    assert len(shown) == 20 and shown[0].startswith(f"{products}, row 2, field 'image'")
+    assert f"{len(rows) - 20:,} more problems like 'file not found' (field 'image') not shown" in result.stderr
+    first = tmp_path / "moved" / rows[0]["image"]
+    assert f"none of the {len(rows):,} image files was found (the first looked for: {first})" in result.stderr
+    with Store(tmp_path / "t.db") as store:
+        stored = store.db.execute("select count(*) from problems where message like '%file not found%'").fetchone()
+    assert stored[0] == len(rows)
+
+
 def test_a_device_is_not_read_as_an_image():
     with pytest.raises(ImageError, match="not a regular file"):
         read_image_bytes("/dev/zero", "/dev/zero")
