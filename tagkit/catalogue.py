@@ -19,7 +19,8 @@ Decisions a caller should know:
 - A CSV row with more fields than the header is skipped (its values may sit under the wrong
   columns); one with fewer is kept with the missing ones empty. Trailing empty fields are ignored.
 - Text that is not UTF-8 stops the file at the first undecodable line (one Problem).
-- A carriage return inside a CSV line (not ending it) is read as a space (the csv module would reject the row).
+- A carriage return inside a CSV line (not ending it) is read as a space (the csv module would reject the row),
+  unless it joins whole rows (each part as wide as the header: lines of a classic Mac file pasted in).
 - A lone surrogate escape in JSON (`"\\ud800"`, which no UTF-8 text can hold) becomes U+FFFD.
 - An image file whose name is not UTF-8 is skipped with a Problem (its name could not be stored).
 - Image paths are resolved, not opened (a missing image file is the image stage's business);
@@ -288,8 +289,10 @@ class _ProductsReader:
             delimiter = self.mapping.delimiter or ("\t" if file_format == "tsv" else sniff_delimiter(header_line))
             if csv.field_size_limit() < MAX_CSV_FIELD:
                 csv.field_size_limit(MAX_CSV_FIELD)
-            record_lines: list[str] = []  # the lines of the record being read
-            reader = csv.reader(_bare_cr_as_space(chain([header_line], line_iter), record_lines), delimiter=delimiter)
+            record_lines: list[str] = []  # the lines of the record being read (and as they were in the file)
+            raw_lines: list[str] = []
+            reader = csv.reader(_bare_cr_as_space(chain([header_line], line_iter), record_lines, raw_lines),
+                                delimiter=delimiter)
             header_cells = next(reader)
             header, notes = _header(label, header_cells)
             yield from notes
@@ -302,6 +305,7 @@ class _ProductsReader:
             while True:
                 start = reader.line_num + 1
                 record_lines.clear()
+                raw_lines.clear()
                 try:
                     row = next(reader)
                 except StopIteration:
@@ -334,6 +338,13 @@ class _ProductsReader:
                 if lines.nul_seen:
                     lines.nul_seen = False
                     yield from _remove_nul(label, start, header, row)
+                joined = _rows_joined_by_cr(raw_lines, width, delimiter) if len(row) > width else None
+                if joined:
+                    yield note(label, start, None, f"line {start} holds {len(joined)} rows, ended by a carriage "
+                               "return alone (CR, the old Mac line end) inside the file: read as rows of their own")
+                    for part in joined:
+                        yield from self.builder.build(dict(zip(header, map(plain_cell, part), strict=True)), start)
+                    continue
                 if len(row) != width:
                     problem, row = _fit_row(label, start, reader.line_num, header, row, delimiter)
                     if problem:
@@ -443,15 +454,26 @@ def _detect_format(path: Path) -> str:
     return "jsonl" if start.startswith(b"{") else "csv"
 
 
-def _bare_cr_as_space(lines: Iterable[str], seen: list[str]) -> Iterator[str]:
+def _bare_cr_as_space(lines: Iterable[str], seen: list[str], raw: list[str]) -> Iterator[str]:
     """The lines with each carriage return that does not end its line turned into a space; each is also appended
-    to `seen` (the caller clears it before each record)."""
+    to `seen`, and as it was to `raw` (the caller clears both before each record)."""
     for line in lines:
+        raw.append(line)
         body = line.rstrip("\r\n")
         if "\r" in body:
             line = body.replace("\r", " ") + line[len(body):]
         seen.append(line)
         yield line
+
+
+def _rows_joined_by_cr(raw: list[str], width: int, delimiter: str) -> list[list[str]] | None:
+    """The rows of a one-line record that a carriage return alone (the old Mac line end) joins, when each part
+    has `width` fields (a file whose rows end in CR pasted into one whose rows end otherwise); else None."""
+    body = raw[0].rstrip("\r\n") if len(raw) == 1 else ""
+    if "\r" not in body:
+        return None
+    parts = [next(csv.reader([part], delimiter=delimiter), []) for part in body.split("\r") if part.strip()]
+    return parts if len(parts) > 1 and all(len(part) == width for part in parts) else None
 
 
 def sniff_delimiter(header_line: str) -> str:

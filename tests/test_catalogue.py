@@ -184,6 +184,19 @@ def test_carriage_return_line_ends_with_a_quoted_line_break(tmp_path: Path) -> N
     assert [(p.row, p.skipped) for p in problems] == [(5, True)]
 
 
+def test_rows_joined_by_a_carriage_return_alone_are_read_as_rows(tmp_path: Path) -> None:
+    """Rows of a classic Mac file pasted into a file whose lines end in CRLF: the csv module reads them as one row of
+    too many fields, which was skipped as "a comma not in quotes?". A CR inside a cell is still a space."""
+    text = ('id,title,category\r\n1,Red shirt,Men > Shirts\r2,Blue cap,Men > Caps\r\n3,Green\rhat,Men > Caps\r\n'
+            '4,Grey sock,Men > Socks\r5,Black\r\n')
+    products, problems = read(write(tmp_path, "p.csv", text))
+    assert [(p.id, p.title, p.row) for p in products] == [
+        ("1", "Red shirt", 2), ("2", "Blue cap", 2), ("3", "Green hat", 3)]
+    assert [(p.row, p.info, p.skipped) for p in problems] == [(2, True, False), (4, False, True)]
+    assert "line 2 holds 2 rows, ended by a carriage return alone" in problems[0].message
+    assert "not in quotes?" in problems[1].message  # parts of other widths: the row is not guessed at
+
+
 @pytest.mark.parametrize("name", ["p.jsonl", "p.json", "p.ndjson", "products"])
 def test_json_lines(tmp_path: Path, name: str) -> None:
     lines = [{"id": 1, "title": "Red shirt", "category": ["Men", "Shirts"]},
