@@ -138,6 +138,9 @@ def read_folder(
 # -- decoding ------------------------------------------------------------------------------
 
 
+READ_STOPPED = "not UTF-8: reading stopped"  # the cause of the Problem of a file read only up to a line
+
+
 class _NotUtf8(Exception):
     """Line `line` of a file could not be decoded as UTF-8."""
 
@@ -158,7 +161,7 @@ class _NotUtf8(Exception):
             f"not UTF-8: line {self.line} {why}; the file looks saved as {guess}. Save it as UTF-8 (Excel: "
             "'CSV UTF-8'; LibreOffice: character set 'Unicode (UTF-8)') and read it again. Reading stopped at "
             f"line {self.line}, since in the wrong encoding every later row would be garbled{before}",
-            skipped=True,
+            skipped=True, cause=READ_STOPPED,
         )
 
 
@@ -819,12 +822,25 @@ class _RecordBuilder:
     def _build(self, record: dict[str, Any], row: int) -> Iterator[Item]:
         label, keys = self.label, self.keys
         problems: list[Problem] = []
+        for key, value in record.items():
+            if isinstance(value, str) and ("?" in value or "#" in value or not value.isascii()):
+                read, damage, cause = spreadsheet_damage(value)
+                if damage:
+                    record[key] = read
+                    problems.append(Problem(label, row, key, damage, info=cause is None, cause=cause))
         image_text, image_key = _first(record, keys["image"])
         if keys["id"]:
             product_id, id_key = _first(record, keys["id"])
             if not product_id:
+                yield from problems
                 yield Problem(label, row, keys["id"][0], "empty id: row skipped (every product needs an id "
                               "to be written back to the catalogue)", skipped=True)
+                return
+            if _SCIENTIFIC.fullmatch(product_id):
+                yield Problem(label, row, id_key, f"id {shown(product_id)} is a number a spreadsheet wrote in "
+                              "scientific notation, its last digits lost (two ids may now be one): row skipped. "
+                              "Format the id column as Text and export the file again", skipped=True,
+                              cause="an id in scientific notation")
                 return
         else:
             product_id, id_key = image_text or line_id(self.path, row), None
@@ -985,7 +1001,22 @@ class _RecordBuilder:
                 if isinstance(value, str):
                     self._hint_format(listed, row, key, problems)
                 tags.extend(tag for tag in listed if tag.value and tag.value.casefold() not in skip)
+        if any("?" in str(tag) or "#" in tag.value for tag in tags):
+            tags = [tag for tag in tags if not self._damaged(tag, row, problems)]
         return tuple(dict.fromkeys(tags)) if len(tags) > 1 else tuple(tags)
+
+    def _damaged(self, tag: Tag, row: int, problems: list[Problem]) -> bool:
+        """Whether one tag of a cell is a spreadsheet's error value or letters lost to `?` (`spreadsheet_damage`);
+        if so, a problem says it is left out."""
+        for text in (tag.value, tag.name):
+            if text and (is_excel_error(text) or is_question_marks(text)):
+                cause = spreadsheet_damage(text)[2] or ""
+                problems.append(Problem(self.label, row, "tags", f"tag {shown(str(tag))} left out: {cause}"
+                                        + (f" (the file was saved in a code page that has none of its letters; "
+                                           f"from the original, {SAVE_AS_UTF8})" if "?" in cause else ""),
+                                        cause=cause))
+                return True
+        return False
 
     def _paired(self, record: dict[str, Any]) -> list[tuple[str, list[Tag]]]:
         """The attribute named in each pair of columns (`pairs`) of this record, with its values as tags."""
@@ -1018,6 +1049,7 @@ class _RecordBuilder:
 
 
 _WINDOWS_PATH = re.compile(r"[A-Za-z]:[\\/]")
+_SCIENTIFIC = re.compile(r"[0-9][.,][0-9]+E\+[0-9]+", re.IGNORECASE)  # a barcode as Excel shows it: 4.00638E+12
 _ANOTHER_TAG = re.compile(r"[|;؛،,/]\s*[^\s:|;؛،,/][^:|;؛،,/]{0,40}:\s*\S")  # `...; برند: X` inside one value
 _NAME_EQUALS = re.compile(r"[^=:]{1,40}=[^=]+")
 
@@ -1044,6 +1076,84 @@ def plain_cell(value: str) -> str:
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+# What a spreadsheet leaves in a cell: an error value where a formula failed (VLOOKUP's `#N/A`), `?` for each letter
+# a file saved in a code page without them lost, UTF-8 read as a Windows code page and saved again ("mojibake").
+EXCEL_ERRORS = frozenset({"#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NAME?", "#NUM!", "#NULL!", "#SPILL!", "#CALC!",
+                          "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!", "#GETTING_DATA"})
+_MANGLING_CODE_PAGES = ("cp1256", "cp1252")  # Persian/Arabic Windows, Western Windows
+SAVE_AS_UTF8 = "save the file as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8)"
+
+
+def is_excel_error(value: str) -> bool:
+    """Whether a cell holds a spreadsheet's error value (`#N/A`, `#VALUE!`, ...) instead of a value."""
+    return value[:1] == "#" and value.strip().upper() in EXCEL_ERRORS
+
+
+def is_question_marks(value: str) -> bool:
+    """Whether text is mostly `?`: letters lost by a save in a code page that has none of them (Persian saved as
+    Excel's plain 'CSV' on a Windows set to another language)."""
+    if "??" not in value:
+        return False
+    marks = value.count("?")
+    return marks >= 3 and 2 * marks >= sum(not c.isspace() for c in value)
+
+
+def unmangled(text: str) -> str | None:
+    """The text that UTF-8 read as Windows-1256 or Windows-1252 and saved again turned `text` into (`ط¹غŒظ†ع©` or
+    `Ø¹ÛŒÙ†Ú©` for `عینک`), or None when it is not such text. Persian written in either code page does not pass for
+    UTF-8 (`ی` is in neither, and their letters do not follow UTF-8's byte patterns)."""
+    if text.isascii():
+        return None
+    for code_page in _MANGLING_CODE_PAGES:
+        try:
+            raw = text.encode(code_page)
+        except UnicodeEncodeError:
+            if code_page != "cp1252":
+                continue
+            # Windows maps the five bytes cp1252 leaves undefined (0x81, 0x8D, ...) to U+0081, U+008D, ...
+            raw = bytearray()
+            for char in text:
+                try:
+                    raw += char.encode("cp1252")
+                except UnicodeEncodeError:
+                    if ord(char) > 0xFF:
+                        break
+                    raw.append(ord(char))
+            else:
+                raw = bytes(raw)
+            if isinstance(raw, bytearray):
+                continue
+        try:
+            fixed = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        letters = [char for char in fixed if not char.isascii()]
+        if (len(letters) > 1 or letters[0] <= "\u017f") and all(_PLAUSIBLE.match(char) for char in letters):
+            return fixed
+    return None
+
+
+# The letters and signs mended text may hold: Latin-1 and Latin Extended-A, Arabic and Persian, joiners, marks and
+# punctuation. A short Persian word can pass for UTF-8 in Windows-1256 (`بژ` reads as `Ȏ`), never into these.
+_PLAUSIBLE = re.compile("[\u00a0-\u017f\u0600-\u06ff\u200c-\u200f\u2010-\u206f\u20ac\u2122\ufb50-\ufeff]")
+
+
+def spreadsheet_damage(value: str) -> tuple[str, str | None, str | None]:
+    """A cell's text as it should be read, with what a spreadsheet did to it (None: nothing), and, when the value
+    is lost (then read as empty) rather than mended, the short cause (`Problem.cause`)."""
+    if is_excel_error(value):
+        return "", (f"{shown(value.strip())} is a spreadsheet's error value (a formula that failed, as VLOOKUP "
+                    "finding nothing): read as empty"), "a spreadsheet's error value"
+    if is_question_marks(value):
+        return "", (f"the text is question marks ({shown(value[:60])}): the file was saved in a code page "
+                    f"that has none of its letters, so they are lost; read as empty. From the original, "
+                    f"{SAVE_AS_UTF8}"), "letters lost to question marks"
+    fixed = unmangled(value)
+    if fixed is not None:
+        return fixed, (f"UTF-8 text a spreadsheet read in a Windows code page and saved again, mended: "
+                       f"{shown(value[:40])} is {shown(fixed[:40])}"), None
+    return value, None, None
 
 
 def _text(value: Any) -> str:
@@ -1083,6 +1193,18 @@ def _cut(text: str, limit: int) -> str:
     return cut[:space].rstrip() if space > limit * 0.8 else cut
 
 
+def cell_lines(text: str) -> list[str]:
+    """The lines typed in one cell (a spreadsheet's Alt+Enter), each a tag or value of its own; a line ending in
+    `:` (a name whose value was wrapped onto the next line) is joined to the next."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        if lines and lines[-1].rstrip().endswith(":"):
+            lines[-1] += " " + line
+        elif line.strip():
+            lines.append(line)
+    return lines
+
+
 def _values(value: Any, separator: str | None) -> list[str]:
     """The values in one attribute cell: text split at `separator`, a list, or {value: score} keys."""
     if value is None:
@@ -1094,9 +1216,8 @@ def _values(value: Any, separator: str | None) -> list[str]:
                 return _values(json.loads(stripped), None)
             except (ValueError, RecursionError):  # a JSON error, or a number Python will not read
                 pass
-        if separator is None:
-            return [_one_line(stripped)] if stripped else []
-        return [part for part in (_one_line(part) for part in split_at(stripped, separator)) if part]
+        return [part for part in (_one_line(part) for line in cell_lines(stripped)
+                                  for part in (split_at(line, separator) if separator else [line])) if part]
     if isinstance(value, list):
         return [part for item in value for part in _values(item, separator) if part]
     if isinstance(value, dict):
@@ -1116,7 +1237,8 @@ def _tag_list(
                 return _tag_list(json.loads(stripped), separator, label, row, key, problems)
             except (ValueError, RecursionError):  # a JSON error, or a number Python will not read
                 pass
-        return [Tag.parse(_one_line(part)) for part in split_at(stripped, separator) if part.strip()]
+        return [Tag.parse(_one_line(part)) for line in cell_lines(stripped) for part in split_at(line, separator)
+                if part.strip()]
     if isinstance(value, dict):
         return [Tag(_one_line(str(name)), item) for name, values in value.items()
                 for item in _values(values, None)]

@@ -438,7 +438,7 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
     review decisions and settings, it is kept and no new one is made (it would be the same model).
     """
     from tagkit.image import ImageEmbedder
-    from tagkit.training import NothingToLearn
+    from tagkit.training import NothingToLearn, SourceReadInPart
     from tagkit.training import train as train_model
 
     if source is None and (products_file or overrides):
@@ -458,6 +458,10 @@ def train(obj: Context, source: Path | None, config_path: Path | None, overrides
         except NothingToLearn as error:
             run.finish({}, 0, status="failed")
             read = error.import_report
+            if isinstance(error, SourceReadInPart):  # the rows before the cut are stored; no model is made
+                if as_json:
+                    obj.print_json({"error": str(error), "exit_code": int(ExitCode.USAGE), **_import_summary(read)})
+                obj.fail(str(error), ExitCode.USAGE)
             if read is not None and _outcome(read.counts()) == ExitCode.USAGE:
                 if as_json:  # a cron job's summary file says what went wrong
                     obj.print_json(_import_summary(read))
@@ -541,6 +545,8 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
         try:
             with ExitStack() as export:
                 out = export.enter_context(atomic_file(output)) if output else sys.stdout
+                if output and export_format == "csv":
+                    out.write(EXCEL_BOM)
                 exporter = Exporter(out, export_format) if export_format else None
                 if exporter:
                     export.callback(exporter.close)
@@ -860,6 +866,7 @@ def feedback_export(obj: Context, output: Path | None, labels: bool) -> None:
             from tagkit.export import atomic_file
 
             with atomic_file(output) as out:
+                out.write(EXCEL_BOM)
                 count = write(store, out)
         else:
             count = write(store, sys.stdout)
@@ -1070,6 +1077,9 @@ def _newer_unrecorded(names: list[str]) -> str:
             "folder? delete them by hand if they are not wanted)")
 
 
+EXCEL_BOM = "\ufeff"  # starts a CSV file tagkit writes: Excel then reads it as UTF-8 (Persian text), not ANSI
+
+
 def _file_or_stdout(value: Path | None) -> Path | None:
     """An -o value: None (stdout) for `-`, as `review --sheet -`."""
     return None if value is not None and str(value) == "-" else value
@@ -1095,7 +1105,7 @@ def _write_sheet(obj: Context, store: Store, queue: list, sheet: Path, reviewer:
         count = write_sheet(queue, sys.stdout, reviewer, store)
     else:
         with atomic_file(sheet) as out:
-            out.write("\ufeff")  # a byte-order mark: Excel then reads the file as UTF-8 (Persian titles), not ANSI
+            out.write(EXCEL_BOM)
             count = write_sheet(queue, out, reviewer, store)
     where = "" if str(sheet) == "-" else f" to {sheet}"
     obj.log(f"{count:,} products to review written{where}: write accept, reject or correct (with the right value "

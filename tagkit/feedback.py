@@ -31,7 +31,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from tagkit.catalogue import plain_cell, safe_cell, sniff_delimiter, tags_cell
+from tagkit.catalogue import (
+    cell_lines,
+    is_excel_error,
+    plain_cell,
+    safe_cell,
+    sniff_delimiter,
+    spreadsheet_damage,
+    tags_cell,
+)
 from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
 from tagkit.text import match_key, spelling_key
 
@@ -283,6 +291,7 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
         raise FeedbackFileError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from error
     except csv.Error as error:
         raise FeedbackFileError(f"{path}: not a readable CSV file ({error})") from error
+    _mend_cells(records, path, report)
     from tagkit.taxonomy import stored_taxonomy
 
     taxonomy = stored_taxonomy(store)
@@ -464,6 +473,31 @@ def _typed_outside(taxonomy: Taxonomy | None, rows: list[dict[str, Any]], file: 
     found = OutsideLabels()
     taxonomy.outside(typed, found)
     return found.notes(file)
+
+
+def _mend_cells(records: list[tuple[dict[Any, Any], int]], path: Path, report: FeedbackImport) -> None:
+    """Undo in place what a spreadsheet did to the cells (`spreadsheet_damage`): text mangled by a code page is
+    mended (one note), an error value (`#N/A`) is read as empty (a problem). Letters lost to `?` stop the import:
+    the sheet's corrections are gone, and its `accept` rows would accept what they corrected."""
+    mended: list[int] = []
+    for raw, line in records:
+        for column, value in raw.items():
+            if column is None or not isinstance(value, str) or (value.isascii() and "?" not in value \
+                    and "#" not in value):
+                continue
+            read, damage, cause = spreadsheet_damage(value)
+            if damage and cause is None:
+                raw[column] = read
+                mended.append(line)
+            elif damage and read == "" and is_excel_error(value):
+                raw[column] = read
+                report.problems.append(Problem(str(path), line, column, damage))
+            elif damage:
+                raise FeedbackFileError(f"{path}, row {line}, field {shown(column)}: {damage}; nothing imported")
+    if mended:
+        report.problems.append(Problem(
+            str(path), mended[0], None, f"{len(mended):,} cells of UTF-8 text that a spreadsheet read in a Windows "
+            f"code page and saved again (rows {mended[0]} to {mended[-1]}), mended", info=True))
 
 
 def _sheet_decisions(records: list[tuple[dict[Any, Any], int]], report: FeedbackImport,
@@ -651,6 +685,8 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
     if cell["field"] != "product" and cell["decision"] != "correct" and not cell["predicted"]:
         return bad("predicted", f"{cell['decision']} of which {cell['field']}? predicted is empty")
     for column in ("predicted", "corrected"):
+        if "\n" in cell[column] or "\r" in cell[column]:  # lines typed in one cell (Alt+Enter): a list, as `a | b`
+            cell[column] = " | ".join(" ".join(line.split()) for line in cell_lines(cell[column]))
         if cell[column] and cell["field"] == "category":
             cell[column] = format_category(parse_category(cell[column]))
         elif cell[column] and cell["field"] == "tag":

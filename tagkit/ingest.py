@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tagkit.catalogue import line_id, note, read_input
+from tagkit.catalogue import READ_STOPPED, line_id, note, read_input
 from tagkit.image import ImageError, content_hash, read_image_bytes
 from tagkit.product import Problem, Product, shown
 from tagkit.taxonomy import OutsideLabels, Taxonomy, stored_taxonomy
@@ -54,6 +54,7 @@ class ImportReport:
     images_unreadable: int = 0
     problem_count: int = 0
     note_count: int = 0
+    stopped_at: int | None = None  # the line of a products file where reading stopped (not UTF-8 from there on)
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
 
@@ -77,6 +78,8 @@ class _Problems:
             self.report.problem_count += 1
         if problem.skipped:
             self.report.rows_skipped += 1
+        if problem.cause == READ_STOPPED:
+            self.report.stopped_at = problem.row
         if len(self.report.problems) < MAX_PROBLEMS_KEPT:
             self.report.problems.append(problem)
         self.pending.append(problem)
@@ -138,6 +141,7 @@ def import_products(
             unreadable, missing = _set_hashes(chunk, hashes.result(), report)
             first_missing = first_missing or next((p.image for p, _ in missing), None)
             told, left_out = _keep_stored(store, chunk, folder_ids)
+            told += _zeros_dropped(store, chunk)
             _older_line_ids(store, chunk)
             _keep_stored_fields(store, chunk)
             kept = _keep_stored_images(store, [(p, e) for p, e in missing if not p.image_hash])
@@ -234,6 +238,27 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
         else:
             product.image_hash = result
     return unreadable, missing
+
+
+def _zeros_dropped(store: Store, chunk: list[Product]) -> list[Problem]:
+    """Notes on the products whose id is a stored product's but for its leading zeros, with the same picture: a
+    spreadsheet that read the id column as numbers (`00123` → `123`) makes a second product of the same one."""
+    digits = {p.id: p for p in chunk if p.id.isdigit() and p.id[0] != "0" and p.image_hash}
+    if not digits:
+        return []
+    marks = ", ".join("?" * len(digits))
+    twins = store.db.execute(f"select id, image_hash from products where id glob '0[0-9]*' and ltrim(id, '0') in "
+                             f"({marks})", list(digits)).fetchall()
+    notes = []
+    for twin, image_hash in twins:
+        product = digits.get(twin.lstrip("0"))
+        if product is not None and image_hash == product.image_hash:
+            notes.append(replace(note(product.source, product.row, "id", f"id {shown(product.id)} is the stored "
+                                      f"product {shown(twin)}'s but for its leading zeros, and has its picture: a "
+                                      "spreadsheet that read the ids as numbers? Read as a product of its own; "
+                                      "format the id column as Text and export the file again"),
+                                 product_id=product.id))
+    return notes
 
 
 def _older_line_ids(store: Store, chunk: list[Product]) -> None:

@@ -41,6 +41,11 @@ class NothingToLearn(ValueError):
         self.import_report = import_report
 
 
+class SourceReadInPart(NothingToLearn):
+    """SOURCE could be read only up to a line (not UTF-8 from there on): a model of part of it is not trained, lest
+    it become the newest. The rows read are stored."""
+
+
 @dataclass
 class TrainReport:
     """What `train` did: the new version, what it learned from, and how well it validated."""
@@ -95,6 +100,10 @@ def train(
             store, source, mapping=mapping, products_file=products_file, embedder=embedder,
             on_problem=on_problem, on_progress=on_progress, run_id=run_id,
             on_chunk=lambda chunk: ids.update(p.id for p in chunk))
+        if import_report.stopped_at is not None:
+            raise SourceReadInPart(f"{source} was read only up to line {import_report.stopped_at} (not UTF-8 from "
+                                   "there on): no model is trained from part of the catalogue. Save it as UTF-8 "
+                                   "and train again", import_report)
     decisions = feedback_rows(store)
     taxonomy = stored_taxonomy(store)  # decisions match labels by the taxonomy's names, whatever the spelling
     stored = list(store.iter_products())

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tagkit.catalogue import read_folder, read_input, read_products
+from tagkit.catalogue import read_folder, read_input, read_products, unmangled
 from tagkit.config import Mapping, load_config
-from tagkit.product import Problem, Product, Tag, parse_category
+from tagkit.product import Problem, Product, Tag, format_category, parse_category
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -195,6 +195,66 @@ def test_rows_joined_by_a_carriage_return_alone_are_read_as_rows(tmp_path: Path)
     assert [(p.row, p.info, p.skipped) for p in problems] == [(2, True, False), (4, False, True)]
     assert "line 2 holds 2 rows, ended by a carriage return alone" in problems[0].message
     assert "not in quotes?" in problems[1].message  # parts of other widths: the row is not guessed at
+
+
+def _mangled(text: str, code_page: str) -> str:
+    """UTF-8 `text` as a spreadsheet shows it when it reads the bytes in a Windows code page (bytes the code page
+    leaves undefined become the control character of their number, as Windows maps them)."""
+    return "".join(bytes([b]).decode(code_page, errors="ignore") or chr(b) for b in text.encode())
+
+
+@pytest.mark.parametrize("code_page", ["cp1256", "cp1252"])
+def test_text_a_spreadsheet_read_in_a_windows_code_page_is_mended(tmp_path: Path, code_page: str) -> None:
+    """An export double-clicked in Excel (read as Windows-1256 on a Persian Windows, -1252 on another) and saved as
+    'CSV UTF-8': valid UTF-8 throughout, so it was read as titles and labels of garbage, with no word."""
+    rows = [("1", "عینک آفتابی زنانه رنگ قهوه‌ای", "مد و پوشاک > عینک", "رنگ: قهوه‌ای|جنس: فلز"),
+            ("2", "Café crème mug – 330 ml", "Home > Mugs", "color: Crème")]
+    text = "id,title,category,tags\n" + "".join(f"{i},{t},{c},{g}\n" for i, t, c, g in rows)
+    products, problems = read(write(tmp_path, "p.csv", "\ufeff" + _mangled(text, code_page)))
+    assert [(p.title, format_category(p.category), [str(t) for t in p.tags]) for p in products] == [
+        (t, c, g.split("|")) for _, t, c, g in rows]
+    assert problems and all(p.info and "mended" in p.message for p in problems)
+
+
+def test_real_persian_and_english_text_is_not_taken_for_mangled_text() -> None:
+    """Two-letter Persian words pass for UTF-8 in Windows-1256 (`بژ` reads as `Ȏ`); the mended text must be
+    letters that text holds."""
+    for text in ("بژ", "رنگ: بژ", "تک", "بگ کوچک", "ط،", "Café – naïve", "Ærø", "ساعت مچی CASIO"):
+        assert unmangled(text) is None, text
+
+
+def test_spreadsheet_error_values_and_question_marks_are_not_labels(tmp_path: Path) -> None:
+    """VLOOKUP's `#N/A` was learnt as the biggest category; a Persian file saved as plain 'CSV' on a Windows set to
+    another language (every letter `?`, still valid UTF-8) gave labels `???: ????` that merged values of a length."""
+    text = ("id,title,category,tags\n1,Red mug,#N/A,color: Red|usage: #N/A\n2,Blue mug,Home > Mugs,#VALUE!\n"
+            "3,?????? ????? ????,?? ? ????? > ????,???: ????|color: Black\n4,What? Why?,Home > Mugs,\n")
+    products, problems = read(write(tmp_path, "p.csv", text))
+    assert [(p.id, p.title, p.category, [str(t) for t in p.tags]) for p in products] == [
+        ("1", "Red mug", (), ["color: Red"]), ("2", "Blue mug", ("Home", "Mugs"), []),
+        ("3", "", (), ["color: Black"]), ("4", "What? Why?", ("Home", "Mugs"), [])]
+    lost = [(p.row, p.field, p.cause) for p in problems if not p.info]
+    assert lost == [(2, "category", "a spreadsheet's error value"), (2, "tags", "a spreadsheet's error value"),
+                    (3, "tags", "a spreadsheet's error value"),
+                    (4, "title", "letters lost to question marks"), (4, "category", "letters lost to question marks"),
+                    (4, "tags", "letters lost to question marks")]
+    assert "CSV UTF-8" in only(problems, row=4, field="title", info=False).message
+    assert only(problems, row=2, field="tags").message == "tag 'usage: #N/A' left out: a spreadsheet's error value"
+
+
+def test_an_id_in_scientific_notation_skips_its_row(tmp_path: Path) -> None:
+    """Excel shows a 13-digit barcode as `4.00638E+12`, and saves it so: two barcodes became one product."""
+    products, problems = read(write(tmp_path, "p.csv", "id,title\n4.00638E+12,Mug\n4.00638E+12,Cup\n5012,Pan\n"))
+    assert [p.id for p in products] == ["5012"]
+    assert [(p.row, p.skipped) for p in problems] == [(2, True), (3, True)]
+    assert "scientific notation" in problems[0].message and "Text" in problems[0].message
+
+
+def test_a_line_break_in_a_tags_cell_ends_a_tag(tmp_path: Path) -> None:
+    """Tags typed on lines of one cell (Alt+Enter) were one tag `color: Red usage: Sports`."""
+    text = 'id,title,tags,colour\n1,Mug,"color: Red\nusage: Sports|size:\nL","Blue\nGreen"\n'
+    products, _ = read(write(tmp_path, "p.csv", text), Mapping(attributes={"colour": ["colour"]}))
+    assert [str(t) for t in products[0].tags] == ["colour: Blue", "colour: Green", "color: Red", "usage: Sports",
+                                                  "size: L"]
 
 
 @pytest.mark.parametrize("name", ["p.jsonl", "p.json", "p.ndjson", "products"])

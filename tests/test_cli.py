@@ -115,6 +115,26 @@ def test_dash_as_the_output_file_is_stdout(trained: Path, tmp_path: Path, monkey
     assert not (tmp_path / "-").exists()
 
 
+def test_csv_files_start_with_a_byte_order_mark_and_stdout_does_not(trained: Path, tmp_path: Path):
+    """A double-click in Excel read the exports without one in the system's code page: Persian titles garbled, and
+    garbage stored when the file was saved and imported back. tagkit reads its exports back either way."""
+    files = {"predictions": tmp_path / "p.csv", "feedback": tmp_path / "f.csv", "labels": tmp_path / "l.csv"}
+    source = str(DEMO / "new"), "--products", str(DEMO / "new.csv")
+    assert tagkit(trained, "predict", *source, "-o", str(files["predictions"])).exit_code == ExitCode.OK
+    assert tagkit(trained, "feedback", "export", "-o", str(files["feedback"])).exit_code == ExitCode.OK
+    assert tagkit(trained, "feedback", "export", "--labels", "-o", str(files["labels"])).exit_code == ExitCode.OK
+    for name, path in files.items():
+        assert path.read_bytes().startswith(b"\xef\xbb\xbfid,"), name
+    on_stdout = tagkit(trained, "predict", *source, "--export", "csv")
+    assert on_stdout.stdout.startswith("id,title,")
+    assert files["predictions"].read_text("utf-8-sig") == on_stdout.stdout
+    db = tmp_path / "again.db"
+    assert tagkit(db, "import", "--no-images", str(files["predictions"])).exit_code == ExitCode.OK
+    with Store(db) as store:
+        assert sorted(p.id for p in store.iter_products()) == sorted(
+            row["id"] for row in csv.DictReader(io.StringIO(on_stdout.stdout)))
+
+
 def test_a_config_mapping_the_image_column_does_not_fail_a_folders_titles_file(trained: Path, tmp_path: Path):
     """The team's tagkit.yaml maps `input.image`, and the nightly `predict photos/ --products titles.csv` gets a
     titles file of ids and titles: the folder gives the images, so the run is clean (it exited 3 every night, "column

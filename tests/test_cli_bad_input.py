@@ -171,6 +171,27 @@ def test_images_all_missing_are_summed_up_with_where_they_were_looked_for(tmp_pa
     assert stored[0] == len(rows)
 
 
+def test_train_on_a_file_read_only_in_part_makes_no_model(demo_db: Path, tmp_path: Path):
+    """An English catalogue saved as Excel's plain 'CSV' (Windows-1252) with an `é` on row 40: reading stops there,
+    and `train` made the newest model from the 38 rows before it; the nightly `predict` then used it."""
+    rows = absolute_images(demo_rows("train.csv"))
+    english = [row for row in rows if "".join(row.values()).isascii()][:100]
+    english[38]["title"] += " – Café"
+    products = tmp_path / "en1252.csv"
+    body = write_csv(tmp_path / "utf8.csv", english).read_text("utf-8")
+    products.write_bytes(body.encode("cp1252"))
+    with Store(demo_db) as store:
+        before = [v["id"] for v in store.db.query("select id from models")]
+    result = tagkit(demo_db, "train", str(products), "--json")
+    assert result.exit_code == ExitCode.USAGE, result.stderr
+    assert "read only up to line 40" in result.stderr and "no model is trained" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["exit_code"] == 2 and summary["import"]["products_read"] == 38
+    with Store(demo_db) as store:
+        assert [v["id"] for v in store.db.query("select id from models")] == before
+        assert store.db.execute("select count(*) from products where id = ?", [english[0]["id"]]).fetchone()[0] == 1
+
+
 def test_a_device_is_not_read_as_an_image():
     with pytest.raises(ImageError, match="not a regular file"):
         read_image_bytes("/dev/zero", "/dev/zero")

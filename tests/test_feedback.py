@@ -899,3 +899,38 @@ def test_several_known_values_typed_in_one_cell_are_named(demo_db: Path, tmp_pat
     with Store(demo_db) as store:
         message = Session(store, [item], "ana").edit(f"{name}: {values[1]} | {values[0]}")
     assert message.endswith("(one value, though it lists 2 known ones: type each with e on its own)"), message
+
+
+def test_a_sheet_a_spreadsheet_saved_in_a_code_page(demo_db: Path, tmp_path: Path):
+    """A review sheet opened in Excel and saved again: read in Windows-1256 and saved as UTF-8, its Persian rows were
+    decisions on garbage; saved as plain 'CSV' on a Windows set to English, its letters are `?`, and the reviewer's
+    correction was lost while the product's `accept` row accepted the very tag corrected."""
+    import csv
+
+    path = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(path), "--order", "id").exit_code == 0
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf"), "Excel reads a file with a byte-order mark as UTF-8"
+    rows = list(csv.DictReader(path.open(encoding="utf-8-sig")))
+    persian = next(r for r in rows if r["field"] == "tag" and r["kind"] == "predicted" and not r["predicted"].isascii())
+    pid = persian["product_id"]
+    for r in rows:
+        if r["product_id"] == pid:
+            r["decision"] = "accept" if r["field"] == "product" else ""
+    persian.update(decision="correct", corrected=persian["predicted"].split(":")[0] + ": سفید\nمشکی")
+    clean = write_csv(tmp_path / "clean.csv", rows).read_text("utf-8")
+    mangled = tmp_path / "mangled.csv"
+    mangled.write_text(clean.encode().decode("cp1256"), "utf-8-sig")
+    lost = tmp_path / "lost.csv"
+    lost.write_bytes(clean.encode("cp1252", errors="replace"))
+
+    refused = tagkit(demo_db, "feedback", "import", str(lost))
+    assert refused.exit_code == ExitCode.USAGE and "question marks" in refused.stderr
+    assert "nothing imported" in refused.stderr
+    with Store(demo_db) as store:
+        assert feedback_rows(store) == []
+    result = tagkit(demo_db, "feedback", "import", str(mangled))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert "mended" in result.stderr
+    with Store(demo_db) as store:
+        corrected = [r["corrected"] for r in feedback_rows(store) if r["decision"] == "correct"]
+    assert corrected == [persian["predicted"].split(":")[0] + ": سفید | مشکی"], "lines typed in one cell are a list"

@@ -146,6 +146,24 @@ def test_second_import_embeds_nothing(bad_catalogue: Path, tmp_path: Path):
     assert report["products_stored"] == 0 and report["products_unchanged"] == 12, "nothing changed: nothing written"
 
 
+def test_an_id_a_spreadsheet_dropped_the_leading_zeros_of_is_said(tmp_path: Path):
+    """The catalogue opened in Excel and saved: `00123` became `123`, a new product with the stored one's photo and
+    other labels, so training saw one photo labelled twice; nothing was said."""
+    (tmp_path / "a.jpg").write_bytes(_jpeg(11))
+    (tmp_path / "b.jpg").write_bytes(_jpeg(12))
+    (tmp_path / "first.csv").write_text("id,title,image,category\n00123,Red mug,a.jpg,Home > Mugs\n"
+                                        "0456,Pan,b.jpg,Home > Pans\n", "utf-8")
+    (tmp_path / "saved.csv").write_text("id,title,image,category\n123,Red mug,a.jpg,Home > Cups\n"
+                                        "456,Pan,a.jpg,Home > Pans\n", "utf-8")
+    db = tmp_path / "tagkit.db"
+    assert _invoke(db, str(tmp_path / "first.csv"), "--no-images").exit_code == ExitCode.OK
+    result = _invoke(db, str(tmp_path / "saved.csv"), "--no-images")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "leading zeros" in line]
+    assert len(notes) == 1 and "row 2, field 'id': id '123' is the stored product '00123'" in notes[0], notes
+    assert "Text" in notes[0]  # 456 has another product's photo than 0456: not said
+
+
 def test_an_empty_image_file_is_unreadable_not_missing(tmp_path: Path):
     """A zero-byte file is there: counted `images_unreadable`, its problem says it is empty; only a file that is
     not there is `images_missing`."""
