@@ -131,17 +131,23 @@ def feedback_rows(store: Store) -> list[dict[str, Any]]:
 
 # decisions → labels --------------------------------------------------------------------------------------
 
+Arity = Callable[[str, str | None], bool | None]  # (attribute's match key, model version) -> takes several?
+
+
 def apply_feedback(products: Iterable[Product], rows: Iterable[Mapping[str, Any]],
-                   taxonomy: Taxonomy | None = None) -> list[Product]:
+                   taxonomy: Taxonomy | None = None, arity: Arity | None = None) -> list[Product]:
     """The products with their labels as the review decisions say (see the module docstring); with a
-    `taxonomy`, labels and decisions are made canonical first."""
+    `taxonomy`, labels and decisions are made canonical first. `arity` (`queue.attribute_arity`) says which
+    attributes take one value, by the taxonomy or else by the model version a decision was made on: a value
+    decided of one replaces the product's other value of it (a catalogue label included)."""
     by_product: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for row in sorted(rows, key=lambda r: (r["created_at"] or "", r.get("id") or 0)):
         by_product[row["product_id"]].append(row)
-    return [relabel(p, by_product[p.id], taxonomy) if p.id in by_product else p for p in products]
+    return [relabel(p, by_product[p.id], taxonomy, arity) if p.id in by_product else p for p in products]
 
 
-def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxonomy | None = None) -> Product:
+def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxonomy | None = None,
+            arity: Arity | None = None) -> Product:
     """One product with its decisions (oldest first) applied to its category and tags."""
     def tag(text: str | None) -> Tag | None:
         raw = Tag.parse(text) if text and text.strip() else None
@@ -154,8 +160,12 @@ def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxon
     def key(label: Tag) -> tuple[str, str]:
         return spelling_key(label.name), spelling_key(label.value)
 
-    def single_valued(name: str) -> bool:
-        attribute = taxonomy.attribute(name) if taxonomy is not None and name else None
+    def single_valued(name: str, model: str | None) -> bool:
+        if not name:
+            return False
+        if arity is not None:
+            return arity(match_key(name), model) is False
+        attribute = taxonomy.attribute(name) if taxonomy is not None else None
         return attribute is not None and not attribute.multi_valued
 
     def same(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
@@ -181,7 +191,7 @@ def relabel(product: Product, rows: Iterable[Mapping[str, Any]], taxonomy: Taxon
             if row["decision"] in ("reject", "correct") and predicted:
                 tags.pop(key(predicted), None)
             if given:
-                if single_valued(given.name):  # the value replaces whatever value earlier labels gave it
+                if single_valued(given.name, row.get("model_id")):  # it replaces the value earlier labels gave
                     tags = {k: t for k, t in tags.items() if k[0] != key(given)[0]}
                 tags[key(given)] = given
         elif row["field"] == "product":  # its review finished (a or x): every tag shown on it was judged
@@ -210,14 +220,16 @@ def export_labels(store: Store, out: IO[str]) -> int:
     from it: the catalogue's labels overridden, canonical for the taxonomy) as CSV in the products-file layout (tags
     as `catalogue.tags_cell` writes them), with the time of its latest decision; returns how many products. The file
     a shop's catalogue is updated from, and one `tagkit import` reads back."""
+    from tagkit.queue import attribute_arity
     from tagkit.taxonomy import stored_taxonomy
 
     rows = feedback_rows(store)
+    taxonomy = stored_taxonomy(store)
     latest: dict[str, str] = {}
     for row in rows:
         latest[row["product_id"]] = max(latest.get(row["product_id"], ""), row["created_at"] or "")
-    products = apply_feedback(store.iter_products("id in (select product_id from feedback)"), rows,
-                              stored_taxonomy(store))
+    products = apply_feedback(store.iter_products("id in (select product_id from feedback)"), rows, taxonomy,
+                              attribute_arity(store, taxonomy))
     writer = csv.writer(out)
     writer.writerow(LABEL_COLUMNS)
     for product in products:

@@ -107,7 +107,10 @@ def train(
     decisions = feedback_rows(store)
     taxonomy = stored_taxonomy(store)  # decisions match labels by the taxonomy's names, whatever the spelling
     stored = list(store.iter_products())
-    products = apply_feedback(stored, decisions, taxonomy)  # review decisions override labels
+    from tagkit.queue import attribute_arity
+
+    # review decisions override labels; a value decided of an attribute that takes one replaces the label's
+    products = apply_feedback(stored, decisions, taxonomy, attribute_arity(store, taxonomy))
     reviewed = {row["product_id"] for row in decisions}
     if taxonomy is not None and on_problem is not None:  # what import says of a file's labels, said of decisions
         outside = OutsideLabels()

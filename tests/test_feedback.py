@@ -119,6 +119,30 @@ def test_a_value_decided_later_replaces_the_earlier_one_of_a_single_valued_attri
     assert {str(t) for t in q.tags if t.name == "color"} == {"color: Grey", "color: Black"}
 
 
+def test_an_accepted_value_replaces_the_catalogues_of_an_attribute_the_model_gives_one(demo_db: Path,
+                                                                                        tmp_path: Path):
+    """No taxonomy: `a` on a product whose catalogue says `color: Brown` accepted the model's `color: Red` beside it,
+    and two such products made colour multi-valued for the whole next model, silently (the learning-loop audit)."""
+    from tagkit.queue import attribute_arity, model_attributes
+
+    with Store(demo_db) as store:
+        pid, model, tags = next(store.db.execute("select product_id, model_id, tags from predictions where tags "
+                                                 "like '%color: %' order by product_id"))
+        assert model_attributes(store, model)["color"] is False, "the demo model gives one colour"
+        given = next(t for t, _ in json.loads(tags) if t.startswith("color: "))
+        other = "color: Brown" if given != "color: Brown" else "color: Red"
+        [product] = store.iter_products("id = ?", [pid])
+        store.upsert_products([Product(pid, product.title, image=product.image, category=("Home", "Mugs"),
+                                       tags=(Tag.parse(other), Tag("usage", "Casual")))])
+        record(store, [Decision(pid, model, "tag", "accept", predicted=given, score=0.9, reviewer="ana")])
+        [product] = store.iter_products("id = ?", [pid])
+        [relabelled] = apply_feedback([product], feedback_rows(store), None, attribute_arity(store, None))
+    assert {str(t) for t in relabelled.tags} == {given, "usage: Casual"}
+    exported = tmp_path / "labels.csv"
+    assert tagkit(demo_db, "feedback", "export", "--labels", "-o", str(exported)).exit_code == 0
+    assert other not in exported.read_text("utf-8-sig") and given in exported.read_text("utf-8-sig")
+
+
 def test_record_refuses_what_a_feedback_sheet_could_not_hold(tmp_path: Path):
     """`record` from a script stored anything: a decision 'maybe', a time 'yesterday' (which then sorted after every
     real time, the latest decision for good), a correction without its value; export then wrote rows that import
