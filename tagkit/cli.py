@@ -628,6 +628,10 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
     if result["seen_in_training"]:
         obj.log(f"warning: {result['seen_in_training']:,} of the {result['products']:,} products were in the "
                 "model's training data: their scores are not an honest estimate")
+    if result["same_picture_in_training"]:
+        obj.log(f"warning: {result['same_picture_in_training']:,} of the {result['products']:,} products have the "
+                "picture of a product the model was trained on, under another id (the same product twice?): their "
+                "scores are not an honest estimate")
     if result["category"]["not_learnt"]:
         examples = ", ".join(f"{e['category']} ({e['count']:,})" for e in result["category"]["not_learnt_examples"])
         obj.log(f"warning: {result['category']['not_learnt']:,} of the {result['category']['n']:,} products with a "

@@ -42,7 +42,8 @@ def evaluate(
 
     The result has `category` (accuracy, top-k, macro-F1, per-category table, most confused pairs), `tags`
     (micro/macro P/R/F1, per-tag table, Hamming score, exact match), `tags_by_attribute`, and `products`, `model`,
-    `seen_in_training` (how many evaluated products the model was trained on: an honest score needs 0), `no_input`
+    `seen_in_training` (how many evaluated products the model was trained on: an honest score needs 0),
+    `same_picture_in_training` (how many others have the picture of a product it was trained on), `no_input`
     (how many had neither a title nor a readable image: nothing was predicted, so they count wrong), `import` and
     `problems` (what reading `source` did: `ImportReport.counts()`, its first problems), and `attributes` when the
     model was trained on some attributes only (`train: attributes:`): then only their tags are scored. An id given
@@ -52,15 +53,18 @@ def evaluate(
     they count wrong; `tags` has the same for the true tags (none when the model has a title extractor, which reads
     values it never saw). A score over no products (`n` 0: no true category, or no true tag) is None, null in JSON,
     not 0. The products scored that the model was not trained on become test products (`Store.set_held_out`),
-    which `train` without a source leaves out.
+    which `train` without a source leaves out; scoring an older `version`, not those the newest version learnt from.
     """
     from tagkit.models.metrics import evaluate as score
 
     started = time.monotonic()
     found, model = load_model(store, version)
     embedder = embedder_for(found)
-    training_ids_file = found.path / "training_ids.txt"
-    training_ids = set(training_ids_file.read_text("utf-8").split("\n")) if training_ids_file.exists() else set()
+    training_ids = _training_ids(found.path)
+    # a product the newest version learnt from stays one to learn from when an older version is scored on it
+    learnt = training_ids | (_newest_training_ids(store) if version is not None else set())
+    pictures = _training_pictures(store, training_ids)
+    same_picture: set[str] = set()
     scored: dict[str, tuple[tuple[str, ...], tuple, Prediction]] = {}  # a later row of an id replaces it
     no_input: set[str] = set()
     attributes = found.manifest.get("params", {}).get("attributes")  # train.attributes: score only these
@@ -88,7 +92,8 @@ def evaluate(
             scored[data.ids[i]] = (data.categories[i], data.tags[i], prediction)
             if not (data.has_text[i] or data.has_image[i]):
                 no_input.add(data.ids[i])
-        store.set_held_out((p.id for p in products if p.id not in training_ids), True)
+        same_picture.update(p.id for p in products if p.id not in training_ids and p.image_hash in pictures)
+        store.set_held_out((p.id for p in products if p.id not in learnt), True)
 
     imported = import_products(store, source, mapping=mapping, products_file=products_file, embedder=embedder,
                                on_problem=on_problem, on_progress=on_progress, on_chunk=on_chunk, run_id=run_id,
@@ -107,6 +112,7 @@ def evaluate(
         "model": found.id,
         "products": len(ids),
         "seen_in_training": sum(1 for i in ids if i in training_ids),
+        "same_picture_in_training": sum(1 for i in ids if i in same_picture),
         "no_input": len(no_input),
         **({"attributes": attributes} if attributes else {}),
         "seconds": round(time.monotonic() - started, 3),
@@ -114,6 +120,31 @@ def evaluate(
         "problems": [asdict(problem) for problem in imported.problems],
     })
     return result
+
+
+def _training_ids(folder: Path) -> set[str]:
+    """The ids of the products a model version (its folder) learnt from."""
+    path = folder / "training_ids.txt"
+    return set(path.read_text("utf-8").split("\n")) if path.exists() else set()
+
+
+def _newest_training_ids(store: Store) -> set[str]:
+    """The ids the newest model version learnt from (none when it has no folder here)."""
+    from tagkit.versions import ModelNotFound, find_version
+
+    try:
+        return _training_ids(find_version(store, None).path)
+    except ModelNotFound:
+        return set()
+
+
+def _training_pictures(store: Store, training_ids: set[str]) -> set[str]:
+    """The image hashes of the products a model learnt from."""
+    found: set[str] = set()
+    for row in store.select_in("select image_hash from products where image_hash is not null and id in ({marks})",
+                               [], training_ids):
+        found.add(row[0])
+    return found
 
 
 def _one_spelling(categories: list[tuple[str, ...]], labels: list[tuple[Tag, ...]], predictions: list[Prediction]

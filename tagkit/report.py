@@ -47,6 +47,9 @@ def print_evaluation(result: dict[str, Any], top_k: int = 3, console: Console | 
     if result.get("seen_in_training"):
         head.add_row("seen in training", f"{result['seen_in_training']:,} products",
                      "scores not an honest estimate")
+    if result.get("same_picture_in_training"):
+        head.add_row("picture seen in training", f"{result['same_picture_in_training']:,} products",
+                     "under another id; scores not an honest estimate")
     if category.get("not_learnt"):
         head.add_row("category not learnt", f"{category['not_learnt']:,} products",
                      f"counted wrong; e.g. {category['not_learnt_examples'][0]['category']}")
