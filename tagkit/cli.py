@@ -628,6 +628,10 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
     if result["seen_in_training"]:
         obj.log(f"warning: {result['seen_in_training']:,} of the {result['products']:,} products were in the "
                 "model's training data: their scores are not an honest estimate")
+    if result["decided_otherwise"]:
+        obj.log(f"note: {result['decided_otherwise']:,} of the {result['products']:,} products have review decisions "
+                "that label them otherwise than this file: the file's labels are scored, and `tagkit train` learns "
+                "the decisions (`tagkit feedback export --labels` lists them)")
     if result["same_picture_in_training"]:
         obj.log(f"warning: {result['same_picture_in_training']:,} of the {result['products']:,} products have the "
                 "picture of a product the model was trained on, under another id (the same product twice?): their "

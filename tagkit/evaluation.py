@@ -43,7 +43,9 @@ def evaluate(
     The result has `category` (accuracy, top-k, macro-F1, per-category table, most confused pairs), `tags`
     (micro/macro P/R/F1, per-tag table, Hamming score, exact match), `tags_by_attribute`, and `products`, `model`,
     `seen_in_training` (how many evaluated products the model was trained on: an honest score needs 0),
-    `same_picture_in_training` (how many others have the picture of a product it was trained on), `no_input`
+    `same_picture_in_training` (how many others have the picture of a product it was trained on),
+    `decided_otherwise` (how many have review decisions that label them otherwise than the file, which is what is
+    scored; `train` learns the decisions), `no_input`
     (how many had neither a title nor a readable image: nothing was predicted, so they count wrong), `import` and
     `problems` (what reading `source` did: `ImportReport.counts()`, its first problems), and `attributes` when the
     model was trained on some attributes only (`train: attributes:`): then only their tags are scored. An id given
@@ -65,6 +67,7 @@ def evaluate(
     learnt = training_ids | (_newest_training_ids(store) if version is not None else set())
     pictures = _training_pictures(store, training_ids)
     same_picture: set[str] = set()
+    as_read: dict[str, Product] = {}  # each scored product with the file's labels
     scored: dict[str, tuple[tuple[str, ...], tuple, Prediction]] = {}  # a later row of an id replaces it
     no_input: set[str] = set()
     attributes = found.manifest.get("params", {}).get("attributes")  # train.attributes: score only these
@@ -93,6 +96,7 @@ def evaluate(
             if not (data.has_text[i] or data.has_image[i]):
                 no_input.add(data.ids[i])
         same_picture.update(p.id for p in products if p.id not in training_ids and p.image_hash in pictures)
+        as_read.update((p.id, p) for p in products)
         store.set_held_out((p.id for p in products if p.id not in learnt), True)
 
     imported = import_products(store, source, mapping=mapping, products_file=products_file, embedder=embedder,
@@ -113,6 +117,7 @@ def evaluate(
         "products": len(ids),
         "seen_in_training": sum(1 for i in ids if i in training_ids),
         "same_picture_in_training": sum(1 for i in ids if i in same_picture),
+        "decided_otherwise": _decided_otherwise(store, [as_read[i] for i in ids]),
         "no_input": len(no_input),
         **({"attributes": attributes} if attributes else {}),
         "seconds": round(time.monotonic() - started, 3),
@@ -120,6 +125,26 @@ def evaluate(
         "problems": [asdict(problem) for problem in imported.problems],
     })
     return result
+
+
+def _decided_otherwise(store: Store, products: list[Product]) -> int:
+    """How many of the products (labelled as a file gives them) review decisions label otherwise."""
+    from tagkit.feedback import apply_feedback, feedback_rows
+    from tagkit.queue import attribute_arity
+
+    by_id = {p.id: p for p in products}
+    rows = [row for row in feedback_rows(store) if row["product_id"] in by_id]
+    if not rows:
+        return 0
+    taxonomy = stored_taxonomy(store)
+    decided = apply_feedback([by_id[i] for i in dict.fromkeys(r["product_id"] for r in rows)], rows, taxonomy,
+                             attribute_arity(store, taxonomy))
+
+    def labels(product: Product) -> tuple[list[str], set[tuple[str, str]]]:
+        return ([spelling_key(level) for level in product.category],
+                {(spelling_key(t.name), spelling_key(t.value)) for t in product.tags})
+
+    return sum(1 for product in decided if labels(product) != labels(by_id[product.id]))
 
 
 def _training_ids(folder: Path) -> set[str]:

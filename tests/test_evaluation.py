@@ -199,6 +199,25 @@ def test_the_same_picture_trained_on_under_another_id_is_said(demo_db: Path, tmp
     assert json.loads(tagkit(demo_db, "eval", str(DEMO / "test.csv"), "--json").stdout)["same_picture_in_training"] == 0
 
 
+def test_eval_says_how_many_products_review_decisions_label_otherwise(demo_db: Path, tmp_path: Path):
+    """A reviewer corrected two products of the test file: eval scores the file's labels and train learns the
+    decisions, and nothing said they disagree (the learning-loop audit's 9 "errors" were all corrected products)."""
+    from tagkit.feedback import Decision, record
+
+    rows = demo_rows()[:20]
+    path = write_csv(tmp_path / "part.csv", rows)
+    with Store(demo_db) as store:
+        model = next(store.db.execute("select id from models"))[0]
+        record(store, [Decision(rows[0]["id"], model, "category", "correct", predicted=rows[0]["category"],
+                                corrected="Home > Somewhere else", reviewer="ana"),
+                       Decision(rows[1]["id"], model, "category", "accept", predicted=rows[1]["category"],
+                                reviewer="ana")])  # agrees with the file: not counted
+    result = tagkit(demo_db, "eval", str(path), "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert json.loads(result.stdout)["decided_otherwise"] == 1
+    assert "1 of the 20 products have review decisions that label them otherwise" in result.stderr
+
+
 def test_scoring_an_older_version_leaves_what_the_newest_learnt_from_to_learn_from(demo_db: Path, tmp_path: Path):
     """`eval --model OLDER` on a file the newest version learnt from made its products test products: the next
     `train` left them out, silently (30 of 503 in the learning-loop audit)."""
