@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
-from contextlib import AbstractContextManager
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +19,71 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def one_blas_thread() -> AbstractContextManager[Any]:
+# BLAS's thread pool is the process's (OpenBLAS on pthreads, MKL, BLIS): calls that overlap (threads of a web
+# service each predicting) share one limit. The first to come in saves the libraries' settings and sets 1, the
+# last to leave puts them back; a call that saved the "1" of another and restored it would leave the whole process
+# on one thread for good.
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved: dict[str, tuple[Any, int]] = {}  # library file -> (its controller, its threads before the first call)
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
     """Matrix products on one BLAS thread: with more threads, sums are added up in another order, and a number
     that moves in its sixth decimal can cross a re-ranker's split. Under it, the image models fitted and the
     scores predicted are the same whatever the machine's cores (`train` on a laptop and on a server; `eval`
-    and `predict`). Work that needs the cores splits itself into fixed blocks instead."""
-    from threadpoolctl import threadpool_limits
+    and `predict`). Work that needs the cores splits itself into fixed blocks instead. Safe in several threads
+    at once: the process's own settings come back when the last of them ends."""
+    global _blas_users
+    shared, own = _blas_libraries()
+    own_before: list[tuple[Any, int]] = []
+    with _blas_lock:
+        _blas_users += 1
+    try:
+        with _blas_lock:
+            new = [(lib, n) for lib in shared if lib.filepath not in _blas_saved and (n := lib.get_num_threads())]
+            _blas_saved.update((lib.filepath, (lib, n)) for lib, n in new)  # also a library loaded since the first
+            _set_threads([(lib, 1) for lib, _ in new])
+        own_before = [(lib, n) for lib in own if (n := lib.get_num_threads())]
+        _set_threads([(lib, 1) for lib, _ in own_before])
+        yield
+    finally:
+        _set_threads(own_before)
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _set_threads(list(_blas_saved.values()))
+                _blas_saved.clear()
 
-    return threadpool_limits(limits=1, user_api="blas")
+
+def _blas_libraries() -> tuple[list[Any], list[Any]]:
+    """The BLAS libraries loaded: those whose thread count is the process's, and those where it is each
+    thread's own (OpenBLAS on OpenMP), which every call sets and restores for its thread alone."""
+    from threadpoolctl import ThreadpoolController
+
+    libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    own = [lib for lib in libs if lib.internal_api == "openblas" and getattr(lib, "threading_layer", "") == "openmp"]
+    return [lib for lib in libs if lib not in own], own
+
+
+def _set_threads(settings: list[tuple[Any, int]]) -> None:
+    """Set each library's thread count. threadpoolctl 3.8+ lets one thread at a time set OpenBLAS's
+    process-wide count and frees it when that thread's count of open limits is back to 0: this counts as one,
+    so the thread that restores the counts later (any of the callers) is free to."""
+    import threadpoolctl
+
+    ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)
+    if not settings:
+        return
+    if ownership is not None:
+        ownership.increment()
+    try:
+        for lib, n in settings:
+            lib.set_num_threads(n)
+    finally:
+        if ownership is not None:
+            ownership.decrement()
 
 
 X86 = ("x86_64", "amd64", "i386", "i686", "x86")

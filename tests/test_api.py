@@ -1,0 +1,86 @@
+"""The Python API as a long-lived process uses it: threads, argument checks, exceptions, type hints."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import copy_db, write_csv
+from threadpoolctl import threadpool_info
+
+from tagkit.cpus import one_blas_thread
+from tagkit.predicting import predict
+from tagkit.store import Store
+
+
+def blas_threads() -> list[tuple[str, int]]:
+    """Each loaded BLAS library and its thread count."""
+    return [(i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def needs_blas_threads() -> list[tuple[str, int]]:
+    """The BLAS settings now; skips when BLAS already runs on one thread (nothing to restore)."""
+    np.ones((2, 2)) @ np.ones((2, 2))
+    before = blas_threads()
+    if not before or max(n for _, n in before) < 2:
+        pytest.skip(f"BLAS already on one thread here: {before}")
+    return before
+
+
+@pytest.mark.parametrize("last", ["first", "second"])
+def test_overlapping_one_blas_thread_blocks_restore_the_process_blas_threads(last: str):
+    before = needs_blas_threads()
+    entered, leave = [threading.Event() for _ in range(2)], [threading.Event() for _ in range(2)]
+    seen: list[list[tuple[str, int]]] = []
+
+    def block(k: int) -> None:
+        with one_blas_thread():
+            entered[k].set()
+            leave[k].wait(10)
+            seen.append(blas_threads())
+
+    threads = [threading.Thread(target=block, args=(k,)) for k in range(2)]
+    threads[0].start()
+    assert entered[0].wait(10)
+    threads[1].start()
+    assert entered[1].wait(10)
+    order = [0, 1] if last == "second" else [1, 0]
+    leave[order[0]].set()
+    threads[order[0]].join(10)
+    assert {n for _, n in blas_threads()} == {1}  # the other block still runs: still one thread
+    leave[order[1]].set()
+    threads[order[1]].join(10)
+    assert all({n for _, n in s} == {1} for s in seen)
+    assert blas_threads() == before
+
+
+def test_predict_from_several_threads_at_once_leaves_the_blas_threads_as_they_were(demo_predicted: Path,
+                                                                                    tmp_path: Path):
+    db = copy_db(demo_predicted, tmp_path / "tagkit.db")
+    rows = [{"id": f"p{i}", "title": title} for i, title in enumerate(
+        ["Kronix E61 Ceramic Mug, Navy Blue", "عینک‌آفتابی زنانه", "Leather wallet brown", "Running shoes red"])]
+    before = needs_blas_threads()
+    errors: list[BaseException] = []
+    got: list[str] = []
+    start = threading.Barrier(4)
+
+    def worker(k: int) -> None:
+        try:
+            with Store(db) as store:
+                start.wait(30)
+                for j in range(3):
+                    source = write_csv(tmp_path / f"t{k}-{j}.csv", [rows[k]])
+                    predict(store, source, force=True, on_prediction=lambda p: got.append(p.id))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors
+    assert sorted(got) == sorted(f"p{k}" for k in range(4) for _ in range(3))
+    assert blas_threads() == before
