@@ -13,7 +13,7 @@ import numpy as np
 
 from tagkit.dataset import Dataset, products_dataset
 from tagkit.ingest import import_products
-from tagkit.predicting import embedder_for, last_per_id, load_model
+from tagkit.predicting import check_top_k, embedder_for, last_per_id, load_model
 from tagkit.product import Problem, Product, Tag, format_category
 from tagkit.taxonomy import stored_taxonomy
 from tagkit.text import spelling_key
@@ -56,9 +56,11 @@ def evaluate(
     values it never saw). A score over no products (`n` 0: no true category, or no true tag) is None, null in JSON,
     not 0. The products scored that the model was not trained on become test products (`Store.set_held_out`),
     which `train` without a source leaves out; scoring an older `version`, not those the newest version learnt from.
+    `top_k` is 1 to 20, or ValueError.
     """
     from tagkit.models.metrics import evaluate as score
 
+    top_k = check_top_k(top_k)
     started = time.monotonic()
     found, model = load_model(store, version)
     embedder = embedder_for(found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -141,6 +142,22 @@ def predict_records(model: Tagger, data: Dataset, products: list[Product], model
 PREDICTION_RULES = 3
 
 
+TOP_K_MAX = 20  # the command line's --top-k takes 1 to 20 too
+
+
+def check_top_k(top_k: object) -> int:
+    """`top_k` as an int, or ValueError unless it is a whole number from 1 to TOP_K_MAX."""
+    if not isinstance(top_k, bool):
+        try:
+            k = operator.index(top_k)  # int, numpy integers
+        except TypeError:
+            pass
+        else:
+            if 1 <= k <= TOP_K_MAX:
+                return k
+    raise ValueError(f"top_k must be a whole number from 1 to {TOP_K_MAX}, not {top_k!r}")
+
+
 def input_key(product: Product, top_k: int, taxonomy: str = "") -> str:
     """A fingerprint of what a prediction is made from: the texts, the image bytes (hash), top-k, the
     taxonomy it is held to (`taxonomy_fingerprint`) and `PREDICTION_RULES`."""
@@ -239,8 +256,10 @@ def predict(
     `input_key`) is not predicted again; `on_prediction` gets the stored one, so an export is complete
     either way. `force` predicts every product again (and re-imports, see `import_products`). Killed at
     any point, the predictions of whole chunks are kept; the next run does the rest. A product already
-    stored keeps its labels when its new row has none.
+    stored keeps its labels when its new row has none. `top_k` (alternatives per product) is 1 to 20, or
+    ValueError.
     """
+    top_k = check_top_k(top_k)
     started = time.monotonic()
     found = find_version(store, version)
     embedder = embedder_for(found)

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_db, write_csv
+from conftest import DEMO, copy_db, write_csv
 from threadpoolctl import threadpool_info
 
 from tagkit.cpus import one_blas_thread
+from tagkit.evaluation import evaluate
 from tagkit.predicting import predict
 from tagkit.store import Store
 
@@ -84,3 +85,24 @@ def test_predict_from_several_threads_at_once_leaves_the_blas_threads_as_they_we
     assert not errors
     assert sorted(got) == sorted(f"p{k}" for k in range(4) for _ in range(3))
     assert blas_threads() == before
+
+
+@pytest.mark.parametrize("top_k", [0, -1, 21, "3", 2.0, True, None])
+def test_predict_and_evaluate_refuse_a_top_k_the_command_line_refuses(demo_db: Path, top_k: object):
+    with Store(demo_db) as store:
+        stored = store.db.execute("select count(*) from predictions").fetchone()
+        with pytest.raises(ValueError, match=r"top_k must be a whole number from 1 to 20"):
+            predict(store, DEMO / "new.csv", top_k=top_k)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"top_k must be a whole number from 1 to 20"):
+            evaluate(store, DEMO / "test.csv", top_k=top_k)  # type: ignore[arg-type]
+        assert store.db.execute("select count(*) from predictions").fetchone() == stored
+
+
+@pytest.mark.parametrize("top_k", [1, np.int64(2), 20])
+def test_predict_takes_top_k_from_1_to_20(demo_db: Path, tmp_path: Path, top_k: object):
+    source = write_csv(tmp_path / "one.csv", [{"id": "p1", "title": "Kronix E61 Ceramic Mug, Navy Blue"}])
+    got = []
+    with Store(demo_db) as store:
+        predict(store, source, top_k=top_k, on_prediction=got.append)  # type: ignore[arg-type]
+    assert [p.id for p in got] == ["p1"]
+    assert len(got[0].alternatives) <= int(top_k) - 1  # type: ignore[call-overload]
