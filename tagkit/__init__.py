@@ -54,6 +54,7 @@ _EXPORTS = {
     "TaxonomyError": "tagkit.taxonomy",
     "ModelError": "tagkit.image",
     "NothingToLearn": "tagkit.training",
+    "NothingToScore": "tagkit.evaluation",
     "ModelNotFound": "tagkit.versions",
     "ModelDamaged": "tagkit.versions",
     "ModelMismatch": "tagkit.predicting",

@@ -598,7 +598,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
 def eval_command(obj: Context, source: Path, config_path: Path | None, overrides: tuple[str, ...],
                  products_file: Path | None, version: str | None, top_k: int, as_json: bool) -> None:
     """Score a model on labelled products it has not seen: categories and tags."""
-    from tagkit.evaluation import evaluate
+    from tagkit.evaluation import NothingToScore, evaluate
     from tagkit.versions import ModelNotFound
 
     mapping = _load_mapping(config_path, overrides)
@@ -614,6 +614,8 @@ def eval_command(obj: Context, source: Path, config_path: Path | None, overrides
                               top_k=top_k, **run.callbacks())
         except ModelNotFound as error:
             _damaged_model(obj, run, error)
+        except NothingToScore as error:  # told below, with what reading SOURCE did
+            result = error.result
         result.update(passed_over)
         outcome = _outcome(result["import"])
         run.finish({"model": result["model"], "products": result["products"], **passed_over},

@@ -12,17 +12,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tagkit.dataset import Dataset, products_dataset
-from tagkit.ingest import import_products
+from tagkit.ingest import ImportReport, import_products
 from tagkit.predicting import check_top_k, embedder_for, last_per_id, load_model
 from tagkit.product import Problem, Product, Tag, format_category
 from tagkit.taxonomy import stored_taxonomy
 from tagkit.text import spelling_key
-from tagkit.training import keep_attributes
+from tagkit.training import NothingToLearn, keep_attributes
 
 if TYPE_CHECKING:
     from tagkit.config import Mapping
     from tagkit.models import Prediction
     from tagkit.store import Store
+
+
+class NothingToScore(NothingToLearn):
+    """`evaluate` found no product with a category or tags in its source. `result`: the scores as they would be
+    (`products` 0, every score None) with `import` and `problems`, what reading the source did."""
+
+    def __init__(self, message: str, result: dict[str, Any], import_report: ImportReport | None = None) -> None:
+        super().__init__(message, import_report)
+        self.result = result
 
 
 def evaluate(
@@ -56,7 +65,9 @@ def evaluate(
     values it never saw). A score over no products (`n` 0: no true category, or no true tag) is None, null in JSON,
     not 0. The products scored that the model was not trained on become test products (`Store.set_held_out`),
     which `train` without a source leaves out; scoring an older `version`, not those the newest version learnt from.
-    `top_k` is 1 to 20, or ValueError.
+    `top_k` is 1 to 20, or ValueError. With no product to score (none has a category or tags, or nothing could be
+    read) it raises `NothingToScore` (a `NothingToLearn`), whose `result` is the above and `import_report` what
+    reading `source` did.
     """
     from tagkit.models.metrics import evaluate as score
 
@@ -126,6 +137,8 @@ def evaluate(
         "import": imported.counts(),
         "problems": [asdict(problem) for problem in imported.problems],
     })
+    if not ids:
+        raise NothingToScore(f"no product with a category or tags in {source}: nothing to score", result, imported)
     return result
 
 

@@ -106,3 +106,15 @@ def test_predict_takes_top_k_from_1_to_20(demo_db: Path, tmp_path: Path, top_k: 
         predict(store, source, top_k=top_k, on_prediction=got.append)  # type: ignore[arg-type]
     assert [p.id for p in got] == ["p1"]
     assert len(got[0].alternatives) <= int(top_k) - 1  # type: ignore[call-overload]
+
+
+def test_evaluate_with_no_labelled_product_raises_nothing_to_score_with_the_result(demo_db: Path):
+    import tagkit
+
+    with Store(demo_db) as store, pytest.raises(tagkit.NothingToScore, match="nothing to score") as raised:
+        evaluate(store, DEMO / "new.csv")  # photos and titles, no category or tags
+    assert isinstance(raised.value, tagkit.NothingToLearn)
+    result = raised.value.result
+    assert result["products"] == 0 and result["category"]["n"] == 0 and result["category"]["accuracy"] is None
+    assert raised.value.import_report is not None
+    assert result["import"] == raised.value.import_report.counts()
