@@ -37,7 +37,10 @@ _EXPORTS = {
     "ImageError": "tagkit.image",
     "load_image": "tagkit.image",
     "train": "tagkit.training",
+    "TrainReport": "tagkit.training",
     "predict": "tagkit.predicting",
+    "PredictReport": "tagkit.predicting",
+    "PredictedProduct": "tagkit.predicting",
     "evaluate": "tagkit.evaluation",
     "apply_feedback": "tagkit.feedback",
     "review_queue": "tagkit.queue",
@@ -49,6 +52,7 @@ _EXPORTS = {
     "load_taxonomy": "tagkit.taxonomy",
     "AttributeExtractor": "tagkit.extract",
     "backup": "tagkit.backups",
+    "Backup": "tagkit.backups",
     # what the functions above raise, for a script to catch
     "ConfigError": "tagkit.config",
     "TaxonomyError": "tagkit.taxonomy",

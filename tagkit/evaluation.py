@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tagkit.config import Mapping
 from tagkit.dataset import Dataset, products_dataset
 from tagkit.ingest import ImportReport, import_products
 from tagkit.predicting import check_top_k, embedder_for, last_per_id, load_model
 from tagkit.product import Problem, Product, Tag, format_category
+from tagkit.store import Store
 from tagkit.taxonomy import stored_taxonomy
 from tagkit.text import spelling_key
 from tagkit.training import NothingToLearn, keep_attributes
 
 if TYPE_CHECKING:
-    from tagkit.config import Mapping
     from tagkit.models import Prediction
-    from tagkit.store import Store
 
 
 class NothingToScore(NothingToLearn):

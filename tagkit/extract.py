@@ -39,16 +39,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tagkit.cpus import one_blas_thread, usable_cpus
+from tagkit.dataset import Dataset
 from tagkit.models.booster import load_booster
 from tagkit.models.text_features import Tfidf
 from tagkit.product import Tag
+from tagkit.taxonomy import Taxonomy
 from tagkit.text import match_key, normalize, spelling_key, tokens
 
 if TYPE_CHECKING:
     import lightgbm as lgb
-
-    from tagkit.dataset import Dataset
-    from tagkit.taxonomy import Taxonomy
 
 SAVED_FILE = "extractor.pickle.gz"
 ANY = "\x00any"  # the pseudo-attribute "some attribute" in the counts

@@ -41,12 +41,12 @@ from tagkit.catalogue import (
     tags_cell,
 )
 from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
+from tagkit.taxonomy import Taxonomy
 from tagkit.text import match_key, spelling_key
 
 if TYPE_CHECKING:
     from tagkit.predicting import PredictedProduct
     from tagkit.store import Store
-    from tagkit.taxonomy import Taxonomy
 
 FIELDS = ("category", "tag", "product")
 DECISIONS = ("accept", "reject", "correct")

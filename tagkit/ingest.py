@@ -8,19 +8,15 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tagkit.catalogue import READ_STOPPED, line_id, note, read_input
-from tagkit.image import ImageError, content_hash, read_image_bytes
+from tagkit.config import Mapping
+from tagkit.image import ImageEmbedder, ImageError, content_hash, read_image_bytes
 from tagkit.product import Problem, Product, shown
+from tagkit.store import Store
 from tagkit.taxonomy import OutsideLabels, Taxonomy, stored_taxonomy
-
-if TYPE_CHECKING:
-    from tagkit.config import Mapping
-    from tagkit.image import ImageEmbedder
-    from tagkit.store import Store
 
 CHUNK_SIZE = 512
 MAX_PROBLEMS_KEPT = 1000

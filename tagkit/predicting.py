@@ -13,18 +13,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tagkit.config import Mapping
 from tagkit.cpus import one_blas_thread
 from tagkit.dataset import Dataset, product_text, products_dataset
+from tagkit.image import ImageEmbedder
 from tagkit.ingest import ImportReport, import_products
 from tagkit.product import Problem, Product, format_category
+from tagkit.store import Store
 from tagkit.taxonomy import stored_taxonomy, taxonomy_fingerprint
 from tagkit.versions import ModelDamaged, ModelVersion, find_version
 
 if TYPE_CHECKING:
-    from tagkit.config import Mapping
-    from tagkit.image import ImageEmbedder
     from tagkit.models import Prediction
-    from tagkit.store import Store
     from tagkit.tagger import Tagger
     from tagkit.taxonomy import Taxonomy
 

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 from tagkit.feedback import finished
 from tagkit.predicting import PredictedProduct, stored_record
 from tagkit.product import Tag, format_category, parse_category
+from tagkit.store import Store
 from tagkit.taxonomy import MIN_ALLOWED_SCORE, stored_taxonomy, taxonomy_fingerprint
 from tagkit.text import match_key
 from tagkit.versions import MANIFEST as VERSION_MANIFEST
 from tagkit.versions import version_folder
 
 if TYPE_CHECKING:
-    from tagkit.store import Store
     from tagkit.taxonomy import Taxonomy
 
 ORDERS = ("uncertain", "random", "id")

@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tagkit import __version__
+from tagkit.config import Mapping
 from tagkit.dataset import Dataset, products_dataset
 from tagkit.feedback import apply_feedback, feedback_rows
+from tagkit.image import ImageEmbedder
 from tagkit.ingest import ImportReport, embed_stored, import_products
 from tagkit.product import Problem, Product
+from tagkit.store import Store
 from tagkit.tagger import EXTRACTOR_FOLDER, Tagger, save_sources
 from tagkit.taxonomy import OutsideLabels, Taxonomy, stored_taxonomy, taxonomy_fingerprint
 from tagkit.text import match_key
@@ -23,11 +26,8 @@ from tagkit.versions import ModelVersion, find_version, write_version
 from tagkit.vocabulary import Spellings
 
 if TYPE_CHECKING:
-    from tagkit.config import Mapping
     from tagkit.extract import AttributeExtractor
-    from tagkit.image import ImageEmbedder
     from tagkit.models import CatalogueModel
-    from tagkit.store import Store
 
 
 MIN_SOURCE_SUPPORT = 10  # true values of an attribute among the validation products to choose its tags' source

@@ -118,3 +118,39 @@ def test_evaluate_with_no_labelled_product_raises_nothing_to_score_with_the_resu
     assert result["products"] == 0 and result["category"]["n"] == 0 and result["category"]["accuracy"] is None
     assert raised.value.import_report is not None
     assert result["import"] == raised.value.import_report.counts()
+
+
+def test_every_public_callable_has_type_hints_that_resolve():
+    import inspect
+    import typing
+
+    import tagkit
+
+    checked = []
+    for name in tagkit.__all__:
+        obj = getattr(tagkit, name)
+        if not callable(obj):
+            continue
+        targets = [(name, obj)]
+        if inspect.isclass(obj):  # and its own public methods
+            targets += [(f"{name}.{attr}", value) for attr, value in vars(obj).items()
+                        if inspect.isfunction(value) and (not attr.startswith("_") or attr == "__init__")]
+        for label, target in targets:
+            typing.get_type_hints(target)  # NameError for a name imported only under TYPE_CHECKING
+            checked.append(label)
+    assert {"predict", "train", "evaluate", "import_products", "review_queue", "apply_feedback",
+            "AttributeExtractor.fit"} <= set(checked)
+    hints = typing.get_type_hints(tagkit.predict)
+    assert hints["store"] is tagkit.Store and hints["return"] is tagkit.PredictReport
+
+
+def test_the_result_types_are_exported_and_tagkit_says_it_is_typed():
+    import tagkit
+    from tagkit.backups import Backup
+    from tagkit.predicting import PredictedProduct, PredictReport
+    from tagkit.training import TrainReport
+
+    assert (tagkit.PredictedProduct, tagkit.PredictReport, tagkit.TrainReport, tagkit.Backup) == (
+        PredictedProduct, PredictReport, TrainReport, Backup)
+    assert {"PredictedProduct", "PredictReport", "TrainReport", "ImportReport", "Backup"} <= set(tagkit.__all__)
+    assert (Path(tagkit.__file__).parent / "py.typed").is_file()

@@ -64,6 +64,7 @@ def test_the_wheel_has_every_module_and_the_shipped_taxonomies(wheel: Path) -> N
     assert modules - names == set(), "pyproject.toml's `packages` misses a package"
     assert "tagkit/__main__.py" in names
     assert {"tagkit/data/efficientnet_lite0_int8.onnx", "tagkit/data/image_models.json"} <= names
+    assert "tagkit/py.typed" in names, "type checkers would take tagkit for untyped (PEP 561)"
 
 
 @pytest.mark.slow
