@@ -46,7 +46,9 @@ from tagkit.config import CANONICAL_FIELDS, Mapping
 from tagkit.product import Problem, Product, Tag, did_you_mean, shown, split_at
 from tagkit.text import DIGITS, nfc, spelling_key, strip_html
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".bmp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".jpe", ".jif", ".png", ".gif", ".webp", ".avif", ".bmp",
+                              ".tif", ".tiff"})
+"""Image files of a folder: .jfif (what Chrome and Edge on Windows save JPEGs as), .jpe and .jif are JPEGs too."""
 UNREAD_PHOTOS = {**dict.fromkeys((".heic", ".heif"), "a HEIC photo (an iPhone's default format)"),
                  **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"),
                                  "a camera's raw photo")}

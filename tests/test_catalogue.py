@@ -857,6 +857,26 @@ def test_folder_lists_images_sorted_recursive_without_hidden(tmp_path: Path) -> 
     assert all(p.source == str(folder) and p.title == "" for p in products)
 
 
+def test_jpeg_photos_saved_as_jfif_or_jpe_are_products_of_the_folder(tmp_path: Path) -> None:
+    """Chrome and Edge on Windows save JPEGs as .jfif; .jpe and .jif are older JPEG names. They were not listed, and
+    a products row naming one matched no image (a Windows shop audit)."""
+    from tagkit.image import load_image
+
+    photo = (Path(__file__).resolve().parent.parent / "examples" / "demo" / "new" / "IMG_4116.jpg").read_bytes()
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    for name in ("a.jfif", "b.JPE", "c.jif", "d.jpg"):
+        (folder / name).write_bytes(photo)
+    products, problems = split(read_folder(folder))
+    assert problems == []
+    assert [p.id for p in products] == ["a.jfif", "b.JPE", "c.jif", "d.jpg"]
+    assert all(load_image(p.image or "").size == load_image(str(folder / "d.jpg")).size for p in products)
+    rows = write(tmp_path, "products.csv", "id,title,image\nj1,Backpack,a.jfif\nj2,Mug,b.JPE\n")
+    products, problems = split(read_folder(folder, products=rows))
+    assert not [p for p in problems if p.skipped]
+    assert {p.id: Path(p.image or "").name for p in products if p.title} == {"j1": "a.jfif", "j2": "b.JPE"}
+
+
 def test_folder_with_products_file_joins_by_image_and_id(tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "shop", ["img/1.jpg", "img/2.jpg", "3.png", "4.jpg"])
     products_file = write(tmp_path, "products.csv", (
