@@ -57,6 +57,8 @@ WORKBOOKS = {b"PK\x03\x04": "a zip archive (a spreadsheet workbook, .xlsx, .ods 
              b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)"}
 """The first bytes of files people give as a products file that are no text: told as what they are."""
 COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zX": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+SYSTEM_FOLDERS = frozenset({"$recycle.bin", "recycler", "system volume information"})
+"""Folders Windows keeps on a drive or USB stick (the recycle bin, restore points): no photos of the folder's."""
 JSONL_EXTENSIONS = frozenset({".jsonl", ".ndjson", ".jsonlines"})
 MAX_DESCRIPTION_LENGTH = 20_000
 MAX_CSV_FIELD = 64 * 2**20
@@ -118,7 +120,8 @@ def read_folder(
     folder: str | Path, products: str | Path | None = None, mapping: Mapping | None = None,
     ids: set[str] | None = None, labels: bool = True,
 ) -> Iterator[Item]:
-    """A Product per image under `folder` (recursive, sorted, hidden files and folders skipped).
+    """A Product per image under `folder` (recursive, sorted, hidden files and folders and
+    Windows' recycle bin and System Volume Information skipped).
 
     The id is the image path relative to the folder (`shoes/12.jpg`). With a `products` file, each
     of its rows is joined to an image by its image path (resolved, relative to the folder, or just
@@ -1267,11 +1270,11 @@ def _tag_list(
 
 def _list_images(folder: Path) -> tuple[list[str], list[str]]:
     """Image paths under `folder`, relative with `/` separators, sorted, and those of photos tagkit cannot read
-    (`UNREAD_PHOTOS`); hidden entries skipped."""
+    (`UNREAD_PHOTOS`); hidden entries and Windows' system folders (`SYSTEM_FOLDERS`) skipped."""
     found: list[str] = []
     unread: list[str] = []
     for root, dirs, files in os.walk(folder):
-        dirs[:] = [name for name in dirs if not name.startswith(".")]
+        dirs[:] = [name for name in dirs if not name.startswith(".") and name.casefold() not in SYSTEM_FOLDERS]
         for name in files:
             extension = os.path.splitext(name)[1].lower()
             if not name.startswith(".") and (extension in IMAGE_EXTENSIONS or extension in UNREAD_PHOTOS):
@@ -1448,4 +1451,5 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
                    "labels kept), else a product without title or labels")
     if not images:
         yield Problem(label, None, None, "no image files " + ("it can read " if unread else "") + "in the folder "
-                      f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, hidden files and folders skipped)")
+                      f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}; hidden files and folders, and Windows' "
+                      "recycle bin and System Volume Information, skipped)")

@@ -877,6 +877,15 @@ def test_jpeg_photos_saved_as_jfif_or_jpe_are_products_of_the_folder(tmp_path: P
     assert {p.id: Path(p.image or "").name for p in products if p.title} == {"j1": "a.jfif", "j2": "b.JPE"}
 
 
+def test_the_windows_system_folders_of_a_usb_stick_are_not_products(tmp_path: Path) -> None:
+    """A photo folder copied from a Windows USB stick: the photos in its recycle bin became products (an audit)."""
+    folder = make_folder(tmp_path / "usb", ["a.jpg", "$RECYCLE.BIN/S-1-5-21/$RAB12.jpg", "$Recycle.Bin/b.jpg",
+                                            "System Volume Information/c.jpg", "RECYCLER/d.jpg", "shoes/e.jpg"])
+    products, problems = split(read_folder(folder))
+    assert problems == []
+    assert [p.id for p in products] == ["a.jpg", "shoes/e.jpg"]
+
+
 def test_folder_with_products_file_joins_by_image_and_id(tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "shop", ["img/1.jpg", "img/2.jpg", "3.png", "4.jpg"])
     products_file = write(tmp_path, "products.csv", (
