@@ -289,18 +289,29 @@ class _ProductsReader:
             except _NotUtf8 as error:
                 yield error.problem(label)
                 return
+            hint_line, hinted = header_line, excel_delimiter(header_line) if header_line else None
+            if hinted:  # Excel's `sep=;` line: the header comes after it
+                try:
+                    header_line = next(line_iter, None)
+                except _NotUtf8 as error:
+                    yield error.problem(label)
+                    return
             if header_line is None or not header_line.strip():
                 message = ("the file is empty: no header line, no products" if header_line is None else
-                           "line 1 is empty; the first line must name the columns (id, title, ...)")
-                yield Problem(label, None if header_line is None else 1, None, message, skipped=True)
+                           f"line {lines.count} is empty; the first line must name the columns (id, title, ...)")
+                yield Problem(label, None if header_line is None else lines.count, None, message, skipped=True)
                 return
-            delimiter = self.mapping.delimiter or ("\t" if file_format == "tsv" else sniff_delimiter(header_line))
+            delimiter = self.mapping.delimiter or hinted or (
+                "\t" if file_format == "tsv" else sniff_delimiter(header_line))
             if csv.field_size_limit() < MAX_CSV_FIELD:
                 csv.field_size_limit(MAX_CSV_FIELD)
             record_lines: list[str] = []  # the lines of the record being read (and as they were in the file)
             raw_lines: list[str] = []
-            reader = csv.reader(_bare_cr_as_space(chain([header_line], line_iter), record_lines, raw_lines),
+            first = [hint_line, header_line] if hinted else [header_line]
+            reader = csv.reader(_bare_cr_as_space(chain(first, line_iter), record_lines, raw_lines),
                                 delimiter=delimiter)
+            if hinted:
+                next(reader)  # read, not used: the line numbers count it
             header_cells = next(reader)
             header, notes = _header(label, header_cells)
             yield from notes
@@ -482,6 +493,15 @@ def _rows_joined_by_cr(raw: list[str], width: int, delimiter: str) -> list[list[
         return None
     parts = [next(csv.reader([part], delimiter=delimiter), []) for part in body.split("\r") if part.strip()]
     return parts if len(parts) > 1 and all(len(part) == width for part in parts) else None
+
+
+_EXCEL_HINT = re.compile(r"sep=(.)[,;\t|]*", re.IGNORECASE | re.DOTALL)  # (empty cells after it: re-saved)
+
+
+def excel_delimiter(first_line: str) -> str | None:
+    """The delimiter a first line `sep=;` names (Excel writes and reads such a line), if it is one tagkit reads."""
+    hint = _EXCEL_HINT.fullmatch(first_line.rstrip("\r\n").rstrip(" "))
+    return hint[1] if hint and hint[1] in DELIMITER_NAMES else None
 
 
 def sniff_delimiter(header_line: str) -> str:

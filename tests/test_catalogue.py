@@ -177,6 +177,19 @@ def test_csv_dialects(tmp_path: Path, name: str, text: str) -> None:
         assert problems == []
 
 
+@pytest.mark.parametrize("hint, delimiter", [("sep=;", ";"), ("SEP=,", ","), ("sep=\t", "\t"), ("sep=|", "|"),
+                                             ("sep=;;;", ";")])
+def test_excels_sep_line_sets_the_delimiter_and_is_not_the_header(tmp_path: Path, hint: str, delimiter: str) -> None:
+    """A CSV written for Excel starts with `sep=;` (Excel reads the delimiter from it): it was read as the header,
+    and nothing was read (a Windows shop audit). Rows keep their line numbers in the file."""
+    rows = ["id,title,category", "1,Red shirt,Men > Shirts", "2,Blue cap,Men > Caps", "3,Hat,Men,x"]
+    text = "\ufeff" + hint + "\r\n" + "".join(row.replace(",", delimiter) + "\r\n" for row in rows)
+    products, problems = read(write(tmp_path, "p.csv", text))
+    assert [(p.id, p.title, p.category, p.row) for p in products] == [
+        ("1", "Red shirt", ("Men", "Shirts"), 3), ("2", "Blue cap", ("Men", "Caps"), 4)]
+    assert [(p.row, p.skipped) for p in problems] == [(5, True)]  # 4 fields: line 5 of the file
+
+
 def test_carriage_return_line_ends_with_a_quoted_line_break(tmp_path: Path) -> None:
     """A classic Mac OS file (lines end in CR alone) is read line by line, a quoted line break included."""
     products, problems = read(write(tmp_path, "p.csv", 'id,title\r1,"Red\rshirt"\r2,Blue cap\r3,"never closed\r4,x\r'))
