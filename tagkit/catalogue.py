@@ -64,8 +64,8 @@ MAX_DESCRIPTION_LENGTH = 20_000
 MAX_CSV_FIELD = 64 * 2**20
 """Longest CSV cell read (characters): the csv module's default, 128 Ki, would skip rows with a long title
 or description that tagkit can simply cut. Raised process-wide (csv has no per-reader setting), never lowered."""
-DELIMITER_CANDIDATES = (",", "\t", ";", "|")
-DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "|"}
+DELIMITER_CANDIDATES = (",", "\t", ";", "|", "\u061b")  # ؛: Excel's list separator on a Persian Windows
+DELIMITER_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "|", "\u061b": "Persian semicolon (؛)"}
 _SCHEME = r"[a-zA-Z][a-zA-Z0-9+.-]*://"
 _URL = re.compile(rf"(?:{_SCHEME}|//|data:)")
 _SEVERAL_URLS = re.compile(rf",\s*(?={_SCHEME}|//)")  # WooCommerce `Images`: `https://…, https://…`
@@ -495,7 +495,7 @@ def _rows_joined_by_cr(raw: list[str], width: int, delimiter: str) -> list[list[
     return parts if len(parts) > 1 and all(len(part) == width for part in parts) else None
 
 
-_EXCEL_HINT = re.compile(r"sep=(.)[,;\t|]*", re.IGNORECASE | re.DOTALL)  # (empty cells after it: re-saved)
+_EXCEL_HINT = re.compile(r"sep=(.)[,;\t|\u061b]*", re.IGNORECASE | re.DOTALL)  # (empty cells after it: re-saved)
 
 
 def excel_delimiter(first_line: str) -> str | None:
@@ -505,7 +505,7 @@ def excel_delimiter(first_line: str) -> str | None:
 
 
 def sniff_delimiter(header_line: str) -> str:
-    """The delimiter of a CSV header line: the most frequent of , tab ; | outside quotes."""
+    """The delimiter of a CSV header line: the most frequent of , tab ; | ؛ outside quotes."""
     unquoted = re.sub(r'"[^"]*"', "", header_line)
     counts = [(unquoted.count(candidate), -rank, candidate)
               for rank, candidate in enumerate(DELIMITER_CANDIDATES)]

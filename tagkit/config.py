@@ -25,7 +25,7 @@ as they are in `Config.sections`. Any other top-level key is an error. Every key
                                                          # and category
       max_title_length: 500         # longer titles are cut (and reported)
       format: csv                   # csv | tsv | jsonl | json; default: from the extension and content
-      delimiter: ","                # CSV only; default: sniffed from the header line (, ; tab |)
+      delimiter: ","                # CSV only; default: sniffed from the header line (, ; tab | ؛)
 
 Fields left out of `input:` are read from the column named like the field (`id`, `title`,
 `description`, `image`, `category`, `tags`; case-insensitive) when the file has one. A tags column
@@ -64,7 +64,7 @@ INPUT_SECTION = "input"
 RESERVED_SECTIONS = ("taxonomy", "train", "db", "model", "output")
 CANONICAL_FIELDS = ("id", "title", "description", "image", "category", "tags")
 FORMATS = ("csv", "tsv", "jsonl", "json")
-DELIMITERS = {",": ",", ";": ";", "|": "|", "\t": "\t", "tab": "\t", "\\t": "\t"}
+DELIMITERS = {",": ",", ";": ";", "|": "|", "\t": "\t", "tab": "\t", "\\t": "\t", "\u061b": "\u061b"}  # ؛ Persian ;
 DEFAULT_SKIP_VALUES = ("n/a", "nan", "null", "نامشخص", "نامعلوم")  # Persian "not specified", "unknown"
 DEFAULT_MAX_TITLE_LENGTH = 500
 
@@ -396,7 +396,7 @@ def _parse_input_value(key: str, value: Any, where: str, base: Path) -> Any:
         if value in (None, ""):
             return None
         if not isinstance(value, str) or value not in DELIMITERS:
-            raise ConfigError(f"{where}: expected one of \",\" \";\" \"|\" tab, found {shown(value)}")
+            raise ConfigError(f"{where}: expected one of \",\" \";\" \"|\" tab \"\u061b\", found {shown(value)}")
         return DELIMITERS[value]
     raise ConfigError(f"{where}: unknown key")  # pragma: no cover - INPUT_KEYS and this list agree
 

@@ -190,6 +190,18 @@ def test_excels_sep_line_sets_the_delimiter_and_is_not_the_header(tmp_path: Path
     assert [(p.row, p.skipped) for p in problems] == [(5, True)]  # 4 fields: line 5 of the file
 
 
+@pytest.mark.parametrize("mapping", [None, Mapping(delimiter="\u061b")], ids=["sniffed", "mapped"])
+def test_a_csv_separated_by_the_persian_semicolon(tmp_path: Path, mapping: Mapping | None) -> None:
+    """Excel with Persian regional settings writes `؛` (U+061B) between fields: the file was read as one column and
+    refused (a Windows shop audit). A `,` in a cell is then only a comma."""
+    text = "\ufeffشناسه؛عنوان؛دسته\r\n1؛کیف پول، چرم؛کیف > کیف پول\r\n2؛کلاه, آبی؛پوشاک > کلاه\r\n"
+    products, problems = read(write(tmp_path, "p.csv", text), replace(mapping or Mapping(), id=("شناسه",),
+                                                                       title=("عنوان",), category=("دسته",)))
+    assert [(p.id, p.title, p.category) for p in products] == [
+        ("1", "کیف پول، چرم", ("کیف", "کیف پول")), ("2", "کلاه, آبی", ("پوشاک", "کلاه"))]
+    assert problems == []
+
+
 def test_carriage_return_line_ends_with_a_quoted_line_break(tmp_path: Path) -> None:
     """A classic Mac OS file (lines end in CR alone) is read line by line, a quoted line break included."""
     products, problems = read(write(tmp_path, "p.csv", 'id,title\r1,"Red\rshirt"\r2,Blue cap\r3,"never closed\r4,x\r'))

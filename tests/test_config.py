@@ -79,6 +79,12 @@ input:
     assert mapping.delimiter == "\t"
 
 
+def test_the_persian_semicolon_is_a_delimiter(tmp_path: Path) -> None:
+    """Excel on a Persian Windows separates a CSV's fields with the list separator of its regional settings, `؛`;
+    tagkit refused it as input.delimiter (a Windows shop audit)."""
+    assert load_config(write_config(tmp_path, 'input:\n  delimiter: "؛"\n')).mapping.delimiter == "\u061b"
+
+
 def test_reserved_sections_are_kept_for_their_owners(tmp_path: Path) -> None:
     path = write_config(tmp_path, "input: {title: name}\ntaxonomy: {file: cats.txt}\ntrain: {attributes: [a, b]}\n")
     config = load_config(path)
