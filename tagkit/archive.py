@@ -8,6 +8,7 @@ be read in place: extract them, or repack as .tar or .zip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tarfile
 import threading
@@ -135,7 +136,12 @@ class _Zip(_Archive):
             self.zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile as error:
             raise ArchiveUnavailable(f"{path}: not a readable zip archive ({error})") from None
-        self.members = {_key(_zip_name(info)): info for info in self.zip.infolist()}
+        self.members: dict[str, zipfile.ZipInfo] = {}
+        for info in self.zip.infolist():
+            self.members[_key(_zip_name(info))] = info
+        for info in self.zip.infolist():  # a name also as cp720 wrote it: a name of its own comes first
+            if not info.flag_bits & 0x800 and not info.filename.isascii():
+                self.members.setdefault(_key(_dos_arabic(info.filename)), info)
         self.lock = threading.Lock()
 
     def size(self, member: str) -> int:
@@ -180,14 +186,20 @@ def _ends_as_a_tar_does(path: str) -> bool:
 
 
 def _zip_name(info: zipfile.ZipInfo) -> str:
-    """A member's name. macOS and Info-ZIP's `zip` write UTF-8 names without the flag that says so, which Python
-    then reads as cp437 (`╪╣┌⌐╪│` for `عکس`): such a name is read as UTF-8 when it is that."""
-    if info.flag_bits & 0x800:
-        return info.filename
-    try:
-        return info.filename.encode("cp437").decode("utf-8")
-    except UnicodeError:
-        return info.filename
+    """A member's name, with `/` between folders (PowerShell's Compress-Archive writes `\\`). macOS and Info-ZIP's
+    `zip` write UTF-8 names without the flag that says so, which Python then reads as cp437 (`╪╣┌⌐╪│` for `عکس`):
+    such a name is read as UTF-8 when it is that."""
+    name = info.filename
+    if not info.flag_bits & 0x800:
+        with contextlib.suppress(UnicodeError):
+            name = name.encode("cp437").decode("utf-8")
+    return name.replace("\\", "/")
+
+
+def _dos_arabic(cp437_name: str) -> str:
+    """A name without the UTF-8 flag (read by Python as cp437) as the DOS code page of an Arabic or Persian Windows
+    (cp720) wrote it, `/` between folders."""
+    return cp437_name.encode("cp437").decode("cp720", "replace").replace("\\", "/")
 
 
 def _archive(path: str) -> _Archive:

@@ -540,6 +540,29 @@ def test_persian_names_in_a_zip_without_the_utf8_flag_are_found(tmp_path: Path):
         assert all(p.image_hash for p in store.iter_products())
 
 
+def test_windows_zips_backslashes_and_dos_arabic_names_are_found(tmp_path: Path):
+    """PowerShell's Compress-Archive writes `photos\\a.jpg`, and Windows' zip of an Arabic name writes it in the DOS
+    code page cp720 without the UTF-8 flag: none of those photos was found (a Windows shop audit)."""
+    import zipfile
+
+    class DosName(zipfile.ZipInfo):  # a name in cp720, the UTF-8 flag not set, as an Arabic Windows writes it
+        def _encodeFilenameFlags(self) -> tuple[bytes, int]:
+            return self.filename.encode("cp720"), self.flag_bits
+
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as archive:
+        archive.writestr("photos\\a.jpg", _jpeg(60))
+        archive.writestr(DosName("صور\\حقيبة.jpg"), _jpeg(61))
+        archive.writestr(DosName("café.jpg"), _jpeg(62))  # (the same byte, 0x82, in cp437 and cp720)
+        archive.writestr(DosName("é.jpg"), _jpeg(63))
+    (tmp_path / "tagkit.yaml").write_text("input:\n  image_archive: photos.zip\n", "utf-8")
+    (tmp_path / "products.csv").write_text("id,title,image\nW1,a,photos\\a.jpg\nW2,b,صور/حقيبة.jpg\n"
+                                           "W3,c,café.jpg\nW4,d,./é.jpg\n", "utf-8")
+    result = _invoke(tmp_path / "z.db", str(tmp_path / "products.csv"), "--config", str(tmp_path / "tagkit.yaml"))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    with Store(tmp_path / "z.db") as store:
+        assert len({p.image_hash for p in store.iter_products() if p.image_hash}) == 4
+
+
 def test_a_path_with_dot_dot_goes_up_from_where_a_linked_folder_really_is(tmp_path: Path):
     """`../photos/x.jpg` in a products file reached through a symbolic link: the system goes up from the link's
     target; tagkit took `..` off as text and looked beside the link."""
