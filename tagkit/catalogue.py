@@ -155,17 +155,21 @@ class _NotUtf8(Exception):
         self.raw = raw
         self.position = position
 
-    def problem(self, label: str) -> Problem:
+    def reason(self) -> str:
+        """Which line is not UTF-8, what the file looks saved as, and how to save it as UTF-8."""
         guess = _guess_encoding(self.raw)
         byte = self.raw[self.position] if self.position < len(self.raw) else 0
         why = ("has NUL bytes between its letters" if guess == "UTF-16" else
                f"has a byte (0x{byte:02X}) that UTF-8 cannot decode")
+        return (f"not UTF-8: line {self.line} {why}; the file looks saved as {guess}. Save it as UTF-8 (Excel: "
+                "'CSV UTF-8'; LibreOffice: character set 'Unicode (UTF-8)') and read it again")
+
+    def problem(self, label: str) -> Problem:
         before = "; the rows before it were read" if self.line > 1 else ""
         return Problem(
             label, self.line, None,
-            f"not UTF-8: line {self.line} {why}; the file looks saved as {guess}. Save it as UTF-8 (Excel: "
-            "'CSV UTF-8'; LibreOffice: character set 'Unicode (UTF-8)') and read it again. Reading stopped at "
-            f"line {self.line}, since in the wrong encoding every later row would be garbled{before}",
+            f"{self.reason()}. Reading stopped at line {self.line}, since in the wrong encoding every later row "
+            f"would be garbled{before}",
             skipped=True, cause=READ_STOPPED,
         )
 
@@ -217,6 +221,15 @@ def _raw_lines(stream: BinaryIO) -> Iterator[bytes]:
     if first:
         yield first
     yield from stream
+
+
+def decode_text(raw: bytes) -> str:
+    """A whole file's text (a UTF-8 byte-order mark dropped); raises ValueError saying which line is not UTF-8, what
+    the file looks saved as and how to save it as UTF-8 (as the products reader says it)."""
+    try:
+        return _decode_whole(raw)
+    except _NotUtf8 as error:
+        raise ValueError(error.reason()) from None
 
 
 def _decode_whole(raw: bytes) -> str:

@@ -897,9 +897,9 @@ def feedback_import(obj: Context, file: Path, as_json: bool) -> None:
     with obj.run("feedback import", {"file": file}, "importing feedback") as run:
         try:
             report = import_csv(run.store, file)
-        except FeedbackFileError as error:
+        except FeedbackFileError as error:  # the file, not the command line: no usage banner
             run.finish({}, 0, status="failed")
-            raise click.UsageError(str(error)) from error
+            obj.fail(str(error), ExitCode.USAGE)
         run.store.add_problems(run.id, report.problems)
         for problem in report.problems:
             run.progress.problem(problem)

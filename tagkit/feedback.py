@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import re
 from collections import defaultdict
@@ -33,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tagkit.catalogue import (
     cell_lines,
+    decode_text,
     is_excel_error,
     plain_cell,
     safe_cell,
@@ -284,7 +286,13 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
     path = Path(path)
     report = FeedbackImport(str(path))
     try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
+        text = decode_text(path.read_bytes())
+    except OSError as error:
+        raise FeedbackFileError(f"cannot read {path}: {error.strerror or error}") from error
+    except ValueError as error:  # not UTF-8: which line, what it looks saved as, how to save it
+        raise FeedbackFileError(f"{path}: {error}; nothing was imported") from error
+    try:
+        with io.StringIO(text, newline="") as f:
             delimiter = sniff_delimiter(f.readline())  # a spreadsheet may save with ; or tabs
             f.seek(0)
             reader = csv.DictReader(f, delimiter=delimiter)
@@ -297,10 +305,6 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
             for raw in reader:
                 records.append((raw, line))
                 line = reader.line_num + 1
-    except OSError as error:
-        raise FeedbackFileError(f"cannot read {path}: {error.strerror or error}") from error
-    except UnicodeDecodeError as error:
-        raise FeedbackFileError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from error
     except csv.Error as error:
         raise FeedbackFileError(f"{path}: not a readable CSV file ({error})") from error
     _mend_cells(records, path, report)
@@ -505,7 +509,7 @@ def _mend_cells(records: list[tuple[dict[Any, Any], int]], path: Path, report: F
                 raw[column] = read
                 report.problems.append(Problem(str(path), line, column, damage))
             elif damage:
-                raise FeedbackFileError(f"{path}, row {line}, field {shown(column)}: {damage}; nothing imported")
+                raise FeedbackFileError(f"{path}, row {line}, field {shown(column)}: {damage}; nothing was imported")
     if mended:
         report.problems.append(Problem(
             str(path), mended[0], None, f"{len(mended):,} cells of UTF-8 text that a spreadsheet read in a Windows "

@@ -949,7 +949,7 @@ def test_a_sheet_a_spreadsheet_saved_in_a_code_page(demo_db: Path, tmp_path: Pat
 
     refused = tagkit(demo_db, "feedback", "import", str(lost))
     assert refused.exit_code == ExitCode.USAGE and "question marks" in refused.stderr
-    assert "nothing imported" in refused.stderr
+    assert "nothing was imported" in refused.stderr
     with Store(demo_db) as store:
         assert feedback_rows(store) == []
     result = tagkit(demo_db, "feedback", "import", str(mangled))
@@ -958,3 +958,19 @@ def test_a_sheet_a_spreadsheet_saved_in_a_code_page(demo_db: Path, tmp_path: Pat
     with Store(demo_db) as store:
         corrected = [r["corrected"] for r in feedback_rows(store) if r["decision"] == "correct"]
     assert corrected == [persian["predicted"].split(":")[0] + ": سفید | مشکی"], "lines typed in one cell are a list"
+
+
+def test_a_sheet_saved_in_another_encoding_is_refused_as_the_products_reader_refuses_it(tmp_path: Path):
+    """A review sheet Excel saved as plain CSV on a Persian Windows (cp1256) was refused with a usage banner and a byte
+    offset, without the line, the encoding it looks saved in or how to save it (a Windows shop audit)."""
+    text = ("product_id,field,kind,predicted,decision,corrected\r\n"
+            "p1,category,predicted,کیف > کیف پول,accept,\r\np1,tag,predicted,رنگ: مشکی,correct,رنگ: سفید\r\n")
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_bytes(text.replace("ی", "ي").encode("cp1256"))  # (cp1256 has the Arabic yeh only)
+    result = tagkit(tmp_path / "tagkit.db", "feedback", "import", str(sheet))
+    assert result.exit_code == ExitCode.USAGE
+    said = " ".join(result.stderr.split())
+    assert "Usage:" not in said
+    assert f"error: {sheet}: not UTF-8: line 2 has a byte (0x98) that UTF-8 cannot decode; the file looks saved as " \
+           "Windows-1256 (Persian/Arabic Windows). Save it as UTF-8 (Excel: 'CSV UTF-8'" in said
+    assert said.endswith("nothing was imported")
