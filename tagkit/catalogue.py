@@ -967,7 +967,17 @@ class _RecordBuilder:
         folder, name = os.path.split(joined)
         path = (os.path.join(os.path.realpath(folder), name) if ".." in PurePath(text).parts
                 else os.path.normpath(joined))
-        return path if os.path.lexists(path) else self.folders.on_disk(path)
+        if os.path.lexists(path):
+            return path
+        found, several = self.folders.on_disk(path)
+        if several or nfc(found) != nfc(path):  # (a name written in another Unicode form: found without a word)
+            where = os.path.dirname(found if not several else several[0])
+            problems.append(note(self.label, row, key, f"image {shown(text[:200])} is not there as written; " + (
+                f"{len(several)} files in {shown(where)} have that name but for case or a dot or space at its end, "
+                f"as Windows sees names: {', '.join(shown(os.path.basename(p)) for p in several[:5])}; write the "
+                "one meant" if several else f"{shown(os.path.basename(found))} in {shown(where)}, the one file "
+                "with that name but for case or a dot or space at its end (as Windows sees names), is read")))
+        return found
 
     def _downloaded(self, url: str, key: str | None, row: int, problems: list[Problem]) -> str | None:
         """The file an image URL names: a `file://` URL's path; for a web URL (the first of a cell listing
@@ -1338,28 +1348,51 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
+def _loose(name: str) -> str:
+    """A file name as Windows tells names apart: composed, case-blind, without dots and spaces at its end (which
+    Windows drops)."""
+    return nfc(name).casefold().rstrip(". ")
+
+
 class _Listings:
-    """Folder listings by composed name (`nfc`), read once: the file whose name a products file writes in another
-    Unicode form."""
+    """Folder listings, each read once and only for a path that is not there as written: the file whose name a
+    products file writes in another Unicode form, or (as Windows, which tells no case apart, finds it) in another
+    case or with a dot or space at its end."""
 
     def __init__(self) -> None:
-        self.names: dict[str, dict[str, str]] = {}
+        self.names: dict[str, dict[str, str]] = {}  # folder -> composed name -> entry
+        self.loose: dict[str, dict[str, list[str]]] = {}  # folder -> `_loose` name -> entries
 
-    def on_disk(self, path: str) -> str:
+    def on_disk(self, path: str) -> tuple[str, list[str]]:
         """`path`, with each part that is not there as written replaced by the entry of its folder of the same
-        composed name (`path` unchanged when there is none)."""
+        composed name, else by the one entry whose name differs only as Windows does not tell (`_loose`); `path`
+        unchanged when there is none. Second: the entries of a part that several such names match (else [])."""
         parent, name = os.path.split(path)
         if not name:
-            return path
-        parent = parent if os.path.lexists(parent) else self.on_disk(parent)
-        if name.isascii():  # the same in every form
-            return os.path.join(parent, name)
+            return path, []
+        if not os.path.lexists(parent):
+            parent, several = self.on_disk(parent)
+            if several:
+                return path, several
+        joined = os.path.join(parent, name)
+        if parent != os.path.dirname(path) and os.path.lexists(joined):
+            return joined, []
         if parent not in self.names:
             try:
-                self.names[parent] = {nfc(entry): entry for entry in os.listdir(parent)}
+                entries = os.listdir(parent)
             except OSError:
-                self.names[parent] = {}
-        return os.path.join(parent, self.names[parent].get(nfc(name), name))
+                entries = []
+            self.names[parent] = {nfc(entry): entry for entry in entries}
+            self.loose[parent] = {}
+            for entry in entries:
+                self.loose[parent].setdefault(_loose(entry), []).append(entry)
+        found = self.names[parent].get(nfc(name))
+        if found is not None:
+            return os.path.join(parent, found), []
+        alike = self.loose[parent].get(_loose(name), [])
+        if len(alike) == 1:
+            return os.path.join(parent, alike[0]), []
+        return joined, [os.path.join(parent, entry) for entry in sorted(alike)]
 
 
 class _ImageIndex:
@@ -1372,7 +1405,10 @@ class _ImageIndex:
         self.by_stem: dict[str, int | None] = {}
         self.by_digits: dict[str, int | None] = {}  # the stem with Persian and Arabic digits as Latin ones
         self.shared: dict[str, list[str]] = {}  # a name or stem that several images have: their paths
+        self.by_loose: dict[str, int | None] = {}  # paths and names as Windows tells them apart (`_loose`)
         for index, path in enumerate(images):
+            for key in {_loose(path), _loose(path.rsplit("/", 1)[-1])}:
+                self.by_loose[key] = None if key in self.by_loose else index
             name = nfc(path.rsplit("/", 1)[-1])
             stem = os.path.splitext(name)[0]
             for table, key in ((self.by_name, name), (self.by_stem, stem)):
@@ -1402,7 +1438,15 @@ class _ImageIndex:
                 found = table.get(nfc(product.id))
                 if found is not None:
                     return found
-            return self.by_digits.get(nfc(product.id).translate(DIGITS))  # id ۱۰۰۱ in a sheet, photo 1001.jpg
+            found = self.by_digits.get(nfc(product.id).translate(DIGITS))  # id ۱۰۰۱ in a sheet, photo 1001.jpg
+            if found is not None:
+                return found
+        if product.image:  # `img_01.jpg` or `b.jpg.` written on Windows for IMG_01.JPG, b.jpg: one image only
+            relative = os.path.relpath(nfc(product.image), nfc(self.base))
+            for key in (PurePath(relative).as_posix(), PurePath(product.image).name):
+                found = self.by_loose.get(_loose(key))
+                if found is not None:
+                    return found
         return None
 
     def several(self, product: Product, by_id: bool) -> list[str]:

@@ -1070,6 +1070,46 @@ def test_a_windows_path_says_so(tmp_path: Path) -> None:
     assert "is a Windows path" in only(warnings(problems)).message
 
 
+def test_an_image_named_as_windows_sees_names_is_read_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    """A CSV written on Windows names `img_01.jpg` for IMG_01.JPG, `b.jpg.` for b.jpg (Windows drops the dot): each
+    was "file not found" (a Windows shop audit). The one file that matches but for case is read, with a note; of
+    several, none is, and the note names them. A folder is listed once, and only for a path not there."""
+    for name in ("IMG_01.JPG", "b.jpg", "Shoes/A.jpg", "c.jpg", "C.JPG", "exact.jpg"):
+        (tmp_path / "images" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "images" / name).write_bytes(b"a photo")
+    listed: list[str] = []
+    listdir = os.listdir
+    monkeypatch.setattr("tagkit.catalogue.os.listdir", lambda path: listed.append(path) or listdir(path))
+    path = write(tmp_path, "p.csv", "id,title,image\r\n1,a,images\\img_01.jpg\r\n2,b,images\\b.jpg.\r\n"
+                 "3,c,images\\shoes\\a.JPG\r\n4,d,images/C.Jpg\r\n5,e,images/exact.jpg\r\n6,f,images/none.jpg\r\n")
+    products, problems = read(path)
+    images = tmp_path / "images"
+    assert [p.image for p in products] == [str(images / "IMG_01.JPG"), str(images / "b.jpg"),
+                                           str(images / "Shoes" / "A.jpg"), str(images / "C.Jpg"),
+                                           str(images / "exact.jpg"), str(images / "none.jpg")]
+    assert all(p.info and p.field == "image" for p in problems)
+    said = {p.row: " ".join(p.message.split()) for p in problems}
+    assert said[2] == (f"image 'images/img_01.jpg' is not there as written; 'IMG_01.JPG' in '{images}', the one file "
+                       "with that name but for case or a dot or space at its end (as Windows sees names), is read")
+    assert "'b.jpg' in" in said[3] and f"'A.jpg' in '{images / 'Shoes'}'" in said[4]
+    assert said[5].endswith("2 files in '" + str(images) + "' have that name but for case or a dot or space at its "
+                            "end, as Windows sees names: 'C.JPG', 'c.jpg'; write the one meant")
+    assert sorted(said) == [2, 3, 4, 5]
+    assert sorted(listed) == [str(images), str(images / "Shoes")]
+
+
+def test_a_folders_products_file_joins_a_photo_named_as_windows_sees_names(tmp_path: Path) -> None:
+    """With a folder of photos and --products, a row naming `img_01.jpg` for IMG_01.JPG was left out: "no image in
+    the folder matches this row" (a Windows shop audit)."""
+    folder = make_folder(tmp_path / "photos", ["IMG_01.JPG", "b.jpg", "c.jpg", "C.jpg"])
+    rows = write(tmp_path, "products.csv", "id,title,image\r\nk1,Bag,new\\img_01.jpg\r\nk2,Mug,B.jpg.\r\n"
+                 "k3,Hat,x/c.JPG\r\n")
+    products, problems = split(read_folder(folder, products=rows))
+    assert {p.id: Path(p.image or "").name for p in products if p.title} == {"k1": "IMG_01.JPG", "k2": "b.jpg"}
+    assert [(p.row, p.skipped) for p in problems if not p.info] == [(4, True)]  # two photos: c.jpg and C.jpg
+
+
 def test_a_colon_between_digits_is_part_of_the_value(tmp_path: Path) -> None:
     """Times, ratios and sizes (`12:30`, `16:9`, `۱۲:۳۰`) are values, not `name: value`: `16:9` used to be read as
     the tag `16: 9`, and a plain value stored as `12:30` came back from the database as `12: 30`."""
