@@ -544,9 +544,7 @@ def predict(obj: Context, source: Path, config_path: Path | None, overrides: tup
         passed_over = _check_model(obj, run, version)  # before the export writes anything
         try:
             with ExitStack() as export:
-                out = export.enter_context(atomic_file(output)) if output else sys.stdout
-                if output and export_format == "csv":
-                    out.write(EXCEL_BOM)
+                out = export.enter_context(atomic_file(output, bom=export_format == "csv")) if output else sys.stdout
                 exporter = Exporter(out, export_format) if export_format else None
                 if exporter:
                     export.callback(exporter.close)
@@ -875,8 +873,7 @@ def feedback_export(obj: Context, output: Path | None, labels: bool) -> None:
         if output:
             from tagkit.export import atomic_file
 
-            with atomic_file(output) as out:
-                out.write(EXCEL_BOM)
+            with atomic_file(output, bom=True) as out:
                 count = write(store, out)
         else:
             count = write(store, sys.stdout)
@@ -1087,9 +1084,6 @@ def _newer_unrecorded(names: list[str]) -> str:
             "folder? delete them by hand if they are not wanted)")
 
 
-EXCEL_BOM = "\ufeff"  # starts a CSV file tagkit writes: Excel then reads it as UTF-8 (Persian text), not ANSI
-
-
 def _file_or_stdout(value: Path | None) -> Path | None:
     """An -o value: None (stdout) for `-`, as `review --sheet -`."""
     return None if value is not None and str(value) == "-" else value
@@ -1114,8 +1108,7 @@ def _write_sheet(obj: Context, store: Store, queue: list, sheet: Path, reviewer:
     if str(sheet) == "-":
         count = write_sheet(queue, sys.stdout, reviewer, store)
     else:
-        with atomic_file(sheet) as out:
-            out.write(EXCEL_BOM)
+        with atomic_file(sheet, bom=True) as out:
             count = write_sheet(queue, out, reviewer, store)
     where = "" if str(sheet) == "-" else f" to {sheet}"
     obj.log(f"{count:,} products to review written{where}: write accept, reject or correct (with the right value "

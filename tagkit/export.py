@@ -97,9 +97,10 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
 
 
 @contextmanager
-def atomic_file(path: str | Path) -> Iterator[IO[str]]:
+def atomic_file(path: str | Path, bom: bool = False) -> Iterator[IO[str]]:
     """A UTF-8 text file written as `.<name>.tmp-<pid>` beside `path` and renamed to `path` when the block
-    ends without an error: an interrupted export never leaves a half file, nor clobbers the last one.
+    ends without an error: an interrupted export never leaves a half file, nor clobbers the last one. `bom`: a file
+    (not a stream) starts with a UTF-8 byte-order mark, so that Excel reads a CSV as UTF-8, not the system's code page.
 
     A symbolic link is followed (its target is written); an open file of this process (`/dev/stdout`) is written
     through its descriptor (sharing its position with what else is written there), a pipe or a device as it
@@ -122,6 +123,8 @@ def atomic_file(path: str | Path) -> Iterator[IO[str]]:
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with temporary.open("w", encoding="utf-8", newline="") as out:
+            if bom:
+                out.write("\ufeff")
             yield out
             out.flush()
             os.fsync(out.fileno())  # on the disk before it takes the name: a power cut leaves the old file or this

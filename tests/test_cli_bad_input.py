@@ -680,7 +680,7 @@ def test_output_through_a_link_or_into_a_pipe(db: Path, tmp_path: Path):
     target.chmod(0o640)
     (tmp_path / "link.csv").symlink_to(target)
     assert tagkit(db, "predict", str(DEMO / "new.csv"), "-o", str(tmp_path / "link.csv")).exit_code == ExitCode.OK
-    assert (tmp_path / "link.csv").is_symlink() and target.read_text("utf-8").startswith("id,title")
+    assert (tmp_path / "link.csv").is_symlink() and target.read_text("utf-8-sig").startswith("id,title")
     assert target.stat().st_mode & 0o777 == 0o640
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -805,7 +805,7 @@ def test_a_regular_file_under_dev_is_replaced_as_any_file(db: Path):
     path.write_text("old\n", "utf-8")
     try:
         assert tagkit(db, "predict", str(DEMO / "new.csv"), "-o", str(path)).exit_code == ExitCode.OK
-        assert path.read_text("utf-8").startswith("id,title")
+        assert path.read_text("utf-8-sig").startswith("id,title")
     finally:
         path.unlink(missing_ok=True)
 
@@ -842,7 +842,7 @@ def test_a_product_with_nothing_to_predict_from_gets_nothing(db: Path, tmp_path:
     again = json.loads(tagkit(db, "predict", str(folder), "-o", str(tmp_path / "again.csv"), "--json").stdout)
     assert (again["unchanged"], again["no_input"], again["empty"]) == (2, 1, 1)  # told again, not predicted again
     assert "1 of them had neither a title nor a readable image: nothing was predicted" in result.stderr
-    rows = {row["id"]: row for row in csv.DictReader(out.open(encoding="utf-8"))}
+    rows = {row["id"]: row for row in csv.DictReader(out.open(encoding="utf-8-sig"))}
     good = next(i for i in rows if i != "broken.jpg")  # the stored product of that picture
     assert rows[good]["category"] and float(rows[good]["category_score"]) > 0
     assert [rows["broken.jpg"][k] for k in ("category", "category_score", "alternatives", "tags", "candidates")] \
@@ -876,12 +876,12 @@ def test_images_without_a_products_row_keep_their_stored_titles(db: Path, tmp_pa
     result = tagkit(db, "predict", str(DEMO / "new"), "--products", str(broken), "-o", str(out))
     assert result.exit_code == ExitCode.PARTIAL and "row 3" in result.stderr
     assert "each is the product stored with the same picture" in result.stderr
-    exported = {row["id"]: row["title"] for row in csv.DictReader(out.open(encoding="utf-8"))}
+    exported = {row["id"]: row["title"] for row in csv.DictReader(out.open(encoding="utf-8-sig"))}
     assert exported[broken_id] == titles[broken_id]
     assert tagkit(db, "predict", str(DEMO / "new"), "-o", str(out)).exit_code == ExitCode.OK
     with Store(db) as store:
         assert {p.id: p.title for p in store.iter_products() if p.title} == titles
-    assert {k: v for k, v in ((r["id"], r["title"]) for r in csv.DictReader(out.open(encoding="utf-8"))) if v} \
+    assert {k: v for k, v in ((r["id"], r["title"]) for r in csv.DictReader(out.open(encoding="utf-8-sig"))) if v} \
         == {k: v for k, v in titles.items() if k in exported}
 
 

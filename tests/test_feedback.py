@@ -823,8 +823,8 @@ def test_feedback_export_labels_gives_the_reviewed_products_labels_as_the_decisi
     out = tmp_path / "labels.csv"
     result = tagkit(demo_db, "feedback", "export", "--labels", "-o", str(out))
     assert result.exit_code == ExitCode.OK and "2 products exported" in result.stderr
-    exported = {r["id"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
-    assert list(next(csv.reader(out.open(encoding="utf-8")))) == ["id", "title", "image", "category", "tags",
+    exported = {r["id"]: r for r in csv.DictReader(out.open(encoding="utf-8-sig"))}
+    assert list(next(csv.reader(out.open(encoding="utf-8-sig")))) == ["id", "title", "image", "category", "tags",
                                                                   "decided_at"]
     assert exported.keys() == {first.id, second.id}
     assert exported[first.id]["category"] == first.category
@@ -884,7 +884,7 @@ def test_labels_export_keeps_a_tag_holding_a_bar_whole(demo_db: Path, tmp_path: 
         record(store, [Decision(item.id, item.model, "tag", "correct", corrected=brand, reviewer="ana")])
     out = tmp_path / "labels.csv"
     assert tagkit(demo_db, "feedback", "export", "--labels", "-o", str(out)).exit_code == ExitCode.OK
-    [exported] = csv.DictReader(out.open(encoding="utf-8"))
+    [exported] = csv.DictReader(out.open(encoding="utf-8-sig"))
     assert json.loads(exported["tags"]) and brand in json.loads(exported["tags"])
     fresh = tmp_path / "fresh.db"
     assert tagkit(fresh, "import", str(out), "--no-images").exit_code == ExitCode.OK

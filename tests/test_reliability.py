@@ -511,7 +511,7 @@ def test_export_stays_in_its_file_whatever_the_ids_and_cells(demo_db: Path, tmp_
     result = tagkit(demo_db, "predict", str(work / "p.csv"), "-o", str(out / "predictions.csv"))
     assert result.exit_code == ExitCode.OK, result.stderr
     assert set(work.rglob("*")) - before == {out / "predictions.csv"}, "exactly one file written"
-    rows = list(csv.DictReader(io.StringIO((out / "predictions.csv").read_text("utf-8"))))
+    rows = list(csv.DictReader(io.StringIO((out / "predictions.csv").read_text("utf-8-sig"))))
     assert [row["id"] for row in rows] == [v if v[0] not in "=+-@\t" else "'" + v for v in hostile]
     assert all(not cell.startswith(("=", "+", "-", "@", "\t")) for row in rows for cell in row.values())
 
