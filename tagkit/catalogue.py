@@ -860,8 +860,8 @@ class _RecordBuilder:
     def _build(self, record: dict[str, Any], row: int) -> Iterator[Item]:
         label, keys = self.label, self.keys
         problems: list[Problem] = []
-        for key, value in record.items():
-            if isinstance(value, str) and ("?" in value or "#" in value or not value.isascii()):
+        for key, value in record.items():  # the columns tagkit reads (others are kept as they are, as extra data)
+            if key in self.used and isinstance(value, str) and ("?" in value or "#" in value or not value.isascii()):
                 read, damage, cause = spreadsheet_damage(value)
                 if damage:
                     record[key] = read

@@ -251,8 +251,9 @@ def test_real_persian_and_english_text_is_not_taken_for_mangled_text() -> None:
 def test_spreadsheet_error_values_and_question_marks_are_not_labels(tmp_path: Path) -> None:
     """VLOOKUP's `#N/A` was learnt as the biggest category; a Persian file saved as plain 'CSV' on a Windows set to
     another language (every letter `?`, still valid UTF-8) gave labels `???: ????` that merged values of a length."""
-    text = ("id,title,category,tags\n1,Red mug,#N/A,color: Red|usage: #N/A\n2,Blue mug,Home > Mugs,#VALUE!\n"
-            "3,?????? ????? ????,?? ? ????? > ????,???: ????|color: Black\n4,What? Why?,Home > Mugs,\n")
+    text = ("id,title,category,tags,price\n1,Red mug,#N/A,color: Red|usage: #N/A,#N/A\n"
+            "2,Blue mug,Home > Mugs,#VALUE!,\n3,?????? ????? ????,?? ? ????? > ????,???: ????|color: Black,\n"
+            "4,What? Why?,Home > Mugs,,\n")
     products, problems = read(write(tmp_path, "p.csv", text))
     assert [(p.id, p.title, p.category, [str(t) for t in p.tags]) for p in products] == [
         ("1", "Red mug", (), ["color: Red"]), ("2", "Blue mug", ("Home", "Mugs"), []),
@@ -264,6 +265,7 @@ def test_spreadsheet_error_values_and_question_marks_are_not_labels(tmp_path: Pa
                     (4, "tags", "letters lost to question marks")]
     assert "CSV UTF-8" in only(problems, row=4, field="title", info=False).message
     assert only(problems, row=2, field="tags").message == "tag 'usage: #N/A' left out: a spreadsheet's error value"
+    assert products[0].extra == {"price": "#N/A"}, "a column tagkit does not read is kept as it is, unremarked"
 
 
 def test_an_id_in_scientific_notation_skips_its_row(tmp_path: Path) -> None:
