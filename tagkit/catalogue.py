@@ -861,7 +861,7 @@ class _RecordBuilder:
         label, keys = self.label, self.keys
         problems: list[Problem] = []
         for key, value in record.items():  # the columns tagkit reads (others are kept as they are, as extra data)
-            if key in self.used and isinstance(value, str) and ("?" in value or "#" in value or not value.isascii()):
+            if key in self.used and isinstance(value, str):
                 read, damage, cause = spreadsheet_damage(value)
                 if damage:
                     record[key] = read
@@ -1057,8 +1057,8 @@ class _RecordBuilder:
         """Whether one tag of a cell is a spreadsheet's error value or letters lost to `?` (`spreadsheet_damage`);
         if so, a problem says it is left out."""
         for text in (tag.value, tag.name):
-            if text and (is_excel_error(text) or is_question_marks(text)):
-                cause = spreadsheet_damage(text)[2] or ""
+            cause = spreadsheet_damage(text)[2]
+            if cause:
                 problems.append(Problem(self.label, row, "tags", f"tag {shown(str(tag))} left out: {cause}"
                                         + (f" (the file was saved in a code page that has none of its letters; "
                                            f"from the original, {SAVE_AS_UTF8})" if "?" in cause else ""),
@@ -1131,6 +1131,8 @@ EXCEL_ERRORS = frozenset({"#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NAME?", "#NUM
                           "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!", "#GETTING_DATA"})
 _MANGLING_CODE_PAGES = ("cp1256", "cp1252")  # Persian/Arabic Windows, Western Windows
 SAVE_AS_UTF8 = "save the file as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8)"
+ERROR_VALUE = "a spreadsheet's error value"  # the `Problem.cause` of each value a spreadsheet lost
+LOST_TO_QUESTION_MARKS = "letters lost to question marks"
 
 
 def is_excel_error(value: str) -> bool:
@@ -1154,24 +1156,9 @@ def unmangled(text: str) -> str | None:
     if text.isascii():
         return None
     for code_page in _MANGLING_CODE_PAGES:
-        try:
-            raw = text.encode(code_page)
-        except UnicodeEncodeError:
-            if code_page != "cp1252":
-                continue
-            # Windows maps the five bytes cp1252 leaves undefined (0x81, 0x8D, ...) to U+0081, U+008D, ...
-            raw = bytearray()
-            for char in text:
-                try:
-                    raw += char.encode("cp1252")
-                except UnicodeEncodeError:
-                    if ord(char) > 0xFF:
-                        break
-                    raw.append(ord(char))
-            else:
-                raw = bytes(raw)
-            if isinstance(raw, bytearray):
-                continue
+        raw = _code_page_bytes(text, code_page)
+        if raw is None:
+            continue
         try:
             fixed = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -1182,6 +1169,25 @@ def unmangled(text: str) -> str | None:
     return None
 
 
+def _code_page_bytes(text: str, code_page: str) -> bytes | None:
+    """The bytes `text` is in `code_page`, as Windows reads them (it maps the five bytes cp1252 leaves undefined,
+    0x81, 0x8D, ..., to U+0081, U+008D, ...), or None when a character is not in it."""
+    try:
+        return text.encode(code_page)
+    except UnicodeEncodeError:
+        if code_page != "cp1252":
+            return None
+    raw = bytearray()
+    for char in text:
+        try:
+            raw += char.encode(code_page)
+        except UnicodeEncodeError:
+            if ord(char) > 0xFF:
+                return None
+            raw.append(ord(char))
+    return bytes(raw)
+
+
 # The letters and signs mended text may hold: Latin-1 and Latin Extended-A, Arabic and Persian, joiners, marks and
 # punctuation. A short Persian word can pass for UTF-8 in Windows-1256 (`بژ` reads as `Ȏ`), never into these.
 _PLAUSIBLE = re.compile("[\u00a0-\u017f\u0600-\u06ff\u200c-\u200f\u2010-\u206f\u20ac\u2122\ufb50-\ufeff]")
@@ -1189,14 +1195,16 @@ _PLAUSIBLE = re.compile("[\u00a0-\u017f\u0600-\u06ff\u200c-\u200f\u2010-\u206f\u
 
 def spreadsheet_damage(value: str) -> tuple[str, str | None, str | None]:
     """A cell's text as it should be read, with what a spreadsheet did to it (None: nothing), and, when the value
-    is lost (then read as empty) rather than mended, the short cause (`Problem.cause`)."""
+    is lost (then read as empty) rather than mended, the short cause (`ERROR_VALUE`, `LOST_TO_QUESTION_MARKS`)."""
+    if value.isascii() and "?" not in value and "#" not in value:  # (most cells: nothing to look for)
+        return value, None, None
     if is_excel_error(value):
         return "", (f"{shown(value.strip())} is a spreadsheet's error value (a formula that failed, as VLOOKUP "
-                    "finding nothing): read as empty"), "a spreadsheet's error value"
+                    "finding nothing): read as empty"), ERROR_VALUE
     if is_question_marks(value):
         return "", (f"the text is question marks ({shown(value[:60])}): the file was saved in a code page "
                     f"that has none of its letters, so they are lost; read as empty. From the original, "
-                    f"{SAVE_AS_UTF8}"), "letters lost to question marks"
+                    f"{SAVE_AS_UTF8}"), LOST_TO_QUESTION_MARKS
     fixed = unmangled(value)
     if fixed is not None:
         return fixed, (f"UTF-8 text a spreadsheet read in a Windows code page and saved again, mended: "

@@ -180,11 +180,8 @@ def _newest_training_ids(store: Store) -> set[str]:
 
 def _training_pictures(store: Store, training_ids: set[str]) -> set[str]:
     """The image hashes of the products a model learnt from."""
-    found: set[str] = set()
-    for row in store.select_in("select image_hash from products where image_hash is not null and id in ({marks})",
-                               [], training_ids):
-        found.add(row[0])
-    return found
+    return {row[0] for row in store.select_in("select image_hash from products where image_hash is not null and id "
+                                              "in ({marks})", [], training_ids)}
 
 
 def _one_spelling(categories: list[tuple[str, ...]], labels: list[tuple[Tag, ...]], predictions: list[Prediction]

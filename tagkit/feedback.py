@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tagkit.catalogue import (
+    ERROR_VALUE,
     cell_lines,
     decode_text,
-    is_excel_error,
     plain_cell,
     safe_cell,
     sniff_delimiter,
@@ -498,14 +498,13 @@ def _mend_cells(records: list[tuple[dict[Any, Any], int]], path: Path, report: F
     mended: list[int] = []
     for raw, line in records:
         for column, value in raw.items():
-            if column is None or not isinstance(value, str) or (value.isascii() and "?" not in value \
-                    and "#" not in value):
+            if column is None or not isinstance(value, str):
                 continue
             read, damage, cause = spreadsheet_damage(value)
             if damage and cause is None:
                 raw[column] = read
                 mended.append(line)
-            elif damage and read == "" and is_excel_error(value):
+            elif cause == ERROR_VALUE:
                 raw[column] = read
                 report.problems.append(Problem(str(path), line, column, damage))
             elif damage:
