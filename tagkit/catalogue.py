@@ -1059,9 +1059,9 @@ class _RecordBuilder:
         for text in (tag.value, tag.name):
             cause = spreadsheet_damage(text)[2]
             if cause:
-                problems.append(Problem(self.label, row, "tags", f"tag {shown(str(tag))} left out: {cause}"
-                                        + (f" (the file was saved in a code page that has none of its letters; "
-                                           f"from the original, {SAVE_AS_UTF8})" if "?" in cause else ""),
+                why = (f" (the file was saved in a code page that has none of its letters; from the original, "
+                       f"{SAVE_AS_UTF8})" if cause == LOST_TO_QUESTION_MARKS else "")
+                problems.append(Problem(self.label, row, "tags", f"tag {shown(str(tag))} left out: {cause}{why}",
                                         cause=cause))
                 return True
         return False

@@ -265,6 +265,8 @@ def test_spreadsheet_error_values_and_question_marks_are_not_labels(tmp_path: Pa
                     (4, "tags", "letters lost to question marks")]
     assert "CSV UTF-8" in only(problems, row=4, field="title", info=False).message
     assert only(problems, row=2, field="tags").message == "tag 'usage: #N/A' left out: a spreadsheet's error value"
+    assert only(problems, row=4, field="tags").message.endswith("save the file as 'CSV UTF-8' (Excel: File > Save As "
+                                                                "> CSV UTF-8))"), "how to get the letters back"
     assert products[0].extra == {"price": "#N/A"}, "a column tagkit does not read is kept as it is, unremarked"
 
 
