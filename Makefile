@@ -35,7 +35,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n auto
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -951,10 +951,7 @@ class _RecordBuilder:
             return self._downloaded(text, key, row, problems)
         if os.sep == "/":
             if _WINDOWS_PATH.match(text):
-                problems.append(Problem(self.label, row, key, f"image {shown(text[:200])} is a Windows path (it "
-                                        "starts with a drive letter): write the paths relative to the products "
-                                        "file's folder, or give file names and set input.image_folder in "
-                                        "tagkit.yaml; product kept without an image"))
+                problems.append(self._windows_path(text, key, row))
                 return None
             text = text.replace("\\", "/")
         if self.image_archive:
@@ -979,6 +976,12 @@ class _RecordBuilder:
                 "with that name but for case or a dot or space at its end (as Windows sees names), is read")))
         return found
 
+    def _windows_path(self, text: str, key: str | None, row: int) -> Problem:
+        return Problem(self.label, row, key, f"image {shown(text[:200])} is a Windows path (it starts with a drive "
+                       "letter or a \\\\computer\\share network name): write the paths relative to the products "
+                       "file's folder, or give file names and set input.image_folder in tagkit.yaml; product kept "
+                       "without an image")
+
     def _downloaded(self, url: str, key: str | None, row: int, problems: list[Problem]) -> str | None:
         """The file an image URL names: a `file://` URL's path; for a web URL (the first of a cell listing
         several, as WooCommerce's `Images`), the file of its name in the image folder, where a shop's photos
@@ -988,7 +991,11 @@ class _RecordBuilder:
         url = _SEVERAL_URLS.split(url, maxsplit=1)[0].strip()
         parts = urlparse(url)
         if parts.scheme == "file":
-            return os.path.abspath(unquote(parts.path))
+            path = unquote(parts.path)
+            if os.sep == "/" and (parts.netloc not in ("", "localhost") or _WINDOWS_PATH.match(path.lstrip("/"))):
+                problems.append(self._windows_path(url, key, row))  # file:///C:/… or file://SHOPPC/Photos/…
+                return None
+            return os.path.abspath(path)
         name = unquote(parts.path).rsplit("/", 1)[-1] if parts.scheme != "data" else ""
         downloaded = os.path.join(self.image_base, name) if name and name not in (".", "..") else None
         as_wget_saves = f"{downloaded}?{parts.query}" if downloaded and parts.query else None
@@ -1096,7 +1103,7 @@ class _RecordBuilder:
                                      "its colon: read as a value without a name (a name or a value missing?)"))
 
 
-_WINDOWS_PATH = re.compile(r"[A-Za-z]:[\\/]")
+_WINDOWS_PATH = re.compile(r"[A-Za-z]:[\\/]|\\\\[^\\/]")  # C:\… or C:/…, or a network share: \\SHOPPC\Photos
 _SCIENTIFIC = re.compile(r"[0-9][.,][0-9]+E\+[0-9]+", re.IGNORECASE)  # a barcode as Excel shows it: 4.00638E+12
 _ANOTHER_TAG = re.compile(r"[|;؛،,/]\s*[^\s:|;؛،,/][^:|;؛،,/]{0,40}:\s*\S")  # `...; برند: X` inside one value
 _NAME_EQUALS = re.compile(r"[^=:]{1,40}=[^=]+")

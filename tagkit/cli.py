@@ -996,6 +996,15 @@ def _print_import_report(report: Any) -> None:
     click.echo("\n".join(lines))
 
 
+def _reviewed(counts: dict[str, int]) -> str:
+    """How many of the products learnt carry review decisions, and how many of them SOURCE does not have."""
+    reviewed, outside = counts.get("reviewed", 0), counts.get("from_review", 0)
+    if not reviewed and not outside:
+        return ""
+    return (f"; {max(reviewed, outside):,} with review decisions"
+            + (f", {outside:,} of them not in SOURCE" if outside else ""))
+
+
 def _print_train_report(summary: dict[str, Any]) -> None:
     counts = summary["counts"]
     lines = [
@@ -1004,7 +1013,7 @@ def _print_train_report(summary: dict[str, Any]) -> None:
         f"saved in          {summary['path']}",
         f"products          {counts['products']:,} ({counts['with_title']:,} with a title, "
         f"{counts['with_image']:,} with an image"
-        + (f"; {counts['from_review']:,} reviewed, not in SOURCE" if counts.get("from_review") else "") + ")",
+        + _reviewed(counts) + ")",
         *([f"left out         {counts['held_out']:,} test products that `tagkit eval` read"]
           if counts.get("held_out") else []),
         *([f"not learnt        {counts['not_in_source']:,} labelled products of the database that SOURCE does not "

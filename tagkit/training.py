@@ -145,7 +145,8 @@ def train(
     fingerprint = input_hash(data)
     key = training_key(fingerprint, embedder, seed, params, extract, attributes, taxonomy)
     same = None if force else unchanged_version(store, key)
-    this_run = {"images_embedded_again": reembedded, "held_out": left_out}
+    this_run = {"images_embedded_again": reembedded, "held_out": left_out,
+                "reviewed": sum(1 for pid in data.ids if pid in reviewed)}  # learnt with their decisions
     if ids is not None:  # labelled products of the database that SOURCE does not have (another catalogue?)
         this_run["not_in_source"] = sum(1 for p in products if p.id not in ids and (p.category or p.tags))
     if ids is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import sqlite3
 import tarfile
 from pathlib import Path
@@ -12,6 +13,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 DEMO = REPO / "examples" / "demo"
+
+# pytest-xdist's workers import GNU readline, which exports the size of the window it thinks it has (COLUMNS=80,
+# LINES=24). rich takes those over a terminal's real size and cuts piped tables to them: the tests, and the tagkit
+# processes they start, see the environment a shell or cron gives.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
 
 
 def _need(path: Path) -> Path:

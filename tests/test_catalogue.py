@@ -1068,8 +1068,12 @@ def test_tags_written_another_way_are_pointed_out_once(tmp_path: Path) -> None:
     assert len(problems) == 2, "once per file"
 
 
-def test_a_windows_path_says_so(tmp_path: Path) -> None:
-    products, problems = read(write(tmp_path, "p.csv", "id,title,image\n1,کیف,C:\\Users\\shop\\Pictures\\x.jpg\n"))
+@pytest.mark.parametrize("image", ["C:\\Users\\shop\\Pictures\\x.jpg", "\\\\SHOPPC\\Photos\\x.jpg",
+                                   "file:///C:/Users/shop/Pictures/x.jpg", "file://SHOPPC/Photos/x.jpg"])
+def test_a_windows_path_says_so(tmp_path: Path, image: str) -> None:
+    """A drive letter, and (a Windows shop audit) a network share or a file URL of either, which said only "file
+    not found"."""
+    products, problems = read(write(tmp_path, "p.csv", f"id,title,image\n1,کیف,{image}\n"))
     assert products[0].image is None
     assert "is a Windows path" in only(warnings(problems)).message
 

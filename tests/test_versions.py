@@ -343,12 +343,14 @@ def test_nothing_new_to_learn_reports_what_this_run_left_out_and_took_from_revie
     assert json.loads(tagkit(demo_db, "stats", "--json").stdout)["products"]["reviewed"] == 1
     made = json.loads(tagkit(demo_db, "-q", "train", "--json").stdout)
     assert "unchanged" not in made and "from_review" not in made["counts"], "without SOURCE, all is learnt"
+    assert made["counts"]["reviewed"] == 1, "without SOURCE too, train says how many it learnt reviewed"
+    assert "1 with review decisions)" in tagkit(demo_db, "-q", "train").stdout
     again = tagkit(demo_db, "train", str(DEMO / "train.csv"), "--json")
     summary = json.loads(again.stdout)
     assert summary["unchanged"] is True and summary["version"] == made["version"]
     assert summary["counts"]["from_review"] == 1 and summary["counts"]["products"] == 401
     table = tagkit(demo_db, "-q", "train", str(DEMO / "train.csv")).stdout
-    assert "401 (" in table and "1 reviewed, not in SOURCE" in table
+    assert "401 (" in table and "1 with review decisions, 1 of them not in SOURCE" in table
 
 
 def test_an_upgrade_under_the_same_version_number_is_not_nothing_new(tmp_path: Path):
