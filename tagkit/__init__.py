@@ -19,6 +19,10 @@ __version__ = "0.1.0"
 # tagkit is offline: onnxruntime (1.2x and later) would otherwise send usage events to Microsoft and keep a device
 # id and an event queue under ~/.cache/Microsoft. It reads this when it is imported, so it is set before that.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+# LightGBM's and scikit-learn's OpenMP threads wait for work by spinning on a core, by default: beside another busy
+# process (a second tagkit, a browser) they spin in each other's way. Two `train`s of the demo at once on 2 cores
+# took 99 s each, 37 s with waiting threads asleep (bench/notes/speed.md). Read when OpenMP starts, so set here.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _EXPORTS = {
     "Product": "tagkit.product",
