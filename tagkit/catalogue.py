@@ -861,6 +861,8 @@ class _RecordBuilder:
         label, keys = self.label, self.keys
         problems: list[Problem] = []
         for key, value in record.items():  # the columns tagkit reads (others are kept as they are, as extra data)
+            if key in self.used and key not in keys["image"]:  # (a photo's name is matched in either form)
+                value = record[key] = _map_strings(value, nfc)  # text a Mac wrote decomposed (NFD) is one text
             if key in self.used and isinstance(value, str):
                 read, damage, cause = spreadsheet_damage(value)
                 if damage:

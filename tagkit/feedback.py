@@ -44,7 +44,7 @@ from tagkit.catalogue import (
 )
 from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
 from tagkit.taxonomy import Taxonomy
-from tagkit.text import match_key, spelling_key
+from tagkit.text import match_key, nfc, spelling_key
 
 if TYPE_CHECKING:
     from tagkit.predicting import PredictedProduct
@@ -500,6 +500,7 @@ def _mend_cells(records: list[tuple[dict[Any, Any], int]], path: Path, report: F
         for column, value in raw.items():
             if column is None or not isinstance(value, str):
                 continue
+            value = raw[column] = nfc(value)  # ids and values a Mac wrote decomposed (NFD) are the stored ones
             read, damage, cause = spreadsheet_damage(value)
             if damage and cause is None:
                 raw[column] = read

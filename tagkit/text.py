@@ -194,7 +194,7 @@ def normalize(text: str) -> str:
 def _normalize(text: str) -> str:
     if not text:
         return ""
-    text = text.translate(_CHARS)
+    text = nfc(text).translate(_CHARS)  # (decomposed, a madda or hamza would be taken for a diacritic and dropped)
     if not text.isascii():
         arabic_script = _ARABIC_SCRIPT.search(text) is not None
         if arabic_script:  # hazm is only needed (and imported) for Persian/Arabic text

@@ -8,6 +8,7 @@ import re
 import shutil
 import sqlite3
 import time
+import unicodedata
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -974,3 +975,20 @@ def test_a_sheet_saved_in_another_encoding_is_refused_as_the_products_reader_ref
     assert f"error: {sheet}: not UTF-8: line 2 has a byte (0x98) that UTF-8 cannot decode; the file looks saved as " \
            "Windows-1256 (Persian/Arabic Windows). Save it as UTF-8 (Excel: 'CSV UTF-8'" in said
     assert said.endswith("nothing was imported")
+
+
+def test_a_sheet_a_mac_wrote_decomposed_decides_the_stored_product(demo_db: Path, tmp_path: Path):
+    """Ids pasted from Finder's names come decomposed (NFD): `feedback import` said "no product 'کیف-آرتمن-1'",
+    naming an id that looks the same as the stored one (a Mac audit)."""
+    catalogue = tmp_path / "mine.csv"
+    catalogue.write_text("id,title,category\nکیف-آرتمن-1,کیف آبی,مد و پوشاک > کیف\n", "utf-8")
+    assert tagkit(demo_db, "import", str(catalogue), "--no-images").exit_code == ExitCode.OK
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(unicodedata.normalize("NFD", "product_id,field,decision,predicted,corrected\n"
+                                           "کیف-آرتمن-1,category,correct,مد و پوشاک > کیف,مد و پوشاک > آرایشی\n"),
+                     "utf-8")
+    done = tagkit(demo_db, "feedback", "import", str(sheet))
+    assert done.exit_code == ExitCode.OK, done.stderr
+    with Store(demo_db) as store:
+        [row] = feedback_rows(store)
+    assert (row["product_id"], row["corrected"]) == ("کیف-آرتمن-1", "مد و پوشاک > آرایشی")

@@ -7,12 +7,13 @@ import json
 import re
 import subprocess
 import sys
+import unicodedata
 from functools import cache
 from pathlib import Path
 
 import pytest
 
-from tagkit.text import match_key, normalize, strip_html, tokens
+from tagkit.text import match_key, normalize, spelling_key, strip_html, tokens
 
 ZWNJ = "\u200c"
 AR = "\u0621-\u063a\u0641-\u064a\u066e\u066f\u0671-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06fc\u06ff"
@@ -382,3 +383,12 @@ def test_html_is_read_to_a_bound_and_a_lone_less_than_is_text() -> None:
     assert strip_html("<p>Size</p><!-- <td>S</td> --><a title='x<y'>link</a>") == "Size\nlink"
     image = '<img src="data:image/png;base64,' + "A" * (MAX_MARKUP + 10) + '">'
     assert strip_html(f"<p>چرم طبیعی</p>{image}<p>Real text</p>") == "چرم طبیعی\nReal text"
+
+
+@pytest.mark.parametrize("text", ["رنگ: آبی", "مد و پوشاک > اکسسوری > عینک آفتابی", "Crème Brûlée", "کیف مؤسسه"])
+def test_decomposed_text_normalises_as_composed(text: str):
+    """macOS writes `آ` as `ا` + a madda mark (NFD): the mark was dropped as a diacritic, so `آبی` became `ابی`."""
+    decomposed = unicodedata.normalize("NFD", text)
+    assert decomposed != text
+    assert normalize(decomposed) == normalize(text) and tokens(decomposed) == tokens(text)
+    assert spelling_key(decomposed) == spelling_key(text)
