@@ -179,7 +179,7 @@ def _guess_encoding(raw: bytes) -> str:
         return "UTF-16"
     if _ARABIC_SCRIPT.search(raw.decode("cp1256", errors="replace")):
         return "Windows-1256 (Persian/Arabic Windows)"
-    return "Windows-1252 or Latin-1"
+    return "Windows-1252, Latin-1 or Mac OS Roman"
 
 
 class _Lines:
@@ -1058,18 +1058,18 @@ class _RecordBuilder:
                 if isinstance(value, str):
                     self._hint_format(listed, row, key, problems)
                 tags.extend(tag for tag in listed if tag.value and tag.value.casefold() not in skip)
-        if any("?" in str(tag) or "#" in tag.value for tag in tags):
+        if any("?" in str(tag) or "__" in str(tag) or "#" in tag.value for tag in tags):
             tags = [tag for tag in tags if not self._damaged(tag, row, problems)]
         return tuple(dict.fromkeys(tags)) if len(tags) > 1 else tuple(tags)
 
     def _damaged(self, tag: Tag, row: int, problems: list[Problem]) -> bool:
-        """Whether one tag of a cell is a spreadsheet's error value or letters lost to `?` (`spreadsheet_damage`);
-        if so, a problem says it is left out."""
+        """Whether one tag of a cell is a spreadsheet's error value or letters lost to `?` or `_`
+        (`spreadsheet_damage`); if so, a problem says it is left out."""
         for text in (tag.value, tag.name):
             cause = spreadsheet_damage(text)[2]
             if cause:
                 why = (f" (the file was saved in a code page that has none of its letters; from the original, "
-                       f"{SAVE_AS_UTF8})" if cause == LOST_TO_QUESTION_MARKS else "")
+                       f"{SAVE_AS_UTF8})" if cause == LOST_LETTERS else "")
                 problems.append(Problem(self.label, row, "tags", f"tag {shown(str(tag))} left out: {cause}{why}",
                                         cause=cause))
                 return True
@@ -1135,13 +1135,14 @@ def plain_cell(value: str) -> str:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 # What a spreadsheet leaves in a cell: an error value where a formula failed (VLOOKUP's `#N/A`), `?` for each letter
-# a file saved in a code page without them lost, UTF-8 read as a Windows code page and saved again ("mojibake").
+# a file saved in a code page without them lost, UTF-8 read in a Windows or Mac code page and saved again
+# ("mojibake").
 EXCEL_ERRORS = frozenset({"#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NAME?", "#NUM!", "#NULL!", "#SPILL!", "#CALC!",
                           "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!", "#GETTING_DATA"})
-_MANGLING_CODE_PAGES = ("cp1256", "cp1252")  # Persian/Arabic Windows, Western Windows
+_MANGLING_CODE_PAGES = ("cp1256", "cp1252", "mac_roman")  # Persian/Arabic Windows, Western Windows, Mac
 SAVE_AS_UTF8 = "save the file as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8)"
 ERROR_VALUE = "a spreadsheet's error value"  # the `Problem.cause` of each value a spreadsheet lost
-LOST_TO_QUESTION_MARKS = "letters lost to question marks"
+LOST_LETTERS = "letters lost to question marks or underscores"
 
 
 def is_excel_error(value: str) -> bool:
@@ -1149,13 +1150,15 @@ def is_excel_error(value: str) -> bool:
     return value[:1] == "#" and value.strip().upper() in EXCEL_ERRORS
 
 
-def is_question_marks(value: str) -> bool:
-    """Whether text is mostly `?`: letters lost by a save in a code page that has none of them (Persian saved as
-    Excel's plain 'CSV' on a Windows set to another language)."""
-    if "??" not in value:
-        return False
-    marks = value.count("?")
-    return marks >= 3 and 2 * marks >= sum(not c.isspace() for c in value)
+def lost_letters(value: str) -> str | None:
+    """`?` or `_` when text is mostly that sign: letters lost by a save in a code page that has none of them
+    (Persian saved as Excel's plain 'CSV' on a Windows set to another language: `?`; on a Mac: `_`), else None."""
+    for mark in "?_":
+        if mark * 2 in value:
+            marks = value.count(mark)
+            if marks >= 3 and 2 * marks >= sum(not c.isspace() for c in value):
+                return mark
+    return None
 
 
 def unmangled(text: str) -> str | None:
@@ -1204,19 +1207,19 @@ _PLAUSIBLE = re.compile("[\u00a0-\u017f\u0600-\u06ff\u200c-\u200f\u2010-\u206f\u
 
 def spreadsheet_damage(value: str) -> tuple[str, str | None, str | None]:
     """A cell's text as it should be read, with what a spreadsheet did to it (None: nothing), and, when the value
-    is lost (then read as empty) rather than mended, the short cause (`ERROR_VALUE`, `LOST_TO_QUESTION_MARKS`)."""
-    if value.isascii() and "?" not in value and "#" not in value:  # (most cells: nothing to look for)
+    is lost (then read as empty) rather than mended, the short cause (`ERROR_VALUE`, `LOST_LETTERS`)."""
+    if value.isascii() and "?" not in value and "#" not in value and "__" not in value:  # (most cells: nothing)
         return value, None, None
     if is_excel_error(value):
         return "", (f"{shown(value.strip())} is a spreadsheet's error value (a formula that failed, as VLOOKUP "
                     "finding nothing): read as empty"), ERROR_VALUE
-    if is_question_marks(value):
-        return "", (f"the text is question marks ({shown(value[:60])}): the file was saved in a code page "
-                    f"that has none of its letters, so they are lost; read as empty. From the original, "
-                    f"{SAVE_AS_UTF8}"), LOST_TO_QUESTION_MARKS
+    if mark := lost_letters(value):
+        return "", (f"the text is {'question marks' if mark == '?' else 'underscores'} ({shown(value[:60])}): the "
+                    "file was saved in a code page that has none of its letters, so they are lost; read as empty. "
+                    f"From the original, {SAVE_AS_UTF8}"), LOST_LETTERS
     fixed = unmangled(value)
     if fixed is not None:
-        return fixed, (f"UTF-8 text a spreadsheet read in a Windows code page and saved again, mended: "
+        return fixed, (f"UTF-8 text a spreadsheet read in a Windows or Mac code page and saved again, mended: "
                        f"{shown(value[:40])} is {shown(fixed[:40])}"), None
     return value, None, None
 

@@ -512,8 +512,8 @@ def _mend_cells(records: list[tuple[dict[Any, Any], int]], path: Path, report: F
                 raise FeedbackFileError(f"{path}, row {line}, field {shown(column)}: {damage}; nothing was imported")
     if mended:
         report.problems.append(Problem(
-            str(path), mended[0], None, f"{len(mended):,} cells of UTF-8 text that a spreadsheet read in a Windows "
-            f"code page and saved again (rows {mended[0]} to {mended[-1]}), mended", info=True))
+            str(path), mended[0], None, f"{len(mended):,} cells of UTF-8 text that a spreadsheet read in a Windows or "
+            f"Mac code page and saved again (rows {mended[0]} to {mended[-1]}), mended", info=True))
 
 
 def _sheet_decisions(records: list[tuple[dict[Any, Any], int]], report: FeedbackImport,

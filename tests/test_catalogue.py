@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tagkit.catalogue import read_folder, read_input, read_products, unmangled
+from tagkit.catalogue import LOST_LETTERS, read_folder, read_input, read_products, unmangled
 from tagkit.config import Mapping, load_config
 from tagkit.product import Problem, Product, Tag, format_category, parse_category
 
@@ -229,10 +229,11 @@ def _mangled(text: str, code_page: str) -> str:
     return "".join(bytes([b]).decode(code_page, errors="ignore") or chr(b) for b in text.encode())
 
 
-@pytest.mark.parametrize("code_page", ["cp1256", "cp1252"])
+@pytest.mark.parametrize("code_page", ["cp1256", "cp1252", "mac_roman"])
 def test_text_a_spreadsheet_read_in_a_windows_code_page_is_mended(tmp_path: Path, code_page: str) -> None:
-    """An export double-clicked in Excel (read as Windows-1256 on a Persian Windows, -1252 on another) and saved as
-    'CSV UTF-8': valid UTF-8 throughout, so it was read as titles and labels of garbage, with no word."""
+    """An export double-clicked in Excel (read as Windows-1256 on a Persian Windows, -1252 on another, Mac OS Roman
+    on a Mac) and saved as 'CSV UTF-8': valid UTF-8 throughout, so it was read as titles and labels of garbage,
+    with no word."""
     rows = [("1", "عینک آفتابی زنانه رنگ قهوه‌ای", "مد و پوشاک > عینک", "رنگ: قهوه‌ای|جنس: فلز"),
             ("2", "Café crème mug – 330 ml", "Home > Mugs", "color: Crème")]
     text = "id,title,category,tags\n" + "".join(f"{i},{t},{c},{g}\n" for i, t, c, g in rows)
@@ -245,7 +246,8 @@ def test_text_a_spreadsheet_read_in_a_windows_code_page_is_mended(tmp_path: Path
 def test_real_persian_and_english_text_is_not_taken_for_mangled_text() -> None:
     """Two-letter Persian words pass for UTF-8 in Windows-1256 (`بژ` reads as `Ȏ`); the mended text must be
     letters that text holds."""
-    for text in ("بژ", "رنگ: بژ", "تک", "بگ کوچک", "ط،", "Café – naïve", "Ærø", "ساعت مچی CASIO"):
+    for text in ("بژ", "رنگ: بژ", "تک", "بگ کوچک", "ط،", "Café – naïve", "Ærø", "ساعت مچی CASIO", "√2 ≈ 1.41",
+                 "π ∑ µ Ω", "“quoted” ‘text’ • ¶"):
         assert unmangled(text) is None, text
 
 
@@ -262,13 +264,24 @@ def test_spreadsheet_error_values_and_question_marks_are_not_labels(tmp_path: Pa
     lost = [(p.row, p.field, p.cause) for p in problems if not p.info]
     assert lost == [(2, "category", "a spreadsheet's error value"), (2, "tags", "a spreadsheet's error value"),
                     (3, "tags", "a spreadsheet's error value"),
-                    (4, "title", "letters lost to question marks"), (4, "category", "letters lost to question marks"),
-                    (4, "tags", "letters lost to question marks")]
+                    *((4, field, LOST_LETTERS) for field in ("title", "category", "tags"))]
     assert "CSV UTF-8" in only(problems, row=4, field="title", info=False).message
     assert only(problems, row=2, field="tags").message == "tag 'usage: #N/A' left out: a spreadsheet's error value"
     assert only(problems, row=4, field="tags").message.endswith("save the file as 'CSV UTF-8' (Excel: File > Save As "
                                                                 "> CSV UTF-8))"), "how to get the letters back"
     assert products[0].extra == {"price": "#N/A"}, "a column tagkit does not read is kept as it is, unremarked"
+
+
+def test_letters_a_mac_lost_to_underscores_are_not_labels(tmp_path: Path) -> None:
+    """Excel for Mac's plain 'CSV' writes `_` for each Persian letter: `____: _______` was learnt as a tag, `__ _
+    _____ > ____` as a category (a Mac audit). A name with underscores in it is a name."""
+    text = ("id,title,category,tags\n1,____ _______,__ _ _____ > _______,____: _______|color: Black\n"
+            "2,snake_case__name mug,Home > Mugs,sku: AB__12\n")
+    products, problems = read(write(tmp_path, "p.csv", text))
+    assert [(p.title, p.category, [str(t) for t in p.tags]) for p in products] == [
+        ("", (), ["color: Black"]), ("snake_case__name mug", ("Home", "Mugs"), ["sku: AB__12"])]
+    assert [(p.row, p.field) for p in warnings(problems)] == [(2, "title"), (2, "category"), (2, "tags")]
+    assert "the text is underscores" in only(problems, row=2, field="title", info=False).message
 
 
 def test_an_id_in_scientific_notation_skips_its_row(tmp_path: Path) -> None:
