@@ -43,7 +43,7 @@ from typing import Any, BinaryIO
 
 from tagkit.archive import member_path
 from tagkit.config import CANONICAL_FIELDS, Mapping
-from tagkit.product import Problem, Product, Tag, did_you_mean, shown, split_at
+from tagkit.product import Problem, Product, Tag, did_you_mean, format_category, shown, split_at
 from tagkit.text import DIGITS, nfc, spelling_key, strip_html
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jfif", ".jpe", ".jif", ".png", ".gif", ".webp", ".avif", ".bmp",
@@ -527,12 +527,17 @@ def sniff_delimiter(header_line: str) -> str:
 
 
 def _header(label: str, cells: list[str]) -> tuple[list[str], list[Problem]]:
-    """Column names (stripped; blank ones named, repeated ones numbered) and notes about them."""
+    """Column names (stripped, composed, mended where a spreadsheet mangled them; blank ones named, repeated ones
+    numbered) and notes about them."""
     names: list[str] = []
     notes: list[Problem] = []
     seen: set[str] = set()
+    mended: list[str] = []
     for number, cell in enumerate(cells, 1):
-        name = cell.strip() or f"column {number}"
+        name = nfc(cell.strip()) or f"column {number}"
+        if (fixed := unmangled(name)) is not None:
+            mended.append(f"{shown(name)} is {shown(fixed)}")
+            name = fixed
         if name in seen:
             renamed = f"{name} ({number})"
             notes.append(Problem(label, 1, name, f"column {shown(name)} appears again as column {number}; "
@@ -540,6 +545,9 @@ def _header(label: str, cells: list[str]) -> tuple[list[str], list[Problem]]:
             name = renamed
         seen.add(name)
         names.append(name)
+    if mended:
+        notes.insert(0, note(label, 1, None, "column names a spreadsheet read in a Windows or Mac code page and saved "
+                             f"again, mended: {', '.join(mended)}"))
     return names, notes
 
 
@@ -1019,12 +1027,19 @@ class _RecordBuilder:
         if len(keys) == 1:
             value = record.get(keys[0])
             if isinstance(value, list):
-                return self._levels(_one_line(_text(level)) for level in value)
-            paths = [_text(value)]
-            if self.mapping.category_paths_separator:  # several paths in one cell: the deepest (the first of those)
-                paths = split_at(paths[0], self.mapping.category_paths_separator)
-            return max((self._levels(_one_line(level) for level in split_at(path, self.mapping.category_separator))
-                        for path in paths), key=len, default=())
+                path = self._levels(_one_line(_text(level)) for level in value)
+            else:
+                paths = [_text(value)]
+                if self.mapping.category_paths_separator:  # several paths in a cell: the deepest (the first of those)
+                    paths = split_at(paths[0], self.mapping.category_paths_separator)
+                path = max((self._levels(_one_line(level) for level in split_at(p, self.mapping.category_separator))
+                            for p in paths), key=len, default=())
+            if any(is_excel_error(level) for level in path):  # (a whole cell of one was read as empty before)
+                problems.append(Problem(self.label, row, keys[0], f"category {shown(format_category(path))} holds a "
+                                        "spreadsheet's error value (a formula that failed): read as empty",
+                                        cause=ERROR_VALUE))
+                return ()
+            return path
         levels = [_one_line(_first(record, (key,))[0]) for key in keys]
         levels = ["" if level.casefold() in self.skip else level for level in levels]
         if "" in levels:
@@ -1147,7 +1162,8 @@ LOST_LETTERS = "letters lost to question marks or underscores"
 
 def is_excel_error(value: str) -> bool:
     """Whether a cell holds a spreadsheet's error value (`#N/A`, `#VALUE!`, ...) instead of a value."""
-    return value[:1] == "#" and value.strip().upper() in EXCEL_ERRORS
+    value = value.strip()
+    return value[:1] == "#" and value.upper() in EXCEL_ERRORS
 
 
 def lost_letters(value: str) -> str | None:
@@ -1156,7 +1172,7 @@ def lost_letters(value: str) -> str | None:
     for mark in "?_":
         if mark * 2 in value:
             marks = value.count(mark)
-            if marks >= 3 and 2 * marks >= sum(not c.isspace() for c in value):
+            if marks >= 3 and marks >= 2 * sum(not c.isspace() and c != mark for c in value):  # (not `Why???`)
                 return mark
     return None
 
@@ -1176,7 +1192,8 @@ def unmangled(text: str) -> str | None:
         except UnicodeDecodeError:
             continue
         letters = [char for char in fixed if not char.isascii()]
-        if (len(letters) > 1 or letters[0] <= "\u017f") and all(_PLAUSIBLE.match(char) for char in letters):
+        if (len(letters) > 1 or letters[0] <= "\u017f" or _PUNCTUATION.match(letters[0])) and all(
+                _PLAUSIBLE.match(char) for char in letters):
             return fixed
     return None
 
@@ -1202,7 +1219,10 @@ def _code_page_bytes(text: str, code_page: str) -> bytes | None:
 
 # The letters and signs mended text may hold: Latin-1 and Latin Extended-A, Arabic and Persian, joiners, marks and
 # punctuation. A short Persian word can pass for UTF-8 in Windows-1256 (`بژ` reads as `Ȏ`), never into these.
-_PLAUSIBLE = re.compile("[\u00a0-\u017f\u0600-\u06ff\u200c-\u200f\u2010-\u206f\u20ac\u2122\ufb50-\ufeff]")
+_PLAUSIBLE = re.compile("[\u00a0-\u017f\u060c\u061b\u061f\u0621-\u063a\u0640-\u06ff\u200c-\u200f\u2010-\u206f"
+                        "\u20ac\u2122\ufb50-\ufeff]")
+# (not U+0620 and the other rare letters before U+0621: `Ø` and a no-break space, a diameter, reads as U+0620)
+_PUNCTUATION = re.compile("[\u2010-\u206f\u20ac\u2122]")  # `’` `–` `€` alone: `Menâ€™s`, `6â€“8`
 
 
 def spreadsheet_damage(value: str) -> tuple[str, str | None, str | None]:

@@ -903,11 +903,14 @@ def feedback_import(obj: Context, file: Path, as_json: bool) -> None:
         run.finish(report.counts(), report.rows_failed)
     if as_json:
         obj.print_json({**report.counts(), "problems": [dataclasses.asdict(p) for p in report.problems]})
-    obj.log(f"{report.added:,} decisions added, {report.already_there:,} already there, "
-            + (f"{report.undecided:,} rows without a decision, " if report.undecided else "")
-            + (f"{report.decided_since:,} rows decided otherwise since the sheet was written or saved (kept so), "
+    def rows(n: int) -> str:
+        return f"{n:,} row{'s' * (n != 1)}"
+
+    obj.log(f"{report.added:,} decision{'s' * (report.added != 1)} added, {report.already_there:,} already there, "
+            + (f"{rows(report.undecided)} without a decision, " if report.undecided else "")
+            + (f"{rows(report.decided_since)} decided otherwise since the sheet was written or saved (kept so), "
                if report.decided_since else "")
-            + f"{report.rows_failed:,} rows left out")
+            + f"{rows(report.rows_failed)} left out")
     sys.exit(ExitCode.PARTIAL if report.rows_failed else ExitCode.OK)
 
 

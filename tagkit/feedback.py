@@ -54,6 +54,7 @@ FIELDS = ("category", "tag", "product")
 DECISIONS = ("accept", "reject", "correct")
 CSV_COLUMNS = ("id", "product_id", "model_id", "field", "predicted", "score", "decision", "corrected", "reviewer",
                "created_at")
+_READ = frozenset(CSV_COLUMNS) | {"written_at"}  # the columns `import_csv` reads
 _CONTENT = ("product_id", "model_id", "field", "predicted", "score", "decision", "corrected", "reviewer", "created_at")
 
 
@@ -498,7 +499,7 @@ def _mend_cells(records: list[tuple[dict[Any, Any], int]], path: Path, report: F
     mended: list[int] = []
     for raw, line in records:
         for column, value in raw.items():
-            if column is None or not isinstance(value, str):
+            if column not in _READ or not isinstance(value, str):  # (a reviewer's own column is theirs)
                 continue
             value = raw[column] = nfc(value)  # ids and values a Mac wrote decomposed (NFD) are the stored ones
             read, damage, cause = spreadsheet_damage(value)

@@ -206,18 +206,24 @@ def model_attributes(store: Store, model_id: str) -> dict[str, bool]:
 
 def attribute_arity(store: Store, taxonomy: Taxonomy | None) -> Callable[[str, str | None], bool | None]:
     """`multi_valued(name, model)`: whether the attribute `name` (a match key) takes several values (False: one),
-    for `taxonomy`, else for model version `model` (its manifests read once); None when neither knows it."""
+    for `taxonomy`, else for model version `model` (its manifests read once), else (a decision typed in a file
+    without a model id) for the newest version; None when none of them knows it."""
     learnt: dict[str, dict[str, bool]] = {}
+
+    def of(model: str) -> dict[str, bool]:
+        if model not in learnt:
+            learnt[model] = model_attributes(store, model)
+        return learnt[model]
 
     def multi_valued(name: str, model: str | None) -> bool | None:
         known = taxonomy.attribute(name) if taxonomy is not None else None
         if known is not None:
             return known.multi_valued
-        if model is None:
-            return None
-        if model not in learnt:
-            learnt[model] = model_attributes(store, model)
-        return learnt[model].get(name)
+        said = of(model).get(name) if model else None
+        if said is None and "" not in learnt:  # the newest version, looked up once
+            newest = next(store.db.query("select id from models order by id desc limit 1"), None)
+            learnt[""] = of(newest["id"]) if newest else {}
+        return said if said is not None else learnt[""].get(name)
 
     return multi_valued
 

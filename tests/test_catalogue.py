@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tagkit.catalogue import LOST_LETTERS, read_folder, read_input, read_products, unmangled
+from tagkit.catalogue import (
+    ERROR_VALUE,
+    LOST_LETTERS,
+    read_folder,
+    read_input,
+    read_products,
+    spreadsheet_damage,
+    unmangled,
+)
 from tagkit.config import Mapping, load_config
 from tagkit.product import Problem, Product, Tag, format_category, parse_category
 
@@ -243,12 +251,42 @@ def test_text_a_spreadsheet_read_in_a_windows_code_page_is_mended(tmp_path: Path
     assert problems and all(p.info and "mended" in p.message for p in problems)
 
 
+def test_an_error_value_inside_a_category_path_is_not_a_category(tmp_path: Path) -> None:
+    """`Apparel > #N/A` (a formula that built the path from a lookup that failed) was learnt as a category."""
+    text = ('{"id": "1", "title": "Red mug", "category": ["Apparel", "#N/A"]}\n'
+            '{"id": "2", "title": "Blue mug", "category": "Home > #REF!"}\n'
+            '{"id": "3", "title": "Green mug", "category": "Home > Mugs #1"}\n')
+    products, problems = read(write(tmp_path, "p.jsonl", text))
+    assert [p.category for p in products] == [(), (), ("Home", "Mugs #1")]
+    assert [(p.row, p.field, p.cause) for p in warnings(problems)] == [(1, "category", ERROR_VALUE),
+                                                                        (2, "category", ERROR_VALUE)]
+
+
+def test_column_names_a_spreadsheet_mangled_are_mended(tmp_path: Path) -> None:
+    """The cells of a Persian-headed catalogue were mended after an Excel round trip, its column names not: `column
+    'عنوان' (mapped to title) is not in the file`, nothing read (a re-audit)."""
+    text = "شناسه,عنوان,دسته\n1,کیف چرمی,مد و پوشاک > کیف\n"
+    mapping = Mapping().with_overrides(["id=شناسه", "title=عنوان", "category=دسته"])
+    products, problems = read(write(tmp_path, "p.csv", _mangled(text, "cp1256")), mapping)
+    assert [(p.id, p.title, format_category(p.category)) for p in products] == [("1", "کیف چرمی", "مد و پوشاک > کیف")]
+    assert warnings(problems) == []
+    assert "column names a spreadsheet read in a Windows or Mac code page" in only(problems, row=1).message
+
+
 def test_real_persian_and_english_text_is_not_taken_for_mangled_text() -> None:
     """Two-letter Persian words pass for UTF-8 in Windows-1256 (`بژ` reads as `Ȏ`); the mended text must be
     letters that text holds."""
     for text in ("بژ", "رنگ: بژ", "تک", "بگ کوچک", "ط،", "Café – naïve", "Ærø", "ساعت مچی CASIO", "√2 ≈ 1.41",
-                 "π ∑ µ Ω", "“quoted” ‘text’ • ¶"):
-        assert unmangled(text) is None, text
+                 "π ∑ µ Ω", "“quoted” ‘text’ • ¶", "Topf Ø\xa020 mm, Deckel Ø\xa030 mm"):
+        assert unmangled(text) is None, text  # (a diameter and a no-break space read as U+0620, an Arabic letter)
+
+
+@pytest.mark.parametrize(("mangled", "meant"), [("Womenâ€™s Shoes", "Women’s Shoes"), ("Size 6â€“8", "Size 6–8"),
+                                                ("â‚¬ 20", "€ 20"), ("â€œDeluxeâ€\x9d", "“Deluxe”")])
+def test_a_quote_dash_or_euro_sign_a_spreadsheet_mangled_is_mended(mangled: str, meant: str) -> None:
+    """The commonest mangled English text (’ – € as `â€™` `â€“` `â‚¬`) was kept as it was, as it mends to one
+    character only: `Men’s Bags` and `Menâ€™s Bags` were two categories (a re-audit)."""
+    assert spreadsheet_damage(mangled)[0] == meant
 
 
 def test_spreadsheet_error_values_and_question_marks_are_not_labels(tmp_path: Path) -> None:
@@ -256,15 +294,16 @@ def test_spreadsheet_error_values_and_question_marks_are_not_labels(tmp_path: Pa
     another language (every letter `?`, still valid UTF-8) gave labels `???: ????` that merged values of a length."""
     text = ("id,title,category,tags,price\n1,Red mug,#N/A,color: Red|usage: #N/A,#N/A\n"
             "2,Blue mug,Home > Mugs,#VALUE!,\n3,?????? ????? ????,?? ? ????? > ????,???: ????|color: Black,\n"
-            "4,What? Why?,Home > Mugs,,\n")
+            "4,What? Why?,Home > Mugs,,\n5,Why???, #N/A,,\n")
     products, problems = read(write(tmp_path, "p.csv", text))
     assert [(p.id, p.title, p.category, [str(t) for t in p.tags]) for p in products] == [
         ("1", "Red mug", (), ["color: Red"]), ("2", "Blue mug", ("Home", "Mugs"), []),
-        ("3", "", (), ["color: Black"]), ("4", "What? Why?", ("Home", "Mugs"), [])]
+        ("3", "", (), ["color: Black"]), ("4", "What? Why?", ("Home", "Mugs"), []), ("5", "Why???", (), [])]
     lost = [(p.row, p.field, p.cause) for p in problems if not p.info]
     assert lost == [(2, "category", "a spreadsheet's error value"), (2, "tags", "a spreadsheet's error value"),
                     (3, "tags", "a spreadsheet's error value"),
-                    *((4, field, LOST_LETTERS) for field in ("title", "category", "tags"))]
+                    *((4, field, LOST_LETTERS) for field in ("title", "category", "tags")),
+                    (6, "category", "a spreadsheet's error value")]  # (after a space: `, #N/A` was a category)
     assert "CSV UTF-8" in only(problems, row=4, field="title", info=False).message
     assert only(problems, row=2, field="tags").message == "tag 'usage: #N/A' left out: a spreadsheet's error value"
     assert only(problems, row=4, field="tags").message.endswith("save the file as 'CSV UTF-8' (Excel: File > Save As "

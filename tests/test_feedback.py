@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -11,6 +13,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import write_csv
 
@@ -19,6 +22,8 @@ from tagkit.exitcodes import ExitCode
 from tagkit.feedback import Decision, apply_feedback, feedback_rows, record
 from tagkit.product import Product, Tag
 from tagkit.store import Store
+
+DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 
 
 def tagkit(db: Path, *args: str):
@@ -142,6 +147,33 @@ def test_an_accepted_value_replaces_the_catalogues_of_an_attribute_the_model_giv
     exported = tmp_path / "labels.csv"
     assert tagkit(demo_db, "feedback", "export", "--labels", "-o", str(exported)).exit_code == 0
     assert other not in exported.read_text("utf-8-sig") and given in exported.read_text("utf-8-sig")
+
+
+@pytest.mark.parametrize("sheet", ["product_id,field,predicted,decision\n{pid},tag,{tag},accept\n",
+                                   "product_id,field,predicted,decision,corrected\n{pid},tag,,correct,{tag}\n"])
+def test_a_decision_typed_without_a_model_replaces_the_value_of_an_attribute_that_takes_one(
+        demo_db: Path, tmp_path: Path, sheet: str):
+    """A corrections file of only `product_id, field, decision` (all the README asks for): its `color: Red` was
+    added beside the catalogue's `color: Grey`, as the newest model's one-colour rule was not looked up without a
+    model id (a re-audit)."""
+    rows = list(csv.DictReader((DEMO / "train.csv").open(encoding="utf-8")))
+    pid, tags = next((r["id"], r["tags"]) for r in rows if "color: " in r["tags"] and "color: Red" not in r["tags"])
+    file = tmp_path / "sheet.csv"
+    file.write_text(sheet.format(pid=pid, tag="color: Red"), "utf-8")
+    assert tagkit(demo_db, "feedback", "import", str(file)).exit_code == ExitCode.OK
+    labels = {r["id"]: r["tags"] for r in csv.DictReader(io.StringIO(tagkit(demo_db, "feedback", "export",
+                                                                            "--labels").stdout))}
+    assert [t for t in labels[pid].split("|") if t.startswith("color: ")] == ["color: Red"], tags
+
+
+def test_question_marks_in_a_column_of_the_reviewer_s_own_do_not_stop_the_import(demo_db: Path, tmp_path: Path):
+    """`???` typed in a `comment` column a reviewer added stopped the import of a good UTF-8 sheet with "the file was
+    saved in a code page that has none of its letters" (a re-audit): only the columns import reads are looked at."""
+    pid = next(r["id"] for r in csv.DictReader((DEMO / "train.csv").open(encoding="utf-8")))
+    file = tmp_path / "sheet.csv"
+    file.write_text(f"product_id,field,predicted,decision,comment\n{pid},tag,color: Red,accept,???\n", "utf-8")
+    done = tagkit(demo_db, "feedback", "import", str(file))
+    assert done.exit_code == ExitCode.OK and "1 decision added" in done.stderr, done.stderr
 
 
 def test_record_refuses_what_a_feedback_sheet_could_not_hold(tmp_path: Path):
@@ -425,33 +457,33 @@ def test_a_sheet_saved_after_a_change_of_mind_is_added(demo_db: Path, tmp_path: 
         pid = next(store.db.query("select product_id from predictions order by 1 limit 1"))["product_id"]
     accept, reject = (sheet(tmp_path / f"{d}.csv", f"{pid},,tag,{d},color: Red,") for d in ("accept", "reject"))
     runs = [tagkit(demo_db, "feedback", "import", saved_now(f)).stderr for f in (accept, reject, accept)]
-    assert all("1 decisions added, 0 already there" in r for r in runs), runs
+    assert all("1 decision added, 0 already there" in r for r in runs), runs
     assert "color: Red" in labels(demo_db, pid)[1], "the sheet's accept is the latest decision"
     again = tagkit(demo_db, "feedback", "import", accept)
     assert again.exit_code == ExitCode.OK and "0 decisions added, 1 already there" in again.stderr
 
     stale = tagkit(demo_db, "feedback", "import", reject)  # saved before the accept was stored
     assert stale.exit_code == ExitCode.OK
-    assert "0 decisions added, 0 already there, 1 rows decided otherwise since the sheet was written or saved" \
+    assert "0 decisions added, 0 already there, 1 row decided otherwise since the sheet was written or saved" \
         in stale.stderr
     assert "'color: Red' was decided (accept) at " in stale.stderr and "that decision is kept" in stale.stderr
     assert "color: Red" in labels(demo_db, pid)[1]
 
     to_a, to_b = (sheet(tmp_path / f"{c}.csv", f"{pid},m1,category,correct,X > Y,{c} > Z") for c in "AB")
     for f, added in ((to_a, 1), (to_b, 1), (to_a, 1)):
-        assert f"{added} decisions added" in tagkit(demo_db, "feedback", "import", saved_now(f)).stderr
+        assert f"{added} decision added" in tagkit(demo_db, "feedback", "import", saved_now(f)).stderr
     assert "0 decisions added" in tagkit(demo_db, "feedback", "import", to_a).stderr
     assert labels(demo_db, pid)[0] == "A > Z"
     # the category is one label whatever path was predicted: accepting A again after B was accepted counts
     accept_a, accept_b = (sheet(tmp_path / f"a{c}.csv", f"{pid},m2,category,accept,{c},") for c in "AB")
     for f in (accept_a, accept_b, accept_a):
-        assert "1 decisions added" in tagkit(demo_db, "feedback", "import", saved_now(f)).stderr
+        assert "1 decision added" in tagkit(demo_db, "feedback", "import", saved_now(f)).stderr
     assert labels(demo_db, pid)[0] == "A"
     # a tag is touched by a correction to it too: rejecting it again after it was added counts
     reject_blue = sheet(tmp_path / "rb.csv", f"{pid},,tag,reject,color: Blue,")
     add_blue = sheet(tmp_path / "ab.csv", f"{pid},,tag,correct,,color: Blue")
     for f in (reject_blue, add_blue, reject_blue):
-        assert "1 decisions added" in tagkit(demo_db, "feedback", "import", saved_now(f)).stderr
+        assert "1 decision added" in tagkit(demo_db, "feedback", "import", saved_now(f)).stderr
     assert "color: Blue" not in labels(demo_db, pid)[1]
 
 
@@ -468,17 +500,17 @@ def test_a_later_row_of_the_same_sheet_wins(demo_db: Path, tmp_path: Path):
     assert "0 decisions added, 4 already there" in again.stderr, "the same sheet twice adds nothing"
     # the sheet, with a change of mind back appended: only that row is new, and it wins
     longer = sheet(tmp_path / "longer.csv", *rows, f"{pid},,tag,accept,color: Red,")
-    assert "1 decisions added, 4 already there" in tagkit(demo_db, "feedback", "import", longer).stderr
+    assert "1 decision added, 4 already there" in tagkit(demo_db, "feedback", "import", longer).stderr
     assert "color: Red" in labels(demo_db, pid)[1]
     assert "0 decisions added, 5 already there" in tagkit(demo_db, "feedback", "import", longer).stderr
     # the same sheet into a database whose latest decision differs: its last word is left out while the file is
     # older than that decision (another reviewer's, say), and added again, winning, once the file is saved again
     flip = sheet(tmp_path / "flip.csv", f"{pid},,tag,reject,color: Red,")
-    assert "1 decisions added" in tagkit(demo_db, "feedback", "import", flip).stderr
-    assert "0 decisions added, 4 already there, 1 rows decided otherwise since" in tagkit(
+    assert "1 decision added" in tagkit(demo_db, "feedback", "import", flip).stderr
+    assert "0 decisions added, 4 already there, 1 row decided otherwise since" in tagkit(
         demo_db, "feedback", "import", longer).stderr
     assert "color: Red" not in labels(demo_db, pid)[1]
-    assert "1 decisions added, 4 already there" in tagkit(demo_db, "feedback", "import", saved_now(longer)).stderr
+    assert "1 decision added, 4 already there" in tagkit(demo_db, "feedback", "import", saved_now(longer)).stderr
     assert "color: Red" in labels(demo_db, pid)[1]
 
 
@@ -512,7 +544,7 @@ def test_a_sheets_review_row_leaves_what_another_reviewer_decided_meanwhile(demo
         result = tagkit(demo_db, "feedback", "import", str(sheet_file))
         assert result.exit_code == ExitCode.OK, result.stderr
         said = " ".join(result.stderr.split())
-        assert "0 decisions added" in said and "1 rows decided otherwise since" in said
+        assert "0 decisions added" in said and "1 row decided otherwise since" in said
         assert f"'{tags[0]}' was decided (reject) by alice at " in said and "after this sheet was written" in said
     assert tags[0] not in labels(demo_db, pid)[1]
 
@@ -535,7 +567,7 @@ def test_a_sheet_corrected_by_its_reviewer_after_its_import_is_imported_again(de
     time.sleep(0.05)  # the kernel's file clock may lag the decisions' times by a tick
     tag["decision"], tag["corrected"] = "correct", fixed
     result = tagkit(demo_db, "feedback", "import", str(write_csv(path, rows)))
-    assert "1 decisions added" in result.stderr and "decided otherwise" not in result.stderr
+    assert "1 decision added" in result.stderr and "decided otherwise" not in result.stderr
     assert fixed in labels(demo_db, pid)[1] and tag["predicted"] not in labels(demo_db, pid)[1]
     for r in rows:
         r["written_at"] = "12/2/2026 9:02"  # as a spreadsheet may save it
@@ -595,7 +627,7 @@ def test_sheets_of_two_people_with_one_reviewer_name_are_told_apart(demo_db: Pat
     tagkit(demo_db, "feedback", "import", str(fill(second, lambda r: "reject" if r["predicted"] == value else "")))
     result = tagkit(demo_db, "feedback", "import", str(fill(first, lambda r: "accept" if r["predicted"] == value
                                                             else "")))
-    assert "1 rows decided otherwise since" in result.stderr and value not in labels(demo_db, pid)[1]
+    assert "1 row decided otherwise since" in result.stderr and value not in labels(demo_db, pid)[1]
 
 
 def test_a_sheets_review_row_changed_by_its_reviewer_decides_again(demo_db: Path, tmp_path: Path):
