@@ -1,8 +1,8 @@
 """Image loading and the bundled ONNX image embedder.
 
 Loading (`load_image`) turns any product photo a shop is likely to have (JPEG, PNG, WebP, GIF, BMP,
-TIFF, AVIF, JPEG 2000; CMYK, palette, 16-bit, 1-bit, with alpha, EXIF-rotated, animated) into an RGB
-`PIL.Image`, or raises `ImageError` with a short message a person can act on. It never decodes an
+TIFF, AVIF, JPEG 2000; CMYK, palette, 16-bit, 1-bit, with alpha, EXIF-rotated, animated, Display P3) into an
+sRGB `PIL.Image`, or raises `ImageError` with a short message a person can act on. It never decodes an
 image larger than `MAX_PIXELS`, never accepts a truncated file, and touches no global Pillow setting.
 
 Embedding (`ImageEmbedder`) runs the bundled EfficientNet-Lite0 ONNX model (see
@@ -161,7 +161,8 @@ def load_image(
     """Decode an image file (a path or its bytes) into an RGB image, or raise ImageError.
 
     Applies the EXIF orientation; converts CMYK (through its ICC profile when it has one), palette,
-    grey, 1-bit and 16-bit images to RGB; composites transparency onto white; takes the first frame
+    grey, 1-bit and 16-bit images to RGB, and an image with a non-sRGB RGB or grey ICC profile (Display P3,
+    Adobe RGB) to sRGB (`_to_srgb`); composites transparency onto white; takes the first frame
     of an animation. Images over `max_pixels` are refused before any pixel is decoded; truncated
     and corrupt files are errors, never half-grey images.
 
@@ -205,7 +206,7 @@ def _decode(im: Any, data: bytes, kind: str, name: str, target_size: int | None,
     with contextlib.suppress(Exception):  # a malformed EXIF block: keep the image as stored
         ImageOps.exif_transpose(im, in_place=True)
     try:
-        return _to_rgb(im)
+        return _to_srgb(im, _to_rgb(im))
     except ImageError as e:
         raise ImageError(e.reason, name) from None
     except Exception as e:
@@ -377,6 +378,86 @@ def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
         except Exception:  # a broken or non-CMYK profile: fall back to the plain formula
             pass
     return im.convert("RGB")
+
+
+_SRGB_TRANSFORMS: dict[bytes, Any] = {}
+"""Per ICC profile (its sha1): the transform of its pixels to sRGB, or None when there is nothing to do (an sRGB
+profile, a profile of another colour space, or one ImageCms cannot read). A shop's photos share a few profiles."""
+_SRGB_TRANSFORMS_MAX = 64
+_GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _to_srgb(im: Image.Image, rgb: Image.Image) -> Image.Image:
+    """`rgb` (the RGB image `_to_rgb` made of `im`) in sRGB: converted from the colour space of the ICC profile
+    `im` carries when that is another RGB (Display P3 from iPhones and macOS Photos, Adobe RGB from cameras) or a
+    grey profile (Dot Gain 20 %, Gray Gamma 2.2). Photos without a profile or with an sRGB one are returned as they
+    are, at the cost of a dict lookup; so are the pixels when the profile cannot be read. Runs after any JPEG draft
+    scaling, on the decoded (smaller) image. CMYK was converted through its profile already (`_cmyk_to_rgb`)."""
+    icc = im.info.get("icc_profile")
+    if not icc or im.mode == "CMYK":
+        return rgb
+    transform = _srgb_transform(bytes(icc))
+    if transform is None:
+        return rgb
+    grey, transform = transform
+    if grey != (im.mode in _GREY_MODES):  # a grey profile on a colour image, or the other way round: not applied
+        return rgb
+    from PIL import ImageCms
+
+    try:
+        if grey:  # `rgb` is grey (transparency on white, which stays white): its one channel through the profile
+            return ImageCms.applyTransform(rgb.getchannel(0), transform) or rgb
+        ImageCms.applyTransform(rgb, transform, inPlace=True)  # `rgb` may be `im` itself: nobody else holds it
+        rgb.info.pop("icc_profile", None)
+        return rgb
+    except Exception:  # as for CMYK profiles: the pixels as they are rather than no image
+        return rgb
+
+
+def _srgb_transform(icc: bytes) -> tuple[bool, Any] | None:
+    """(grey, the ImageCms transform of `icc`'s pixels to sRGB), or None: see `_SRGB_TRANSFORMS`."""
+    key = hashlib.sha1(icc).digest()
+    try:
+        return _SRGB_TRANSFORMS[key]
+    except KeyError:
+        pass
+    transform = _build_srgb_transform(icc)
+    if len(_SRGB_TRANSFORMS) >= _SRGB_TRANSFORMS_MAX:
+        _SRGB_TRANSFORMS.clear()
+    _SRGB_TRANSFORMS[key] = transform
+    return transform
+
+
+def _build_srgb_transform(icc: bytes) -> tuple[bool, Any] | None:
+    try:
+        from PIL import ImageCms
+
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = profile.profile.xcolor_space.strip()
+        if space not in ("RGB", "GRAY"):
+            return None
+        grey = space == "GRAY"
+        # Relative colorimetric: colours inside sRGB's gamut keep their exact values, those outside (P3's deeper reds
+        # and greens) are clipped to its edge, as a colour-managed viewer shows the photo on an sRGB screen; the colour
+        # names tagkit learns are those people see. Perceptual would shift in-gamut colours too with a LUT profile (a
+        # matrix profile, as P3 and Adobe RGB are, has no perceptual table: lcms uses the same matrices for both).
+        transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "L" if grey else "RGB", "RGB",
+                                            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+        # An sRGB profile (whatever its name: "sRGB IEC61966-2.1", "sRGB built-in", a camera's copy) changes no
+        # colour by more than a level: skipped, so that its photos decode exactly as photos without a profile.
+        steps = np.arange(0, 256, 15, dtype=np.uint8)  # 0, 15, ..., 255
+        if grey:
+            probe = steps[None, :]
+            expected = np.repeat(probe[..., None], 3, axis=2)
+        else:
+            probe = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), axis=-1).reshape(1, -1, 3)
+            expected = probe
+        out = np.asarray(ImageCms.applyTransform(Image.fromarray(probe), transform))
+        if np.abs(out.astype(np.int16) - expected).max() <= 1:
+            return None
+        return grey, transform
+    except Exception:  # a damaged profile, or one lcms cannot use: the pixels as they are, as without a profile
+        return None
 
 
 def _wide_to_rgb(im: Image.Image) -> Image.Image:

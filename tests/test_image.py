@@ -278,6 +278,150 @@ def test_cmyk_jpeg_with_broken_icc_profile_falls_back() -> None:
     assert close(pixel(image, 8, 8), RED, 20)
 
 
+# --- ICC colour profiles ---------------------------------------------------------------------------
+
+
+def _s15(x: float) -> bytes:
+    return struct.pack(">i", round(x * 65536))
+
+
+def _xyz(x: float, y: float, z: float) -> bytes:
+    return b"XYZ " + b"\0" * 4 + _s15(x) + _s15(y) + _s15(z)
+
+
+def _icc(space: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
+    """An ICC v2 display profile of colour space `space` (b"RGB ", b"GRAY") with these tags."""
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for signature, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    header = (struct.pack(">I", offset + len(body)) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntr" + space + b"XYZ "
+              + b"\0" * 12 + b"acsp" + b"APPL" + b"\0" * 24 + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"\0" * 48)
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def _description(text: str) -> bytes:
+    raw = text.encode() + b"\0"
+    return b"desc" + b"\0" * 4 + struct.pack(">I", len(raw)) + raw + b"\0" * 78
+
+
+def _srgb_curve() -> bytes:
+    values = [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in np.linspace(0, 1, 1024)]
+    return b"curv" + b"\0" * 4 + struct.pack(">I", 1024) + b"".join(struct.pack(">H", round(v * 65535)) for v in values)
+
+
+def rgb_profile(name: str, red: tuple[float, ...], green: tuple[float, ...], blue: tuple[float, ...]) -> bytes:
+    """A matrix RGB profile of these primaries (XYZ, D50-adapted), D65 white and the sRGB tone curve."""
+    curve = _srgb_curve()
+    return _icc(b"RGB ", [(b"desc", _description(name)), (b"wtpt", _xyz(0.964203, 1.0, 0.824905)),
+                          (b"rXYZ", _xyz(*red)), (b"gXYZ", _xyz(*green)), (b"bXYZ", _xyz(*blue)),
+                          (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)])
+
+
+def display_p3() -> bytes:
+    """Apple's Display P3, as iPhones and macOS Photos embed it."""
+    return rgb_profile("Display P3", (0.515121, 0.241196, -0.001053), (0.291977, 0.692245, 0.041885),
+                       (0.157104, 0.066574, 0.784073))
+
+
+def grey_gamma_18() -> bytes:
+    """A grey profile of tone curve gamma 1.8 (Photoshop's "Gray Gamma 1.8")."""
+    gamma = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(1.8 * 256))
+    return _icc(b"GRAY", [(b"desc", _description("Gray Gamma 1.8")), (b"wtpt", _xyz(0.964203, 1.0, 0.824905)),
+                          (b"kTRC", gamma)])
+
+
+def to_profile(image: Image.Image, icc: bytes) -> Image.Image:
+    """`image` (sRGB) converted to the colour space of `icc`: it looks the same in a colour-managed viewer."""
+    from PIL import ImageCms
+
+    return ImageCms.profileToProfile(image, ImageCms.createProfile("sRGB"), ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                     outputMode="RGB")
+
+
+def mean_difference(a: Image.Image, b: Image.Image) -> float:
+    return float(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)).mean())
+
+
+def test_display_p3_photo_is_read_in_srgb(tmp_path: Path) -> None:
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo" / "new" / "IMG_4331.jpg"
+    original = Image.open(demo).convert("RGB")
+    srgb = Image.open(io.BytesIO(encode(original, "JPEG", quality=95))).convert("RGB")  # the same JPEG losses
+    path = write(tmp_path, "p3.jpg", encode(to_profile(original, display_p3()), "JPEG", quality=95,
+                                            icc_profile=display_p3()))
+    raw = Image.open(path).convert("RGB")
+    assert mean_difference(raw, srgb) > 3.5  # the P3 numbers read as sRGB: duller colours
+    image = load_image(path)
+    assert image.mode == "RGB" and image.size == original.size
+    assert mean_difference(image, srgb) < 1.5
+    assert mean_difference(image, srgb) < mean_difference(raw, srgb) / 3
+    assert "icc_profile" not in image.info  # its pixels are sRGB now
+    big = original.resize((1200, 1200), Image.Resampling.BICUBIC)  # decoded at 1/2 scale, then converted
+    small = load_image(encode(to_profile(big, display_p3()), "JPEG", quality=95, icc_profile=display_p3()),
+                       target_size=INPUT_SIZE)
+    assert small.size == (600, 600)
+    assert mean_difference(small, big.resize(small.size, Image.Resampling.BOX)) < 1.5
+
+
+def test_display_p3_pure_colours() -> None:
+    swatches = Image.new("RGB", (48, 16), RED)
+    swatches.paste(GREEN, (16, 0, 32, 16))
+    swatches.paste(WHITE, (32, 0, 48, 16))
+    p3 = to_profile(swatches, display_p3())
+    assert close(pixel(p3, 8, 8), (234, 51, 35), 3)  # sRGB red is well inside P3: a duller P3 red
+    for fmt, options in (("PNG", {}), ("JPEG", {"quality": 100, "subsampling": 0})):
+        image = load_image(encode(p3, fmt, icc_profile=display_p3(), **options))
+        assert close(pixel(image, 8, 8), RED, 4)
+        assert close(pixel(image, 24, 8), GREEN, 4)
+        assert close(pixel(image, 40, 8), WHITE, 1)
+
+
+def test_display_p3_with_transparency_and_palette() -> None:
+    rgba = to_profile(Image.new("RGB", (32, 16), RED), display_p3()).convert("RGBA")
+    rgba.putalpha(Image.new("L", (32, 16), 255))
+    rgba.paste((0, 0, 0, 0), (16, 0, 32, 16))
+    image = load_image(encode(rgba, "PNG", icc_profile=display_p3()))
+    assert close(pixel(image, 8, 8), RED, 4)
+    assert pixel(image, 24, 8) == WHITE  # transparency on white, and white stays white
+    palette = load_image(encode(rgba.convert("RGB").convert("P"), "PNG", icc_profile=display_p3()))
+    assert close(pixel(palette, 8, 8), RED, 4)
+
+
+def test_grey_profile_is_applied() -> None:
+    grey = Image.new("L", (8, 8), 128)
+    assert pixel(load_image(encode(grey, "PNG")), 4, 4) == (128, 128, 128)
+    # 128 in gamma 1.8 is 29 % light, which sRGB writes as 147
+    assert close(pixel(load_image(encode(grey, "PNG", icc_profile=grey_gamma_18())), 4, 4), (147, 147, 147), 2)
+
+
+def test_srgb_profile_and_no_profile_leave_pixels_as_they_are() -> None:
+    from PIL import ImageCms
+
+    data = jpeg()
+    plain = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    assert np.array_equal(np.asarray(load_image(data)), plain)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    # lcms's sRGB, and another sRGB profile (sRGB's primaries, another name and tone curve table): skipped alike
+    other = rgb_profile("sRGB IEC61966-2.1", (0.436066, 0.222488, 0.013916), (0.385147, 0.716873, 0.097076),
+                        (0.143066, 0.060608, 0.714096))
+    for icc in (srgb, other):
+        image = load_image(jpeg(icc_profile=icc))
+        assert np.array_equal(np.asarray(image), plain)
+
+
+def test_corrupt_rgb_icc_profile_keeps_the_image() -> None:
+    data = jpeg()
+    plain = np.asarray(load_image(data))
+    broken = bytes(np.random.default_rng(0).integers(0, 256, 600, dtype=np.uint8))
+    for icc in (broken, display_p3()[:200], b"not a profile" * 20):
+        image = load_image(jpeg(icc_profile=icc))
+        assert image.mode == "RGB" and image.size == (120, 90)
+        assert np.array_equal(np.asarray(image), plain)
+
+
 def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
     values = np.zeros((8, 8), dtype=np.uint16)
     values[:, :4] = 65535
