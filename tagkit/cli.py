@@ -231,6 +231,20 @@ class _ClosedOutput(io.TextIOBase):
 _GLOBAL_OPTIONS = ("--db", "-q", "--quiet", "--wait", "--log-file", "--version")
 
 
+def _utf8_stdout() -> None:
+    """Data on stdout in UTF-8, as in the files tagkit writes, whatever `PYTHONIOENCODING` says (`ascii`, `latin-1`:
+    a Persian title ended an export in a traceback); messages on stderr in its own encoding, what it cannot show
+    escaped (`\\u06cc`) rather than a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("_", "-")
+        if encoding not in ("utf-8", "utf8") and callable(getattr(stream, "reconfigure", None)):
+            with contextlib.suppress(ValueError, OSError):
+                if stream is sys.stdout:
+                    stream.reconfigure(encoding="utf-8", errors="strict")
+                else:
+                    stream.reconfigure(errors="backslashreplace")
+
+
 class _Main(click.Group):
     """The `tagkit` group: a usage error also goes to the log file; Ctrl-C, SIGTERM, a closed stdout, a full disk
     (or file-size limit, quota, failing disk), memory running out or another program holding SQLite's write lock
@@ -251,6 +265,16 @@ class _Main(click.Group):
             home = str(Path(__file__).resolve().parent.parent)
             code = f"import sys; sys.path.insert(0, {home!r}); from tagkit.cli import main; main(prog_name='tagkit')"
             os.execv(sys.executable, [sys.executable, "-X", "utf8", "-P", "-c", code, *sys.argv[1:]])
+        if args is None:
+            _utf8_stdout()
+            for arg in sys.argv[1:]:  # (bytes that are not UTF-8 reach Python as lone surrogates)
+                if any("\udc80" <= char <= "\udcff" for char in arg):
+                    message = (f"argument {os.fsencode(arg).decode('utf-8', 'replace')!r} is not UTF-8 (a name "
+                               "written in another encoding, Latin-1?): rename the file or folder, or type it again")
+                    click.echo(f"error: {message}", err=True)
+                    if "--json" in sys.argv:
+                        click.echo(json.dumps({"error": message, "exit_code": int(ExitCode.USAGE)}))
+                    sys.exit(ExitCode.USAGE)
         return super().main(args, *rest, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -100,7 +100,8 @@ class WriterLock:
                 "argv": sys.argv[1:]}
         with contextlib.suppress(OSError):  # who holds it, for whoever waits: bookkeeping a full disk must not stop
             os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(info, ensure_ascii=False) + "\n").encode(), 0)
+            # (an argument not in UTF-8, a Latin-1 folder name, reaches Python as surrogates: kept as its bytes)
+            os.pwrite(fd, (json.dumps(info, ensure_ascii=False) + "\n").encode("utf-8", "surrogateescape"), 0)
 
     def release(self) -> None:
         if self.fd is None:

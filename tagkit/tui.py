@@ -117,9 +117,10 @@ def raw_terminal(fd: int, console: Console) -> Iterator[None]:
         yield
     finally:
         with contextlib.suppress(OSError, termios.error):  # the terminal may be gone (SIGHUP)
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)  # first: the user's shell is not left raw, whatever fails
+        with contextlib.suppress(Exception):  # (a stdout that cannot encode them: what failed is being raised)
             console.show_cursor(True)
             console.set_alt_screen(False)
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -1082,3 +1082,32 @@ def test_a_system_without_posix_calls_is_told_so(monkeypatch: pytest.MonkeyPatch
     result = CliRunner().invoke(main, ["stats"])
     assert result.exit_code == ExitCode.ERROR
     assert "tagkit runs on Linux and macOS" in result.stderr and "WSL" in result.stderr
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "cp1256"])
+def test_an_export_to_stdout_is_utf_8_whatever_the_process_encoding(demo_db: Path, encoding: str):
+    """`PYTHONIOENCODING=ascii` (or latin-1, cp1256) ended `predict --export csv` at its first Persian title with a
+    traceback and exit 1, and `eval` at its `∩` (a locale audit): data on stdout is UTF-8, as in files."""
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    done = subprocess.run([str(TAGKIT), "--db", str(demo_db), "-q", "predict", str(DEMO / "new.csv"), "--export",
+                           "csv", "--force"], capture_output=True, env=env)
+    assert done.returncode == ExitCode.OK, done.stderr.decode(errors="replace")
+    rows = list(csv.DictReader(io.StringIO(done.stdout.decode("utf-8"))))
+    assert len(rows) == len(demo_rows("new.csv")) and any("رنگ" in row["tags"] for row in rows)
+    scored = subprocess.run([str(TAGKIT), "--db", str(demo_db), "eval", str(DEMO / "test.csv")], capture_output=True,
+                            env=env)
+    assert scored.returncode == ExitCode.OK and "|Y∩Z|" in scored.stdout.decode("utf-8")
+
+
+def test_an_argument_not_in_utf_8_is_said_not_a_traceback(tmp_path: Path):
+    """A folder whose name is Latin-1 bytes (an old Samba share): a 40-line traceback from the writer lock, exit 1
+    (a locale audit). One line naming it, exit 2, and the JSON error object with --json."""
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/d\xe9p"))
+    folder.mkdir()
+    shutil.copy(DEMO / "new" / "IMG_4116.jpg", folder / "a.jpg")
+    done = subprocess.run([str(TAGKIT), "--db", str(tmp_path / "t.db"), "import", str(folder), "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == ExitCode.USAGE and "Traceback" not in done.stderr
+    assert "is not UTF-8" in done.stderr and "d\ufffdp" in done.stderr
+    assert json.loads(done.stdout)["exit_code"] == ExitCode.USAGE
+    assert not (tmp_path / "t.db").exists()
