@@ -184,7 +184,7 @@ def _guess_encoding(raw: bytes) -> str:
 
 class _Lines:
     """The decoded lines of a binary file (BOM dropped); `count` = lines read so far. A file whose lines end in
-    a carriage return alone (classic Mac OS, old Excel for Mac) is cut at those.
+    a carriage return alone (classic Mac OS, old Excel for Mac) is cut at those (`_raw_lines`).
 
     Raises _NotUtf8 at the first line that is not UTF-8. Sets `nul_seen` when a line has NUL bytes.
     """
@@ -212,15 +212,22 @@ class _Lines:
 
 
 def _raw_lines(stream: BinaryIO) -> Iterator[bytes]:
-    """The lines of a binary stream, ends kept; a stream without a line feed whose first line has carriage
-    returns before its end is cut at them (CR line ends)."""
+    """The lines of a binary stream, ends kept. A stream whose first line ends in a carriage return alone (CR line
+    ends: its first CR comes before any line feed, and no LF follows it) is cut at every CR, LF and CRLF: a line
+    break in a quoted cell (LF, as Excel for Mac writes it) is then a line the csv module joins to its row."""
     first = stream.readline()
-    if first and not first.endswith(b"\n") and b"\r" in first.rstrip(b"\r"):
-        yield from first.splitlines(keepends=True)
+    cr = first.find(b"\r")
+    if cr < 0 or first[cr + 1 : cr + 2] == b"\n":
+        if first:
+            yield first
+        yield from stream
         return
-    if first:
-        yield first
-    yield from stream
+    rest = first
+    for chunk in iter(lambda: stream.read(2**20), b""):
+        lines = (rest + chunk).splitlines(keepends=True)
+        rest = lines.pop()  # (a CR at the end of a chunk may be the first half of a CRLF)
+        yield from lines
+    yield from rest.splitlines(keepends=True)
 
 
 def decode_text(raw: bytes) -> str:

@@ -218,6 +218,22 @@ def test_carriage_return_line_ends_with_a_quoted_line_break(tmp_path: Path) -> N
     assert [(p.row, p.skipped) for p in problems] == [(5, True)]
 
 
+@pytest.mark.parametrize("delimiter, bom", [(",", ""), (";", "\ufeff")], ids=["comma", "semicolon-bom"])
+def test_carriage_return_line_ends_with_a_line_feed_in_a_quoted_cell(tmp_path: Path, delimiter: str, bom: str) -> None:
+    """Old Excel for Mac ends lines in CR and writes a line break in a cell as LF: the file was read up to that LF as
+    its header line ("a header line but no products", or garbage products with `;`). It reads as its CRLF twin."""
+    rows = ["id,title,description,category", 'c1,Oakrest Backpack,"Roomy.\nFits a laptop.",Bags > Backpacks',
+            "c2,Velto Tumbler,,Home > Mugs"]
+    rows = [row.replace(",", delimiter) for row in rows]
+    products, problems = read(write(tmp_path, "cr.csv", bom + "".join(row + "\r" for row in rows)))
+    twins, _ = read(write(tmp_path, "crlf.csv", bom + "".join(row + "\r\n" for row in rows)))
+    assert [(p.id, p.title, p.description, p.category, p.row) for p in products] == [
+        ("c1", "Oakrest Backpack", "Roomy.\nFits a laptop.", ("Bags", "Backpacks"), 2),
+        ("c2", "Velto Tumbler", "", ("Home", "Mugs"), 4)]
+    assert [replace(p, source="") for p in products] == [replace(p, source="") for p in twins]
+    assert problems == []
+
+
 def test_rows_joined_by_a_carriage_return_alone_are_read_as_rows(tmp_path: Path) -> None:
     """Rows of a classic Mac file pasted into a file whose lines end in CRLF: the csv module reads them as one row of
     too many fields, which was skipped as "a comma not in quotes?". A CR inside a cell is still a space."""
