@@ -53,6 +53,10 @@ UNREAD_PHOTOS = {**dict.fromkeys((".heic", ".heif"), "a HEIC photo (an iPhone's 
                  **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2"),
                                  "a camera's raw photo")}
 """Photo files of a folder that tagkit cannot read: each is told, not passed over in silence (`_unread_photo`)."""
+IN_ICLOUD = ("in iCloud, not downloaded to this Mac: open the folder in Finder and choose Download Now, or turn off "
+             "Optimise Mac Storage")
+"""Said of a photo that iCloud Drive keeps in the cloud (Optimise Mac Storage): only its placeholder, the hidden file
+`.NAME.icloud`, is in the folder (`in_icloud`)."""
 WORKBOOKS = {b"PK\x03\x04": "a zip archive (a spreadsheet workbook, .xlsx, .ods or .numbers, is one; or zipped files)",
              b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)"}
 """The first bytes of files people give as a products file that are no text: told as what they are."""
@@ -1360,12 +1364,17 @@ def _tag_list(
 
 def _list_images(folder: Path) -> tuple[list[str], list[str]]:
     """Image paths under `folder`, relative with `/` separators, sorted, and those of photos tagkit cannot read
-    (`UNREAD_PHOTOS`); hidden entries and Windows' system folders (`SYSTEM_FOLDERS`) skipped."""
+    (`UNREAD_PHOTOS`, and photos iCloud Drive has not downloaded: `in_icloud`); hidden entries and Windows' system
+    folders (`SYSTEM_FOLDERS`) skipped."""
     found: list[str] = []
     unread: list[str] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = [name for name in dirs if not name.startswith(".") and name.casefold() not in SYSTEM_FOLDERS]
         for name in files:
+            photo = _icloud_photo(name)
+            if photo and photo not in files:  # (downloaded: the photo is listed itself)
+                unread.append(PurePath(os.path.relpath(os.path.join(root, photo), folder)).as_posix())
+                continue
             extension = os.path.splitext(name)[1].lower()
             if not name.startswith(".") and (extension in IMAGE_EXTENSIONS or extension in UNREAD_PHOTOS):
                 path = PurePath(os.path.relpath(os.path.join(root, name), folder)).as_posix()
@@ -1380,10 +1389,32 @@ def line_id(path: str | Path, row: int) -> str:
     return f"{path.parent.name}/{path.name}:{row}" if path.parent.name else f"{path.name}:{row}"
 
 
-def _unread_photo(path: str) -> str | None:
-    """What is said of a photo tagkit cannot read (`UNREAD_PHOTOS`), after its name; None for any other file."""
+def _unread_photo(path: str, icloud: bool = False) -> str | None:
+    """What is said of a photo tagkit cannot read (`UNREAD_PHOTOS`), or of one only in iCloud (`icloud`, see
+    `in_icloud`), after its name; None for any other file."""
     kind = UNREAD_PHOTOS.get(os.path.splitext(path)[1].lower())
-    return f"is {kind}, which tagkit cannot read: save it as JPEG" if kind else None
+    unread = f"{kind}, which tagkit cannot read: save it as JPEG" if kind else None
+    if icloud:
+        return f"is {IN_ICLOUD}" + (f"; it is also {unread}" if unread else "")
+    return f"is {unread}" if unread else None
+
+
+def _icloud_photo(name: str) -> str | None:
+    """The name of the photo (an image tagkit reads, or one of `UNREAD_PHOTOS`) whose iCloud Drive placeholder is the
+    file `name` (`.IMG_4.jpg.icloud`: IMG_4.jpg); None for any other name."""
+    if not (name.startswith(".") and name.lower().endswith(".icloud")):
+        return None
+    photo = name[1 : -len(".icloud")]
+    extension = os.path.splitext(photo)[1].lower()
+    return photo if extension in IMAGE_EXTENSIONS or extension in UNREAD_PHOTOS else None
+
+
+def in_icloud(path: str) -> bool:
+    """Whether the photo `path` is not there but iCloud Drive's placeholder of it is (`.NAME.icloud` beside it: a
+    folder kept in iCloud with Optimise Mac Storage, the photo not downloaded)."""
+    folder, name = os.path.split(path)
+    return (_icloud_photo(f".{name}.icloud") is not None and not os.path.lexists(path)
+            and os.path.lexists(os.path.join(folder, f".{name}.icloud")))
 
 
 def _is_utf8(name: str) -> bool:
@@ -1507,8 +1538,11 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
                  ) -> Iterator[Item]:
     label = str(folder)
     images, unread = _list_images(folder)
+    icloud = {path for path in unread if in_icloud(os.path.join(folder, path))}
     for path in unread:
-        yield Problem(label, None, "image", f"{shown(path)} {_unread_photo(path)}; image skipped", skipped=True)
+        yield Problem(label, None, "image", f"{shown(path)} {_unread_photo(path, path in icloud)}; image skipped",
+                      skipped=True)
+    icloud_names = {nfc(PurePath(path).name) for path in icloud}
     for path in [path for path in images if not _is_utf8(path)]:
         images.remove(path)
         name = os.fsencode(path).decode("utf-8", "replace")
@@ -1529,7 +1563,7 @@ def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set
             if found is None:
                 what = f"id {shown(item.id)}" + (f", image {item.image}" if item.image else "")
                 several = index.several(item, by_id=reader.has_id_column)
-                unread = _unread_photo(item.image or "")
+                unread = _unread_photo(item.image or "", nfc(os.path.basename(item.image or "")) in icloud_names)
                 why = (f"{len(several)} images in {folder} match this row ({what}): {', '.join(several[:3])}"
                        f"{' ...' if len(several) > 3 else ''}; keep one photo of that name in the folder, or write "
                        f"the path of one in the row's image cell ({several[0]})" if several else

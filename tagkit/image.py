@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from tagkit import archive, colour
+from tagkit.catalogue import IN_ICLOUD, in_icloud
 from tagkit.cpus import int8_sums_saturate, usable_cpus
 
 INPUT_SIZE = 224
@@ -137,7 +138,8 @@ def read_image_bytes(path: str | Path, name: str = "") -> bytes:
         raise ImageError(f"too large for an image ({e.size / 2**20:.0f} MiB unpacked, limit "
                          f"{MAX_FILE_BYTES // 2**20} MiB)", name) from None
     except FileNotFoundError:
-        raise ImageError("file not found", name, missing=True) from None
+        reason = f"the photo is {IN_ICLOUD}" if in_icloud(str(path)) else "file not found"
+        raise ImageError(reason, name, missing=True) from None
     except IsADirectoryError:
         raise ImageError("is a folder, not a file", name) from None
     except PermissionError:

@@ -645,6 +645,30 @@ def test_photos_tagkit_cannot_read_are_told_not_passed_over(tmp_path: Path) -> N
     assert all("save it as JPEG" in p.message for p in problems)
 
 
+def test_photos_in_icloud_not_downloaded_are_told_not_passed_over(tmp_path: Path) -> None:
+    """A folder kept in iCloud Drive with Optimise Mac Storage holds the hidden placeholder `.IMG_4.jpg.icloud` for a
+    photo not downloaded: it was passed over in silence, and a products row naming IMG_4.jpg matched "no image"."""
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo" / "images"
+    folder = tmp_path / "photos"
+    (folder / "shoes").mkdir(parents=True)
+    (folder / "IMG_1.jpg").write_bytes((demo / "dm-0001.jpg").read_bytes())
+    (folder / "shoes" / "IMG_3.jpg").write_bytes((demo / "dm-0003.jpg").read_bytes())
+    for placeholder in (".IMG_4.jpg.icloud", "shoes/.IMG_5.HEIC.icloud", "shoes/.IMG_3.jpg.icloud",
+                        ".notes.txt.icloud"):  # (IMG_3.jpg downloaded since, notes.txt no photo: no word of them)
+        (folder / placeholder).write_bytes(b"bplist00")
+    products, problems = split(read_folder(folder))
+    assert [p.id for p in products] == ["IMG_1.jpg", "shoes/IMG_3.jpg"]
+    in_icloud = "is in iCloud, not downloaded to this Mac: open the folder in Finder and choose Download Now"
+    assert [(p.field, p.skipped, p.message.startswith(name)) for p, name in zip(problems, ("'IMG_4.jpg' ",
+            "'shoes/IMG_5.HEIC' "), strict=True)] == [("image", True, True)] * 2
+    assert all(in_icloud in p.message for p in problems)
+    assert "it is also a HEIC photo" in problems[1].message
+    sheet = write(tmp_path, "p.csv", "id,title,image\na,Bag,IMG_1.jpg\nb,Hat,IMG_4.jpg\n")
+    _, problems = split(read_folder(folder, products=sheet))
+    row = only(problems, row=3)
+    assert row.skipped and f"its image 'IMG_4.jpg' {in_icloud}" in row.message and "matches" not in row.message
+
+
 def test_empty_title_is_kept_and_noted(tmp_path: Path) -> None:
     path = write(tmp_path, "p.csv", "id,title,description,image\n1,,,a.jpg\n2,Cap,,b.jpg\n3,,,\n4,,Soft cap,\n")
     products, problems = read(path)

@@ -180,6 +180,24 @@ def test_an_empty_image_file_is_unreadable_not_missing(tmp_path: Path):
         assert messages[3].startswith("empty file (0 bytes)") and messages[4].startswith("file not found")
 
 
+def test_a_photo_in_icloud_not_downloaded_is_said_to_be_so_not_just_not_found(tmp_path: Path):
+    """A products row naming a photo that iCloud Drive keeps in the cloud (only `.IMG_4.jpg.icloud` beside it) was a
+    plain "file not found"."""
+    (tmp_path / "IMG_1.jpg").write_bytes(_jpeg(10))
+    (tmp_path / ".IMG_4.jpg.icloud").write_bytes(b"bplist00")
+    (tmp_path / "products.csv").write_text("id,title,image\na,Bag,IMG_1.jpg\nb,Hat,IMG_4.jpg\nc,Cap,IMG_6.jpg\n",
+                                           "utf-8")
+    result = _invoke(tmp_path / "t.db", str(tmp_path / "products.csv"), "--json")
+    assert result.exit_code == ExitCode.PARTIAL, result.output
+    report = json.loads(result.stdout)
+    assert report["images_missing"] == 2, report
+    messages = {problem["row"]: problem["message"] for problem in report["problems"]}
+    assert messages[3] == ("the photo is in iCloud, not downloaded to this Mac: open the folder in Finder and choose "
+                           f"Download Now, or turn off Optimise Mac Storage ({tmp_path / 'IMG_4.jpg'}); product kept "
+                           "without image")
+    assert messages[4].startswith("file not found")
+
+
 def test_a_stored_product_keeps_its_image_when_the_file_is_not_found_now(tmp_path: Path):
     """A database copied to a laptop without the photos (or a photo folder moved): importing or predicting the
     products file again kept the products but cleared their stored images, so the next `train` learnt a titles-only
