@@ -60,6 +60,11 @@ IN_ICLOUD = ("in iCloud, not downloaded to this Mac: open the folder in Finder a
 WORKBOOKS = {b"PK\x03\x04": "a zip archive (a spreadsheet workbook, .xlsx, .ods or .numbers, is one; or zipped files)",
              b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)"}
 """The first bytes of files people give as a products file that are no text: told as what they are."""
+_NUMBERS_CSV = "export it as CSV (in Numbers: File > Export To > CSV…)"
+IWORK = {".numbers": ("a Numbers spreadsheet", _NUMBERS_CSV),
+         ".pages": ("a Pages document", f"copy its table into Numbers and {_NUMBERS_CSV}"),
+         ".key": ("a Keynote presentation", f"copy its table into Numbers and {_NUMBERS_CSV}")}
+"""Apple's documents, a zip file or (saved as a package) a folder: told as what they are, and how to get a CSV."""
 COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zX": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 SYSTEM_FOLDERS = frozenset({"$recycle.bin", "recycler", "system volume information"})
 """Folders Windows keeps on a drive or USB stick (the recycle bin, restore points): no photos of the folder's."""
@@ -284,9 +289,10 @@ class _ProductsReader:
         with self.path.open("rb") as stream:
             start = stream.read(4)
         if start in WORKBOOKS:
-            yield Problem(self.label, None, None, f"this is {WORKBOOKS[start]}, not a products file: tagkit reads "
-                          "CSV, TSV, JSON Lines and JSON; save it as CSV UTF-8 (in Excel: File > Save As > CSV UTF-8)",
-                          skipped=True)
+            iwork = IWORK.get(self.path.suffix.lower()) if start == b"PK\x03\x04" else None
+            kind, advice = iwork or (WORKBOOKS[start], "save it as CSV UTF-8 (in Excel: File > Save As > CSV UTF-8)")
+            yield Problem(self.label, None, None, f"this is {kind}, not a products file: tagkit reads CSV, TSV, JSON "
+                          f"Lines and JSON; {advice}", skipped=True)
             return
         packed = next((name for magic, name in COMPRESSED.items() if start.startswith(magic)), None)
         if packed:
@@ -1537,6 +1543,11 @@ class _ImageIndex:
 def _read_folder(folder: Path, products: Path | None, mapping: Mapping, ids: set[str], labels: bool
                  ) -> Iterator[Item]:
     label = str(folder)
+    iwork = IWORK.get(Path(os.path.abspath(folder)).suffix.lower())
+    if iwork:  # a document saved as a package: its preview pictures are no products
+        yield Problem(label, None, None, f"this is {iwork[0]} saved as a package (a folder), not a folder of photos "
+                      f"or a products file: tagkit reads CSV, TSV, JSON Lines and JSON; {iwork[1]}", skipped=True)
+        return
     images, unread = _list_images(folder)
     icloud = {path for path in unread if in_icloud(os.path.join(folder, path))}
     for path in unread:

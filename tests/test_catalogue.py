@@ -629,6 +629,32 @@ def test_a_workbook_given_as_a_products_file_is_named_as_one(tmp_path: Path) -> 
         assert problem.skipped and problem.message.startswith(f"this file is {name}-compressed: unpack it first")
 
 
+def test_apple_documents_are_named_with_numbers_way_to_csv(tmp_path: Path) -> None:
+    """A Numbers spreadsheet saved as a package (a folder) was read as a folder of photos, its previews stored as
+    products; one saved as a zip was told Excel's "File > Save As > CSV UTF-8" (a Mac shop audit)."""
+    import zipfile
+
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo" / "images"
+    package = tmp_path / "Shop.Numbers"
+    for part in ("Index", "Data", "Metadata"):
+        (package / part).mkdir(parents=True)
+    (package / "preview.jpg").write_bytes((demo / "dm-0001.jpg").read_bytes())
+    (package / "Data" / "image-small-1234.jpg").write_bytes((demo / "dm-0002.jpg").read_bytes())
+    (package / "Index" / "Document.iwa").write_bytes(b"x")
+    with zipfile.ZipFile(tmp_path / "shop.numbers", "w") as document:
+        document.writestr("Index/Document.iwa", "x")
+    with zipfile.ZipFile(tmp_path / "notes.pages", "w") as document:
+        document.writestr("Index/Document.iwa", "x")
+    for path, kind in ((package, "a Numbers spreadsheet saved as a package (a folder), not a folder of photos"),
+                       (tmp_path / "shop.numbers", "a Numbers spreadsheet, not a products file"),
+                       (tmp_path / "notes.pages", "a Pages document, not a products file")):
+        products, problems = split(read_input(path))
+        problem = only(problems)
+        assert not products and problem.skipped and problem.message.startswith(f"this is {kind}")
+        assert problem.message.endswith("export it as CSV (in Numbers: File > Export To > CSV…)")
+        assert "Excel" not in problem.message
+
+
 def test_photos_tagkit_cannot_read_are_told_not_passed_over(tmp_path: Path) -> None:
     """iPhone photos (HEIC) in a folder were skipped in silence, and a products row for one was said to match no
     image (a shop audit)."""

@@ -208,6 +208,21 @@ def test_a_file_too_large_is_said_so(tmp_path: Path, monkeypatch: pytest.MonkeyP
 # -- the database and the output file -------------------------------------------------------------------
 
 
+def test_a_numbers_package_is_not_imported_as_a_folder_of_photos(tmp_path: Path):
+    """A Numbers spreadsheet saved as a package (a folder of Index/, Data/, preview.jpg): its preview pictures were
+    stored as products, exit 0."""
+    package = tmp_path / "Pkg.numbers"
+    (package / "Data").mkdir(parents=True)
+    shutil.copy(DEMO / "images" / "dm-0001.jpg", package / "preview.jpg")
+    shutil.copy(DEMO / "images" / "dm-0002.jpg", package / "Data" / "image-small-1234.jpg")
+    result = tagkit(tmp_path / "n.db", "import", str(package), "--no-images")
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "is a Numbers spreadsheet saved as a package" in result.stderr
+    assert "File > Export To > CSV" in result.stderr
+    with Store(tmp_path / "n.db") as store:
+        assert store.product("preview.jpg") is None
+
+
 def test_a_file_that_is_not_a_database(tmp_path: Path):
     fake = tmp_path / "tagkit.db"
     fake.write_text("id,title\n1,a\n", "utf-8")
