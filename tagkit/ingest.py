@@ -238,22 +238,31 @@ def _set_hashes(chunk: list[Product], hashes: list[str | ImageError], report: Im
 
 def _zeros_dropped(store: Store, chunk: list[Product]) -> list[Problem]:
     """Notes on the products whose id is a stored product's but for its leading zeros, with the same picture: a
-    spreadsheet that read the id column as numbers (`00123` → `123`) makes a second product of the same one."""
+    spreadsheet that read the id column as numbers (`00123` → `123`) makes a second product of the same one. Either
+    order: the ids without zeros read now (`123`, the stored `00123`), or stored first (`00123`, the stored `123`)."""
     digits = {p.id: p for p in chunk if p.id.isdigit() and p.id[0] != "0" and p.image_hash}
-    if not digits:
+    zeros = {p.id.lstrip("0"): p for p in chunk if p.id.isdigit() and p.id[0] == "0" and p.id.strip("0")
+             and p.image_hash}
+    if not digits and not zeros:
         return []
-    marks = ", ".join("?" * len(digits))
-    twins = store.db.execute(f"select id, image_hash from products where id glob '0[0-9]*' and ltrim(id, '0') in "
-                             f"({marks})", list(digits)).fetchall()
+    twins = store.db.execute(f"select id, image_hash from products where (id glob '0[0-9]*' and ltrim(id, '0') in "
+                             f"({', '.join('?' * len(digits))})) or id in ({', '.join('?' * len(zeros))})",
+                             [*digits, *zeros]).fetchall()
     notes = []
     for twin, image_hash in twins:
-        product = digits.get(twin.lstrip("0"))
-        if product is not None and image_hash == product.image_hash:
-            notes.append(replace(note(product.source, product.row, "id", f"id {shown(product.id)} is the stored "
-                                      f"product {shown(twin)}'s but for its leading zeros, and has its picture: a "
-                                      "spreadsheet that read the ids as numbers? Read as a product of its own; "
-                                      "format the id column as Text and export the file again"),
-                                 product_id=product.id))
+        product = digits.get(twin.lstrip("0")) if twin[:1] == "0" else zeros.get(twin)
+        if product is None or image_hash != product.image_hash:
+            continue
+        if twin[:1] == "0":
+            told = (f"id {shown(product.id)} is the stored product {shown(twin)}'s but for its leading zeros, and has "
+                    "its picture: a spreadsheet that read the ids as numbers? Read as a product of its own; format the "
+                    "id column as Text and export the file again")
+        else:
+            told = (f"id {shown(product.id)} is the stored product {shown(twin)} with the leading zeros a spreadsheet "
+                    f"dropped, and has its picture: this id is likely right, and {shown(twin)} came from a file whose "
+                    "ids a spreadsheet read as numbers. Read as a product of its own, so the photo is learnt twice: "
+                    f"delete the product {shown(twin)} from the database's `products` table")
+        notes.append(replace(note(product.source, product.row, "id", told), product_id=product.id))
     return notes
 
 

@@ -164,6 +164,25 @@ def test_an_id_a_spreadsheet_dropped_the_leading_zeros_of_is_said(tmp_path: Path
     assert "Text" in notes[0]  # 456 has another product's photo than 0456: not said
 
 
+def test_an_id_with_the_leading_zeros_a_stored_one_lost_is_said(tmp_path: Path):
+    """The other order: the file Excel saved (`123`) was imported first, the right one (`00123`) later; the same
+    product stored twice, with its photo, was not said."""
+    (tmp_path / "a.jpg").write_bytes(_jpeg(11))
+    (tmp_path / "b.jpg").write_bytes(_jpeg(12))
+    (tmp_path / "saved.csv").write_text("id,title,image,category\n123,Red mug,a.jpg,Home > Mugs\n"
+                                        "456,Pan,a.jpg,Home > Pans\n0,Lid,b.jpg,Home > Lids\n", "utf-8")
+    (tmp_path / "right.csv").write_text("id,title,image,category\n00123,Red mug,a.jpg,Home > Mugs\n"
+                                        "0456,Pan,b.jpg,Home > Pans\n000,Lid,b.jpg,Home > Lids\n", "utf-8")
+    db = tmp_path / "tagkit.db"
+    assert _invoke(db, str(tmp_path / "saved.csv"), "--no-images").exit_code == ExitCode.OK
+    result = _invoke(db, str(tmp_path / "right.csv"), "--no-images")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "leading zeros" in line]
+    assert len(notes) == 1, notes  # 0456 has another photo than 456; `000` has no digits but zeros
+    assert "row 2, field 'id': id '00123' is the stored product '123' with" in notes[0], notes
+    assert "likely right" in notes[0] and "delete the product '123'" in notes[0]
+
+
 def test_an_empty_image_file_is_unreadable_not_missing(tmp_path: Path):
     """A zero-byte file is there: counted `images_unreadable`, its problem says it is empty; only a file that is
     not there is `images_missing`."""
