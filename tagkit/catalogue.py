@@ -37,6 +37,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from functools import cached_property
 from itertools import chain
 from pathlib import Path, PurePath
 from typing import Any, BinaryIO
@@ -156,16 +157,21 @@ READ_STOPPED = "not UTF-8: reading stopped"  # the cause of the Problem of a fil
 
 
 class _NotUtf8(Exception):
-    """Line `line` of a file could not be decoded as UTF-8."""
+    """Line `line` of a file (`raw`, its bytes, line end kept) could not be decoded as UTF-8 from byte `position`;
+    `utf8_before`: UTF-8 letters were decoded before that line."""
 
-    def __init__(self, line: int, raw: bytes, position: int) -> None:
+    def __init__(self, line: int, raw: bytes, position: int, utf8_before: bool = False) -> None:
         super().__init__(line)
         self.line = line
         self.raw = raw
         self.position = position
+        self.utf8_before = utf8_before
 
     def reason(self) -> str:
-        """Which line is not UTF-8, what the file looks saved as, and how to save it as UTF-8."""
+        """Which line is not UTF-8, what the file looks saved as, and how to save it as UTF-8 (for a UTF-8 file but
+        for a few bytes, where they are: a row pasted from another file, a file cut short)."""
+        if self.stray:
+            return self.stray
         guess = _guess_encoding(self.raw)
         byte = self.raw[self.position] if self.position < len(self.raw) else 0
         why = ("has NUL bytes between its letters" if guess == "UTF-16" else
@@ -173,14 +179,37 @@ class _NotUtf8(Exception):
         return (f"not UTF-8: line {self.line} {why}; the file looks saved as {guess}. Save it as UTF-8 (Excel: "
                 "'CSV UTF-8'; LibreOffice: character set 'Unicode (UTF-8)') and read it again")
 
+    @cached_property
+    def stray(self) -> str | None:
+        """What to say of a UTF-8 file (letters of its own decoded) but for a few bytes; None for another file."""
+        if self.raw.startswith((b"\xff\xfe", b"\xfe\xff")) or self.raw.count(b"\x00") * 4 > len(self.raw):
+            return None  # UTF-16
+        text = self.raw.decode("utf-8", "surrogateescape")  # a byte UTF-8 cannot decode is a lone surrogate
+        bad = sum("\udc80" <= c <= "\udcff" for c in text)
+        utf8 = self.utf8_before or any("\x7f" < c < "\udc80" or c > "\udcff" for c in text)
+        if not (utf8 and 0 < bad <= _STRAY_BYTES and self.position < len(self.raw)):
+            return None
+        before = self.raw[: self.position].decode("utf-8")
+        after = f", after {shown(before[-20:].lstrip())}" if before.strip() else ""
+        if _cut_short(self.raw[self.position :]):
+            return (f"not UTF-8: the file ends in the middle of a character (line {self.line}{after}): cut short? "
+                    "Copy or download it again")
+        byte = f"one byte (0x{self.raw[self.position]:02X})" if bad == 1 else f"{bad} bytes"
+        return (f"not UTF-8: {byte} of line {self.line}, at column {len(before) + 1}{after}, "
+                f"{'is' if bad == 1 else 'are'} not UTF-8 in a file that is: a row pasted from a file in another "
+                "encoding? Type that text again and read the file again")
+
     def problem(self, label: str) -> Problem:
         before = "; the rows before it were read" if self.line > 1 else ""
+        why = "" if self.stray else ", since in the wrong encoding every later row would be garbled"
         return Problem(
             label, self.line, None,
-            f"{self.reason()}. Reading stopped at line {self.line}, since in the wrong encoding every later row "
-            f"would be garbled{before}",
+            f"{self.reason()}. Reading stopped at line {self.line}{why}{before}",
             skipped=True, cause=READ_STOPPED,
         )
+
+
+_STRAY_BYTES = 3  # a line UTF-8 but for this many bytes at most, in a UTF-8 file: a stray row, not another encoding
 
 
 def _guess_encoding(raw: bytes) -> str:
@@ -189,6 +218,15 @@ def _guess_encoding(raw: bytes) -> str:
     if _ARABIC_SCRIPT.search(raw.decode("cp1256", errors="replace")):
         return "Windows-1256 (Persian/Arabic Windows)"
     return "Windows-1252, Latin-1 or Mac OS Roman"
+
+
+def _cut_short(tail: bytes) -> bool:
+    """Whether `tail`, the bytes of a file from the first one UTF-8 cannot decode, is a character cut short."""
+    try:
+        tail.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start == 0 and error.reason == "unexpected end of data"
+    return False
 
 
 class _Lines:
@@ -202,6 +240,7 @@ class _Lines:
         self.stream = stream
         self.count = 0
         self.nul_seen = False
+        self.utf8_seen = False  # a line before had letters UTF-8 decoded (not ASCII)
 
     def __iter__(self) -> Iterator[str]:
         for raw in _raw_lines(self.stream):
@@ -214,7 +253,8 @@ class _Lines:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise _NotUtf8(self.count, raw, error.start) from None
+                raise _NotUtf8(self.count, raw, error.start, self.utf8_seen) from None
+            self.utf8_seen = self.utf8_seen or not text.isascii()
             if "\x00" in text:
                 self.nul_seen = True
             yield text
@@ -252,13 +292,15 @@ def _decode_whole(raw: bytes) -> str:
     """A whole file's text; raises _NotUtf8 with the line of the first undecodable byte."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise _NotUtf8(1, raw[: raw.find(b"\n") + 1 or None], 0)
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw  # the byte-order mark: not counted in the line
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line_start = raw.rfind(b"\n", 0, error.start) + 1
         line_end = raw.find(b"\n", error.start)
-        line = raw[line_start : line_end if line_end >= 0 else None]
-        raise _NotUtf8(raw.count(b"\n", 0, error.start) + 1, line, error.start - line_start) from None
+        line = raw[line_start : line_end + 1 if line_end >= 0 else None]
+        raise _NotUtf8(raw.count(b"\n", 0, error.start) + 1, line, error.start - line_start,
+                       not raw[:line_start].isascii()) from None
 
 
 # -- one products file -----------------------------------------------------------------------

@@ -102,8 +102,8 @@ def train(
             on_chunk=lambda chunk: ids.update(p.id for p in chunk))
         if import_report.stopped_at is not None:
             raise SourceReadInPart(f"{source} was read only up to line {import_report.stopped_at} (not UTF-8 from "
-                                   "there on): no model is trained from part of the catalogue. Save it as UTF-8 "
-                                   "and train again", import_report)
+                                   "there on): no model is trained from part of the catalogue. Mend the file as "
+                                   "its problem says and train again", import_report)
     decisions = feedback_rows(store)
     taxonomy = stored_taxonomy(store)  # decisions match labels by the taxonomy's names, whatever the spelling
     stored = list(store.iter_products())

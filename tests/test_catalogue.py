@@ -417,6 +417,29 @@ def test_not_utf8_in_json_array_names_the_line(tmp_path: Path) -> None:
     assert only(problems).row == 3
 
 
+def test_a_utf8_file_but_for_a_few_bytes_is_not_said_saved_in_another_encoding(tmp_path: Path) -> None:
+    """A UTF-8 file cut inside a Persian letter, or with one `é` pasted in Windows-1252, was said to "look saved as
+    Windows-1256" (its Persian letters read as Arabic ones in it), and to be saved as UTF-8, which it was."""
+    demo = (EXAMPLES / "demo" / "train.csv").read_bytes()
+    cut = demo[: max(demo.rfind(bytes([lead])) for lead in range(0xD8, 0xDC)) + 1]  # inside the last Persian letter
+    (tmp_path / "cut.csv").write_bytes(cut)
+    products, problems = read(tmp_path / "cut.csv")
+    problem = only(problems, skipped=True)
+    assert problem.row == cut.count(b"\n") + 1 and len(products) == problem.row - 2, problem
+    assert "Windows" not in problem.message
+    assert "the file ends in the middle of a character" in problem.message and "cut short?" in problem.message
+    rows = [{"id": "a", "title": "کیف چرم"}, {"id": "b", "title": "Cafe mug"}, {"id": "c", "title": "Mug"}]
+    raw = json.dumps(rows, ensure_ascii=False).encode().replace(b"Cafe", "Café".encode("cp1252"))
+    for name, text in (("p.json", raw), ("p.jsonl", b"\n".join(json.dumps(row, ensure_ascii=False).encode()
+                                                               for row in rows).replace(b"Cafe", b"Caf\xe9"))):
+        (tmp_path / name).write_bytes(text)
+        problem = only(read(tmp_path / name)[1])
+        assert "Windows" not in problem.message and "in another encoding?" in problem.message, problem.message
+        assert "one byte (0xE9) of line" in problem.message and "\"title\": \"Caf', is" in problem.message
+    (tmp_path / "p.csv").write_bytes("id,title\na,کيف مردانه\nb,Café mug\n".encode("cp1256"))  # cp1256 all through
+    assert "looks saved as Windows-1256" in only(read(tmp_path / "p.csv")[1]).message
+
+
 def test_not_utf8_in_jsonl(tmp_path: Path) -> None:
     text = '{"id": 1, "title": "ok"}\n{"id": 2, "title": "پيراهن"}\n{"id": 3, "title": "ok"}\n'
     products, problems = read(write(tmp_path, "p.jsonl", text, encoding="cp1256"))
