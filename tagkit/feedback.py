@@ -36,6 +36,7 @@ from tagkit.catalogue import (
     ERROR_VALUE,
     cell_lines,
     decode_text,
+    excel_delimiter,
     plain_cell,
     safe_cell,
     sniff_delimiter,
@@ -294,18 +295,23 @@ def import_csv(store: Store, path: str | Path) -> FeedbackImport:
         raise FeedbackFileError(f"{path}: {error}; nothing was imported") from error
     try:
         with io.StringIO(text, newline="") as f:
-            delimiter = sniff_delimiter(f.readline())  # a spreadsheet may save with ; or tabs
-            f.seek(0)
+            hinted = excel_delimiter(f.readline())  # Excel's `sep=;` line: the header comes after it
+            if not hinted:
+                f.seek(0)
+            header = f.tell()
+            hint_lines = 1 if hinted else 0  # the line numbers are the file's
+            delimiter = hinted or sniff_delimiter(f.readline())  # a spreadsheet may save with ; or tabs
+            f.seek(header)
             reader = csv.DictReader(f, delimiter=delimiter)
             missing = {"product_id", "field", "decision"} - set(reader.fieldnames or ())
             if missing:
                 raise FeedbackFileError(f"{path}: no column {', '.join(sorted(missing))} (the header must name "
                                         f"at least product_id, field and decision; see `tagkit feedback export`)")
             records: list[tuple[dict[Any, Any], int]] = []
-            line = 2  # where the record starts: the header is line 1
+            line = 2 + hint_lines  # where the record starts: the header is line 1 (2 after a `sep=` line)
             for raw in reader:
                 records.append((raw, line))
-                line = reader.line_num + 1
+                line = reader.line_num + 1 + hint_lines
     except csv.Error as error:
         raise FeedbackFileError(f"{path}: not a readable CSV file ({error})") from error
     _mend_cells(records, path, report)

@@ -1009,6 +1009,29 @@ def test_a_sheet_saved_in_another_encoding_is_refused_as_the_products_reader_ref
     assert said.endswith("nothing was imported")
 
 
+def test_a_sheet_with_excels_sep_line_is_read(demo_db: Path, tmp_path: Path):
+    """A review sheet Excel saved `;`-separated with its `sep=;` first line was refused: "no column decision, field,
+    product_id" (the products reader skips that line and takes its delimiter)."""
+    path = tmp_path / "sheet.csv"
+    assert tagkit(demo_db, "review", "--sheet", str(path), "--limit", "2").exit_code == ExitCode.OK
+    rows = list(csv.DictReader(path.open(encoding="utf-8-sig")))
+    first = rows[0]["product_id"]
+    for r in rows:
+        r["decision"] = "accept" if r["product_id"] == first and r["field"] == "product" else ""
+    rows.append({**rows[-1], "decision": "perhaps"})
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write("sep=;\r\n")
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter=";")
+        writer.writeheader()
+        writer.writerows(rows)
+    result = tagkit(demo_db, "feedback", "import", str(path))
+    assert result.exit_code != ExitCode.USAGE, result.stderr
+    assert f"row {len(rows) + 2}" in result.stderr and "'perhaps'" in result.stderr, "the file's own line numbers"
+    with Store(demo_db) as store:
+        decided = {r["product_id"] for r in feedback_rows(store)}
+    assert decided == {first}
+
+
 def test_a_sheet_a_mac_wrote_decomposed_decides_the_stored_product(demo_db: Path, tmp_path: Path):
     """Ids pasted from Finder's names come decomposed (NFD): `feedback import` said "no product 'کیف-آرتمن-1'",
     naming an id that looks the same as the stored one (a Mac audit)."""
