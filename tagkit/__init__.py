@@ -62,6 +62,7 @@ _EXPORTS = {
     "TaxonomyError": "tagkit.taxonomy",
     "ModelError": "tagkit.image",
     "NothingToLearn": "tagkit.training",
+    "SourceReadInPart": "tagkit.training",
     "NothingToScore": "tagkit.evaluation",
     "ModelNotFound": "tagkit.versions",
     "ModelDamaged": "tagkit.versions",

@@ -144,6 +144,29 @@ def test_every_public_callable_has_type_hints_that_resolve():
     assert hints["store"] is tagkit.Store and hints["return"] is tagkit.PredictReport
 
 
+def test_every_kind_of_an_exported_exception_is_exported():
+    """`SourceReadInPart` (`train` on a file read only in part) was not exported: a script could not tell "mend the
+    file" from "nothing labelled" without importing `tagkit.training`."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import tagkit
+
+    for module in pkgutil.iter_modules(tagkit.__path__):
+        importlib.import_module(f"tagkit.{module.name}")
+    exported = {getattr(tagkit, name) for name in tagkit.__all__}
+    kinds = [kind for kind in exported if inspect.isclass(kind) and issubclass(kind, Exception)]
+    while kinds:
+        kind = kinds.pop()
+        for sub in kind.__subclasses__():
+            assert sub in exported and getattr(tagkit, sub.__name__) is sub, f"{sub.__name__} is not exported"
+            kinds.append(sub)
+    from tagkit import SourceReadInPart
+
+    assert issubclass(SourceReadInPart, tagkit.NothingToLearn)
+
+
 def test_the_result_types_are_exported_and_tagkit_says_it_is_typed():
     import tagkit
     from tagkit.backups import Backup
