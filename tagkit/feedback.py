@@ -28,7 +28,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from tagkit.store import Store
 
 FIELDS = ("category", "tag", "product")
+FUTURE_SLACK = timedelta(minutes=10)  # a decision's time may be this far ahead of this machine's clock
 DECISIONS = ("accept", "reject", "correct")
 CSV_COLUMNS = ("id", "product_id", "model_id", "field", "predicted", "score", "decision", "corrected", "reviewer",
                "created_at")
@@ -736,11 +737,18 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
         except ValueError:
             return bad("created_at", f"not a date and time: {shown(cell['created_at'])} (ISO 8601, e.g. "
                                      "2026-01-31T14:05:00+00:00)")
-        when = when.replace(tzinfo=when.tzinfo or UTC).astimezone(UTC)
+        when = when.astimezone(UTC)  # without a zone: this machine's clock, as a person typing it here reads it
+        if when > datetime.now(UTC) + FUTURE_SLACK:  # (it would win over every decision made until then)
+            return bad("created_at", f"{shown(cell['created_at'])} is later than now ({_now()} UTC): a wrong clock or "
+                                     "time zone? Write the zone (+03:30) or leave it empty (now)")
         created = when.isoformat(timespec="milliseconds" if "." in cell["created_at"] else "seconds")
     moved = {"moved_from": cell["moved_from"]} if cell.get("moved_from") else {}
     return {**{c: cell[c] or None for c in _CONTENT}, "score": score, "created_at": created, **moved,
             "written_at": _written_at(raw.get("written_at"))}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _zoned(text: Any) -> bool:

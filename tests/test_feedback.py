@@ -1047,3 +1047,29 @@ def test_a_sheet_a_mac_wrote_decomposed_decides_the_stored_product(demo_db: Path
     with Store(demo_db) as store:
         [row] = feedback_rows(store)
     assert (row["product_id"], row["corrected"]) == ("کیف-آرتمن-1", "مد و پوشاک > آرایشی")
+
+
+def test_a_time_typed_without_a_zone_is_this_machine_s_and_a_time_to_come_is_refused(demo_db: Path, tmp_path: Path):
+    """A reviewer in Tehran typed `2026-12-02 20:00`: stored as 20:00 UTC, 3.5 hours on, in the future, where it beat
+    every decision made until then (a locale audit). Without a zone the time is the machine's local time; a time
+    later than now is a problem naming the row."""
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta, timezone
+
+    pid = next(r["id"] for r in csv.DictReader((DEMO / "train.csv").open(encoding="utf-8")))
+    tehran = timezone(timedelta(hours=3, minutes=30))
+    typed = (datetime.now(tehran) - timedelta(hours=1)).replace(second=0, microsecond=0, tzinfo=None)
+    later = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    file = tmp_path / "sheet.csv"
+    file.write_text("product_id,field,predicted,decision,created_at\n"
+                    f"{pid},tag,color: Red,accept,{typed:%Y-%m-%d %H:%M}\n{pid},tag,color: Blue,reject,{later}\n",
+                    "utf-8")
+    done = subprocess.run([str(Path(sys.executable).with_name("tagkit")), "--db", str(demo_db), "feedback", "import",
+                           str(file)], capture_output=True, text=True,
+                          env={**os.environ, "TZ": "IRST-3:30"})  # (a POSIX zone: no tzdata needed)
+    assert done.returncode == ExitCode.PARTIAL, done.stderr
+    assert "row 3, field 'created_at'" in done.stderr and "is later than now" in done.stderr
+    with Store(demo_db) as store:
+        [row] = feedback_rows(store)
+    assert datetime.fromisoformat(row["created_at"]) == typed.replace(tzinfo=tehran)
