@@ -1237,9 +1237,9 @@ def lost_letters(value: str) -> str | None:
 
 
 def unmangled(text: str) -> str | None:
-    """The text that UTF-8 read as Windows-1256 or Windows-1252 and saved again turned `text` into (`ط¹غŒظ†ع©` or
-    `Ø¹ÛŒÙ†Ú©` for `عینک`), or None when it is not such text. Persian written in either code page does not pass for
-    UTF-8 (`ی` is in neither, and their letters do not follow UTF-8's byte patterns)."""
+    """The text that UTF-8 read as Windows-1256, Windows-1252 or Mac OS Roman and saved again turned `text` into
+    (`ط¹غŒظ†ع©`, `Ø¹ÛŒÙ†Ú©` or `ÿπ€åŸÜ⁄©` for `عینک`), or None when it is not such text. Persian written in such a code
+    page does not pass for UTF-8 (`ی` is in none of them, and their letters do not follow UTF-8's byte patterns)."""
     if text.isascii():
         return None
     for code_page in _MANGLING_CODE_PAGES:
