@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from rich.console import Console
@@ -10,6 +11,16 @@ from rich.table import Table
 
 PER_CLASS_ROWS = 25
 PIPE_WIDTH = 160
+LRM = "\u200e"  # the left-to-right mark: no width, a strong left-to-right letter for the bidi algorithm
+_RIGHT_TO_LEFT = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefe]")
+
+
+def left_to_right(text: str) -> str:
+    """`text` between left-to-right marks when it holds Persian (or other right-to-left) letters. A terminal or mail
+    reader that lays out right-to-left text (GNOME Terminal, Konsole, mintty) otherwise takes the numbers after it,
+    and the table's lines between them, into its run: a Persian tag's row showed its F1 under `tag` and its support
+    under `recall`."""
+    return f"{LRM}{text}{LRM}" if _RIGHT_TO_LEFT.search(text) else text
 
 
 class StdoutConsole(Console):
@@ -66,7 +77,7 @@ def print_evaluation(result: dict[str, Any], top_k: int = 3, console: Console | 
             for column in ("true", "predicted as", "count"):
                 confused.add_column(column, justify="right" if column == "count" else "left")
             for row in category["confused"][:10]:
-                confused.add_row(row["true"], row["predicted"], str(row["count"]))
+                confused.add_row(left_to_right(row["true"]), left_to_right(row["predicted"]), str(row["count"]))
             console.print(confused)
     confidence = _confidence_table(category.get("confidence"), tags.get("confidence"))
     if confidence is not None:
@@ -76,8 +87,9 @@ def print_evaluation(result: dict[str, Any], top_k: int = 3, console: Console | 
         for column in ("attribute", "n", "precision", "recall", "F1"):
             by_attribute.add_column(column, justify="left" if column == "attribute" else "right")
         for name, row in result.get("tags_by_attribute", {}).items():
-            by_attribute.add_row(name or "(plain tags)", f"{row['n']:,}", f"{row['micro_precision']:.3f}",
-                                 f"{row['micro_recall']:.3f}", f"{row['micro_f1']:.3f}")
+            by_attribute.add_row(left_to_right(name) or "(plain tags)", f"{row['n']:,}",
+                                 f"{row['micro_precision']:.3f}", f"{row['micro_recall']:.3f}",
+                                 f"{row['micro_f1']:.3f}")
         console.print(by_attribute)
         console.print(_class_table("tags (weakest first)", "tag", tags["per_tag"]))
 
@@ -111,8 +123,8 @@ def _class_table(title: str, key: str, rows: list[dict[str, Any]]) -> Table:
         table.add_column(column, justify="left" if column == key else "right")
     scored = sorted((r for r in rows if r["support"]), key=lambda r: (r["f1"], -r["support"]))
     for row in scored[:PER_CLASS_ROWS]:
-        table.add_row(row[key], f"{row['support']:,}", f"{row['predicted']:,}", f"{row['precision']:.3f}",
-                      f"{row['recall']:.3f}", f"{row['f1']:.3f}")
+        table.add_row(left_to_right(row[key]), f"{row['support']:,}", f"{row['predicted']:,}",
+                      f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}")
     if len(scored) > PER_CLASS_ROWS:
         table.caption = f"{len(scored) - PER_CLASS_ROWS} more; all of them with --json"
     return table
