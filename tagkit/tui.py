@@ -26,6 +26,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from tagkit.report import left_to_right
 from tagkit.review import KEYS, Screen, Session, Suggestion
 
 if TYPE_CHECKING:
@@ -261,7 +262,7 @@ def details(screen: Screen) -> RenderableType:
     """The product's id, title and suggestions, with their keys and marks."""
     item = screen.item
     lines: list[RenderableType] = [Text.assemble(("id     ", "dim"), item.id),
-                                   Text.assemble(("title  ", "dim"), item.title or "(no title)")]
+                                   Text.assemble(("title  ", "dim"), left_to_right(item.title) or "(no title)")]
     if screen.finished:
         lines.append(Text(f"already reviewed: {screen.finished}", style="magenta"))
     sections = [("category", "Category"), ("tag", "Tags"), ("candidate", "Candidates (below threshold)")]
@@ -278,8 +279,8 @@ def suggestion_line(s: Suggestion) -> Text:
     mark, style = MARKS[("on" if s.on else "off", s.decision is not None)]
     score = f"  {s.score:.2f}" if s.score is not None else (
         f"  (typed by {(s.decided_in or {}).get('reviewer') or 'you'})" if s.decision == "correct" else "")
-    return Text.assemble((f"{s.key or ' ':>2} ", "bold"), (mark, style), " ", (s.value, style if s.on else "dim"),
-                         (score, "dim"))
+    return Text.assemble((f"{s.key or ' ':>2} ", "bold"), (mark, style), " ",
+                         (left_to_right(s.value), style if s.on else "dim"), (score, "dim"))  # (its score stays after)
 
 
 def show_help(console: Console) -> None:

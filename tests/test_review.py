@@ -30,7 +30,7 @@ from tagkit.store import Store
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo"
 
 TAGKIT = Path(sys.executable).with_name("tagkit")
-ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>78]|\r")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>78]|\r|\u200e")  # (and the invisible LRM)
 CLEAR = "\x1b[2J"
 
 
@@ -673,3 +673,16 @@ def test_review_needs_predictions(tmp_path: Path, demo_db: Path):
         assert predicted_model(store) is None
         with pytest.raises(LookupError, match="no predictions of model 'nope'"):
             predicted_model(store, "nope")
+
+
+def test_a_persian_suggestion_stands_between_left_to_right_marks():
+    """A terminal that lays out right-to-left text showed ` 1 · 1.00  <path>` for ` 1 · <path>  1.00`: the score
+    taken into the Persian run (a locale audit). The value stands between left-to-right marks; an English one, and
+    the key and mark that `a` and the digits are matched on, are as they were."""
+    from tagkit.report import LRM
+    from tagkit.review import Suggestion
+    from tagkit.tui import suggestion_line
+
+    persian = suggestion_line(Suggestion("category", "مد و پوشاک > کفش", 0.93, True, key="1")).plain
+    assert persian == f" 1 · {LRM}مد و پوشاک > کفش{LRM}  0.93"
+    assert suggestion_line(Suggestion("tag", "color: Red", 0.5, False, key="2")).plain == " 2   color: Red  0.50"
