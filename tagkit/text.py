@@ -63,8 +63,22 @@ _BLANK_LINES = re.compile(r"\s*\n\s*")
 
 def nfc(text: str) -> str:
     """`text` in Unicode's composed form (NFC): how Excel, Windows and Linux write `آ`, where macOS writes file names
-    decomposed (NFD), so the same name can be two strings."""
-    return text if text.isascii() else unicodedata.normalize("NFC", text)
+    decomposed (NFD), so the same name can be two strings. Only sequences are composed (a letter and the marks or
+    Hangul vowels after it): a character NFC would swap for another on its own (the CJK compatibility ideograph
+    `豈` U+F900, the Ångström sign) stays as written, as macOS leaves it, so an id holding one is still that id."""
+    if text.isascii():
+        return text
+    composed = unicodedata.normalize("NFC", text)
+    if composed == text:
+        return text
+    out: list[str] = []
+    start = 0
+    for end in range(1, len(text) + 1):
+        if end == len(text) or not (unicodedata.combining(text[end]) or "\u1160" <= text[end] <= "\u11ff"):
+            run = text[start:end]
+            out.append(unicodedata.normalize("NFC", run) if unicodedata.normalize("NFC", run[0]) == run[0] else run)
+            start = end
+    return "".join(out)
 
 
 MAX_MARKUP = 1_000_000  # characters of an HTML cell read (its inline `data:` images left out first)

@@ -392,3 +392,13 @@ def test_decomposed_text_normalises_as_composed(text: str):
     assert decomposed != text
     assert normalize(decomposed) == normalize(text) and tokens(decomposed) == tokens(text)
     assert spelling_key(decomposed) == spelling_key(text)
+
+
+@pytest.mark.parametrize("text", ["豈", "\u212b", "豈\u0301", "ids 豈-7"])
+def test_composing_leaves_a_character_nfc_would_swap_on_its_own(text: str):
+    """NFC swaps the CJK compatibility ideograph U+F900 for U+8C48 (and the Ångström sign for Å): an id holding one
+    was read as another id (the hostile-input test). Only decomposed sequences are composed, as macOS writes them."""
+    from tagkit.text import nfc
+
+    assert nfc(text) == text
+    assert nfc(unicodedata.normalize("NFD", "آبی 한국")) == "آبی 한국"
