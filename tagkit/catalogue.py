@@ -182,8 +182,8 @@ class _NotUtf8(Exception):
     @cached_property
     def stray(self) -> str | None:
         """What to say of a UTF-8 file (letters of its own decoded) but for a few bytes; None for another file."""
-        if self.raw.startswith((b"\xff\xfe", b"\xfe\xff")) or self.raw.count(b"\x00") * 4 > len(self.raw):
-            return None  # UTF-16
+        if _looks_utf16(self.raw):
+            return None
         text = self.raw.decode("utf-8", "surrogateescape")  # a byte UTF-8 cannot decode is a lone surrogate
         bad = sum("\udc80" <= c <= "\udcff" for c in text)
         utf8 = self.utf8_before or any("\x7f" < c < "\udc80" or c > "\udcff" for c in text)
@@ -212,8 +212,13 @@ class _NotUtf8(Exception):
 _STRAY_BYTES = 3  # a line UTF-8 but for this many bytes at most, in a UTF-8 file: a stray row, not another encoding
 
 
+def _looks_utf16(raw: bytes) -> bool:
+    """Whether a line is UTF-16: its byte-order mark, or a NUL byte beside most letters."""
+    return raw.startswith((b"\xff\xfe", b"\xfe\xff")) or raw.count(b"\x00") * 4 > len(raw)
+
+
 def _guess_encoding(raw: bytes) -> str:
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or raw.count(b"\x00") * 4 > len(raw):
+    if _looks_utf16(raw):
         return "UTF-16"
     if _ARABIC_SCRIPT.search(raw.decode("cp1256", errors="replace")):
         return "Windows-1256 (Persian/Arabic Windows)"
@@ -248,7 +253,7 @@ class _Lines:
             if self.count == 1:
                 if raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
-                elif raw.startswith((b"\xff\xfe", b"\xfe\xff")) or raw.count(b"\x00") * 4 > len(raw):
+                elif _looks_utf16(raw):
                     raise _NotUtf8(1, raw, 0)  # UTF-16: its NULs would pass as UTF-8
             try:
                 text = raw.decode("utf-8")

@@ -44,6 +44,7 @@ from tagkit.catalogue import (
     tags_cell,
 )
 from tagkit.product import Problem, Product, Tag, format_category, parse_category, shown
+from tagkit.store import now
 from tagkit.taxonomy import Taxonomy
 from tagkit.text import match_key, nfc, spelling_key
 
@@ -739,16 +740,12 @@ def _check_row(raw: dict[Any, Any], file: str, line: int) -> dict[str, Any] | Pr
                                      "2026-01-31T14:05:00+00:00)")
         when = when.astimezone(UTC)  # without a zone: this machine's clock, as a person typing it here reads it
         if when > datetime.now(UTC) + FUTURE_SLACK:  # (it would win over every decision made until then)
-            return bad("created_at", f"{shown(cell['created_at'])} is later than now ({_now()} UTC): a wrong clock or "
+            return bad("created_at", f"{shown(cell['created_at'])} is later than now ({now()}): a wrong clock or "
                                      "time zone? Write the zone (+03:30) or leave it empty (now)")
         created = when.isoformat(timespec="milliseconds" if "." in cell["created_at"] else "seconds")
     moved = {"moved_from": cell["moved_from"]} if cell.get("moved_from") else {}
     return {**{c: cell[c] or None for c in _CONTENT}, "score": score, "created_at": created, **moved,
             "written_at": _written_at(raw.get("written_at"))}
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _zoned(text: Any) -> bool:
